@@ -1,0 +1,1 @@
+//! Placeholder: the apideck provider arrives in its own issue.

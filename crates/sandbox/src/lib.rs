@@ -1,0 +1,119 @@
+//! authport-sandbox: a local, stateful emulator of the Tray.ai and Apideck Vault APIs.
+//!
+//! One axum server serves both vendors on one loopback port (their paths do not overlap:
+//! Tray uses `/core/v1/...` and `/graphql`, Apideck `/vault/...`). Tests start it in-process on a
+//! random port with [`start`]; `authport sandbox` runs it as a command. Each vendor lives in a
+//! module of its own; [`faults`] wraps both with switchable, seeded fault injection.
+
+pub mod apideck;
+pub mod faults;
+pub mod tray;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Everything a sandbox run can be configured with.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxConfig {
+    pub tray: tray::TrayOptions,
+    pub apideck: apideck::ApideckOptions,
+    pub faults: faults::FaultPlan,
+}
+
+/// A sandbox serving on a loopback port. Dropping it stops the server.
+#[derive(Debug)]
+pub struct RunningSandbox {
+    pub addr: SocketAddr,
+    /// The Tray emulator's state, for tests that inspect what was created.
+    pub tray: Arc<tray::TrayState>,
+    /// The Apideck emulator's state, for tests that inspect what was created.
+    pub apideck: Arc<apideck::ApideckState>,
+    /// The fault injector, switchable while the server runs.
+    pub faults: Arc<faults::Faults>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl RunningSandbox {
+    /// `http://127.0.0.1:PORT`, the base that replaces both vendors' API hosts.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Environment variables that point authport's providers at this sandbox, with the
+    /// sandbox's own (fake) credentials.
+    pub fn provider_env(&self) -> Vec<(String, String)> {
+        let base = self.base_url();
+        let mut env = vec![
+            ("TRAY_API_URL".to_owned(), base.clone()),
+            ("TRAY_GRAPHQL_URL".to_owned(), format!("{base}/graphql")),
+            ("APIDECK_API_URL".to_owned(), base),
+        ];
+        env.extend(self.tray.credentials_env());
+        env.extend(self.apideck.credentials_env());
+        env
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        self.stop_inner().await;
+    }
+
+    async fn stop_inner(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for RunningSandbox {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Builds the combined router for both vendors, wrapped in the fault injector.
+pub fn router(
+    tray: Arc<tray::TrayState>,
+    apideck: Arc<apideck::ApideckState>,
+    faults: Arc<faults::Faults>,
+) -> axum::Router {
+    tray::router(tray)
+        .merge(apideck::router(apideck))
+        .layer(axum::middleware::from_fn_with_state(faults, faults::inject))
+}
+
+/// Starts a sandbox on `addr` (use `127.0.0.1:0` for a random port).
+pub async fn start(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<RunningSandbox> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let tray = tray::TrayState::new(config.tray);
+    let apideck = apideck::ApideckState::new(config.apideck);
+    let faults = faults::Faults::new(config.faults);
+    let app = router(tray.clone(), apideck.clone(), faults.clone());
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = shutdown_rx.await;
+            })
+            .await;
+    });
+    Ok(RunningSandbox {
+        addr,
+        tray,
+        apideck,
+        faults,
+        shutdown: Some(shutdown_tx),
+        server: Some(server),
+    })
+}

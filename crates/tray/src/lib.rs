@@ -1,0 +1,1 @@
+//! Placeholder: the tray provider arrives in its own issue.
