@@ -1,0 +1,273 @@
+//! The provider contract: the [`AuthImporter`] trait and the values that cross it.
+//!
+//! The engine drives every provider through the same five steps:
+//!
+//! 1. [`AuthImporter::discover`] once per run, with the distinct services the input needs
+//!    (read-only calls; the provider caches the target's catalogue inside itself);
+//! 2. [`AuthImporter::map`] per record: pure, no IO, validated against the discovered catalogue;
+//! 3. [`AuthImporter::import`] per record (create, or update when the state knows a previous
+//!    import of this record);
+//! 4. [`AuthImporter::reconcile`] when an earlier write's outcome is unknown (lost response,
+//!    crash between intent and outcome): finds out whether the write happened;
+//! 5. [`AuthImporter::verify`] / [`AuthImporter::remove`] from the state file.
+//!
+//! Providers classify failures into [`ProviderError`]; the engine alone decides whether to retry,
+//! wait, reconcile, give up on the record or stop the run.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{MappingError, ProviderError};
+use crate::record::CredentialRecord;
+use crate::secret::SecretJson;
+
+/// What the engine tells a provider to discover: one entry per distinct
+/// (`service`, `targets.<provider>`) pair found in the input.
+/// Compare keys with `==` (or by their JSON form) to deduplicate them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiscoveryKey {
+    pub service: String,
+    /// The record's `targets.<provider>` object, if any (non-secret overrides).
+    pub target: Option<Value>,
+}
+
+impl DiscoveryKey {
+    pub fn for_record(record: &CredentialRecord, provider: &str) -> Self {
+        Self {
+            service: record.service.clone(),
+            target: record.targets.get(provider).cloned(),
+        }
+    }
+}
+
+/// A record mapped to the provider's request, ready to send. Built by [`AuthImporter::map`].
+///
+/// `target` and `redacted_body` are safe to print; `body` is not (it holds the secrets and is
+/// only exposed where the request is built).
+#[derive(Debug, Clone)]
+pub struct MappedRecord {
+    /// Where the record goes, as non-secret ids and names (e.g. consumer, unified API, service;
+    /// or Tray's service environment and auth name). Shown in the plan and report.
+    pub target: Map<String, Value>,
+    /// The request body exactly as it will be sent. The engine fingerprints it (salted) to tell
+    /// `unchanged` from `updated` on re-runs.
+    pub body: SecretJson,
+    /// The same body with every secret value replaced by `"[redacted]"`, for `--dry-run` plans.
+    pub redacted_body: Value,
+    /// Things the operator should know (e.g. "expiry omitted: Vault will queue a refresh").
+    pub notes: Vec<String>,
+}
+
+/// Non-secret handle of what an import created or updated at the target, as the provider needs
+/// it later for update, verify and rollback (e.g. `{"authentication_id": "...", "user_id": "..."}`).
+/// Stored in the state file and shown in the report: it must never hold a secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TargetRef(pub Map<String, Value>);
+
+impl TargetRef {
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(Value::as_str)
+    }
+}
+
+/// How an import ended at the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// The import created a new object at the target (rollback may remove it).
+    Created,
+    /// The import overwrote an object (ours from an earlier run, or a pre-existing one the
+    /// operator allowed us to overwrite).
+    Updated,
+    /// The import deliberately did nothing (e.g. a pre-existing connection we must not
+    /// overwrite). `ImportOutcome::note` says why.
+    Skipped,
+}
+
+/// The result of [`AuthImporter::import`] or a successful [`AuthImporter::reconcile`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportOutcome {
+    pub disposition: Disposition,
+    pub target: TargetRef,
+    /// A short, non-secret remark for the report (e.g. the connection's state after import).
+    pub note: Option<String>,
+}
+
+/// What the state knows of an earlier import of the same record, handed to
+/// [`AuthImporter::import`] so the provider updates instead of creating a second object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriorImport {
+    pub target: TargetRef,
+}
+
+/// The live status of one imported object, from [`AuthImporter::verify`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyReport {
+    /// `true` when the object exists and looks usable.
+    pub healthy: bool,
+    /// A short status word: `present`, `missing`, `callable`, `authorized`, `pending_refresh`, ...
+    pub status: String,
+    /// Non-secret details (state, health, name, ...).
+    pub detail: Map<String, Value>,
+}
+
+/// The result of [`AuthImporter::remove`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Removal {
+    Removed,
+    /// It was not there any more (404): nothing to do.
+    AlreadyGone,
+}
+
+/// Provider-specific defaults the engine uses when the operator gives none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProviderLimits {
+    /// Requests per second the vendor documents (or a conservative default).
+    pub requests_per_second: f64,
+    /// Burst the vendor tolerates above that rate.
+    pub burst: u32,
+    /// Records in flight at once by default.
+    pub default_concurrency: usize,
+}
+
+/// A provider's importer. Object-safe: the runner holds a `Box<dyn AuthImporter>`.
+#[async_trait]
+pub trait AuthImporter: Send + Sync + fmt::Debug {
+    /// Read-only calls that learn what the target offers for these services (connectors,
+    /// environments, form fields...). Called once per run before any write; the provider keeps
+    /// the catalogue inside itself. An error here is fatal for the run (nothing was written).
+    async fn discover(&self, keys: &[DiscoveryKey]) -> Result<(), ProviderError>;
+
+    /// Pure mapping of one record to the provider's request, validated against the catalogue
+    /// that `discover` learned. No IO.
+    fn map(&self, record: &CredentialRecord) -> Result<MappedRecord, MappingError>;
+
+    /// Writes one record to the target: creates it, or updates `prior` when the state knows an
+    /// earlier import of this record. Providers must only return
+    /// [`ProviderError::OutcomeUnknown`] when the write may have been applied.
+    async fn import(
+        &self,
+        record: &CredentialRecord,
+        mapped: &MappedRecord,
+        prior: Option<&PriorImport>,
+    ) -> Result<ImportOutcome, ProviderError>;
+
+    /// Finds out whether an earlier write of this record reached the target (after
+    /// `OutcomeUnknown`, or after a crash between intent and outcome). `Ok(Some)` adopts what
+    /// is there (no second write); `Ok(None)` means it is safe to import again.
+    async fn reconcile(
+        &self,
+        record: &CredentialRecord,
+        mapped: &MappedRecord,
+    ) -> Result<Option<ImportOutcome>, ProviderError>;
+
+    /// Reads back one imported object. Must never print or return a secret.
+    async fn verify(&self, target: &TargetRef) -> Result<VerifyReport, ProviderError>;
+
+    /// Removes one object this tool created (rollback). A missing object is `AlreadyGone`.
+    async fn remove(&self, target: &TargetRef) -> Result<Removal, ProviderError>;
+
+    /// The vendor's documented limits, used as defaults by the engine.
+    fn limits(&self) -> ProviderLimits;
+}
+
+/// Small, durable key-value notes a provider keeps across runs in the state file (e.g. Tray's
+/// owner id -> Tray user id), so a re-run does not repeat rate-limit-prone look-ups.
+/// Values must never be secrets.
+pub trait Memo: Send + Sync + fmt::Debug {
+    fn get(&self, namespace: &str, key: &str) -> Option<String>;
+    fn put(&self, namespace: &str, key: &str, value: &str);
+}
+
+/// A [`Memo`] that lives for one process: used by runs without `--state` and by `--dry-run`.
+#[derive(Debug, Default)]
+pub struct InMemoryMemo {
+    entries: std::sync::Mutex<BTreeMap<(String, String), String>>,
+}
+
+impl Memo for InMemoryMemo {
+    fn get(&self, namespace: &str, key: &str) -> Option<String> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(&(namespace.to_owned(), key.to_owned())).cloned()
+    }
+
+    fn put(&self, namespace: &str, key: &str, value: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.insert((namespace.to_owned(), key.to_owned()), value.to_owned());
+    }
+}
+
+/// A snapshot of the process environment. Its `Debug` shows variable names only, because the
+/// environment holds the vendor credentials.
+#[derive(Clone, Default)]
+pub struct EnvSnapshot(BTreeMap<String, String>);
+
+impl EnvSnapshot {
+    pub fn from_process() -> Self {
+        Self(std::env::vars().collect())
+    }
+
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    /// A non-empty value of `name`, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(name.into(), value.into());
+    }
+}
+
+impl fmt::Debug for EnvSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// What a provider is built from.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    /// The provider's section of the config file (`[tray]`, `[apideck]`...), as JSON;
+    /// `Value::Null` when the file has none. May hold secrets: never print it.
+    pub config: Value,
+    /// The process environment (which overrides the config file).
+    pub env: EnvSnapshot,
+    /// Durable notes across runs.
+    pub memo: Arc<dyn Memo>,
+    /// `true` for `--dry-run`: the provider must not write (the engine never calls `import`
+    /// then; this lets the provider skip, e.g., creating users during discovery).
+    pub dry_run: bool,
+    /// Per-request timeout the operator chose.
+    pub request_timeout: Duration,
+}
+
+/// Configuration problems found while building a provider (exit code 2: nothing was sent).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! The streaming input reader: JSON Lines (one record per line) or a JSON array file.
+//!
+//! Memory stays constant whatever the file size: one record's bytes at a time (capped at
+//! [`MAX_RECORD_BYTES`]) plus a set of 64-bit id hashes for the duplicate check. Every problem
+//! becomes an [`InputError`] for that record only, located to file, line and field; the records
+//! after it are read as usual.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::record::{self, CredentialRecord, FieldProblem};
+
+/// The largest record (one line, or one array element) the reader accepts.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// One record read from the input: where it starts, and the record or what is wrong with it.
+#[derive(Debug)]
+pub struct InputItem {
+    /// 1-based line where the record starts.
+    pub line: u64,
+    pub result: Result<CredentialRecord, InputError>,
+}
+
+/// A bad record, located to file, line and field(s). Never quotes a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    pub file: String,
+    pub line: u64,
+    /// The record's id, when it could be read despite the problems.
+    pub id: Option<String>,
+    pub problems: Vec<FieldProblem>,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.file, self.line)?;
+        for (index, problem) in self.problems.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// Reads records one by one. An `Iterator` of [`InputItem`].
+pub struct InputReader {
+    source: Box<dyn BufRead + Send>,
+    file: String,
+    now: DateTime<Utc>,
+    format: Format,
+    /// Lines consumed so far (the number of the line being read is `line + 1`).
+    line: u64,
+    buffer: Vec<u8>,
+    largest_buffer: usize,
+    check_duplicates: bool,
+    seen_ids: HashSet<u64>,
+    id_hasher: std::hash::RandomState,
+    records_read: u64,
+    failed: bool,
+}
+
+impl fmt::Debug for InputReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InputReader")
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Unknown,
+    Lines,
+    /// Inside a JSON array, before the next element.
+    Array,
+    /// After the closing `]`, or after an array error that leaves nothing readable.
+    Finished,
+}
+
+impl InputReader {
+    /// Opens a file. `now` decides which tokens are "already expired".
+    pub fn open(path: &Path, now: DateTime<Utc>) -> io::Result<Self> {
+        let file = File::open(path)?;
+        Ok(Self::from_reader(
+            &path.display().to_string(),
+            BufReader::with_capacity(64 * 1024, file),
+            now,
+        ))
+    }
+
+    /// Reads from any buffered source; `name` is used in error locations.
+    pub fn from_reader(name: &str, source: impl BufRead + Send + 'static, now: DateTime<Utc>) -> Self {
+        Self {
+            source: Box::new(source),
+            file: name.to_owned(),
+            now,
+            format: Format::Unknown,
+            line: 0,
+            buffer: Vec::new(),
+            largest_buffer: 0,
+            check_duplicates: true,
+            seen_ids: HashSet::new(),
+            id_hasher: std::hash::RandomState::new(),
+            records_read: 0,
+            failed: false,
+        }
+    }
+
+    /// Turns the in-reader duplicate-id check off, for callers that detect duplicates in a
+    /// store of their own (its set of id hashes grows by ~16 bytes a record).
+    pub fn without_duplicate_check(mut self) -> Self {
+        self.check_duplicates = false;
+        self
+    }
+
+    /// The largest capacity the record buffer reached: bounded by [`MAX_RECORD_BYTES`] plus
+    /// one read chunk, whatever the file size.
+    pub fn largest_buffer(&self) -> usize {
+        self.largest_buffer
+    }
+
+    /// Records (good or bad) yielded so far.
+    pub fn records_read(&self) -> u64 {
+        self.records_read
+    }
+
+    /// The name used in error locations.
+    pub fn file_name(&self) -> &str {
+        &self.file
+    }
+
+    fn error(&self, line: u64, id: Option<String>, field: &str, message: impl Into<String>) -> InputError {
+        InputError {
+            file: self.file.clone(),
+            line,
+            id,
+            problems: vec![FieldProblem {
+                field: field.to_owned(),
+                message: message.into(),
+            }],
+        }
+    }
+
+    /// Decides JSON Lines vs array from the first non-blank byte.
+    fn detect_format(&mut self) -> io::Result<()> {
+        loop {
+            let chunk = self.source.fill_buf()?;
+            let Some(&first) = chunk.first() else {
+                self.format = Format::Finished;
+                return Ok(());
+            };
+            match first {
+                b'\n' => {
+                    self.line += 1;
+                    self.source.consume(1);
+                }
+                b' ' | b'\t' | b'\r' => self.source.consume(1),
+                // A UTF-8 byte-order mark is tolerated.
+                0xEF if chunk.starts_with(&[0xEF, 0xBB, 0xBF]) => self.source.consume(3),
+                b'[' => {
+                    self.source.consume(1);
+                    self.format = Format::Array;
+                    return Ok(());
+                }
+                _ => {
+                    self.format = Format::Lines;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Reads the next non-blank line into `buffer`. Returns its line number and whether it was
+    /// cut at [`MAX_RECORD_BYTES`] (the rest of the line is skipped, not buffered).
+    fn next_line(&mut self) -> io::Result<Option<(u64, bool)>> {
+        loop {
+            self.buffer.clear();
+            let mut too_long = false;
+            let mut saw_anything = false;
+            loop {
+                let chunk = self.source.fill_buf()?;
+                if chunk.is_empty() {
+                    break;
+                }
+                saw_anything = true;
+                let (take, found_newline) = match chunk.iter().position(|&b| b == b'\n') {
+                    Some(at) => (at, true),
+                    None => (chunk.len(), false),
+                };
+                if !too_long {
+                    if self.buffer.len() + take > MAX_RECORD_BYTES {
+                        too_long = true;
+                        self.buffer.clear();
+                    } else {
+                        self.buffer.extend_from_slice(&chunk[..take]);
+                    }
+                }
+                self.source.consume(take + usize::from(found_newline));
+                if found_newline {
+                    break;
+                }
+            }
+            self.largest_buffer = self.largest_buffer.max(self.buffer.capacity());
+            if !saw_anything {
+                return Ok(None);
+            }
+            self.line += 1;
+            if too_long {
+                return Ok(Some((self.line, true)));
+            }
+            if self.buffer.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            return Ok(Some((self.line, false)));
+        }
+    }
+
+    /// Reads the next element of a JSON array into `buffer`, tracking strings and nesting so
+    /// elements are split without parsing them. Returns its starting line, whether it was cut
+    /// at [`MAX_RECORD_BYTES`], and `None` at the closing bracket.
+    fn next_array_element(&mut self) -> Result<Option<(u64, bool)>, InputError> {
+        self.buffer.clear();
+        // Skip separators before the element.
+        loop {
+            let byte = self.peek_byte().map_err(|e| self.io_error(e))?;
+            match byte {
+                None => {
+                    self.format = Format::Finished;
+                    return Err(self.error(self.line + 1, None, "", "unexpected end of file: the JSON array is not closed"));
+                }
+                Some(b'\n') => {
+                    self.line += 1;
+                    self.source.consume(1);
+                }
+                Some(b' ' | b'\t' | b'\r' | b',') => self.source.consume(1),
+                Some(b']') => {
+                    self.source.consume(1);
+                    self.format = Format::Finished;
+                    return Ok(None);
+                }
+                Some(_) => break,
+            }
+        }
+        let start_line = self.line + 1;
+        let mut depth = 0usize;
+        let mut in_string = false;
+        let mut escaped = false;
+        let mut too_long = false;
+        loop {
+            let Some(byte) = self.peek_byte().map_err(|e| self.io_error(e))? else {
+                self.format = Format::Finished;
+                return Err(self.error(start_line, None, "", "unexpected end of file inside this array element"));
+            };
+            if !in_string && depth == 0 && matches!(byte, b',' | b']') {
+                break;
+            }
+            self.source.consume(1);
+            if byte == b'\n' {
+                self.line += 1;
+            }
+            if !too_long {
+                if self.buffer.len() >= MAX_RECORD_BYTES {
+                    too_long = true;
+                    self.buffer.clear();
+                } else {
+                    self.buffer.push(byte);
+                }
+            }
+            if in_string {
+                match (escaped, byte) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match byte {
+                b'"' => in_string = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.largest_buffer = self.largest_buffer.max(self.buffer.capacity());
+        Ok(Some((start_line, too_long)))
+    }
+
+    fn peek_byte(&mut self) -> io::Result<Option<u8>> {
+        Ok(self.source.fill_buf()?.first().copied())
+    }
+
+    fn io_error(&self, error: io::Error) -> InputError {
+        self.error(self.line + 1, None, "", format!("cannot read the input: {error}"))
+    }
+
+    /// Parses and validates the bytes in `buffer` as one record starting at `line`.
+    fn parse_buffer(&mut self, line: u64) -> Result<CredentialRecord, InputError> {
+        let text = match std::str::from_utf8(&self.buffer) {
+            Ok(text) => text,
+            Err(error) => {
+                return Err(self.error(
+                    line,
+                    None,
+                    "",
+                    format!("invalid UTF-8 at byte {} of the record", error.valid_up_to() + 1),
+                ));
+            }
+        };
+        let value: Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(error) => {
+                // serde_json's syntax messages name a position, never the content.
+                let message = format!(
+                    "malformed JSON: {} (column {})",
+                    syntax_message(&error),
+                    error.column()
+                );
+                return Err(self.error(line + error.line().saturating_sub(1) as u64, None, "", message));
+            }
+        };
+        let id = record::id_of(&value);
+        let record = record::from_json_located(&value, self.now).map_err(|problems| InputError {
+            file: self.file.clone(),
+            line,
+            id: id.clone(),
+            problems,
+        })?;
+        if self.check_duplicates {
+            let mut hasher = self.id_hasher.build_hasher();
+            hasher.write(record.id.as_bytes());
+            if !self.seen_ids.insert(hasher.finish()) {
+                return Err(self.error(line, id, "id", "duplicate id: an earlier record in this file has the same id"));
+            }
+        }
+        Ok(record)
+    }
+}
+
+/// serde_json's message without its trailing " at line L column C".
+fn syntax_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+impl Iterator for InputReader {
+    type Item = InputItem;
+
+    fn next(&mut self) -> Option<InputItem> {
+        if self.failed {
+            return None;
+        }
+        if self.format == Format::Unknown {
+            if let Err(error) = self.detect_format() {
+                self.failed = true;
+                return Some(InputItem {
+                    line: self.line + 1,
+                    result: Err(self.io_error(error)),
+                });
+            }
+        }
+        let located = match self.format {
+            Format::Unknown | Format::Finished => return None,
+            Format::Lines => match self.next_line() {
+                Ok(None) => return None,
+                Ok(Some(found)) => found,
+                Err(error) => {
+                    self.failed = true;
+                    return Some(InputItem {
+                        line: self.line + 1,
+                        result: Err(self.io_error(error)),
+                    });
+                }
+            },
+            Format::Array => match self.next_array_element() {
+                Ok(None) => return None,
+                Ok(Some(found)) => found,
+                Err(error) => {
+                    self.records_read += 1;
+                    return Some(InputItem {
+                        line: error.line,
+                        result: Err(error),
+                    });
+                }
+            },
+        };
+        let (line, too_long) = located;
+        self.records_read += 1;
+        let result = if too_long {
+            Err(self.error(
+                line,
+                None,
+                "",
+                format!("record is longer than the {MAX_RECORD_BYTES}-byte limit; it was skipped"),
+            ))
+        } else {
+            self.parse_buffer(line)
+        };
+        Some(InputItem { line, result })
+    }
+}

@@ -1,0 +1,628 @@
+//! The canonical credential record (input format v1) and its validation from JSON.
+//!
+//! Parsing is done by hand from a `serde_json::Value` rather than with `#[derive(Deserialize)]`:
+//! it gives every problem its exact field path, collects all problems of a record at once, and
+//! guarantees that no message ever quotes a value (serde's "invalid type: string \"...\"" would
+//! print a secret placed in the wrong field).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+
+/// One credential to migrate. `Debug` is allow-list: ids and kinds, never values.
+#[derive(Clone)]
+pub struct CredentialRecord {
+    /// The source system's stable key; unique in a file.
+    pub id: String,
+    pub owner: Owner,
+    /// Canonical service slug (`slack`, `mailchimp`, ...).
+    pub service: String,
+    /// Display name, if the source has one.
+    pub name: Option<String>,
+    pub auth: Auth,
+    /// Non-secret connection settings (subdomain, dc, instance_url, ...).
+    pub settings: Map<String, Value>,
+    /// Free-form; passed on where the target supports it.
+    pub metadata: Map<String, Value>,
+    /// Per-provider overrides, keyed by provider name. Each provider validates its own.
+    pub targets: Map<String, Value>,
+    /// Non-fatal findings (suspect milliseconds, expired token), shown in plans and reports.
+    pub warnings: Vec<RecordWarning>,
+}
+
+impl fmt::Debug for CredentialRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialRecord")
+            .field("id", &self.id)
+            .field("owner", &self.owner.id)
+            .field("service", &self.service)
+            .field("auth", &self.auth.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialRecord {
+    /// Every secret value of the record, for redaction of anything derived from it.
+    pub fn secret_values(&self) -> Vec<&str> {
+        self.auth.secrets().into_iter().map(|s| s.expose_secret()).collect()
+    }
+}
+
+/// The end user / tenant in the source system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// The secret part of a record, by `auth.type`.
+#[derive(Clone)]
+pub enum Auth {
+    OAuth2(OAuth2),
+    ApiKey { api_key: SecretString },
+    Basic { username: SecretString, password: SecretString },
+    Custom { fields: BTreeMap<String, SecretString> },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Auth::{}([redacted])", self.kind())
+    }
+}
+
+impl Auth {
+    /// The record format's `type` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::OAuth2(_) => "oauth2",
+            Self::ApiKey { .. } => "api_key",
+            Self::Basic { .. } => "basic",
+            Self::Custom { .. } => "custom",
+        }
+    }
+
+    /// Every secret this auth holds.
+    pub fn secrets(&self) -> Vec<&SecretString> {
+        match self {
+            Self::OAuth2(o) => std::iter::once(&o.access_token)
+                .chain(o.refresh_token.as_ref())
+                .collect(),
+            Self::ApiKey { api_key } => vec![api_key],
+            Self::Basic { username, password } => vec![username, password],
+            Self::Custom { fields } => fields.values().collect(),
+        }
+    }
+}
+
+/// An OAuth2 token set.
+#[derive(Clone)]
+pub struct OAuth2 {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub token_type: Option<String>,
+    pub scopes: Vec<String>,
+    pub expiry: Option<Expiry>,
+    pub client_id: Option<String>,
+}
+
+impl fmt::Debug for OAuth2 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuth2")
+            .field("refresh_token", &self.refresh_token.is_some())
+            .field("scopes", &self.scopes)
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Token expiry, normalised once to an absolute UTC instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    /// When the access token stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was issued, if the source knows.
+    pub issued_at: Option<DateTime<Utc>>,
+    /// The input's `expires_in` was so large that it only makes sense as milliseconds.
+    pub suspect_milliseconds: bool,
+}
+
+impl Expiry {
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at <= now
+    }
+}
+
+/// A non-fatal finding on a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordWarning {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for RecordWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// One problem in a record, located to its field path (`auth.access_token`, `owner.id`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// An `expires_in` at or above this many seconds (11.6 days), and a whole number of thousands,
+/// is more likely milliseconds than seconds (3600000 = one hour in ms).
+const SUSPECT_MILLISECONDS_FROM: i64 = 1_000_000;
+
+/// Validates one parsed JSON value as a v1 record. `now` decides "already expired".
+/// Returns every problem found, not only the first.
+pub fn from_json_located(value: &Value, now: DateTime<Utc>) -> Result<CredentialRecord, Vec<FieldProblem>> {
+    let mut problems = Problems::default();
+    let Some(map) = value.as_object() else {
+        problems.add("", format!("expected a JSON object, found {}", type_name(value)));
+        return Err(problems.0);
+    };
+    let mut top = Fields::new(map, "", &mut problems);
+    let id = top.required_text("id");
+    let owner = top.required_object("owner").map(|(owner, path)| parse_owner(&owner, &path, top.problems));
+    let service = top.required_text("service");
+    let name = top.optional_text("name");
+    let auth = top
+        .required_object("auth")
+        .and_then(|(auth, path)| parse_auth(&auth, &path, now, top.problems));
+    let settings = top.optional_object("settings").unwrap_or_default();
+    let metadata = top.optional_object("metadata").unwrap_or_default();
+    let targets = top.optional_object("targets").unwrap_or_default();
+    for (provider, value) in &targets {
+        if !value.is_object() {
+            top.problems.add(
+                format!("targets.{provider}"),
+                format!("expected an object of overrides, found {}", type_name(value)),
+            );
+        }
+    }
+    top.reject_unknown(&["id", "owner", "service", "name", "auth", "settings", "metadata", "targets"]);
+
+    let owner = owner.flatten();
+    if !problems.0.is_empty() {
+        return Err(problems.0);
+    }
+    let (Some(id), Some(owner), Some(service), Some((auth, warnings))) = (id, owner, service, auth) else {
+        // Every `None` above has recorded a problem.
+        return Err(vec![FieldProblem {
+            field: String::new(),
+            message: "record is incomplete".to_owned(),
+        }]);
+    };
+    Ok(CredentialRecord {
+        id,
+        owner,
+        service,
+        name,
+        auth,
+        settings,
+        metadata,
+        targets,
+        warnings,
+    })
+}
+
+/// The record's `id`, if it can be read even from a record with problems (for the report).
+pub fn id_of(value: &Value) -> Option<String> {
+    value
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.trim().is_empty())
+        .map(str::to_owned)
+}
+
+fn parse_owner(map: &Map<String, Value>, path: &str, problems: &mut Problems) -> Option<Owner> {
+    let mut fields = Fields::new(map, path, problems);
+    let id = fields.required_text("id");
+    let name = fields.optional_text("name");
+    let email = fields.optional_text("email");
+    fields.reject_unknown(&["id", "name", "email"]);
+    if let Some(id) = &id {
+        if id.chars().any(char::is_control) {
+            problems.add(format!("{path}.id"), "must not contain control characters");
+            return None;
+        }
+    }
+    Some(Owner { id: id?, name, email })
+}
+
+fn parse_auth(
+    map: &Map<String, Value>,
+    path: &str,
+    now: DateTime<Utc>,
+    problems: &mut Problems,
+) -> Option<(Auth, Vec<RecordWarning>)> {
+    let mut fields = Fields::new(map, path, problems);
+    let kind = fields.required_text("type")?;
+    let mut warnings = Vec::new();
+    let auth = match kind.as_str() {
+        "oauth2" => {
+            let access_token = fields.required_secret("access_token");
+            let refresh_token = fields.optional_secret("refresh_token");
+            let token_type = fields.optional_text("token_type");
+            let scopes = fields.optional_string_list("scopes");
+            let client_id = fields.optional_text("client_id");
+            let expiry = parse_expiry(&mut fields, now, &mut warnings);
+            fields.reject_unknown(&[
+                "type",
+                "access_token",
+                "refresh_token",
+                "token_type",
+                "scopes",
+                "expires_at",
+                "issued_at",
+                "expires_in",
+                "client_id",
+            ]);
+            Auth::OAuth2(OAuth2 {
+                access_token: access_token?,
+                refresh_token,
+                token_type,
+                scopes,
+                expiry: expiry?,
+                client_id,
+            })
+        }
+        "api_key" => {
+            let api_key = fields.required_secret("api_key");
+            fields.reject_unknown(&["type", "api_key"]);
+            Auth::ApiKey { api_key: api_key? }
+        }
+        "basic" => {
+            let username = fields.required_secret("username");
+            let password = fields.required_secret("password");
+            fields.reject_unknown(&["type", "username", "password"]);
+            Auth::Basic {
+                username: username?,
+                password: password?,
+            }
+        }
+        "custom" => {
+            let secrets = fields.required_object("fields").map(|(map, fields_path)| {
+                let mut secrets = BTreeMap::new();
+                if map.is_empty() {
+                    fields.problems.add(&fields_path, "must hold at least one secret");
+                }
+                for (key, value) in &map {
+                    if let Some(secret) = secret_value(value, &format!("{fields_path}.{key}"), fields.problems) {
+                        secrets.insert(key.clone(), secret);
+                    }
+                }
+                secrets
+            });
+            fields.reject_unknown(&["type", "fields"]);
+            Auth::Custom { fields: secrets? }
+        }
+        other => {
+            fields.problems.add(
+                format!("{path}.type"),
+                format!("unknown auth type `{other}`; expected one of: oauth2, api_key, basic, custom"),
+            );
+            return None;
+        }
+    };
+    Some((auth, warnings))
+}
+
+/// `Some(None)`: no expiry given; `None`: a problem was recorded.
+fn parse_expiry(
+    fields: &mut Fields<'_, '_>,
+    now: DateTime<Utc>,
+    warnings: &mut Vec<RecordWarning>,
+) -> Option<Option<Expiry>> {
+    let path = fields.path.clone();
+    let expires_at = fields.optional_instant("expires_at");
+    let issued_at = fields.optional_instant("issued_at");
+    let expires_in = fields.optional_integer("expires_in");
+    let (expires_at, issued_at, expires_in) = (expires_at?, issued_at?, expires_in?);
+    let mut suspect_milliseconds = false;
+    let absolute = match (expires_at, issued_at, expires_in) {
+        (None, _, None) => None,
+        (Some(_), _, Some(_)) => {
+            fields.problems.add(
+                format!("{path}.expires_in"),
+                "give either expires_at or issued_at + expires_in, not both",
+            );
+            return None;
+        }
+        (Some(at), _, None) => Some(at),
+        (None, None, Some(_)) => {
+            fields.problems.add(
+                format!("{path}.expires_in"),
+                "needs issued_at: expires_in counts from the moment the token was issued",
+            );
+            return None;
+        }
+        (None, Some(issued), Some(seconds)) => {
+            if seconds < 0 {
+                fields.problems.add(format!("{path}.expires_in"), "must not be negative");
+                return None;
+            }
+            if seconds >= SUSPECT_MILLISECONDS_FROM && seconds % 1000 == 0 {
+                suspect_milliseconds = true;
+                warnings.push(RecordWarning {
+                    field: format!("{path}.expires_in"),
+                    message: format!(
+                        "{seconds} looks like milliseconds ({} s); expires_in is in seconds ({} days as given)",
+                        seconds / 1000,
+                        seconds / 86_400
+                    ),
+                });
+            }
+            let Some(at) = TimeDelta::try_seconds(seconds).and_then(|d| issued.checked_add_signed(d)) else {
+                fields.problems.add(format!("{path}.expires_in"), "is out of range");
+                return None;
+            };
+            Some(at)
+        }
+    };
+    let expiry = absolute.map(|expires_at| Expiry {
+        expires_at,
+        issued_at,
+        suspect_milliseconds,
+    });
+    if let Some(expiry) = &expiry {
+        if expiry.is_expired(now) {
+            warnings.push(RecordWarning {
+                field: format!("{path}.access_token"),
+                message: format!(
+                    "already expired at {}",
+                    expiry.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            });
+        }
+    }
+    Some(expiry)
+}
+
+fn secret_value(value: &Value, path: &str, problems: &mut Problems) -> Option<SecretString> {
+    match value {
+        Value::String(text) if text.trim().is_empty() => {
+            problems.add(path, "secret is empty");
+            None
+        }
+        Value::String(text) => Some(SecretString::from(text.as_str())),
+        other => {
+            problems.add(path, format!("expected a string, found {}", type_name(other)));
+            None
+        }
+    }
+}
+
+/// The JSON type of a value, for messages (never the value itself).
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<FieldProblem>);
+
+impl Problems {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldProblem {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Reads the fields of one JSON object, recording problems with their paths.
+struct Fields<'a, 'p> {
+    map: &'a Map<String, Value>,
+    path: String,
+    problems: &'p mut Problems,
+}
+
+impl<'a, 'p> Fields<'a, 'p> {
+    fn new(map: &'a Map<String, Value>, path: &str, problems: &'p mut Problems) -> Self {
+        Self {
+            map,
+            path: path.to_owned(),
+            problems,
+        }
+    }
+
+    fn field_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    /// The value of `key`, treating an explicit `null` as absent.
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn missing(&mut self, key: &str) {
+        let path = self.field_path(key);
+        self.problems.add(path, "is required");
+    }
+
+    fn wrong_type(&mut self, key: &str, expected: &str, found: &Value) {
+        let path = self.field_path(key);
+        self.problems.add(path, format!("expected {expected}, found {}", type_name(found)));
+    }
+
+    fn required_text(&mut self, key: &str) -> Option<String> {
+        match self.get(key) {
+            None => {
+                self.missing(key);
+                None
+            }
+            Some(Value::String(text)) if text.trim().is_empty() => {
+                let path = self.field_path(key);
+                self.problems.add(path, "must not be empty");
+                None
+            }
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(other) => {
+                self.wrong_type(key, "a string", other);
+                None
+            }
+        }
+    }
+
+    fn optional_text(&mut self, key: &str) -> Option<String> {
+        match self.get(key) {
+            None => None,
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(other) => {
+                self.wrong_type(key, "a string", other);
+                None
+            }
+        }
+    }
+
+    fn required_secret(&mut self, key: &str) -> Option<SecretString> {
+        match self.get(key) {
+            None => {
+                self.missing(key);
+                None
+            }
+            Some(value) => {
+                let path = self.field_path(key);
+                secret_value(value, &path, self.problems)
+            }
+        }
+    }
+
+    fn optional_secret(&mut self, key: &str) -> Option<SecretString> {
+        let value = self.get(key)?;
+        let path = self.field_path(key);
+        secret_value(value, &path, self.problems)
+    }
+
+    fn required_object(&mut self, key: &str) -> Option<(Map<String, Value>, String)> {
+        match self.get(key) {
+            None => {
+                self.missing(key);
+                None
+            }
+            Some(Value::Object(map)) => Some((map.clone(), self.field_path(key))),
+            Some(other) => {
+                self.wrong_type(key, "an object", other);
+                None
+            }
+        }
+    }
+
+    fn optional_object(&mut self, key: &str) -> Option<Map<String, Value>> {
+        match self.get(key) {
+            None => None,
+            Some(Value::Object(map)) => Some(map.clone()),
+            Some(other) => {
+                self.wrong_type(key, "an object", other);
+                None
+            }
+        }
+    }
+
+    fn optional_string_list(&mut self, key: &str) -> Vec<String> {
+        match self.get(key) {
+            None => Vec::new(),
+            Some(Value::Array(items)) => {
+                let mut list = Vec::with_capacity(items.len());
+                for (index, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(text) => list.push(text.clone()),
+                        other => {
+                            let path = format!("{}[{index}]", self.field_path(key));
+                            self.problems
+                                .add(path, format!("expected a string, found {}", type_name(other)));
+                        }
+                    }
+                }
+                list
+            }
+            Some(other) => {
+                self.wrong_type(key, "an array of strings", other);
+                Vec::new()
+            }
+        }
+    }
+
+    /// `Some(None)` when absent, `None` when a problem was recorded.
+    fn optional_integer(&mut self, key: &str) -> Option<Option<i64>> {
+        match self.get(key) {
+            None => Some(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(n) => Some(Some(n)),
+                None => {
+                    let path = self.field_path(key);
+                    self.problems.add(path, "expected a whole number of seconds");
+                    None
+                }
+            },
+            Some(other) => {
+                self.wrong_type(key, "an integer", other);
+                None
+            }
+        }
+    }
+
+    /// `Some(None)` when absent, `None` when a problem was recorded.
+    fn optional_instant(&mut self, key: &str) -> Option<Option<DateTime<Utc>>> {
+        match self.get(key) {
+            None => Some(None),
+            Some(Value::String(text)) => match DateTime::parse_from_rfc3339(text) {
+                Ok(at) => Some(Some(at.with_timezone(&Utc))),
+                Err(_) => {
+                    let path = self.field_path(key);
+                    self.problems
+                        .add(path, "expected an RFC 3339 date-time such as 2026-11-01T10:00:00Z");
+                    None
+                }
+            },
+            Some(other) => {
+                self.wrong_type(key, "an RFC 3339 date-time string", other);
+                None
+            }
+        }
+    }
+
+    fn reject_unknown(&mut self, known: &[&str]) {
+        let unknown: Vec<String> = self
+            .map
+            .keys()
+            .filter(|key| !known.contains(&key.as_str()))
+            .cloned()
+            .collect();
+        for key in unknown {
+            let path = self.field_path(&key);
+            self.problems.add(
+                path,
+                format!("unknown field; expected one of: {}", known.join(", ")),
+            );
+        }
+    }
+}
