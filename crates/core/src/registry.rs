@@ -5,7 +5,7 @@ use crate::importer::{AuthImporter, BuildContext, ConfigError};
 
 /// One provider, as registered by its crate:
 ///
-/// ```ignore
+/// ```text
 /// inventory::submit! {
 ///     authport_core::ProviderPlugin {
 ///         name: "tray",

@@ -1,0 +1,29 @@
+//! Two providers registered under one name: the registry refuses to list them. This lives in a
+//! test binary of its own because the duplicate poisons every registry call in the binary.
+
+use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderPlugin, providers};
+
+fn build_nothing(_context: &BuildContext) -> Result<Box<dyn AuthImporter>, ConfigError> {
+    Err(ConfigError::new("not buildable"))
+}
+
+inventory::submit! {
+    ProviderPlugin { name: "twin", description: "first", build: build_nothing }
+}
+inventory::submit! {
+    ProviderPlugin { name: "twin", description: "second", build: build_nothing }
+}
+
+#[test]
+fn a_duplicate_name_panics_with_a_clear_message() {
+    let outcome = std::panic::catch_unwind(providers);
+    let panic = outcome.expect_err("a duplicate provider name must panic");
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        message,
+        "two providers are registered under the name `twin`; provider names must be unique"
+    );
+}
