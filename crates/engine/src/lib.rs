@@ -1,1 +1,27 @@
-//! The migration engine.
+//! authport-engine: the migration run.
+//!
+//! A thin runner calls four entry points: [`import`], [`verify`], [`rollback`] and
+//! [`validate`]. The engine streams records from the input through the provider's mapping to its
+//! `import`, within a rate limit ([`limiter`]), retrying what may be retried ([`retry`]),
+//! journalling intent and outcome of every write in the `--state` file ([`state`]) so a run
+//! killed at any instant resumes without duplicates, and writes one report line per input record
+//! ([`summary`]).
+//!
+//! Deliberately absent: any vendor knowledge (providers classify their errors; the engine only
+//! acts on the classification), and any secret in state, report or logs (the engine fingerprints
+//! request bodies with a salt and never prints them).
+
+mod control;
+mod dedupe;
+pub mod limiter;
+mod maintenance;
+mod progress;
+pub mod retry;
+mod run;
+pub mod state;
+pub mod summary;
+
+pub use maintenance::{rollback, verify};
+pub use run::{ImportOptions, import, validate};
+pub use state::StateStore;
+pub use summary::{MaintenanceSummary, ReportWriter, RunSummary, exit_code};

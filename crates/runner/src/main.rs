@@ -1,1 +1,332 @@
-fn main() {}
+//! `authport`, the binary: parses the command line, loads config, builds the provider from the
+//! plugin registry and hands the run to the engine. It holds no migration logic of its own.
+
+mod cli;
+mod config;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use authport_core::{BuildContext, EnvSnapshot, ProviderPlugin};
+use authport_engine::{ImportOptions, RunSummary, StateStore};
+use clap::Parser;
+
+// Providers register themselves with `inventory`; rustc drops crates nothing references, so
+// each provider crate is linked here. `registry_lists_every_provider` pins the list.
+use authport_apideck as _;
+use authport_tray as _;
+
+use crate::cli::{Cli, Command, Format, ImportArgs, ProviderArgs, StateArgs};
+use crate::config::ConfigFile;
+
+/// Exit codes (the README has the table).
+mod exit {
+    pub const OK: u8 = 0;
+    pub const USAGE: u8 = 2;
+    pub const IO: u8 = 4;
+}
+
+/// A failure before anything was sent: bad flags, config or environment (exit 2).
+#[derive(Debug)]
+struct UsageError(anyhow::Error);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(exit::IO);
+        }
+    };
+    let quiet = cli.quiet;
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            let code = if error.downcast_ref::<UsageError>().is_some() {
+                exit::USAGE
+            } else {
+                exit::IO
+            };
+            let error = match error.downcast::<UsageError>() {
+                Ok(UsageError(inner)) => inner,
+                Err(other) => other,
+            };
+            if !quiet || code != exit::OK {
+                eprintln!("error: {error:#}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(error: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(UsageError(error))
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Providers { format } => {
+            print_providers(format)?;
+            Ok(exit::OK)
+        }
+        Command::Validate {
+            input,
+            report,
+            format,
+        } => {
+            let report = report_path(report.as_deref());
+            let summary = authport_engine::validate(&input, Some(&report))?;
+            finish(&summary, format, report_is_stdout(&report), quiet)
+        }
+        Command::Import(args) => import(args, quiet).await,
+        Command::Verify(args) => verify_or_rollback(args, quiet, Action::Verify).await,
+        Command::Rollback(args) => verify_or_rollback(args, quiet, Action::Rollback).await,
+        Command::Sandbox {
+            listen,
+            tray_rate_limit,
+        } => run_sandbox(listen, tray_rate_limit).await,
+    }
+}
+
+fn print_providers(format: Format) -> anyhow::Result<()> {
+    let providers = authport_core::providers();
+    let mut out = std::io::stdout().lock();
+    let written = match format {
+        Format::Text => providers
+            .iter()
+            .try_for_each(|p| writeln!(out, "{:<10} {}", p.name, p.description)),
+        Format::Json => {
+            let list: Vec<_> = providers
+                .iter()
+                .map(|p| serde_json::json!({"name": p.name, "description": p.description}))
+                .collect();
+            writeln!(out, "{}", serde_json::Value::Array(list))
+        }
+    };
+    ignore_broken_pipe(written)
+}
+
+/// A closed stdout (`authport ... | head`) is not an error.
+fn ignore_broken_pipe(result: std::io::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// The report goes to the file given, else to stdout.
+fn report_path(report: Option<&Path>) -> PathBuf {
+    report.map_or_else(|| PathBuf::from("/dev/stdout"), Path::to_path_buf)
+}
+
+fn report_is_stdout(report: &Path) -> bool {
+    report == Path::new("/dev/stdout")
+}
+
+/// Prints the summary (stderr always gets the human one unless quiet; stdout gets it in
+/// `format` when the report is not already on stdout) and picks the exit code.
+fn finish(summary: &RunSummary, format: Format, report_on_stdout: bool, quiet: bool) -> anyhow::Result<u8> {
+    if !quiet {
+        eprintln!("{}", summary.human());
+    }
+    if !report_on_stdout {
+        let mut out = std::io::stdout().lock();
+        let written = match format {
+            Format::Json => writeln!(out, "{}", summary.to_json()),
+            Format::Text if quiet => Ok(()),
+            Format::Text => Ok(()),
+        };
+        ignore_broken_pipe(written)?;
+    }
+    Ok(u8::try_from(summary.exit_code()).unwrap_or(1))
+}
+
+/// Everything needed to build a provider: the plugin, its config and the environment.
+struct ProviderSetup {
+    plugin: &'static ProviderPlugin,
+    config: ConfigFile,
+    env: EnvSnapshot,
+    /// Keeps the in-process sandbox alive for the run (`--sandbox`).
+    _sandbox: Option<authport_sandbox::RunningSandbox>,
+}
+
+async fn provider_setup(args: &ProviderArgs) -> anyhow::Result<ProviderSetup> {
+    let plugin = authport_core::find_provider(&args.provider).map_err(|e| usage(e.into()))?;
+    let names = authport_core::provider_names();
+    let config = match &args.config {
+        Some(path) => ConfigFile::load(path, &names).map_err(usage)?,
+        None => ConfigFile::default(),
+    };
+    let mut env = EnvSnapshot::from_process();
+    let sandbox = if args.sandbox {
+        let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse()?)
+            .await
+            .context("cannot start the bundled sandbox")?;
+        tracing::warn!(url = %sandbox.base_url(), "using the bundled sandbox: nothing leaves this machine");
+        for (name, value) in sandbox.provider_env() {
+            env.set(name, value);
+        }
+        Some(sandbox)
+    } else {
+        None
+    };
+    Ok(ProviderSetup {
+        plugin,
+        config,
+        env,
+        _sandbox: sandbox,
+    })
+}
+
+fn build_importer(
+    setup: &ProviderSetup,
+    state: &StateStore,
+    dry_run: bool,
+) -> anyhow::Result<Arc<dyn authport_core::AuthImporter>> {
+    let context = BuildContext {
+        config: setup.config.section(setup.plugin.name),
+        env: setup.env.clone(),
+        memo: state.memo(),
+        dry_run,
+        request_timeout: setup.config.engine.request_timeout(),
+    };
+    let importer = (setup.plugin.build)(&context)
+        .map_err(|e| usage(anyhow::anyhow!("provider `{}`: {e}", setup.plugin.name)))?;
+    Ok(Arc::from(importer))
+}
+
+async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<u8> {
+    let setup = provider_setup(&args.provider).await?;
+    if !args.input.is_file() {
+        return Err(usage(anyhow::anyhow!("input file {} does not exist", args.input.display())));
+    }
+    let state = match &args.state {
+        Some(path) => StateStore::open(path)
+            .with_context(|| format!("cannot open state file {}", path.display()))?,
+        None => StateStore::temporary()?,
+    };
+    let importer = build_importer(&setup, &state, args.dry_run)?;
+    let engine = &setup.config.engine;
+    let report = report_path(args.report.as_deref());
+    let options = ImportOptions {
+        provider: setup.plugin.name.to_owned(),
+        input: args.input.clone(),
+        report: Some(report.clone()),
+        concurrency: args.concurrency.or(engine.concurrency).map(|n| n as usize),
+        rate: args.rate.or(engine.rate),
+        dry_run: args.dry_run,
+        progress: !quiet && std::io::stderr().is_terminal(),
+        max_attempts: engine.max_attempts.unwrap_or(6),
+        deadline: engine.deadline_secs.map(std::time::Duration::from_secs),
+        ..ImportOptions::default()
+    };
+    let summary = authport_engine::import(importer, &state, &options, shutdown_signal()).await?;
+    finish(&summary, args.provider.format, report_is_stdout(&report), quiet)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Verify,
+    Rollback,
+}
+
+async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> anyhow::Result<u8> {
+    let setup = provider_setup(&args.provider).await?;
+    if !args.state.is_file() {
+        return Err(usage(anyhow::anyhow!("state file {} does not exist", args.state.display())));
+    }
+    let state = StateStore::open(&args.state)
+        .with_context(|| format!("cannot open state file {}", args.state.display()))?;
+    let importer = build_importer(&setup, &state, false)?;
+    let report = report_path(args.report.as_deref());
+    let provider = setup.plugin.name;
+    let summary = match action {
+        Action::Verify => authport_engine::verify(importer, &state, provider, Some(&report)).await?,
+        Action::Rollback => authport_engine::rollback(importer, &state, provider, Some(&report)).await?,
+    };
+    finish(&summary, args.provider.format, report_is_stdout(&report), quiet)
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the engine stops taking records and finishes in-flight ones.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::warn!("stopping: finishing records in flight; run again with the same --state to resume");
+}
+
+async fn run_sandbox(listen: std::net::SocketAddr, tray_rate_limit: bool) -> anyhow::Result<u8> {
+    if !listen.ip().is_loopback() {
+        return Err(usage(anyhow::anyhow!("the sandbox listens on loopback addresses only, not {listen}")));
+    }
+    let mut config = authport_sandbox::SandboxConfig::default();
+    config.tray.rate_limit = tray_rate_limit;
+    let sandbox = authport_sandbox::start(config, listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "# authport sandbox on {}; export these, then run authport:", sandbox.base_url())?;
+    for (name, value) in sandbox.provider_env() {
+        writeln!(out, "export {name}={value}")?;
+    }
+    out.flush()?;
+    drop(out);
+    let _ = tokio::signal::ctrl_c().await;
+    sandbox.stop().await;
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn registry_lists_every_provider() {
+        assert_eq!(authport_core::provider_names(), vec!["apideck", "tray"]);
+    }
+}
