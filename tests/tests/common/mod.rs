@@ -1,0 +1,128 @@
+//! Shared helpers for the end-to-end tests: run the built `authport` binary, against an
+//! in-process sandbox, in a scratch directory, and read what it wrote.
+
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// The `authport` binary cargo built for this test run (`target/<profile>/authport`).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/authport
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let binary = profile_dir.join(format!("authport{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p authport` first)",
+        binary.display()
+    );
+    binary
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Everything the run printed, for leak checks.
+    pub fn printed(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `authport ARGS` in `dir` with `env` added to a clean copy of the environment (no
+/// vendor variables inherited from the machine).
+pub async fn authport(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
+    let mut command = tokio::process::Command::new(binary());
+    command.current_dir(dir).args(args).kill_on_drop(true);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TRAY_") || name.starts_with("APIDECK_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let output = command.output().await.expect("run authport");
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A scratch directory, removed when dropped.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().expect("scratch dir")
+}
+
+/// Writes JSON Lines (one `Value` per line) and returns the path.
+pub fn write_lines(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write input");
+    path
+}
+
+/// Reads a JSON Lines file (or stdout text) into values.
+pub fn parse_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+pub fn read_lines(path: &Path) -> Vec<Value> {
+    parse_lines(&std::fs::read_to_string(path).expect("read report"))
+}
+
+/// `(id, status)` pairs of a report, in order.
+pub fn statuses(report: &[Value]) -> Vec<(String, String)> {
+    report
+        .iter()
+        .map(|line| {
+            (
+                line["id"].as_str().unwrap_or("-").to_owned(),
+                line["status"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Bytes of every file under `dir` (state, reports, anything the run left), for leak checks.
+pub fn all_file_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).expect("read file")));
+            }
+        }
+    }
+    out
+}
+
+/// Asserts that no canary appears in any of the texts or files.
+pub fn assert_no_canary(canaries: &[&str], texts: &[&str], files: &[(PathBuf, Vec<u8>)]) {
+    for canary in canaries {
+        for text in texts {
+            assert!(!text.contains(canary), "canary {canary} leaked in output:\n{text}");
+        }
+        for (path, bytes) in files {
+            let found = bytes.windows(canary.len()).any(|w| w == canary.as_bytes());
+            assert!(!found, "canary {canary} leaked into {}", path.display());
+        }
+    }
+}
+
+/// The example file shipped in the repository.
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name)
+}
