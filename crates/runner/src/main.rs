@@ -106,6 +106,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             report,
             format,
         } => {
+            if !input.is_file() {
+                return Err(usage(anyhow::anyhow!("input file {} does not exist", input.display())));
+            }
             let report = report_path(report.as_deref());
             let summary = authport_engine::validate(&input, Some(&report))?;
             finish(&summary, format, report_is_stdout(&report), quiet)
@@ -240,17 +243,16 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<u8> {
     let importer = build_importer(&setup, &state, args.dry_run)?;
     let engine = &setup.config.engine;
     let report = report_path(args.report.as_deref());
+    let defaults = ImportOptions::new(setup.plugin.name, &args.input);
     let options = ImportOptions {
-        provider: setup.plugin.name.to_owned(),
-        input: args.input.clone(),
+        max_attempts: engine.max_attempts.unwrap_or(defaults.max_attempts),
+        deadline: engine.deadline_secs.map(std::time::Duration::from_secs).or(defaults.deadline),
         report: Some(report.clone()),
         concurrency: args.concurrency.or(engine.concurrency).map(|n| n as usize),
         rate: args.rate.or(engine.rate),
         dry_run: args.dry_run,
         progress: !quiet && std::io::stderr().is_terminal(),
-        max_attempts: engine.max_attempts.unwrap_or(6),
-        deadline: engine.deadline_secs.map(std::time::Duration::from_secs),
-        ..ImportOptions::default()
+        ..defaults
     };
     let summary = authport_engine::import(importer, &state, &options, shutdown_signal()).await?;
     finish(&summary, args.provider.format, report_is_stdout(&report), quiet)
@@ -270,13 +272,26 @@ async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> any
     let state = StateStore::open(&args.state)
         .with_context(|| format!("cannot open state file {}", args.state.display()))?;
     let importer = build_importer(&setup, &state, false)?;
-    let report = report_path(args.report.as_deref());
     let provider = setup.plugin.name;
+    let report = args.report.as_deref();
+    // Per-object lines go to stdout unless a report file takes them.
+    let mut stdout = std::io::stdout().lock();
+    let mut sink = std::io::sink();
+    let out: &mut dyn Write = if report.is_some() { &mut sink } else { &mut stdout };
     let summary = match action {
-        Action::Verify => authport_engine::verify(importer, &state, provider, Some(&report)).await?,
-        Action::Rollback => authport_engine::rollback(importer, &state, provider, Some(&report)).await?,
+        Action::Verify => authport_engine::verify(importer, &state, provider, report, out).await?,
+        Action::Rollback => {
+            authport_engine::rollback(importer, &state, provider, report, out, shutdown_signal()).await?
+        }
     };
-    finish(&summary, args.provider.format, report_is_stdout(&report), quiet)
+    drop(stdout);
+    if !quiet {
+        eprintln!("{}", summary.human());
+    }
+    if report.is_some() && args.provider.format == Format::Json {
+        ignore_broken_pipe(writeln!(std::io::stdout().lock(), "{}", summary.to_json()))?;
+    }
+    Ok(u8::try_from(summary.exit_code()).unwrap_or(1))
 }
 
 /// Resolves on Ctrl-C or SIGTERM: the engine stops taking records and finishes in-flight ones.
@@ -307,7 +322,9 @@ async fn run_sandbox(listen: std::net::SocketAddr, tray_rate_limit: bool) -> any
         return Err(usage(anyhow::anyhow!("the sandbox listens on loopback addresses only, not {listen}")));
     }
     let mut config = authport_sandbox::SandboxConfig::default();
-    config.tray.rate_limit = tray_rate_limit;
+    if tray_rate_limit {
+        config.tray.rate_limit = Some(authport_sandbox::tray::RateLimit::DOCUMENTED);
+    }
     let sandbox = authport_sandbox::start(config, listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -1,1 +1,28 @@
-//! Placeholder: the tray provider arrives in its own issue.
+//! authport-tray: imports end users' existing authentications into Tray.ai Embedded.
+//!
+//! Registered as provider `tray`. See `docs/tray.md` for configuration and field rules.
+
+pub mod client;
+pub mod config;
+pub mod importer;
+pub mod map;
+pub mod schema;
+pub mod wire;
+
+use authport_core::{AuthImporter, BuildContext, ConfigError};
+
+pub use config::{Region, TrayConfig};
+pub use importer::TrayImporter;
+
+/// Builds the Tray importer (no network calls).
+pub fn build(context: &BuildContext) -> Result<Box<dyn AuthImporter>, ConfigError> {
+    Ok(Box::new(TrayImporter::new(context)?))
+}
+
+authport_core::inventory::submit! {
+    authport_core::ProviderPlugin {
+        name: "tray",
+        description: "Tray.ai Embedded: create end users' authentications (REST core/v1 + GraphQL)",
+        build,
+    }
+}

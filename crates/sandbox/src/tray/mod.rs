@@ -116,7 +116,10 @@ impl fmt::Debug for StoredAuth {
             .field("owner", &self.owner)
             .field("name", &self.name)
             .field("service_environment_id", &self.service_environment_id)
-            .field("credential_keys", &self.credentials.keys().collect::<Vec<_>>())
+            .field(
+                "credential_keys",
+                &self.credentials.keys().collect::<Vec<_>>(),
+            )
             .field("user_data", &self.user_data)
             .field("scopes", &self.scopes)
             .finish()

@@ -1,0 +1,155 @@
+//! The command line, as clap derive types. Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Move end users' existing third-party authentications (OAuth2 tokens, API keys, basic
+/// credentials) into embedded-integration platforms, so nobody has to connect an account again.
+///
+/// Secrets are read from the input file, the config file or the environment, never from
+/// arguments. Results go to stdout, logs and progress to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "authport", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only errors on stderr, no progress bar.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the registered providers.
+    Providers {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Check an input file against the record format, offline (no provider, no network).
+    Validate {
+        /// Input file: JSON Lines (one record per line) or a JSON array.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// Write the per-record report (JSON Lines) here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Summary format on stdout (when --report is given).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Import every record of the input into a provider.
+    Import(ImportArgs),
+    /// Read back what a run imported, from its state file, and report the live status.
+    Verify(StateArgs),
+    /// Remove what a run created (never objects that existed before it), from its state file.
+    Rollback(StateArgs),
+    /// Run the bundled sandbox (local Tray and Apideck emulators) until Ctrl-C.
+    Sandbox {
+        /// Address to listen on; loopback only.
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: std::net::SocketAddr,
+        /// Enforce Tray's documented rate limit (30 req/s, burst 50).
+        #[arg(long)]
+        tray_rate_limit: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProviderArgs {
+    /// Provider name (see `authport providers`).
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub provider: String,
+    /// TOML config file: `[engine]` defaults and one section per provider.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Start the bundled sandbox in-process and point the provider at it (no account needed;
+    /// everything it holds is gone when the command ends).
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Summary format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    /// Input file: JSON Lines (one record per line) or a JSON array.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Only discover and map: write the plan (secrets redacted), send no write.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// State file (journal): makes the run resumable and re-runs idempotent.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Per-record report (JSON Lines); default: stdout.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Records in flight at once (default: the provider's).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: Option<u32>,
+    /// Requests per second at most, e.g. `30` or `30/s` (default: the vendor's documented limit).
+    #[arg(long, value_name = "R/s", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    /// The state file of the import run.
+    #[arg(long, value_name = "FILE")]
+    pub state: PathBuf,
+    /// Per-record report (JSON Lines); default: stdout.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Parses `30`, `30/s` or `2.5/s` into requests per second.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    let number = text.trim().strip_suffix("/s").unwrap_or(text.trim());
+    match number.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("`{text}` is not a rate; use requests per second, e.g. 30 or 30/s")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rates_parse() {
+        let check = |text: &str, expect: Result<f64, ()>| {
+            assert_eq!(parse_rate(text).map_err(|_| ()), expect, "{text}");
+        };
+        check("30", Ok(30.0));
+        check("30/s", Ok(30.0));
+        check(" 2.5/s ", Ok(2.5));
+        check("0", Err(()));
+        check("-1", Err(()));
+        check("fast", Err(()));
+        check("30/m", Err(()));
+    }
+}

@@ -1,0 +1,146 @@
+//! The config file (TOML) and how it combines with the environment.
+//!
+//! ```toml
+//! [engine]              # optional run defaults; flags override them
+//! concurrency = 8
+//! rate = 20.0           # requests per second
+//! max_attempts = 6
+//! request_timeout_secs = 30
+//!
+//! [tray]                # passed as-is to the `tray` provider (see docs/tray.md)
+//! [apideck]             # passed as-is to the `apideck` provider (see docs/apideck.md)
+//! ```
+//!
+//! The environment overrides the file (each provider reads its own variables).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `[engine]` defaults.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EngineDefaults {
+    pub concurrency: Option<u32>,
+    pub rate: Option<f64>,
+    pub max_attempts: Option<u32>,
+    pub request_timeout_secs: Option<u64>,
+    pub deadline_secs: Option<u64>,
+}
+
+impl EngineDefaults {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs.unwrap_or(30))
+    }
+}
+
+/// The parsed config file. Its `Debug` shows section names only: sections may hold secrets.
+#[derive(Default)]
+pub struct ConfigFile {
+    pub engine: EngineDefaults,
+    sections: serde_json::Map<String, Value>,
+}
+
+impl std::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigFile")
+            .field("engine", &self.engine)
+            .field("sections", &self.sections.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl ConfigFile {
+    /// Reads and checks a config file. Unknown sections are an error (a typo must not silently
+    /// drop settings); provider names come from the registry.
+    pub fn load(path: &Path, providers: &[&str]) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string(), providers)
+    }
+
+    pub fn parse(text: &str, name: &str, providers: &[&str]) -> anyhow::Result<Self> {
+        // toml's messages quote the offending line, which may hold a secret: keep only the
+        // location and the reason.
+        let table: toml::Table = toml::from_str(text).map_err(|error| {
+            let location = error
+                .span()
+                .map(|span| line_of(text, span.start))
+                .map(|line| format!(":{line}"))
+                .unwrap_or_default();
+            anyhow::anyhow!("{name}{location}: invalid TOML: {}", error.message())
+        })?;
+        let mut config = ConfigFile::default();
+        for (key, value) in table {
+            if key == "engine" {
+                config.engine = value
+                    .try_into()
+                    .map_err(|error: toml::de::Error| anyhow::anyhow!("{name}: [engine]: {}", error.message()))?;
+                continue;
+            }
+            if !providers.contains(&key.as_str()) {
+                bail!(
+                    "{name}: unknown section [{key}]; expected [engine] or one of the providers: {}",
+                    providers.join(", ")
+                );
+            }
+            let json = serde_json::to_value(&value).context("config section is not representable as JSON")?;
+            config.sections.insert(key, json);
+        }
+        Ok(config)
+    }
+
+    /// The provider's section as JSON, `Null` when absent.
+    pub fn section(&self, provider: &str) -> Value {
+        self.sections.get(provider).cloned().unwrap_or(Value::Null)
+    }
+}
+
+fn line_of(text: &str, byte: usize) -> usize {
+    text[..byte.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROVIDERS: &[&str] = &["apideck", "tray"];
+
+    #[test]
+    fn sections_and_engine_defaults_are_read() {
+        let config = ConfigFile::parse(
+            "[engine]\nconcurrency = 4\nrate = 12.5\n\n[tray]\nmaster_token = \"x\"\n",
+            "c.toml",
+            PROVIDERS,
+        )
+        .unwrap();
+        assert_eq!(config.engine.concurrency, Some(4));
+        assert_eq!(config.engine.rate, Some(12.5));
+        assert_eq!(config.section("tray"), serde_json::json!({"master_token": "x"}));
+        assert_eq!(config.section("apideck"), Value::Null);
+        assert!(!format!("{config:?}").contains("master_token = "));
+    }
+
+    #[test]
+    fn mistakes_are_located_and_never_quote_values() {
+        let check = |text: &str, expect: &str| {
+            let error = ConfigFile::parse(text, "c.toml", PROVIDERS).unwrap_err();
+            assert_eq!(format!("{error:#}"), expect);
+        };
+        check(
+            "[trya]\nx = 1\n",
+            "c.toml: unknown section [trya]; expected [engine] or one of the providers: apideck, tray",
+        );
+        check(
+            "[engine]\nconcurency = 4\n",
+            "c.toml: [engine]: unknown field `concurency`, expected one of `concurrency`, `rate`, `max_attempts`, `request_timeout_secs`, `deadline_secs`",
+        );
+        let error = ConfigFile::parse("[tray]\nmaster_token = \"SECRET-CANARY\n", "c.toml", PROVIDERS).unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.starts_with("c.toml:2: invalid TOML"), "{text}");
+        assert!(!text.contains("SECRET-CANARY"), "{text}");
+    }
+}

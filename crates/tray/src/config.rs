@@ -1,0 +1,239 @@
+//! Provider settings from the `[tray]` config section and the environment (which wins).
+//! `Debug` is allow-list: the master token is never shown.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use authport_core::{BuildContext, ConfigError, SecretString};
+use reqwest::Url;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Tray's regions and their hosts (tray-api.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    Us,
+    Eu,
+    Ap,
+}
+
+impl Region {
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        match text.to_ascii_lowercase().as_str() {
+            "us" => Ok(Self::Us),
+            "eu" => Ok(Self::Eu),
+            "ap" => Ok(Self::Ap),
+            _ => Err(ConfigError::new(format!(
+                "tray region `{text}` is unknown; expected one of: us, eu, ap"
+            ))),
+        }
+    }
+
+    pub fn api_base(self) -> &'static str {
+        match self {
+            Self::Us => "https://api.tray.io",
+            Self::Eu => "https://api.eu1.tray.io",
+            Self::Ap => "https://api.ap1.tray.io",
+        }
+    }
+
+    pub fn graphql_url(self) -> &'static str {
+        match self {
+            Self::Us => "https://tray.io/graphql",
+            Self::Eu => "https://eu1.tray.io/graphql",
+            Self::Ap => "https://ap1.tray.io/graphql",
+        }
+    }
+}
+
+/// Per-service overrides (`[tray.services.<service>]`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceOverride {
+    /// Tray's service name when it differs from the record's `service` slug.
+    pub service_name: Option<String>,
+    /// Pin the integer service version (default: that of the highest connector version).
+    pub service_version: Option<i64>,
+    /// Environment title or id for this service.
+    pub service_environment: Option<String>,
+    /// Explicit field rules: record field (`auth.api_key`, `settings.dc`, `auth.fields.x`) ->
+    /// target field (`credentials.key`, `userData.region`), or `""` to leave it out.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The optional solution-instance step (`[tray.solution]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolutionConfig {
+    pub solution_id: String,
+    /// The hidden auth slot's External ID (case-sensitive).
+    pub auth_external_id: String,
+    /// Only records of these services get an instance (default: all).
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Instance name template (same placeholders as `name_template`).
+    pub instance_name_template: Option<String>,
+    /// Milliseconds between create and enable (Tray asks for at least 2000).
+    #[serde(default = "default_enable_delay_ms")]
+    pub enable_delay_ms: u64,
+}
+
+fn default_enable_delay_ms() -> u64 {
+    2000
+}
+
+impl SolutionConfig {
+    pub fn enable_delay(&self) -> Duration {
+        Duration::from_millis(self.enable_delay_ms)
+    }
+
+    pub fn applies_to(&self, service: &str) -> bool {
+        self.services.is_empty() || self.services.iter().any(|s| s == service)
+    }
+}
+
+/// The `[tray]` section as written by the operator.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    master_token: Option<SecretString>,
+    region: Option<String>,
+    api_url: Option<String>,
+    graphql_url: Option<String>,
+    default_environment: Option<String>,
+    #[serde(default = "yes")]
+    create_users: bool,
+    #[serde(default)]
+    is_test_user: bool,
+    #[serde(default)]
+    allow_tray_oauth_app: bool,
+    name_template: Option<String>,
+    #[serde(default)]
+    services: BTreeMap<String, ServiceOverride>,
+    solution: Option<SolutionConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The default auth name: service title and owner, plus a short hash of the record id that
+/// makes it unique per record (names are the handle for reconciliation).
+pub const DEFAULT_NAME_TEMPLATE: &str = "{service_title} — {owner} ({hash})";
+
+/// Everything the Tray provider is configured with.
+#[derive(Clone)]
+pub struct TrayConfig {
+    pub master_token: SecretString,
+    pub api_base: Url,
+    pub graphql_url: Url,
+    /// Environment chosen when neither the record nor the service override names one.
+    pub default_environment: String,
+    /// Create missing end users with `createExternalUser` (else the record fails).
+    pub create_users: bool,
+    pub is_test_user: bool,
+    /// Allow OAuth imports into Tray's own "Production" OAuth app environment.
+    pub allow_tray_oauth_app: bool,
+    pub name_template: String,
+    pub services: BTreeMap<String, ServiceOverride>,
+    pub solution: Option<SolutionConfig>,
+    pub request_timeout: Duration,
+}
+
+impl fmt::Debug for TrayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrayConfig")
+            .field("api_base", &self.api_base.as_str())
+            .field("graphql_url", &self.graphql_url.as_str())
+            .field("default_environment", &self.default_environment)
+            .field("create_users", &self.create_users)
+            .field("services", &self.services.keys().collect::<Vec<_>>())
+            .field("solution", &self.solution.as_ref().map(|s| &s.solution_id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl TrayConfig {
+    /// Reads the config section, then lets `TRAY_*` environment variables override it.
+    pub fn from_context(context: &BuildContext) -> Result<Self, ConfigError> {
+        let raw: RawConfig = match &context.config {
+            Value::Null => RawConfig {
+                create_users: true,
+                ..RawConfig::default()
+            },
+            // serde's messages quote values only for type mismatches of scalars, which here
+            // could echo the master token: report the path alone.
+            value => serde_path_to_error::deserialize(value).map_err(|e| {
+                ConfigError::new(format!("invalid [tray] config at `{}`", e.path()))
+            })?,
+        };
+        let env = &context.env;
+        let master_token = env
+            .get("TRAY_MASTER_TOKEN")
+            .map(|t| SecretString::from(t.to_owned()))
+            .or(raw.master_token)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "tray needs a master token: set TRAY_MASTER_TOKEN or [tray] master_token",
+                )
+            })?;
+        let region = match env.get("TRAY_REGION").map(str::to_owned).or(raw.region) {
+            Some(text) => Region::parse(&text)?,
+            None => Region::Us,
+        };
+        let api_base = env
+            .get("TRAY_API_URL")
+            .map(str::to_owned)
+            .or(raw.api_url)
+            .unwrap_or_else(|| region.api_base().to_owned());
+        let graphql_url = env
+            .get("TRAY_GRAPHQL_URL")
+            .map(str::to_owned)
+            .or(raw.graphql_url)
+            .unwrap_or_else(|| region.graphql_url().to_owned());
+        Ok(Self {
+            master_token,
+            api_base: checked_url("TRAY_API_URL", &api_base)?,
+            graphql_url: checked_url("TRAY_GRAPHQL_URL", &graphql_url)?,
+            default_environment: raw
+                .default_environment
+                .unwrap_or_else(|| "Production".to_owned()),
+            create_users: raw.create_users,
+            is_test_user: raw.is_test_user,
+            allow_tray_oauth_app: raw.allow_tray_oauth_app,
+            name_template: raw
+                .name_template
+                .unwrap_or_else(|| DEFAULT_NAME_TEMPLATE.to_owned()),
+            services: raw.services,
+            solution: raw.solution,
+            request_timeout: context.request_timeout,
+        })
+    }
+}
+
+/// Parses a base URL and enforces HTTPS unless the host is loopback (the sandbox).
+pub fn checked_url(name: &str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text)
+        .map_err(|_| ConfigError::new(format!("{name} `{text}` is not a valid URL")))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        _ => Err(ConfigError::new(format!(
+            "{name} `{text}` must use https (plain http is allowed only for loopback hosts)"
+        ))),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}

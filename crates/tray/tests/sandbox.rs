@@ -1,0 +1,532 @@
+//! The Tray provider against the Tray sandbox over loopback HTTP, driven through
+//! `dyn AuthImporter` exactly as the engine drives it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authport_core::record::from_json_located;
+use authport_core::{
+    AuthImporter, BuildContext, CredentialRecord, DiscoveryKey, Disposition, EnvSnapshot,
+    InMemoryMemo, Memo, PriorImport, ProviderError, Removal,
+};
+use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
+use authport_sandbox::tray::TrayOptions;
+use authport_sandbox::{RunningSandbox, SandboxConfig};
+use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
+
+const CANARY: &str = "CANARY-7f3a9c-secret";
+
+async fn sandbox(tray: TrayOptions) -> RunningSandbox {
+    let config = SandboxConfig {
+        tray,
+        ..SandboxConfig::default()
+    };
+    authport_sandbox::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The provider configured only from the sandbox's env vars (as the lead's e2e tests do).
+fn provider(sandbox: &RunningSandbox, config: Value, memo: Arc<dyn Memo>) -> Box<dyn AuthImporter> {
+    let context = BuildContext {
+        config,
+        env: EnvSnapshot::from_pairs(sandbox.provider_env()),
+        memo,
+        dry_run: false,
+        request_timeout: Duration::from_secs(10),
+    };
+    (authport_core::find_provider("tray").unwrap().build)(&context).unwrap()
+}
+
+fn record(value: Value) -> CredentialRecord {
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    from_json_located(&value, now).unwrap()
+}
+
+fn greenhouse(owner: &str, key: &str) -> CredentialRecord {
+    record(
+        json!({"id": format!("{owner}/greenhouse"), "owner": {"id": owner, "name": "Globex"},
+        "service": "greenhouse", "auth": {"type": "api_key", "api_key": key}}),
+    )
+}
+
+fn slack(owner: &str, token: &str) -> CredentialRecord {
+    record(
+        json!({"id": format!("{owner}/slack"), "owner": {"id": owner, "name": "Acme"}, "service": "slack",
+        "auth": {"type": "oauth2", "access_token": token, "refresh_token": format!("{token}-refresh"),
+                 "scopes": ["chat:write", "channels:read"], "issued_at": "2026-11-01T10:00:00Z", "expires_in": 3600},
+        "targets": {"tray": {"service_environment": "acme slack oauth"}}}),
+    )
+}
+
+async fn discover(provider: &dyn AuthImporter, records: &[&CredentialRecord]) {
+    let keys: Vec<DiscoveryKey> = records
+        .iter()
+        .map(|r| DiscoveryKey::for_record(r, "tray"))
+        .collect();
+    provider.discover(&keys).await.unwrap();
+}
+
+fn memo() -> Arc<dyn Memo> {
+    Arc::new(InMemoryMemo::default())
+}
+
+#[tokio::test]
+async fn good_records_import_exactly_once_with_user_tokens() {
+    let sandbox = sandbox(TrayOptions::default()).await;
+    let provider = provider(&sandbox, Value::Null, memo());
+    let a = greenhouse("globex-7", CANARY);
+    let b = slack("acme-42", "xoxb-slack-token");
+    discover(provider.as_ref(), &[&a, &b]).await;
+    for record in [&a, &b] {
+        let mapped = provider.map(record).unwrap();
+        let outcome = provider.import(record, &mapped, None).await.unwrap();
+        assert_eq!(outcome.disposition, Disposition::Created);
+        let auth_id = outcome.target.get_str("authentication_id").unwrap();
+        let stored = sandbox.tray.auth(auth_id).unwrap();
+        // Owned by the end user (created with the user's token), not by the org.
+        let user = sandbox.tray.user_by_external_id(&record.owner.id).unwrap();
+        assert_eq!(
+            stored.owner,
+            authport_sandbox::tray::Owner::User(user.id.clone())
+        );
+        assert_eq!(outcome.target.get_str("user_id"), Some(user.id.as_str()));
+    }
+    assert_eq!(sandbox.tray.auth_count(), 2);
+    assert_eq!(sandbox.tray.users().len(), 2);
+    // Discovery is cached: one connector listing, one environment listing per service.
+    assert_eq!(sandbox.tray.call_count("GET /core/v1/connectors"), 1);
+    assert_eq!(
+        sandbox
+            .tray
+            .call_count("GET /core/v1/services/environments"),
+        2
+    );
+    let stored = sandbox.tray.auths_of_external_user("globex-7");
+    assert_eq!(stored[0].credentials.get("api_key"), Some(&json!(CANARY)));
+    let slack_auth = &sandbox.tray.auths_of_external_user("acme-42")[0];
+    assert_eq!(slack_auth.scopes, ["chat:write", "channels:read"]);
+    assert_eq!(slack_auth.credentials.get("expires_in"), Some(&json!(3600)));
+}
+
+#[tokio::test]
+async fn users_are_found_by_external_id_and_remembered_in_the_memo() {
+    let sandbox = sandbox(TrayOptions::default()).await;
+    let existing = sandbox.tray.insert_user("Globex", "globex-7");
+    let memo = memo();
+    let first = provider(&sandbox, Value::Null, memo.clone());
+    let record = greenhouse("globex-7", "key-1");
+    discover(first.as_ref(), &[&record]).await;
+    let mapped = first.map(&record).unwrap();
+    let outcome = first.import(&record, &mapped, None).await.unwrap();
+    assert_eq!(
+        outcome.target.get_str("user_id"),
+        Some(existing.id.as_str())
+    );
+    assert_eq!(
+        sandbox.tray.users().len(),
+        1,
+        "an existing user is never created again"
+    );
+    assert_eq!(
+        memo.get("tray.user_id", "globex-7").as_deref(),
+        Some(existing.id.as_str())
+    );
+    // A second run with the same memo does not look the user up again.
+    let lookups = sandbox.tray.call_count("graphql users");
+    let second = provider(&sandbox, Value::Null, memo);
+    discover(second.as_ref(), &[&record]).await;
+    second
+        .import(
+            &record,
+            &mapped,
+            Some(&PriorImport {
+                target: outcome.target.clone(),
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sandbox.tray.call_count("graphql users"), lookups);
+}
+
+#[tokio::test]
+async fn user_creation_can_be_forbidden() {
+    let sandbox = sandbox(TrayOptions::default()).await;
+    let provider = provider(&sandbox, json!({"create_users": false}), memo());
+    let record = greenhouse("nobody-1", "key-1");
+    discover(provider.as_ref(), &[&record]).await;
+    let mapped = provider.map(&record).unwrap();
+    let error = provider.import(&record, &mapped, None).await.unwrap_err();
+    assert_eq!(error.kind(), "rejected");
+    assert!(
+        error.message().contains("nobody-1/greenhouse") && error.message().contains("create_users"),
+        "{error}"
+    );
+    assert_eq!(sandbox.tray.auth_count(), 0);
+}
+
+#[tokio::test]
+async fn bad_records_fail_with_located_reasons() {
+    let sandbox = sandbox(TrayOptions::default()).await;
+    let provider = provider(&sandbox, Value::Null, memo());
+    let cases = [
+        // Zendesk's token environment requires userData.subdomain.
+        (
+            record(
+                json!({"id": "z/1", "owner": {"id": "z"}, "service": "zendesk",
+            "auth": {"type": "basic", "username": "ops@z.example", "password": CANARY}}),
+            ),
+            "userData.subdomain",
+            "tray service zendesk",
+        ),
+        // OAuth into Tray's own OAuth app.
+        (
+            record(
+                json!({"id": "s/1", "owner": {"id": "s"}, "service": "slack",
+            "auth": {"type": "oauth2", "access_token": CANARY}}),
+            ),
+            "targets.tray.service_environment",
+            "custom OAuth app environment",
+        ),
+        (
+            record(
+                json!({"id": "u/1", "owner": {"id": "u"}, "service": "nosuchservice",
+            "auth": {"type": "api_key", "api_key": CANARY}}),
+            ),
+            "service",
+            "no connector for service nosuchservice",
+        ),
+        (
+            record(
+                json!({"id": "e/1", "owner": {"id": "e"}, "service": "mailchimp",
+            "auth": {"type": "oauth2", "access_token": CANARY}, "targets": {"tray": {"service_environment": "missing env"}}}),
+            ),
+            "targets.tray.service_environment",
+            "available: Production, mailchimp acme oauth",
+        ),
+        (
+            record(
+                json!({"id": "t/1", "owner": {"id": "t"}, "service": "greenhouse",
+            "auth": {"type": "api_key", "api_key": CANARY}, "targets": {"tray": {"enviroment": "x"}}}),
+            ),
+            "targets.tray.enviroment",
+            "unknown field",
+        ),
+        // NetSuite (Tray's own loose draft-03 example) needs account and role.
+        (
+            record(
+                json!({"id": "n/1", "owner": {"id": "n"}, "service": "netsuite",
+            "auth": {"type": "basic", "username": "a@n.example", "password": CANARY}, "settings": {"account": "TSTDRV1"}}),
+            ),
+            "credentials.role",
+            "is required",
+        ),
+    ];
+    let keys: Vec<DiscoveryKey> = cases
+        .iter()
+        .map(|(r, _, _)| DiscoveryKey::for_record(r, "tray"))
+        .collect();
+    provider.discover(&keys).await.unwrap();
+    for (record, field, message) in &cases {
+        let error = provider.map(record).unwrap_err();
+        assert_eq!(&error.field, field, "{}: {error}", record.id);
+        assert!(error.message.contains(message), "{}: {error}", record.id);
+        assert!(!format!("{error} {error:?}").contains(CANARY));
+    }
+    assert_eq!(sandbox.tray.auth_count(), 0);
+}
+
+#[tokio::test]
+async fn prior_import_is_updated_with_put() {
+    let sandbox = sandbox(TrayOptions::default()).await;
+    let provider = provider(&sandbox, Value::Null, memo());
+    let first = greenhouse("globex-7", "old-key");
+    discover(provider.as_ref(), &[&first]).await;
+    let outcome = provider
+        .import(&first, &provider.map(&first).unwrap(), None)
+        .await
+        .unwrap();
+    let changed = greenhouse("globex-7", "new-key");
+    let prior = PriorImport {
+        target: outcome.target.clone(),
+    };
+    let updated = provider
+        .import(&changed, &provider.map(&changed).unwrap(), Some(&prior))
+        .await
+        .unwrap();
+    assert_eq!(updated.disposition, Disposition::Updated);
+    assert_eq!(
+        updated.target.get_str("authentication_id"),
+        outcome.target.get_str("authentication_id")
+    );
+    assert_eq!(sandbox.tray.auth_count(), 1);
+    let stored = sandbox
+        .tray
+        .auth(outcome.target.get_str("authentication_id").unwrap())
+        .unwrap();
+    assert_eq!(stored.updates, 1);
+    assert_eq!(stored.credentials.get("api_key"), Some(&json!("new-key")));
+    assert_eq!(
+        sandbox.tray.call_count("PUT /core/v1/authentications/{id}"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn ambiguous_create_is_reconciled_without_duplicate() {
+    let sandbox = sandbox(TrayOptions::default()).await;
+    let provider = provider(&sandbox, Value::Null, memo());
+    let record = greenhouse("globex-7", CANARY);
+    discover(provider.as_ref(), &[&record]).await;
+    let mapped = provider.map(&record).unwrap();
+    for kind in [FaultKind::DropAfterApply, FaultKind::ErrorAfterApply] {
+        sandbox.faults.set(FaultPlan {
+            seed: 1,
+            rules: vec![FaultRule {
+                method: Some("POST".to_owned()),
+                path_prefix: "/core/v1/authentications".to_owned(),
+                body_contains: None,
+                kind,
+                trigger: Trigger::Nth(vec![1]),
+            }],
+            latency: None,
+        });
+        let before = sandbox.tray.auth_count();
+        let error = provider.import(&record, &mapped, None).await.unwrap_err();
+        assert_eq!(error.kind(), "outcome_unknown", "{error}");
+        assert!(!format!("{error} {error:?}").contains(CANARY));
+        // The write happened; reconcile adopts it instead of creating a second one.
+        assert_eq!(sandbox.tray.auth_count(), before + 1);
+        let adopted = provider
+            .reconcile(&record, &mapped)
+            .await
+            .unwrap()
+            .expect("adopted");
+        assert_eq!(adopted.disposition, Disposition::Created);
+        let auths = sandbox.tray.auths_of_external_user("globex-7");
+        assert!(
+            auths
+                .iter()
+                .any(|a| Some(a.id.as_str()) == adopted.target.get_str("authentication_id"))
+        );
+        assert_eq!(sandbox.tray.auth_count(), before + 1);
+        // Clean up so the next kind starts from nothing of this name.
+        assert_eq!(
+            provider.remove(&adopted.target).await.unwrap(),
+            Removal::Removed
+        );
+    }
+    // Nothing there: reconcile says it is safe to import again.
+    sandbox.faults.set(FaultPlan::default());
+    assert!(
+        provider
+            .reconcile(&record, &mapped)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn expired_user_tokens_are_minted_again() {
+    let options = TrayOptions {
+        user_token_max_uses: Some(1),
+        ..TrayOptions::default()
+    };
+    let sandbox = sandbox(options).await;
+    let provider = provider(&sandbox, Value::Null, memo());
+    let records: Vec<CredentialRecord> = (0..3)
+        .map(|i| {
+            record(
+                json!({"id": format!("globex-7/greenhouse-{i}"), "owner": {"id": "globex-7"},
+            "service": "greenhouse", "auth": {"type": "api_key", "api_key": format!("key-{i}")}}),
+            )
+        })
+        .collect();
+    discover(provider.as_ref(), &records.iter().collect::<Vec<_>>()).await;
+    for record in &records {
+        provider
+            .import(record, &provider.map(record).unwrap(), None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(sandbox.tray.auth_count(), 3);
+    assert_eq!(
+        sandbox.tray.minted_token_count(),
+        3,
+        "one token per use: re-minted after each expiry"
+    );
+    // Expire everything at once, too.
+    sandbox.tray.expire_user_tokens();
+    let extra = greenhouse("globex-7", "key-x");
+    provider
+        .import(&extra, &provider.map(&extra).unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(sandbox.tray.auth_count(), 4);
+}
+
+fn solution_config(external_id: &str) -> Value {
+    json!({"solution": {"solution_id": authport_sandbox::tray::stable_uuid("solution:acme-slack-sync"),
+        "auth_external_id": external_id, "services": ["slack"], "enable_delay_ms": 0}})
+}
+
+#[tokio::test]
+async fn solution_instance_is_created_enabled_and_removed() {
+    let sandbox = sandbox(TrayOptions::default()).await;
+    let provider = provider(
+        &sandbox,
+        solution_config("external_slack_authentication"),
+        memo(),
+    );
+    let record = slack("acme-42", "xoxb-1");
+    discover(provider.as_ref(), &[&record]).await;
+    let outcome = provider
+        .import(&record, &provider.map(&record).unwrap(), None)
+        .await
+        .unwrap();
+    let instance_id = outcome
+        .target
+        .get_str("solution_instance_id")
+        .expect("instance id")
+        .to_owned();
+    let instances = sandbox.tray.instances();
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0].id, instance_id);
+    assert!(instances[0].enabled);
+    assert_eq!(
+        instances[0].auth_values,
+        [(
+            "external_slack_authentication".to_owned(),
+            outcome
+                .target
+                .get_str("authentication_id")
+                .unwrap()
+                .to_owned()
+        )]
+    );
+    let report = provider.verify(&outcome.target).await.unwrap();
+    assert!(report.healthy, "{report:?}");
+    // A pre-existing auth of the same user stays.
+    let other = greenhouse("acme-42", "k");
+    discover(provider.as_ref(), &[&other]).await;
+    let kept = provider
+        .import(&other, &provider.map(&other).unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        provider.remove(&outcome.target).await.unwrap(),
+        Removal::Removed
+    );
+    assert!(sandbox.tray.instances().is_empty());
+    assert_eq!(sandbox.tray.auth_count(), 1);
+    assert!(
+        sandbox
+            .tray
+            .auth(kept.target.get_str("authentication_id").unwrap())
+            .is_some()
+    );
+    assert_eq!(
+        provider.remove(&outcome.target).await.unwrap(),
+        Removal::AlreadyGone
+    );
+    let report = provider.verify(&outcome.target).await.unwrap();
+    assert_eq!((report.healthy, report.status.as_str()), (false, "missing"));
+}
+
+#[tokio::test]
+async fn auth_slot_external_id_is_case_sensitive_and_checked_in_discovery() {
+    let sandbox = sandbox(TrayOptions::default()).await;
+    let provider = provider(
+        &sandbox,
+        solution_config("External_Slack_Authentication"),
+        memo(),
+    );
+    let record = slack("acme-42", "xoxb-1");
+    let error = provider
+        .discover(&[DiscoveryKey::for_record(&record, "tray")])
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "fatal");
+    assert!(
+        error
+            .message()
+            .contains("did you mean `external_slack_authentication`"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn bad_master_token_is_fatal() {
+    let sandbox = sandbox(TrayOptions::default()).await;
+    let mut env = EnvSnapshot::from_pairs(sandbox.provider_env());
+    env.set("TRAY_MASTER_TOKEN", CANARY);
+    let context = BuildContext {
+        config: Value::Null,
+        env,
+        memo: memo(),
+        dry_run: false,
+        request_timeout: Duration::from_secs(5),
+    };
+    let provider = authport_tray::build(&context).unwrap();
+    let error = provider
+        .discover(&[DiscoveryKey {
+            service: "slack".into(),
+            target: None,
+        }])
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "fatal");
+    assert!(!format!("{error} {error:?} {provider:?}").contains(CANARY));
+}
+
+#[tokio::test]
+async fn rate_limits_are_classified() {
+    let sandbox = sandbox(TrayOptions::default()).await;
+    let provider = provider(&sandbox, Value::Null, memo());
+    let record = greenhouse("globex-7", "k");
+    discover(provider.as_ref(), &[&record]).await;
+    let mapped = provider.map(&record).unwrap();
+    // A bucket with no refill to speak of: the first request passes, the next is refused.
+    sandbox
+        .tray
+        .set_rate_limit(Some(authport_sandbox::tray::RateLimit {
+            per_second: 0.0001,
+            burst: 1,
+        }));
+    let error = provider.import(&record, &mapped, None).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ProviderError::RateLimited {
+                retry_after: None,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(sandbox.tray.rate_limited_count() >= 1);
+    assert_eq!(sandbox.tray.auth_count(), 0);
+}
+
+#[test]
+fn http_is_refused_for_remote_hosts() {
+    let context = BuildContext {
+        config: Value::Null,
+        env: EnvSnapshot::from_pairs([
+            ("TRAY_MASTER_TOKEN", CANARY),
+            ("TRAY_API_URL", "http://api.tray.io"),
+        ]),
+        memo: memo(),
+        dry_run: false,
+        request_timeout: Duration::from_secs(5),
+    };
+    let error = authport_tray::build(&context).unwrap_err();
+    assert!(
+        error.message.contains("must use https"),
+        "{}",
+        error.message
+    );
+    assert!(!error.message.contains(CANARY));
+}
