@@ -197,7 +197,7 @@ async fn provider_setup(args: &ProviderArgs) -> anyhow::Result<ProviderSetup> {
         let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse()?)
             .await
             .context("cannot start the bundled sandbox")?;
-        tracing::warn!(url = %sandbox.base_url(), "using the bundled sandbox: nothing leaves this machine");
+        tracing::info!(url = %sandbox.base_url(), "using the bundled sandbox: nothing leaves this machine");
         for (name, value) in sandbox.provider_env() {
             env.set(name, value);
         }

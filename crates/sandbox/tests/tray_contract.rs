@@ -20,8 +20,9 @@ fn strip_external_refs(value: &mut Value) {
     match value {
         Value::Object(map) => {
             map.retain(|key, v| {
-                !(key == "description" && v.is_object())
-                    && !(key == "$ref" && !v.as_str().unwrap_or("#").starts_with('#'))
+                let doc_description = key == "description" && v.is_object();
+                let external_ref = key == "$ref" && !v.as_str().unwrap_or("#").starts_with('#');
+                !doc_description && !external_ref
             });
             map.values_mut().for_each(strip_external_refs);
         }

@@ -318,11 +318,11 @@ impl TrayImporter {
             .clone()
     }
 
-    /// The owner's Tray user id: run cache, then the state's memo, then `users(criteria)`,
-    /// then `createExternalUser` (unless the config forbids it).
-    async fn find_or_create_user(&self, owner: &Owner) -> Result<String, ProviderError> {
+    /// The owner's Tray user id if the user already exists: the state's memo, then
+    /// `users(criteria)`. Read-only: never creates anything.
+    async fn find_user(&self, owner: &Owner) -> Result<Option<String>, ProviderError> {
         if let Some(user_id) = self.memo.get(USER_MEMO, &owner.id) {
-            return Ok(user_id);
+            return Ok(Some(user_id));
         }
         let data = self
             .client
@@ -344,39 +344,62 @@ impl TrayImporter {
             .filter(|e| e["node"]["externalUserId"].as_str() == Some(owner.id.as_str()))
             .filter_map(|e| e["node"]["id"].as_str())
             .collect();
-        let user_id = match found.as_slice() {
-            [one] => (*one).to_owned(),
-            [] if self.config.create_users => {
-                let name = owner.name.clone().unwrap_or_else(|| owner.id.clone());
-                let data = self
-                    .client
-                    .graphql(self.master(), queries::CREATE_EXTERNAL_USER, json!({"name": name, "externalUserId": owner.id, "isTestUser": self.config.is_test_user}), Effect::Creates, "create user")
-                    .await
-                    .map_err(master_failure)?;
-                data["createExternalUser"]["userId"]
-                    .as_str()
-                    .ok_or_else(|| {
-                        ProviderError::rejected(
-                            "tray graphql create user: the answer has no userId",
-                        )
-                    })?
-                    .to_owned()
+        match found.as_slice() {
+            [] => Ok(None),
+            [one] => {
+                self.memo.put(USER_MEMO, &owner.id, one);
+                Ok(Some((*one).to_owned()))
             }
-            [] => {
-                return Err(ProviderError::rejected(format!(
-                    "tray has no end user with externalUserId {} and user creation is disabled (create_users = false)",
-                    owner.id
-                )));
-            }
-            _ => {
-                return Err(ProviderError::rejected(format!(
-                    "tray has several end users with externalUserId {}: resolve the duplicates first",
-                    owner.id
-                )));
-            }
-        };
+            _ => Err(ProviderError::rejected(format!(
+                "tray has several end users with externalUserId {}: resolve the duplicates first",
+                owner.id
+            ))),
+        }
+    }
+
+    /// The owner's Tray user id: [`Self::find_user`], else `createExternalUser` (unless the
+    /// config forbids it).
+    async fn find_or_create_user(&self, owner: &Owner) -> Result<String, ProviderError> {
+        if let Some(user_id) = self.find_user(owner).await? {
+            return Ok(user_id);
+        }
+        if !self.config.create_users {
+            return Err(ProviderError::rejected(format!(
+                "tray has no end user with externalUserId {} and user creation is disabled (create_users = false)",
+                owner.id
+            )));
+        }
+        let name = owner.name.clone().unwrap_or_else(|| owner.id.clone());
+        let data = self
+            .client
+            .graphql(
+                self.master(),
+                queries::CREATE_EXTERNAL_USER,
+                json!({"name": name, "externalUserId": owner.id, "isTestUser": self.config.is_test_user}),
+                Effect::Creates,
+                "create user",
+            )
+            .await
+            .map_err(master_failure)?;
+        let user_id = data["createExternalUser"]["userId"]
+            .as_str()
+            .ok_or_else(|| {
+                ProviderError::rejected("tray graphql create user: the answer has no userId")
+            })?
+            .to_owned();
         self.memo.put(USER_MEMO, &owner.id, &user_id);
         Ok(user_id)
+    }
+
+    /// The owner's Tray user id from the run cache or [`Self::find_user`]; `None` when the
+    /// user does not exist. For reconciliation, which must not create anything.
+    async fn existing_user(&self, owner: &Owner) -> Result<Option<String>, ProviderError> {
+        let slot = self.user_slot(&owner.id);
+        let mut slot = slot.lock().await;
+        if slot.user_id.is_none() {
+            slot.user_id = self.find_user(owner).await?;
+        }
+        Ok(slot.user_id.clone())
     }
 
     /// A user token for the owner, minted when missing, old, or equal to `rejected`.
@@ -760,10 +783,15 @@ impl TrayImporter {
             .get("service_environment_id")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        // Read-only: an owner with no Tray user cannot own the auth yet, so there is nothing
+        // to adopt (and no user is created just to look).
+        let Some(user_id) = self.existing_user(&record.owner).await? else {
+            return Ok(None);
+        };
         let data = self
             .user_graphql(
                 &record.owner,
-                None,
+                Some(&user_id),
                 queries::VIEWER_AUTHENTICATIONS,
                 json!({}),
                 Effect::Repeatable,
@@ -786,7 +814,6 @@ impl TrayImporter {
         let Some(auth_id) = found else {
             return Ok(None);
         };
-        let (user_id, _) = self.user_token(&record.owner, None, None).await?;
         self.finish(
             record,
             mapped,

@@ -157,3 +157,37 @@ pub mod queries {
     pub const ENABLE_SOLUTION_INSTANCE: &str = "mutation ($solutionInstanceId: ID!) { updateSolutionInstance(input: {solutionInstanceId: $solutionInstanceId, enabled: true}) { solutionInstance { id enabled } } }";
     pub const REMOVE_SOLUTION_INSTANCE: &str = "mutation ($solutionInstanceId: ID!) { removeSolutionInstance(input: {solutionInstanceId: $solutionInstanceId}) { clientMutationId } }";
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(entry: Value, expect: bool) {
+        let error: GraphqlError = serde_json::from_value(entry.clone()).unwrap();
+        assert_eq!(error.is_rate_limit(), expect, "{entry}");
+    }
+
+    #[test]
+    fn rate_limit_errors_are_recognised() {
+        // Tray's documented entry.
+        check(
+            json!({"message": "Rate limit exceeded", "path": ["users"],
+                "extensions": {"name": "PreconditionError", "code": "access_not_allowed"}}),
+            true,
+        );
+        check(json!({"message": "Rate limit exceeded"}), true);
+        check(
+            json!({"message": "rate limited", "extensions": {"code": "access_not_allowed"}}),
+            true,
+        );
+        // `access_not_allowed` alone is also Tray's code for a refused token: not a rate limit
+        // (retrying it would never succeed).
+        check(
+            json!({"message": "You are not authorized to access this resource",
+                "extensions": {"code": "access_not_allowed"}}),
+            false,
+        );
+        check(json!({"message": "User not found"}), false);
+    }
+}

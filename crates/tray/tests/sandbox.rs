@@ -482,20 +482,56 @@ async fn bad_master_token_is_fatal() {
 }
 
 #[tokio::test]
-async fn rate_limits_are_classified() {
+async fn reconcile_is_read_only_for_an_unknown_owner() {
     let sandbox = sandbox(TrayOptions::default()).await;
-    let provider = provider(&sandbox, Value::Null, memo());
-    let record = greenhouse("globex-7", "k");
+    // User creation is allowed (the default): reconcile must still not create anyone.
+    let memo = memo();
+    let provider = provider(&sandbox, Value::Null, memo.clone());
+    let record = greenhouse("ghost-9", CANARY);
     discover(provider.as_ref(), &[&record]).await;
     let mapped = provider.map(&record).unwrap();
-    // A bucket with no refill to speak of: the first request passes, the next is refused.
-    sandbox
-        .tray
-        .set_rate_limit(Some(authport_sandbox::tray::RateLimit {
-            per_second: 0.0001,
-            burst: 1,
-        }));
-    let error = provider.import(&record, &mapped, None).await.unwrap_err();
+    let found = provider.reconcile(&record, &mapped).await.unwrap();
+    assert!(found.is_none());
+    assert!(sandbox.tray.users().is_empty(), "reconcile created a user");
+    assert_eq!(sandbox.tray.call_count("graphql createExternalUser"), 0);
+    assert_eq!(sandbox.tray.call_count("graphql authorize"), 0);
+    assert_eq!(sandbox.tray.auth_count(), 0);
+    assert_eq!(memo.get("tray.user_id", "ghost-9"), None);
+    // The look-up did not poison the run: the import that follows creates the user once.
+    let outcome = provider.import(&record, &mapped, None).await.unwrap();
+    assert_eq!(outcome.disposition, Disposition::Created);
+    assert_eq!(sandbox.tray.users().len(), 1);
+    assert_eq!(sandbox.tray.auth_count(), 1);
+    // Now that the user exists, reconcile finds the auth by name.
+    let adopted = provider.reconcile(&record, &mapped).await.unwrap().unwrap();
+    assert_eq!(
+        adopted.target.get_str("authentication_id"),
+        outcome.target.get_str("authentication_id")
+    );
+    assert_eq!(sandbox.tray.users().len(), 1);
+}
+
+#[tokio::test]
+async fn reconcile_finds_an_existing_user_without_creating_one() {
+    let sandbox = sandbox(TrayOptions::default()).await;
+    let user = sandbox.tray.insert_user("Globex", "globex-7");
+    let provider = provider(&sandbox, Value::Null, memo());
+    let record = greenhouse("globex-7", CANARY);
+    discover(provider.as_ref(), &[&record]).await;
+    let mapped = provider.map(&record).unwrap();
+    assert!(
+        provider
+            .reconcile(&record, &mapped)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(sandbox.tray.users(), [user]);
+    assert_eq!(sandbox.tray.call_count("graphql createExternalUser"), 0);
+    assert_eq!(sandbox.tray.auth_count(), 0);
+}
+
+fn assert_rate_limited(error: &ProviderError) {
     assert!(
         matches!(
             error,
@@ -506,8 +542,79 @@ async fn rate_limits_are_classified() {
         ),
         "{error}"
     );
-    assert!(sandbox.tray.rate_limited_count() >= 1);
-    assert_eq!(sandbox.tray.auth_count(), 0);
+}
+
+#[tokio::test]
+async fn rest_and_graphql_rate_limits_are_classified() {
+    let sandbox = sandbox(TrayOptions::default()).await;
+    let provider = provider(&sandbox, Value::Null, memo());
+    let first = greenhouse("globex-7", "k");
+    let same_owner = record(
+        json!({"id": "globex-7/greenhouse-2", "owner": {"id": "globex-7"}, "service": "greenhouse",
+        "auth": {"type": "api_key", "api_key": "k2"}}),
+    );
+    let new_owner = greenhouse("acme-42", "k3");
+    discover(provider.as_ref(), &[&first, &same_owner, &new_owner]).await;
+    let imported = provider
+        .import(&first, &provider.map(&first).unwrap(), None)
+        .await
+        .unwrap();
+    // An empty bucket that never refills: every request from now on is refused.
+    sandbox
+        .tray
+        .set_rate_limit(Some(authport_sandbox::tray::RateLimit {
+            per_second: 0.0,
+            burst: 0,
+        }));
+
+    // REST 429 on the create (the owner's user and token are cached, so the POST is the first
+    // call): rate limited, not outcome-unknown, because a 429 was not applied.
+    let posts = sandbox.tray.call_count("POST /core/v1/authentications");
+    let error = provider
+        .import(&same_owner, &provider.map(&same_owner).unwrap(), None)
+        .await
+        .unwrap_err();
+    assert_rate_limited(&error);
+    assert_eq!(
+        sandbox.tray.call_count("POST /core/v1/authentications"),
+        posts + 1
+    );
+    // REST 429 on a master-token read.
+    assert_rate_limited(&provider.verify(&imported.target).await.unwrap_err());
+    assert_eq!(
+        sandbox.tray.call_count("GET /core/v1/authentications/{id}"),
+        1
+    );
+    // GraphQL: HTTP 200 with the documented `errors` entry, on the user look-up of a new owner.
+    let lookups = sandbox.tray.call_count("graphql users");
+    let error = provider
+        .import(&new_owner, &provider.map(&new_owner).unwrap(), None)
+        .await
+        .unwrap_err();
+    assert_rate_limited(&error);
+    assert_eq!(sandbox.tray.call_count("graphql users"), lookups + 1);
+    // GraphQL with a user token (`viewer.authentications` in reconcile).
+    assert_rate_limited(
+        &provider
+            .reconcile(&same_owner, &provider.map(&same_owner).unwrap())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(sandbox.tray.call_count("graphql viewer"), 1);
+    assert_eq!(sandbox.tray.rate_limited_count(), 4);
+    assert_eq!(sandbox.tray.auth_count(), 1);
+    assert_eq!(sandbox.tray.users().len(), 1);
+
+    // Switched off again, the refused records go through (nothing was applied before).
+    sandbox.tray.set_rate_limit(None);
+    for record in [&same_owner, &new_owner] {
+        provider
+            .import(record, &provider.map(record).unwrap(), None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(sandbox.tray.auth_count(), 3);
+    assert_eq!(sandbox.tray.rate_limited_count(), 4);
 }
 
 #[test]

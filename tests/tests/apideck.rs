@@ -1,0 +1,172 @@
+//! End to end: the `authport` binary importing into the sandbox's Apideck Vault emulator.
+
+mod common;
+
+use authport_sandbox::RunningSandbox;
+use common::*;
+use serde_json::{Map, Value, json};
+
+async fn sandbox() -> RunningSandbox {
+    authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap()).await.unwrap()
+}
+
+fn example_lines() -> Vec<String> {
+    std::fs::read_to_string(example("records.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+struct Run {
+    out: Output,
+    report: Vec<Value>,
+}
+
+async fn import(sandbox: &RunningSandbox, dir: &std::path::Path, input: &std::path::Path, extra: &[&str]) -> Run {
+    let report = dir.join("report.jsonl");
+    let mut args = vec![
+        "import", "--provider", "apideck", "--input", input.to_str().unwrap(), "--state", "state.db",
+        "--report", report.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = authport(dir, &args, &sandbox.provider_env()).await;
+    let report = read_lines(&report);
+    Run { out, report }
+}
+
+fn line<'a>(report: &'a [Value], id: &str) -> &'a Value {
+    report
+        .iter()
+        .find(|l| l["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not in report: {report:?}"))
+}
+
+fn count(report: &[Value], status: &str) -> usize {
+    report.iter().filter(|l| l["status"] == status).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_once_then_unchanged_then_updated() {
+    let sandbox = sandbox().await;
+    let dir = scratch();
+    let mut lines = example_lines();
+    lines.push(r#"{"id":"bad/json","owner":{"id":"x"}"#.to_owned());
+    lines.push(r#"{"id":"bad/connector","owner":{"id":"x"},"service":"nosuch","auth":{"type":"api_key","api_key":"k"},"targets":{"apideck":{"unified_api":"crm","service_id":"nosuch"}}}"#.to_owned());
+    lines.push(r#"{"id":"bad/ms","owner":{"id":"x"},"service":"hubspot","auth":{"type":"oauth2","access_token":"t","refresh_token":"r","issued_at":"2026-11-01T10:00:00Z","expires_in":3600000},"targets":{"apideck":{"unified_api":"crm","service_id":"hubspot"}}}"#.to_owned());
+    let input = write_lines(dir.path(), "in.jsonl", &lines);
+
+    let first = import(&sandbox, dir.path(), &input, &[]).await;
+    assert_eq!(first.out.code, 1, "{}", first.out.stderr);
+    assert_eq!(first.report.len(), 9);
+    assert_eq!(count(&first.report, "imported"), 6, "{:?}", statuses(&first.report));
+    assert_eq!(sandbox.apideck.connection_count(), 6, "each good record exactly once");
+    assert!(sandbox.apideck.connection("initech-3", "accounting", "quickbooks").is_some());
+
+    let bad_json = first.report.iter().find(|l| l["line"] == 7).unwrap();
+    assert_eq!(bad_json["status"], "failed");
+    assert!(bad_json["error"]["message"].as_str().unwrap().contains("in.jsonl:7: malformed JSON"));
+    let bad_connector = line(&first.report, "bad/connector");
+    assert_eq!(bad_connector["status"], "failed");
+    assert!(bad_connector["error"]["message"].as_str().unwrap().contains("nosuch"), "{bad_connector}");
+    let bad_ms = line(&first.report, "bad/ms");
+    assert_eq!(bad_ms["status"], "failed");
+    assert!(bad_ms["error"]["message"].as_str().unwrap().contains("milliseconds"), "{bad_ms}");
+
+    let second = import(&sandbox, dir.path(), &input, &[]).await;
+    assert_eq!(count(&second.report, "unchanged"), 6, "{:?}", statuses(&second.report));
+    let imports_after_second = sandbox.apideck.import_count();
+    assert_eq!(imports_after_second, 6, "unchanged records are not sent again");
+
+    lines[1] = lines[1].replace("example-salesforce-access-token", "rotated-salesforce-access-token");
+    let changed = write_lines(dir.path(), "in2.jsonl", &lines);
+    let third = import(&sandbox, dir.path(), &changed, &[]).await;
+    assert_eq!(line(&third.report, "acme-42/salesforce")["status"], "updated");
+    assert_eq!(count(&third.report, "unchanged"), 5);
+    assert_eq!(sandbox.apideck.connection_count(), 6);
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_tells_callable_from_authorized() {
+    let sandbox = sandbox().await;
+    let dir = scratch();
+    std::fs::write(dir.path().join("authport.toml"), "[apideck]\nallow_incomplete_settings = true\n").unwrap();
+    let mut lines = example_lines();
+    // QuickBooks without its required realm_id: authorised, but not callable until set.
+    lines[4] = lines[4].replace(r#","settings":{"realm_id":"4620816365164357123"}"#, "");
+    let input = write_lines(dir.path(), "in.jsonl", &lines);
+    let run = import(&sandbox, dir.path(), &input, &["--config", "authport.toml"]).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+
+    let verify = authport(
+        dir.path(),
+        &["verify", "--provider", "apideck", "--state", "state.db", "--config", "authport.toml"],
+        &sandbox.provider_env(),
+    )
+    .await;
+    let lines = parse_lines(&verify.stdout);
+    assert_eq!(lines.len(), 6, "{}", verify.stderr);
+    let status = |id: &str| lines.iter().find(|l| l["id"] == id).unwrap()["status"].as_str().unwrap().to_owned();
+    assert_eq!(status("initech-3/quickbooks"), "authorized");
+    assert_eq!(status("globex-7/greenhouse"), "callable");
+    assert_eq!(status("initech-3/zendesk"), "callable");
+    assert_eq!(verify.code, 1, "an unusable connection is a problem: {}", verify.stderr);
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_existing_connections_are_skipped_and_survive_rollback() {
+    let sandbox = sandbox().await;
+    let mut credentials = Map::new();
+    credentials.insert("access_token".to_owned(), json!("theirs"));
+    sandbox.apideck.precreate_connection("acme-42", "crm", "hubspot", Map::new(), Some(credentials));
+    let dir = scratch();
+    let input = write_lines(dir.path(), "in.jsonl", &example_lines());
+    let run = import(&sandbox, dir.path(), &input, &[]).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    let hubspot = line(&run.report, "acme-42/hubspot");
+    assert_eq!(hubspot["status"], "skipped");
+    assert_eq!(hubspot["error"]["kind"], "pre_existing");
+    assert_eq!(count(&run.report, "imported"), 5);
+    assert_eq!(sandbox.apideck.connection_count(), 6);
+
+    let rollback = authport(dir.path(), &["rollback", "--provider", "apideck", "--state", "state.db"], &sandbox.provider_env()).await;
+    assert_eq!(rollback.code, 0, "{}", rollback.stderr);
+    assert_eq!(
+        sandbox.apideck.connection_keys(),
+        vec![("acme-42".to_owned(), "crm".to_owned(), "hubspot".to_owned())],
+        "only the pre-existing connection is left"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_limit_stops_the_run_and_reports_what_was_not_attempted() {
+    let sandbox = sandbox().await;
+    sandbox.apideck.set_import_limit(Some(2));
+    let dir = scratch();
+    let input = write_lines(dir.path(), "in.jsonl", &example_lines());
+    let run = import(&sandbox, dir.path(), &input, &["--concurrency", "1"]).await;
+    assert_eq!(run.out.code, 3, "{}", run.out.stderr);
+    assert!(run.out.stderr.to_lowercase().contains("limit"), "says why: {}", run.out.stderr);
+    assert_eq!(run.report.len(), 6, "every record is reported");
+    assert_eq!(count(&run.report, "imported"), 2);
+    let not_attempted = run
+        .report
+        .iter()
+        .filter(|l| l["status"] == "skipped" && l["error"]["kind"] == "not_attempted")
+        .count();
+    let failed = count(&run.report, "failed");
+    assert_eq!(not_attempted + failed, 4, "{:?}", statuses(&run.report));
+    assert!(failed <= 1, "at most the record that hit the limit fails");
+
+    // The limit is lifted: the next run finishes the rest and duplicates nothing.
+    sandbox.apideck.set_import_limit(None);
+    let resumed = import(&sandbox, dir.path(), &input, &[]).await;
+    assert_eq!(resumed.out.code, 0, "{}", resumed.out.stderr);
+    assert_eq!(count(&resumed.report, "unchanged"), 2);
+    assert_eq!(count(&resumed.report, "imported"), 4);
+    assert_eq!(sandbox.apideck.connection_count(), 6);
+    sandbox.stop().await;
+}
