@@ -36,6 +36,10 @@ pub struct ApideckOptions {
     pub catalogue: Vec<Connector>,
     /// After this many accepted imports, every further import answers 402 `RequestLimitError`.
     pub import_limit: Option<u64>,
+    /// Answer `GET /vault/connections/{u}/{s}` with 404 `ConnectionNotFoundError` when the
+    /// consumer has no such connection, instead of the connector in state `available`. Vault's
+    /// behaviour here is not documented; this switch lets tests cover both readings.
+    pub missing_connection_answers_404: bool,
 }
 
 impl Default for ApideckOptions {
@@ -45,6 +49,7 @@ impl Default for ApideckOptions {
             app_id: SANDBOX_APP_ID.to_owned(),
             catalogue: default_catalogue(),
             import_limit: None,
+            missing_connection_answers_404: false,
         }
     }
 }
@@ -101,6 +106,7 @@ pub(crate) struct Inner {
     pub(crate) imports_accepted: u64,
     pub(crate) import_limit: Option<u64>,
     pub(crate) forced_refreshes: u64,
+    pub(crate) missing_connection_answers_404: bool,
 }
 
 /// The Apideck emulator's state.
@@ -133,6 +139,7 @@ impl ApideckState {
                 imports_accepted: 0,
                 import_limit: options.import_limit,
                 forced_refreshes: 0,
+                missing_connection_answers_404: options.missing_connection_answers_404,
             }),
         })
     }
@@ -156,7 +163,12 @@ impl ApideckState {
     }
 
     /// Enables, disables or un-configures a connector of the catalogue.
-    pub fn set_integration_state(&self, unified_api: &str, service_id: &str, state: IntegrationState) {
+    pub fn set_integration_state(
+        &self,
+        unified_api: &str,
+        service_id: &str,
+        state: IntegrationState,
+    ) {
         let mut inner = self.lock();
         for connector in &mut inner.catalogue {
             if connector.unified_api == unified_api && connector.service_id == service_id {
@@ -179,7 +191,11 @@ impl ApideckState {
         let mut inner = self.lock();
         inner.consumers.insert(consumer_id.to_owned());
         inner.connections.insert(
-            (consumer_id.to_owned(), unified_api.to_owned(), service_id.to_owned()),
+            (
+                consumer_id.to_owned(),
+                unified_api.to_owned(),
+                service_id.to_owned(),
+            ),
             StoredConnection {
                 credentials,
                 settings,
@@ -192,9 +208,18 @@ impl ApideckState {
     }
 
     /// One connection with its derived state and health, if it exists.
-    pub fn connection(&self, consumer_id: &str, unified_api: &str, service_id: &str) -> Option<ConnectionView> {
+    pub fn connection(
+        &self,
+        consumer_id: &str,
+        unified_api: &str,
+        service_id: &str,
+    ) -> Option<ConnectionView> {
         let inner = self.lock();
-        let key = (consumer_id.to_owned(), unified_api.to_owned(), service_id.to_owned());
+        let key = (
+            consumer_id.to_owned(),
+            unified_api.to_owned(),
+            service_id.to_owned(),
+        );
         let stored = inner.connections.get(&key)?.clone();
         let connector = inner.find_connector(unified_api, service_id)?;
         let (state, health) = derive_state(connector, Some(&stored), chrono::Utc::now());
@@ -293,7 +318,9 @@ fn token_expiry(credentials: &Map<String, Value>) -> Option<chrono::DateTime<chr
     let issued_at = chrono::DateTime::parse_from_rfc3339(issued_at).ok()?;
     let expires_in = credentials.get("expires_in")?.as_i64()?;
     let lifetime = chrono::TimeDelta::try_seconds(expires_in)?;
-    issued_at.with_timezone(&chrono::Utc).checked_add_signed(lifetime)
+    issued_at
+        .with_timezone(&chrono::Utc)
+        .checked_add_signed(lifetime)
 }
 
 fn is_filled(value: &Value) -> bool {

@@ -1,0 +1,257 @@
+//! Provider settings: the `[apideck]` config section, overridden by `APIDECK_*` variables.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use authport_core::{ConfigError, EnvSnapshot, SecretString};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Apideck's only server; `APIDECK_API_URL` replaces it (paths keep `/vault/...`).
+pub const DEFAULT_API_URL: &str = "https://unify.apideck.com";
+
+/// The consumer id sent on discovery reads (a `GET` never creates a consumer).
+pub const DEFAULT_DISCOVERY_CONSUMER_ID: &str = "authport-discovery";
+
+/// When to call `POST .../validate` after an import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidateAfterImport {
+    /// Never (default).
+    #[default]
+    Never,
+    /// Only for apiKey/basic/custom connectors: Vault checks the required fields.
+    NonOauth,
+    /// Also for OAuth connectors, where Vault **forces a token refresh**: that can rotate the
+    /// refresh token and break the source system that still uses it.
+    Always,
+}
+
+/// What to do with a record whose `expires_in` looks like milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuspectMilliseconds {
+    /// Refuse the record with a mapping error (default).
+    #[default]
+    Refuse,
+    /// The value really is seconds: send it as given.
+    AsSeconds,
+    /// The value is milliseconds: divide by 1000.
+    AsMilliseconds,
+}
+
+/// Where a service's records go and how their fields are named. Used for the built-in
+/// defaults, for `[apideck.services.<service>]` and for a record's `targets.apideck`; each
+/// later level overrides the earlier one key by key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetOverride {
+    /// Apideck unified API (`crm`, `accounting`, ...).
+    pub unified_api: Option<String>,
+    /// Apideck connector id (`salesforce`, `quickbooks`, ...).
+    pub service_id: Option<String>,
+    /// Canonical secret name (`api_key`, `username`, `password`, or a `custom` field name)
+    /// -> the connector's form field id that receives it.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// Record setting name -> form field id; `null` drops the setting.
+    #[serde(default)]
+    pub settings_map: BTreeMap<String, Option<String>>,
+    /// Tokens of this service never expire: allow OAuth records with neither expiry nor
+    /// refresh token.
+    pub long_lived_tokens: Option<bool>,
+}
+
+impl TargetOverride {
+    /// `self` overridden by `later`, key by key.
+    pub fn merged_with(&self, later: &TargetOverride) -> TargetOverride {
+        let mut merged = self.clone();
+        if later.unified_api.is_some() {
+            merged.unified_api.clone_from(&later.unified_api);
+        }
+        if later.service_id.is_some() {
+            merged.service_id.clone_from(&later.service_id);
+        }
+        merged.fields.extend(later.fields.clone());
+        merged.settings_map.extend(later.settings_map.clone());
+        if later.long_lived_tokens.is_some() {
+            merged.long_lived_tokens = later.long_lived_tokens;
+        }
+        merged
+    }
+}
+
+/// The parsed provider settings. `Debug` is allow-list: the API key never shows.
+#[derive(Clone)]
+pub struct ApideckConfig {
+    pub api_key: SecretString,
+    pub app_id: String,
+    /// Base URL without a trailing slash.
+    pub api_url: String,
+    pub discovery_consumer_id: String,
+    /// Import over connections that already hold credentials this tool did not import.
+    pub overwrite_existing: bool,
+    pub validate_after_import: ValidateAfterImport,
+    pub suspect_milliseconds: SuspectMilliseconds,
+    /// Import OAuth records even when a required form field (e.g. QuickBooks `realm_id`) is
+    /// missing; the connection then stays `authorized` until someone fills it in.
+    pub allow_incomplete_settings: bool,
+    pub services: BTreeMap<String, TargetOverride>,
+    pub requests_per_second: f64,
+    pub burst: u32,
+    pub concurrency: usize,
+}
+
+impl fmt::Debug for ApideckConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApideckConfig")
+            .field("app_id", &self.app_id)
+            .field("api_url", &self.api_url)
+            .field("discovery_consumer_id", &self.discovery_consumer_id)
+            .field("overwrite_existing", &self.overwrite_existing)
+            .field("validate_after_import", &self.validate_after_import)
+            .field("suspect_milliseconds", &self.suspect_milliseconds)
+            .field("allow_incomplete_settings", &self.allow_incomplete_settings)
+            .field("services", &self.services.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The config section minus `api_key`, which is taken out first so that no serde message can
+/// ever quote it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    app_id: Option<String>,
+    api_url: Option<String>,
+    discovery_consumer_id: Option<String>,
+    #[serde(default)]
+    overwrite_existing: bool,
+    #[serde(default)]
+    validate_after_import: ValidateAfterImport,
+    #[serde(default)]
+    suspect_milliseconds: SuspectMilliseconds,
+    #[serde(default)]
+    allow_incomplete_settings: bool,
+    #[serde(default)]
+    services: BTreeMap<String, TargetOverride>,
+    requests_per_second: Option<f64>,
+    burst: Option<u32>,
+    concurrency: Option<usize>,
+}
+
+impl ApideckConfig {
+    /// Reads the `[apideck]` section (`Value::Null` when absent) and the environment, which
+    /// wins. No network IO.
+    pub fn from_sources(section: &Value, env: &EnvSnapshot) -> Result<Self, ConfigError> {
+        let mut section = match section {
+            Value::Null => serde_json::Map::new(),
+            Value::Object(map) => map.clone(),
+            _ => return Err(ConfigError::new("[apideck] must be a table of settings")),
+        };
+        let file_key = match section.remove("api_key") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(key)) => Some(key),
+            Some(_) => return Err(ConfigError::new("[apideck] api_key must be a string")),
+        };
+        let raw: RawConfig = serde_json::from_value(Value::Object(section))
+            .map_err(|e| ConfigError::new(format!("[apideck] {e}")))?;
+
+        let api_key = env
+            .get("APIDECK_API_KEY")
+            .map(str::to_owned)
+            .or(file_key)
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "apideck needs an api key: set APIDECK_API_KEY (or api_key in [apideck])",
+                )
+            })?;
+        let app_id = env
+            .get("APIDECK_APP_ID")
+            .map(str::to_owned)
+            .or(raw.app_id)
+            .filter(|id| !id.trim().is_empty())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "apideck needs an application id: set APIDECK_APP_ID (or app_id in [apideck])",
+                )
+            })?;
+        let api_url = env
+            .get("APIDECK_API_URL")
+            .map(str::to_owned)
+            .or(raw.api_url)
+            .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+        let api_url = checked_base_url(&api_url)?;
+        let discovery_consumer_id = raw
+            .discovery_consumer_id
+            .unwrap_or_else(|| DEFAULT_DISCOVERY_CONSUMER_ID.to_owned());
+        if !is_header_safe(&discovery_consumer_id) {
+            return Err(ConfigError::new(
+                "[apideck] discovery_consumer_id must be non-empty printable ASCII",
+            ));
+        }
+        let requests_per_second = raw.requests_per_second.unwrap_or(10.0);
+        if !(requests_per_second.is_finite() && requests_per_second > 0.0) {
+            return Err(ConfigError::new(
+                "[apideck] requests_per_second must be a positive number",
+            ));
+        }
+        Ok(Self {
+            api_key: SecretString::from(api_key),
+            app_id,
+            api_url,
+            discovery_consumer_id,
+            overwrite_existing: raw.overwrite_existing,
+            validate_after_import: raw.validate_after_import,
+            suspect_milliseconds: raw.suspect_milliseconds,
+            allow_incomplete_settings: raw.allow_incomplete_settings,
+            services: raw.services,
+            requests_per_second,
+            burst: raw.burst.unwrap_or(10).max(1),
+            concurrency: raw.concurrency.unwrap_or(4).max(1),
+        })
+    }
+}
+
+/// The base URL without a trailing slash; HTTPS, or plain HTTP to a loopback host only.
+pub fn checked_base_url(text: &str) -> Result<String, ConfigError> {
+    let url = reqwest::Url::parse(text.trim())
+        .map_err(|e| ConfigError::new(format!("apideck api url is not a valid URL: {e}")))?;
+    let Some(host) = url.host_str() else {
+        return Err(ConfigError::new("apideck api url has no host"));
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(ConfigError::new(
+                "apideck api url must use https (plain http is only allowed to a loopback host)",
+            ));
+        }
+        other => {
+            return Err(ConfigError::new(format!(
+                "apideck api url has unsupported scheme `{other}`"
+            )));
+        }
+    }
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(ConfigError::new(
+            "apideck api url must be scheme://host[:port][/path] without credentials, query or fragment",
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Printable ASCII only: the value travels in an HTTP header.
+pub fn is_header_safe(value: &str) -> bool {
+    !value.trim().is_empty() && value.bytes().all(|b| (0x20..0x7f).contains(&b))
+}

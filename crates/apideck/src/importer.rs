@@ -1,0 +1,394 @@
+//! [`AuthImporter`] for Apideck Vault: discovery, the pre-existing check, import, verify and
+//! rollback over [`VaultClient`]; mapping is delegated to the pure [`crate::map`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use authport_core::{
+    AuthImporter, ConfigError, CredentialRecord, DiscoveryKey, Disposition, ImportOutcome,
+    MappedRecord, MappingError, PriorImport, ProviderError, ProviderLimits, Removal, TargetRef,
+    VerifyReport,
+};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use crate::client::{ConnectionAddress, Lookup, VaultClient};
+use crate::config::{ApideckConfig, ValidateAfterImport};
+use crate::map::{
+    ConnectorInfo, MapOptions, PROVIDER, RECORD_ID_METADATA_KEY, map_record, resolve_target,
+};
+use crate::wire::Connection;
+
+type ConnectorKey = (String, String);
+
+/// The Apideck Vault importer.
+pub struct ApideckImporter {
+    config: ApideckConfig,
+    client: VaultClient,
+    /// The run's clock, fixed at build time so mapping is deterministic within a run.
+    now: DateTime<Utc>,
+    /// What discovery learned per `(unified_api, service_id)`: the connector, or why its
+    /// records cannot be imported.
+    catalogue: RwLock<BTreeMap<ConnectorKey, Result<ConnectorInfo, String>>>,
+}
+
+impl fmt::Debug for ApideckImporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApideckImporter")
+            .field("config", &self.config)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApideckImporter {
+    pub fn new(config: ApideckConfig, request_timeout: Duration) -> Result<Self, ConfigError> {
+        let client = VaultClient::new(&config, request_timeout).map_err(ConfigError::new)?;
+        Ok(Self {
+            config,
+            client,
+            now: Utc::now(),
+            catalogue: RwLock::new(BTreeMap::new()),
+        })
+    }
+
+    /// Replaces the run's clock (tests pin it to make expiry decisions reproducible).
+    pub fn with_clock(mut self, now: DateTime<Utc>) -> Self {
+        self.now = now;
+        self
+    }
+
+    fn map_options(&self) -> MapOptions {
+        MapOptions {
+            suspect_milliseconds: self.config.suspect_milliseconds,
+            allow_incomplete_settings: self.config.allow_incomplete_settings,
+            now: self.now,
+        }
+    }
+
+    async fn discover_connector(
+        &self,
+        unified_api: &str,
+        service_id: &str,
+    ) -> Result<Result<ConnectorInfo, String>, ProviderError> {
+        // A read with a fixed consumer id: Vault answers with the connector's catalogue entry
+        // (state `available` for a consumer without it) and creates nothing.
+        let at = ConnectionAddress {
+            consumer_id: &self.config.discovery_consumer_id,
+            unified_api,
+            service_id,
+        };
+        let reason = match self.client.get_connection(at, &[]).await? {
+            Lookup::Found(connection) => {
+                return Ok(ConnectorInfo::from_connection(
+                    unified_api,
+                    service_id,
+                    &connection,
+                ));
+            }
+            Lookup::NotFound(reason) => reason,
+        };
+        // Should Vault answer 404 for a consumer that lacks the connection, the app-wide list
+        // (no consumer needed) still tells an enabled connector from an unknown one.
+        let listed = self.client.list_connections(unified_api).await?;
+        Ok(
+            match listed
+                .iter()
+                .find(|c| c.service_id.as_deref() == Some(service_id))
+            {
+                Some(connection) => {
+                    ConnectorInfo::from_connection(unified_api, service_id, connection)
+                }
+                None => Err(format!(
+                    "connector {unified_api}/{service_id} is unknown or not enabled for this Apideck application ({reason})"
+                )),
+            },
+        )
+    }
+
+    fn validate_wanted(&self, auth_type: Option<&str>) -> bool {
+        match self.config.validate_after_import {
+            ValidateAfterImport::Never => false,
+            ValidateAfterImport::NonOauth => auth_type.is_some_and(|t| t != "oauth2"),
+            ValidateAfterImport::Always => true,
+        }
+    }
+}
+
+/// How a record's connection stands before the import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Existing {
+    /// No connection (404, or the connector is merely `available` to the consumer).
+    Absent,
+    /// A connection authport imported for this very record (metadata marker).
+    Ours,
+    /// Someone else's connection without a grant yet (`added`).
+    ForeignEmpty { state: String },
+    /// Someone else's connection that holds credentials (`authorized`, `callable`, `invalid`,
+    /// or a state Apideck adds later: assumed to hold credentials, the safe side).
+    ForeignWithCredentials { state: String },
+}
+
+/// Classifies the connection found before an import.
+pub fn classify_existing(connection: Option<&Connection>, record_id: &str) -> Existing {
+    let Some(connection) = connection else {
+        return Existing::Absent;
+    };
+    let state = connection.state.clone().unwrap_or_default();
+    if state.is_empty() || state == "available" {
+        return Existing::Absent;
+    }
+    let marker = connection
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get(RECORD_ID_METADATA_KEY))
+        .and_then(Value::as_str);
+    if marker == Some(record_id) {
+        return Existing::Ours;
+    }
+    if state == "added" {
+        Existing::ForeignEmpty { state }
+    } else {
+        Existing::ForeignWithCredentials { state }
+    }
+}
+
+/// What to do about it: the disposition to report, or `None` to skip, and a note.
+pub fn decide(
+    existing: &Existing,
+    has_prior: bool,
+    overwrite_existing: bool,
+) -> (Disposition, Option<String>) {
+    if has_prior {
+        return (Disposition::Updated, None);
+    }
+    match existing {
+        Existing::Absent | Existing::Ours => (Disposition::Created, None),
+        Existing::ForeignEmpty { state } => (
+            Disposition::Updated,
+            Some(format!(
+                "connection existed before (state {state}); rollback leaves it in place"
+            )),
+        ),
+        Existing::ForeignWithCredentials { state } if overwrite_existing => (
+            Disposition::Updated,
+            Some(format!(
+                "overwrote a pre-existing connection (state {state}); rollback leaves it in place"
+            )),
+        ),
+        Existing::ForeignWithCredentials { state } => (
+            Disposition::Skipped,
+            Some(format!(
+                "a connection with credentials already exists (state {state}) and was not imported by authport; not overwritten (set [apideck] overwrite_existing = true to replace it)"
+            )),
+        ),
+    }
+}
+
+fn address_of<'a>(target: &'a Map<String, Value>) -> Result<ConnectionAddress<'a>, ProviderError> {
+    let get = |key: &str| {
+        target
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| ProviderError::rejected(format!("target lacks `{key}`")))
+    };
+    Ok(ConnectionAddress {
+        consumer_id: get("consumer_id")?,
+        unified_api: get("unified_api")?,
+        service_id: get("service_id")?,
+    })
+}
+
+fn target_ref(at: ConnectionAddress<'_>, connection: &Connection) -> TargetRef {
+    let mut target = Map::new();
+    target.insert("consumer_id".to_owned(), json!(at.consumer_id));
+    target.insert("unified_api".to_owned(), json!(at.unified_api));
+    target.insert("service_id".to_owned(), json!(at.service_id));
+    if let Some(id) = &connection.id {
+        target.insert("connection_id".to_owned(), json!(id));
+    }
+    TargetRef(target)
+}
+
+/// `state X, health Y`, for notes.
+fn state_words(connection: &Connection) -> String {
+    format!(
+        "state {}, health {}",
+        connection.state.as_deref().unwrap_or("unknown"),
+        connection.health.as_deref().unwrap_or("unknown")
+    )
+}
+
+/// The verify status word: the connection state, or `pending_refresh` for a callable
+/// connection whose token Vault still has to refresh.
+pub fn verify_report(connection: Option<&Connection>) -> VerifyReport {
+    let mut detail = Map::new();
+    let Some(connection) =
+        connection.filter(|c| c.state.as_deref().is_some_and(|s| s != "available"))
+    else {
+        return VerifyReport {
+            healthy: false,
+            status: "missing".to_owned(),
+            detail,
+        };
+    };
+    let state = connection.state.clone().unwrap_or_default();
+    for (key, value) in [
+        ("state", &connection.state),
+        ("health", &connection.health),
+        ("auth_type", &connection.auth_type),
+        ("integration_state", &connection.integration_state),
+        ("connection_id", &connection.id),
+    ] {
+        if let Some(value) = value {
+            detail.insert(key.to_owned(), json!(value));
+        }
+    }
+    let status = if state == "callable" && connection.health.as_deref() == Some("pending_refresh") {
+        "pending_refresh".to_owned()
+    } else {
+        state.clone()
+    };
+    VerifyReport {
+        healthy: state == "callable",
+        status,
+        detail,
+    }
+}
+
+#[async_trait]
+impl AuthImporter for ApideckImporter {
+    async fn discover(&self, keys: &[DiscoveryKey]) -> Result<(), ProviderError> {
+        // Once per connector, not per record; records whose target cannot be resolved get
+        // their error from `map`.
+        let wanted: BTreeSet<ConnectorKey> = keys
+            .iter()
+            .filter_map(|key| {
+                resolve_target(&key.service, key.target.as_ref(), &self.config.services).ok()
+            })
+            .map(|target| (target.unified_api, target.service_id))
+            .collect();
+        for (unified_api, service_id) in wanted {
+            let known = self
+                .catalogue
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&(unified_api.clone(), service_id.clone()));
+            if known {
+                continue;
+            }
+            let entry = self.discover_connector(&unified_api, &service_id).await?;
+            self.catalogue
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((unified_api, service_id), entry);
+        }
+        Ok(())
+    }
+
+    fn map(&self, record: &CredentialRecord) -> Result<MappedRecord, MappingError> {
+        let target = resolve_target(
+            &record.service,
+            record.targets.get(PROVIDER),
+            &self.config.services,
+        )?;
+        let catalogue = self.catalogue.read().unwrap_or_else(|e| e.into_inner());
+        match catalogue.get(&(target.unified_api.clone(), target.service_id.clone())) {
+            Some(Ok(connector)) => map_record(record, &target, connector, &self.map_options()),
+            Some(Err(reason)) => Err(MappingError::new("service", reason.clone())),
+            None => Err(MappingError::new(
+                format!("targets.{PROVIDER}"),
+                format!(
+                    "connector {}/{} was not discovered before mapping",
+                    target.unified_api, target.service_id
+                ),
+            )),
+        }
+    }
+
+    async fn import(
+        &self,
+        record: &CredentialRecord,
+        mapped: &MappedRecord,
+        prior: Option<&PriorImport>,
+    ) -> Result<ImportOutcome, ProviderError> {
+        let at = address_of(&mapped.target)?;
+        let secrets = record.secret_values();
+        let existing = if prior.is_some() {
+            Existing::Ours
+        } else {
+            // Pre-existing check: import is an upsert and would overwrite what is there.
+            match self.client.get_connection(at, &secrets).await? {
+                Lookup::Found(connection) => classify_existing(Some(&connection), &record.id),
+                Lookup::NotFound(_) => Existing::Absent,
+            }
+        };
+        let (disposition, decision_note) =
+            decide(&existing, prior.is_some(), self.config.overwrite_existing);
+        if disposition == Disposition::Skipped {
+            return Ok(ImportOutcome {
+                disposition,
+                target: target_ref(at, &Connection::default()),
+                note: decision_note,
+            });
+        }
+
+        let connection = self
+            .client
+            .import(at, mapped.body.expose(), &secrets)
+            .await?;
+        let mut notes: Vec<String> = decision_note.into_iter().collect();
+        notes.push(state_words(&connection));
+        if self.validate_wanted(connection.auth_type.as_deref()) {
+            match self.client.validate(at).await {
+                Ok(validated) => notes.push(format!(
+                    "validated: state {}",
+                    validated.state.as_deref().unwrap_or("unknown")
+                )),
+                // The import itself succeeded; a failed validation is worth a note, not a failure.
+                Err(error) => notes.push(format!("validation failed: {error}")),
+            }
+        }
+        Ok(ImportOutcome {
+            disposition,
+            target: target_ref(at, &connection),
+            note: Some(notes.join("; ")),
+        })
+    }
+
+    async fn reconcile(
+        &self,
+        _record: &CredentialRecord,
+        _mapped: &MappedRecord,
+    ) -> Result<Option<ImportOutcome>, ProviderError> {
+        // Import is an upsert: sending it again is always safe, and it carries the current
+        // tokens (adopting what is there might keep older ones). `import` recognises the
+        // connection as ours by its metadata marker, so it is not mistaken for a pre-existing one.
+        Ok(None)
+    }
+
+    async fn verify(&self, target: &TargetRef) -> Result<VerifyReport, ProviderError> {
+        let at = address_of(&target.0)?;
+        Ok(match self.client.get_connection(at, &[]).await? {
+            Lookup::Found(connection) => verify_report(Some(&connection)),
+            Lookup::NotFound(_) => verify_report(None),
+        })
+    }
+
+    async fn remove(&self, target: &TargetRef) -> Result<Removal, ProviderError> {
+        // Only the connection: deleting a consumer would delete connections authport never made.
+        self.client.delete(address_of(&target.0)?).await
+    }
+
+    fn limits(&self) -> ProviderLimits {
+        // Apideck publishes no Vault rate limit: a conservative default, configurable.
+        ProviderLimits {
+            requests_per_second: self.config.requests_per_second,
+            burst: self.config.burst,
+            default_concurrency: self.config.concurrency,
+        }
+    }
+}

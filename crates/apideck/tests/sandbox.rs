@@ -1,0 +1,799 @@
+//! The provider against the Apideck sandbox over real loopback HTTP, built through the plugin
+//! registry and driven through `dyn AuthImporter`, as the engine does.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authport_apideck::client::{CallKind, classify_status};
+use authport_core::{
+    AuthImporter, BuildContext, CredentialRecord, DiscoveryKey, Disposition, EnvSnapshot,
+    ImportOutcome, InMemoryMemo, PriorImport, ProviderError, Removal, find_provider,
+};
+use authport_sandbox::apideck::IntegrationState;
+use authport_sandbox::{RunningSandbox, SandboxConfig};
+use chrono::{SecondsFormat, TimeDelta, Utc};
+use reqwest::StatusCode;
+use serde_json::{Map, Value, json};
+use support::*;
+
+async fn sandbox() -> RunningSandbox {
+    authport_sandbox::start(
+        SandboxConfig::default(),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("sandbox starts")
+}
+
+/// Builds the provider from the registry, configured from the sandbox's env vars only (plus an
+/// optional `[apideck]` section).
+fn provider(sandbox: &RunningSandbox, config: Value) -> Box<dyn AuthImporter> {
+    let _linked = authport_apideck::PROVIDER;
+    let context = BuildContext {
+        config,
+        env: EnvSnapshot::from_pairs(sandbox.provider_env()),
+        memo: Arc::new(InMemoryMemo::default()),
+        dry_run: false,
+        request_timeout: Duration::from_secs(10),
+    };
+    (find_provider("apideck").expect("registered").build)(&context).expect("builds")
+}
+
+fn minutes_ago(minutes: i64) -> String {
+    (Utc::now() - TimeDelta::minutes(minutes)).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The six records of the bundled example file (same shapes; canary secrets).
+fn example_records() -> Vec<CredentialRecord> {
+    let issued = minutes_ago(10);
+    records(&[
+        json!({"id": "acme-42/hubspot", "owner": {"id": "acme-42", "name": "Acme Inc"}, "service": "hubspot",
+               "auth": {"type": "oauth2", "access_token": CANARY_ACCESS, "refresh_token": CANARY_REFRESH,
+                        "issued_at": issued, "expires_in": 1800, "scopes": ["crm.objects.contacts.read"]},
+               "targets": {"tray": {"service_environment": "acme hubspot oauth"},
+                           "apideck": {"unified_api": "crm", "service_id": "hubspot"}}}),
+        json!({"id": "acme-42/salesforce", "owner": {"id": "acme-42"}, "service": "salesforce",
+               "auth": {"type": "oauth2", "access_token": CANARY_ACCESS, "refresh_token": CANARY_REFRESH,
+                        "issued_at": issued, "expires_in": 7200},
+               "settings": {"instance_url": "https://acme.my.salesforce.com"},
+               "targets": {"apideck": {"unified_api": "crm", "service_id": "salesforce"}}}),
+        json!({"id": "globex-7/activecampaign", "owner": {"id": "globex-7"}, "service": "activecampaign",
+               "auth": {"type": "api_key", "api_key": CANARY_API_KEY},
+               "settings": {"account_url": "https://globex.api-us1.com"},
+               "targets": {"apideck": {"unified_api": "crm", "service_id": "activecampaign"}}}),
+        json!({"id": "globex-7/greenhouse", "owner": {"id": "globex-7"}, "service": "greenhouse",
+               "auth": {"type": "api_key", "api_key": CANARY_API_KEY},
+               "targets": {"apideck": {"unified_api": "ats", "service_id": "greenhouse"}}}),
+        json!({"id": "initech-3/quickbooks", "owner": {"id": "initech-3"}, "service": "quickbooks",
+               "auth": {"type": "oauth2", "access_token": CANARY_ACCESS, "refresh_token": CANARY_REFRESH,
+                        "issued_at": issued, "expires_in": 3600},
+               "settings": {"realm_id": "4620816365164357123"},
+               "targets": {"apideck": {"unified_api": "accounting", "service_id": "quickbooks"}}}),
+        json!({"id": "initech-3/zendesk", "owner": {"id": "initech-3"}, "service": "zendesk",
+               "auth": {"type": "basic", "username": CANARY_USERNAME, "password": CANARY_PASSWORD},
+               "settings": {"subdomain": "initech"},
+               "targets": {"apideck": {"unified_api": "ticketing", "service_id": "zendesk"}}}),
+    ])
+}
+
+fn hubspot_record(auth: Value) -> CredentialRecord {
+    record(
+        json!({"id": "acme-42/hubspot", "owner": {"id": "acme-42"}, "service": "hubspot", "auth": auth}),
+    )
+}
+
+fn fresh_oauth() -> Value {
+    json!({"type": "oauth2", "access_token": CANARY_ACCESS, "refresh_token": CANARY_REFRESH,
+           "issued_at": minutes_ago(5), "expires_in": 3600})
+}
+
+async fn discover(importer: &dyn AuthImporter, records: &[CredentialRecord]) {
+    let mut keys: Vec<DiscoveryKey> = Vec::new();
+    for key in records
+        .iter()
+        .map(|r| DiscoveryKey::for_record(r, "apideck"))
+    {
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    importer.discover(&keys).await.expect("discovery succeeds");
+}
+
+/// Maps and imports one record; a mapping error is returned as `Err(field)`.
+async fn import(
+    importer: &dyn AuthImporter,
+    record: &CredentialRecord,
+    prior: Option<&PriorImport>,
+) -> Result<Result<ImportOutcome, ProviderError>, String> {
+    let mapped = importer.map(record).map_err(|e| {
+        assert_no_canary("mapping error", &format!("{e} {e:?}"));
+        e.field
+    })?;
+    let outcome = importer.import(record, &mapped, prior).await;
+    assert_no_canary("outcome", &format!("{outcome:?}"));
+    if let Err(error) = &outcome {
+        assert_no_canary("error", &error.to_string());
+    }
+    Ok(outcome)
+}
+
+#[tokio::test]
+async fn example_records_import_as_callable_connections() {
+    let sandbox = sandbox().await;
+    let importer = provider(&sandbox, Value::Null);
+    let records = example_records();
+    discover(importer.as_ref(), &records).await;
+    for record in &records {
+        let outcome = import(importer.as_ref(), record, None)
+            .await
+            .expect("maps")
+            .expect("imports");
+        assert_eq!(outcome.disposition, Disposition::Created, "{}", record.id);
+        let report = importer.verify(&outcome.target).await.expect("verifies");
+        assert_eq!(
+            (report.healthy, report.status.as_str()),
+            (true, "callable"),
+            "{}: {report:?}",
+            record.id
+        );
+        assert_no_canary(
+            "verify",
+            &format!(
+                "{report:?} {}",
+                serde_json::to_string(&report).expect("json")
+            ),
+        );
+    }
+    assert_eq!(sandbox.apideck.connection_count(), 6);
+    assert_eq!(
+        sandbox.apideck.consumer_ids(),
+        ["acme-42", "globex-7", "initech-3"]
+    );
+    // The expiry arrived in seconds, and the api key under the connector's form field.
+    let hubspot = sandbox
+        .apideck
+        .connection("acme-42", "crm", "hubspot")
+        .expect("imported");
+    let credentials = hubspot.stored.credentials.expect("credentials");
+    assert_eq!(credentials["expires_in"], json!(1800));
+    assert_eq!(credentials["access_token"], json!(CANARY_ACCESS));
+    let activecampaign = sandbox
+        .apideck
+        .connection("globex-7", "crm", "activecampaign")
+        .expect("imported");
+    assert_eq!(
+        activecampaign.stored.settings["api_key"],
+        json!(CANARY_API_KEY)
+    );
+    assert_eq!(
+        activecampaign.stored.settings["instance_url"],
+        json!("https://globex.api-us1.com")
+    );
+    assert!(activecampaign.stored.credentials.is_none());
+    assert_no_canary("importer debug", &format!("{importer:?}"));
+}
+
+#[tokio::test]
+async fn re_imports_update_the_same_connection() {
+    let sandbox = sandbox().await;
+    let importer = provider(&sandbox, Value::Null);
+    let record = hubspot_record(fresh_oauth());
+    discover(importer.as_ref(), std::slice::from_ref(&record)).await;
+    let first = import(importer.as_ref(), &record, None)
+        .await
+        .expect("maps")
+        .expect("imports");
+    assert_eq!(first.disposition, Disposition::Created);
+    let prior = PriorImport {
+        target: first.target.clone(),
+    };
+    let second = import(importer.as_ref(), &record, Some(&prior))
+        .await
+        .expect("maps")
+        .expect("imports");
+    assert_eq!(second.disposition, Disposition::Updated);
+    // State lost: the metadata marker says the connection is ours, so it is not skipped.
+    let third = import(importer.as_ref(), &record, None)
+        .await
+        .expect("maps")
+        .expect("imports");
+    assert_ne!(third.disposition, Disposition::Skipped);
+    assert_eq!(sandbox.apideck.connection_count(), 1);
+    assert_eq!(sandbox.apideck.import_count(), 3);
+    let mapped = importer.map(&record).expect("maps");
+    assert_eq!(importer.reconcile(&record, &mapped).await, Ok(None));
+}
+
+#[tokio::test]
+async fn pre_existing_connections_are_skipped_unless_overwriting_is_allowed() {
+    let sandbox = sandbox().await;
+    let mut credentials = Map::new();
+    credentials.insert("access_token".to_owned(), json!("their-own-token"));
+    sandbox.apideck.precreate_connection(
+        "acme-42",
+        "crm",
+        "hubspot",
+        Map::new(),
+        Some(credentials.clone()),
+    );
+    let record = hubspot_record(fresh_oauth());
+
+    let importer = provider(&sandbox, Value::Null);
+    discover(importer.as_ref(), std::slice::from_ref(&record)).await;
+    let outcome = import(importer.as_ref(), &record, None)
+        .await
+        .expect("maps")
+        .expect("answers");
+    assert_eq!(outcome.disposition, Disposition::Skipped);
+    assert!(
+        outcome
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("overwrite_existing")),
+        "{outcome:?}"
+    );
+    let untouched = sandbox
+        .apideck
+        .connection("acme-42", "crm", "hubspot")
+        .expect("still there");
+    assert!(untouched.stored.pre_existing);
+    assert_eq!(untouched.stored.credentials, Some(credentials.clone()));
+    assert_eq!(sandbox.apideck.import_count(), 0);
+
+    let overwriting = provider(&sandbox, json!({"overwrite_existing": true}));
+    discover(overwriting.as_ref(), std::slice::from_ref(&record)).await;
+    let outcome = import(overwriting.as_ref(), &record, None)
+        .await
+        .expect("maps")
+        .expect("imports");
+    // Updated, not Created: rollback (which removes only Created) leaves it in place.
+    assert_eq!(outcome.disposition, Disposition::Updated);
+    assert_eq!(sandbox.apideck.import_count(), 1);
+
+    // A connection added without a grant is filled in, and still not ours to remove.
+    sandbox
+        .apideck
+        .precreate_connection("globex-7", "crm", "hubspot", Map::new(), None);
+    let other = record_with_owner(&record, "globex-7");
+    let outcome = import(importer.as_ref(), &other, None)
+        .await
+        .expect("maps")
+        .expect("imports");
+    assert_eq!(outcome.disposition, Disposition::Updated);
+}
+
+fn record_with_owner(record: &CredentialRecord, owner: &str) -> CredentialRecord {
+    let mut record = record.clone();
+    record.owner.id = owner.to_owned();
+    record.id = format!("{owner}/{}", record.service);
+    record
+}
+
+#[tokio::test]
+async fn verify_reports_callable_authorized_pending_refresh_and_missing() {
+    let sandbox = sandbox().await;
+    let importer = provider(&sandbox, json!({"allow_incomplete_settings": true}));
+    let no_realm = record(
+        json!({"id": "q", "owner": {"id": "initech-3"}, "service": "quickbooks", "auth": fresh_oauth()}),
+    );
+    let no_expiry = hubspot_record(
+        json!({"type": "oauth2", "access_token": CANARY_ACCESS, "refresh_token": CANARY_REFRESH}),
+    );
+    let good = record(
+        json!({"id": "g", "owner": {"id": "globex-7"}, "service": "greenhouse",
+                             "auth": {"type": "api_key", "api_key": CANARY_API_KEY}}),
+    );
+    discover(
+        importer.as_ref(),
+        &[no_realm.clone(), no_expiry.clone(), good.clone()],
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for record in [&no_realm, &no_expiry, &good] {
+        let outcome = import(importer.as_ref(), record, None)
+            .await
+            .expect("maps")
+            .expect("imports");
+        let report = importer.verify(&outcome.target).await.expect("verifies");
+        statuses.push((report.status.clone(), report.healthy));
+        if record.id == "g" {
+            assert_eq!(importer.remove(&outcome.target).await, Ok(Removal::Removed));
+            assert_eq!(
+                importer.remove(&outcome.target).await,
+                Ok(Removal::AlreadyGone)
+            );
+            let gone = importer.verify(&outcome.target).await.expect("verifies");
+            statuses.push((gone.status, gone.healthy));
+        }
+    }
+    assert_eq!(
+        statuses,
+        [
+            ("authorized".to_owned(), false),
+            ("pending_refresh".to_owned(), true),
+            ("callable".to_owned(), true),
+            ("missing".to_owned(), false),
+        ]
+    );
+    // Rollback removes connections only, never the consumer.
+    assert!(
+        sandbox
+            .apideck
+            .consumer_ids()
+            .contains(&"globex-7".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn plan_limit_stops_the_run() {
+    let sandbox = sandbox().await;
+    sandbox.apideck.set_import_limit(Some(1));
+    let importer = provider(&sandbox, Value::Null);
+    let records = example_records();
+    discover(importer.as_ref(), &records).await;
+    let first = import(importer.as_ref(), &records[0], None)
+        .await
+        .expect("maps");
+    assert!(first.is_ok());
+    let second = import(importer.as_ref(), &records[1], None)
+        .await
+        .expect("maps");
+    match second {
+        Err(ProviderError::Fatal { message }) => {
+            assert!(message.contains("RequestLimitError"), "{message}")
+        }
+        other => panic!("expected a fatal error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_api_key_is_fatal_before_any_write() {
+    let sandbox = sandbox().await;
+    let mut env = sandbox.provider_env();
+    env.retain(|(k, _)| k != "APIDECK_API_KEY");
+    env.push((
+        "APIDECK_API_KEY".to_owned(),
+        "CANARY-wrong-key-0a9".to_owned(),
+    ));
+    let context = BuildContext {
+        config: Value::Null,
+        env: EnvSnapshot::from_pairs(env),
+        memo: Arc::new(InMemoryMemo::default()),
+        dry_run: false,
+        request_timeout: Duration::from_secs(10),
+    };
+    let importer = (find_provider("apideck").expect("registered").build)(&context).expect("builds");
+    let keys = [DiscoveryKey {
+        service: "hubspot".to_owned(),
+        target: None,
+    }];
+    let error = importer.discover(&keys).await.expect_err("unauthorised");
+    assert!(matches!(error, ProviderError::Fatal { .. }), "{error:?}");
+    assert!(!format!("{error} {error:?} {importer:?}").contains("CANARY-wrong-key-0a9"));
+    assert_eq!(sandbox.apideck.consumer_ids(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn unknown_and_disabled_connectors_fail_their_records_before_any_write() {
+    let sandbox = sandbox().await;
+    sandbox
+        .apideck
+        .set_integration_state("crm", "pipedrive", IntegrationState::Disabled);
+    let importer = provider(&sandbox, Value::Null);
+    let unknown = record(
+        json!({"id": "u", "owner": {"id": "acme-42"}, "service": "mailchimp", "auth": fresh_oauth(),
+                                "targets": {"apideck": {"unified_api": "crm", "service_id": "mailchimp"}}}),
+    );
+    let disabled = record(
+        json!({"id": "d", "owner": {"id": "acme-42"}, "service": "pipedrive", "auth": fresh_oauth()}),
+    );
+    let unresolvable = record(
+        json!({"id": "x", "owner": {"id": "acme-42"}, "service": "mailchimp", "auth": fresh_oauth()}),
+    );
+    let no_realm = record(
+        json!({"id": "q", "owner": {"id": "initech-3"}, "service": "quickbooks", "auth": fresh_oauth()}),
+    );
+    let good = hubspot_record(fresh_oauth());
+    let all = [
+        unknown.clone(),
+        disabled.clone(),
+        unresolvable.clone(),
+        no_realm.clone(),
+        good.clone(),
+    ];
+    discover(importer.as_ref(), &all).await;
+
+    let check = |record: &CredentialRecord, field: &str, words: &str| {
+        let error = importer.map(record).expect_err("refused");
+        assert_eq!(error.field, field, "{}: {error}", record.id);
+        assert!(error.message.contains(words), "{}: {error}", record.id);
+    };
+    check(&unknown, "service", "unknown or not enabled");
+    check(&disabled, "service", "disabled");
+    check(&unresolvable, "targets.apideck", "no Apideck connector");
+    check(&no_realm, "settings.realm_id", "required");
+    assert_eq!(
+        sandbox.apideck.consumer_ids(),
+        Vec::<String>::new(),
+        "discovery created nothing"
+    );
+    // The bad records do not stop the good one.
+    let outcome = import(importer.as_ref(), &good, None)
+        .await
+        .expect("maps")
+        .expect("imports");
+    assert_eq!(outcome.disposition, Disposition::Created);
+}
+
+#[tokio::test]
+async fn validation_after_import_is_off_by_default() {
+    let check = |config: Value, expect_forced: u64, expect_validated: [bool; 2]| async move {
+        let sandbox = sandbox().await;
+        let importer = provider(&sandbox, config.clone());
+        let oauth = hubspot_record(fresh_oauth());
+        let api_key = record(
+            json!({"id": "g", "owner": {"id": "globex-7"}, "service": "greenhouse",
+                                    "auth": {"type": "api_key", "api_key": CANARY_API_KEY}}),
+        );
+        discover(importer.as_ref(), &[oauth.clone(), api_key.clone()]).await;
+        for (record, validated) in [
+            (&oauth, expect_validated[0]),
+            (&api_key, expect_validated[1]),
+        ] {
+            let outcome = import(importer.as_ref(), record, None)
+                .await
+                .expect("maps")
+                .expect("imports");
+            let note = outcome.note.unwrap_or_default();
+            assert_eq!(
+                note.contains("validated"),
+                validated,
+                "{config}: {}: {note}",
+                record.id
+            );
+        }
+        assert_eq!(
+            sandbox.apideck.forced_refresh_count(),
+            expect_forced,
+            "{config}"
+        );
+    };
+    check(Value::Null, 0, [false, false]).await;
+    check(
+        json!({"validate_after_import": "non_oauth"}),
+        0,
+        [false, true],
+    )
+    .await;
+    check(json!({"validate_after_import": "always"}), 1, [true, true]).await;
+}
+
+#[test]
+fn configuration_is_checked_before_anything_is_sent() {
+    let build = |pairs: &[(&str, &str)], config: Value| {
+        let context = BuildContext {
+            config,
+            env: EnvSnapshot::from_pairs(pairs.iter().copied()),
+            memo: Arc::new(InMemoryMemo::default()),
+            dry_run: true,
+            request_timeout: Duration::from_secs(1),
+        };
+        (find_provider("apideck").expect("registered").build)(&context)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let key = ("APIDECK_API_KEY", "CANARY-key-77");
+    let app = ("APIDECK_APP_ID", "app");
+    assert_eq!(build(&[key, app], Value::Null), Ok(()));
+    assert_eq!(
+        build(
+            &[key, app, ("APIDECK_API_URL", "http://127.0.0.1:9")],
+            Value::Null
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        build(
+            &[key, app, ("APIDECK_API_URL", "http://[::1]:9/")],
+            Value::Null
+        ),
+        Ok(())
+    );
+    assert_eq!(build(&[app], json!({"api_key": "CANARY-key-77"})), Ok(()));
+    let failures = [
+        build(&[app], Value::Null),
+        build(&[key], Value::Null),
+        build(
+            &[key, app, ("APIDECK_API_URL", "http://unify.example.com")],
+            Value::Null,
+        ),
+        build(
+            &[key, app, ("APIDECK_API_URL", "ftp://127.0.0.1")],
+            Value::Null,
+        ),
+        build(&[key, app], json!({"overwrite_existing": "yes"})),
+        build(&[key, app], json!({"validate_after_import": "sometimes"})),
+        build(&[key, app], json!({"unknown_key": 1})),
+        build(&[app], json!({"api_key": 12345})),
+    ];
+    for failure in failures {
+        let message = failure.expect_err("refused");
+        assert!(
+            !message.contains("CANARY-key-77") && !message.contains("12345"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn apideck_errors_are_classified_and_scrubbed() {
+    let check = |status: u16, body: Value, kind: CallKind, expect: &str| {
+        let body = serde_json::to_vec(&body).expect("json");
+        let error = classify_status(
+            "POST /x",
+            StatusCode::from_u16(status).expect("status"),
+            &body,
+            None,
+            kind,
+            &[CANARY_API_KEY],
+        );
+        assert_eq!(error.kind(), expect, "{status}: {error}");
+        assert_no_canary("classified error", &error.to_string());
+        error
+    };
+    let envelope = |status: u16, type_name: &str, detail: Value| {
+        json!({"status_code": status, "error": "x", "type_name": type_name, "message": "m", "detail": detail,
+               "ref": "https://developers.apideck.com/errors"})
+    };
+    let rejected = check(
+        400,
+        envelope(
+            400,
+            "RequestValidationError",
+            json!(format!("bad value {CANARY_API_KEY}")),
+        ),
+        CallKind::Write,
+        "rejected",
+    );
+    assert!(
+        rejected.message().contains("RequestValidationError")
+            && rejected.message().contains("[redacted]"),
+        "{rejected}"
+    );
+    check(
+        401,
+        envelope(401, "UnauthorizedError", json!("Missing authentication")),
+        CallKind::Read,
+        "fatal",
+    );
+    check(
+        402,
+        envelope(
+            402,
+            "RequestLimitError",
+            json!("You have reached your limit of 2000"),
+        ),
+        CallKind::Write,
+        "fatal",
+    );
+    check(
+        400,
+        envelope(
+            400,
+            "RequestHeadersValidationError",
+            json!("Missing Header: x-apideck-app-id"),
+        ),
+        CallKind::Read,
+        "fatal",
+    );
+    check(
+        400,
+        envelope(
+            400,
+            "RequestHeadersValidationError",
+            json!("Missing Header: x-apideck-consumer-id"),
+        ),
+        CallKind::Read,
+        "rejected",
+    );
+    check(
+        404,
+        envelope(
+            404,
+            "ConnectorNotFoundError",
+            json!({"missing": [{"x": "required"}]}),
+        ),
+        CallKind::Write,
+        "rejected",
+    );
+    check(
+        422,
+        envelope(
+            422,
+            "InvalidStateError",
+            json!({"debug": {"response": CANARY_API_KEY}}),
+        ),
+        CallKind::Write,
+        "rejected",
+    );
+    check(429, json!({}), CallKind::Write, "rate_limited");
+    check(500, json!({}), CallKind::Read, "transient");
+    check(503, json!({}), CallKind::Write, "outcome_unknown");
+    check(
+        502,
+        Value::String(format!("<html>{CANARY_API_KEY}</html>")),
+        CallKind::Write,
+        "outcome_unknown",
+    );
+}
+
+/// Vault's answer for a consumer without the connection is undocumented: with a 404 instead of
+/// `available`, discovery falls back to the app-wide list and imports still work.
+#[tokio::test]
+async fn works_when_vault_answers_404_for_connections_a_consumer_lacks() {
+    let config = SandboxConfig {
+        apideck: authport_sandbox::apideck::ApideckOptions {
+            missing_connection_answers_404: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let sandbox = authport_sandbox::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("starts");
+    let importer = provider(&sandbox, Value::Null);
+    let records = example_records();
+    let unknown = record(
+        json!({"id": "u", "owner": {"id": "acme-42"}, "service": "mailchimp", "auth": fresh_oauth(),
+                                "targets": {"apideck": {"unified_api": "crm", "service_id": "mailchimp"}}}),
+    );
+    let mut all = records.clone();
+    all.push(unknown.clone());
+    discover(importer.as_ref(), &all).await;
+    assert_eq!(
+        importer.map(&unknown).expect_err("unknown").field,
+        "service"
+    );
+    for record in &records {
+        let outcome = import(importer.as_ref(), record, None)
+            .await
+            .expect("maps")
+            .expect("imports");
+        assert_eq!(outcome.disposition, Disposition::Created, "{}", record.id);
+        assert_eq!(importer.remove(&outcome.target).await, Ok(Removal::Removed));
+        assert_eq!(
+            importer
+                .verify(&outcome.target)
+                .await
+                .expect("verifies")
+                .status,
+            "missing"
+        );
+    }
+}
+
+/// The README quick start imports the bundled example file with this provider's defaults.
+#[tokio::test]
+async fn bundled_example_file_imports_with_defaults() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/records.jsonl");
+    let records: Vec<CredentialRecord> = authport_core::input::InputReader::open(&path, Utc::now())
+        .expect("the example file opens")
+        .map(|item| item.result.expect("a valid record"))
+        .collect();
+    assert_eq!(records.len(), 6);
+    let sandbox = sandbox().await;
+    let importer = provider(&sandbox, Value::Null);
+    discover(importer.as_ref(), &records).await;
+    for record in &records {
+        let mapped = importer
+            .map(record)
+            .unwrap_or_else(|e| panic!("{}: {e}", record.id));
+        let outcome = importer
+            .import(record, &mapped, None)
+            .await
+            .expect("imports");
+        assert_eq!(outcome.disposition, Disposition::Created, "{}", record.id);
+        let report = importer.verify(&outcome.target).await.expect("verifies");
+        assert!(report.healthy, "{}: {report:?}", record.id);
+    }
+    assert_eq!(sandbox.apideck.connection_count(), 6);
+}
+
+/// Lost answers and refusals, injected by the sandbox's fault layer: each is classified so the
+/// engine can retry or reconcile, and an import whose answer was lost is never duplicated.
+#[tokio::test]
+async fn ambiguous_writes_are_reported_as_unknown_and_retried_without_duplicates() {
+    use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
+    let sandbox = sandbox().await;
+    let importer = provider(&sandbox, Value::Null);
+    let record = hubspot_record(fresh_oauth());
+    discover(importer.as_ref(), std::slice::from_ref(&record)).await;
+    let import_path = "/vault/connections/crm/hubspot/import";
+    let check =
+        |kind: FaultKind, path: &'static str, method: &'static str, expect: &'static str| {
+            let sandbox = &sandbox;
+            let importer = importer.as_ref();
+            let record = &record;
+            async move {
+                sandbox.faults.set(FaultPlan {
+                    rules: vec![FaultRule::new(
+                        Some(method),
+                        path,
+                        kind.clone(),
+                        Trigger::Nth(vec![1]),
+                    )],
+                    ..Default::default()
+                });
+                let first = import(importer, record, None).await.expect("maps");
+                let error = first.expect_err("the fault shows");
+                let counts = sandbox.faults.injected();
+                let injected = counts.error_before
+                    + counts.error_after
+                    + counts.drop_before
+                    + counts.drop_after
+                    + counts.too_many_requests;
+                assert!(injected >= 1, "{kind:?} was injected");
+                assert_eq!(error.kind(), expect, "{kind:?}: {error}");
+                if let ProviderError::RateLimited { retry_after, .. } = &error {
+                    assert_eq!(*retry_after, Some(Duration::from_secs(7)));
+                }
+                // What the engine does next: reconcile, then import again.
+                let mapped = importer.map(record).expect("maps");
+                assert_eq!(importer.reconcile(record, &mapped).await, Ok(None));
+                let again = import(importer, record, None)
+                    .await
+                    .expect("maps")
+                    .expect("imports");
+                assert_eq!(again.disposition, Disposition::Created, "{kind:?}");
+                assert_eq!(sandbox.apideck.connection_count(), 1, "{kind:?}");
+            }
+        };
+    check(
+        FaultKind::ErrorAfterApply,
+        import_path,
+        "POST",
+        "outcome_unknown",
+    )
+    .await;
+    check(
+        FaultKind::DropAfterApply,
+        import_path,
+        "POST",
+        "outcome_unknown",
+    )
+    .await;
+    check(
+        FaultKind::ErrorBeforeApply,
+        import_path,
+        "POST",
+        "outcome_unknown",
+    )
+    .await;
+    check(
+        FaultKind::TooManyRequests {
+            retry_after_secs: Some(7),
+        },
+        import_path,
+        "POST",
+        "rate_limited",
+    )
+    .await;
+    check(
+        FaultKind::ErrorBeforeApply,
+        "/vault/connections/crm/hubspot",
+        "GET",
+        "transient",
+    )
+    .await;
+    check(
+        FaultKind::DropBeforeApply,
+        "/vault/connections/crm/hubspot",
+        "GET",
+        "transient",
+    )
+    .await;
+}
