@@ -54,7 +54,9 @@ async fn no_command_leaks_a_secret() {
         let mut env = sandbox.provider_env();
         env.push(("RUST_LOG".to_owned(), "trace".to_owned()));
         let dir = scratch();
-        let input = write_lines(dir.path(), "in.jsonl", &records());
+        // The input holds the canaries: it lives outside the folder whose files are checked.
+        let input_dir = scratch();
+        let input = write_lines(input_dir.path(), "in.jsonl", &records());
         let input = input.to_str().unwrap();
         let state = dir.path().join("state.db");
         let state = state.to_str().unwrap();
