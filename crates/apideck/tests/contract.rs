@@ -4,8 +4,8 @@
 mod support;
 
 use authport_apideck::schema::{CONNECTION_IMPORT_DATA_SCHEMA, import_body_violations};
+use authport_sandbox::spec::{Direction, bare_component, component_schema, load_spec, validator};
 use serde_json::{Value, json};
-use support::spec::{Direction, bare_component, component_schema, load_spec, validator};
 use support::*;
 
 #[test]

@@ -10,12 +10,12 @@ use std::time::Duration;
 use authport_apideck::ApideckImporter;
 use authport_apideck::config::ApideckConfig;
 use authport_core::{AuthImporter, DiscoveryKey, EnvSnapshot, PriorImport, TargetRef};
+use authport_sandbox::spec::{Direction, component_schema, convert, load_spec, validator};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use support::spec::{Direction, component_schema, convert, load_spec, validator};
 use support::*;
 
 #[derive(Debug, Clone)]

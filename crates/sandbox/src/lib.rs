@@ -7,6 +7,8 @@
 
 pub mod apideck;
 pub mod faults;
+#[cfg(feature = "contract")]
+pub mod spec;
 pub mod tray;
 
 use std::net::SocketAddr;

@@ -1,12 +1,10 @@
 //! The Apideck Vault emulator over real HTTP: its requests checks and responses against
 //! Apideck's vault.yml, and its stateful behaviour (upsert, consumers, state/health, limits).
 
-mod apideck_support;
-
-use apideck_support::spec::{Direction, component_schema, load_spec, validator};
 use authport_sandbox::apideck::{
     ApideckOptions, IntegrationState, SANDBOX_API_KEY, SANDBOX_APP_ID, import_body_problems,
 };
+use authport_sandbox::spec::{Direction, component_schema, load_spec, validator};
 use authport_sandbox::{RunningSandbox, SandboxConfig};
 use chrono::{SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value, json};

@@ -3,8 +3,6 @@
 
 #![allow(dead_code)]
 
-pub mod spec;
-
 use authport_apideck::config::SuspectMilliseconds;
 use authport_apideck::map::{
     ConnectorInfo, MapOptions, ResolvedTarget, map_record, resolve_target,

@@ -1,4 +1,4 @@
-//! Loads Apideck's vault.yml and turns its OpenAPI 3.0.3 schemas into JSON Schema:
+//! Contract-test support (feature `contract`): loads Apideck's vault.yml and turns its OpenAPI 3.0.3 schemas into JSON Schema:
 //! `nullable: true` becomes a `null` type union, and for request bodies `readOnly` properties
 //! are dropped. The spec is a data file; its location: `$AUTHPORT_SPECS_DIR`, else `specs/` in
 //! the workspace, else `../shared/specs/` next to the workspace.

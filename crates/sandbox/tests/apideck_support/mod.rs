@@ -1,5 +1,0 @@
-//! Helpers of the Apideck sandbox tests.
-
-#![allow(dead_code)]
-
-pub mod spec;
