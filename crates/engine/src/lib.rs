@@ -22,6 +22,6 @@ pub mod state;
 pub mod summary;
 
 pub use maintenance::{rollback, verify};
-pub use run::{ImportOptions, import, validate};
+pub use run::{ImportOptions, default_send_rate, import, validate};
 pub use state::StateStore;
 pub use summary::{MaintenanceSummary, ReportWriter, RunSummary, exit_code};

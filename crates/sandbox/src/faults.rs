@@ -4,13 +4,19 @@
 //! that matches and triggers decides the fault. "After apply" faults run the real handler first
 //! (so the write happens) and then hide the outcome from the client: that is the ambiguous
 //! failure that authport must reconcile.
+//!
+//! Kinds: 500 before / after the write, a dropped connection before / after the write (the
+//! socket closes before any status line), 429 with or without `Retry-After`, plus added latency
+//! on every request. Triggers: the n-th matching requests, a burst of consecutive ones, or a
+//! probability drawn from the plan's seeded generator, so a plan replays the same faults for the
+//! same sequence of requests.
 
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -43,6 +49,21 @@ pub enum Trigger {
     Nth(Vec<u64>),
     /// On each matching request with this probability (from the plan's seeded generator).
     Probability(f64),
+    /// On `count` consecutive matching requests from the `first` (1-based): a burst, e.g. of
+    /// 429s.
+    Burst { first: u64, count: u64 },
+}
+
+impl Trigger {
+    /// Whether the `seen`-th matching request (1-based) fires; `draw` is a uniform draw in
+    /// `[0, 1)`, used by `Probability` only.
+    fn fires(&self, seen: u64, draw: impl FnOnce() -> f64) -> bool {
+        match self {
+            Trigger::Nth(occurrences) => occurrences.contains(&seen),
+            Trigger::Probability(p) => draw() < p.clamp(0.0, 1.0),
+            Trigger::Burst { first, count } => seen >= *first && seen - first < *count,
+        }
+    }
 }
 
 /// One rule: which requests it matches, and what it does to them.
@@ -138,11 +159,20 @@ impl Faults {
     }
 
     fn needs_body(&self) -> bool {
-        self.lock().plan.rules.iter().any(|r| r.body_contains.is_some())
+        self.lock()
+            .plan
+            .rules
+            .iter()
+            .any(|r| r.body_contains.is_some())
     }
 
     /// Decides the fault for one request and the latency to add.
-    fn decide(&self, method: &str, path: &str, body: Option<&[u8]>) -> (Option<FaultKind>, Duration) {
+    fn decide(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> (Option<FaultKind>, Duration) {
         let mut live = self.lock();
         let live = &mut *live;
         let latency = match live.plan.latency {
@@ -155,10 +185,9 @@ impl Faults {
                 continue;
             }
             live.seen[index] += 1;
-            let fires = match &rule.trigger {
-                Trigger::Nth(occurrences) => occurrences.contains(&live.seen[index]),
-                Trigger::Probability(p) => live.rng.random_bool(p.clamp(0.0, 1.0)),
-            };
+            let seen = live.seen[index];
+            let rng = &mut live.rng;
+            let fires = rule.trigger.fires(seen, || rng.random::<f64>());
             if fires {
                 let counts = &mut live.injected;
                 match rule.kind {
@@ -187,7 +216,11 @@ impl Live {
 }
 
 fn rule_matches(rule: &FaultRule, method: &str, path: &str, body: Option<&[u8]>) -> bool {
-    if rule.method.as_deref().is_some_and(|m| !m.eq_ignore_ascii_case(method)) {
+    if rule
+        .method
+        .as_deref()
+        .is_some_and(|m| !m.eq_ignore_ascii_case(method))
+    {
         return false;
     }
     if !path.starts_with(&rule.path_prefix) {
@@ -214,7 +247,10 @@ pub async fn inject(State(faults): State<Arc<Faults>>, request: Request, next: N
         let Ok(bytes) = axum::body::to_bytes(body, MAX_MATCHED_BODY).await else {
             return StatusCode::PAYLOAD_TOO_LARGE.into_response();
         };
-        (Request::from_parts(parts, Body::from(bytes.clone())), Some(bytes))
+        (
+            Request::from_parts(parts, Body::from(bytes.clone())),
+            Some(bytes),
+        )
     } else {
         (request, None)
     };
@@ -258,14 +294,219 @@ fn internal_error() -> Response {
         .into_response()
 }
 
-/// A response whose body fails at once: hyper aborts the connection, so the client sees a
-/// connection error rather than an answer.
+/// Drops the connection without an answer: the client sees a reset or an early end of stream
+/// before any status line, as when a proxy or the network dies.
+///
+/// axum gives a middleware no handle on the socket, so this unwinds the connection's task
+/// (`resume_unwind` skips the panic hook: nothing is printed). Each HTTP/1 connection is served
+/// by a task of its own; the server and other connections go on. A response with a failing
+/// body is not enough: hyper sends the status line first, and a client that trusts the status
+/// would take the write as applied.
 fn aborted_response() -> Response {
-    let failing = futures_util::stream::once(async {
-        Err::<Bytes, _>(std::io::Error::new(
-            std::io::ErrorKind::ConnectionAborted,
-            "sandbox fault: connection dropped",
-        ))
-    });
-    Response::new(Body::from_stream(failing))
+    std::panic::resume_unwind(Box::new("sandbox fault: connection dropped"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn triggers_fire_on_their_occurrences() {
+        let check = |trigger: Trigger, expect: &[u64]| {
+            let fired: Vec<u64> = (1..=10)
+                .filter(|seen| trigger.fires(*seen, || 0.5))
+                .collect();
+            assert_eq!(fired, expect, "{trigger:?}");
+        };
+        check(Trigger::Nth(vec![1, 3, 9]), &[1, 3, 9]);
+        check(Trigger::Nth(vec![]), &[]);
+        check(Trigger::Burst { first: 4, count: 3 }, &[4, 5, 6]);
+        check(Trigger::Burst { first: 1, count: 0 }, &[]);
+        check(Trigger::Probability(1.0), &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        check(Trigger::Probability(0.0), &[]);
+        check(Trigger::Probability(0.6), &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        check(Trigger::Probability(0.4), &[]);
+    }
+
+    fn plan(seed: u64, rules: Vec<FaultRule>) -> FaultPlan {
+        FaultPlan {
+            seed,
+            rules,
+            latency: None,
+        }
+    }
+
+    #[test]
+    fn rules_match_method_path_and_body_and_the_first_firing_rule_wins() {
+        let faults = Faults::new(plan(
+            1,
+            vec![
+                FaultRule::new(
+                    Some("POST"),
+                    "/core/v1/authentications",
+                    FaultKind::ErrorAfterApply,
+                    Trigger::Nth(vec![2]),
+                )
+                .body_contains("oauth"),
+                FaultRule::new(
+                    None,
+                    "/vault",
+                    FaultKind::DropBeforeApply,
+                    Trigger::Burst { first: 1, count: 2 },
+                ),
+            ],
+        ));
+        let decide = |method: &str, path: &str, body: Option<&str>| {
+            faults.decide(method, path, body.map(str::as_bytes)).0
+        };
+        assert_eq!(
+            decide("POST", "/core/v1/authentications", Some("oauth")),
+            None
+        );
+        assert_eq!(
+            decide("GET", "/core/v1/authentications", Some("oauth")),
+            None,
+            "method differs"
+        );
+        assert_eq!(
+            decide("POST", "/core/v1/authentications", Some("token")),
+            None,
+            "body differs"
+        );
+        assert_eq!(
+            decide("post", "/core/v1/authentications", Some("oauth")),
+            Some(FaultKind::ErrorAfterApply)
+        );
+        assert_eq!(
+            decide("GET", "/vault/connections", None),
+            Some(FaultKind::DropBeforeApply)
+        );
+        assert_eq!(
+            decide("GET", "/vault/connections", None),
+            Some(FaultKind::DropBeforeApply)
+        );
+        assert_eq!(decide("GET", "/vault/connections", None), None);
+        assert_eq!(
+            faults.injected(),
+            InjectedCounts {
+                error_after: 1,
+                drop_before: 2,
+                ..InjectedCounts::default()
+            }
+        );
+    }
+
+    #[test]
+    fn the_same_seed_injects_the_same_faults() {
+        let run = |seed: u64| {
+            let faults = Faults::new(plan(
+                seed,
+                vec![FaultRule::new(
+                    None,
+                    "/",
+                    FaultKind::ErrorBeforeApply,
+                    Trigger::Probability(0.3),
+                )],
+            ));
+            (0..200)
+                .map(|_| faults.decide("GET", "/x", None).0.is_some())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(9), run(9));
+        assert_ne!(run(9), run(10));
+        let fired = run(9).iter().filter(|f| **f).count();
+        assert!((30..=90).contains(&fired), "{fired} of 200 at p = 0.3");
+    }
+
+    /// Serves `inject` around a handler that counts the writes it applies.
+    async fn serve(plan: FaultPlan) -> (String, Arc<AtomicUsize>) {
+        let applied = Arc::new(AtomicUsize::new(0));
+        let counter = applied.clone();
+        let app = axum::Router::new()
+            .route(
+                "/write",
+                axum::routing::post(move || {
+                    let counter = counter.clone();
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        axum::Json(serde_json::json!({"id": "created"}))
+                    }
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                Faults::new(plan),
+                inject,
+            ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (format!("http://{addr}/write"), applied)
+    }
+
+    /// What a client sees: a status with its Retry-After, no answer at all, or a broken body.
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Answer(u16, Option<String>),
+        NoAnswer,
+        BrokenBody,
+    }
+
+    async fn send(url: &str) -> Seen {
+        let client = reqwest::Client::new();
+        let response = match client.post(url).body("{}").send().await {
+            Ok(response) => response,
+            Err(_) => return Seen::NoAnswer,
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match response.bytes().await {
+            Ok(_) => Seen::Answer(status, retry_after),
+            Err(_) => Seen::BrokenBody,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_kind_hides_or_applies_the_write_as_documented() {
+        let check = |kind: FaultKind, expect_seen: Seen, expect_applied: usize| async move {
+            let rule = FaultRule::new(Some("POST"), "/write", kind.clone(), Trigger::Nth(vec![1]));
+            let (url, applied) = serve(plan(0, vec![rule])).await;
+            assert_eq!(send(&url).await, expect_seen, "{kind:?}");
+            assert_eq!(applied.load(Ordering::SeqCst), expect_applied, "{kind:?}");
+            // The rule fired once; the next request goes through.
+            assert_eq!(send(&url).await, Seen::Answer(200, None), "{kind:?}");
+            assert_eq!(
+                applied.load(Ordering::SeqCst),
+                expect_applied + 1,
+                "{kind:?}"
+            );
+        };
+        check(FaultKind::ErrorBeforeApply, Seen::Answer(500, None), 0).await;
+        check(FaultKind::ErrorAfterApply, Seen::Answer(500, None), 1).await;
+        check(FaultKind::DropBeforeApply, Seen::NoAnswer, 0).await;
+        check(FaultKind::DropAfterApply, Seen::NoAnswer, 1).await;
+        check(
+            FaultKind::TooManyRequests {
+                retry_after_secs: None,
+            },
+            Seen::Answer(429, None),
+            0,
+        )
+        .await;
+        check(
+            FaultKind::TooManyRequests {
+                retry_after_secs: Some(3),
+            },
+            Seen::Answer(429, Some("3".to_owned())),
+            0,
+        )
+        .await;
+    }
 }

@@ -1,0 +1,238 @@
+//! The send-rate limiter: a token bucket (the `governor` crate's GCRA) at the provider's
+//! documented rate and burst, that slows down when the target answers 429 and recovers slowly.
+//!
+//! Adaptation is AIMD: a 429 halves the rate (at most once per second, so one burst of 429s
+//! from the same instant counts once) and pauses every sender for the `Retry-After` when the
+//! target gave one; each quiet interval then adds a tenth of the configured rate back, up to the
+//! configured rate. The rate maths are pure functions below.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+/// The slowest the limiter adapts down to, as a fraction of the configured rate.
+const FLOOR_FRACTION: f64 = 0.05;
+/// Two 429s closer than this count as one signal.
+const DECREASE_INTERVAL: Duration = Duration::from_secs(1);
+/// A quiet interval after which the rate grows by one step.
+const INCREASE_INTERVAL: Duration = Duration::from_secs(2);
+/// One recovery step, as a fraction of the configured rate.
+const INCREASE_FRACTION: f64 = 0.1;
+
+/// The rate after a 429.
+pub fn decreased_rate(current: f64, configured: f64) -> f64 {
+    (current / 2.0).max(configured * FLOOR_FRACTION)
+}
+
+/// The rate after a quiet interval.
+pub fn increased_rate(current: f64, configured: f64) -> f64 {
+    (current + configured * INCREASE_FRACTION).min(configured)
+}
+
+/// A governor quota for `rate` requests/second with `burst` tokens.
+pub fn quota(rate: f64, burst: u32) -> Quota {
+    let period =
+        Duration::from_secs_f64(1.0 / rate.max(f64::MIN_POSITIVE)).max(Duration::from_nanos(1));
+    let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst)
+}
+
+#[derive(Debug)]
+struct Adaptive {
+    configured_rate: f64,
+    configured_burst: u32,
+    current_rate: f64,
+    bucket: Arc<DefaultDirectRateLimiter>,
+    last_change: Instant,
+    paused_until: Option<Instant>,
+}
+
+/// The shared limiter of one run. `None` rate: unlimited (benchmarks, `--rate 0`).
+#[derive(Debug)]
+pub struct SendLimiter {
+    adaptive: Option<Mutex<Adaptive>>,
+    clock: DefaultClock,
+}
+
+impl SendLimiter {
+    /// A limiter at `rate` requests/second with `burst`; unlimited when `rate` is not a positive
+    /// finite number.
+    pub fn new(rate: f64, burst: u32) -> Self {
+        let adaptive = (rate.is_finite() && rate > 0.0).then(|| {
+            Mutex::new(Adaptive {
+                configured_rate: rate,
+                configured_burst: burst,
+                current_rate: rate,
+                bucket: Arc::new(RateLimiter::direct(quota(rate, burst))),
+                last_change: Instant::now(),
+                paused_until: None,
+            })
+        });
+        Self {
+            adaptive,
+            clock: DefaultClock::default(),
+        }
+    }
+
+    pub fn unlimited() -> Self {
+        Self::new(0.0, 0)
+    }
+
+    /// The rate now in force (requests/second), `None` when unlimited.
+    pub fn current_rate(&self) -> Option<f64> {
+        self.adaptive.as_ref().map(|a| lock(a).current_rate)
+    }
+
+    /// Waits for the right to send one request.
+    pub async fn acquire(&self) {
+        let Some(adaptive) = &self.adaptive else {
+            return;
+        };
+        loop {
+            let (bucket, paused_until) = {
+                let state = lock(adaptive);
+                (state.bucket.clone(), state.paused_until)
+            };
+            if let Some(until) = paused_until {
+                if until > Instant::now() {
+                    tokio::time::sleep_until(until.into()).await;
+                    continue;
+                }
+            }
+            match bucket.check() {
+                Ok(()) => return,
+                Err(not_until) => {
+                    tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+                }
+            }
+        }
+    }
+
+    /// The target answered 429: slow down, and pause everyone for `retry_after` if given.
+    pub fn throttled(&self, retry_after: Option<Duration>) {
+        let Some(adaptive) = &self.adaptive else {
+            return;
+        };
+        let mut state = lock(adaptive);
+        let now = Instant::now();
+        if let Some(retry_after) = retry_after {
+            let until = now + retry_after;
+            state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+        }
+        if now.duration_since(state.last_change) < DECREASE_INTERVAL {
+            return;
+        }
+        state.current_rate = decreased_rate(state.current_rate, state.configured_rate);
+        // No burst while recovering: the bucket refills at the reduced rate only.
+        state.bucket = Arc::new(RateLimiter::direct(quota(state.current_rate, 1)));
+        state.last_change = now;
+        tracing::debug!(
+            rate = state.current_rate,
+            "target throttled us; slowing down"
+        );
+    }
+
+    /// A call went through without a 429: recover towards the configured rate.
+    pub fn succeeded(&self) {
+        let Some(adaptive) = &self.adaptive else {
+            return;
+        };
+        let mut state = lock(adaptive);
+        if state.current_rate >= state.configured_rate {
+            return;
+        }
+        let now = Instant::now();
+        if now.duration_since(state.last_change) < INCREASE_INTERVAL {
+            return;
+        }
+        state.current_rate = increased_rate(state.current_rate, state.configured_rate);
+        let burst = if state.current_rate >= state.configured_rate {
+            state.configured_burst
+        } else {
+            1
+        };
+        state.bucket = Arc::new(RateLimiter::direct(quota(state.current_rate, burst)));
+        state.last_change = now;
+    }
+}
+
+fn lock(adaptive: &Mutex<Adaptive>) -> std::sync::MutexGuard<'_, Adaptive> {
+    adaptive.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_halves_on_429_down_to_a_floor_and_recovers_in_tenths() {
+        let check =
+            |got: f64, expect: f64| assert!((got - expect).abs() < 1e-9, "{got} != {expect}");
+        check(decreased_rate(30.0, 30.0), 15.0);
+        check(decreased_rate(15.0, 30.0), 7.5);
+        check(decreased_rate(2.0, 30.0), 1.5);
+        check(decreased_rate(1.5, 30.0), 1.5);
+        check(increased_rate(15.0, 30.0), 18.0);
+        check(increased_rate(29.0, 30.0), 30.0);
+        check(increased_rate(30.0, 30.0), 30.0);
+    }
+
+    #[test]
+    fn quota_allows_the_burst_then_refuses() {
+        let limiter = RateLimiter::direct(quota(30.0, 50));
+        let allowed = (0..100).filter(|_| limiter.check().is_ok()).count();
+        // 50 at once; a token or so may have refilled while the loop ran.
+        assert!((50..=52).contains(&allowed), "{allowed}");
+
+        let slow = RateLimiter::direct(quota(0.5, 1));
+        assert!(slow.check().is_ok());
+        assert!(slow.check().is_err());
+    }
+
+    #[test]
+    fn throttling_lowers_the_rate_once_per_signal_window() {
+        let limiter = SendLimiter::new(30.0, 50);
+        assert_eq!(limiter.current_rate(), Some(30.0));
+        // The first signal lands right after creation: `last_change` is "now", so it is ignored
+        // unless we move the window back.
+        {
+            let mut state = lock(limiter.adaptive.as_ref().unwrap());
+            state.last_change = Instant::now() - DECREASE_INTERVAL;
+        }
+        limiter.throttled(None);
+        limiter.throttled(None);
+        assert_eq!(limiter.current_rate(), Some(15.0));
+        limiter.succeeded();
+        assert_eq!(
+            limiter.current_rate(),
+            Some(15.0),
+            "no recovery within the quiet interval"
+        );
+        {
+            let mut state = lock(limiter.adaptive.as_ref().unwrap());
+            state.last_change = Instant::now() - INCREASE_INTERVAL;
+        }
+        limiter.succeeded();
+        assert_eq!(limiter.current_rate(), Some(18.0));
+    }
+
+    #[test]
+    fn retry_after_pauses_and_unlimited_never_waits() {
+        let limiter = SendLimiter::new(10.0, 1);
+        limiter.throttled(Some(Duration::from_secs(30)));
+        let paused = lock(limiter.adaptive.as_ref().unwrap())
+            .paused_until
+            .unwrap();
+        assert!(paused > Instant::now() + Duration::from_secs(25));
+
+        let unlimited = SendLimiter::unlimited();
+        assert_eq!(unlimited.current_rate(), None);
+        unlimited.throttled(Some(Duration::from_secs(30)));
+        assert_eq!(SendLimiter::new(f64::INFINITY, 5).current_rate(), None);
+    }
+}

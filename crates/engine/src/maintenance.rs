@@ -1,0 +1,229 @@
+//! `verify` and `rollback`, both driven by the state journal.
+//!
+//! verify reads back every object the journal says a run applied and reports its live status.
+//! rollback removes exactly the objects this tool created, newest first, and forgets each one in
+//! the journal as soon as it is gone, so an interrupted rollback resumes where it stopped.
+//! Objects that were only updated (pre-existing at the target) are never removed.
+
+use std::future::Future;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use authport_core::{AuthImporter, ProviderError, Removal};
+use futures_util::StreamExt as _;
+use serde_json::{Value, json};
+
+use crate::limiter::SendLimiter;
+use crate::retry::{NextStep, RetryPolicy, next_step};
+use crate::state::{JournalObject, StateStore};
+use crate::summary::{MaintenanceSummary, ReportWriter, Tally, failure_reason};
+
+/// Reads back every journalled object of `provider`. One JSON line per object goes to `out`
+/// (and to `report` when given): `{"id", "status", "healthy", "target", "detail"}`.
+pub async fn verify(
+    importer: Arc<dyn AuthImporter>,
+    state: &StateStore,
+    provider: &str,
+    report: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<MaintenanceSummary> {
+    let started = Instant::now();
+    let objects = state.objects(provider)?;
+    let mut writer = ReportWriter::create_optional(report)?;
+    let context = CallContext::for_importer(importer.as_ref());
+    let mut summary = summary_for("verify", provider);
+    let mut failures = Tally::default();
+    let mut results = futures_util::stream::iter(objects)
+        .map(|object| {
+            let importer = importer.clone();
+            let context = &context;
+            async move {
+                let result = context.call(|| importer.verify(&object.target)).await;
+                (object, result)
+            }
+        })
+        .buffered(context.concurrency);
+    while let Some((object, result)) = results.next().await {
+        let line = match result {
+            Ok(live) => {
+                if !live.healthy {
+                    summary.problems += 1;
+                }
+                *summary.counts.entry(live.status.clone()).or_default() += 1;
+                json!({"id": object.record_id, "status": live.status, "healthy": live.healthy,
+                       "target": object.target, "detail": live.detail})
+            }
+            Err(error) => {
+                summary.problems += 1;
+                *summary.counts.entry("error".to_owned()).or_default() += 1;
+                note_failure(&mut failures, &error);
+                error_line(&object, &error)
+            }
+        };
+        emit(&mut writer, out, &line)?;
+    }
+    summary.top_failures = failures.top_failures();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// Removes every object of `provider` this tool created, newest first. One JSON line per
+/// journalled object goes to `out` (and `report`): `removed`, `already_gone`, `kept` (not
+/// created by this tool) or `error`. `shutdown` stops it between objects; a re-run resumes.
+pub async fn rollback(
+    importer: Arc<dyn AuthImporter>,
+    state: &StateStore,
+    provider: &str,
+    report: Option<&Path>,
+    out: &mut dyn Write,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<MaintenanceSummary> {
+    let started = Instant::now();
+    let mut objects = state.objects(provider)?;
+    // `objects` lists creations in order, then updated-only objects; newest creation first.
+    objects.sort_by_key(|object| !object.created);
+    let created = objects.iter().filter(|o| o.created).count();
+    objects[..created].reverse();
+    let mut writer = ReportWriter::create_optional(report)?;
+    let context = CallContext::for_importer(importer.as_ref());
+    let mut summary = summary_for("rollback", provider);
+    let mut failures = Tally::default();
+    let mut shutdown = std::pin::pin!(shutdown);
+
+    for object in objects.iter().filter(|o| !o.created) {
+        *summary.counts.entry("kept".to_owned()).or_default() += 1;
+        let line = json!({"id": object.record_id, "status": "kept", "target": object.target,
+                          "note": "not created by authport; left in place"});
+        emit(&mut writer, out, &line)?;
+    }
+    // On shutdown no new removal starts; the ones in flight finish and are journalled.
+    let stopping = AtomicBool::new(false);
+    let mut results = futures_util::stream::iter(objects.iter().filter(|o| o.created))
+        .take_while(|_| std::future::ready(!stopping.load(Ordering::SeqCst)))
+        .map(|object| {
+            let importer = importer.clone();
+            let context = &context;
+            async move {
+                let result = context.call(|| importer.remove(&object.target)).await;
+                (object, result)
+            }
+        })
+        .buffered(context.concurrency);
+    loop {
+        let next = tokio::select! {
+            next = results.next() => next,
+            () = &mut shutdown, if !summary.interrupted => {
+                summary.interrupted = true;
+                stopping.store(true, Ordering::SeqCst);
+                continue;
+            }
+        };
+        let Some((object, result)) = next else {
+            break;
+        };
+        let line = match result {
+            Ok(removal) => {
+                state.forget(provider, &object.record_id)?;
+                let word = match removal {
+                    Removal::Removed => "removed",
+                    Removal::AlreadyGone => "already_gone",
+                };
+                *summary.counts.entry(word.to_owned()).or_default() += 1;
+                json!({"id": object.record_id, "status": word, "target": object.target})
+            }
+            Err(error) => {
+                summary.problems += 1;
+                *summary.counts.entry("error".to_owned()).or_default() += 1;
+                note_failure(&mut failures, &error);
+                error_line(object, &error)
+            }
+        };
+        emit(&mut writer, out, &line)?;
+    }
+    summary.top_failures = failures.top_failures();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn summary_for(action: &str, provider: &str) -> MaintenanceSummary {
+    MaintenanceSummary {
+        action: action.to_owned(),
+        provider: provider.to_owned(),
+        ..MaintenanceSummary::default()
+    }
+}
+
+fn note_failure(failures: &mut Tally, error: &ProviderError) {
+    let line = authport_core::ReportLine::new(None, 0, authport_core::Status::Failed)
+        .with_error(error.kind(), error.message());
+    failures.add(&line);
+}
+
+fn error_line(object: &JournalObject, error: &ProviderError) -> Value {
+    json!({"id": object.record_id, "status": "error", "target": object.target,
+           "error": {"kind": error.kind(), "message": error.message(),
+                     "reason": failure_reason(error.kind(), error.message())}})
+}
+
+fn emit(writer: &mut ReportWriter, out: &mut dyn Write, line: &Value) -> anyhow::Result<()> {
+    writer.write_value(line)?;
+    let mut text = serde_json::to_string(line)?;
+    text.push('\n');
+    match out.write_all(text.as_bytes()) {
+        // A closed pipe (`| head`) is not an error: the rest still runs and is reported.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// Rate limiting and retries for read and delete calls. Both are idempotent, so an ambiguous
+/// failure is simply retried.
+struct CallContext {
+    limiter: SendLimiter,
+    policy: RetryPolicy,
+    concurrency: usize,
+}
+
+impl CallContext {
+    fn for_importer(importer: &dyn AuthImporter) -> Self {
+        let limits = importer.limits();
+        Self {
+            limiter: SendLimiter::new(limits.requests_per_second, limits.burst),
+            policy: RetryPolicy::default(),
+            concurrency: limits.default_concurrency.max(1),
+        }
+    }
+
+    async fn call<T, F, Fut>(&self, mut call: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            self.limiter.acquire().await;
+            attempt += 1;
+            let error = match call().await {
+                Ok(value) => {
+                    self.limiter.succeeded();
+                    return Ok(value);
+                }
+                Err(error) => error,
+            };
+            if let ProviderError::RateLimited { retry_after, .. } = &error {
+                self.limiter.throttled(*retry_after);
+            }
+            let as_idempotent = match error {
+                ProviderError::OutcomeUnknown { message } => ProviderError::Transient { message },
+                other => other,
+            };
+            match next_step(&as_idempotent, &self.policy, attempt, None, rand::random()) {
+                NextStep::RetryAfter(delay) => tokio::time::sleep(delay).await,
+                _ => return Err(as_idempotent),
+            }
+        }
+    }
+}

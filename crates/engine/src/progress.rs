@@ -1,0 +1,45 @@
+//! The progress bar on stderr: records done / failed / rate / ETA. Hidden when the runner says
+//! so (stderr is not a TTY, or `-q`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use authport_core::Status;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Debug)]
+pub(crate) struct Progress {
+    bar: ProgressBar,
+    failed: AtomicU64,
+}
+
+impl Progress {
+    pub(crate) fn new(visible: bool, total: u64) -> Self {
+        let bar = if visible {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} {per_sec} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Self {
+            bar,
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn record(&self, status: Status) {
+        if status.is_failure() {
+            let failed = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
+            self.bar.set_message(format!("failed {failed}"));
+        }
+        self.bar.inc(1);
+    }
+
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

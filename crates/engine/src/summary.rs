@@ -1,0 +1,526 @@
+//! The per-record report file and the run summary (counts, top failure reasons, exit code).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use authport_core::report::error_kind;
+use authport_core::{ReportLine, Status};
+use serde_json::{Value, json};
+
+/// Exit codes (the README's table is written from these).
+pub mod exit_code {
+    /// Every record succeeded.
+    pub const OK: i32 = 0;
+    /// Some records failed; the rest are done.
+    pub const SOME_FAILED: i32 = 1;
+    /// Usage or configuration error: nothing was sent.
+    pub const USAGE: i32 = 2;
+    /// The run stopped on a fatal target error; the rest were not attempted.
+    pub const STOPPED: i32 = 3;
+    /// Interrupted by Ctrl-C / SIGTERM; a re-run with the same state resumes.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// Distinct failure reasons kept for the summary; the rest are counted under "other reasons".
+const MAX_DISTINCT_REASONS: usize = 1000;
+/// Failure reasons shown in the summary.
+const TOP_REASONS: usize = 5;
+
+/// JSON Lines report, one [`ReportLine`] per input record, flushed line by line so a killed run
+/// leaves a readable report of what it finished. The path `-` means stdout.
+pub struct ReportWriter {
+    out: Option<Box<dyn Write + Send>>,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ReportWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportWriter")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReportWriter {
+    /// Creates (truncates) the report file; `-` writes to stdout.
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        if path == Path::new("-") {
+            return Ok(Self::to_writer(Box::new(std::io::stdout()), path));
+        }
+        let file = File::create(path)
+            .with_context(|| format!("cannot create report {}", path.display()))?;
+        Ok(Self::to_writer(Box::new(BufWriter::new(file)), path))
+    }
+
+    /// A report into any writer (`path` names it in error messages).
+    pub fn to_writer(out: Box<dyn Write + Send>, path: &Path) -> Self {
+        Self {
+            out: Some(out),
+            path: Some(path.to_owned()),
+        }
+    }
+
+    /// A writer that discards lines (no `--report`).
+    pub fn discard() -> Self {
+        Self {
+            out: None,
+            path: None,
+        }
+    }
+
+    pub fn create_optional(path: Option<&Path>) -> anyhow::Result<Self> {
+        path.map_or_else(|| Ok(Self::discard()), Self::create)
+    }
+
+    pub fn write(&mut self, line: &ReportLine) -> anyhow::Result<()> {
+        self.write_value(&serde_json::to_value(line)?)
+    }
+
+    /// Writes any JSON object as one line (verify and rollback lines).
+    pub fn write_value(&mut self, value: &Value) -> anyhow::Result<()> {
+        let Some(out) = &mut self.out else {
+            return Ok(());
+        };
+        let path = self.path.as_deref().unwrap_or(Path::new("report"));
+        let mut text = serde_json::to_vec(value)?;
+        text.push(b'\n');
+        match out.write_all(&text).and_then(|()| out.flush()) {
+            // A closed pipe (`--report - | head`) is not an error: the run goes on.
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.out = None;
+                Ok(())
+            }
+            other => other.with_context(|| format!("cannot write report {}", path.display())),
+        }
+    }
+}
+
+/// Counts per status and failure reason, as lines are reported.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub counts: BTreeMap<Status, u64>,
+    reasons: HashMap<String, u64>,
+    other_reasons: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, line: &ReportLine) {
+        *self.counts.entry(line.status).or_default() += 1;
+        if line.status.is_failure() {
+            let reason = line.error.as_ref().map_or_else(
+                || "unknown".to_owned(),
+                |e| failure_reason(&e.kind, &e.message),
+            );
+            if let Some(count) = self.reasons.get_mut(&reason) {
+                *count += 1;
+            } else if self.reasons.len() < MAX_DISTINCT_REASONS {
+                self.reasons.insert(reason, 1);
+            } else {
+                self.other_reasons += 1;
+            }
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    pub fn count(&self, status: Status) -> u64 {
+        self.counts.get(&status).copied().unwrap_or(0)
+    }
+
+    /// The most frequent failure reasons, most frequent first (ties by reason).
+    pub fn top_failures(&self) -> Vec<(String, u64)> {
+        let mut reasons: Vec<(String, u64)> =
+            self.reasons.iter().map(|(r, c)| (r.clone(), *c)).collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        reasons.truncate(TOP_REASONS);
+        if self.other_reasons > 0 {
+            reasons.push(("other reasons".to_owned(), self.other_reasons));
+        }
+        reasons
+    }
+}
+
+/// A failure grouped for the summary: the kind, and the message without the record's location
+/// (`file:line: `), so the same problem on many lines counts as one reason.
+pub fn failure_reason(kind: &str, message: &str) -> String {
+    let message = if kind == error_kind::INVALID_RECORD {
+        strip_location(message)
+    } else {
+        message
+    };
+    format!("{kind}: {message}")
+}
+
+/// `path:123: rest` -> `rest`. Paths may hold colons, so look for the first `:<digits>: `.
+fn strip_location(message: &str) -> &str {
+    let bytes = message.as_bytes();
+    let mut index = 0;
+    while let Some(offset) = message[index..].find(':') {
+        let colon = index + offset;
+        let digits = bytes[colon + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let after = colon + 1 + digits;
+        if digits > 0 && message[after..].starts_with(": ") {
+            return &message[after + 2..];
+        }
+        index = colon + 1;
+    }
+    message
+}
+
+/// What an import (or validate) run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub provider: String,
+    pub dry_run: bool,
+    pub counts: BTreeMap<Status, u64>,
+    pub top_failures: Vec<(String, u64)>,
+    /// Why the run stopped early (fatal target error, deadline).
+    pub stopped: Option<String>,
+    /// Ctrl-C / SIGTERM.
+    pub interrupted: bool,
+    pub elapsed: Duration,
+    /// Provider calls sent again after a retryable failure.
+    pub retries: u64,
+    /// 429 answers received.
+    pub throttled: u64,
+    /// Ambiguous writes (and crash leftovers) resolved by the provider's reconcile step.
+    pub reconciled: u64,
+    /// Records whose write may have happened and is not resolved in the journal after this run
+    /// (including any no longer in the input): a run with the same state and an input holding
+    /// them reconciles them.
+    pub unresolved: u64,
+    pub report: Option<PathBuf>,
+}
+
+impl RunSummary {
+    pub fn from_tally(tally: &Tally) -> Self {
+        Self {
+            counts: tally.counts.clone(),
+            top_failures: tally.top_failures(),
+            ..Self::default()
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    pub fn count(&self, status: Status) -> u64 {
+        self.counts.get(&status).copied().unwrap_or(0)
+    }
+
+    /// The process exit code: interrupted beats stopped beats failed.
+    pub fn exit_code(&self) -> i32 {
+        if self.interrupted {
+            exit_code::INTERRUPTED
+        } else if self.stopped.is_some() {
+            exit_code::STOPPED
+        } else if self
+            .counts
+            .iter()
+            .any(|(status, count)| status.is_failure() && *count > 0)
+        {
+            exit_code::SOME_FAILED
+        } else {
+            exit_code::OK
+        }
+    }
+
+    /// The final summary for people (stderr).
+    pub fn human(&self) -> String {
+        let mut text = String::new();
+        let seconds = self.elapsed.as_secs_f64();
+        let rate = if seconds > 0.0 {
+            self.total() as f64 / seconds
+        } else {
+            0.0
+        };
+        let subject = if self.provider.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", self.provider)
+        };
+        let mode = if self.dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "{subject}{} records in {seconds:.1}s ({rate:.1}/s){mode}\n",
+            self.total()
+        ));
+        for (status, count) in &self.counts {
+            text.push_str(&format!("  {:<10} {count}\n", status.as_str()));
+        }
+        if self.retries + self.throttled + self.reconciled > 0 {
+            text.push_str(&format!(
+                "  retries {}, rate-limited answers {}, reconciled {}\n",
+                self.retries, self.throttled, self.reconciled
+            ));
+        }
+        if !self.top_failures.is_empty() {
+            text.push_str("top failure reasons:\n");
+            for (reason, count) in &self.top_failures {
+                text.push_str(&format!("  {count:>6}  {reason}\n"));
+            }
+        }
+        if self.unresolved > 0 {
+            text.push_str(&format!(
+                "{} record(s) may have been written without an answer; re-run with the same --state to reconcile them\n",
+                self.unresolved
+            ));
+        }
+        if let Some(reason) = &self.stopped {
+            text.push_str(&format!(
+                "stopped: {reason}; the remaining records were not attempted (re-run with the same --state to finish)\n"
+            ));
+        }
+        if self.interrupted {
+            text.push_str("interrupted: re-run with the same --state to resume\n");
+        }
+        if let Some(report) = &self.report {
+            text.push_str(&format!("report: {}\n", report.display()));
+        }
+        text
+    }
+
+    /// The `--format json` summary (stdout).
+    pub fn to_json(&self) -> Value {
+        let counts: serde_json::Map<String, Value> = Status::ALL
+            .iter()
+            .map(|status| (status.as_str().to_owned(), json!(self.count(*status))))
+            .collect();
+        json!({
+            "provider": self.provider,
+            "dry_run": self.dry_run,
+            "total": self.total(),
+            "counts": counts,
+            "top_failures": self.top_failures.iter()
+                .map(|(reason, count)| json!({"reason": reason, "count": count}))
+                .collect::<Vec<_>>(),
+            "stopped": self.stopped,
+            "interrupted": self.interrupted,
+            "elapsed_seconds": self.elapsed.as_secs_f64(),
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "reconciled": self.reconciled,
+            "unresolved": self.unresolved,
+            "report": self.report.as_ref().map(|p| p.display().to_string()),
+            "exit_code": self.exit_code(),
+        })
+    }
+}
+
+/// What verify or rollback did: counts per outcome word.
+#[derive(Debug, Clone, Default)]
+pub struct MaintenanceSummary {
+    /// `verify` or `rollback`.
+    pub action: String,
+    pub provider: String,
+    /// Per outcome: verify's live status words (`present`, `missing`, ...) plus `error`;
+    /// rollback's `removed`, `already_gone`, `kept`, `error`.
+    pub counts: BTreeMap<String, u64>,
+    /// Objects that are not healthy (verify) or could not be removed (rollback).
+    pub problems: u64,
+    pub top_failures: Vec<(String, u64)>,
+    pub interrupted: bool,
+    pub elapsed: Duration,
+}
+
+impl MaintenanceSummary {
+    /// The count of one outcome word.
+    pub fn count(&self, word: &str) -> u64 {
+        self.counts.get(word).copied().unwrap_or(0)
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        if self.interrupted {
+            exit_code::INTERRUPTED
+        } else if self.problems > 0 {
+            exit_code::SOME_FAILED
+        } else {
+            exit_code::OK
+        }
+    }
+
+    pub fn human(&self) -> String {
+        let total: u64 = self.counts.values().sum();
+        let mut text = format!(
+            "{} {}: {total} objects in {:.1}s\n",
+            self.provider,
+            self.action,
+            self.elapsed.as_secs_f64()
+        );
+        for (word, count) in &self.counts {
+            text.push_str(&format!("  {word:<14} {count}\n"));
+        }
+        if !self.top_failures.is_empty() {
+            text.push_str("top failure reasons:\n");
+            for (reason, count) in &self.top_failures {
+                text.push_str(&format!("  {count:>6}  {reason}\n"));
+            }
+        }
+        if self.interrupted {
+            text.push_str(&format!(
+                "interrupted: re-run {} with the same --state to finish\n",
+                self.action
+            ));
+        }
+        text
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "action": self.action,
+            "provider": self.provider,
+            "counts": self.counts,
+            "problems": self.problems,
+            "top_failures": self.top_failures.iter()
+                .map(|(reason, count)| json!({"reason": reason, "count": count}))
+                .collect::<Vec<_>>(),
+            "interrupted": self.interrupted,
+            "elapsed_seconds": self.elapsed.as_secs_f64(),
+            "exit_code": self.exit_code(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_reasons_drop_the_location_of_invalid_records_only() {
+        let check = |kind: &str, message: &str, expect: &str| {
+            assert_eq!(failure_reason(kind, message), expect, "{kind} {message}");
+        };
+        check(
+            "invalid_record",
+            "in.jsonl:12: auth.type: is required",
+            "invalid_record: auth.type: is required",
+        );
+        check(
+            "invalid_record",
+            "C:\\x:y.jsonl:3: id: duplicate id",
+            "invalid_record: id: duplicate id",
+        );
+        check(
+            "invalid_record",
+            "no location here",
+            "invalid_record: no location here",
+        );
+        check("rejected", "x:12: kept as is", "rejected: x:12: kept as is");
+        check(
+            "mapping",
+            "settings.subdomain: is required",
+            "mapping: settings.subdomain: is required",
+        );
+    }
+
+    fn line(status: Status, error: Option<(&str, &str)>) -> ReportLine {
+        let line = ReportLine::new(Some("r".into()), 1, status);
+        match error {
+            Some((kind, message)) => line.with_error(kind, message),
+            None => line,
+        }
+    }
+
+    #[test]
+    fn tally_counts_statuses_and_ranks_failure_reasons() {
+        let mut tally = Tally::default();
+        tally.add(&line(Status::Imported, None));
+        tally.add(&line(Status::Imported, None));
+        tally.add(&line(Status::Skipped, Some(("not_attempted", "stopped"))));
+        tally.add(&line(Status::Failed, Some(("rejected", "b"))));
+        tally.add(&line(Status::Failed, Some(("rejected", "a"))));
+        tally.add(&line(
+            Status::Failed,
+            Some(("invalid_record", "f:1: id: is required")),
+        ));
+        tally.add(&line(
+            Status::Failed,
+            Some(("invalid_record", "f:9: id: is required")),
+        ));
+        assert_eq!(tally.total(), 7);
+        assert_eq!(tally.count(Status::Imported), 2);
+        assert_eq!(
+            tally.top_failures(),
+            vec![
+                ("invalid_record: id: is required".to_owned(), 2),
+                ("rejected: a".to_owned(), 1),
+                ("rejected: b".to_owned(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn exit_codes_follow_the_documented_precedence() {
+        let check = |failed: u64, stopped: bool, interrupted: bool, expect: i32| {
+            let mut summary = RunSummary::default();
+            summary.counts.insert(Status::Imported, 3);
+            if failed > 0 {
+                summary.counts.insert(Status::Failed, failed);
+            }
+            summary.stopped = stopped.then(|| "plan limit".to_owned());
+            summary.interrupted = interrupted;
+            assert_eq!(
+                summary.exit_code(),
+                expect,
+                "{failed} {stopped} {interrupted}"
+            );
+        };
+        check(0, false, false, 0);
+        check(2, false, false, 1);
+        check(0, true, false, 3);
+        check(2, true, false, 3);
+        check(2, true, true, 130);
+        check(0, false, true, 130);
+    }
+
+    #[test]
+    fn json_summary_lists_every_status_and_the_exit_code() {
+        let mut summary = RunSummary {
+            provider: "tray".into(),
+            ..RunSummary::default()
+        };
+        summary.counts.insert(Status::Failed, 1);
+        summary.top_failures = vec![("rejected: nope".into(), 1)];
+        let json = summary.to_json();
+        assert_eq!(json["counts"]["imported"], 0);
+        assert_eq!(json["counts"]["failed"], 1);
+        assert_eq!(json["exit_code"], 1);
+        assert_eq!(json["top_failures"][0]["reason"], "rejected: nope");
+        let human = summary.human();
+        assert!(human.contains("failed"), "{human}");
+        assert!(human.contains("rejected: nope"), "{human}");
+    }
+
+    #[test]
+    fn report_writer_writes_one_flushed_line_per_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.jsonl");
+        let mut writer = ReportWriter::create(&path).unwrap();
+        writer.write(&line(Status::Imported, None)).unwrap();
+        writer
+            .write(&line(Status::Failed, Some(("rejected", "no"))))
+            .unwrap();
+        // Flushed as it goes: readable before the writer is dropped.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["error"]["kind"], "rejected");
+        drop(writer);
+    }
+}

@@ -1,0 +1,603 @@
+//! The engine end to end: real providers over loopback HTTP against the sandbox.
+
+mod common;
+
+use std::time::Duration;
+
+use authport_engine::{StateStore, exit_code};
+use authport_sandbox::SandboxConfig;
+use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
+use common::*;
+use serde_json::Value;
+
+const TRAY_CREATE: &str = "/core/v1/authentications";
+
+fn plan(rules: Vec<FaultRule>) -> FaultPlan {
+    FaultPlan {
+        seed: 7,
+        rules,
+        latency: None,
+    }
+}
+
+fn statuses(report: &[Value]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = report
+        .iter()
+        .map(|l| {
+            (
+                l["id"].as_str().unwrap_or("-").to_owned(),
+                l["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+/// Every Tray record has exactly one authentication in the sandbox, named after its record.
+fn assert_one_tray_auth_per_record(sandbox: &authport_sandbox::RunningSandbox, records: usize) {
+    assert_eq!(
+        sandbox.tray.auth_count(),
+        records,
+        "authentications in the sandbox"
+    );
+    let mut names: Vec<String> = sandbox.tray.auths().into_iter().map(|a| a.name).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), records, "duplicate authentication names");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_then_rerun_is_unchanged_and_a_changed_record_is_updated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(SandboxConfig::default()).await;
+    let input_path = dir.path().join("input.jsonl");
+    let report = dir.path().join("report.jsonl");
+    let state_path = dir.path().join("state.db");
+    let mut records = records(12, 3);
+    write_lines(&input_path, &records);
+
+    let state = StateStore::open(&state_path).unwrap();
+    let importer = importer("tray", &sandbox, &state, false);
+    let mut options = options("tray", &input_path, &report);
+    // Drawn on stderr (indicatif hides it when stderr is not a terminal).
+    options.progress = true;
+    let first = run(&importer, &state, &options).await;
+    assert_eq!(counts(&first), vec![("imported", 12)]);
+    assert_eq!(first.exit_code(), exit_code::OK);
+    assert_one_tray_auth_per_record(&sandbox, 12);
+    let lines = report_lines(&report);
+    assert_eq!(lines.len(), 12);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["target"]["authentication_id"].is_string())
+    );
+
+    let second = run(&importer, &state, &options).await;
+    assert_eq!(counts(&second), vec![("unchanged", 12)]);
+    assert_one_tray_auth_per_record(&sandbox, 12);
+
+    // A new token for one record: an update of the same object, not a second create.
+    records[4] = record(4, 3, 2);
+    write_lines(&input_path, &records);
+    let third = run(&importer, &state, &options).await;
+    assert_eq!(counts(&third), vec![("updated", 1), ("unchanged", 11)]);
+    assert_one_tray_auth_per_record(&sandbox, 12);
+    assert_eq!(
+        sandbox.tray.auths().iter().map(|a| a.updates).sum::<u32>(),
+        1
+    );
+
+    let human = third.human();
+    let json = third.to_json().to_string();
+    drop((importer, state));
+    assert_no_canary(dir.path(), &[&human, &json]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_injected_write_fault_ends_with_each_record_imported_once() {
+    // (fault on the create call, expected to need a reconcile)
+    let cases = [
+        (FaultKind::ErrorBeforeApply, false),
+        (FaultKind::ErrorAfterApply, true),
+        (FaultKind::DropBeforeApply, false),
+        (FaultKind::DropAfterApply, true),
+        (
+            FaultKind::TooManyRequests {
+                retry_after_secs: None,
+            },
+            false,
+        ),
+        (
+            FaultKind::TooManyRequests {
+                retry_after_secs: Some(1),
+            },
+            false,
+        ),
+    ];
+    for (kind, ambiguous) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = sandbox(SandboxConfig::default()).await;
+        sandbox.faults.set(plan(vec![FaultRule::new(
+            Some("POST"),
+            TRAY_CREATE,
+            kind.clone(),
+            Trigger::Nth(vec![1, 2, 5]),
+        )]));
+        let input = write_lines(&dir.path().join("input.jsonl"), &records(8, 2));
+        let report = dir.path().join("report.jsonl");
+        let state = StateStore::temporary().unwrap();
+        let importer = importer("tray", &sandbox, &state, false);
+        let summary = run(&importer, &state, &options("tray", &input, &report)).await;
+
+        assert_eq!(
+            counts(&summary),
+            vec![("imported", 8)],
+            "{kind:?}: {}",
+            summary.human()
+        );
+        assert_one_tray_auth_per_record(&sandbox, 8);
+        let injected = sandbox.faults.injected();
+        let total = injected.error_before
+            + injected.error_after
+            + injected.drop_before
+            + injected.drop_after
+            + injected.too_many_requests;
+        assert_eq!(total, 3, "{kind:?}");
+        if ambiguous {
+            assert!(
+                summary.reconciled >= 3,
+                "{kind:?}: reconciled {}",
+                summary.reconciled
+            );
+        }
+        if matches!(kind, FaultKind::TooManyRequests { .. }) {
+            assert_eq!(summary.throttled, 3, "{kind:?}");
+        }
+        assert!(summary.retries >= 3 || summary.reconciled >= 3, "{kind:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_intent_and_outcome_is_reconciled_not_written_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(SandboxConfig::default()).await;
+    let all = records(10, 2);
+    let input = write_lines(&dir.path().join("input.jsonl"), &all);
+    let report = dir.path().join("report.jsonl");
+
+    // The "crashed" run: the first 6 writes reached the target, but only their intents were
+    // journalled (the process died before the outcomes). Intents for 4 more never got sent.
+    let half = write_lines(&dir.path().join("input-half.jsonl"), &all[..6]);
+    let throwaway = StateStore::temporary().unwrap();
+    let tray = importer("tray", &sandbox, &throwaway, false);
+    let created = run(
+        &tray,
+        &throwaway,
+        &options("tray", &half, &dir.path().join("r0.jsonl")),
+    )
+    .await;
+    assert_eq!(counts(&created), vec![("imported", 6)]);
+    let state = StateStore::open(&dir.path().join("state.db")).unwrap();
+    for record in &all {
+        state
+            .record_intent(
+                "tray",
+                record["id"].as_str().unwrap(),
+                "fingerprint-of-the-crashed-run",
+            )
+            .unwrap();
+    }
+
+    let importer = importer("tray", &sandbox, &state, false);
+    let summary = run(&importer, &state, &options("tray", &input, &report)).await;
+    assert_eq!(summary.reconciled, 10, "{}", summary.human());
+    assert_one_tray_auth_per_record(&sandbox, 10);
+    assert!(state.pending("tray").unwrap().is_empty());
+    // The adopted six were written with other content (the crashed run's fingerprint differs),
+    // so they are brought up to date; the other four are created now.
+    assert_eq!(counts(&summary), vec![("imported", 4), ("updated", 6)]);
+    let again = run(&importer, &state, &options("tray", &input, &report)).await;
+    assert_eq!(counts(&again), vec![("unchanged", 10)]);
+    assert_one_tray_auth_per_record(&sandbox, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_lines_fail_alone_with_their_location_and_the_rest_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(SandboxConfig::default()).await;
+    let good = records(3, 3);
+    let mut unmappable = record(7, 3, 1);
+    unmappable["targets"]["tray"]["service_environment"] = Value::from("no such environment");
+    let text = format!(
+        "{}\n{{not json\n{}\n{}\n{{\"id\":\"x\",\"owner\":{{\"id\":\"o\"}},\"service\":\"hubspot\"}}\n{}\n{}\n",
+        good[0], good[1], good[1], good[2], unmappable
+    );
+    let input = dir.path().join("input.jsonl");
+    std::fs::write(&input, text).unwrap();
+    let report = dir.path().join("report.jsonl");
+    let state = StateStore::temporary().unwrap();
+    let importer = importer("tray", &sandbox, &state, false);
+    let summary = run(&importer, &state, &options("tray", &input, &report)).await;
+
+    let mut lines = report_lines(&report);
+    lines.sort_by_key(|l| l["line"].as_u64());
+    let check = |line: u64, status: &str, kind: Option<&str>, message_part: &str| {
+        let found = &lines[usize::try_from(line).unwrap() - 1];
+        assert_eq!(found["line"], line);
+        assert_eq!(found["status"], status, "line {line}: {found}");
+        assert_eq!(
+            found["error"]["kind"].as_str(),
+            kind,
+            "line {line}: {found}"
+        );
+        let message = found["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains(message_part), "line {line}: {message}");
+    };
+    let file = input.display().to_string();
+    check(1, "imported", None, "");
+    check(2, "failed", Some("invalid_record"), &format!("{file}:2: "));
+    check(3, "imported", None, "");
+    check(
+        4,
+        "failed",
+        Some("invalid_record"),
+        &format!("{file}:4: id: duplicate id"),
+    );
+    check(5, "failed", Some("invalid_record"), "auth: is required");
+    check(6, "imported", None, "");
+    check(7, "failed", Some("mapping"), "");
+    assert_eq!(summary.exit_code(), exit_code::SOME_FAILED);
+    assert_eq!(sandbox.tray.auth_count(), 3);
+    assert!(
+        summary
+            .top_failures
+            .iter()
+            .any(|(reason, _)| reason.starts_with("invalid_record: "))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_limit_stops_the_run_and_the_next_run_finishes_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(SandboxConfig::default()).await;
+    sandbox.apideck.set_import_limit(Some(4));
+    // Apideck holds one connection per consumer and service: one owner per record.
+    let input = write_lines(&dir.path().join("input.jsonl"), &records(10, 10));
+    let report = dir.path().join("report.jsonl");
+    let state = StateStore::open(&dir.path().join("state.db")).unwrap();
+    let importer = importer("apideck", &sandbox, &state, false);
+    let mut options = options("apideck", &input, &report);
+    options.concurrency = Some(1);
+
+    let first = run(&importer, &state, &options).await;
+    assert_eq!(first.exit_code(), exit_code::STOPPED, "{}", first.human());
+    assert!(first.stopped.is_some());
+    assert_eq!(
+        counts(&first),
+        vec![("imported", 4), ("skipped", 5), ("failed", 1)]
+    );
+    let lines = report_lines(&report);
+    assert_eq!(lines.len(), 10);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["error"]["kind"] == "not_attempted")
+            .count(),
+        5
+    );
+
+    sandbox.apideck.set_import_limit(None);
+    let second = run(&importer, &state, &options).await;
+    assert_eq!(
+        counts(&second),
+        vec![("imported", 6), ("unchanged", 4)],
+        "{}",
+        second.human()
+    );
+    assert_eq!(second.exit_code(), exit_code::OK);
+    assert_eq!(sandbox.apideck.connection_count(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_master_token_stops_before_any_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(SandboxConfig::default()).await;
+    let input = write_lines(&dir.path().join("input.jsonl"), &records(5, 2));
+    let report = dir.path().join("report.jsonl");
+    let state = StateStore::temporary().unwrap();
+    let mut env = authport_core::EnvSnapshot::from_pairs(sandbox.provider_env());
+    env.set("TRAY_MASTER_TOKEN", "not-the-master-token");
+    let context = authport_core::BuildContext {
+        config: Value::Null,
+        env,
+        memo: state.memo(),
+        dry_run: false,
+        request_timeout: Duration::from_secs(5),
+    };
+    let importer: std::sync::Arc<dyn authport_core::AuthImporter> =
+        std::sync::Arc::from(authport_tray::build(&context).unwrap());
+    let summary = run(&importer, &state, &options("tray", &input, &report)).await;
+    assert_eq!(
+        summary.exit_code(),
+        exit_code::STOPPED,
+        "{}",
+        summary.human()
+    );
+    assert_eq!(counts(&summary), vec![("skipped", 5)]);
+    assert_eq!(sandbox.tray.auth_count(), 0);
+    assert!(
+        report_lines(&report)
+            .iter()
+            .all(|l| l["error"]["kind"] == "not_attempted")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_reports_the_rest_as_not_attempted_and_a_rerun_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(SandboxConfig::default()).await;
+    sandbox.faults.set(FaultPlan {
+        seed: 1,
+        rules: Vec::new(),
+        latency: Some((Duration::from_millis(5), Duration::from_millis(10))),
+    });
+    let input = write_lines(&dir.path().join("input.jsonl"), &records(40, 4));
+    let report = dir.path().join("report.jsonl");
+    let state = StateStore::open(&dir.path().join("state.db")).unwrap();
+    let importer = importer("tray", &sandbox, &state, false);
+    let mut options = options("tray", &input, &report);
+    options.concurrency = Some(2);
+
+    // Ctrl-C once a few records are in.
+    let tray = sandbox.tray.clone();
+    let shutdown = async move {
+        while tray.auth_count() < 5 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let first = authport_engine::import(importer.clone(), &state, &options, shutdown)
+        .await
+        .unwrap();
+    assert!(first.interrupted);
+    assert_eq!(first.exit_code(), exit_code::INTERRUPTED);
+    assert_eq!(first.total(), 40);
+    let imported_first = first.count(authport_core::Status::Imported);
+    assert!((5..40).contains(&imported_first), "{}", first.human());
+    assert_eq!(report_lines(&report).len(), 40);
+
+    let second = run(&importer, &state, &options).await;
+    assert_eq!(second.exit_code(), exit_code::OK);
+    assert_eq!(
+        second.count(authport_core::Status::Unchanged),
+        imported_first
+    );
+    assert_eq!(
+        second.count(authport_core::Status::Imported),
+        40 - imported_first
+    );
+    assert_one_tray_auth_per_record(&sandbox, 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_maps_and_plans_without_writing_or_leaking() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(SandboxConfig::default()).await;
+    let input = write_lines(&dir.path().join("input.jsonl"), &records(6, 6));
+    for provider in ["tray", "apideck"] {
+        let report = dir.path().join(format!("{provider}-plan.jsonl"));
+        let state = StateStore::temporary().unwrap();
+        let importer = importer(provider, &sandbox, &state, true);
+        let mut options = options(provider, &input, &report);
+        options.dry_run = true;
+        let summary = run(&importer, &state, &options).await;
+        assert_eq!(counts(&summary), vec![("planned", 6)], "{provider}");
+        assert!(summary.to_json()["dry_run"].as_bool().unwrap());
+        let lines = report_lines(&report);
+        assert!(lines.iter().all(|l| l["plan"].is_object()), "{provider}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["plan"].to_string().contains("[redacted]")),
+            "{provider}"
+        );
+    }
+    assert_eq!(sandbox.tray.auth_count(), 0);
+    assert_eq!(sandbox.apideck.connection_count(), 0);
+    assert_no_canary(dir.path(), &[]);
+}
+
+#[test]
+fn validate_reports_every_line_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = records(2, 1);
+    let input = dir.path().join("input.jsonl");
+    std::fs::write(
+        &input,
+        format!("{}\n[1]\n{}\n{}\n", good[0], good[1], good[0]),
+    )
+    .unwrap();
+    let report = dir.path().join("validate.jsonl");
+    let summary = authport_engine::validate(&input, Some(&report)).unwrap();
+    assert_eq!(counts(&summary), vec![("failed", 2), ("planned", 2)]);
+    assert_eq!(summary.exit_code(), exit_code::SOME_FAILED);
+    let lines = report_lines(&report);
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| l["line"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_no_canary(dir.path(), &[&summary.human()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_faults_end_with_one_status_per_record_and_counts_matching_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(SandboxConfig::default()).await;
+    let p = |kind, probability| FaultRule::new(None, "/", kind, Trigger::Probability(probability));
+    sandbox.faults.set(FaultPlan {
+        seed: 42,
+        rules: vec![
+            p(FaultKind::ErrorBeforeApply, 0.05),
+            p(FaultKind::ErrorAfterApply, 0.05),
+            p(FaultKind::DropBeforeApply, 0.025),
+            p(FaultKind::DropAfterApply, 0.025),
+        ],
+        latency: Some((Duration::ZERO, Duration::from_millis(3))),
+    });
+    let input = write_lines(&dir.path().join("input.jsonl"), &records(150, 10));
+    let report = dir.path().join("report.jsonl");
+    let state = StateStore::open(&dir.path().join("state.db")).unwrap();
+    let importer = importer("tray", &sandbox, &state, false);
+    let mut options = options("tray", &input, &report);
+    options.max_attempts = 10;
+    let summary = run(&importer, &state, &options).await;
+
+    let lines = report_lines(&report);
+    let pairs = statuses(&lines);
+    let mut ids: Vec<&String> = pairs.iter().map(|(id, _)| id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 150, "one line per record");
+    assert_eq!(pairs.len(), 150);
+    let imported = summary.count(authport_core::Status::Imported);
+    // Whatever failed after all retries, the sandbox holds exactly what the report says.
+    let objects_in_state = state.objects("tray").unwrap().len();
+    assert_eq!(
+        usize::try_from(imported).unwrap(),
+        objects_in_state,
+        "{}",
+        summary.human()
+    );
+    let mut names: Vec<String> = sandbox.tray.auths().into_iter().map(|a| a.name).collect();
+    let before = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), before, "duplicates in the sandbox");
+    assert!(sandbox.faults.injected().error_after + sandbox.faults.injected().drop_after > 0);
+    // Unresolved ambiguous writes may exist in the sandbox without a journal outcome; a re-run
+    // with no faults resolves them all and ends with exactly one object per record.
+    sandbox.faults.set(FaultPlan::default());
+    let again = run(&importer, &state, &options).await;
+    assert_eq!(again.exit_code(), exit_code::OK, "{}", again.human());
+    assert_one_tray_auth_per_record(&sandbox, 150);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_limit_below_our_rate_is_learned_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SandboxConfig::default();
+    config.tray.rate_limit = Some(authport_sandbox::tray::RateLimit {
+        per_second: 400.0,
+        burst: 5,
+    });
+    let sandbox = sandbox(config).await;
+    let input = write_lines(&dir.path().join("input.jsonl"), &records(120, 3));
+    let report = dir.path().join("report.jsonl");
+    let state = StateStore::temporary().unwrap();
+    let importer = importer("tray", &sandbox, &state, false);
+    let mut options = options("tray", &input, &report);
+    // Far above what the target accepts: every 429 must be retried and slow us down.
+    options.rate = Some(5000.0);
+    options.burst = Some(100);
+    options.concurrency = Some(8);
+    options.max_attempts = 30;
+    let summary = run(&importer, &state, &options).await;
+    assert_eq!(
+        counts(&summary),
+        vec![("imported", 120)],
+        "{}",
+        summary.human()
+    );
+    assert!(summary.throttled > 0);
+    assert_eq!(summary.throttled, sandbox.tray.rate_limited_count());
+    assert_one_tray_auth_per_record(&sandbox, 120);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apideck_imports_survive_random_faults_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(SandboxConfig::default()).await;
+    let p =
+        |kind, probability| FaultRule::new(None, "/vault", kind, Trigger::Probability(probability));
+    sandbox.faults.set(FaultPlan {
+        seed: 4,
+        rules: vec![
+            p(FaultKind::ErrorBeforeApply, 0.05),
+            p(FaultKind::ErrorAfterApply, 0.05),
+            p(FaultKind::DropBeforeApply, 0.03),
+            p(FaultKind::DropAfterApply, 0.03),
+            p(
+                FaultKind::TooManyRequests {
+                    retry_after_secs: None,
+                },
+                0.03,
+            ),
+        ],
+        latency: None,
+    });
+    let input = write_lines(&dir.path().join("input.jsonl"), &records(60, 60));
+    let report = dir.path().join("report.jsonl");
+    let state = StateStore::open(&dir.path().join("state.db")).unwrap();
+    let importer = importer("apideck", &sandbox, &state, false);
+    let mut options = options("apideck", &input, &report);
+    options.max_attempts = 12;
+    let summary = run(&importer, &state, &options).await;
+    assert_eq!(report_lines(&report).len(), 60);
+    sandbox.faults.set(FaultPlan::default());
+    let again = run(&importer, &state, &options).await;
+    assert_eq!(
+        again.exit_code(),
+        exit_code::OK,
+        "{}\n{}",
+        summary.human(),
+        again.human()
+    );
+    assert_eq!(sandbox.apideck.connection_count(), 60);
+    assert_eq!(state.objects("apideck").unwrap().len(), 60);
+    assert!(state.pending("apideck").unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_or_deadline_before_any_write_reports_every_record_not_attempted() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(SandboxConfig::default()).await;
+    let input = write_lines(&dir.path().join("input.jsonl"), &records(6, 2));
+    let report = dir.path().join("report.jsonl");
+    let state = StateStore::temporary().unwrap();
+    let importer = importer("tray", &sandbox, &state, false);
+    for _ in 0..5 {
+        let options = options("tray", &input, &report);
+        let summary =
+            authport_engine::import(importer.clone(), &state, &options, std::future::ready(()))
+                .await
+                .unwrap();
+        assert_eq!(summary.exit_code(), exit_code::INTERRUPTED);
+        assert_eq!(counts(&summary), vec![("skipped", 6)]);
+    }
+    let mut options = options("tray", &input, &report);
+    options.deadline = Some(Duration::ZERO);
+    let summary = run(&importer, &state, &options).await;
+    assert_eq!(
+        summary.exit_code(),
+        exit_code::STOPPED,
+        "{}",
+        summary.human()
+    );
+    assert!(
+        summary
+            .stopped
+            .as_deref()
+            .unwrap_or("")
+            .contains("deadline")
+    );
+    assert_eq!(counts(&summary), vec![("skipped", 6)]);
+    assert!(
+        report_lines(&report)
+            .iter()
+            .all(|l| l["error"]["kind"] == "not_attempted")
+    );
+    assert_eq!(sandbox.tray.auth_count(), 0);
+}
