@@ -7,7 +7,9 @@ use common::*;
 use serde_json::{Map, Value, json};
 
 async fn sandbox() -> RunningSandbox {
-    authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap()).await.unwrap()
+    authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
 }
 
 fn example_lines() -> Vec<String> {
@@ -23,11 +25,23 @@ struct Run {
     report: Vec<Value>,
 }
 
-async fn import(sandbox: &RunningSandbox, dir: &std::path::Path, input: &std::path::Path, extra: &[&str]) -> Run {
+async fn import(
+    sandbox: &RunningSandbox,
+    dir: &std::path::Path,
+    input: &std::path::Path,
+    extra: &[&str],
+) -> Run {
     let report = dir.join("report.jsonl");
     let mut args = vec![
-        "import", "--provider", "apideck", "--input", input.to_str().unwrap(), "--state", "state.db",
-        "--report", report.to_str().unwrap(),
+        "import",
+        "--provider",
+        "apideck",
+        "--input",
+        input.to_str().unwrap(),
+        "--state",
+        "state.db",
+        "--report",
+        report.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     let out = authport(dir, &args, &sandbox.provider_env()).await;
@@ -59,29 +73,74 @@ async fn imports_once_then_unchanged_then_updated() {
     let first = import(&sandbox, dir.path(), &input, &[]).await;
     assert_eq!(first.out.code, 1, "{}", first.out.stderr);
     assert_eq!(first.report.len(), 9);
-    assert_eq!(count(&first.report, "imported"), 6, "{:?}", statuses(&first.report));
-    assert_eq!(sandbox.apideck.connection_count(), 6, "each good record exactly once");
-    assert!(sandbox.apideck.connection("initech-3", "accounting", "quickbooks").is_some());
+    assert_eq!(
+        count(&first.report, "imported"),
+        6,
+        "{:?}",
+        statuses(&first.report)
+    );
+    assert_eq!(
+        sandbox.apideck.connection_count(),
+        6,
+        "each good record exactly once"
+    );
+    assert!(
+        sandbox
+            .apideck
+            .connection("initech-3", "accounting", "quickbooks")
+            .is_some()
+    );
 
     let bad_json = first.report.iter().find(|l| l["line"] == 7).unwrap();
     assert_eq!(bad_json["status"], "failed");
-    assert!(bad_json["error"]["message"].as_str().unwrap().contains("in.jsonl:7: malformed JSON"));
+    assert!(
+        bad_json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("in.jsonl:7: malformed JSON")
+    );
     let bad_connector = line(&first.report, "bad/connector");
     assert_eq!(bad_connector["status"], "failed");
-    assert!(bad_connector["error"]["message"].as_str().unwrap().contains("nosuch"), "{bad_connector}");
+    assert!(
+        bad_connector["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nosuch"),
+        "{bad_connector}"
+    );
     let bad_ms = line(&first.report, "bad/ms");
     assert_eq!(bad_ms["status"], "failed");
-    assert!(bad_ms["error"]["message"].as_str().unwrap().contains("milliseconds"), "{bad_ms}");
+    assert!(
+        bad_ms["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("milliseconds"),
+        "{bad_ms}"
+    );
 
     let second = import(&sandbox, dir.path(), &input, &[]).await;
-    assert_eq!(count(&second.report, "unchanged"), 6, "{:?}", statuses(&second.report));
+    assert_eq!(
+        count(&second.report, "unchanged"),
+        6,
+        "{:?}",
+        statuses(&second.report)
+    );
     let imports_after_second = sandbox.apideck.import_count();
-    assert_eq!(imports_after_second, 6, "unchanged records are not sent again");
+    assert_eq!(
+        imports_after_second, 6,
+        "unchanged records are not sent again"
+    );
 
-    lines[1] = lines[1].replace("example-salesforce-access-token", "rotated-salesforce-access-token");
+    lines[1] = lines[1].replace(
+        "example-salesforce-access-token",
+        "rotated-salesforce-access-token",
+    );
     let changed = write_lines(dir.path(), "in2.jsonl", &lines);
     let third = import(&sandbox, dir.path(), &changed, &[]).await;
-    assert_eq!(line(&third.report, "acme-42/salesforce")["status"], "updated");
+    assert_eq!(
+        line(&third.report, "acme-42/salesforce")["status"],
+        "updated"
+    );
     assert_eq!(count(&third.report, "unchanged"), 5);
     assert_eq!(sandbox.apideck.connection_count(), 6);
     sandbox.stop().await;
@@ -91,7 +150,11 @@ async fn imports_once_then_unchanged_then_updated() {
 async fn verify_tells_callable_from_authorized() {
     let sandbox = sandbox().await;
     let dir = scratch();
-    std::fs::write(dir.path().join("authport.toml"), "[apideck]\nallow_incomplete_settings = true\n").unwrap();
+    std::fs::write(
+        dir.path().join("authport.toml"),
+        "[apideck]\nallow_incomplete_settings = true\n",
+    )
+    .unwrap();
     let mut lines = example_lines();
     // QuickBooks without its required realm_id: authorised, but not callable until set.
     lines[4] = lines[4].replace(r#","settings":{"realm_id":"4620816365164357123"}"#, "");
@@ -101,17 +164,34 @@ async fn verify_tells_callable_from_authorized() {
 
     let verify = authport(
         dir.path(),
-        &["verify", "--provider", "apideck", "--state", "state.db", "--config", "authport.toml"],
+        &[
+            "verify",
+            "--provider",
+            "apideck",
+            "--state",
+            "state.db",
+            "--config",
+            "authport.toml",
+        ],
         &sandbox.provider_env(),
     )
     .await;
     let lines = parse_lines(&verify.stdout);
     assert_eq!(lines.len(), 6, "{}", verify.stderr);
-    let status = |id: &str| lines.iter().find(|l| l["id"] == id).unwrap()["status"].as_str().unwrap().to_owned();
+    let status = |id: &str| {
+        lines.iter().find(|l| l["id"] == id).unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     assert_eq!(status("initech-3/quickbooks"), "authorized");
     assert_eq!(status("globex-7/greenhouse"), "callable");
     assert_eq!(status("initech-3/zendesk"), "callable");
-    assert_eq!(verify.code, 1, "an unusable connection is a problem: {}", verify.stderr);
+    assert_eq!(
+        verify.code, 1,
+        "an unusable connection is a problem: {}",
+        verify.stderr
+    );
     sandbox.stop().await;
 }
 
@@ -120,7 +200,13 @@ async fn pre_existing_connections_are_skipped_and_survive_rollback() {
     let sandbox = sandbox().await;
     let mut credentials = Map::new();
     credentials.insert("access_token".to_owned(), json!("theirs"));
-    sandbox.apideck.precreate_connection("acme-42", "crm", "hubspot", Map::new(), Some(credentials));
+    sandbox.apideck.precreate_connection(
+        "acme-42",
+        "crm",
+        "hubspot",
+        Map::new(),
+        Some(credentials),
+    );
     let dir = scratch();
     let input = write_lines(dir.path(), "in.jsonl", &example_lines());
     let run = import(&sandbox, dir.path(), &input, &[]).await;
@@ -131,7 +217,12 @@ async fn pre_existing_connections_are_skipped_and_survive_rollback() {
     assert_eq!(count(&run.report, "imported"), 5);
     assert_eq!(sandbox.apideck.connection_count(), 6);
 
-    let rollback = authport(dir.path(), &["rollback", "--provider", "apideck", "--state", "state.db"], &sandbox.provider_env()).await;
+    let rollback = authport(
+        dir.path(),
+        &["rollback", "--provider", "apideck", "--state", "state.db"],
+        &sandbox.provider_env(),
+    )
+    .await;
     assert_eq!(rollback.code, 0, "{}", rollback.stderr);
     assert_eq!(
         sandbox.apideck.connection_keys(),
@@ -149,7 +240,11 @@ async fn a_plan_limit_stops_the_run_and_reports_what_was_not_attempted() {
     let input = write_lines(dir.path(), "in.jsonl", &example_lines());
     let run = import(&sandbox, dir.path(), &input, &["--concurrency", "1"]).await;
     assert_eq!(run.out.code, 3, "{}", run.out.stderr);
-    assert!(run.out.stderr.to_lowercase().contains("limit"), "says why: {}", run.out.stderr);
+    assert!(
+        run.out.stderr.to_lowercase().contains("limit"),
+        "says why: {}",
+        run.out.stderr
+    );
     assert_eq!(run.report.len(), 6, "every record is reported");
     assert_eq!(count(&run.report, "imported"), 2);
     let not_attempted = run

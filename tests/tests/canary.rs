@@ -62,13 +62,59 @@ async fn no_command_leaks_a_secret() {
         let state = state.to_str().unwrap();
         let mut printed = Vec::new();
         let runs: Vec<Vec<&str>> = vec![
-            vec!["-vvv", "validate", "--input", input, "--report", "validate.jsonl"],
-            vec!["-vvv", "import", "--provider", provider, "--input", input, "--dry-run", "--report", "plan.jsonl"],
-            vec!["-vvv", "import", "--provider", provider, "--input", input, "--state", state, "--report", "import.jsonl"],
+            vec![
+                "-vvv",
+                "validate",
+                "--input",
+                input,
+                "--report",
+                "validate.jsonl",
+            ],
+            vec![
+                "-vvv",
+                "import",
+                "--provider",
+                provider,
+                "--input",
+                input,
+                "--dry-run",
+                "--report",
+                "plan.jsonl",
+            ],
+            vec![
+                "-vvv",
+                "import",
+                "--provider",
+                provider,
+                "--input",
+                input,
+                "--state",
+                state,
+                "--report",
+                "import.jsonl",
+            ],
             // Again, to exercise the unchanged path, and once more without --report (stdout).
-            vec!["-vvv", "import", "--provider", provider, "--input", input, "--state", state],
+            vec![
+                "-vvv",
+                "import",
+                "--provider",
+                provider,
+                "--input",
+                input,
+                "--state",
+                state,
+            ],
             vec!["-vvv", "verify", "--provider", provider, "--state", state],
-            vec!["-vvv", "rollback", "--provider", provider, "--state", state, "--report", "rollback.jsonl"],
+            vec![
+                "-vvv",
+                "rollback",
+                "--provider",
+                provider,
+                "--state",
+                state,
+                "--report",
+                "rollback.jsonl",
+            ],
         ];
         for args in &runs {
             let out = authport(dir.path(), args, &env).await;
@@ -82,14 +128,22 @@ async fn no_command_leaks_a_secret() {
         }
         let texts: Vec<&str> = printed.iter().map(String::as_str).collect();
         let files = all_file_bytes(dir.path());
-        assert!(files.len() >= 5, "state and reports were written: {files:?}");
+        assert!(
+            files.len() >= 5,
+            "state and reports were written: {files:?}"
+        );
         assert_no_canary(&CANARIES, &texts, &files);
         // Not vacuous: the import really happened and the logs were verbose.
         let report = read_lines(&dir.path().join("import.jsonl"));
         assert_eq!(report.len(), 9, "{provider}");
         let imported = report.iter().filter(|l| l["status"] == "imported").count();
         assert!(imported >= 6, "{provider}: {report:?}");
-        assert!(texts.iter().any(|t| t.contains("TRACE") || t.contains("DEBUG")), "{provider}: logs were not verbose");
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.contains("TRACE") || t.contains("DEBUG")),
+            "{provider}: logs were not verbose"
+        );
         sandbox.stop().await;
     }
 }

@@ -13,7 +13,9 @@ async fn sandbox(tray: TrayOptions) -> RunningSandbox {
         tray,
         ..SandboxConfig::default()
     };
-    authport_sandbox::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap()
+    authport_sandbox::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
 }
 
 fn example_lines() -> Vec<String> {
@@ -39,10 +41,22 @@ struct Run {
     report: Vec<Value>,
 }
 
-async fn import(sandbox: &RunningSandbox, dir: &std::path::Path, input: &str, extra: &[&str]) -> Run {
+async fn import(
+    sandbox: &RunningSandbox,
+    dir: &std::path::Path,
+    input: &str,
+    extra: &[&str],
+) -> Run {
     let report = dir.join("report.jsonl");
     let mut args = vec![
-        "import", "--provider", "tray", "--input", input, "--state", "state.db", "--report",
+        "import",
+        "--provider",
+        "tray",
+        "--input",
+        input,
+        "--state",
+        "state.db",
+        "--report",
         report.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
@@ -67,33 +81,84 @@ async fn imports_once_then_unchanged_then_updated() {
     let input = input.to_str().unwrap();
 
     let first = import(&sandbox, dir.path(), input, &[]).await;
-    assert_eq!(first.out.code, 1, "bad records make the run exit 1: {}", first.out.stderr);
+    assert_eq!(
+        first.out.code, 1,
+        "bad records make the run exit 1: {}",
+        first.out.stderr
+    );
     assert_eq!(first.report.len(), 9, "one line per input record");
-    for id in ["acme-42/hubspot", "acme-42/salesforce", "globex-7/activecampaign", "globex-7/greenhouse", "initech-3/quickbooks", "initech-3/zendesk"] {
+    for id in [
+        "acme-42/hubspot",
+        "acme-42/salesforce",
+        "globex-7/activecampaign",
+        "globex-7/greenhouse",
+        "initech-3/quickbooks",
+        "initech-3/zendesk",
+    ] {
         assert_eq!(status_of(&first.report, id), "imported", "{id}");
     }
-    assert_eq!(sandbox.tray.auth_count(), 6, "each good record exactly once");
-    assert_eq!(sandbox.tray.auths_of_external_user("acme-42").len(), 2, "owned by the end user");
+    assert_eq!(
+        sandbox.tray.auth_count(),
+        6,
+        "each good record exactly once"
+    );
+    assert_eq!(
+        sandbox.tray.auths_of_external_user("acme-42").len(),
+        2,
+        "owned by the end user"
+    );
     assert_eq!(sandbox.tray.auths_of_external_user("globex-7").len(), 2);
     assert_eq!(sandbox.tray.auths_of_external_user("initech-3").len(), 2);
 
     // Each bad record fails with a located reason.
-    let by_line = |line: u64| first.report.iter().find(|l| l["line"] == line).unwrap_or_else(|| panic!("line {line} missing"));
+    let by_line = |line: u64| {
+        first
+            .report
+            .iter()
+            .find(|l| l["line"] == line)
+            .unwrap_or_else(|| panic!("line {line} missing"))
+    };
     let bad_json = by_line(7);
     assert_eq!(bad_json["status"], "failed");
     assert_eq!(bad_json["line"], 7);
-    assert!(bad_json["error"]["message"].as_str().unwrap().contains("in.jsonl:7: malformed JSON"), "{bad_json}");
+    assert!(
+        bad_json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("in.jsonl:7: malformed JSON"),
+        "{bad_json}"
+    );
     let bad_service = by_line(8);
-    assert_eq!((bad_service["id"].as_str(), bad_service["status"].as_str()), (Some("bad/service"), Some("failed")));
-    assert!(bad_service["error"]["message"].as_str().unwrap().contains("nosuchservice"), "{bad_service}");
+    assert_eq!(
+        (bad_service["id"].as_str(), bad_service["status"].as_str()),
+        (Some("bad/service"), Some("failed"))
+    );
+    assert!(
+        bad_service["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nosuchservice"),
+        "{bad_service}"
+    );
     let bad_env = by_line(9);
     assert_eq!(bad_env["status"], "failed");
-    assert!(bad_env["error"]["message"].as_str().unwrap().to_lowercase().contains("oauth"), "{bad_env}");
+    assert!(
+        bad_env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("oauth"),
+        "{bad_env}"
+    );
 
     // Second run: nothing changed, nothing sent.
     let second = import(&sandbox, dir.path(), input, &[]).await;
     assert_eq!(second.out.code, 1);
-    let unchanged = second.report.iter().filter(|l| l["status"] == "unchanged").count();
+    let unchanged = second
+        .report
+        .iter()
+        .filter(|l| l["status"] == "unchanged")
+        .count();
     assert_eq!(unchanged, 6, "{:?}", statuses(&second.report));
     assert_eq!(sandbox.tray.auth_count(), 6);
 
@@ -103,13 +168,30 @@ async fn imports_once_then_unchanged_then_updated() {
     let input2 = write_lines(dir.path(), "in2.jsonl", &changed);
     let third = import(&sandbox, dir.path(), input2.to_str().unwrap(), &[]).await;
     assert_eq!(status_of(&third.report, "globex-7/greenhouse"), "updated");
-    assert_eq!(third.report.iter().filter(|l| l["status"] == "unchanged").count(), 5);
+    assert_eq!(
+        third
+            .report
+            .iter()
+            .filter(|l| l["status"] == "unchanged")
+            .count(),
+        5
+    );
     assert_eq!(sandbox.tray.auth_count(), 6, "an update creates nothing");
-    let updated: Vec<_> = sandbox.tray.auths().into_iter().filter(|a| a.updates > 0).collect();
+    let updated: Vec<_> = sandbox
+        .tray
+        .auths()
+        .into_iter()
+        .filter(|a| a.updates > 0)
+        .collect();
     assert_eq!(updated.len(), 1);
 
     // Verify reads back every imported auth.
-    let verify = authport(dir.path(), &["verify", "--provider", "tray", "--state", "state.db"], &sandbox.provider_env()).await;
+    let verify = authport(
+        dir.path(),
+        &["verify", "--provider", "tray", "--state", "state.db"],
+        &sandbox.provider_env(),
+    )
+    .await;
     assert_eq!(verify.code, 0, "{}", verify.stderr);
     let lines = parse_lines(&verify.stdout);
     assert_eq!(lines.len(), 6);
@@ -124,8 +206,18 @@ async fn an_ambiguous_create_is_reconciled_not_duplicated() {
     sandbox.faults.set(FaultPlan {
         seed: 7,
         rules: vec![
-            FaultRule::new(Some("POST"), "/core/v1/authentications", FaultKind::DropAfterApply, Trigger::Nth(vec![1])),
-            FaultRule::new(Some("POST"), "/core/v1/authentications", FaultKind::ErrorAfterApply, Trigger::Nth(vec![4])),
+            FaultRule::new(
+                Some("POST"),
+                "/core/v1/authentications",
+                FaultKind::DropAfterApply,
+                Trigger::Nth(vec![1]),
+            ),
+            FaultRule::new(
+                Some("POST"),
+                "/core/v1/authentications",
+                FaultKind::ErrorAfterApply,
+                Trigger::Nth(vec![4]),
+            ),
         ],
         latency: None,
     });
@@ -134,9 +226,21 @@ async fn an_ambiguous_create_is_reconciled_not_duplicated() {
     let run = import(&sandbox, dir.path(), input.to_str().unwrap(), &[]).await;
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
     let injected = sandbox.faults.injected();
-    assert_eq!((injected.drop_after, injected.error_after), (1, 1), "both faults fired");
-    assert!(run.report.iter().all(|l| l["status"] == "imported"), "{:?}", statuses(&run.report));
-    assert_eq!(sandbox.tray.auth_count(), 6, "no duplicate after ambiguous creates");
+    assert_eq!(
+        (injected.drop_after, injected.error_after),
+        (1, 1),
+        "both faults fired"
+    );
+    assert!(
+        run.report.iter().all(|l| l["status"] == "imported"),
+        "{:?}",
+        statuses(&run.report)
+    );
+    assert_eq!(
+        sandbox.tray.auth_count(),
+        6,
+        "no duplicate after ambiguous creates"
+    );
     sandbox.stop().await;
 }
 
@@ -157,9 +261,21 @@ async fn expired_user_tokens_are_minted_again() {
         ));
     }
     let input = write_lines(dir.path(), "in.jsonl", &lines);
-    let run = import(&sandbox, dir.path(), input.to_str().unwrap(), &["--concurrency", "1"]).await;
+    let run = import(
+        &sandbox,
+        dir.path(),
+        input.to_str().unwrap(),
+        &["--concurrency", "1"],
+    )
+    .await;
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
-    assert_eq!(run.report.iter().filter(|l| l["status"] == "imported").count(), 10);
+    assert_eq!(
+        run.report
+            .iter()
+            .filter(|l| l["status"] == "imported")
+            .count(),
+        10
+    );
     assert_eq!(sandbox.tray.auth_count(), 10);
     assert!(
         sandbox.tray.minted_token_count() > 3,
@@ -188,24 +304,57 @@ async fn solution_instances_are_created_enabled_and_rolled_back_with_the_auths()
     );
     std::fs::write(dir.path().join("authport.toml"), config).unwrap();
     let input = write_lines(dir.path(), "in.jsonl", &example_lines());
-    let run = import(&sandbox, dir.path(), input.to_str().unwrap(), &["--config", "authport.toml"]).await;
+    let run = import(
+        &sandbox,
+        dir.path(),
+        input.to_str().unwrap(),
+        &["--config", "authport.toml"],
+    )
+    .await;
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
     let instances = sandbox.tray.instances();
-    assert_eq!(instances.len(), 1, "one instance for the one hubspot record");
+    assert_eq!(
+        instances.len(),
+        1,
+        "one instance for the one hubspot record"
+    );
     assert!(instances[0].enabled, "the instance was enabled");
-    let hubspot_auth = sandbox.tray.auths_of_external_user("acme-42").into_iter().find(|a| a.name.contains("HubSpot")).unwrap();
-    assert_eq!(instances[0].auth_values, vec![("External_HubSpot_Authentication".to_owned(), hubspot_auth.id.clone())]);
+    let hubspot_auth = sandbox
+        .tray
+        .auths_of_external_user("acme-42")
+        .into_iter()
+        .find(|a| a.name.contains("HubSpot"))
+        .unwrap();
+    assert_eq!(
+        instances[0].auth_values,
+        vec![(
+            "External_HubSpot_Authentication".to_owned(),
+            hubspot_auth.id.clone()
+        )]
+    );
 
     let before_rollback = sandbox.tray.auth_count();
     assert_eq!(before_rollback, 6);
     let rollback = authport(
         dir.path(),
-        &["rollback", "--provider", "tray", "--state", "state.db", "--config", "authport.toml"],
+        &[
+            "rollback",
+            "--provider",
+            "tray",
+            "--state",
+            "state.db",
+            "--config",
+            "authport.toml",
+        ],
         &sandbox.provider_env(),
     )
     .await;
     assert_eq!(rollback.code, 0, "{}", rollback.stderr);
-    assert_eq!(sandbox.tray.auth_count(), 0, "rollback removed every auth the run created");
+    assert_eq!(
+        sandbox.tray.auth_count(),
+        0,
+        "rollback removed every auth the run created"
+    );
     assert!(sandbox.tray.instances().is_empty(), "and the instance");
     sandbox.stop().await;
 }
@@ -213,7 +362,15 @@ async fn solution_instances_are_created_enabled_and_rolled_back_with_the_auths()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_case_solution_slot_fails_the_run_before_any_write() {
     let sandbox = sandbox(TrayOptions::default()).await;
-    let solution_id = sandbox.tray.catalogue().solutions.iter().find(|s| s.title == "Acme HubSpot Sync").unwrap().id.clone();
+    let solution_id = sandbox
+        .tray
+        .catalogue()
+        .solutions
+        .iter()
+        .find(|s| s.title == "Acme HubSpot Sync")
+        .unwrap()
+        .id
+        .clone();
     let dir = scratch();
     let config = format!(
         "[tray.solution]\nsolution_id = \"{solution_id}\"\nauth_external_id = \"external_hubspot_authentication\"\nenable_delay_ms = 0\n"
@@ -222,12 +379,24 @@ async fn a_wrong_case_solution_slot_fails_the_run_before_any_write() {
     let input = write_lines(dir.path(), "in.jsonl", &example_lines());
     let run = authport(
         dir.path(),
-        &["import", "--provider", "tray", "--input", input.to_str().unwrap(), "--config", "authport.toml"],
+        &[
+            "import",
+            "--provider",
+            "tray",
+            "--input",
+            input.to_str().unwrap(),
+            "--config",
+            "authport.toml",
+        ],
         &sandbox.provider_env(),
     )
     .await;
     assert_ne!(run.code, 0);
-    assert!(run.stderr.contains("External_HubSpot_Authentication"), "names the slot it expected: {}", run.stderr);
+    assert!(
+        run.stderr.contains("External_HubSpot_Authentication"),
+        "names the slot it expected: {}",
+        run.stderr
+    );
     assert_eq!(sandbox.tray.auth_count(), 0, "nothing was written");
     sandbox.stop().await;
 }
@@ -239,11 +408,28 @@ async fn rollback_leaves_pre_existing_auths_alone_and_dry_run_writes_nothing() {
     let input = write_lines(dir.path(), "in.jsonl", &example_lines());
     let input = input.to_str().unwrap();
 
-    let plan = authport(dir.path(), &["import", "--provider", "tray", "--input", input, "--dry-run"], &sandbox.provider_env()).await;
+    let plan = authport(
+        dir.path(),
+        &[
+            "import",
+            "--provider",
+            "tray",
+            "--input",
+            input,
+            "--dry-run",
+        ],
+        &sandbox.provider_env(),
+    )
+    .await;
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     let planned = parse_lines(&plan.stdout);
     assert_eq!(planned.len(), 6);
-    assert!(planned.iter().all(|l| l["status"] == "planned" && l["plan"].is_object()), "{planned:?}");
+    assert!(
+        planned
+            .iter()
+            .all(|l| l["status"] == "planned" && l["plan"].is_object()),
+        "{planned:?}"
+    );
     assert!(plan.stdout.contains("[redacted]"));
     assert_eq!(sandbox.tray.auth_count(), 0, "a dry run writes nothing");
     assert!(sandbox.tray.users().is_empty(), "not even users");
@@ -259,13 +445,23 @@ async fn rollback_leaves_pre_existing_auths_alone_and_dry_run_writes_nothing() {
     sandbox.tray.insert_auth(foreign);
     assert_eq!(sandbox.tray.auth_count(), 7);
 
-    let rollback = authport(dir.path(), &["rollback", "--provider", "tray", "--state", "state.db"], &sandbox.provider_env()).await;
+    let rollback = authport(
+        dir.path(),
+        &["rollback", "--provider", "tray", "--state", "state.db"],
+        &sandbox.provider_env(),
+    )
+    .await;
     assert_eq!(rollback.code, 0, "{}", rollback.stderr);
     let remaining = sandbox.tray.auths();
     assert_eq!(remaining.len(), 1);
     assert_eq!(remaining[0].name, "not ours");
     // Rollback again: everything is already gone, nothing else is touched.
-    let again = authport(dir.path(), &["rollback", "--provider", "tray", "--state", "state.db"], &sandbox.provider_env()).await;
+    let again = authport(
+        dir.path(),
+        &["rollback", "--provider", "tray", "--state", "state.db"],
+        &sandbox.provider_env(),
+    )
+    .await;
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(sandbox.tray.auth_count(), 1);
     sandbox.stop().await;

@@ -10,7 +10,12 @@ async fn providers_lists_every_registered_provider() {
     let out = authport(dir.path(), &["providers", "--format", "json"], &[]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let list = parse_lines(&out.stdout);
-    let names: Vec<&str> = list[0].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["apideck", "tray"]);
 }
 
@@ -21,7 +26,13 @@ async fn validate_reports_every_record_with_its_line_and_exits_1() {
     let report = dir.path().join("report.jsonl");
     let out = authport(
         dir.path(),
-        &["validate", "--input", input.to_str().unwrap(), "--report", report.to_str().unwrap()],
+        &[
+            "validate",
+            "--input",
+            input.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
         &[],
     )
     .await;
@@ -34,36 +45,66 @@ async fn validate_reports_every_record_with_its_line_and_exits_1() {
             (
                 l["line"].as_u64().unwrap(),
                 l["status"].as_str().unwrap().to_owned(),
-                l["error"]["message"].as_str().unwrap_or("").replace(&file, "F"),
+                l["error"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .replace(&file, "F"),
             )
         })
         .collect();
-    let expect = |line: u64, status: &str, message: &str| (line, status.to_owned(), message.to_owned());
+    let expect =
+        |line: u64, status: &str, message: &str| (line, status.to_owned(), message.to_owned());
     assert_eq!(
         brief,
         vec![
             expect(1, "planned", ""),
-            expect(2, "failed", "F:2: setings: unknown field; expected one of: id, owner, service, name, auth, settings, metadata, targets"),
+            expect(
+                2,
+                "failed",
+                "F:2: setings: unknown field; expected one of: id, owner, service, name, auth, settings, metadata, targets"
+            ),
             expect(3, "failed", "F:3: owner: is required"),
             expect(4, "planned", ""),
-            expect(5, "failed", "F:5: malformed JSON: EOF while parsing an object (column 15)"),
-            expect(6, "failed", "F:6: id: duplicate id: an earlier record in this file has the same id"),
+            expect(
+                5,
+                "failed",
+                "F:5: malformed JSON: EOF while parsing an object (column 15)"
+            ),
+            expect(
+                6,
+                "failed",
+                "F:6: id: duplicate id: an earlier record in this file has the same id"
+            ),
             expect(7, "failed", "F:7: auth.password: secret is empty"),
         ]
     );
     // The suspect-milliseconds record is valid, with a warning.
-    assert!(lines[3]["warnings"][0].as_str().unwrap().contains("looks like milliseconds"));
+    assert!(
+        lines[3]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("looks like milliseconds")
+    );
     assert_eq!(lines[1]["id"], "typo/slack");
     assert_eq!(lines[1]["error"]["kind"], "invalid_record");
     assert!(lines[4].get("id").is_none());
-    assert!(out.stderr.contains("failed"), "summary on stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains("failed"),
+        "summary on stderr: {}",
+        out.stderr
+    );
 }
 
 #[tokio::test]
 async fn validate_writes_the_report_to_stdout_without_report_flag() {
     let dir = scratch();
     let input = example("records.jsonl");
-    let out = authport(dir.path(), &["validate", "--input", input.to_str().unwrap()], &[]).await;
+    let out = authport(
+        dir.path(),
+        &["validate", "--input", input.to_str().unwrap()],
+        &[],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let lines = parse_lines(&out.stdout);
     assert_eq!(lines.len(), 6);
@@ -79,17 +120,31 @@ async fn usage_errors_exit_2_and_name_the_problem() {
 
     let unknown = authport(
         dir.path(),
-        &["import", "--provider", "tary", "--input", "x.jsonl", "--dry-run"],
+        &[
+            "import",
+            "--provider",
+            "tary",
+            "--input",
+            "x.jsonl",
+            "--dry-run",
+        ],
         &[],
     )
     .await;
     assert_eq!(unknown.code, 2);
     assert!(
-        unknown.stderr.contains("unknown provider `tary`; registered providers: apideck, tray"),
+        unknown
+            .stderr
+            .contains("unknown provider `tary`; registered providers: apideck, tray"),
         "{}",
         unknown.stderr
     );
 
-    let bad_flag = authport(dir.path(), &["import", "--provider", "tray", "--rate", "fast"], &[]).await;
+    let bad_flag = authport(
+        dir.path(),
+        &["import", "--provider", "tray", "--rate", "fast"],
+        &[],
+    )
+    .await;
     assert_eq!(bad_flag.code, 2);
 }

@@ -29,7 +29,10 @@ fn main() -> anyhow::Result<()> {
                 bail!("usage: cargo xtask new-provider NAME");
             };
             let created = scaffold::new_provider(&workspace_root()?, name)?;
-            println!("created {}; next: fill in map.rs and client.rs, then `cargo test -p authport-{name}`", created.display());
+            println!(
+                "created {}; next: fill in map.rs and client.rs, then `cargo test -p authport-{name}`",
+                created.display()
+            );
             Ok(())
         }
         "scaffold-check" => scaffold::check(&workspace_root()?),
@@ -86,10 +89,17 @@ pub fn cargo() -> Command {
 
 fn ci() -> anyhow::Result<()> {
     let root = workspace_root()?;
-    run(cargo().current_dir(&root).args(["fmt", "--all", "--", "--check"]))?;
     run(cargo()
         .current_dir(&root)
-        .args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+        .args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().current_dir(&root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     let references = root.join("target").join("insta-references.txt");
     std::fs::create_dir_all(root.join("target"))?;
     let _ = std::fs::remove_file(&references);
@@ -121,9 +131,13 @@ fn check_unreferenced_snapshots(root: &Path, references: &Path) -> anyhow::Resul
     for file in snapshots {
         let name = file.to_string_lossy();
         if name.ends_with(".snap.new") || name.ends_with(".pending-snap") {
-            problems.push(format!("pending snapshot {name}: review it (cargo insta review) or delete it"));
+            problems.push(format!(
+                "pending snapshot {name}: review it (cargo insta review) or delete it"
+            ));
         } else if name.ends_with(".snap") && !referenced.contains(&std::fs::canonicalize(&file)?) {
-            problems.push(format!("unreferenced snapshot {name}: no test asserts it; delete it"));
+            problems.push(format!(
+                "unreferenced snapshot {name}: no test asserts it; delete it"
+            ));
         }
     }
     if !problems.is_empty() {

@@ -13,7 +13,11 @@ use crate::{cargo, run};
 pub fn new_provider(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
     check_name(name)?;
     let crate_dir = root.join("crates").join(name);
-    ensure!(!crate_dir.exists(), "{} already exists", crate_dir.display());
+    ensure!(
+        !crate_dir.exists(),
+        "{} already exists",
+        crate_dir.display()
+    );
     let module = name.replace('-', "_");
     let title = title_case(name);
     let files = [
@@ -50,8 +54,24 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
     new_provider(&scratch, "scaffolded")?;
     let target_dir = root.join("target");
     for args in [
-        vec!["clippy", "-p", "authport-scaffolded", "--all-targets", "--", "-D", "warnings"],
-        vec!["test", "-p", "authport-scaffolded", "-p", "authport", "--bins", "--tests"],
+        vec![
+            "clippy",
+            "-p",
+            "authport-scaffolded",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        vec![
+            "test",
+            "-p",
+            "authport-scaffolded",
+            "-p",
+            "authport",
+            "--bins",
+            "--tests",
+        ],
     ] {
         run(cargo()
             .current_dir(&scratch)
@@ -60,7 +80,9 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
             .env("INSTA_UPDATE", "no"))?;
     }
     std::fs::remove_dir_all(&scratch)?;
-    eprintln!("scaffold-check: a new provider builds, registers, is linked and passes its snapshot test");
+    eprintln!(
+        "scaffold-check: a new provider builds, registers, is linked and passes its snapshot test"
+    );
     Ok(())
 }
 
@@ -105,13 +127,27 @@ fn wire_into_workspace(root: &Path, name: &str, module: &str) -> anyhow::Result<
         )
     })?;
     edit(&root.join("crates/runner/Cargo.toml"), |text| {
-        insert_after(text, "[dependencies]\n", &format!("authport-{name}.workspace = true\n"))
+        insert_after(
+            text,
+            "[dependencies]\n",
+            &format!("authport-{name}.workspace = true\n"),
+        )
     })?;
     edit(&root.join("crates/runner/src/main.rs"), |text| {
-        let text = insert_after(text, "use authport_tray as _;\n", &format!("use authport_{module} as _;\n"))?;
+        let text = insert_after(
+            text,
+            "use authport_tray as _;\n",
+            &format!("use authport_{module} as _;\n"),
+        )?;
         let marker = "assert_eq!(authport_core::provider_names(), vec![";
-        let start = text.find(marker).context("pinned provider list not found in runner")? + marker.len();
-        let end = start + text[start..].find("]);").context("pinned provider list not closed")?;
+        let start = text
+            .find(marker)
+            .context("pinned provider list not found in runner")?
+            + marker.len();
+        let end = start
+            + text[start..]
+                .find("]);")
+                .context("pinned provider list not closed")?;
         let mut names: Vec<String> = text[start..end]
             .split(',')
             .map(|n| n.trim().trim_matches('"').to_owned())
@@ -119,19 +155,27 @@ fn wire_into_workspace(root: &Path, name: &str, module: &str) -> anyhow::Result<
             .collect();
         names.push(name.to_owned());
         names.sort();
-        let list = names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
+        let list = names
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         Ok(format!("{}{list}{}", &text[..start], &text[end..]))
     })
 }
 
 fn edit(path: &Path, change: impl FnOnce(&str) -> anyhow::Result<String>) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let changed = change(&text).with_context(|| format!("cannot edit {}", path.display()))?;
     std::fs::write(path, changed).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn insert_after(text: &str, anchor: &str, addition: &str) -> anyhow::Result<String> {
-    let at = text.find(anchor).with_context(|| format!("`{}` not found", anchor.trim()))? + anchor.len();
+    let at = text
+        .find(anchor)
+        .with_context(|| format!("`{}` not found", anchor.trim()))?
+        + anchor.len();
     Ok(format!("{}{addition}{}", &text[..at], &text[at..]))
 }
 
@@ -139,7 +183,13 @@ fn insert_after(text: &str, anchor: &str, addition: &str) -> anyhow::Result<Stri
 fn copy_workspace(root: &Path, scratch: &Path) -> anyhow::Result<()> {
     let output = Command::new("git")
         .current_dir(root)
-        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
         .output()
         .context("cannot run git ls-files")?;
     if !output.status.success() {

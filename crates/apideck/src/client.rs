@@ -4,9 +4,12 @@
 //! neither is ever logged or quoted in an error; only Apideck's error envelope fields are, after
 //! the record's secrets are scrubbed from them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use authport_core::{ExposeSecret, ProviderError, REDACTED, Removal, SecretString};
+use authport_core::{
+    ExposeSecret, ProviderError, REDACTED, Removal, RequestGate, SecretString, Ungated,
+};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -59,6 +62,8 @@ pub struct VaultClient {
     base_url: String,
     authorization: HeaderValue,
     app_id: HeaderValue,
+    /// Paces every request (the run's rate limit counts them all).
+    gate: Arc<dyn RequestGate>,
 }
 
 impl std::fmt::Debug for VaultClient {
@@ -83,7 +88,14 @@ impl VaultClient {
             authorization: bearer(&config.api_key)?,
             app_id: HeaderValue::from_str(&config.app_id)
                 .map_err(|_| "apideck app id is not a valid header value".to_owned())?,
+            gate: Arc::new(Ungated),
         })
+    }
+
+    /// Paces every request through `gate` (the run's rate limit).
+    pub fn with_gate(mut self, gate: Arc<dyn RequestGate>) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// `GET /vault/connections/{u}/{s}`; a 404 is an answer, not an error.
@@ -214,6 +226,7 @@ impl VaultClient {
             request = request.json(body);
         }
         let operation = format!("{method} {path}");
+        self.gate.ready().await;
         let response = request
             .send()
             .await

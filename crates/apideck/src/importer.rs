@@ -3,14 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use authport_core::{
     AuthImporter, ConfigError, CredentialRecord, DiscoveryKey, Disposition, ImportOutcome,
-    MappedRecord, MappingError, PriorImport, ProviderError, ProviderLimits, Removal, TargetRef,
-    VerifyReport,
+    MappedRecord, MappingError, PriorImport, ProviderError, ProviderLimits, Removal, RequestGate,
+    TargetRef, VerifyReport,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -53,6 +53,12 @@ impl ApideckImporter {
             now: Utc::now(),
             catalogue: RwLock::new(BTreeMap::new()),
         })
+    }
+
+    /// Paces every request through the run's gate.
+    pub fn with_gate(mut self, gate: Arc<dyn RequestGate>) -> Self {
+        self.client = self.client.with_gate(gate);
+        self
     }
 
     /// Replaces the run's clock (tests pin it to make expiry decisions reproducible).

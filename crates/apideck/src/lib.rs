@@ -21,10 +21,8 @@ pub use map::PROVIDER;
 /// Builds the importer from the `[apideck]` section and the environment (no network IO).
 pub fn build_importer(context: &BuildContext) -> Result<Box<dyn AuthImporter>, ConfigError> {
     let config = ApideckConfig::from_sources(&context.config, &context.env)?;
-    Ok(Box::new(ApideckImporter::new(
-        config,
-        context.request_timeout,
-    )?))
+    let importer = ApideckImporter::new(config, context.request_timeout)?;
+    Ok(Box::new(importer.with_gate(context.gate.clone())))
 }
 
 authport_core::inventory::submit! {

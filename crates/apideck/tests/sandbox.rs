@@ -35,6 +35,7 @@ fn provider(sandbox: &RunningSandbox, config: Value) -> Box<dyn AuthImporter> {
         config,
         env: EnvSnapshot::from_pairs(sandbox.provider_env()),
         memo: Arc::new(InMemoryMemo::default()),
+        gate: std::sync::Arc::new(authport_core::Ungated),
         dry_run: false,
         request_timeout: Duration::from_secs(10),
     };
@@ -362,6 +363,7 @@ async fn bad_api_key_is_fatal_before_any_write() {
         config: Value::Null,
         env: EnvSnapshot::from_pairs(env),
         memo: Arc::new(InMemoryMemo::default()),
+        gate: std::sync::Arc::new(authport_core::Ungated),
         dry_run: false,
         request_timeout: Duration::from_secs(10),
     };
@@ -478,6 +480,7 @@ fn configuration_is_checked_before_anything_is_sent() {
             config,
             env: EnvSnapshot::from_pairs(pairs.iter().copied()),
             memo: Arc::new(InMemoryMemo::default()),
+            gate: std::sync::Arc::new(authport_core::Ungated),
             dry_run: true,
             request_timeout: Duration::from_secs(1),
         };

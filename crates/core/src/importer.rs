@@ -179,6 +179,24 @@ pub trait AuthImporter: Send + Sync + fmt::Debug {
     fn limits(&self) -> ProviderLimits;
 }
 
+/// Paces the HTTP requests a provider sends. The engine hands every provider one at build time
+/// and sets its rate when a run starts, so the vendor's documented limit counts every request a
+/// record needs (discovery, user look-ups, token mints, writes), not only the engine's calls.
+#[async_trait]
+pub trait RequestGate: Send + Sync + fmt::Debug {
+    /// Waits until one more request may be sent. Call it right before each request.
+    async fn ready(&self);
+}
+
+/// A gate that never waits: for tests and tools that pace nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ungated;
+
+#[async_trait]
+impl RequestGate for Ungated {
+    async fn ready(&self) {}
+}
+
 /// Small, durable key-value notes a provider keeps across runs in the state file (e.g. Tray's
 /// owner id -> Tray user id), so a re-run does not repeat rate-limit-prone look-ups.
 /// Values must never be secrets.
@@ -196,7 +214,9 @@ pub struct InMemoryMemo {
 impl Memo for InMemoryMemo {
     fn get(&self, namespace: &str, key: &str) -> Option<String> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.get(&(namespace.to_owned(), key.to_owned())).cloned()
+        entries
+            .get(&(namespace.to_owned(), key.to_owned()))
+            .cloned()
     }
 
     fn put(&self, namespace: &str, key: &str, value: &str) {
@@ -221,12 +241,20 @@ impl EnvSnapshot {
         K: Into<String>,
         V: Into<String>,
     {
-        Self(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 
     /// A non-empty value of `name`, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
@@ -250,6 +278,8 @@ pub struct BuildContext {
     pub env: EnvSnapshot,
     /// Durable notes across runs.
     pub memo: Arc<dyn Memo>,
+    /// Call `ready()` before every HTTP request (see [`RequestGate`]).
+    pub gate: Arc<dyn RequestGate>,
     /// `true` for `--dry-run`: the provider must not write (the engine never calls `import`
     /// then; this lets the provider skip, e.g., creating users during discovery).
     pub dry_run: bool,

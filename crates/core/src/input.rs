@@ -102,7 +102,11 @@ impl InputReader {
     }
 
     /// Reads from any buffered source; `name` is used in error locations.
-    pub fn from_reader(name: &str, source: impl BufRead + Send + 'static, now: DateTime<Utc>) -> Self {
+    pub fn from_reader(
+        name: &str,
+        source: impl BufRead + Send + 'static,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             source: Box::new(source),
             file: name.to_owned(),
@@ -142,7 +146,13 @@ impl InputReader {
         &self.file
     }
 
-    fn error(&self, line: u64, id: Option<String>, field: &str, message: impl Into<String>) -> InputError {
+    fn error(
+        &self,
+        line: u64,
+        id: Option<String>,
+        field: &str,
+        message: impl Into<String>,
+    ) -> InputError {
         InputError {
             file: self.file.clone(),
             line,
@@ -239,7 +249,12 @@ impl InputReader {
             match byte {
                 None => {
                     self.format = Format::Finished;
-                    return Err(self.error(self.line + 1, None, "", "unexpected end of file: the JSON array is not closed"));
+                    return Err(self.error(
+                        self.line + 1,
+                        None,
+                        "",
+                        "unexpected end of file: the JSON array is not closed",
+                    ));
                 }
                 Some(b'\n') => {
                     self.line += 1;
@@ -262,7 +277,12 @@ impl InputReader {
         loop {
             let Some(byte) = self.peek_byte().map_err(|e| self.io_error(e))? else {
                 self.format = Format::Finished;
-                return Err(self.error(start_line, None, "", "unexpected end of file inside this array element"));
+                return Err(self.error(
+                    start_line,
+                    None,
+                    "",
+                    "unexpected end of file inside this array element",
+                ));
             };
             if !in_string && depth == 0 && matches!(byte, b',' | b']') {
                 break;
@@ -309,7 +329,12 @@ impl InputReader {
     }
 
     fn io_error(&self, error: io::Error) -> InputError {
-        self.error(self.line + 1, None, "", format!("cannot read the input: {error}"))
+        self.error(
+            self.line + 1,
+            None,
+            "",
+            format!("cannot read the input: {error}"),
+        )
     }
 
     /// Parses and validates the bytes in `buffer` as one record starting at `line`.
@@ -321,7 +346,10 @@ impl InputReader {
                     line,
                     None,
                     "",
-                    format!("invalid UTF-8 at byte {} of the record", error.valid_up_to() + 1),
+                    format!(
+                        "invalid UTF-8 at byte {} of the record",
+                        error.valid_up_to() + 1
+                    ),
                 ));
             }
         };
@@ -334,21 +362,32 @@ impl InputReader {
                     syntax_message(&error),
                     error.column()
                 );
-                return Err(self.error(line + error.line().saturating_sub(1) as u64, None, "", message));
+                return Err(self.error(
+                    line + error.line().saturating_sub(1) as u64,
+                    None,
+                    "",
+                    message,
+                ));
             }
         };
         let id = record::id_of(&value);
-        let record = record::from_json_located(&value, self.now).map_err(|problems| InputError {
-            file: self.file.clone(),
-            line,
-            id: id.clone(),
-            problems,
-        })?;
+        let record =
+            record::from_json_located(&value, self.now).map_err(|problems| InputError {
+                file: self.file.clone(),
+                line,
+                id: id.clone(),
+                problems,
+            })?;
         if self.check_duplicates {
             let mut hasher = self.id_hasher.build_hasher();
             hasher.write(record.id.as_bytes());
             if !self.seen_ids.insert(hasher.finish()) {
-                return Err(self.error(line, id, "id", "duplicate id: an earlier record in this file has the same id"));
+                return Err(self.error(
+                    line,
+                    id,
+                    "id",
+                    "duplicate id: an earlier record in this file has the same id",
+                ));
             }
         }
         Ok(record)

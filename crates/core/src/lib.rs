@@ -12,13 +12,15 @@ pub mod secret;
 pub use error::{MappingError, ProviderError};
 pub use importer::{
     AuthImporter, BuildContext, ConfigError, DiscoveryKey, Disposition, EnvSnapshot, ImportOutcome,
-    InMemoryMemo, MappedRecord, Memo, PriorImport, ProviderLimits, Removal, TargetRef,
-    VerifyReport,
+    InMemoryMemo, MappedRecord, Memo, PriorImport, ProviderLimits, Removal, RequestGate, TargetRef,
+    Ungated, VerifyReport,
 };
 pub use record::{Auth, CredentialRecord, Expiry, OAuth2, Owner, RecordWarning};
 pub use registry::{ProviderPlugin, UnknownProvider, find_provider, provider_names, providers};
 pub use report::{ReportError, ReportLine, Status};
-pub use secret::{ExposeSecret, REDACTED, SecretJson, SecretString, redact_json, salted_fingerprint, short_hash};
+pub use secret::{
+    ExposeSecret, REDACTED, SecretJson, SecretString, redact_json, salted_fingerprint, short_hash,
+};
 
 // Re-exported so provider crates register with the same `inventory` the registry collects.
 pub use inventory;

@@ -47,7 +47,11 @@ impl fmt::Debug for CredentialRecord {
 impl CredentialRecord {
     /// Every secret value of the record, for redaction of anything derived from it.
     pub fn secret_values(&self) -> Vec<&str> {
-        self.auth.secrets().into_iter().map(|s| s.expose_secret()).collect()
+        self.auth
+            .secrets()
+            .into_iter()
+            .map(|s| s.expose_secret())
+            .collect()
     }
 }
 
@@ -63,9 +67,16 @@ pub struct Owner {
 #[derive(Clone)]
 pub enum Auth {
     OAuth2(OAuth2),
-    ApiKey { api_key: SecretString },
-    Basic { username: SecretString, password: SecretString },
-    Custom { fields: BTreeMap<String, SecretString> },
+    ApiKey {
+        api_key: SecretString,
+    },
+    Basic {
+        username: SecretString,
+        password: SecretString,
+    },
+    Custom {
+        fields: BTreeMap<String, SecretString>,
+    },
 }
 
 impl fmt::Debug for Auth {
@@ -172,15 +183,23 @@ const SUSPECT_MILLISECONDS_FROM: i64 = 1_000_000;
 
 /// Validates one parsed JSON value as a v1 record. `now` decides "already expired".
 /// Returns every problem found, not only the first.
-pub fn from_json_located(value: &Value, now: DateTime<Utc>) -> Result<CredentialRecord, Vec<FieldProblem>> {
+pub fn from_json_located(
+    value: &Value,
+    now: DateTime<Utc>,
+) -> Result<CredentialRecord, Vec<FieldProblem>> {
     let mut problems = Problems::default();
     let Some(map) = value.as_object() else {
-        problems.add("", format!("expected a JSON object, found {}", type_name(value)));
+        problems.add(
+            "",
+            format!("expected a JSON object, found {}", type_name(value)),
+        );
         return Err(problems.0);
     };
     let mut top = Fields::new(map, "", &mut problems);
     let id = top.required_text("id");
-    let owner = top.required_object("owner").map(|(owner, path)| parse_owner(&owner, &path, top.problems));
+    let owner = top
+        .required_object("owner")
+        .map(|(owner, path)| parse_owner(&owner, &path, top.problems));
     let service = top.required_text("service");
     let name = top.optional_text("name");
     let auth = top
@@ -193,17 +212,23 @@ pub fn from_json_located(value: &Value, now: DateTime<Utc>) -> Result<Credential
         if !value.is_object() {
             top.problems.add(
                 format!("targets.{provider}"),
-                format!("expected an object of overrides, found {}", type_name(value)),
+                format!(
+                    "expected an object of overrides, found {}",
+                    type_name(value)
+                ),
             );
         }
     }
-    top.reject_unknown(&["id", "owner", "service", "name", "auth", "settings", "metadata", "targets"]);
+    top.reject_unknown(&[
+        "id", "owner", "service", "name", "auth", "settings", "metadata", "targets",
+    ]);
 
     let owner = owner.flatten();
     if !problems.0.is_empty() {
         return Err(problems.0);
     }
-    let (Some(id), Some(owner), Some(service), Some((auth, warnings))) = (id, owner, service, auth) else {
+    let (Some(id), Some(owner), Some(service), Some((auth, warnings))) = (id, owner, service, auth)
+    else {
         // Every `None` above has recorded a problem.
         return Err(vec![FieldProblem {
             field: String::new(),
@@ -244,7 +269,11 @@ fn parse_owner(map: &Map<String, Value>, path: &str, problems: &mut Problems) ->
             return None;
         }
     }
-    Some(Owner { id: id?, name, email })
+    Some(Owner {
+        id: id?,
+        name,
+        email,
+    })
 }
 
 fn parse_auth(
@@ -302,10 +331,14 @@ fn parse_auth(
             let secrets = fields.required_object("fields").map(|(map, fields_path)| {
                 let mut secrets = BTreeMap::new();
                 if map.is_empty() {
-                    fields.problems.add(&fields_path, "must hold at least one secret");
+                    fields
+                        .problems
+                        .add(&fields_path, "must hold at least one secret");
                 }
                 for (key, value) in &map {
-                    if let Some(secret) = secret_value(value, &format!("{fields_path}.{key}"), fields.problems) {
+                    if let Some(secret) =
+                        secret_value(value, &format!("{fields_path}.{key}"), fields.problems)
+                    {
                         secrets.insert(key.clone(), secret);
                     }
                 }
@@ -317,7 +350,9 @@ fn parse_auth(
         other => {
             fields.problems.add(
                 format!("{path}.type"),
-                format!("unknown auth type `{other}`; expected one of: oauth2, api_key, basic, custom"),
+                format!(
+                    "unknown auth type `{other}`; expected one of: oauth2, api_key, basic, custom"
+                ),
             );
             return None;
         }
@@ -356,7 +391,9 @@ fn parse_expiry(
         }
         (None, Some(issued), Some(seconds)) => {
             if seconds < 0 {
-                fields.problems.add(format!("{path}.expires_in"), "must not be negative");
+                fields
+                    .problems
+                    .add(format!("{path}.expires_in"), "must not be negative");
                 return None;
             }
             if seconds >= SUSPECT_MILLISECONDS_FROM && seconds % 1000 == 0 {
@@ -370,8 +407,12 @@ fn parse_expiry(
                     ),
                 });
             }
-            let Some(at) = TimeDelta::try_seconds(seconds).and_then(|d| issued.checked_add_signed(d)) else {
-                fields.problems.add(format!("{path}.expires_in"), "is out of range");
+            let Some(at) =
+                TimeDelta::try_seconds(seconds).and_then(|d| issued.checked_add_signed(d))
+            else {
+                fields
+                    .problems
+                    .add(format!("{path}.expires_in"), "is out of range");
                 return None;
             };
             Some(at)
@@ -388,7 +429,9 @@ fn parse_expiry(
                 field: format!("{path}.access_token"),
                 message: format!(
                     "already expired at {}",
-                    expiry.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    expiry
+                        .expires_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 ),
             });
         }
@@ -404,7 +447,10 @@ fn secret_value(value: &Value, path: &str, problems: &mut Problems) -> Option<Se
         }
         Value::String(text) => Some(SecretString::from(text.as_str())),
         other => {
-            problems.add(path, format!("expected a string, found {}", type_name(other)));
+            problems.add(
+                path,
+                format!("expected a string, found {}", type_name(other)),
+            );
             None
         }
     }
@@ -470,7 +516,10 @@ impl<'a, 'p> Fields<'a, 'p> {
 
     fn wrong_type(&mut self, key: &str, expected: &str, found: &Value) {
         let path = self.field_path(key);
-        self.problems.add(path, format!("expected {expected}, found {}", type_name(found)));
+        self.problems.add(
+            path,
+            format!("expected {expected}, found {}", type_name(found)),
+        );
     }
 
     fn required_text(&mut self, key: &str) -> Option<String> {
@@ -557,8 +606,10 @@ impl<'a, 'p> Fields<'a, 'p> {
                         Value::String(text) => list.push(text.clone()),
                         other => {
                             let path = format!("{}[{index}]", self.field_path(key));
-                            self.problems
-                                .add(path, format!("expected a string, found {}", type_name(other)));
+                            self.problems.add(
+                                path,
+                                format!("expected a string, found {}", type_name(other)),
+                            );
                         }
                     }
                 }
@@ -579,7 +630,8 @@ impl<'a, 'p> Fields<'a, 'p> {
                 Some(n) => Some(Some(n)),
                 None => {
                     let path = self.field_path(key);
-                    self.problems.add(path, "expected a whole number of seconds");
+                    self.problems
+                        .add(path, "expected a whole number of seconds");
                     None
                 }
             },
@@ -598,8 +650,10 @@ impl<'a, 'p> Fields<'a, 'p> {
                 Ok(at) => Some(Some(at.with_timezone(&Utc))),
                 Err(_) => {
                     let path = self.field_path(key);
-                    self.problems
-                        .add(path, "expected an RFC 3339 date-time such as 2026-11-01T10:00:00Z");
+                    self.problems.add(
+                        path,
+                        "expected an RFC 3339 date-time such as 2026-11-01T10:00:00Z",
+                    );
                     None
                 }
             },

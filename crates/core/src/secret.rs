@@ -40,7 +40,9 @@ pub fn redact_json(value: &Value, secrets: &[&str]) -> Value {
         Value::String(text) if secrets.iter().any(|s| !s.is_empty() && text.contains(s)) => {
             Value::String(REDACTED.to_owned())
         }
-        Value::Array(items) => Value::Array(items.iter().map(|v| redact_json(v, secrets)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| redact_json(v, secrets)).collect())
+        }
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| (k.clone(), redact_json(v, secrets)))

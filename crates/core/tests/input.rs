@@ -47,7 +47,10 @@ fn check(bad: &str, expect: &str) {
 
 #[test]
 fn each_kind_of_bad_input_is_located_and_does_not_stop_the_rest() {
-    check("{\"id\": \"x\",", "malformed JSON: EOF while parsing a value (column 11)");
+    check(
+        "{\"id\": \"x\",",
+        "malformed JSON: EOF while parsing a value (column 11)",
+    );
     check("not json", "malformed JSON: expected ident (column 2)");
     check("[1, 2]", "expected a JSON object, found an array");
     check(
@@ -143,14 +146,19 @@ fn invalid_utf8_is_located() {
 #[test]
 fn a_line_over_the_limit_is_skipped_without_buffering_it() {
     let huge = format!("{{\"id\":\"{}\"}}", "x".repeat(MAX_RECORD_BYTES + 10));
-    let text = format!("{GOOD}\n{huge}\n{}\n", GOOD.replace("acme-42/mailchimp", "after"));
+    let text = format!(
+        "{GOOD}\n{huge}\n{}\n",
+        GOOD.replace("acme-42/mailchimp", "after")
+    );
     let mut reader = InputReader::from_reader("in.jsonl", Cursor::new(text.into_bytes()), now());
     let lines = outline(&reader.by_ref().collect::<Vec<_>>());
     assert_eq!(
         lines,
         vec![
             "1 ok acme-42/mailchimp".to_owned(),
-            format!("2 err in.jsonl:2: record is longer than the {MAX_RECORD_BYTES}-byte limit; it was skipped"),
+            format!(
+                "2 err in.jsonl:2: record is longer than the {MAX_RECORD_BYTES}-byte limit; it was skipped"
+            ),
             "3 ok after".to_owned(),
         ]
     );
@@ -159,14 +167,23 @@ fn a_line_over_the_limit_is_skipped_without_buffering_it() {
 
 #[test]
 fn blank_lines_are_skipped_and_line_numbers_stay_true() {
-    let text = format!("\n\n{GOOD}\n   \n\r\n{}\n\n", GOOD.replace("acme-42/mailchimp", "b"));
-    assert_eq!(outline(&read("in.jsonl", text.as_bytes())), vec!["3 ok acme-42/mailchimp", "6 ok b"]);
+    let text = format!(
+        "\n\n{GOOD}\n   \n\r\n{}\n\n",
+        GOOD.replace("acme-42/mailchimp", "b")
+    );
+    assert_eq!(
+        outline(&read("in.jsonl", text.as_bytes())),
+        vec!["3 ok acme-42/mailchimp", "6 ok b"]
+    );
 }
 
 #[test]
 fn crlf_line_endings_are_accepted() {
     let text = format!("{GOOD}\r\n{}\r\n", GOOD.replace("acme-42/mailchimp", "b"));
-    assert_eq!(outline(&read("in.jsonl", text.as_bytes())), vec!["1 ok acme-42/mailchimp", "2 ok b"]);
+    assert_eq!(
+        outline(&read("in.jsonl", text.as_bytes())),
+        vec!["1 ok acme-42/mailchimp", "2 ok b"]
+    );
 }
 
 #[test]
@@ -215,31 +232,60 @@ fn expiry_is_normalised_to_one_instant_and_flagged() {
         let mut items = read("in.jsonl", line.as_bytes());
         items.remove(0).result.unwrap()
     };
-    let record = parse(r#"{"type":"oauth2","access_token":"t","issued_at":"2026-11-22T11:30:00Z","expires_in":3600}"#);
-    let Auth::OAuth2(oauth) = &record.auth else { panic!("not oauth2") };
+    let record = parse(
+        r#"{"type":"oauth2","access_token":"t","issued_at":"2026-11-22T11:30:00Z","expires_in":3600}"#,
+    );
+    let Auth::OAuth2(oauth) = &record.auth else {
+        panic!("not oauth2")
+    };
     let expiry = oauth.expiry.unwrap();
-    assert_eq!(expiry.expires_at, Utc.with_ymd_and_hms(2026, 11, 22, 12, 30, 0).unwrap());
-    assert_eq!(expiry.issued_at, Some(Utc.with_ymd_and_hms(2026, 11, 22, 11, 30, 0).unwrap()));
+    assert_eq!(
+        expiry.expires_at,
+        Utc.with_ymd_and_hms(2026, 11, 22, 12, 30, 0).unwrap()
+    );
+    assert_eq!(
+        expiry.issued_at,
+        Some(Utc.with_ymd_and_hms(2026, 11, 22, 11, 30, 0).unwrap())
+    );
     assert!(!expiry.suspect_milliseconds);
     assert!(record.warnings.is_empty());
 
-    let record = parse(r#"{"type":"oauth2","access_token":"t","expires_at":"2026-11-23T00:00:00+02:00"}"#);
-    let Auth::OAuth2(oauth) = &record.auth else { panic!("not oauth2") };
-    assert_eq!(oauth.expiry.unwrap().expires_at, Utc.with_ymd_and_hms(2026, 11, 22, 22, 0, 0).unwrap());
+    let record =
+        parse(r#"{"type":"oauth2","access_token":"t","expires_at":"2026-11-23T00:00:00+02:00"}"#);
+    let Auth::OAuth2(oauth) = &record.auth else {
+        panic!("not oauth2")
+    };
+    assert_eq!(
+        oauth.expiry.unwrap().expires_at,
+        Utc.with_ymd_and_hms(2026, 11, 22, 22, 0, 0).unwrap()
+    );
 
-    let record = parse(r#"{"type":"oauth2","access_token":"t","issued_at":"2026-11-22T11:30:00Z","expires_in":3600000}"#);
-    let Auth::OAuth2(oauth) = &record.auth else { panic!("not oauth2") };
+    let record = parse(
+        r#"{"type":"oauth2","access_token":"t","issued_at":"2026-11-22T11:30:00Z","expires_in":3600000}"#,
+    );
+    let Auth::OAuth2(oauth) = &record.auth else {
+        panic!("not oauth2")
+    };
     assert!(oauth.expiry.unwrap().suspect_milliseconds);
     let warnings: Vec<String> = record.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
         warnings,
-        vec!["auth.expires_in: 3600000 looks like milliseconds (3600 s); expires_in is in seconds (41 days as given)"]
+        vec![
+            "auth.expires_in: 3600000 looks like milliseconds (3600 s); expires_in is in seconds (41 days as given)"
+        ]
     );
 
-    let record = parse(r#"{"type":"oauth2","access_token":"t","refresh_token":"r","expires_at":"2026-11-01T00:00:00Z"}"#);
+    let record = parse(
+        r#"{"type":"oauth2","access_token":"t","refresh_token":"r","expires_at":"2026-11-01T00:00:00Z"}"#,
+    );
     let warnings: Vec<String> = record.warnings.iter().map(ToString::to_string).collect();
-    assert_eq!(warnings, vec!["auth.access_token: already expired at 2026-11-01T00:00:00Z"]);
-    let Auth::OAuth2(oauth) = &record.auth else { panic!("not oauth2") };
+    assert_eq!(
+        warnings,
+        vec!["auth.access_token: already expired at 2026-11-01T00:00:00Z"]
+    );
+    let Auth::OAuth2(oauth) = &record.auth else {
+        panic!("not oauth2")
+    };
     assert_eq!(oauth.refresh_token.as_ref().unwrap().expose_secret(), "r");
 }
 
@@ -290,5 +336,9 @@ fn a_million_lines_are_read_with_a_bounded_buffer() {
     assert_eq!(good, 1_000_000);
     assert_eq!(reader.records_read(), 1_000_000);
     // One short record at a time: the buffer never grows with the file.
-    assert!(reader.largest_buffer() < 1024, "buffer grew to {}", reader.largest_buffer());
+    assert!(
+        reader.largest_buffer() < 1024,
+        "buffer grew to {}",
+        reader.largest_buffer()
+    );
 }

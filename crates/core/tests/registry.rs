@@ -16,7 +16,10 @@ impl AuthImporter for Refusing {
         Ok(())
     }
     fn map(&self, record: &CredentialRecord) -> Result<MappedRecord, MappingError> {
-        Err(MappingError::new("service", format!("`{}` is not supported", record.service)))
+        Err(MappingError::new(
+            "service",
+            format!("`{}` is not supported", record.service),
+        ))
     }
     async fn import(
         &self,
@@ -72,6 +75,7 @@ fn a_provider_is_found_by_name_and_builds() {
         config: serde_json::Value::Null,
         env: authport_core::EnvSnapshot::default(),
         memo: std::sync::Arc::new(authport_core::InMemoryMemo::default()),
+        gate: std::sync::Arc::new(authport_core::Ungated),
         dry_run: true,
         request_timeout: std::time::Duration::from_secs(1),
     };

@@ -18,10 +18,7 @@ inventory::submit! {
 fn a_duplicate_name_panics_with_a_clear_message() {
     let outcome = std::panic::catch_unwind(providers);
     let panic = outcome.expect_err("a duplicate provider name must panic");
-    let message = panic
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert_eq!(
         message,
         "two providers are registered under the name `twin`; provider names must be unique"

@@ -33,7 +33,9 @@ fn input() -> String {
 
 #[test]
 fn no_canary_in_debug_or_error_output() {
-    let items: Vec<_> = InputReader::from_reader("in.jsonl", Cursor::new(input().into_bytes()), Utc::now()).collect();
+    let items: Vec<_> =
+        InputReader::from_reader("in.jsonl", Cursor::new(input().into_bytes()), Utc::now())
+            .collect();
     assert_eq!(items.len(), 9);
     let mut printed = String::new();
     for item in &items {
@@ -49,9 +51,16 @@ fn no_canary_in_debug_or_error_output() {
             Err(error) => printed.push_str(&format!("{error}\n")),
         }
     }
-    assert_eq!(items.iter().filter(|i| i.result.is_ok()).count(), 4, "{printed}");
+    assert_eq!(
+        items.iter().filter(|i| i.result.is_ok()).count(),
+        4,
+        "{printed}"
+    );
     for canary in CANARIES {
-        assert!(!printed.contains(canary), "canary {canary} leaked:\n{printed}");
+        assert!(
+            !printed.contains(canary),
+            "canary {canary} leaked:\n{printed}"
+        );
     }
     // The output is not empty: the check above would pass vacuously otherwise.
     assert!(printed.contains("[redacted]"));

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use authport_core::{AuthImporter, BuildContext, EnvSnapshot, Status};
-use authport_engine::{ImportOptions, StateStore};
+use authport_engine::{ImportOptions, RunGate, StateStore};
 use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
 use authport_sandbox::{RunningSandbox, SandboxConfig};
 use rand::{Rng as _, SeedableRng as _};
@@ -101,14 +101,18 @@ fn generate(out: &Path, records: usize, owners: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Tray importer wired as the runner wires it: every request it sends goes through `gate`,
+/// which the engine configures when the run starts (set `ImportOptions::gate` to the same one).
 fn build_tray(
     env: &[(String, String)],
     state: &StateStore,
+    gate: &Arc<RunGate>,
 ) -> anyhow::Result<Arc<dyn AuthImporter>> {
     let context = BuildContext {
         config: Value::Null,
         env: EnvSnapshot::from_pairs(env.iter().cloned()),
         memo: state.memo(),
+        gate: gate.clone(),
         dry_run: false,
         request_timeout: Duration::from_secs(30),
     };
@@ -117,8 +121,15 @@ fn build_tray(
     ))
 }
 
-fn options(input: &Path, report: Option<PathBuf>, concurrency: usize, rate: f64) -> ImportOptions {
+fn options(
+    input: &Path,
+    report: Option<PathBuf>,
+    concurrency: usize,
+    rate: f64,
+    gate: &Arc<RunGate>,
+) -> ImportOptions {
     let mut options = ImportOptions::new("tray", input);
+    options.gate = Some(gate.clone());
     options.report = report;
     options.concurrency = Some(concurrency);
     options.rate = Some(rate);
@@ -137,7 +148,7 @@ async fn serve(tray_rate_limit: bool) -> anyhow::Result<Value> {
     let sandbox = authport_sandbox::start(config, "127.0.0.1:0".parse()?).await?;
     // The body the reference load generator sends: what authport sends for one record.
     let state = StateStore::temporary()?;
-    let importer = build_tray(&sandbox.provider_env(), &state)?;
+    let importer = build_tray(&sandbox.provider_env(), &state, &RunGate::new())?;
     let sample = std::io::Cursor::new(format!("{}\n", record(0, 1)).into_bytes());
     let record =
         authport_core::input::InputReader::from_reader("sample", sample, chrono::Utc::now())
@@ -185,8 +196,9 @@ async fn import(
     rate: f64,
 ) -> anyhow::Result<Value> {
     let state = StateStore::open(state)?;
-    let importer = build_tray(env, &state)?;
-    let options = options(input, None, concurrency, rate);
+    let gate = RunGate::new();
+    let importer = build_tray(env, &state, &gate)?;
+    let options = options(input, None, concurrency, rate, &gate);
     let started = Instant::now();
     let summary =
         authport_engine::import(importer, &state, &options, std::future::pending()).await?;
@@ -218,12 +230,13 @@ async fn faults(records: usize) -> anyhow::Result<Value> {
     generate(&input, records, 50)?;
     let report = dir.join("report.jsonl");
     let state = StateStore::open(&dir.join("state.db"))?;
-    let importer = build_tray(&sandbox.provider_env(), &state)?;
+    let gate = RunGate::new();
+    let importer = build_tray(&sandbox.provider_env(), &state, &gate)?;
     let started = Instant::now();
     let summary = authport_engine::import(
         importer,
         &state,
-        &options(&input, Some(report.clone()), 16, 0.0),
+        &options(&input, Some(report.clone()), 16, 0.0, &gate),
         std::future::pending(),
     )
     .await?;
@@ -265,8 +278,10 @@ async fn ratelimit(records: usize) -> anyhow::Result<Value> {
     let input = dir.join("input.jsonl");
     generate(&input, records, 10)?;
     let state = StateStore::open(&dir.join("state.db"))?;
-    let importer = build_tray(&sandbox.provider_env(), &state)?;
+    let gate = RunGate::new();
+    let importer = build_tray(&sandbox.provider_env(), &state, &gate)?;
     let mut options = ImportOptions::new("tray", &input);
+    options.gate = Some(gate);
     options.max_attempts = 12;
     let started = Instant::now();
     let summary =

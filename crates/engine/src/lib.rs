@@ -21,6 +21,7 @@ mod run;
 pub mod state;
 pub mod summary;
 
+pub use limiter::RunGate;
 pub use maintenance::{rollback, verify};
 pub use run::{ImportOptions, default_send_rate, import, validate};
 pub use state::StateStore;

@@ -10,6 +10,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use authport_core::RequestGate;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
@@ -158,6 +159,47 @@ impl SendLimiter {
         };
         state.bucket = Arc::new(RateLimiter::direct(quota(state.current_rate, burst)));
         state.last_change = now;
+    }
+}
+
+/// The rate limit of one run, shared by the engine and the provider's HTTP client.
+///
+/// The runner builds one and hands it to the provider as its [`RequestGate`] (so every request
+/// the provider sends is paced: discovery, user look-ups, token mints, writes) and to the engine
+/// in [`crate::ImportOptions::gate`], which sets the rate when the run starts and slows it down
+/// on 429s. Until then it does not wait at all.
+#[derive(Debug)]
+pub struct RunGate {
+    limiter: Mutex<Arc<SendLimiter>>,
+}
+
+impl RunGate {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            limiter: Mutex::new(Arc::new(SendLimiter::unlimited())),
+        })
+    }
+
+    /// Sets the rate for the run starting now; returns the limiter the engine adapts.
+    pub fn configure(&self, rate: f64, burst: u32) -> Arc<SendLimiter> {
+        let limiter = Arc::new(SendLimiter::new(rate, burst));
+        *self.limiter.lock().unwrap_or_else(|e| e.into_inner()) = limiter.clone();
+        limiter
+    }
+
+    fn current(&self) -> Arc<SendLimiter> {
+        self.limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestGate for RunGate {
+    async fn ready(&self) {
+        let limiter = self.current();
+        limiter.acquire().await;
     }
 }
 

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 
 use crate::control::Control;
 use crate::dedupe::SeenIds;
-use crate::limiter::SendLimiter;
+use crate::limiter::{RunGate, SendLimiter};
 use crate::progress::Progress;
 use crate::retry::{NextStep, RetryPolicy, backoff_delay, next_step};
 use crate::state::{JournalEntry, StateStore};
@@ -66,6 +66,9 @@ pub struct ImportOptions {
     pub retry_base_delay: Duration,
     /// The largest backoff ceiling.
     pub retry_max_delay: Duration,
+    /// The gate the provider was built with: when given, the rate limit applies to every HTTP
+    /// request the provider sends; without it, the engine paces its calls to the provider.
+    pub gate: Option<Arc<RunGate>>,
 }
 
 impl ImportOptions {
@@ -85,6 +88,7 @@ impl ImportOptions {
             stop_grace: Duration::from_secs(30),
             retry_base_delay: policy.base_delay,
             retry_max_delay: policy.max_delay,
+            gate: None,
         }
     }
 
@@ -147,7 +151,9 @@ struct Run {
     provider: String,
     dry_run: bool,
     policy: RetryPolicy,
-    limiter: SendLimiter,
+    limiter: Arc<SendLimiter>,
+    /// `false` when the provider paces its own requests through the run's gate.
+    paces_calls: bool,
     control: Control,
     started: Instant,
     deadline: Option<Duration>,
@@ -215,7 +221,11 @@ pub async fn import(
         provider: options.provider.clone(),
         dry_run: options.dry_run,
         policy: options.retry_policy(),
-        limiter: SendLimiter::new(rate, burst),
+        limiter: match &options.gate {
+            Some(gate) => gate.configure(rate, burst),
+            None => Arc::new(SendLimiter::new(rate, burst)),
+        },
+        paces_calls: options.gate.is_none(),
         control: Control::new(options.stop_grace),
         started,
         deadline: options.deadline,
@@ -478,7 +488,7 @@ impl Run {
     async fn discover(&self, keys: &[DiscoveryKey]) -> Result<(), ProviderError> {
         let mut attempt = 0;
         loop {
-            self.limiter.acquire().await;
+            self.pace().await;
             attempt += 1;
             let error = match self.importer.discover(keys).await {
                 Ok(()) => return Ok(()),
@@ -503,6 +513,14 @@ impl Run {
                 }
                 _ => return Err(as_read),
             }
+        }
+    }
+
+    /// Waits for the rate limit before a provider call, unless the provider paces each of its
+    /// requests through the run's gate itself.
+    async fn pace(&self) {
+        if self.paces_calls {
+            self.limiter.acquire().await;
         }
     }
 
@@ -613,11 +631,7 @@ impl Run {
         let mut attempt = 0;
         loop {
             // Every path back to the top of this loop knows the last write was not applied.
-            if !self
-                .control
-                .wait_unless_stopped(self.limiter.acquire())
-                .await
-            {
+            if !self.control.wait_unless_stopped(self.pace()).await {
                 self.state.clear_intent(&self.provider, &record.id)?;
                 return Ok(skipped(
                     report,
@@ -728,11 +742,7 @@ impl Run {
     async fn reconcile(&self, record: &CredentialRecord, mapped: &MappedRecord) -> Resolution {
         let mut attempt = 0;
         loop {
-            if !self
-                .control
-                .wait_unless_stopped(self.limiter.acquire())
-                .await
-            {
+            if !self.control.wait_unless_stopped(self.pace()).await {
                 return Resolution::Stopped;
             }
             attempt += 1;

@@ -287,8 +287,10 @@ impl RunSummary {
         if self.interrupted {
             text.push_str("interrupted: re-run with the same --state to resume\n");
         }
-        if let Some(report) = &self.report {
-            text.push_str(&format!("report: {}\n", report.display()));
+        match &self.report {
+            Some(report) if report.as_os_str() == "-" => text.push_str("report: stdout\n"),
+            Some(report) => text.push_str(&format!("report: {}\n", report.display())),
+            None => {}
         }
         text
     }

@@ -30,6 +30,7 @@ async fn child_import() {
         config: serde_json::Value::Null,
         env: authport_core::EnvSnapshot::from_pairs(env),
         memo: state.memo(),
+        gate: std::sync::Arc::new(authport_core::Ungated),
         dry_run: false,
         request_timeout: Duration::from_secs(10),
     };

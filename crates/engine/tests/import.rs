@@ -313,6 +313,7 @@ async fn a_rejected_master_token_stops_before_any_write() {
         config: Value::Null,
         env,
         memo: state.memo(),
+        gate: std::sync::Arc::new(authport_core::Ungated),
         dry_run: false,
         request_timeout: Duration::from_secs(5),
     };

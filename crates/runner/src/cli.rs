@@ -10,7 +10,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Secrets are read from the input file, the config file or the environment, never from
 /// arguments. Results go to stdout, logs and progress to stderr.
 #[derive(Debug, Parser)]
-#[command(name = "authport", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "authport",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -124,7 +129,9 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
     let number = text.trim().strip_suffix("/s").unwrap_or(text.trim());
     match number.parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
-        _ => Err(format!("`{text}` is not a rate; use requests per second, e.g. 30 or 30/s")),
+        _ => Err(format!(
+            "`{text}` is not a rate; use requests per second, e.g. 30 or 30/s"
+        )),
     }
 }
 

@@ -76,9 +76,9 @@ impl ConfigFile {
         let mut config = ConfigFile::default();
         for (key, value) in table {
             if key == "engine" {
-                config.engine = value
-                    .try_into()
-                    .map_err(|error: toml::de::Error| anyhow::anyhow!("{name}: [engine]: {}", error.message()))?;
+                config.engine = value.try_into().map_err(|error: toml::de::Error| {
+                    anyhow::anyhow!("{name}: [engine]: {}", error.message())
+                })?;
                 continue;
             }
             if !providers.contains(&key.as_str()) {
@@ -87,7 +87,8 @@ impl ConfigFile {
                     providers.join(", ")
                 );
             }
-            let json = serde_json::to_value(&value).context("config section is not representable as JSON")?;
+            let json = serde_json::to_value(&value)
+                .context("config section is not representable as JSON")?;
             config.sections.insert(key, json);
         }
         Ok(config)
@@ -100,7 +101,11 @@ impl ConfigFile {
 }
 
 fn line_of(text: &str, byte: usize) -> usize {
-    text[..byte.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..byte.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]
@@ -119,7 +124,10 @@ mod tests {
         .unwrap();
         assert_eq!(config.engine.concurrency, Some(4));
         assert_eq!(config.engine.rate, Some(12.5));
-        assert_eq!(config.section("tray"), serde_json::json!({"master_token": "x"}));
+        assert_eq!(
+            config.section("tray"),
+            serde_json::json!({"master_token": "x"})
+        );
         assert_eq!(config.section("apideck"), Value::Null);
         assert!(!format!("{config:?}").contains("master_token = "));
     }
@@ -138,7 +146,12 @@ mod tests {
             "[engine]\nconcurency = 4\n",
             "c.toml: [engine]: unknown field `concurency`, expected one of `concurrency`, `rate`, `max_attempts`, `request_timeout_secs`, `deadline_secs`",
         );
-        let error = ConfigFile::parse("[tray]\nmaster_token = \"SECRET-CANARY\n", "c.toml", PROVIDERS).unwrap_err();
+        let error = ConfigFile::parse(
+            "[tray]\nmaster_token = \"SECRET-CANARY\n",
+            "c.toml",
+            PROVIDERS,
+        )
+        .unwrap_err();
         let text = format!("{error:#}");
         assert!(text.starts_with("c.toml:2: invalid TOML"), "{text}");
         assert!(!text.contains("SECRET-CANARY"), "{text}");

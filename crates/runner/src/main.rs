@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use authport_core::{BuildContext, EnvSnapshot, ProviderPlugin};
-use authport_engine::{ImportOptions, RunSummary, StateStore};
+use authport_engine::{ImportOptions, RunGate, RunSummary, StateStore};
 use clap::Parser;
 
 // Providers register themselves with `inventory`; rustc drops crates nothing references, so
@@ -36,7 +36,10 @@ struct UsageError(anyhow::Error);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -107,7 +110,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             format,
         } => {
             if !input.is_file() {
-                return Err(usage(anyhow::anyhow!("input file {} does not exist", input.display())));
+                return Err(usage(anyhow::anyhow!(
+                    "input file {} does not exist",
+                    input.display()
+                )));
             }
             let report = report_path(report.as_deref());
             let summary = authport_engine::validate(&input, Some(&report))?;
@@ -149,29 +155,34 @@ fn ignore_broken_pipe(result: std::io::Result<()>) -> anyhow::Result<()> {
     }
 }
 
-/// The report goes to the file given, else to stdout.
+/// The report goes to the file given, else to stdout (`-` for the engine).
 fn report_path(report: Option<&Path>) -> PathBuf {
-    report.map_or_else(|| PathBuf::from("/dev/stdout"), Path::to_path_buf)
+    report.map_or_else(|| PathBuf::from("-"), Path::to_path_buf)
 }
 
 fn report_is_stdout(report: &Path) -> bool {
-    report == Path::new("/dev/stdout")
+    report == Path::new("-")
 }
 
-/// Prints the summary (stderr always gets the human one unless quiet; stdout gets it in
-/// `format` when the report is not already on stdout) and picks the exit code.
-fn finish(summary: &RunSummary, format: Format, report_on_stdout: bool, quiet: bool) -> anyhow::Result<u8> {
-    if !quiet {
-        eprintln!("{}", summary.human());
+/// Prints the summary and picks the exit code. With the report on stdout, the human summary
+/// goes to stderr; with the report in a file, stdout gets the summary (text or JSON).
+fn finish(
+    summary: &RunSummary,
+    format: Format,
+    report_on_stdout: bool,
+    quiet: bool,
+) -> anyhow::Result<u8> {
+    let human = summary.human();
+    let to_stdout = match (report_on_stdout, format) {
+        (true, _) => None,
+        (false, Format::Json) => Some(summary.to_json().to_string()),
+        (false, Format::Text) => Some(human.trim_end().to_owned()),
+    };
+    if !quiet && (report_on_stdout || format == Format::Json) {
+        eprintln!("{}", human.trim_end());
     }
-    if !report_on_stdout {
-        let mut out = std::io::stdout().lock();
-        let written = match format {
-            Format::Json => writeln!(out, "{}", summary.to_json()),
-            Format::Text if quiet => Ok(()),
-            Format::Text => Ok(()),
-        };
-        ignore_broken_pipe(written)?;
+    if let Some(text) = to_stdout {
+        ignore_broken_pipe(writeln!(std::io::stdout().lock(), "{text}"))?;
     }
     Ok(u8::try_from(summary.exit_code()).unwrap_or(1))
 }
@@ -216,12 +227,14 @@ async fn provider_setup(args: &ProviderArgs) -> anyhow::Result<ProviderSetup> {
 fn build_importer(
     setup: &ProviderSetup,
     state: &StateStore,
+    gate: &Arc<RunGate>,
     dry_run: bool,
 ) -> anyhow::Result<Arc<dyn authport_core::AuthImporter>> {
     let context = BuildContext {
         config: setup.config.section(setup.plugin.name),
         env: setup.env.clone(),
         memo: state.memo(),
+        gate: gate.clone(),
         dry_run,
         request_timeout: setup.config.engine.request_timeout(),
     };
@@ -233,29 +246,43 @@ fn build_importer(
 async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<u8> {
     let setup = provider_setup(&args.provider).await?;
     if !args.input.is_file() {
-        return Err(usage(anyhow::anyhow!("input file {} does not exist", args.input.display())));
+        return Err(usage(anyhow::anyhow!(
+            "input file {} does not exist",
+            args.input.display()
+        )));
     }
     let state = match &args.state {
         Some(path) => StateStore::open(path)
             .with_context(|| format!("cannot open state file {}", path.display()))?,
         None => StateStore::temporary()?,
     };
-    let importer = build_importer(&setup, &state, args.dry_run)?;
+    // One rate limit for the run, applied to every request the provider sends.
+    let gate = RunGate::new();
+    let importer = build_importer(&setup, &state, &gate, args.dry_run)?;
     let engine = &setup.config.engine;
     let report = report_path(args.report.as_deref());
     let defaults = ImportOptions::new(setup.plugin.name, &args.input);
     let options = ImportOptions {
         max_attempts: engine.max_attempts.unwrap_or(defaults.max_attempts),
-        deadline: engine.deadline_secs.map(std::time::Duration::from_secs).or(defaults.deadline),
+        deadline: engine
+            .deadline_secs
+            .map(std::time::Duration::from_secs)
+            .or(defaults.deadline),
         report: Some(report.clone()),
         concurrency: args.concurrency.or(engine.concurrency).map(|n| n as usize),
         rate: args.rate.or(engine.rate),
         dry_run: args.dry_run,
         progress: !quiet && std::io::stderr().is_terminal(),
+        gate: Some(gate),
         ..defaults
     };
     let summary = authport_engine::import(importer, &state, &options, shutdown_signal()).await?;
-    finish(&summary, args.provider.format, report_is_stdout(&report), quiet)
+    finish(
+        &summary,
+        args.provider.format,
+        report_is_stdout(&report),
+        quiet,
+    )
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -267,21 +294,30 @@ enum Action {
 async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> anyhow::Result<u8> {
     let setup = provider_setup(&args.provider).await?;
     if !args.state.is_file() {
-        return Err(usage(anyhow::anyhow!("state file {} does not exist", args.state.display())));
+        return Err(usage(anyhow::anyhow!(
+            "state file {} does not exist",
+            args.state.display()
+        )));
     }
     let state = StateStore::open(&args.state)
         .with_context(|| format!("cannot open state file {}", args.state.display()))?;
-    let importer = build_importer(&setup, &state, false)?;
+    // Verify and rollback pace their calls in the engine; the gate stays open.
+    let importer = build_importer(&setup, &state, &RunGate::new(), false)?;
     let provider = setup.plugin.name;
     let report = args.report.as_deref();
     // Per-object lines go to stdout unless a report file takes them.
     let mut stdout = std::io::stdout().lock();
     let mut sink = std::io::sink();
-    let out: &mut dyn Write = if report.is_some() { &mut sink } else { &mut stdout };
+    let out: &mut dyn Write = if report.is_some() {
+        &mut sink
+    } else {
+        &mut stdout
+    };
     let summary = match action {
         Action::Verify => authport_engine::verify(importer, &state, provider, report, out).await?,
         Action::Rollback => {
-            authport_engine::rollback(importer, &state, provider, report, out, shutdown_signal()).await?
+            authport_engine::rollback(importer, &state, provider, report, out, shutdown_signal())
+                .await?
         }
     };
     drop(stdout);
@@ -314,12 +350,16 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::warn!("stopping: finishing records in flight; run again with the same --state to resume");
+    tracing::warn!(
+        "stopping: finishing records in flight; run again with the same --state to resume"
+    );
 }
 
 async fn run_sandbox(listen: std::net::SocketAddr, tray_rate_limit: bool) -> anyhow::Result<u8> {
     if !listen.ip().is_loopback() {
-        return Err(usage(anyhow::anyhow!("the sandbox listens on loopback addresses only, not {listen}")));
+        return Err(usage(anyhow::anyhow!(
+            "the sandbox listens on loopback addresses only, not {listen}"
+        )));
     }
     let mut config = authport_sandbox::SandboxConfig::default();
     if tray_rate_limit {
@@ -329,7 +369,11 @@ async fn run_sandbox(listen: std::net::SocketAddr, tray_rate_limit: bool) -> any
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "# authport sandbox on {}; export these, then run authport:", sandbox.base_url())?;
+    writeln!(
+        out,
+        "# authport sandbox on {}; export these, then run authport:",
+        sandbox.base_url()
+    )?;
     for (name, value) in sandbox.provider_env() {
         writeln!(out, "export {name}={value}")?;
     }

@@ -2,9 +2,10 @@
 //! Tokens go in sensitive headers; no request or response body ever reaches an error message,
 //! only Tray's own `message` field (which the importer scrubs of the record's secrets).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use authport_core::{ExposeSecret, ProviderError, SecretString};
+use authport_core::{ExposeSecret, ProviderError, RequestGate, SecretString};
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
@@ -50,10 +51,17 @@ pub struct TrayClient {
     http: reqwest::Client,
     api_base: Url,
     graphql_url: Url,
+    /// Paces every request, REST and GraphQL alike: Tray's limit counts them all.
+    gate: Arc<dyn RequestGate>,
 }
 
 impl TrayClient {
-    pub fn new(api_base: Url, graphql_url: Url, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        api_base: Url,
+        graphql_url: Url,
+        timeout: Duration,
+        gate: Arc<dyn RequestGate>,
+    ) -> Result<Self, String> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("authport-tray/", env!("CARGO_PKG_VERSION")))
@@ -63,6 +71,7 @@ impl TrayClient {
             http,
             api_base,
             graphql_url,
+            gate,
         })
     }
 
@@ -87,6 +96,7 @@ impl TrayClient {
         if let Some(body) = body {
             request = request.json(body);
         }
+        self.gate.ready().await;
         let response = request
             .send()
             .await
@@ -127,6 +137,7 @@ impl TrayClient {
         effect: Effect,
         operation: &str,
     ) -> Result<Value, CallFailure> {
+        self.gate.ready().await;
         let response = self
             .http
             .post(self.graphql_url.clone())

@@ -102,6 +102,7 @@ impl TrayImporter {
             config.api_base.clone(),
             config.graphql_url.clone(),
             config.request_timeout,
+            context.gate.clone(),
         )
         .map_err(ConfigError::new)?;
         Ok(Self {

@@ -127,6 +127,7 @@ async fn mapped_payloads() {
         config: Value::Null,
         env: EnvSnapshot::from_pairs(sandbox.provider_env()),
         memo: Arc::new(InMemoryMemo::default()),
+        gate: std::sync::Arc::new(authport_core::Ungated),
         dry_run: true,
         request_timeout: Duration::from_secs(10),
     };

@@ -33,6 +33,7 @@ fn provider(sandbox: &RunningSandbox, config: Value, memo: Arc<dyn Memo>) -> Box
         config,
         env: EnvSnapshot::from_pairs(sandbox.provider_env()),
         memo,
+        gate: std::sync::Arc::new(authport_core::Ungated),
         dry_run: false,
         request_timeout: Duration::from_secs(10),
     };
@@ -466,6 +467,7 @@ async fn bad_master_token_is_fatal() {
         config: Value::Null,
         env,
         memo: memo(),
+        gate: std::sync::Arc::new(authport_core::Ungated),
         dry_run: false,
         request_timeout: Duration::from_secs(5),
     };
@@ -626,6 +628,7 @@ fn http_is_refused_for_remote_hosts() {
             ("TRAY_API_URL", "http://api.tray.io"),
         ]),
         memo: memo(),
+        gate: std::sync::Arc::new(authport_core::Ungated),
         dry_run: false,
         request_timeout: Duration::from_secs(5),
     };

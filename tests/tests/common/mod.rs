@@ -11,7 +11,10 @@ use serde_json::Value;
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/authport
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
     let binary = profile_dir.join(format!("authport{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.is_file(),
@@ -113,7 +116,10 @@ pub fn all_file_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 pub fn assert_no_canary(canaries: &[&str], texts: &[&str], files: &[(PathBuf, Vec<u8>)]) {
     for canary in canaries {
         for text in texts {
-            assert!(!text.contains(canary), "canary {canary} leaked in output:\n{text}");
+            assert!(
+                !text.contains(canary),
+                "canary {canary} leaked in output:\n{text}"
+            );
         }
         for (path, bytes) in files {
             let found = bytes.windows(canary.len()).any(|w| w == canary.as_bytes());
@@ -124,5 +130,7 @@ pub fn assert_no_canary(canaries: &[&str], texts: &[&str], files: &[(PathBuf, Ve
 
 /// The example file shipped in the repository.
 pub fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
 }

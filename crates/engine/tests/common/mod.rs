@@ -37,6 +37,7 @@ pub fn importer(
         config: Value::Null,
         env: EnvSnapshot::from_pairs(sandbox.provider_env()),
         memo: state.memo(),
+        gate: std::sync::Arc::new(authport_core::Ungated),
         dry_run,
         request_timeout: Duration::from_secs(10),
     };
