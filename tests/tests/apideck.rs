@@ -265,3 +265,46 @@ async fn a_plan_limit_stops_the_run_and_reports_what_was_not_attempted() {
     assert_eq!(sandbox.apideck.connection_count(), 6);
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_records_for_one_connection_never_overwrite_each_other() {
+    let sandbox = sandbox().await;
+    let dir = scratch();
+    let mut lines = example_lines();
+    // Another source record for the same consumer and connector as line 4 (globex-7, greenhouse).
+    lines.push(r#"{"id":"globex-7/greenhouse-again","owner":{"id":"globex-7"},"service":"greenhouse","auth":{"type":"api_key","api_key":"another-key"},"targets":{"apideck":{"unified_api":"ats","service_id":"greenhouse"}}}"#.to_owned());
+    let input = write_lines(dir.path(), "in.jsonl", &lines);
+    let run = import(&sandbox, dir.path(), &input, &["--concurrency", "1"]).await;
+    assert_eq!(run.out.code, 1, "{}", run.out.stderr);
+    assert_eq!(
+        line(&run.report, "globex-7/greenhouse")["status"],
+        "imported"
+    );
+    let again = line(&run.report, "globex-7/greenhouse-again");
+    assert_eq!(again["status"], "failed");
+    assert_eq!(again["error"]["kind"], "conflict");
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("globex-7/greenhouse"),
+        "{again}"
+    );
+    assert_eq!(
+        sandbox.apideck.import_count(),
+        6,
+        "the second record was never sent"
+    );
+
+    // A re-run keeps the same owner for the connection.
+    let rerun = import(&sandbox, dir.path(), &input, &["--concurrency", "1"]).await;
+    assert_eq!(
+        line(&rerun.report, "globex-7/greenhouse")["status"],
+        "unchanged"
+    );
+    assert_eq!(
+        line(&rerun.report, "globex-7/greenhouse-again")["error"]["kind"],
+        "conflict"
+    );
+    sandbox.stop().await;
+}

@@ -60,6 +60,8 @@ pub mod error_kind {
     pub const NOT_ATTEMPTED: &str = "not_attempted";
     /// A pre-existing object at the target was left alone.
     pub const PRE_EXISTING: &str = "pre_existing";
+    /// The record maps to the same target object as an earlier record.
+    pub const CONFLICT: &str = "conflict";
 }
 
 /// The `error` object of a report line.

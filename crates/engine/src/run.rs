@@ -553,6 +553,17 @@ impl Run {
         };
         report.warnings.extend(mapped.notes.iter().cloned());
         report.target = Some(mapped.target.clone());
+        if !self.dry_run {
+            if let Some(other) =
+                self.state
+                    .claim_target(&self.provider, &record.id, &mapped.target)?
+            {
+                let message = format!(
+                    "maps to the same target object as record `{other}`; two records must not write one object (check owner and service, or make the target name unique)"
+                );
+                return Ok(failed(report, error_kind::CONFLICT, &message));
+            }
+        }
         let fingerprint = self.state.fingerprint(&mapped);
         let mut entry = self
             .state

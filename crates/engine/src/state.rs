@@ -53,6 +53,14 @@ CREATE TABLE IF NOT EXISTS journal (
     pending_fingerprint TEXT,
     PRIMARY KEY (provider, record_id)
 ) WITHOUT ROWID;
+-- Which record owns each target address (MappedRecord.target): two records must never
+-- write the same object at the target.
+CREATE TABLE IF NOT EXISTS claims (
+    provider   TEXT NOT NULL,
+    target_key TEXT NOT NULL,
+    record_id  TEXT NOT NULL,
+    PRIMARY KEY (provider, target_key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS memo (
     namespace TEXT NOT NULL,
     key       TEXT NOT NULL,
@@ -220,6 +228,35 @@ impl StateStore {
         let body = serde_json::to_vec(mapped.body.expose()).unwrap_or_default();
         let target = serde_json::to_vec(&mapped.target).unwrap_or_default();
         authport_core::salted_fingerprint(&self.shared.salt, &[&body, &target])
+    }
+
+    /// Claims the target address a record maps to (`MappedRecord.target`) for that record, and
+    /// returns the id of another record that claimed it first, if any. Two records writing one
+    /// object (an Apideck connection per consumer and connector, a Tray auth name per owner)
+    /// would overwrite or adopt each other's: one of them would be silently lost.
+    pub fn claim_target(
+        &self,
+        provider: &str,
+        record_id: &str,
+        target: &serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<Option<String>> {
+        let target_json = serde_json::to_vec(target)?;
+        let key = authport_core::salted_fingerprint(&self.shared.salt, &[&target_json]);
+        let inner = self.shared.lock();
+        inner
+            .connection
+            .prepare_cached(
+                "INSERT INTO claims (provider, target_key, record_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (provider, target_key) DO NOTHING",
+            )
+            .and_then(|mut statement| statement.execute(params![provider, key, record_id]))
+            .context("cannot write a target claim to the state journal")?;
+        let owner: String = inner
+            .connection
+            .prepare_cached("SELECT record_id FROM claims WHERE provider = ?1 AND target_key = ?2")
+            .and_then(|mut statement| statement.query_row(params![provider, key], |row| row.get(0)))
+            .context("cannot read a target claim from the state journal")?;
+        Ok((owner != record_id).then_some(owner))
     }
 
     /// What the journal knows about one record.

@@ -29,6 +29,8 @@ pub struct EngineDefaults {
     pub max_attempts: Option<u32>,
     pub request_timeout_secs: Option<u64>,
     pub deadline_secs: Option<u64>,
+    /// fsync the state file on every commit, so even a power loss loses no journal entry.
+    pub durable: Option<bool>,
 }
 
 impl EngineDefaults {
@@ -144,7 +146,7 @@ mod tests {
         );
         check(
             "[engine]\nconcurency = 4\n",
-            "c.toml: [engine]: unknown field `concurency`, expected one of `concurrency`, `rate`, `max_attempts`, `request_timeout_secs`, `deadline_secs`",
+            "c.toml: [engine]: unknown field `concurency`, expected one of `concurrency`, `rate`, `max_attempts`, `request_timeout_secs`, `deadline_secs`, `durable`",
         );
         let error = ConfigFile::parse(
             "[tray]\nmaster_token = \"SECRET-CANARY\n",

@@ -252,8 +252,7 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<u8> {
         )));
     }
     let state = match &args.state {
-        Some(path) => StateStore::open(path)
-            .with_context(|| format!("cannot open state file {}", path.display()))?,
+        Some(path) => open_state(path, &setup.config)?,
         None => StateStore::temporary()?,
     };
     // One rate limit for the run, applied to every request the provider sends.
@@ -285,6 +284,15 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<u8> {
     )
 }
 
+fn open_state(path: &Path, config: &ConfigFile) -> anyhow::Result<StateStore> {
+    let opened = if config.engine.durable.unwrap_or(false) {
+        StateStore::open_durable(path)
+    } else {
+        StateStore::open(path)
+    };
+    opened.with_context(|| format!("cannot open state file {}", path.display()))
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Action {
     Verify,
@@ -299,8 +307,7 @@ async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> any
             args.state.display()
         )));
     }
-    let state = StateStore::open(&args.state)
-        .with_context(|| format!("cannot open state file {}", args.state.display()))?;
+    let state = open_state(&args.state, &setup.config)?;
     // Verify and rollback pace their calls in the engine; the gate stays open.
     let importer = build_importer(&setup, &state, &RunGate::new(), false)?;
     let provider = setup.plugin.name;

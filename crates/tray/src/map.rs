@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use authport_core::{
-    Auth, CredentialRecord, ExposeSecret, MappedRecord, MappingError, SecretJson, redact_json,
-    short_hash,
+    Auth, CredentialRecord, ExposeSecret, MappedRecord, MappingError, SecretJson, record_tag,
+    redact_json,
 };
 use serde_json::{Map, Value, json};
 
@@ -314,11 +314,11 @@ fn sources(record: &CredentialRecord, notes: &mut Vec<String>) -> Vec<Source> {
 }
 
 /// Renders the auth name. Placeholders: `{service}`, `{service_title}`, `{owner}` (name, else
-/// id), `{owner.id}`, `{owner.name}`, `{record.id}`, `{record.name}`, `{hash}` (8 hex of the
+/// id), `{owner.id}`, `{owner.name}`, `{record.id}`, `{record.name}`, `{hash}` (16 hex of the
 /// record id). A template without `{hash}` or `{record.id}` gets ` ({hash})` appended, so names
 /// stay unique per record.
 pub fn auth_name(template: &str, record: &CredentialRecord, service_title: &str) -> String {
-    let hash = short_hash(&record.id);
+    let hash = record_tag(&record.id);
     let owner = record
         .owner
         .name
