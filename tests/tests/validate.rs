@@ -88,10 +88,11 @@ async fn validate_reports_every_record_with_its_line_and_exits_1() {
     assert_eq!(lines[1]["id"], "typo/slack");
     assert_eq!(lines[1]["error"]["kind"], "invalid_record");
     assert!(lines[4].get("id").is_none());
+    // With the report in a file, stdout carries the summary.
     assert!(
-        out.stderr.contains("failed"),
-        "summary on stderr: {}",
-        out.stderr
+        out.stdout.contains("failed"),
+        "summary on stdout: {}",
+        out.stdout
     );
 }
 
