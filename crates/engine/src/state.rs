@@ -168,10 +168,13 @@ impl StateStore {
             })
     }
 
-    /// A state that lives in memory for one run (runs without `--state`: no resume).
+    /// A state for one run only (runs without `--state`: no resume). It lives in a private
+    /// temporary file that SQLite deletes on close, so a large run does not grow memory.
     pub fn temporary() -> anyhow::Result<StateStore> {
-        let connection = Connection::open_in_memory().context("cannot open in-memory state")?;
-        Self::initialise(connection, "(in memory)".to_owned())
+        // An empty path is SQLite's private temporary database: pages beyond the cache go to disk.
+        let connection = Connection::open("").context("cannot open a temporary state")?;
+        connection.execute_batch("PRAGMA synchronous=OFF;")?;
+        Self::initialise(connection, "(temporary)".to_owned())
     }
 
     fn initialise(connection: Connection, description: String) -> anyhow::Result<StateStore> {
