@@ -1,0 +1,69 @@
+//! The binary's command line as a user meets it. (This test target also makes `cargo test`
+//! build the `authport` binary that the workspace's end-to-end tests in `tests/` run.)
+
+use std::process::Command;
+
+fn authport(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_authport"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run authport")
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = authport(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for command in [
+        "providers",
+        "validate",
+        "import",
+        "verify",
+        "rollback",
+        "sandbox",
+    ] {
+        assert!(help.contains(command), "{command} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let check = |args: &[&str], expect_in_stderr: &str| {
+        let out = authport(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expect_in_stderr), "{args:?}: {stderr}");
+    };
+    check(&["import", "--input", "x.jsonl"], "--provider");
+    check(
+        &[
+            "import",
+            "--provider",
+            "tray",
+            "--input",
+            "x.jsonl",
+            "--concurrency",
+            "0",
+        ],
+        "concurrency",
+    );
+    check(&["verify", "--provider", "tray"], "--state");
+    check(&["sandbox", "--listen", "0.0.0.0:1"], "loopback");
+    check(&["nonsense"], "nonsense");
+}
+
+#[test]
+fn no_secret_can_be_passed_as_an_argument() {
+    let out = authport(&[
+        "import",
+        "--provider",
+        "tray",
+        "--input",
+        "x",
+        "--master-token",
+        "t",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
