@@ -13,6 +13,7 @@
 
 mod control;
 mod dedupe;
+mod group_commit;
 pub mod limiter;
 mod maintenance;
 mod progress;

@@ -12,6 +12,8 @@
 //!
 //! Per record, the journal protocol is: commit the intent (fingerprint) → write → commit the
 //! outcome. A record found with an intent and no outcome is reconciled before any new write.
+//! Workers' journal writes share commits (`StateStore::prepare` and the `commit_*` methods wait
+//! for theirs), which keeps the journal from bounding the import rate.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -35,7 +37,7 @@ use crate::dedupe::SeenIds;
 use crate::limiter::{RunGate, SendLimiter};
 use crate::progress::Progress;
 use crate::retry::{NextStep, RetryPolicy, backoff_delay, next_step};
-use crate::state::{JournalEntry, StateStore};
+use crate::state::{JournalEntry, Prepared, StateStore};
 use crate::summary::{ReportWriter, RunSummary, Tally};
 
 /// Everything an import run is configured with. Build with [`ImportOptions::new`] and set
@@ -553,26 +555,14 @@ impl Run {
         };
         report.warnings.extend(mapped.notes.iter().cloned());
         report.target = Some(mapped.target.clone());
-        if !self.dry_run {
-            if let Some(other) =
-                self.state
-                    .claim_target(&self.provider, &record.id, &mapped.target)?
-            {
-                let message = format!(
-                    "maps to the same target object as record `{other}`; two records must not write one object (check owner and service, or make the target name unique)"
-                );
-                return Ok(failed(report, error_kind::CONFLICT, &message));
-            }
-        }
         let fingerprint = self.state.fingerprint(&mapped);
-        let mut entry = self
-            .state
-            .entry(&self.provider, &record.id)?
-            .unwrap_or_default();
-
         if self.dry_run {
+            let entry = self
+                .state
+                .entry(&self.provider, &record.id)?
+                .unwrap_or_default();
             report.plan = Some(mapped.redacted_body.clone());
-            report.status = if is_unchanged(&entry, &fingerprint) {
+            report.status = if entry.is_unchanged(&fingerprint) {
                 Status::Unchanged
             } else {
                 Status::Planned
@@ -580,21 +570,44 @@ impl Run {
             return Ok(report);
         }
 
+        // Claim, entry and intent in one transaction, shared with the other workers' journal
+        // writes (group commit); it returns once committed, so a committed intent may be sent.
+        let prepared = self
+            .state
+            .prepare(&self.provider, &record.id, &mapped.target, &fingerprint)
+            .await?;
+        let mut entry = match prepared {
+            Prepared::Conflict(other) => {
+                let message = format!(
+                    "maps to the same target object as record `{other}`; two records must not write one object (check owner and service, or make the target name unique)"
+                );
+                return Ok(failed(report, error_kind::CONFLICT, &message));
+            }
+            Prepared::IntentCommitted(entry) => {
+                return self
+                    .write(report, record, &mapped, entry.prior(), &fingerprint)
+                    .await;
+            }
+            Prepared::Unwritten(entry) => entry,
+        };
+
         let mut adopted = None;
-        if entry.pending_fingerprint.is_some() && entry.target.is_none() {
+        if entry.awaits_reconcile() {
             // A create may have reached the target before the last run died: ask first.
             match self.reconcile(record, &mapped).await {
                 Resolution::Found(outcome) => {
                     Counters::bump(&self.counters.reconciled);
                     let pending = entry.pending_fingerprint.clone().unwrap_or_default();
                     let created = outcome.disposition == Disposition::Created;
-                    self.state.record_outcome(
-                        &self.provider,
-                        &record.id,
-                        &pending,
-                        &outcome.target,
-                        created,
-                    )?;
+                    self.state
+                        .commit_outcome(
+                            &self.provider,
+                            &record.id,
+                            &pending,
+                            &outcome.target,
+                            created,
+                        )
+                        .await?;
                     entry = self
                         .state
                         .entry(&self.provider, &record.id)?
@@ -603,7 +616,9 @@ impl Run {
                 }
                 Resolution::Absent => {
                     Counters::bump(&self.counters.reconciled);
-                    self.state.clear_intent(&self.provider, &record.id)?;
+                    self.state
+                        .commit_clear_intent(&self.provider, &record.id)
+                        .await?;
                     entry = JournalEntry::default();
                 }
                 Resolution::Unresolved(error) => return Ok(self.unresolved(report, &error)),
@@ -615,7 +630,7 @@ impl Run {
         // An intent on an object we already have was an update: updates overwrite the same
         // object, so writing again is safe.
 
-        if is_unchanged(&entry, &fingerprint) {
+        if entry.is_unchanged(&fingerprint) {
             let status = match &adopted {
                 Some(outcome) => disposition_status(outcome.disposition),
                 None => Status::Unchanged,
@@ -625,7 +640,8 @@ impl Run {
             return Ok(report);
         }
         self.state
-            .record_intent(&self.provider, &record.id, &fingerprint)?;
+            .commit_intent(&self.provider, &record.id, &fingerprint)
+            .await?;
         self.write(report, record, &mapped, entry.prior(), &fingerprint)
             .await
     }
@@ -643,7 +659,9 @@ impl Run {
         loop {
             // Every path back to the top of this loop knows the last write was not applied.
             if !self.control.wait_unless_stopped(self.pace()).await {
-                self.state.clear_intent(&self.provider, &record.id)?;
+                self.state
+                    .commit_clear_intent(&self.provider, &record.id)
+                    .await?;
                 return Ok(skipped(
                     report,
                     error_kind::NOT_ATTEMPTED,
@@ -664,7 +682,7 @@ impl Run {
             let error = match result {
                 Ok(outcome) => {
                     self.limiter.succeeded();
-                    return self.finish(report, &record.id, fingerprint, outcome);
+                    return self.finish(report, &record.id, fingerprint, outcome).await;
                 }
                 Err(error) => error,
             };
@@ -694,7 +712,9 @@ impl Run {
                         if matches!(error, ProviderError::OutcomeUnknown { .. }) {
                             return Ok(skipped(report, INTERRUPTED_KIND, INTERRUPTED_MESSAGE));
                         }
-                        self.state.clear_intent(&self.provider, &record.id)?;
+                        self.state
+                            .commit_clear_intent(&self.provider, &record.id)
+                            .await?;
                         return Ok(skipped(
                             report,
                             error_kind::NOT_ATTEMPTED,
@@ -713,12 +733,14 @@ impl Run {
                     match self.reconcile(record, mapped).await {
                         Resolution::Found(outcome) => {
                             Counters::bump(&self.counters.reconciled);
-                            return self.finish(report, &record.id, fingerprint, outcome);
+                            return self.finish(report, &record.id, fingerprint, outcome).await;
                         }
                         Resolution::Absent => {
                             Counters::bump(&self.counters.reconciled);
                             if attempt >= self.policy.max_attempts {
-                                self.state.clear_intent(&self.provider, &record.id)?;
+                                self.state
+                                    .commit_clear_intent(&self.provider, &record.id)
+                                    .await?;
                                 return Ok(failed(report, error.kind(), error.message()));
                             }
                         }
@@ -736,11 +758,15 @@ impl Run {
                         // next run writes it again.
                         return Ok(failed(report, error.kind(), error.message()));
                     }
-                    self.state.clear_intent(&self.provider, &record.id)?;
+                    self.state
+                        .commit_clear_intent(&self.provider, &record.id)
+                        .await?;
                     return Ok(failed(report, error.kind(), error.message()));
                 }
                 NextStep::StopRun => {
-                    self.state.clear_intent(&self.provider, &record.id)?;
+                    self.state
+                        .commit_clear_intent(&self.provider, &record.id)
+                        .await?;
                     self.control.stop(error.message().to_owned());
                     return Ok(failed(report, error.kind(), error.message()));
                 }
@@ -803,7 +829,7 @@ impl Run {
         failed(report, "outcome_unknown", &message)
     }
 
-    fn finish(
+    async fn finish(
         &self,
         mut report: ReportLine,
         record_id: &str,
@@ -817,19 +843,23 @@ impl Run {
         match outcome.disposition {
             Disposition::Created | Disposition::Updated => {
                 let created = outcome.disposition == Disposition::Created;
-                self.state.record_outcome(
-                    &self.provider,
-                    record_id,
-                    fingerprint,
-                    &outcome.target,
-                    created,
-                )?;
+                self.state
+                    .commit_outcome(
+                        &self.provider,
+                        record_id,
+                        fingerprint,
+                        &outcome.target,
+                        created,
+                    )
+                    .await?;
                 report.status = disposition_status(outcome.disposition);
                 Ok(report)
             }
             Disposition::Skipped => {
                 // Not ours: never journalled as applied, so rollback can never remove it.
-                self.state.clear_intent(&self.provider, record_id)?;
+                self.state
+                    .commit_clear_intent(&self.provider, record_id)
+                    .await?;
                 let message = outcome
                     .note
                     .as_deref()
@@ -838,12 +868,6 @@ impl Run {
             }
         }
     }
-}
-
-fn is_unchanged(entry: &JournalEntry, fingerprint: &str) -> bool {
-    entry.pending_fingerprint.is_none()
-        && entry.target.is_some()
-        && entry.fingerprint.as_deref() == Some(fingerprint)
 }
 
 fn disposition_status(disposition: Disposition) -> Status {

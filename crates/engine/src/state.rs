@@ -19,6 +19,9 @@
 //! in flight at that instant. `StateStore::open_durable` trades speed for `synchronous=FULL`,
 //! which closes that window.
 //!
+//! The import's per-record writes are group-committed (see `crate::group_commit`): the writes of
+//! all workers waiting at one moment share a transaction, and each returns once it is committed.
+//!
 //! The state never holds a secret: ids, fingerprints (salted with a random per-file salt) and the
 //! providers' non-secret notes only.
 
@@ -30,8 +33,16 @@ use authport_core::{Memo, TargetRef};
 use rand::RngCore as _;
 use rusqlite::{Connection, OptionalExtension as _, params};
 
+use crate::group_commit::{GroupCommit, Transactional};
+
 /// The schema version this build writes; older files are migrated on open (none yet).
 const SCHEMA_VERSION: &str = "1";
+
+/// WAL pages between automatic checkpoints (SQLite's default: 1000). A checkpoint copies every
+/// page changed since the last one back into the database file, once however often it changed:
+/// spacing them out turns many copies of the same hot pages into one. The WAL file may grow to
+/// about this many 4 KiB pages (40 MB) before it is reused.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -99,13 +110,200 @@ pub struct JournalObject {
     pub created: bool,
 }
 
+/// What [`StateStore::prepare`] found and did for one record, in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prepared {
+    /// Another record (this id) claimed the same target object first; nothing was written.
+    Conflict(String),
+    /// The intent to write is committed: send the write now.
+    IntentCommitted(JournalEntry),
+    /// No intent written: the record is unchanged, or an earlier write must be reconciled
+    /// first (see [`JournalEntry::awaits_reconcile`]).
+    Unwritten(JournalEntry),
+}
+
+impl JournalEntry {
+    /// An intent without any applied object: a create may have reached the target before the
+    /// last run died, so ask the target before writing again.
+    pub fn awaits_reconcile(&self) -> bool {
+        self.pending_fingerprint.is_some() && self.target.is_none()
+    }
+
+    /// The content with this fingerprint is applied and nothing is in flight.
+    pub fn is_unchanged(&self, fingerprint: &str) -> bool {
+        self.pending_fingerprint.is_none()
+            && self.target.is_some()
+            && self.fingerprint.as_deref() == Some(fingerprint)
+    }
+}
+
+/// The connection and the journal's SQL. Each method is a statement or two; whether they
+/// autocommit (the synchronous methods of [`StateStore`]) or join a group commit (its `async`
+/// methods) is up to the caller.
 struct Inner {
     connection: Connection,
     next_created_seq: i64,
+    /// `next_created_seq` when the open transaction began, restored if it rolls back.
+    seq_at_begin: i64,
+}
+
+impl Transactional for Inner {
+    fn begin(&mut self) -> anyhow::Result<()> {
+        self.connection.execute_batch("BEGIN")?;
+        self.seq_at_begin = self.next_created_seq;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> anyhow::Result<()> {
+        self.connection.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        if !self.connection.is_autocommit()
+            && let Err(error) = self.connection.execute_batch("ROLLBACK")
+        {
+            tracing::error!("cannot roll back a state journal transaction: {error}");
+        }
+        self.next_created_seq = self.seq_at_begin;
+    }
+}
+
+impl Inner {
+    fn claim(&self, provider: &str, key: &str, record_id: &str) -> anyhow::Result<Option<String>> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO claims (provider, target_key, record_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (provider, target_key) DO NOTHING",
+            )
+            .and_then(|mut statement| statement.execute(params![provider, key, record_id]))
+            .context("cannot write a target claim to the state journal")?;
+        let owner: String = self
+            .connection
+            .prepare_cached("SELECT record_id FROM claims WHERE provider = ?1 AND target_key = ?2")
+            .and_then(|mut statement| statement.query_row(params![provider, key], |row| row.get(0)))
+            .context("cannot read a target claim from the state journal")?;
+        Ok((owner != record_id).then_some(owner))
+    }
+
+    fn entry(&self, provider: &str, record_id: &str) -> anyhow::Result<Option<JournalEntry>> {
+        let row = self
+            .connection
+            .prepare_cached(
+                "SELECT fingerprint, target, created, pending_fingerprint FROM journal
+                 WHERE provider = ?1 AND record_id = ?2",
+            )?
+            .query_row(params![provider, record_id], |row| {
+                Ok((
+                    row.get::<_, Option<String>>(0)?,
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, bool>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .optional()
+            .context("cannot read the state journal")?;
+        let Some((fingerprint, target, created, pending_fingerprint)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(JournalEntry {
+            fingerprint,
+            target: target.map(|json| parse_target(&json)).transpose()?,
+            created,
+            pending_fingerprint,
+        }))
+    }
+
+    fn record_intent(
+        &self,
+        provider: &str,
+        record_id: &str,
+        fingerprint: &str,
+    ) -> anyhow::Result<()> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO journal (provider, record_id, pending_fingerprint) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (provider, record_id) DO UPDATE SET pending_fingerprint = excluded.pending_fingerprint",
+            )
+            .and_then(|mut statement| statement.execute(params![provider, record_id, fingerprint]))
+            .context("cannot write intent to the state journal")?;
+        Ok(())
+    }
+
+    /// Claim, entry and (when due) intent of one record: see [`StateStore::prepare`].
+    fn prepare(
+        &self,
+        provider: &str,
+        record_id: &str,
+        claim_key: &str,
+        fingerprint: &str,
+    ) -> anyhow::Result<Prepared> {
+        if let Some(owner) = self.claim(provider, claim_key, record_id)? {
+            return Ok(Prepared::Conflict(owner));
+        }
+        let entry = self.entry(provider, record_id)?.unwrap_or_default();
+        if entry.awaits_reconcile() || entry.is_unchanged(fingerprint) {
+            return Ok(Prepared::Unwritten(entry));
+        }
+        self.record_intent(provider, record_id, fingerprint)?;
+        Ok(Prepared::IntentCommitted(entry))
+    }
+
+    fn record_outcome(
+        &mut self,
+        provider: &str,
+        record_id: &str,
+        fingerprint: &str,
+        target_json: &str,
+        created_now: bool,
+    ) -> anyhow::Result<()> {
+        let seq = self.next_created_seq;
+        self.connection
+            .prepare_cached(
+                "INSERT INTO journal (provider, record_id, fingerprint, target, created, created_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?5 THEN ?6 END)
+                 ON CONFLICT (provider, record_id) DO UPDATE SET
+                     fingerprint = excluded.fingerprint,
+                     target = excluded.target,
+                     created = journal.created OR excluded.created,
+                     created_seq = CASE WHEN journal.created THEN journal.created_seq
+                                        ELSE excluded.created_seq END,
+                     pending_fingerprint = NULL",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![provider, record_id, fingerprint, target_json, created_now, seq])
+            })
+            .context("cannot write outcome to the state journal")?;
+        if created_now {
+            self.next_created_seq += 1;
+        }
+        Ok(())
+    }
+
+    fn clear_intent(&self, provider: &str, record_id: &str) -> anyhow::Result<()> {
+        // Two statements, each safe on its own if the process dies between them (in autocommit):
+        // the first only touches rows with nothing applied, the second only rows with an object.
+        self.connection
+            .prepare_cached("DELETE FROM journal WHERE provider = ?1 AND record_id = ?2 AND target IS NULL")
+            .and_then(|mut statement| statement.execute(params![provider, record_id]))
+            .and_then(|_| {
+                self.connection
+                    .prepare_cached(
+                        "UPDATE journal SET pending_fingerprint = NULL WHERE provider = ?1 AND record_id = ?2",
+                    )
+                    .and_then(|mut statement| statement.execute(params![provider, record_id]))
+            })
+            .context("cannot clear intent in the state journal")?;
+        Ok(())
+    }
 }
 
 struct Shared {
-    inner: Mutex<Inner>,
+    /// Runs the `async` methods' statements in group commits. Dropped before `inner`'s last
+    /// reference: its drop waits for the writer thread, so the state file's lock is released
+    /// when the last handle goes.
+    writer: GroupCommit<Inner>,
+    inner: Arc<Mutex<Inner>>,
     salt: Vec<u8>,
 }
 
@@ -115,8 +313,12 @@ impl Shared {
     }
 }
 
-/// The `--state` journal. Cheap to share by reference; all methods are synchronous and short
-/// (one small SQLite transaction each).
+/// The `--state` journal. Cheap to share by reference.
+///
+/// Two ways in: the synchronous methods run their statements at once, each committing on its
+/// own (verify, rollback, tests, rare paths); the `async` methods used per record by the import
+/// join a group commit (see [`crate::group_commit`]) and return once their transaction is
+/// committed.
 #[derive(Clone)]
 pub struct StateStore {
     shared: Arc<Shared>,
@@ -151,7 +353,8 @@ impl StateStore {
         let configured = connection
             .execute_batch(&format!(
                 "PRAGMA locking_mode=EXCLUSIVE; PRAGMA busy_timeout=0; \
-                 PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous};"
+                 PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; \
+                 PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES};"
             ))
             .map_err(anyhow::Error::from);
         configured
@@ -207,12 +410,15 @@ impl StateStore {
             [],
             |row| row.get(0),
         )?;
+        let inner = Arc::new(Mutex::new(Inner {
+            connection,
+            next_created_seq,
+            seq_at_begin: next_created_seq,
+        }));
         Ok(StateStore {
             shared: Arc::new(Shared {
-                inner: Mutex::new(Inner {
-                    connection,
-                    next_created_seq,
-                }),
+                writer: GroupCommit::start(inner.clone())?,
+                inner,
                 salt,
             }),
             description,
@@ -233,6 +439,18 @@ impl StateStore {
         authport_core::salted_fingerprint(&self.shared.salt, &[&body, &target])
     }
 
+    /// The key a target address is claimed under: salted, so the state holds no raw names.
+    fn claim_key(
+        &self,
+        target: &serde_json::Map<String, serde_json::Value>,
+    ) -> anyhow::Result<String> {
+        let target_json = serde_json::to_vec(target)?;
+        Ok(authport_core::salted_fingerprint(
+            &self.shared.salt,
+            &[&target_json],
+        ))
+    }
+
     /// Claims the target address a record maps to (`MappedRecord.target`) for that record, and
     /// returns the id of another record that claimed it first, if any. Two records writing one
     /// object (an Apideck connection per consumer and connector, a Tray auth name per owner)
@@ -243,53 +461,13 @@ impl StateStore {
         record_id: &str,
         target: &serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<Option<String>> {
-        let target_json = serde_json::to_vec(target)?;
-        let key = authport_core::salted_fingerprint(&self.shared.salt, &[&target_json]);
-        let inner = self.shared.lock();
-        inner
-            .connection
-            .prepare_cached(
-                "INSERT INTO claims (provider, target_key, record_id) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (provider, target_key) DO NOTHING",
-            )
-            .and_then(|mut statement| statement.execute(params![provider, key, record_id]))
-            .context("cannot write a target claim to the state journal")?;
-        let owner: String = inner
-            .connection
-            .prepare_cached("SELECT record_id FROM claims WHERE provider = ?1 AND target_key = ?2")
-            .and_then(|mut statement| statement.query_row(params![provider, key], |row| row.get(0)))
-            .context("cannot read a target claim from the state journal")?;
-        Ok((owner != record_id).then_some(owner))
+        let key = self.claim_key(target)?;
+        self.shared.lock().claim(provider, &key, record_id)
     }
 
     /// What the journal knows about one record.
     pub fn entry(&self, provider: &str, record_id: &str) -> anyhow::Result<Option<JournalEntry>> {
-        let inner = self.shared.lock();
-        let row = inner
-            .connection
-            .prepare_cached(
-                "SELECT fingerprint, target, created, pending_fingerprint FROM journal
-                 WHERE provider = ?1 AND record_id = ?2",
-            )?
-            .query_row(params![provider, record_id], |row| {
-                Ok((
-                    row.get::<_, Option<String>>(0)?,
-                    row.get::<_, Option<String>>(1)?,
-                    row.get::<_, bool>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                ))
-            })
-            .optional()
-            .context("cannot read the state journal")?;
-        let Some((fingerprint, target, created, pending_fingerprint)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(JournalEntry {
-            fingerprint,
-            target: target.map(|json| parse_target(&json)).transpose()?,
-            created,
-            pending_fingerprint,
-        }))
+        self.shared.lock().entry(provider, record_id)
     }
 
     /// Commits the intent to write `fingerprint` for this record. Must return before the write.
@@ -299,16 +477,9 @@ impl StateStore {
         record_id: &str,
         fingerprint: &str,
     ) -> anyhow::Result<()> {
-        let inner = self.shared.lock();
-        inner
-            .connection
-            .prepare_cached(
-                "INSERT INTO journal (provider, record_id, pending_fingerprint) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (provider, record_id) DO UPDATE SET pending_fingerprint = excluded.pending_fingerprint",
-            )
-            .and_then(|mut statement| statement.execute(params![provider, record_id, fingerprint]))
-            .context("cannot write intent to the state journal")?;
-        Ok(())
+        self.shared
+            .lock()
+            .record_intent(provider, record_id, fingerprint)
     }
 
     /// Commits the outcome of a write: the applied content and object. `created_now` marks an
@@ -321,52 +492,99 @@ impl StateStore {
         target: &TargetRef,
         created_now: bool,
     ) -> anyhow::Result<()> {
-        let mut inner = self.shared.lock();
-        let seq = inner.next_created_seq;
         let target_json = serde_json::to_string(target)?;
-        inner
-            .connection
-            .prepare_cached(
-                "INSERT INTO journal (provider, record_id, fingerprint, target, created, created_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?5 THEN ?6 END)
-                 ON CONFLICT (provider, record_id) DO UPDATE SET
-                     fingerprint = excluded.fingerprint,
-                     target = excluded.target,
-                     created = journal.created OR excluded.created,
-                     created_seq = CASE WHEN journal.created THEN journal.created_seq
-                                        ELSE excluded.created_seq END,
-                     pending_fingerprint = NULL",
-            )
-            .and_then(|mut statement| {
-                statement.execute(params![provider, record_id, fingerprint, target_json, created_now, seq])
-            })
-            .context("cannot write outcome to the state journal")?;
-        if created_now {
-            inner.next_created_seq += 1;
-        }
-        Ok(())
+        self.shared.lock().record_outcome(
+            provider,
+            record_id,
+            fingerprint,
+            &target_json,
+            created_now,
+        )
     }
 
     /// Forgets an intent whose write certainly did not happen (rejected, not sent, retries of
     /// a transient failure exhausted). A row with nothing applied is removed.
     pub fn clear_intent(&self, provider: &str, record_id: &str) -> anyhow::Result<()> {
-        let inner = self.shared.lock();
-        // Two statements, each safe on its own if the process dies between them: the first
-        // only touches rows with nothing applied, the second only rows with an object.
-        inner
-            .connection
-            .prepare_cached("DELETE FROM journal WHERE provider = ?1 AND record_id = ?2 AND target IS NULL")
-            .and_then(|mut statement| statement.execute(params![provider, record_id]))
-            .and_then(|_| {
-                inner
-                    .connection
-                    .prepare_cached(
-                        "UPDATE journal SET pending_fingerprint = NULL WHERE provider = ?1 AND record_id = ?2",
-                    )
-                    .and_then(|mut statement| statement.execute(params![provider, record_id]))
+        self.shared.lock().clear_intent(provider, record_id)
+    }
+
+    /// The start of one record's import, in one group-committed transaction: claims its target
+    /// address ([`StateStore::claim_target`]), reads its entry and, unless the record is
+    /// unchanged or awaits a reconcile, writes the intent to send `fingerprint`. Returns once
+    /// that transaction is committed, so an [`Prepared::IntentCommitted`] record may be sent.
+    pub async fn prepare(
+        &self,
+        provider: &str,
+        record_id: &str,
+        target: &serde_json::Map<String, serde_json::Value>,
+        fingerprint: &str,
+    ) -> anyhow::Result<Prepared> {
+        let claim_key = self.claim_key(target)?;
+        let (provider, record_id, fingerprint) = (
+            provider.to_owned(),
+            record_id.to_owned(),
+            fingerprint.to_owned(),
+        );
+        self.shared
+            .writer
+            .run(move |inner| inner.prepare(&provider, &record_id, &claim_key, &fingerprint))
+            .await
+    }
+
+    /// [`StateStore::record_intent`], group-committed: returns once the intent is committed.
+    pub async fn commit_intent(
+        &self,
+        provider: &str,
+        record_id: &str,
+        fingerprint: &str,
+    ) -> anyhow::Result<()> {
+        let (provider, record_id, fingerprint) = (
+            provider.to_owned(),
+            record_id.to_owned(),
+            fingerprint.to_owned(),
+        );
+        self.shared
+            .writer
+            .run(move |inner| inner.record_intent(&provider, &record_id, &fingerprint))
+            .await
+    }
+
+    /// [`StateStore::record_outcome`], group-committed: returns once the outcome is committed.
+    pub async fn commit_outcome(
+        &self,
+        provider: &str,
+        record_id: &str,
+        fingerprint: &str,
+        target: &TargetRef,
+        created_now: bool,
+    ) -> anyhow::Result<()> {
+        let target_json = serde_json::to_string(target)?;
+        let (provider, record_id, fingerprint) = (
+            provider.to_owned(),
+            record_id.to_owned(),
+            fingerprint.to_owned(),
+        );
+        self.shared
+            .writer
+            .run(move |inner| {
+                inner.record_outcome(
+                    &provider,
+                    &record_id,
+                    &fingerprint,
+                    &target_json,
+                    created_now,
+                )
             })
-            .context("cannot clear intent in the state journal")?;
-        Ok(())
+            .await
+    }
+
+    /// [`StateStore::clear_intent`], group-committed (both statements in one transaction).
+    pub async fn commit_clear_intent(&self, provider: &str, record_id: &str) -> anyhow::Result<()> {
+        let (provider, record_id) = (provider.to_owned(), record_id.to_owned());
+        self.shared
+            .writer
+            .run(move |inner| inner.clear_intent(&provider, &record_id))
+            .await
     }
 
     /// Removes a record's row after rollback removed its object.
@@ -654,5 +872,81 @@ mod tests {
         let b = StateStore::temporary().unwrap();
         assert_ne!(a.shared.salt, b.shared.salt);
         assert_eq!(a.shared.salt.len(), 32);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_committed_prepare_claims_reads_and_writes_the_intent_only_when_due() {
+        let state = StateStore::temporary().unwrap();
+        let address = json!({ "name": "auth-a" }).as_object().cloned().unwrap();
+        let prepare = |id: &'static str, fingerprint: &'static str| {
+            let (state, address) = (state.clone(), address.clone());
+            async move {
+                state
+                    .prepare("tray", id, &address, fingerprint)
+                    .await
+                    .unwrap()
+            }
+        };
+
+        assert_eq!(
+            prepare("r1", "fp1").await,
+            Prepared::IntentCommitted(JournalEntry::default())
+        );
+        assert_eq!(state.pending("tray").unwrap(), vec!["r1".to_owned()]);
+        // Another record mapping to the same object is refused, and nothing is written for it.
+        assert_eq!(prepare("r2", "fp9").await, Prepared::Conflict("r1".into()));
+        assert_eq!(state.entry("tray", "r2").unwrap(), None);
+        // An intent without an object: reconcile first, no new intent.
+        let Prepared::Unwritten(entry) = prepare("r1", "fp1").await else {
+            panic!("expected no intent before a reconcile");
+        };
+        assert!(entry.awaits_reconcile());
+
+        state
+            .commit_outcome("tray", "r1", "fp1", &target("a1"), true)
+            .await
+            .unwrap();
+        let Prepared::Unwritten(entry) = prepare("r1", "fp1").await else {
+            panic!("expected an unchanged record to write nothing");
+        };
+        assert!(entry.is_unchanged("fp1"));
+        // Changed content: the intent is written and the entry names the object to update.
+        let Prepared::IntentCommitted(entry) = prepare("r1", "fp2").await else {
+            panic!("expected an intent for changed content");
+        };
+        assert_eq!(entry.target, Some(target("a1")));
+        state.commit_clear_intent("tray", "r1").await.unwrap();
+        let entry = state.entry("tray", "r1").unwrap().unwrap();
+        assert_eq!(
+            (entry.fingerprint.as_deref(), entry.pending_fingerprint),
+            (Some("fp1"), None)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_group_commits_each_land_once() {
+        let state = StateStore::temporary().unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let state = state.clone();
+            tasks.spawn(async move {
+                let id = format!("r{i:03}");
+                state.commit_intent("tray", &id, "fp").await.unwrap();
+                if i % 2 == 0 {
+                    let created = i % 4 == 0;
+                    state
+                        .commit_outcome("tray", &id, "fp", &target(&id), created)
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+        while let Some(result) = tasks.join_next().await {
+            result.unwrap();
+        }
+        assert_eq!(state.pending_count("tray").unwrap(), 100);
+        let objects = state.objects("tray").unwrap();
+        assert_eq!(objects.len(), 100);
+        assert_eq!(objects.iter().filter(|o| o.created).count(), 50);
     }
 }
