@@ -457,6 +457,15 @@ async fn worker(
     }
 }
 
+/// Discovery and reconcile only read: an ambiguous answer to a read is as good as a transient
+/// failure (nothing can have been applied), so it is retried like one.
+fn as_read(error: ProviderError) -> ProviderError {
+    match error {
+        ProviderError::OutcomeUnknown { message } => ProviderError::Transient { message },
+        other => other,
+    }
+}
+
 fn skipped(mut line: ReportLine, kind: &str, message: &str) -> ReportLine {
     line.status = Status::Skipped;
     line.with_error(kind, message)
@@ -497,11 +506,7 @@ impl Run {
                 Err(error) => error,
             };
             self.note_throttle(&error);
-            // Discovery is read-only: an ambiguous answer is as good as a transient one.
-            let as_read = match error {
-                ProviderError::OutcomeUnknown { message } => ProviderError::Transient { message },
-                other => other,
-            };
+            let as_read = as_read(error);
             match next_step(
                 &as_read,
                 &self.policy,
@@ -796,10 +801,7 @@ impl Run {
                 Err(error) => error,
             };
             self.note_throttle(&error);
-            let as_read = match error {
-                ProviderError::OutcomeUnknown { message } => ProviderError::Transient { message },
-                other => other,
-            };
+            let as_read = as_read(error);
             match next_step(
                 &as_read,
                 &self.policy,

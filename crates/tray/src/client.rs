@@ -79,6 +79,31 @@ impl TrayClient {
         format!("{}{}", self.api_base.as_str().trim_end_matches('/'), path)
     }
 
+    /// Sends one request once the rate gate allows it, and reads the whole answer: status,
+    /// `Retry-After`, body. A failure after sending a write is classified by `effect`.
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        effect: Effect,
+        operation: &str,
+    ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), CallFailure> {
+        self.gate.ready().await;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| send_failure(&e, effect, operation))?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(|_| {
+            send_failure_text(
+                effect,
+                operation,
+                "the connection broke while reading the answer",
+            )
+        })?;
+        Ok((status, retry_after, bytes.to_vec()))
+    }
+
     /// A REST call; returns the status and the body bytes of a 2xx answer.
     pub async fn rest(
         &self,
@@ -96,22 +121,9 @@ impl TrayClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        self.gate.ready().await;
-        let response = request
-            .send()
-            .await
-            .map_err(|e| send_failure(&e, effect, operation))?;
-        let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let bytes = response.bytes().await.map_err(|_| {
-            send_failure_text(
-                effect,
-                operation,
-                "the connection broke while reading the answer",
-            )
-        })?;
+        let (status, retry_after, bytes) = self.exchange(request, effect, operation).await?;
         if status.is_success() {
-            return Ok((status, bytes_body::Body(bytes.to_vec())));
+            return Ok((status, bytes_body::Body(bytes)));
         }
         let message = serde_json::from_slice::<ErrorBody>(&bytes)
             .ok()
@@ -137,24 +149,12 @@ impl TrayClient {
         effect: Effect,
         operation: &str,
     ) -> Result<Value, CallFailure> {
-        self.gate.ready().await;
-        let response = self
+        let request = self
             .http
             .post(self.graphql_url.clone())
             .header(AUTHORIZATION, bearer(token))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .map_err(|e| send_failure(&e, effect, operation))?;
-        let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let bytes = response.bytes().await.map_err(|_| {
-            send_failure_text(
-                effect,
-                operation,
-                "the connection broke while reading the answer",
-            )
-        })?;
+            .json(&json!({ "query": query, "variables": variables }));
+        let (status, retry_after, bytes) = self.exchange(request, effect, operation).await?;
         let parsed = serde_json::from_slice::<GraphqlResponse>(&bytes).ok();
         if !status.is_success() {
             let message = serde_json::from_slice::<ErrorBody>(&bytes)
