@@ -20,33 +20,13 @@ fn example_lines() -> Vec<String> {
         .collect()
 }
 
-struct Run {
-    out: Output,
-    report: Vec<Value>,
-}
-
 async fn import(
     sandbox: &RunningSandbox,
     dir: &std::path::Path,
     input: &std::path::Path,
     extra: &[&str],
 ) -> Run {
-    let report = dir.join("report.jsonl");
-    let mut args = vec![
-        "import",
-        "--provider",
-        "apideck",
-        "--input",
-        input.to_str().unwrap(),
-        "--state",
-        "state.db",
-        "--report",
-        report.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let out = authport(dir, &args, &sandbox.provider_env()).await;
-    let report = read_lines(&report);
-    Run { out, report }
+    import_with_state("apideck", &sandbox.provider_env(), dir, input, extra).await
 }
 
 fn line<'a>(report: &'a [Value], id: &str) -> &'a Value {

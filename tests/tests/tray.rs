@@ -36,33 +36,20 @@ fn mixed_lines() -> Vec<String> {
     lines
 }
 
-struct Run {
-    out: Output,
-    report: Vec<Value>,
-}
-
 async fn import(
     sandbox: &RunningSandbox,
     dir: &std::path::Path,
     input: &str,
     extra: &[&str],
 ) -> Run {
-    let report = dir.join("report.jsonl");
-    let mut args = vec![
-        "import",
-        "--provider",
+    import_with_state(
         "tray",
-        "--input",
-        input,
-        "--state",
-        "state.db",
-        "--report",
-        report.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let out = authport(dir, &args, &sandbox.provider_env()).await;
-    let report = read_lines(&report);
-    Run { out, report }
+        &sandbox.provider_env(),
+        dir,
+        std::path::Path::new(input),
+        extra,
+    )
+    .await
 }
 
 fn status_of<'a>(report: &'a [Value], id: &str) -> &'a str {

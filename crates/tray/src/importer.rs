@@ -453,7 +453,42 @@ impl TrayImporter {
         Ok((user_id, token))
     }
 
-    /// A REST call with the owner's user token; a 401 re-mints the token once and retries.
+    /// Runs `call` with the owner's user token; a 401 means the token expired (they live two
+    /// days, a migration can run longer), so it is minted again once and the call repeated.
+    /// Returns the Tray user id with the call's result.
+    async fn with_user_token<T, Call, Answer>(
+        &self,
+        owner: &Owner,
+        user_id: Option<&str>,
+        call: Call,
+    ) -> Result<(String, T), CallFailure>
+    where
+        Call: Fn(SecretString) -> Answer,
+        Answer: std::future::Future<Output = Result<T, CallFailure>>,
+    {
+        let as_failure = |error: ProviderError| CallFailure {
+            status: None,
+            unauthorized: false,
+            error,
+        };
+        let (user_id, token) = self
+            .user_token(owner, user_id, None)
+            .await
+            .map_err(as_failure)?;
+        match call(token.clone()).await {
+            Err(failure) if failure.unauthorized => {
+                let (_, fresh) = self
+                    .user_token(owner, Some(&user_id), Some(&token))
+                    .await
+                    .map_err(as_failure)?;
+                Ok((user_id, call(fresh).await?))
+            }
+            Err(failure) => Err(failure),
+            Ok(answer) => Ok((user_id, answer)),
+        }
+    }
+
+    /// A REST call with the owner's user token (re-minted once on 401).
     #[allow(clippy::too_many_arguments)] // the REST call's own arguments plus the owner
     async fn user_rest(
         &self,
@@ -465,37 +500,20 @@ impl TrayImporter {
         effect: Effect,
         operation: &str,
     ) -> Result<(String, Vec<u8>), CallFailure> {
-        let as_failure = |error: ProviderError| CallFailure {
-            status: None,
-            unauthorized: false,
-            error,
-        };
-        let (user_id, token) = self
-            .user_token(owner, user_id, None)
-            .await
-            .map_err(as_failure)?;
-        match self
-            .client
-            .rest(method.clone(), path, &token, body, effect, operation)
-            .await
-        {
-            Err(failure) if failure.unauthorized => {
-                let (_, fresh) = self
-                    .user_token(owner, Some(&user_id), Some(&token))
-                    .await
-                    .map_err(as_failure)?;
-                let (_, body) = self
-                    .client
-                    .rest(method, path, &fresh, body, effect, operation)
-                    .await?;
-                Ok((user_id, body.0))
-            }
-            Err(failure) => Err(failure),
-            Ok((_, body)) => Ok((user_id, body.0)),
-        }
+        let (user_id, (_, body)) = self
+            .with_user_token(owner, user_id, |token| {
+                let method = method.clone();
+                async move {
+                    self.client
+                        .rest(method, path, &token, body, effect, operation)
+                        .await
+                }
+            })
+            .await?;
+        Ok((user_id, body.0))
     }
 
-    /// A GraphQL call with the owner's user token, re-minting once on 401.
+    /// A GraphQL call with the owner's user token (re-minted once on 401).
     async fn user_graphql(
         &self,
         owner: &Owner,
@@ -505,31 +523,17 @@ impl TrayImporter {
         effect: Effect,
         operation: &str,
     ) -> Result<Value, CallFailure> {
-        let as_failure = |error: ProviderError| CallFailure {
-            status: None,
-            unauthorized: false,
-            error,
-        };
-        let (user_id, token) = self
-            .user_token(owner, user_id, None)
-            .await
-            .map_err(as_failure)?;
-        match self
-            .client
-            .graphql(&token, query, variables.clone(), effect, operation)
-            .await
-        {
-            Err(failure) if failure.unauthorized => {
-                let (_, fresh) = self
-                    .user_token(owner, Some(&user_id), Some(&token))
-                    .await
-                    .map_err(as_failure)?;
-                self.client
-                    .graphql(&fresh, query, variables, effect, operation)
-                    .await
-            }
-            other => other,
-        }
+        let (_, data) = self
+            .with_user_token(owner, user_id, |token| {
+                let variables = variables.clone();
+                async move {
+                    self.client
+                        .graphql(&token, query, variables, effect, operation)
+                        .await
+                }
+            })
+            .await?;
+        Ok(data)
     }
 
     fn lookup(&self, record: &CredentialRecord) -> Result<Arc<ResolvedTarget>, MappingError> {

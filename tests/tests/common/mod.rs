@@ -58,6 +58,39 @@ pub async fn authport(dir: &Path, args: &[&str], env: &[(String, String)]) -> Ou
     }
 }
 
+/// One `import` run: what it printed and the report it wrote.
+pub struct Run {
+    pub out: Output,
+    pub report: Vec<Value>,
+}
+
+/// `authport import --provider P --input INPUT --state state.db --report report.jsonl EXTRA…`
+/// in `dir`, with `env`.
+pub async fn import_with_state(
+    provider: &str,
+    env: &[(String, String)],
+    dir: &Path,
+    input: &Path,
+    extra: &[&str],
+) -> Run {
+    let report = dir.join("report.jsonl");
+    let mut args = vec![
+        "import",
+        "--provider",
+        provider,
+        "--input",
+        input.to_str().expect("utf-8 path"),
+        "--state",
+        "state.db",
+        "--report",
+        report.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    let out = authport(dir, &args, env).await;
+    let report = read_lines(&report);
+    Run { out, report }
+}
+
 /// A scratch directory, removed when dropped.
 pub fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().expect("scratch dir")
