@@ -133,6 +133,14 @@ async fn no_command_leaks_a_secret() {
             "state and reports were written: {files:?}"
         );
         assert_no_canary(&CANARIES, &texts, &files);
+        // The vendor credentials (from the environment) never show either.
+        let credentials: Vec<&str> = env
+            .iter()
+            .filter(|(name, _)| name == "TRAY_MASTER_TOKEN" || name == "APIDECK_API_KEY")
+            .map(|(_, value)| value.as_str())
+            .collect();
+        assert_eq!(credentials.len(), 2);
+        assert_no_canary(&credentials, &texts, &files);
         // Not vacuous: the import really happened and the logs were verbose.
         let report = read_lines(&dir.path().join("import.jsonl"));
         assert_eq!(report.len(), 9, "{provider}");
