@@ -17,10 +17,18 @@ impl Progress {
         let bar = if visible {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
-                "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} {per_sec} eta {eta} {msg}",
+                "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} {rate} eta {eta} {msg}",
             )
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            // indicatif's own `{per_sec}` prints four decimals; a whole number reads better.
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = write!(out, "{:.0}/s", state.per_sec());
+                },
+            );
             bar.set_style(style);
+            bar.set_message("failed 0");
             bar
         } else {
             ProgressBar::hidden()

@@ -101,7 +101,8 @@ pub struct ImportArgs {
     /// Records in flight at once (default: the provider's).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: Option<u32>,
-    /// Requests per second at most, e.g. `30` or `30/s` (default: the vendor's documented limit).
+    /// Requests per second at most, e.g. `30` or `30/s`; `0` for no limit (default: the vendor's
+    /// documented limit).
     #[arg(long, value_name = "R/s", value_parser = parse_rate)]
     pub rate: Option<f64>,
 }
@@ -124,11 +125,11 @@ pub enum Format {
     Json,
 }
 
-/// Parses `30`, `30/s` or `2.5/s` into requests per second.
+/// Parses `30`, `30/s` or `2.5/s` into requests per second; `0` means no limit.
 pub fn parse_rate(text: &str) -> Result<f64, String> {
     let number = text.trim().strip_suffix("/s").unwrap_or(text.trim());
     match number.parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
         _ => Err(format!(
             "`{text}` is not a rate; use requests per second, e.g. 30 or 30/s"
         )),
@@ -154,7 +155,7 @@ mod tests {
         check("30", Ok(30.0));
         check("30/s", Ok(30.0));
         check(" 2.5/s ", Ok(2.5));
-        check("0", Err(()));
+        check("0", Ok(0.0));
         check("-1", Err(()));
         check("fast", Err(()));
         check("30/m", Err(()));
