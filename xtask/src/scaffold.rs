@@ -80,6 +80,11 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
             .env("INSTA_UPDATE", "no"))?;
     }
     std::fs::remove_dir_all(&scratch)?;
+    // The scratch build shares the target dir (to reuse compiled dependencies) and so left its
+    // own `authport` binary, with the scaffolded provider linked, in target/debug: relink ours.
+    run(cargo()
+        .current_dir(root)
+        .args(["build", "-p", "authport", "--bin", "authport"]))?;
     eprintln!(
         "scaffold-check: a new provider builds, registers, is linked and passes its snapshot test"
     );

@@ -342,10 +342,8 @@ impl AuthImporter for ApideckImporter {
             });
         }
 
-        let connection = self
-            .client
-            .import(at, mapped.body.expose(), &secrets)
-            .await?;
+        let body = crate::map::body_at_send(mapped.body.expose(), record, self.now);
+        let connection = self.client.import(at, &body, &secrets).await?;
         let mut notes: Vec<String> = decision_note.into_iter().collect();
         notes.push(state_words(&connection));
         if self.validate_wanted(connection.auth_type.as_deref()) {

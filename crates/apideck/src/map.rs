@@ -501,8 +501,9 @@ pub struct RenderedExpiry {
 ///   service's tokens are long-lived;
 /// - suspect milliseconds: refused unless the policy says how to read it;
 /// - already expired: omitted so Vault refreshes it, which needs a refresh token;
-/// - unknown issue time: the start of the run's UTC day, so the body stays the same for
-///   re-runs on the same day (Vault only needs `issued_at + expires_in` = the expiry).
+/// - unknown issue time: left out of the body, which must not depend on when the run happens;
+///   [`expiry_at_send`] adds the pair when the import is sent (Vault only needs
+///   `issued_at + expires_in` = the expiry).
 pub fn render_expiry(
     oauth: &OAuth2,
     long_lived: bool,
@@ -583,16 +584,21 @@ pub fn render_expiry(
         });
     }
 
-    let issued_at = match expiry.issued_at {
-        Some(issued_at) => whole_seconds(issued_at),
-        None => {
-            let day_start = options
-                .now
-                .duration_trunc(TimeDelta::days(1))
-                .unwrap_or(options.now);
-            notes.push("issue time unknown: issued_at set to the start of the run's UTC day, expires_in counted from it".to_owned());
-            day_start
+    let Some(issued_at) = expiry.issued_at.map(whole_seconds) else {
+        // The body must not depend on when the run happens, or every re-run would look like a
+        // change: the pair is added when the import is sent (`expiry_at_send`).
+        notes.push(format!(
+            "issue time unknown: issued_at and expires_in are set when the import is sent (then, and the seconds left until {expires_at_text})"
+        ));
+        if !has_refresh {
+            notes.push(format!(
+                "no refresh_token: the connection stops working at {expires_at_text} unless re-imported"
+            ));
         }
+        return Ok(RenderedExpiry {
+            expiry: None,
+            notes,
+        });
     };
     let expires_in = (expires_at - issued_at).num_seconds();
     if expires_in <= 0 {
@@ -613,6 +619,41 @@ pub fn render_expiry(
         )),
         notes,
     })
+}
+
+/// The `issued_at` + `expires_in` pair for a token whose issue time the source does not know,
+/// rendered when the import is sent: `issued_at` = `now` (the run's clock), `expires_in` = the
+/// seconds left until `expires_at`. `None` when the record needs no such pair (issue time
+/// known, no expiry, suspect milliseconds, or already expired: then Vault refreshes).
+pub fn expiry_at_send(record: &CredentialRecord, now: DateTime<Utc>) -> Option<(String, i64)> {
+    let Auth::OAuth2(oauth) = &record.auth else {
+        return None;
+    };
+    let expiry = oauth.expiry?;
+    if expiry.issued_at.is_some() || expiry.suspect_milliseconds {
+        return None;
+    }
+    let issued_at = whole_seconds(now);
+    let expires_in = (expiry.expires_at - issued_at).num_seconds();
+    (expires_in > 0).then(|| {
+        (
+            issued_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            expires_in,
+        )
+    })
+}
+
+/// The body to send: the mapped body plus, for a token whose issue time is unknown, the
+/// `issued_at` + `expires_in` pair of [`expiry_at_send`].
+pub fn body_at_send(body: &Value, record: &CredentialRecord, now: DateTime<Utc>) -> Value {
+    let mut body = body.clone();
+    if let Some((issued_at, expires_in)) = expiry_at_send(record, now) {
+        if let Some(credentials) = body.get_mut("credentials").and_then(Value::as_object_mut) {
+            credentials.insert("issued_at".to_owned(), json!(issued_at));
+            credentials.insert("expires_in".to_owned(), json!(expires_in));
+        }
+    }
+    body
 }
 
 fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use authport_apideck::config::{SuspectMilliseconds, TargetOverride};
 use authport_apideck::map::{MapOptions, RECORD_ID_METADATA_KEY, render_expiry, resolve_target};
-use authport_core::{Auth, ExposeSecret};
+use authport_core::{Auth, CredentialRecord, ExposeSecret};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use support::*;
 
@@ -198,21 +199,70 @@ fn expiry_is_rendered_in_seconds_from_the_normalised_instant() {
         Refuse,
         Ok(Some(("2026-11-01T11:30:00Z", 7200))),
     );
-    // Only an absolute expiry: counted from the start of the run's UTC day.
+    // Only an absolute expiry: the mapped body leaves the pair out (it would depend on when
+    // the run happens); `body_at_send` adds it when the import is sent.
     check_expiry(
         json!({"expires_at": "2026-11-01T13:00:00Z"}),
         true,
         false,
         Refuse,
-        Ok(Some(("2026-11-01T00:00:00Z", 46_800))),
+        Ok(None),
     );
     check_expiry(
         json!({"expires_at": "2026-11-03T00:00:00Z"}),
-        true,
+        false,
         false,
         Refuse,
-        Ok(Some(("2026-11-01T00:00:00Z", 172_800))),
+        Ok(None),
     );
+}
+
+#[test]
+fn an_unknown_issue_time_is_rendered_at_send_time_and_the_mapped_body_stays_the_same() {
+    use authport_apideck::map::{body_at_send, expiry_at_send};
+    let record = record(
+        json!({"id": "r", "owner": {"id": "o"}, "service": "hubspot",
+        "auth": {"type": "oauth2", "access_token": CANARY_ACCESS, "refresh_token": CANARY_REFRESH,
+                 "expires_at": "2026-11-01T13:00:00Z"}}),
+    );
+    let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+    // The run's clock decides the pair; their sum is always the record's expiry.
+    assert_eq!(
+        expiry_at_send(&record, at("2026-11-01T12:00:00.400Z")),
+        Some(("2026-11-01T12:00:00Z".to_owned(), 3600))
+    );
+    assert_eq!(
+        expiry_at_send(&record, at("2026-11-01T12:30:00Z")),
+        Some(("2026-11-01T12:30:00Z".to_owned(), 1800))
+    );
+    assert_eq!(
+        expiry_at_send(&record, at("2026-11-01T13:00:00Z")),
+        None,
+        "expired: Vault refreshes"
+    );
+
+    let body = json!({"credentials": {"access_token": "x", "refresh_token": "y"}});
+    let sent = body_at_send(&body, &record, at("2026-11-01T12:00:00Z"));
+    assert_eq!(
+        sent["credentials"],
+        json!({"access_token": "x", "refresh_token": "y", "issued_at": "2026-11-01T12:00:00Z", "expires_in": 3600})
+    );
+
+    // A known issue time is already in the mapped body: nothing is added.
+    let known = record_with_issued_at();
+    assert_eq!(expiry_at_send(&known, at("2026-11-01T12:00:00Z")), None);
+    assert_eq!(
+        body_at_send(&body, &known, at("2026-11-01T12:00:00Z")),
+        body
+    );
+}
+
+fn record_with_issued_at() -> CredentialRecord {
+    record(
+        json!({"id": "k", "owner": {"id": "o"}, "service": "hubspot",
+        "auth": {"type": "oauth2", "access_token": CANARY_ACCESS, "refresh_token": CANARY_REFRESH,
+                 "issued_at": "2026-11-01T11:30:00Z", "expires_in": 3600}}),
+    )
 }
 
 #[test]
