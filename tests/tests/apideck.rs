@@ -12,14 +12,6 @@ async fn sandbox() -> RunningSandbox {
         .unwrap()
 }
 
-fn example_lines() -> Vec<String> {
-    std::fs::read_to_string(example("records.jsonl"))
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 async fn import(
     sandbox: &RunningSandbox,
     dir: &std::path::Path,

@@ -18,14 +18,6 @@ async fn sandbox(tray: TrayOptions) -> RunningSandbox {
         .unwrap()
 }
 
-fn example_lines() -> Vec<String> {
-    std::fs::read_to_string(example("records.jsonl"))
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 /// The six good example records plus three bad ones: a malformed line, a service Tray does not
 /// have, and an OAuth record with no custom OAuth environment.
 fn mixed_lines() -> Vec<String> {

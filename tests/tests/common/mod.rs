@@ -161,6 +161,15 @@ pub fn assert_no_canary(canaries: &[&str], texts: &[&str], files: &[(PathBuf, Ve
     }
 }
 
+/// The bundled `examples/records.jsonl`, one record per line.
+pub fn example_lines() -> Vec<String> {
+    std::fs::read_to_string(example("records.jsonl"))
+        .expect("read examples/records.jsonl")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The example file shipped in the repository.
 pub fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
