@@ -8,6 +8,7 @@ pub mod record;
 pub mod registry;
 pub mod report;
 pub mod secret;
+pub mod transport;
 
 pub use error::{MappingError, ProviderError};
 pub use importer::{

@@ -1,0 +1,292 @@
+//! The pure half of the provider kit's HTTP path: how a call's answer is classified into
+//! [`ProviderError`], how `Retry-After` is read, how secrets are scrubbed from vendor text and
+//! how much of it is shown. `authport-kit` does the IO around these; every provider gets the
+//! same rules, and a vendor's differences are parameters ([`StatusOverride`]), not copies.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::ProviderError;
+use crate::secret::REDACTED;
+
+/// The most characters of vendor text an error message quotes (after scrubbing).
+pub const VENDOR_TEXT_LIMIT: usize = 300;
+
+/// What a call may have changed at the target, which decides how a failure is classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Changes nothing: a failure is safe to retry.
+    Read,
+    /// Changes something, but sending it twice leaves the same result (PUT, DELETE, Apideck's
+    /// import upsert): a failure after sending may have been applied, and so may a retry.
+    IdempotentWrite,
+    /// Creates something (Tray's POST authentication, createExternalUser): a lost answer means
+    /// the outcome is unknown and the engine must reconcile before sending it again.
+    Create,
+}
+
+impl Effect {
+    /// Whether a failure after sending must be reconciled before anything else is sent.
+    fn needs_reconcile(self) -> bool {
+        matches!(self, Self::IdempotentWrite | Self::Create)
+    }
+}
+
+/// A vendor's own reading of a status, applied before the common table (e.g. Apideck's 401
+/// and 402 stop the run). Returns `None` to use the common table.
+pub type StatusOverride = fn(status: u16, vendor_text: &str, effect: Effect) -> Option<Verdict>;
+
+/// What a vendor override decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Stop the run; the hint tells the operator what to check.
+    Fatal { hint: &'static str },
+    /// Give up on this record.
+    Rejected,
+    /// Retry.
+    Transient,
+}
+
+/// Classifies a non-2xx answer. `message` is the already scrubbed and shortened text.
+///
+/// The common table, one for every provider:
+/// - 429: rate limited (with the parsed `Retry-After`);
+/// - 408 and 5xx: transient for reads; after a write the request may have been applied, so
+///   the outcome is unknown (the engine reconciles, for idempotent writes too, because the
+///   answer the provider would build from the response is lost);
+/// - 3xx: rejected (vendors' APIs do not redirect; redirects are never followed);
+/// - anything else: rejected.
+pub fn classify_status(
+    status: u16,
+    effect: Effect,
+    retry_after: Option<Duration>,
+    vendor_text: &str,
+    message: String,
+    vendor_override: Option<StatusOverride>,
+) -> ProviderError {
+    if let Some(verdict) = vendor_override.and_then(|f| f(status, vendor_text, effect)) {
+        return match verdict {
+            Verdict::Fatal { hint } if hint.is_empty() => ProviderError::fatal(message),
+            Verdict::Fatal { hint } => ProviderError::fatal(format!("{message}; {hint}")),
+            Verdict::Rejected => ProviderError::rejected(message),
+            Verdict::Transient => ProviderError::transient(message),
+        };
+    }
+    match status {
+        429 => ProviderError::rate_limited(retry_after, message),
+        408 | 500..=599 if effect.needs_reconcile() => ProviderError::outcome_unknown(message),
+        408 | 500..=599 => ProviderError::transient(message),
+        _ => ProviderError::rejected(message),
+    }
+}
+
+/// Where a transport failure happened, as far as the client can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportFailure {
+    /// No connection was made: nothing was sent.
+    Connect,
+    /// The request timed out after it may have been sent.
+    Timeout,
+    /// The connection broke while sending or reading the answer.
+    Broken,
+}
+
+/// Classifies a failure below HTTP. Before a connection exists nothing was sent, so a retry is
+/// safe; after it, a write may have been applied.
+pub fn classify_transport(
+    failure: TransportFailure,
+    effect: Effect,
+    operation: &str,
+) -> ProviderError {
+    let what = match failure {
+        TransportFailure::Connect => "could not connect",
+        TransportFailure::Timeout => "timed out",
+        TransportFailure::Broken => "the connection failed",
+    };
+    if failure == TransportFailure::Connect || !effect.needs_reconcile() {
+        return ProviderError::transient(format!("{operation}: {what}"));
+    }
+    ProviderError::outcome_unknown(format!(
+        "{operation}: {what} after the request was sent"
+    ))
+}
+
+/// Reads a `Retry-After` value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3). A date in
+/// the past means "now". Anything else is ignored (the engine then backs off by itself).
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = DateTime::parse_from_rfc2822(value).ok()?;
+    let delay = date.with_timezone(&Utc) - now;
+    Some(delay.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Removes every form in which a secret may come back in vendor text: as it is, JSON-escaped
+/// (inside a quoted string) and URL-encoded (both `%20` and `+` for spaces). Longer secrets go
+/// first, so a secret that contains another is replaced whole. There is no length floor: a
+/// one-character secret is scrubbed too (the text may become hard to read; it cannot leak).
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut forms: Vec<String> = Vec::new();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        forms.push((*secret).to_owned());
+        let escaped = serde_json::to_string(secret).unwrap_or_default();
+        forms.push(escaped[1..escaped.len().saturating_sub(1).max(1)].to_owned());
+        let encoded = percent_encode(secret);
+        forms.push(encoded.replace("%20", "+"));
+        forms.push(encoded);
+    }
+    forms.retain(|form| !form.is_empty());
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    forms.dedup();
+    let mut text = text.to_owned();
+    for form in &forms {
+        if text.contains(form.as_str()) {
+            text = text.replace(form.as_str(), REDACTED);
+        }
+    }
+    text
+}
+
+/// Scrubs, then shortens to [`VENDOR_TEXT_LIMIT`] characters (in that order, so a secret cut
+/// in half by the limit was already gone). Control characters are shown escaped, so vendor
+/// text cannot move the cursor on an operator's terminal.
+pub fn vendor_text(text: &str, secrets: &[&str]) -> String {
+    let scrubbed = scrub(text, secrets);
+    let mut shown = String::new();
+    for (count, c) in scrubbed.chars().enumerate() {
+        if count == VENDOR_TEXT_LIMIT {
+            shown.push('…');
+            break;
+        }
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+/// Percent-encodes every byte outside RFC 3986's unreserved set.
+fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_status(status: u16, effect: Effect, expect: &str) {
+        let error = classify_status(status, effect, None, "", "m".to_owned(), None);
+        assert_eq!(error.kind(), expect, "{status} {effect:?}");
+    }
+
+    #[test]
+    fn statuses_are_classified_by_effect() {
+        use Effect::*;
+        check_status(400, Create, "rejected");
+        check_status(401, Read, "rejected");
+        check_status(404, Read, "rejected");
+        check_status(307, Create, "rejected");
+        check_status(429, Create, "rate_limited");
+        check_status(408, Read, "transient");
+        check_status(408, Create, "outcome_unknown");
+        check_status(408, IdempotentWrite, "outcome_unknown");
+        check_status(500, Read, "transient");
+        check_status(503, Read, "transient");
+        check_status(500, Create, "outcome_unknown");
+        check_status(502, IdempotentWrite, "outcome_unknown");
+    }
+
+    #[test]
+    fn a_vendor_override_comes_first_and_adds_its_hint() {
+        fn apideck_like(status: u16, _: &str, _: Effect) -> Option<Verdict> {
+            (status == 401).then_some(Verdict::Fatal {
+                hint: "check the key",
+            })
+        }
+        let error = classify_status(401, Effect::Read, None, "", "m".into(), Some(apideck_like));
+        assert_eq!(error, ProviderError::fatal("m; check the key"));
+        let error = classify_status(404, Effect::Read, None, "", "m".into(), Some(apideck_like));
+        assert_eq!(error.kind(), "rejected");
+    }
+
+    #[test]
+    fn transport_failures_before_and_after_sending() {
+        use Effect::*;
+        use TransportFailure::*;
+        let kind = |f, e| classify_transport(f, e, "op").kind();
+        assert_eq!(kind(Connect, Create), "transient");
+        assert_eq!(kind(Timeout, Read), "transient");
+        assert_eq!(kind(Broken, Read), "transient");
+        assert_eq!(kind(Timeout, Create), "outcome_unknown");
+        assert_eq!(kind(Broken, IdempotentWrite), "outcome_unknown");
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates() {
+        let now = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let check = |value: &str, expect: Option<u64>| {
+            assert_eq!(
+                parse_retry_after(value, now),
+                expect.map(Duration::from_secs),
+                "{value}"
+            );
+        };
+        check("3", Some(3));
+        check(" 120 ", Some(120));
+        check("Wed, 25 Nov 2026 10:00:30 GMT", Some(30));
+        check("Wed, 25 Nov 2026 09:00:00 GMT", Some(0));
+        check("-1", None);
+        check("soon", None);
+        check("", None);
+    }
+
+    #[test]
+    fn every_form_of_a_secret_is_scrubbed() {
+        let secret = "sk live/\"ab+c\"";
+        let raw = format!("bad key {secret}");
+        let json = format!("{{\"key\":{}}}", serde_json::to_string(secret).unwrap());
+        let url_plus = "key=sk+live%2F%22ab%2Bc%22";
+        let url_pct = "key=sk%20live%2F%22ab%2Bc%22";
+        for text in [raw.as_str(), json.as_str(), url_plus, url_pct] {
+            let scrubbed = scrub(text, &[secret]);
+            assert!(scrubbed.contains(REDACTED), "{text} -> {scrubbed}");
+            assert!(!scrubbed.contains("ab"), "{text} -> {scrubbed}");
+        }
+    }
+
+    #[test]
+    fn short_secrets_are_scrubbed_too() {
+        assert_eq!(scrub("pin 42 ok", &["42"]), format!("pin {REDACTED} ok"));
+        assert_eq!(scrub("x=7", &["7"]), format!("x={REDACTED}"));
+        assert_eq!(scrub("nothing", &[""]), "nothing");
+    }
+
+    #[test]
+    fn a_secret_cut_by_the_length_limit_is_gone_before_the_cut() {
+        let secret = "SECRETSECRETSECRET";
+        let text = format!("{}{secret}", "x".repeat(VENDOR_TEXT_LIMIT - 5));
+        let shown = vendor_text(&text, &[secret]);
+        assert!(!shown.contains("SECR"), "{shown}");
+        assert!(shown.ends_with('…'));
+    }
+
+    #[test]
+    fn vendor_text_escapes_control_characters() {
+        assert_eq!(vendor_text("a\u{1b}[2Jb\n", &[]), "a\\u{1b}[2Jb\\n");
+    }
+}
