@@ -1,0 +1,20 @@
+//! authport-kit: what every provider crate is built on, so a new provider is its vendor's wire
+//! shapes, a pure mapping and a thin importer, nothing else.
+//!
+//! - [`http`]: the one HTTP path (rate gate, timeout, sensitive auth header, no redirects, no
+//!   proxy for loopback, HTTPS off loopback, bounded answers, one classification into
+//!   `ProviderError`, one scrub of secrets before any truncation);
+//! - [`url`]: the base URL rules of every provider's configuration;
+//! - [`discovery`]: the single-flight discovery cache.
+//!
+//! The pure rules live in `authport_core::transport`; this crate does the IO around them.
+
+pub mod discovery;
+pub mod http;
+pub mod url;
+
+pub use authport_core::transport::{Effect, StatusOverride, Verdict};
+pub use discovery::DiscoveryCache;
+pub use http::{Answer, Body, Call, CallFailure, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Vendor};
+pub use reqwest::{Method, Url};
+pub use url::{host_for_message, is_loopback, parse_base_url};
