@@ -67,7 +67,7 @@ pub fn classify_status(
 ) -> ProviderError {
     if let Some(verdict) = vendor_override.and_then(|f| f(status, vendor_text, effect)) {
         return match verdict {
-            Verdict::Fatal { hint } if hint.is_empty() => ProviderError::fatal(message),
+            Verdict::Fatal { hint: "" } => ProviderError::fatal(message),
             Verdict::Fatal { hint } => ProviderError::fatal(format!("{message}; {hint}")),
             Verdict::Rejected => ProviderError::rejected(message),
             Verdict::Transient => ProviderError::transient(message),
