@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use authport_core::{
     AuthImporter, ConfigError, CredentialRecord, DiscoveryKey, Disposition, ImportOutcome,
-    MappedRecord, MappingError, PriorImport, ProviderError, ProviderLimits, Removal, RequestGate,
+    MappedRecord, MappingError, PriorImport, ProviderError, Removal, RequestGate, TargetIdentity,
     TargetRef, VerifyReport,
 };
 use chrono::{DateTime, Utc};
@@ -387,12 +387,11 @@ impl AuthImporter for ApideckImporter {
         self.client.delete(address_of(&target.0)?).await
     }
 
-    fn limits(&self) -> ProviderLimits {
-        // Apideck publishes no Vault rate limit: a conservative default, configurable.
-        ProviderLimits {
-            requests_per_second: self.config.requests_per_second,
-            burst: self.config.burst,
-            default_concurrency: self.config.concurrency,
+    fn identity(&self) -> TargetIdentity {
+        TargetIdentity {
+            endpoints: vec![self.config.api_url.clone()],
+            account: Some(self.config.app_id.clone()),
+            credential: self.config.api_key.clone(),
         }
     }
 }

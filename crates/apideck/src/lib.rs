@@ -12,7 +12,7 @@ pub mod map;
 pub mod schema;
 pub mod wire;
 
-use authport_core::{AuthImporter, BuildContext, ConfigError};
+use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderLimits};
 
 pub use config::ApideckConfig;
 pub use importer::ApideckImporter;
@@ -29,6 +29,8 @@ authport_core::inventory::submit! {
     authport_core::ProviderPlugin {
         name: "apideck",
         description: "Apideck Vault: import end users' connections (upsert per consumer)",
+        // Apideck publishes no Vault rate limit: a conservative default.
+        limits: ProviderLimits { requests_per_second: 10.0, burst: 10, default_concurrency: 4 },
         build: build_importer,
     }
 }

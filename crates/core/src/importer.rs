@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{MappingError, ProviderError};
 use crate::record::CredentialRecord;
-use crate::secret::SecretJson;
+use crate::secret::{SecretJson, SecretString};
 
 /// What the engine tells a provider to discover: one entry per distinct
 /// (`service`, `targets.<provider>`) pair found in the input.
@@ -127,7 +127,8 @@ pub enum Removal {
     AlreadyGone,
 }
 
-/// Provider-specific defaults the engine uses when the operator gives none.
+/// Provider-specific defaults the engine uses when the operator gives none. Declared on the
+/// [`crate::ProviderPlugin`], so the run's gate is configured once, before the provider is built.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProviderLimits {
     /// Requests per second the vendor documents (or a conservative default).
@@ -175,8 +176,31 @@ pub trait AuthImporter: Send + Sync + fmt::Debug {
     /// Removes one object this tool created (rollback). A missing object is `AlreadyGone`.
     async fn remove(&self, target: &TargetRef) -> Result<Removal, ProviderError>;
 
-    /// The vendor's documented limits, used as defaults by the engine.
-    fn limits(&self) -> ProviderLimits;
+    /// Which target this importer writes to (base URLs, account, credential), so a state file
+    /// is bound to one target and fingerprints are keyed by the credential. No IO.
+    fn identity(&self) -> TargetIdentity;
+}
+
+/// The target an importer writes to. The engine records `endpoints` and `account` (or a keyed
+/// hash of the credential) in the state file, and keys fingerprints with `credential`.
+#[derive(Clone)]
+pub struct TargetIdentity {
+    /// The base URLs the provider calls (non-secret: no userinfo, no query).
+    pub endpoints: Vec<String>,
+    /// A non-secret account name when the vendor has one (e.g. Apideck's app id).
+    pub account: Option<String>,
+    /// The vendor credential the run uses (Tray's master token, Apideck's API key).
+    pub credential: SecretString,
+}
+
+impl fmt::Debug for TargetIdentity {
+    // An allow-list: the credential is never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetIdentity")
+            .field("endpoints", &self.endpoints)
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Paces the HTTP requests a provider sends. The engine hands every provider one at build time
@@ -280,9 +304,6 @@ pub struct BuildContext {
     pub memo: Arc<dyn Memo>,
     /// Call `ready()` before every HTTP request (see [`RequestGate`]).
     pub gate: Arc<dyn RequestGate>,
-    /// `true` for `--dry-run`: the provider must not write (the engine never calls `import`
-    /// then; this lets the provider skip, e.g., creating users during discovery).
-    pub dry_run: bool,
     /// Per-request timeout the operator chose.
     pub request_timeout: Duration,
 }

@@ -13,15 +13,14 @@ pub mod transport;
 pub use error::{MappingError, ProviderError};
 pub use importer::{
     AuthImporter, BuildContext, ConfigError, DiscoveryKey, Disposition, EnvSnapshot, ImportOutcome,
-    InMemoryMemo, MappedRecord, Memo, PriorImport, ProviderLimits, Removal, RequestGate, TargetRef,
-    Ungated, VerifyReport,
+    InMemoryMemo, MappedRecord, Memo, PriorImport, ProviderLimits, Removal, RequestGate,
+    TargetIdentity, TargetRef, Ungated, VerifyReport,
 };
 pub use record::{Auth, CredentialRecord, Expiry, OAuth2, Owner, RecordWarning};
 pub use registry::{ProviderPlugin, UnknownProvider, find_provider, provider_names, providers};
 pub use report::{ReportError, ReportLine, Status};
 pub use secret::{
     ExposeSecret, REDACTED, SecretJson, SecretString, record_tag, redact_json, salted_fingerprint,
-    short_hash,
 };
 
 // Re-exported so provider crates register with the same `inventory` the registry collects.

@@ -1,7 +1,7 @@
 //! The plugin registry: provider crates submit a [`ProviderPlugin`] with `inventory::submit!`;
 //! the runner lists and builds them by name at runtime.
 
-use crate::importer::{AuthImporter, BuildContext, ConfigError};
+use crate::importer::{AuthImporter, BuildContext, ConfigError, ProviderLimits};
 
 /// One provider, as registered by its crate:
 ///
@@ -10,6 +10,7 @@ use crate::importer::{AuthImporter, BuildContext, ConfigError};
 ///     authport_core::ProviderPlugin {
 ///         name: "tray",
 ///         description: "Tray.ai Embedded: create end users' authentications",
+///         limits: ProviderLimits { requests_per_second: 30.0, burst: 50, default_concurrency: 8 },
 ///         build: build_importer,
 ///     }
 /// }
@@ -20,6 +21,9 @@ pub struct ProviderPlugin {
     pub name: &'static str,
     /// One line for `authport providers`.
     pub description: &'static str,
+    /// The vendor's documented limits: the engine's defaults for rate, burst and concurrency,
+    /// known before the importer is built so the run's gate is configured once.
+    pub limits: ProviderLimits,
     /// Builds the importer from config and environment (no network calls).
     pub build: fn(&BuildContext) -> Result<Box<dyn AuthImporter>, ConfigError>,
 }

@@ -65,13 +65,6 @@ pub fn salted_fingerprint(salt: &[u8], parts: &[&[u8]]) -> String {
     hex(&hasher.finalize())
 }
 
-/// The first 8 hex characters of SHA-256: a short, stable tag for a non-secret string (used,
-/// e.g., to make auth names unique per record).
-pub fn short_hash(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    hex(&digest[..4])
-}
-
 /// The first 16 hex characters (64 bits) of SHA-256: a tag that tells records apart in names
 /// shown at the target (a 32-bit tag collides about twice per million records of one owner).
 pub fn record_tag(text: &str) -> String {

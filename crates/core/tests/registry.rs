@@ -3,7 +3,7 @@
 use authport_core::{
     AuthImporter, BuildContext, ConfigError, CredentialRecord, DiscoveryKey, ImportOutcome,
     MappedRecord, MappingError, PriorImport, ProviderError, ProviderLimits, ProviderPlugin,
-    Removal, TargetRef, VerifyReport, find_provider, provider_names,
+    Removal, SecretString, TargetIdentity, TargetRef, VerifyReport, find_provider, provider_names,
 };
 
 /// A provider that refuses everything: enough to prove registration and lookup.
@@ -42,24 +42,30 @@ impl AuthImporter for Refusing {
     async fn remove(&self, _target: &TargetRef) -> Result<Removal, ProviderError> {
         Ok(Removal::AlreadyGone)
     }
-    fn limits(&self) -> ProviderLimits {
-        ProviderLimits {
-            requests_per_second: 1.0,
-            burst: 1,
-            default_concurrency: 1,
+    fn identity(&self) -> TargetIdentity {
+        TargetIdentity {
+            endpoints: vec!["http://127.0.0.1:9".to_owned()],
+            account: None,
+            credential: SecretString::from("refusing-credential"),
         }
     }
 }
+
+const ONE_PER_SECOND: ProviderLimits = ProviderLimits {
+    requests_per_second: 1.0,
+    burst: 1,
+    default_concurrency: 1,
+};
 
 fn build_refusing(_context: &BuildContext) -> Result<Box<dyn AuthImporter>, ConfigError> {
     Ok(Box::new(Refusing))
 }
 
 inventory::submit! {
-    ProviderPlugin { name: "zzz-refusing", description: "refuses everything", build: build_refusing }
+    ProviderPlugin { name: "zzz-refusing", description: "refuses everything", limits: ONE_PER_SECOND, build: build_refusing }
 }
 inventory::submit! {
-    ProviderPlugin { name: "aaa-refusing", description: "refuses everything too", build: build_refusing }
+    ProviderPlugin { name: "aaa-refusing", description: "refuses everything too", limits: ONE_PER_SECOND, build: build_refusing }
 }
 
 #[test]
@@ -76,11 +82,15 @@ fn a_provider_is_found_by_name_and_builds() {
         env: authport_core::EnvSnapshot::default(),
         memo: std::sync::Arc::new(authport_core::InMemoryMemo::default()),
         gate: std::sync::Arc::new(authport_core::Ungated),
-        dry_run: true,
         request_timeout: std::time::Duration::from_secs(1),
     };
+    assert_eq!(plugin.limits.burst, 1);
     let importer = (plugin.build)(&context).unwrap();
-    assert_eq!(importer.limits().burst, 1);
+    let identity = importer.identity();
+    assert_eq!(identity.endpoints, vec!["http://127.0.0.1:9".to_owned()]);
+    let debug = format!("{identity:?}");
+    assert!(debug.contains("127.0.0.1:9"), "{debug}");
+    assert!(!debug.contains("refusing-credential"), "{debug}");
 }
 
 #[test]

@@ -1,17 +1,25 @@
 //! Two providers registered under one name: the registry refuses to list them. This lives in a
 //! test binary of its own because the duplicate poisons every registry call in the binary.
 
-use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderPlugin, providers};
+use authport_core::{
+    AuthImporter, BuildContext, ConfigError, ProviderLimits, ProviderPlugin, providers,
+};
+
+const LIMITS: ProviderLimits = ProviderLimits {
+    requests_per_second: 1.0,
+    burst: 1,
+    default_concurrency: 1,
+};
 
 fn build_nothing(_context: &BuildContext) -> Result<Box<dyn AuthImporter>, ConfigError> {
     Err(ConfigError::new("not buildable"))
 }
 
 inventory::submit! {
-    ProviderPlugin { name: "twin", description: "first", build: build_nothing }
+    ProviderPlugin { name: "twin", description: "first", limits: LIMITS, build: build_nothing }
 }
 inventory::submit! {
-    ProviderPlugin { name: "twin", description: "second", build: build_nothing }
+    ProviderPlugin { name: "twin", description: "second", limits: LIMITS, build: build_nothing }
 }
 
 #[test]

@@ -113,12 +113,17 @@ fn build_tray(
         env: EnvSnapshot::from_pairs(env.iter().cloned()),
         memo: state.memo(),
         gate: gate.clone(),
-        dry_run: false,
         request_timeout: Duration::from_secs(30),
     };
     Ok(Arc::from(
         authport_tray::build(&context).map_err(|e| anyhow::anyhow!("{e}"))?,
     ))
+}
+
+fn tray_limits() -> authport_core::ProviderLimits {
+    authport_core::find_provider("tray")
+        .map(|plugin| plugin.limits)
+        .unwrap_or_else(|_| panic!("the tray provider is linked"))
 }
 
 fn options(
@@ -128,8 +133,8 @@ fn options(
     rate: f64,
     gate: &Arc<RunGate>,
 ) -> ImportOptions {
-    let mut options = ImportOptions::new("tray", input);
-    options.gate = Some(gate.clone());
+    let mut options = ImportOptions::new("tray", tray_limits(), input);
+    options.gate = gate.clone();
     options.report = report;
     options.concurrency = Some(concurrency);
     options.rate = Some(rate);
@@ -280,8 +285,8 @@ async fn ratelimit(records: usize) -> anyhow::Result<Value> {
     let state = StateStore::open(&dir.join("state.db"))?;
     let gate = RunGate::new();
     let importer = build_tray(&sandbox.provider_env(), &state, &gate)?;
-    let mut options = ImportOptions::new("tray", &input);
-    options.gate = Some(gate);
+    let mut options = ImportOptions::new("tray", tray_limits(), &input);
+    options.gate = gate;
     options.max_attempts = 12;
     let started = Instant::now();
     let summary =

@@ -110,17 +110,6 @@ impl Control {
             () = self.wait_stopped() => false,
         }
     }
-
-    /// Runs `wait` (e.g. the rate limiter) unless the run stops first (`false`).
-    pub(crate) async fn wait_unless_stopped(&self, wait: impl Future<Output = ()>) -> bool {
-        if self.is_stopped() {
-            return false;
-        }
-        tokio::select! {
-            () = wait => !self.is_stopped(),
-            () = self.wait_stopped() => false,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -151,15 +140,12 @@ mod tests {
     #[tokio::test]
     async fn waits_end_when_the_run_stops() {
         let control = Control::new(Duration::ZERO);
-        let never = std::future::pending::<()>();
-        let (slept, waited, bounded, ()) = tokio::join!(
+        let (slept, bounded, ()) = tokio::join!(
             control.sleep_unless_stopped(Duration::from_secs(3600)),
-            control.wait_unless_stopped(never),
             control.bounded(std::future::pending::<u8>()),
             async { control.stop("test") },
         );
         assert!(!slept);
-        assert!(!waited);
         assert_eq!(bounded, None);
         assert!(control.bounded(async { 7 }).await == Some(7));
     }

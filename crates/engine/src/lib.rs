@@ -23,7 +23,7 @@ pub mod state;
 pub mod summary;
 
 pub use limiter::RunGate;
-pub use maintenance::{rollback, verify};
+pub use maintenance::{MaintenanceOptions, rollback, verify};
 pub use run::{ImportOptions, default_send_rate, import, validate};
 pub use state::StateStore;
 pub use summary::{MaintenanceSummary, ReportWriter, RunSummary, exit_code};

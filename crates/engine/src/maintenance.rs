@@ -12,28 +12,49 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use authport_core::{AuthImporter, ProviderError, Removal};
+use authport_core::{AuthImporter, ProviderError, ProviderLimits, Removal};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
-use crate::limiter::SendLimiter;
+use crate::limiter::{RunGate, SendLimiter};
 use crate::retry::{NextStep, RetryPolicy, next_step};
 use crate::state::{JournalObject, StateStore};
 use crate::summary::{MaintenanceSummary, ReportWriter, Tally, failure_reason};
 
-/// Reads back every journalled object of `provider`. One JSON line per object goes to `out`
-/// (and to `report` when given): `{"id", "status", "healthy", "target", "detail"}`.
+/// What verify and rollback are configured with.
+#[derive(Debug, Clone)]
+pub struct MaintenanceOptions {
+    pub provider: String,
+    /// The provider's documented limits (from its plugin).
+    pub limits: ProviderLimits,
+    /// The run's rate limit: build the provider with it (`BuildContext::gate`).
+    pub gate: Arc<RunGate>,
+}
+
+impl MaintenanceOptions {
+    pub fn new(provider: impl Into<String>, limits: ProviderLimits) -> Self {
+        Self {
+            provider: provider.into(),
+            limits,
+            gate: RunGate::new(),
+        }
+    }
+}
+
+/// Reads back every journalled object of `options.provider`. One JSON line per object goes to
+/// `out` (and to `report` when given): `{"id", "status", "healthy", "target", "detail"}`.
 pub async fn verify(
     importer: Arc<dyn AuthImporter>,
     state: &StateStore,
-    provider: &str,
+    options: &MaintenanceOptions,
     report: Option<&Path>,
     out: &mut dyn Write,
 ) -> anyhow::Result<MaintenanceSummary> {
     let started = Instant::now();
+    let provider = options.provider.as_str();
     let objects = state.objects(provider)?;
     let mut writer = ReportWriter::create_optional(report)?;
-    let context = CallContext::for_importer(importer.as_ref());
+    let context = CallContext::new(options);
     let mut summary = summary_for("verify", provider);
     let mut failures = Tally::default();
     let mut results = futures_util::stream::iter(objects)
@@ -70,25 +91,26 @@ pub async fn verify(
     Ok(summary)
 }
 
-/// Removes every object of `provider` this tool created, newest first. One JSON line per
-/// journalled object goes to `out` (and `report`): `removed`, `already_gone`, `kept` (not
+/// Removes every object of `options.provider` this tool created, newest first. One JSON line
+/// per journalled object goes to `out` (and `report`): `removed`, `already_gone`, `kept` (not
 /// created by this tool) or `error`. `shutdown` stops it between objects; a re-run resumes.
 pub async fn rollback(
     importer: Arc<dyn AuthImporter>,
     state: &StateStore,
-    provider: &str,
+    options: &MaintenanceOptions,
     report: Option<&Path>,
     out: &mut dyn Write,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<MaintenanceSummary> {
     let started = Instant::now();
+    let provider = options.provider.as_str();
     let mut objects = state.objects(provider)?;
     // `objects` lists creations in order, then updated-only objects; newest creation first.
     objects.sort_by_key(|object| !object.created);
     let created = objects.iter().filter(|o| o.created).count();
     objects[..created].reverse();
     let mut writer = ReportWriter::create_optional(report)?;
-    let context = CallContext::for_importer(importer.as_ref());
+    let context = CallContext::new(options);
     let mut summary = summary_for("rollback", provider);
     let mut failures = Tally::default();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -180,18 +202,21 @@ fn emit(writer: &mut ReportWriter, out: &mut dyn Write, line: &Value) -> anyhow:
 }
 
 /// Rate limiting and retries for read and delete calls. Both are idempotent, so an ambiguous
-/// failure is simply retried.
+/// failure is simply retried. The provider paces each request through the gate; the limiter
+/// configured on it slows down on 429s.
 struct CallContext {
-    limiter: SendLimiter,
+    limiter: Arc<SendLimiter>,
     policy: RetryPolicy,
     concurrency: usize,
 }
 
 impl CallContext {
-    fn for_importer(importer: &dyn AuthImporter) -> Self {
-        let limits = importer.limits();
+    fn new(options: &MaintenanceOptions) -> Self {
+        let limits = options.limits;
         Self {
-            limiter: SendLimiter::new(limits.requests_per_second, limits.burst),
+            limiter: options
+                .gate
+                .configure(limits.requests_per_second, limits.burst),
             policy: RetryPolicy::default(),
             concurrency: limits.default_concurrency.max(1),
         }
@@ -204,7 +229,6 @@ impl CallContext {
     {
         let mut attempt = 0;
         loop {
-            self.limiter.acquire().await;
             attempt += 1;
             let error = match call().await {
                 Ok(value) => {

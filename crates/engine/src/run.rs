@@ -27,7 +27,7 @@ use authport_core::input::{InputItem, InputReader};
 use authport_core::report::error_kind;
 use authport_core::{
     AuthImporter, CredentialRecord, DiscoveryKey, Disposition, ImportOutcome, MappedRecord,
-    PriorImport, ProviderError, ReportLine, Status,
+    PriorImport, ProviderError, ProviderLimits, ReportLine, Status,
 };
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
@@ -45,6 +45,9 @@ use crate::summary::{ReportWriter, RunSummary, Tally};
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
     pub provider: String,
+    /// The provider's documented limits (from its plugin): the defaults for rate, burst and
+    /// concurrency.
+    pub limits: ProviderLimits,
     pub input: PathBuf,
     pub report: Option<PathBuf>,
     /// Records in flight at once (default: the provider's `default_concurrency`).
@@ -68,16 +71,22 @@ pub struct ImportOptions {
     pub retry_base_delay: Duration,
     /// The largest backoff ceiling.
     pub retry_max_delay: Duration,
-    /// The gate the provider was built with: when given, the rate limit applies to every HTTP
-    /// request the provider sends; without it, the engine paces its calls to the provider.
-    pub gate: Option<Arc<RunGate>>,
+    /// The run's rate limit. Build the provider with it (`BuildContext::gate`), so the limit
+    /// applies to every HTTP request the provider sends; the engine configures it once when the
+    /// run starts and slows it down on 429s.
+    pub gate: Arc<RunGate>,
 }
 
 impl ImportOptions {
-    pub fn new(provider: impl Into<String>, input: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        provider: impl Into<String>,
+        limits: ProviderLimits,
+        input: impl Into<PathBuf>,
+    ) -> Self {
         let policy = RetryPolicy::default();
         Self {
             provider: provider.into(),
+            limits,
             input: input.into(),
             report: None,
             concurrency: None,
@@ -90,7 +99,7 @@ impl ImportOptions {
             stop_grace: Duration::from_secs(30),
             retry_base_delay: policy.base_delay,
             retry_max_delay: policy.max_delay,
-            gate: None,
+            gate: RunGate::new(),
         }
     }
 
@@ -154,8 +163,6 @@ struct Run {
     dry_run: bool,
     policy: RetryPolicy,
     limiter: Arc<SendLimiter>,
-    /// `false` when the provider paces its own requests through the run's gate.
-    paces_calls: bool,
     control: Control,
     started: Instant,
     deadline: Option<Duration>,
@@ -196,7 +203,7 @@ pub async fn import(
             .context("input survey panicked")??
     };
     let report = ReportWriter::create_optional(options.report.as_deref())?;
-    let limits = importer.limits();
+    let limits = options.limits;
     let concurrency = options
         .concurrency
         .unwrap_or(limits.default_concurrency)
@@ -223,11 +230,7 @@ pub async fn import(
         provider: options.provider.clone(),
         dry_run: options.dry_run,
         policy: options.retry_policy(),
-        limiter: match &options.gate {
-            Some(gate) => gate.configure(rate, burst),
-            None => Arc::new(SendLimiter::new(rate, burst)),
-        },
-        paces_calls: options.gate.is_none(),
+        limiter: options.gate.configure(rate, burst),
         control: Control::new(options.stop_grace),
         started,
         deadline: options.deadline,
@@ -336,7 +339,7 @@ const DEFAULT_RATE_HEADROOM: f64 = 0.03;
 /// need calls the engine does not see (Tray's user look-ups and token mints count against the
 /// same limit), so sending at exactly the documented rate with its full burst would drain the
 /// vendor's bucket and keep hitting 429; the headroom lets it refill instead.
-pub fn default_send_rate(limits: &authport_core::ProviderLimits) -> (f64, u32) {
+pub fn default_send_rate(limits: &ProviderLimits) -> (f64, u32) {
     let rate = limits.requests_per_second * (1.0 - DEFAULT_RATE_HEADROOM);
     let third_of_a_second = (rate / 3.0).ceil().max(1.0) as u32;
     (rate, limits.burst.min(third_of_a_second).max(1))
@@ -499,7 +502,6 @@ impl Run {
     async fn discover(&self, keys: &[DiscoveryKey]) -> Result<(), ProviderError> {
         let mut attempt = 0;
         loop {
-            self.pace().await;
             attempt += 1;
             let error = match self.importer.discover(keys).await {
                 Ok(()) => return Ok(()),
@@ -520,14 +522,6 @@ impl Run {
                 }
                 _ => return Err(as_read),
             }
-        }
-    }
-
-    /// Waits for the rate limit before a provider call, unless the provider paces each of its
-    /// requests through the run's gate itself.
-    async fn pace(&self) {
-        if self.paces_calls {
-            self.limiter.acquire().await;
         }
     }
 
@@ -663,7 +657,7 @@ impl Run {
         let mut attempt = 0;
         loop {
             // Every path back to the top of this loop knows the last write was not applied.
-            if !self.control.wait_unless_stopped(self.pace()).await {
+            if self.control.is_stopped() {
                 self.state
                     .commit_clear_intent(&self.provider, &record.id)
                     .await?;
@@ -784,7 +778,7 @@ impl Run {
     async fn reconcile(&self, record: &CredentialRecord, mapped: &MappedRecord) -> Resolution {
         let mut attempt = 0;
         loop {
-            if !self.control.wait_unless_stopped(self.pace()).await {
+            if self.control.is_stopped() {
                 return Resolution::Stopped;
             }
             attempt += 1;
@@ -897,7 +891,7 @@ mod tests {
     #[test]
     fn default_send_rate_keeps_headroom_under_the_documented_limit() {
         let check = |rps: f64, burst: u32, expect_rate: f64, expect_burst: u32| {
-            let limits = authport_core::ProviderLimits {
+            let limits = ProviderLimits {
                 requests_per_second: rps,
                 burst,
                 default_concurrency: 8,

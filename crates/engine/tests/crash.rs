@@ -31,7 +31,6 @@ async fn child_import() {
         env: authport_core::EnvSnapshot::from_pairs(env),
         memo: state.memo(),
         gate: std::sync::Arc::new(authport_core::Ungated),
-        dry_run: false,
         request_timeout: Duration::from_secs(10),
     };
     let plugin = authport_core::find_provider(&parameters["provider"]).unwrap();

@@ -58,7 +58,7 @@ async fn import_then_rerun_is_unchanged_and_a_changed_record_is_updated_in_place
     write_lines(&input_path, &records);
 
     let state = StateStore::open(&state_path).unwrap();
-    let importer = importer("tray", &sandbox, &state, false);
+    let importer = importer("tray", &sandbox, &state);
     let mut options = options("tray", &input_path, &report);
     // Drawn on stderr (indicatif hides it when stderr is not a terminal).
     options.progress = true;
@@ -128,7 +128,7 @@ async fn every_kind_of_injected_write_fault_ends_with_each_record_imported_once(
         let input = write_lines(&dir.path().join("input.jsonl"), &records(8, 2));
         let report = dir.path().join("report.jsonl");
         let state = StateStore::temporary().unwrap();
-        let importer = importer("tray", &sandbox, &state, false);
+        let importer = importer("tray", &sandbox, &state);
         let summary = run(&importer, &state, &options("tray", &input, &report)).await;
 
         assert_eq!(
@@ -171,7 +171,7 @@ async fn a_crash_between_intent_and_outcome_is_reconciled_not_written_twice() {
     // journalled (the process died before the outcomes). Intents for 4 more never got sent.
     let half = write_lines(&dir.path().join("input-half.jsonl"), &all[..6]);
     let throwaway = StateStore::temporary().unwrap();
-    let tray = importer("tray", &sandbox, &throwaway, false);
+    let tray = importer("tray", &sandbox, &throwaway);
     let created = run(
         &tray,
         &throwaway,
@@ -190,7 +190,7 @@ async fn a_crash_between_intent_and_outcome_is_reconciled_not_written_twice() {
             .unwrap();
     }
 
-    let importer = importer("tray", &sandbox, &state, false);
+    let importer = importer("tray", &sandbox, &state);
     let summary = run(&importer, &state, &options("tray", &input, &report)).await;
     assert_eq!(summary.reconciled, 10, "{}", summary.human());
     assert_one_tray_auth_per_record(&sandbox, 10);
@@ -218,7 +218,7 @@ async fn bad_lines_fail_alone_with_their_location_and_the_rest_goes_on() {
     std::fs::write(&input, text).unwrap();
     let report = dir.path().join("report.jsonl");
     let state = StateStore::temporary().unwrap();
-    let importer = importer("tray", &sandbox, &state, false);
+    let importer = importer("tray", &sandbox, &state);
     let summary = run(&importer, &state, &options("tray", &input, &report)).await;
 
     let mut lines = report_lines(&report);
@@ -267,7 +267,7 @@ async fn a_plan_limit_stops_the_run_and_the_next_run_finishes_the_rest() {
     let input = write_lines(&dir.path().join("input.jsonl"), &records(10, 10));
     let report = dir.path().join("report.jsonl");
     let state = StateStore::open(&dir.path().join("state.db")).unwrap();
-    let importer = importer("apideck", &sandbox, &state, false);
+    let importer = importer("apideck", &sandbox, &state);
     let mut options = options("apideck", &input, &report);
     options.concurrency = Some(1);
 
@@ -314,7 +314,6 @@ async fn a_rejected_master_token_stops_before_any_write() {
         env,
         memo: state.memo(),
         gate: std::sync::Arc::new(authport_core::Ungated),
-        dry_run: false,
         request_timeout: Duration::from_secs(5),
     };
     let importer: std::sync::Arc<dyn authport_core::AuthImporter> =
@@ -347,7 +346,7 @@ async fn an_interrupt_reports_the_rest_as_not_attempted_and_a_rerun_resumes() {
     let input = write_lines(&dir.path().join("input.jsonl"), &records(40, 4));
     let report = dir.path().join("report.jsonl");
     let state = StateStore::open(&dir.path().join("state.db")).unwrap();
-    let importer = importer("tray", &sandbox, &state, false);
+    let importer = importer("tray", &sandbox, &state);
     let mut options = options("tray", &input, &report);
     options.concurrency = Some(2);
 
@@ -389,7 +388,7 @@ async fn dry_run_maps_and_plans_without_writing_or_leaking() {
     for provider in ["tray", "apideck"] {
         let report = dir.path().join(format!("{provider}-plan.jsonl"));
         let state = StateStore::temporary().unwrap();
-        let importer = importer(provider, &sandbox, &state, true);
+        let importer = importer(provider, &sandbox, &state);
         let mut options = options(provider, &input, &report);
         options.dry_run = true;
         let summary = run(&importer, &state, &options).await;
@@ -452,7 +451,7 @@ async fn random_faults_end_with_one_status_per_record_and_counts_matching_the_sa
     let input = write_lines(&dir.path().join("input.jsonl"), &records(150, 10));
     let report = dir.path().join("report.jsonl");
     let state = StateStore::open(&dir.path().join("state.db")).unwrap();
-    let importer = importer("tray", &sandbox, &state, false);
+    let importer = importer("tray", &sandbox, &state);
     let mut options = options("tray", &input, &report);
     options.max_attempts = 10;
     let summary = run(&importer, &state, &options).await;
@@ -498,7 +497,7 @@ async fn a_target_limit_below_our_rate_is_learned_and_nothing_is_lost() {
     let input = write_lines(&dir.path().join("input.jsonl"), &records(120, 3));
     let report = dir.path().join("report.jsonl");
     let state = StateStore::temporary().unwrap();
-    let importer = importer("tray", &sandbox, &state, false);
+    let importer = importer("tray", &sandbox, &state);
     let mut options = options("tray", &input, &report);
     // Far above what the target accepts: every 429 must be retried and slow us down.
     options.rate = Some(5000.0);
@@ -542,7 +541,7 @@ async fn apideck_imports_survive_random_faults_without_duplicates() {
     let input = write_lines(&dir.path().join("input.jsonl"), &records(60, 60));
     let report = dir.path().join("report.jsonl");
     let state = StateStore::open(&dir.path().join("state.db")).unwrap();
-    let importer = importer("apideck", &sandbox, &state, false);
+    let importer = importer("apideck", &sandbox, &state);
     let mut options = options("apideck", &input, &report);
     options.max_attempts = 12;
     let summary = run(&importer, &state, &options).await;
@@ -568,7 +567,7 @@ async fn an_interrupt_or_deadline_before_any_write_reports_every_record_not_atte
     let input = write_lines(&dir.path().join("input.jsonl"), &records(6, 2));
     let report = dir.path().join("report.jsonl");
     let state = StateStore::temporary().unwrap();
-    let importer = importer("tray", &sandbox, &state, false);
+    let importer = importer("tray", &sandbox, &state);
     for _ in 0..5 {
         let options = options("tray", &input, &report);
         let summary =

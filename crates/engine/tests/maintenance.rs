@@ -21,7 +21,7 @@ async fn verify_reads_back_every_object_and_rollback_removes_exactly_what_was_cr
     let sandbox = sandbox(SandboxConfig::default()).await;
     let input = write_lines(&dir.path().join("input.jsonl"), &records(6, 2));
     let state = StateStore::open(&dir.path().join("state.db")).unwrap();
-    let importer = importer("tray", &sandbox, &state, false);
+    let importer = importer("tray", &sandbox, &state);
     let summary = run(
         &importer,
         &state,
@@ -55,7 +55,7 @@ async fn verify_reads_back_every_object_and_rollback_removes_exactly_what_was_cr
     let verified = authport_engine::verify(
         importer.clone(),
         &state,
-        "tray",
+        &maintenance("tray"),
         Some(&verify_report),
         &mut out,
     )
@@ -83,7 +83,7 @@ async fn verify_reads_back_every_object_and_rollback_removes_exactly_what_was_cr
     let rolled = authport_engine::rollback(
         importer.clone(),
         &state,
-        "tray",
+        &maintenance("tray"),
         None,
         &mut out,
         std::future::pending(),
@@ -105,7 +105,7 @@ async fn verify_reads_back_every_object_and_rollback_removes_exactly_what_was_cr
     let again = authport_engine::rollback(
         importer.clone(),
         &state,
-        "tray",
+        &maintenance("tray"),
         None,
         &mut out,
         std::future::pending(),
@@ -146,7 +146,7 @@ async fn rollback_never_removes_what_existed_before_the_run() {
     );
     let input = write_lines(&dir.path().join("input.jsonl"), &records(4, 4));
     let state = StateStore::open(&dir.path().join("state.db")).unwrap();
-    let importer = importer("apideck", &sandbox, &state, false);
+    let importer = importer("apideck", &sandbox, &state);
     let report = dir.path().join("import.jsonl");
     let summary = run(&importer, &state, &options("apideck", &input, &report)).await;
     assert_eq!(
@@ -165,7 +165,7 @@ async fn rollback_never_removes_what_existed_before_the_run() {
     let rolled = authport_engine::rollback(
         importer.clone(),
         &state,
-        "apideck",
+        &maintenance("apideck"),
         None,
         &mut out,
         std::future::pending(),
@@ -189,7 +189,7 @@ async fn an_interrupted_rollback_resumes_where_it_stopped() {
     let sandbox = sandbox(SandboxConfig::default()).await;
     let input = write_lines(&dir.path().join("input.jsonl"), &records(5, 5));
     let state = StateStore::open(&dir.path().join("state.db")).unwrap();
-    let importer = importer("tray", &sandbox, &state, false);
+    let importer = importer("tray", &sandbox, &state);
     run(
         &importer,
         &state,
@@ -200,7 +200,7 @@ async fn an_interrupted_rollback_resumes_where_it_stopped() {
     let stopped = authport_engine::rollback(
         importer.clone(),
         &state,
-        "tray",
+        &maintenance("tray"),
         None,
         &mut out,
         std::future::ready(()),
@@ -214,7 +214,7 @@ async fn an_interrupted_rollback_resumes_where_it_stopped() {
     let finished = authport_engine::rollback(
         importer.clone(),
         &state,
-        "tray",
+        &maintenance("tray"),
         None,
         &mut out,
         std::future::pending(),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use authport_core::{BuildContext, EnvSnapshot, ProviderPlugin};
-use authport_engine::{ImportOptions, RunGate, RunSummary, StateStore};
+use authport_engine::{ImportOptions, MaintenanceOptions, RunGate, RunSummary, StateStore};
 use clap::Parser;
 
 // Providers register themselves with `inventory`; rustc drops crates nothing references, so
@@ -228,14 +228,12 @@ fn build_importer(
     setup: &ProviderSetup,
     state: &StateStore,
     gate: &Arc<RunGate>,
-    dry_run: bool,
 ) -> anyhow::Result<Arc<dyn authport_core::AuthImporter>> {
     let context = BuildContext {
         config: setup.config.section(setup.plugin.name),
         env: setup.env.clone(),
         memo: state.memo(),
         gate: gate.clone(),
-        dry_run,
         request_timeout: setup.config.engine.request_timeout(),
     };
     let importer = (setup.plugin.build)(&context)
@@ -255,12 +253,11 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<u8> {
         Some(path) => open_state(path, &setup.config)?,
         None => StateStore::temporary()?,
     };
-    // One rate limit for the run, applied to every request the provider sends.
-    let gate = RunGate::new();
-    let importer = build_importer(&setup, &state, &gate, args.dry_run)?;
     let engine = &setup.config.engine;
     let report = report_path(args.report.as_deref());
-    let defaults = ImportOptions::new(setup.plugin.name, &args.input);
+    let defaults = ImportOptions::new(setup.plugin.name, setup.plugin.limits, &args.input);
+    // One rate limit for the run, applied to every request the provider sends.
+    let importer = build_importer(&setup, &state, &defaults.gate)?;
     let options = ImportOptions {
         max_attempts: engine.max_attempts.unwrap_or(defaults.max_attempts),
         deadline: engine
@@ -272,7 +269,6 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<u8> {
         rate: args.rate.or(engine.rate),
         dry_run: args.dry_run,
         progress: !quiet && std::io::stderr().is_terminal(),
-        gate: Some(gate),
         ..defaults
     };
     let summary = authport_engine::import(importer, &state, &options, shutdown_signal()).await?;
@@ -308,9 +304,8 @@ async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> any
         )));
     }
     let state = open_state(&args.state, &setup.config)?;
-    // Verify and rollback pace their calls in the engine; the gate stays open.
-    let importer = build_importer(&setup, &state, &RunGate::new(), false)?;
-    let provider = setup.plugin.name;
+    let options = MaintenanceOptions::new(setup.plugin.name, setup.plugin.limits);
+    let importer = build_importer(&setup, &state, &options.gate)?;
     let report = args.report.as_deref();
     // Per-object lines go to stdout unless a report file takes them.
     let mut stdout = std::io::stdout().lock();
@@ -321,9 +316,9 @@ async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> any
         &mut stdout
     };
     let summary = match action {
-        Action::Verify => authport_engine::verify(importer, &state, provider, report, out).await?,
+        Action::Verify => authport_engine::verify(importer, &state, &options, report, out).await?,
         Action::Rollback => {
-            authport_engine::rollback(importer, &state, provider, report, out, shutdown_signal())
+            authport_engine::rollback(importer, &state, &options, report, out, shutdown_signal())
                 .await?
         }
     };

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use authport_core::{
     AuthImporter, BuildContext, ConfigError, CredentialRecord, DiscoveryKey, Disposition,
     ExposeSecret, ImportOutcome, MappedRecord, MappingError, Memo, Owner, PriorImport,
-    ProviderError, ProviderLimits, Removal, SecretString, TargetRef, VerifyReport,
+    ProviderError, Removal, SecretString, TargetIdentity, TargetRef, VerifyReport,
 };
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -984,12 +984,14 @@ impl AuthImporter for TrayImporter {
         }
     }
 
-    fn limits(&self) -> ProviderLimits {
-        // Tray: 30 requests/second, bursts up to 50 (REST and GraphQL).
-        ProviderLimits {
-            requests_per_second: 30.0,
-            burst: 50,
-            default_concurrency: 8,
+    fn identity(&self) -> TargetIdentity {
+        TargetIdentity {
+            endpoints: vec![
+                self.config.api_base.to_string(),
+                self.config.graphql_url.to_string(),
+            ],
+            account: None,
+            credential: self.config.master_token.clone(),
         }
     }
 }

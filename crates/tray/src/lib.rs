@@ -9,7 +9,7 @@ pub mod map;
 pub mod schema;
 pub mod wire;
 
-use authport_core::{AuthImporter, BuildContext, ConfigError};
+use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderLimits};
 
 pub use config::{Region, TrayConfig};
 pub use importer::TrayImporter;
@@ -23,6 +23,8 @@ authport_core::inventory::submit! {
     authport_core::ProviderPlugin {
         name: "tray",
         description: "Tray.ai Embedded: create end users' authentications (REST core/v1 + GraphQL)",
+        // Tray: 30 requests/second, bursts up to 50 (REST and GraphQL).
+        limits: ProviderLimits { requests_per_second: 30.0, burst: 50, default_concurrency: 8 },
         build,
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authport_core::{AuthImporter, BuildContext, EnvSnapshot, find_provider};
-use authport_engine::{ImportOptions, RunSummary, StateStore};
+use authport_engine::{ImportOptions, MaintenanceOptions, RunSummary, StateStore};
 use authport_sandbox::{RunningSandbox, SandboxConfig};
 use serde_json::{Value, json};
 
@@ -30,7 +30,6 @@ pub fn importer(
     provider: &str,
     sandbox: &RunningSandbox,
     state: &StateStore,
-    dry_run: bool,
 ) -> Arc<dyn AuthImporter> {
     let plugin = find_provider(provider).unwrap();
     let context = BuildContext {
@@ -38,7 +37,6 @@ pub fn importer(
         env: EnvSnapshot::from_pairs(sandbox.provider_env()),
         memo: state.memo(),
         gate: std::sync::Arc::new(authport_core::Ungated),
-        dry_run,
         request_timeout: Duration::from_secs(10),
     };
     Arc::from((plugin.build)(&context).unwrap())
@@ -80,7 +78,8 @@ pub fn records(count: usize, owners: usize) -> Vec<Value> {
 
 /// Options for a fast test run: unlimited rate, quick retries.
 pub fn options(provider: &str, input: &Path, report: &Path) -> ImportOptions {
-    let mut options = ImportOptions::new(provider, input);
+    let limits = find_provider(provider).unwrap().limits;
+    let mut options = ImportOptions::new(provider, limits, input);
     options.report = Some(report.to_owned());
     options.rate = Some(0.0);
     options.concurrency = Some(4);
@@ -107,6 +106,11 @@ pub fn report_lines(path: &Path) -> Vec<Value> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
+}
+
+/// Verify and rollback options for `provider`, with its registered limits.
+pub fn maintenance(provider: &str) -> MaintenanceOptions {
+    MaintenanceOptions::new(provider, find_provider(provider).unwrap().limits)
 }
 
 /// `(status, count)` pairs of a summary, non-zero only, for compact assertions.
