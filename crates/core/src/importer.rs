@@ -55,8 +55,12 @@ pub struct MappedRecord {
     /// Where the record goes, as non-secret ids and names (e.g. consumer, unified API, service;
     /// or Tray's service environment and auth name). Shown in the plan and report.
     pub target: Map<String, Value>,
-    /// The request body exactly as it will be sent. The engine fingerprints it (salted) to tell
-    /// `unchanged` from `updated` on re-runs.
+    /// The request body as it will be sent, with one allowance: a value that depends on the
+    /// moment of sending is stated here in a form that does not (e.g. an absolute expiry where
+    /// the vendor wants issue time + lifetime) and is rendered, when sent, by one named pure
+    /// function of the provider that its plan notes name and its docs describe. So the plan
+    /// shows what is sent and a re-run on another day compares the same body. The engine
+    /// fingerprints it to tell `unchanged` from `updated` on re-runs.
     pub body: SecretJson,
     /// The same body with every secret value replaced by `"[redacted]"`, for `--dry-run` plans.
     pub redacted_body: Value,
