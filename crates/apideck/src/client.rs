@@ -1,49 +1,94 @@
-//! HTTP to Apideck Vault, and the classification of its answers into [`ProviderError`].
+//! Vault's calls, sent over the kit's one HTTP path ([`HttpClient`]): it paces, times out,
+//! refuses redirects and plain HTTP off loopback, classifies failures and scrubs secrets. This
+//! file adds only Apideck's rules: its headers, its error envelope ([`VENDOR`]'s `error_text`)
+//! and the statuses that stop a run (`status_override`).
 //!
 //! Request bodies hold secrets and responses may echo them (`settings` of apiKey connectors):
-//! neither is ever logged or quoted in an error; only Apideck's error envelope fields are, after
-//! the record's secrets are scrubbed from them.
+//! neither is ever logged; only the envelope's fields are quoted, after the kit scrubs them.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::fmt;
 
-use authport_core::{
-    ExposeSecret, ProviderError, REDACTED, Removal, RequestGate, SecretString, Ungated,
+use authport_core::transport::{Effect, Verdict};
+use authport_core::{BuildContext, ConfigError, ProviderError, Removal, SecretString};
+use authport_kit::{
+    Call, CallFailure, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Method, Url, Vendor,
 };
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
+use reqwest::header::{HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::ApideckConfig;
+use crate::target::ApideckRef;
 use crate::wire::{Connection, Envelope, ErrorEnvelope, ValidatedState};
 
-const APP_HEADER: &str = "x-apideck-app-id";
-const CONSUMER_HEADER: &str = "x-apideck-consumer-id";
+const APP_HEADER: HeaderName = HeaderName::from_static("x-apideck-app-id");
+const CONSUMER_HEADER: HeaderName = HeaderName::from_static("x-apideck-consumer-id");
 
-/// Whether a failed call may have changed anything at Apideck.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallKind {
-    /// A read (or a delete, which is idempotent): a failure changed nothing worth reconciling.
-    Read,
-    /// The import: a failure after sending may or may not have been applied.
-    Write,
+/// Apideck on the kit's HTTP path.
+pub const VENDOR: Vendor = Vendor {
+    name: "apideck",
+    user_agent: concat!("authport-apideck/", env!("CARGO_PKG_VERSION")),
+    error_text,
+    status_override: Some(status_override),
+    max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+};
+
+/// Apideck's error envelope as text: `type_name: message (detail); see ref`, from its
+/// non-secret fields. An object `detail` is shown without its `debug` part (which carries
+/// downstream responses). `None` when the body is not an envelope (the kit then shows the
+/// status's reason). The kit scrubs and shortens the result.
+pub fn error_text(_status: u16, body: &[u8]) -> Option<String> {
+    let envelope = serde_json::from_slice::<ErrorEnvelope>(body).ok()?;
+    let mut text = envelope.type_name.clone().unwrap_or_default();
+    if let Some(message) = envelope.message.as_deref().filter(|m| !m.is_empty()) {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(message);
+    }
+    let detail = match envelope.detail {
+        Some(Value::String(detail)) => detail,
+        Some(Value::Object(mut map)) => {
+            map.remove("debug");
+            if map.is_empty() {
+                String::new()
+            } else {
+                Value::Object(map).to_string()
+            }
+        }
+        _ => String::new(),
+    };
+    if !detail.is_empty() {
+        text.push_str(if text.is_empty() { "(" } else { " (" });
+        text.push_str(&detail);
+        text.push(')');
+    }
+    if let Some(reference) = envelope.reference.as_deref().filter(|r| !r.is_empty()) {
+        text.push_str("; see ");
+        text.push_str(reference);
+    }
+    (!text.is_empty()).then_some(text)
 }
 
-/// One connector of one consumer, addressed by path.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionAddress<'a> {
-    pub consumer_id: &'a str,
-    pub unified_api: &'a str,
-    pub service_id: &'a str,
-}
-
-impl ConnectionAddress<'_> {
-    fn path(&self, suffix: &str) -> String {
-        format!(
-            "/vault/connections/{}/{}{suffix}",
-            self.unified_api, self.service_id
-        )
+/// Apideck's statuses that stop the run, before the kit's common table: 401 (key or app id),
+/// 402 `RequestLimitError` (the plan's limit) and 400 `RequestHeadersValidationError` about the
+/// app id (every request would fail the same way).
+pub fn status_override(status: u16, vendor_text: &str, _effect: Effect) -> Option<Verdict> {
+    match status {
+        401 => Some(Verdict::Fatal {
+            hint: "check APIDECK_API_KEY and APIDECK_APP_ID",
+        }),
+        402 => Some(Verdict::Fatal {
+            hint: "the Apideck plan limit is reached",
+        }),
+        400 if vendor_text.starts_with("RequestHeadersValidationError")
+            && vendor_text.contains("app-id") =>
+        {
+            Some(Verdict::Fatal {
+                hint: "check APIDECK_APP_ID",
+            })
+        }
+        _ => None,
     }
 }
 
@@ -58,16 +103,15 @@ pub enum Lookup {
 /// A Vault API client. `Debug` shows the base URL only.
 #[derive(Clone)]
 pub struct VaultClient {
-    http: reqwest::Client,
+    http: HttpClient,
+    /// Without a trailing slash; paths are appended (`/vault/...`).
     base_url: String,
-    authorization: HeaderValue,
+    api_key: SecretString,
     app_id: HeaderValue,
-    /// Paces every request (the run's rate limit counts them all).
-    gate: Arc<dyn RequestGate>,
 }
 
-impl std::fmt::Debug for VaultClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for VaultClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultClient")
             .field("base_url", &self.base_url)
             .finish_non_exhaustive()
@@ -75,49 +119,42 @@ impl std::fmt::Debug for VaultClient {
 }
 
 impl VaultClient {
-    pub fn new(config: &ApideckConfig, timeout: Duration) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .https_only(!config.api_url.starts_with("http://"))
-            .user_agent(concat!("authport-apideck/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the http client: {e}"))?;
+    /// The client for `config`, paced by the context's gate, with its timeout and proxies.
+    pub fn new(config: &ApideckConfig, context: &BuildContext) -> Result<Self, ConfigError> {
+        let app_id = HeaderValue::from_str(&config.app_id).map_err(|_| {
+            ConfigError::new("the apideck application id is not a valid header value")
+        })?;
         Ok(Self {
-            http,
-            base_url: config.api_url.clone(),
-            authorization: bearer(&config.api_key)?,
-            app_id: HeaderValue::from_str(&config.app_id)
-                .map_err(|_| "apideck app id is not a valid header value".to_owned())?,
-            gate: Arc::new(Ungated),
+            http: HttpClient::new(VENDOR, context, vec![config.api_key.clone()])?,
+            base_url: config.api_base().to_owned(),
+            api_key: config.api_key.clone(),
+            app_id,
         })
-    }
-
-    /// Paces every request through `gate` (the run's rate limit).
-    pub fn with_gate(mut self, gate: Arc<dyn RequestGate>) -> Self {
-        self.gate = gate;
-        self
     }
 
     /// `GET /vault/connections/{u}/{s}`; a 404 is an answer, not an error.
     pub async fn get_connection(
         &self,
-        at: ConnectionAddress<'_>,
+        at: &ApideckRef,
         secrets: &[&str],
     ) -> Result<Lookup, ProviderError> {
-        match self
-            .send(
+        let path = connection_path(at, "");
+        let call = self
+            .call(
                 Method::GET,
-                &at.path(""),
-                Some(at.consumer_id),
-                None,
-                CallKind::Read,
-                secrets,
-            )
-            .await
-        {
-            Ok(body) => parse_data::<Connection>(&body).map(|c| Lookup::Found(Box::new(c))),
-            Err(Failure::NotFound(error)) => Ok(Lookup::NotFound(error.message().to_owned())),
-            Err(Failure::Other(error)) => Err(error),
+                self.url(&path)?,
+                &path,
+                Effect::Read,
+                Some(&at.consumer_id),
+            )?
+            .secrets(secrets);
+        match self.http.send(call).await {
+            Ok(answer) => parse_data::<Connection>(&path, answer.body.bytes())
+                .map(|c| Lookup::Found(Box::new(c))),
+            Err(failure) if failure.is_not_found() => {
+                Ok(Lookup::NotFound(failure.error.message().to_owned()))
+            }
+            Err(failure) => Err(failure.error),
         }
     }
 
@@ -126,268 +163,123 @@ impl VaultClient {
         &self,
         unified_api: &str,
     ) -> Result<Vec<Connection>, ProviderError> {
-        let path = format!("/vault/connections?api={unified_api}");
-        match self
-            .send(Method::GET, &path, None, None, CallKind::Read, &[])
-            .await
-        {
-            Ok(body) => parse_data::<Vec<Connection>>(&body),
-            Err(failure) => Err(failure.into_error()),
-        }
+        let path = "/vault/connections";
+        let mut url = self.url(path)?;
+        url.query_pairs_mut().append_pair("api", unified_api);
+        let call = self.call(Method::GET, url, path, Effect::Read, None)?;
+        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
+        parse_data(path, answer.body.bytes())
     }
 
-    /// `POST /vault/connections/{u}/{s}/import`.
+    /// `POST /vault/connections/{u}/{s}/import`: an upsert, so sending it twice leaves the
+    /// same connection.
     pub async fn import(
         &self,
-        at: ConnectionAddress<'_>,
+        at: &ApideckRef,
         body: &Value,
         secrets: &[&str],
     ) -> Result<Connection, ProviderError> {
-        let answer = self
-            .send(
+        let path = connection_path(at, "/import");
+        let call = self
+            .call(
                 Method::POST,
-                &at.path("/import"),
-                Some(at.consumer_id),
-                Some(body),
-                CallKind::Write,
-                secrets,
-            )
-            .await;
-        match answer {
-            Ok(body) => parse_data::<Connection>(&body).or_else(|_| Ok(Connection::default())),
-            Err(failure) => Err(failure.into_error()),
-        }
+                self.url(&path)?,
+                &path,
+                Effect::IdempotentWrite,
+                Some(&at.consumer_id),
+            )?
+            .json(body)
+            .secrets(secrets);
+        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
+        // The import happened; an answer of another shape only loses the note's details.
+        Ok(parse_data(&path, answer.body.bytes()).unwrap_or_default())
     }
 
-    /// `POST /vault/connections/{u}/{s}/validate` with the closed empty body.
+    /// `POST /vault/connections/{u}/{s}/validate` with the closed empty body. `secrets` are the
+    /// record's: Vault's answer may quote what it refreshed with.
     pub async fn validate(
         &self,
-        at: ConnectionAddress<'_>,
+        at: &ApideckRef,
+        secrets: &[&str],
     ) -> Result<ValidatedState, ProviderError> {
+        let path = connection_path(at, "/validate");
         let empty = Value::Object(serde_json::Map::new());
-        match self
-            .send(
+        let call = self
+            .call(
                 Method::POST,
-                &at.path("/validate"),
-                Some(at.consumer_id),
-                Some(&empty),
-                CallKind::Read,
-                &[],
-            )
-            .await
-        {
-            Ok(body) => parse_data::<ValidatedState>(&body),
-            Err(failure) => Err(failure.into_error()),
-        }
+                self.url(&path)?,
+                &path,
+                Effect::Read,
+                Some(&at.consumer_id),
+            )?
+            .json(&empty)
+            .secrets(secrets);
+        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
+        parse_data(&path, answer.body.bytes())
     }
 
     /// `DELETE /vault/connections/{u}/{s}`: 204 removed, 404 already gone.
-    pub async fn delete(&self, at: ConnectionAddress<'_>) -> Result<Removal, ProviderError> {
-        match self
-            .send(
-                Method::DELETE,
-                &at.path(""),
-                Some(at.consumer_id),
-                None,
-                CallKind::Read,
-                &[],
-            )
-            .await
-        {
+    pub async fn delete(&self, at: &ApideckRef) -> Result<Removal, ProviderError> {
+        let path = connection_path(at, "");
+        let call = self.call(
+            Method::DELETE,
+            self.url(&path)?,
+            &path,
+            Effect::IdempotentWrite,
+            Some(&at.consumer_id),
+        )?;
+        match self.http.send(call).await {
             Ok(_) => Ok(Removal::Removed),
-            Err(Failure::NotFound(_)) => Ok(Removal::AlreadyGone),
-            Err(Failure::Other(error)) => Err(error),
+            Err(failure) if failure.is_not_found() => Ok(Removal::AlreadyGone),
+            Err(CallFailure { error, .. }) => Err(error),
         }
     }
 
-    async fn send(
-        &self,
+    /// The URL of `path` under the configured base.
+    fn url(&self, path: &str) -> Result<Url, ProviderError> {
+        Url::parse(&format!("{}{path}", self.base_url))
+            .map_err(|_| ProviderError::rejected(format!("apideck {path}: not a valid URL")))
+    }
+
+    /// A call to `url` with Apideck's headers. `path` (ids only: no secret, no query) names
+    /// the call in messages.
+    fn call<'a>(
+        &'a self,
         method: Method,
+        url: Url,
         path: &str,
+        effect: Effect,
         consumer_id: Option<&str>,
-        body: Option<&Value>,
-        kind: CallKind,
-        secrets: &[&str],
-    ) -> Result<Vec<u8>, Failure> {
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, self.authorization.clone());
-        headers.insert(APP_HEADER, self.app_id.clone());
+    ) -> Result<Call<'a>, ProviderError> {
+        let operation = format!("{method} {path}");
+        let mut call = Call::new(method, url, effect, operation)
+            .bearer(&self.api_key)
+            .header(APP_HEADER, self.app_id.clone());
         if let Some(consumer_id) = consumer_id {
             let consumer = HeaderValue::from_str(consumer_id).map_err(|_| {
-                Failure::Other(ProviderError::rejected(
-                    "consumer id is not a valid header value",
-                ))
+                ProviderError::rejected("the consumer id is not a valid header value")
             })?;
-            headers.insert(CONSUMER_HEADER, consumer);
+            call = call.header(CONSUMER_HEADER, consumer);
         }
-        let url = format!("{}{path}", self.base_url);
-        let mut request = self.http.request(method.clone(), &url).headers(headers);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let operation = format!("{method} {path}");
-        self.gate.ready().await;
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Failure::Other(classify_transport(&operation, &e, kind)))?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| Failure::Other(classify_transport(&operation, &e, kind)))?;
-        if status.is_success() {
-            return Ok(bytes.to_vec());
-        }
-        let error = classify_status(&operation, status, &bytes, retry_after, kind, secrets);
-        if status == StatusCode::NOT_FOUND {
-            return Err(Failure::NotFound(error));
-        }
-        Err(Failure::Other(error))
+        Ok(call)
     }
 }
 
-/// A failed call; 404 is kept apart because reads and deletes treat it as an answer.
-enum Failure {
-    NotFound(ProviderError),
-    Other(ProviderError),
+fn connection_path(at: &ApideckRef, suffix: &str) -> String {
+    format!(
+        "/vault/connections/{}/{}{suffix}",
+        at.unified_api, at.service_id
+    )
 }
 
-impl Failure {
-    fn into_error(self) -> ProviderError {
-        match self {
-            Self::NotFound(error) | Self::Other(error) => error,
-        }
-    }
-}
-
-fn bearer(key: &SecretString) -> Result<HeaderValue, String> {
-    let key = key.expose_secret().trim();
-    // Like Apideck's SDKs: accept a key given with or without its `Bearer ` prefix.
-    let value = if key.len() > 7 && key[..7].eq_ignore_ascii_case("bearer ") {
-        key.to_owned()
-    } else {
-        format!("Bearer {key}")
-    };
-    let mut header = HeaderValue::from_str(&value)
-        .map_err(|_| "apideck api key is not a valid header value".to_owned())?;
-    header.set_sensitive(true);
-    Ok(header)
-}
-
-fn parse_data<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProviderError> {
+/// The `data` of Apideck's success envelope.
+fn parse_data<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ProviderError> {
     // serde's message could quote a value: report the shape problem only.
     serde_json::from_slice::<Envelope<T>>(body)
         .map(|envelope| envelope.data)
-        .map_err(|_| ProviderError::transient("apideck answered with an unexpected response shape"))
-}
-
-/// Transport failures: before a request is sent nothing happened; after, a write may have.
-fn classify_transport(operation: &str, error: &reqwest::Error, kind: CallKind) -> ProviderError {
-    // reqwest's Display names the URL, which holds no secret (ids only).
-    let reason = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else {
-        "connection failed"
-    };
-    let message = format!("{operation}: {reason}");
-    if error.is_connect() || kind == CallKind::Read {
-        ProviderError::transient(message)
-    } else {
-        ProviderError::outcome_unknown(message)
-    }
-}
-
-/// Classifies a non-2xx answer. `secrets` are scrubbed from whatever of the envelope is quoted.
-pub fn classify_status(
-    operation: &str,
-    status: StatusCode,
-    body: &[u8],
-    retry_after: Option<Duration>,
-    kind: CallKind,
-    secrets: &[&str],
-) -> ProviderError {
-    let envelope = serde_json::from_slice::<ErrorEnvelope>(body).unwrap_or_default();
-    let summary = scrub(&describe(status, &envelope), secrets);
-    let message = format!("{operation}: {summary}");
-    match status.as_u16() {
-        401 => ProviderError::fatal(format!(
-            "{message}; check APIDECK_API_KEY and APIDECK_APP_ID"
-        )),
-        402 => ProviderError::fatal(format!("{message}; the Apideck plan limit is reached")),
-        400 if envelope.type_name.as_deref() == Some("RequestHeadersValidationError")
-            && envelope_mentions(&envelope, "app-id") =>
-        {
-            ProviderError::fatal(message)
-        }
-        429 => ProviderError::rate_limited(retry_after, message),
-        408 | 500..=599 => match kind {
-            CallKind::Read => ProviderError::transient(message),
-            CallKind::Write => ProviderError::outcome_unknown(message),
-        },
-        _ => ProviderError::rejected(message),
-    }
-}
-
-fn envelope_mentions(envelope: &ErrorEnvelope, needle: &str) -> bool {
-    envelope
-        .detail
-        .as_ref()
-        .and_then(Value::as_str)
-        .is_some_and(|d| d.contains(needle))
-}
-
-/// `status type_name: message (detail)`, from the envelope's non-secret fields. An object
-/// `detail` is shown without its `debug` part (which carries downstream responses).
-fn describe(status: StatusCode, envelope: &ErrorEnvelope) -> String {
-    let mut text = format!("apideck answered {}", status.as_u16());
-    if let Some(type_name) = &envelope.type_name {
-        text.push(' ');
-        text.push_str(type_name);
-    }
-    if let Some(message) = &envelope.message {
-        text.push_str(": ");
-        text.push_str(message);
-    }
-    let detail = match &envelope.detail {
-        Some(Value::String(detail)) => Some(detail.clone()),
-        Some(Value::Object(map)) => {
-            let mut map = map.clone();
-            map.remove("debug");
-            Some(Value::Object(map).to_string())
-        }
-        _ => None,
-    };
-    if let Some(detail) = detail.filter(|d| !d.is_empty()) {
-        let mut shown: String = detail.chars().take(300).collect();
-        if shown.len() < detail.len() {
-            shown.push('…');
-        }
-        let detail = shown;
-        text.push_str(" (");
-        text.push_str(&detail);
-        text.push(')');
-    }
-    if let Some(reference) = &envelope.reference {
-        text.push_str("; see ");
-        text.push_str(reference);
-    }
-    text
-}
-
-/// Replaces every occurrence of a secret in `text`.
-pub fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut text = text.to_owned();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        text = text.replace(secret, REDACTED);
-    }
-    text
+        .map_err(|_| {
+            ProviderError::transient(format!(
+                "apideck {path}: the answer is not the expected envelope shape"
+            ))
+        })
 }

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
 
 use authport_core::{ConfigError, EnvSnapshot, SecretString};
+use authport_kit::{Url, parse_base_url};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -85,10 +85,12 @@ impl TargetOverride {
 /// The parsed provider settings. `Debug` is allow-list: the API key never shows.
 #[derive(Clone)]
 pub struct ApideckConfig {
+    /// The Unify API key, without a `Bearer ` prefix (see [`without_bearer_prefix`]).
     pub api_key: SecretString,
+    /// Printable ASCII: it travels in the `x-apideck-app-id` header.
     pub app_id: String,
-    /// Base URL without a trailing slash.
-    pub api_url: String,
+    /// Checked by the kit's base URL rules (HTTPS or loopback; no userinfo, query, fragment).
+    pub api_url: Url,
     pub discovery_consumer_id: String,
     /// Import over connections that already hold credentials this tool did not import.
     pub overwrite_existing: bool,
@@ -107,7 +109,7 @@ impl fmt::Debug for ApideckConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApideckConfig")
             .field("app_id", &self.app_id)
-            .field("api_url", &self.api_url)
+            .field("api_url", &self.api_base())
             .field("discovery_consumer_id", &self.discovery_consumer_id)
             .field("overwrite_existing", &self.overwrite_existing)
             .field("validate_after_import", &self.validate_after_import)
@@ -162,12 +164,18 @@ impl ApideckConfig {
             .get("APIDECK_API_KEY")
             .map(str::to_owned)
             .or(file_key)
-            .filter(|k| !k.trim().is_empty())
+            .map(|key| without_bearer_prefix(&key).to_owned())
+            .filter(|key| !key.is_empty())
             .ok_or_else(|| {
                 ConfigError::new(
                     "apideck needs an api key: set APIDECK_API_KEY (or api_key in [apideck])",
                 )
             })?;
+        if !api_key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::new(
+                "the apideck api key must be printable ASCII without spaces: it is sent in a header",
+            ));
+        }
         let app_id = env
             .get("APIDECK_APP_ID")
             .map(str::to_owned)
@@ -178,12 +186,16 @@ impl ApideckConfig {
                     "apideck needs an application id: set APIDECK_APP_ID (or app_id in [apideck])",
                 )
             })?;
-        let api_url = env
-            .get("APIDECK_API_URL")
-            .map(str::to_owned)
-            .or(raw.api_url)
-            .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
-        let api_url = checked_base_url(&api_url)?;
+        if !is_header_safe(&app_id) {
+            return Err(ConfigError::new(
+                "the apideck application id must be printable ASCII: it is sent in a header",
+            ));
+        }
+        let api_url = match (env.get("APIDECK_API_URL"), raw.api_url.as_deref()) {
+            (Some(text), _) => parse_base_url("APIDECK_API_URL", text)?,
+            (None, Some(text)) => parse_base_url("[apideck] api_url", text)?,
+            (None, None) => parse_base_url("APIDECK_API_URL", DEFAULT_API_URL)?,
+        };
         let discovery_consumer_id = raw
             .discovery_consumer_id
             .unwrap_or_else(|| DEFAULT_DISCOVERY_CONSUMER_ID.to_owned());
@@ -215,40 +227,21 @@ impl ApideckConfig {
     }
 }
 
-/// The base URL without a trailing slash; HTTPS, or plain HTTP to a loopback host only.
-pub fn checked_base_url(text: &str) -> Result<String, ConfigError> {
-    let url = reqwest::Url::parse(text.trim())
-        .map_err(|e| ConfigError::new(format!("apideck api url is not a valid URL: {e}")))?;
-    let Some(host) = url.host_str() else {
-        return Err(ConfigError::new("apideck api url has no host"));
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => {
-            return Err(ConfigError::new(
-                "apideck api url must use https (plain http is only allowed to a loopback host)",
-            ));
-        }
-        other => {
-            return Err(ConfigError::new(format!(
-                "apideck api url has unsupported scheme `{other}`"
-            )));
-        }
+impl ApideckConfig {
+    /// The API URL as paths are appended to it (`{base}/vault/...`): without a trailing slash.
+    pub fn api_base(&self) -> &str {
+        self.api_url.as_str().trim_end_matches('/')
     }
-    if url.query().is_some()
-        || url.fragment().is_some()
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        return Err(ConfigError::new(
-            "apideck api url must be scheme://host[:port][/path] without credentials, query or fragment",
-        ));
+}
+
+/// Like Apideck's SDKs, accept a key given with or without its `Bearer ` prefix (any case);
+/// the HTTP path adds the prefix itself.
+pub fn without_bearer_prefix(key: &str) -> &str {
+    let key = key.trim();
+    match key.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => key[7..].trim_start(),
+        _ => key,
     }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// Printable ASCII only: the value travels in an HTTP header.

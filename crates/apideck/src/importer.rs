@@ -1,38 +1,40 @@
 //! [`AuthImporter`] for Apideck Vault: discovery, the pre-existing check, import, verify and
 //! rollback over [`VaultClient`]; mapping is delegated to the pure [`crate::map`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use authport_core::{
-    AuthImporter, ConfigError, CredentialRecord, DiscoveryKey, Disposition, ImportOutcome,
-    MappedRecord, MappingError, PriorImport, ProviderError, Removal, RequestGate, TargetIdentity,
+    AuthImporter, BuildContext, ConfigError, CredentialRecord, DiscoveryKey, Disposition,
+    ImportOutcome, MappedRecord, MappingError, PriorImport, ProviderError, Removal, TargetIdentity,
     TargetRef, VerifyReport,
 };
+use authport_kit::DiscoveryCache;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::client::{ConnectionAddress, Lookup, VaultClient};
+use crate::client::{Lookup, VaultClient};
 use crate::config::{ApideckConfig, ValidateAfterImport};
-use crate::map::{
-    ConnectorInfo, MapOptions, PROVIDER, RECORD_ID_METADATA_KEY, map_record, resolve_target,
-};
+use crate::connector::ConnectorInfo;
+use crate::expiry::render_at_send;
+use crate::map::{MapOptions, RECORD_ID_METADATA_KEY, map_record};
+use crate::target::{ApideckRef, PROVIDER, resolve_target};
 use crate::wire::Connection;
 
+/// `(unified_api, service_id)`.
 type ConnectorKey = (String, String);
 
 /// The Apideck Vault importer.
 pub struct ApideckImporter {
     config: ApideckConfig,
     client: VaultClient,
-    /// The run's clock, fixed at build time so mapping is deterministic within a run.
+    /// The run's clock, fixed at build time so mapping is deterministic within a run; it also
+    /// renders absolute expiries when imports are sent ([`render_at_send`]).
     now: DateTime<Utc>,
-    /// What discovery learned per `(unified_api, service_id)`: the connector, or why its
-    /// records cannot be imported.
-    catalogue: RwLock<BTreeMap<ConnectorKey, Result<ConnectorInfo, String>>>,
+    /// What discovery learned per connector: the connector, or why its records cannot be
+    /// imported.
+    catalogue: DiscoveryCache<ConnectorKey, ConnectorInfo>,
 }
 
 impl fmt::Debug for ApideckImporter {
@@ -45,20 +47,16 @@ impl fmt::Debug for ApideckImporter {
 }
 
 impl ApideckImporter {
-    pub fn new(config: ApideckConfig, request_timeout: Duration) -> Result<Self, ConfigError> {
-        let client = VaultClient::new(&config, request_timeout).map_err(ConfigError::new)?;
+    /// The importer for `config`; its HTTP client takes the context's gate, timeout and
+    /// proxy settings. No network IO.
+    pub fn new(config: ApideckConfig, context: &BuildContext) -> Result<Self, ConfigError> {
+        let client = VaultClient::new(&config, context)?;
         Ok(Self {
             config,
             client,
             now: Utc::now(),
-            catalogue: RwLock::new(BTreeMap::new()),
+            catalogue: DiscoveryCache::default(),
         })
-    }
-
-    /// Paces every request through the run's gate.
-    pub fn with_gate(mut self, gate: Arc<dyn RequestGate>) -> Self {
-        self.client = self.client.with_gate(gate);
-        self
     }
 
     /// Replaces the run's clock (tests pin it to make expiry decisions reproducible).
@@ -82,12 +80,13 @@ impl ApideckImporter {
     ) -> Result<Result<ConnectorInfo, String>, ProviderError> {
         // A read with a fixed consumer id: Vault answers with the connector's catalogue entry
         // (state `available` for a consumer without it) and creates nothing.
-        let at = ConnectionAddress {
-            consumer_id: &self.config.discovery_consumer_id,
-            unified_api,
-            service_id,
+        let at = ApideckRef {
+            consumer_id: self.config.discovery_consumer_id.clone(),
+            unified_api: unified_api.to_owned(),
+            service_id: service_id.to_owned(),
+            connection_id: None,
         };
-        let reason = match self.client.get_connection(at, &[]).await? {
+        let reason = match self.client.get_connection(&at, &[]).await? {
             Lookup::Found(connection) => {
                 return Ok(ConnectorInfo::from_connection(
                     unified_api,
@@ -194,31 +193,6 @@ pub fn decide(
     }
 }
 
-fn address_of<'a>(target: &'a Map<String, Value>) -> Result<ConnectionAddress<'a>, ProviderError> {
-    let get = |key: &str| {
-        target
-            .get(key)
-            .and_then(Value::as_str)
-            .ok_or_else(|| ProviderError::rejected(format!("target lacks `{key}`")))
-    };
-    Ok(ConnectionAddress {
-        consumer_id: get("consumer_id")?,
-        unified_api: get("unified_api")?,
-        service_id: get("service_id")?,
-    })
-}
-
-fn target_ref(at: ConnectionAddress<'_>, connection: &Connection) -> TargetRef {
-    let mut target = Map::new();
-    target.insert("consumer_id".to_owned(), json!(at.consumer_id));
-    target.insert("unified_api".to_owned(), json!(at.unified_api));
-    target.insert("service_id".to_owned(), json!(at.service_id));
-    if let Some(id) = &connection.id {
-        target.insert("connection_id".to_owned(), json!(id));
-    }
-    TargetRef(target)
-}
-
 /// `state X, health Y`, for notes.
 fn state_words(connection: &Connection) -> String {
     format!(
@@ -268,8 +242,8 @@ pub fn verify_report(connection: Option<&Connection>) -> VerifyReport {
 #[async_trait]
 impl AuthImporter for ApideckImporter {
     async fn discover(&self, keys: &[DiscoveryKey]) -> Result<(), ProviderError> {
-        // Once per connector, not per record; records whose target cannot be resolved get
-        // their error from `map`.
+        // Once per connector, not per record. Records whose target cannot be resolved, or whose
+        // connector is unusable (the cached reason), get their error from `map`.
         let wanted: BTreeSet<ConnectorKey> = keys
             .iter()
             .filter_map(|key| {
@@ -277,20 +251,12 @@ impl AuthImporter for ApideckImporter {
             })
             .map(|target| (target.unified_api, target.service_id))
             .collect();
-        for (unified_api, service_id) in wanted {
-            let known = self
+        for key in wanted {
+            let (unified_api, service_id) = &key;
+            let _connector_or_reason = self
                 .catalogue
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains_key(&(unified_api.clone(), service_id.clone()));
-            if known {
-                continue;
-            }
-            let entry = self.discover_connector(&unified_api, &service_id).await?;
-            self.catalogue
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert((unified_api, service_id), entry);
+                .get_or_discover(&key, || self.discover_connector(unified_api, service_id))
+                .await?;
         }
         Ok(())
     }
@@ -301,10 +267,10 @@ impl AuthImporter for ApideckImporter {
             record.targets.get(PROVIDER),
             &self.config.services,
         )?;
-        let catalogue = self.catalogue.read().unwrap_or_else(|e| e.into_inner());
-        match catalogue.get(&(target.unified_api.clone(), target.service_id.clone())) {
-            Some(Ok(connector)) => map_record(record, &target, connector, &self.map_options()),
-            Some(Err(reason)) => Err(MappingError::new("service", reason.clone())),
+        let key = (target.unified_api.clone(), target.service_id.clone());
+        match self.catalogue.get(&key) {
+            Some(Ok(connector)) => map_record(record, &target, &connector, &self.map_options()),
+            Some(Err(reason)) => Err(MappingError::new("service", reason)),
             None => Err(MappingError::new(
                 format!("targets.{PROVIDER}"),
                 format!(
@@ -321,13 +287,13 @@ impl AuthImporter for ApideckImporter {
         mapped: &MappedRecord,
         prior: Option<&PriorImport>,
     ) -> Result<ImportOutcome, ProviderError> {
-        let at = address_of(&mapped.target)?;
+        let at = ApideckRef::from_map(&mapped.target)?;
         let secrets = record.secret_values();
         let existing = if prior.is_some() {
             Existing::Ours
         } else {
             // Pre-existing check: import is an upsert and would overwrite what is there.
-            match self.client.get_connection(at, &secrets).await? {
+            match self.client.get_connection(&at, &secrets).await? {
                 Lookup::Found(connection) => classify_existing(Some(&connection), &record.id),
                 Lookup::NotFound(_) => Existing::Absent,
             }
@@ -337,17 +303,19 @@ impl AuthImporter for ApideckImporter {
         if disposition == Disposition::Skipped {
             return Ok(ImportOutcome {
                 disposition,
-                target: target_ref(at, &Connection::default()),
+                target: TargetRef::from(&at),
                 note: decision_note,
             });
         }
 
-        let body = crate::map::body_at_send(mapped.body.expose(), record, self.now);
-        let connection = self.client.import(at, &body, &secrets).await?;
+        // The one rendering of the mapped body for the wire: an absolute expiry becomes
+        // `issued_at` + `expires_in` at the run's clock (see `crate::expiry`).
+        let body = render_at_send(mapped.body.expose(), self.now);
+        let connection = self.client.import(&at, &body, &secrets).await?;
         let mut notes: Vec<String> = decision_note.into_iter().collect();
         notes.push(state_words(&connection));
         if self.validate_wanted(connection.auth_type.as_deref()) {
-            match self.client.validate(at).await {
+            match self.client.validate(&at, &secrets).await {
                 Ok(validated) => notes.push(format!(
                     "validated: state {}",
                     validated.state.as_deref().unwrap_or("unknown")
@@ -358,7 +326,7 @@ impl AuthImporter for ApideckImporter {
         }
         Ok(ImportOutcome {
             disposition,
-            target: target_ref(at, &connection),
+            target: TargetRef::from(&at.with_connection_id(connection.id)),
             note: Some(notes.join("; ")),
         })
     }
@@ -375,8 +343,8 @@ impl AuthImporter for ApideckImporter {
     }
 
     async fn verify(&self, target: &TargetRef) -> Result<VerifyReport, ProviderError> {
-        let at = address_of(&target.0)?;
-        Ok(match self.client.get_connection(at, &[]).await? {
+        let at = ApideckRef::try_from(target)?;
+        Ok(match self.client.get_connection(&at, &[]).await? {
             Lookup::Found(connection) => verify_report(Some(&connection)),
             Lookup::NotFound(_) => verify_report(None),
         })
@@ -384,12 +352,12 @@ impl AuthImporter for ApideckImporter {
 
     async fn remove(&self, target: &TargetRef) -> Result<Removal, ProviderError> {
         // Only the connection: deleting a consumer would delete connections authport never made.
-        self.client.delete(address_of(&target.0)?).await
+        self.client.delete(&ApideckRef::try_from(target)?).await
     }
 
     fn identity(&self) -> TargetIdentity {
         TargetIdentity {
-            endpoints: vec![self.config.api_url.clone()],
+            endpoints: vec![self.config.api_base().to_owned()],
             account: Some(self.config.app_id.clone()),
             credential: self.config.api_key.clone(),
         }

@@ -1,28 +1,32 @@
 //! authport-apideck: imports end users' credentials into Apideck Vault as connections.
 //!
-//! Registration and re-exports only; see `config` (settings), `wire` (Apideck's JSON), `map`
-//! (pure record -> import body), `client` (HTTP) and `importer` (the [`AuthImporter`]).
+//! Registration and re-exports only; see `config` (settings), `wire` (Apideck's JSON),
+//! `target` (where a record goes, and the typed connection reference), `connector` (what
+//! discovery learns), `map` and `expiry` (pure record -> import body), `client` (Vault's calls
+//! on the kit's HTTP path) and `importer` (the [`AuthImporter`]).
 //! Operator documentation: `docs/apideck.md`.
 
 pub mod client;
 pub mod config;
+pub mod connector;
 pub mod defaults;
+pub mod expiry;
 pub mod importer;
 pub mod map;
 pub mod schema;
+pub mod target;
 pub mod wire;
 
 use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderLimits};
 
 pub use config::ApideckConfig;
 pub use importer::ApideckImporter;
-pub use map::PROVIDER;
+pub use target::{ApideckRef, PROVIDER};
 
 /// Builds the importer from the `[apideck]` section and the environment (no network IO).
 pub fn build_importer(context: &BuildContext) -> Result<Box<dyn AuthImporter>, ConfigError> {
     let config = ApideckConfig::from_sources(&context.config, &context.env)?;
-    let importer = ApideckImporter::new(config, context.request_timeout)?;
-    Ok(Box::new(importer.with_gate(context.gate.clone())))
+    Ok(Box::new(ApideckImporter::new(config, context)?))
 }
 
 authport_core::inventory::submit! {

@@ -1,158 +1,39 @@
-//! Canonical record -> `ConnectionImportData`. Pure: no IO, no clock (the run's `now` is an
-//! input), so it can be snapshot-tested exhaustively.
-
-use std::collections::BTreeMap;
+//! Canonical record -> the import body (`ConnectionImportData`, plus the absolute expiry
+//! `crate::expiry` renders at send time). Pure: no IO, no clock (the run's `now` is an input),
+//! so it can be snapshot-tested exhaustively.
 
 use authport_core::{
     Auth, CredentialRecord, ExposeSecret, MappedRecord, MappingError, OAuth2, SecretJson,
     redact_json,
 };
-use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::config::{SuspectMilliseconds, TargetOverride, is_header_safe};
-use crate::defaults::built_in_target;
+use crate::config::{SuspectMilliseconds, is_header_safe};
+use crate::connector::ConnectorInfo;
+use crate::expiry::{self, render_at_send, render_expiry};
 use crate::schema::import_body_violations;
-use crate::wire::{Connection, FormField};
-
-/// The provider name, also the key of `targets.<provider>` in records.
-pub const PROVIDER: &str = "apideck";
+use crate::target::{ApideckRef, PROVIDER, ResolvedTarget};
+use crate::wire::FormField;
 
 /// Metadata key marking a connection as imported by authport for one record. Lets a later
 /// import tell "ours" (safe to update) from a connection someone else set up (skipped).
 pub const RECORD_ID_METADATA_KEY: &str = "authport_record_id";
-
-/// What discovery learned about one connector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectorInfo {
-    pub unified_api: String,
-    pub service_id: String,
-    /// `oauth2`, `apiKey`, `basic`, `custom`, `none` (or a value Apideck adds later).
-    pub auth_type: String,
-    pub integration_state: Option<String>,
-    pub form_fields: Vec<FormField>,
-}
-
-impl ConnectorInfo {
-    /// Reads a discovered `Connection`; a disabled integration or a connection without
-    /// `auth_type` is refused with the reason.
-    pub fn from_connection(
-        unified_api: &str,
-        service_id: &str,
-        connection: &Connection,
-    ) -> Result<Self, String> {
-        if connection.integration_state.as_deref() == Some("disabled") {
-            return Err(format!(
-                "the {unified_api}/{service_id} integration is disabled for this Apideck application; enable it in the Apideck dashboard"
-            ));
-        }
-        let Some(auth_type) = connection.auth_type.clone() else {
-            return Err(format!(
-                "apideck did not say which auth type {unified_api}/{service_id} uses"
-            ));
-        };
-        Ok(Self {
-            unified_api: unified_api.to_owned(),
-            service_id: service_id.to_owned(),
-            auth_type,
-            integration_state: connection.integration_state.clone(),
-            form_fields: connection.form_fields.clone(),
-        })
-    }
-
-    fn label(&self) -> String {
-        format!("{}/{}", self.unified_api, self.service_id)
-    }
-
-    fn field(&self, id: &str) -> Option<&FormField> {
-        self.form_fields.iter().find(|f| f.id == id)
-    }
-
-    fn field_ids(&self) -> String {
-        if self.form_fields.is_empty() {
-            "none".to_owned()
-        } else {
-            self.form_fields
-                .iter()
-                .map(|f| f.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    }
-}
-
-/// A record's destination: `(consumer = owner.id, unified_api, service_id)` plus the naming
-/// overrides that apply to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedTarget {
-    pub unified_api: String,
-    pub service_id: String,
-    pub overrides: TargetOverride,
-}
-
-/// Resolves where a service's records go: the record's `targets.apideck`, else
-/// `[apideck.services.<service>]`, else the built-in table; later levels override key by key.
-pub fn resolve_target(
-    service: &str,
-    record_target: Option<&Value>,
-    configured: &BTreeMap<String, TargetOverride>,
-) -> Result<ResolvedTarget, MappingError> {
-    let field = format!("targets.{PROVIDER}");
-    let from_record = match record_target {
-        None => TargetOverride::default(),
-        Some(value) => serde_json::from_value::<TargetOverride>(value.clone())
-            .map_err(|e| MappingError::new(&field, e.to_string()))?,
-    };
-    let mut merged = built_in_target(service).unwrap_or_default();
-    if let Some(from_config) = configured.get(service) {
-        merged = merged.merged_with(from_config);
-    }
-    merged = merged.merged_with(&from_record);
-    let (Some(unified_api), Some(service_id)) =
-        (merged.unified_api.clone(), merged.service_id.clone())
-    else {
-        return Err(MappingError::new(
-            &field,
-            format!(
-                "no Apideck connector known for service `{service}`; set targets.{PROVIDER}.unified_api and .service_id or [apideck.services.{service}]"
-            ),
-        ));
-    };
-    for (name, value) in [("unified_api", &unified_api), ("service_id", &service_id)] {
-        if !is_path_segment(value) {
-            return Err(MappingError::new(
-                format!("{field}.{name}"),
-                "must be a non-empty id of letters, digits, `-`, `_` or `.`",
-            ));
-        }
-    }
-    Ok(ResolvedTarget {
-        unified_api,
-        service_id,
-        overrides: merged,
-    })
-}
-
-fn is_path_segment(value: &str) -> bool {
-    !value.is_empty()
-        && value != "."
-        && value != ".."
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
 
 /// Per-run mapping policy.
 #[derive(Debug, Clone, Copy)]
 pub struct MapOptions {
     pub suspect_milliseconds: SuspectMilliseconds,
     pub allow_incomplete_settings: bool,
-    /// The run's clock: decides "already expired" and stands in for an unknown issue time.
+    /// The run's clock: decides "already expired"; [`render_at_send`] renders an absolute
+    /// expiry with it.
     pub now: DateTime<Utc>,
 }
 
-/// Maps one record for `connector`. Every body is validated against `ConnectionImportData`
-/// and the connector's required form fields before it can be sent.
+/// Maps one record for `connector`. The body is what the import sends, except that an
+/// absolute expiry is rendered by [`render_at_send`]; that rendering, at the run's clock, is
+/// validated against `ConnectionImportData` here, with the connector's required form fields,
+/// before anything can be sent.
 pub fn map_record(
     record: &CredentialRecord,
     target: &ResolvedTarget,
@@ -205,7 +86,7 @@ pub fn map_record(
     }
     body.insert("metadata".to_owned(), Value::Object(metadata));
     let body = Value::Object(body);
-    let violations = import_body_violations(&body);
+    let violations = import_body_violations(&render_at_send(&body, options.now));
     if !violations.is_empty() {
         return Err(MappingError::new(
             "body",
@@ -217,12 +98,14 @@ pub fn map_record(
     }
 
     let redacted_body = redact_json(&body, &record.secret_values());
-    let mut target_ids = Map::new();
-    target_ids.insert("consumer_id".to_owned(), json!(record.owner.id));
-    target_ids.insert("unified_api".to_owned(), json!(target.unified_api));
-    target_ids.insert("service_id".to_owned(), json!(target.service_id));
+    let destination = ApideckRef {
+        consumer_id: record.owner.id.clone(),
+        unified_api: target.unified_api.clone(),
+        service_id: target.service_id.clone(),
+        connection_id: None,
+    };
     Ok(MappedRecord {
-        target: target_ids,
+        target: destination.to_map(),
         body: SecretJson::new(body),
         redacted_body,
         notes,
@@ -473,9 +356,8 @@ fn map_oauth2(
             json!(refresh_token.expose_secret()),
         );
     }
-    if let Some((issued_at, expires_in)) = rendered.expiry {
-        credentials.insert("issued_at".to_owned(), json!(issued_at));
-        credentials.insert("expires_in".to_owned(), json!(expires_in));
+    if let Some(expiry) = &rendered.expiry {
+        expiry::insert(&mut credentials, expiry);
     }
     notes.extend(rendered.notes);
     if let Some(client_id) = &oauth.client_id {
@@ -484,178 +366,4 @@ fn map_oauth2(
         ));
     }
     Ok(credentials)
-}
-
-/// The expiry as Apideck wants it, with what the operator should know.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderedExpiry {
-    /// `(issued_at as RFC 3339 UTC, expires_in in whole seconds)`; `None` omits both, which
-    /// makes Vault queue a refresh.
-    pub expiry: Option<(String, i64)>,
-    pub notes: Vec<String>,
-}
-
-/// Renders the normalised expiry as `issued_at` + `expires_in` **seconds**.
-///
-/// - unknown expiry: omitted (Vault queues a refresh), which needs a refresh token unless the
-///   service's tokens are long-lived;
-/// - suspect milliseconds: refused unless the policy says how to read it;
-/// - already expired: omitted so Vault refreshes it, which needs a refresh token;
-/// - unknown issue time: left out of the body, which must not depend on when the run happens;
-///   [`expiry_at_send`] adds the pair when the import is sent (Vault only needs
-///   `issued_at + expires_in` = the expiry).
-pub fn render_expiry(
-    oauth: &OAuth2,
-    long_lived: bool,
-    options: &MapOptions,
-) -> Result<RenderedExpiry, MappingError> {
-    let has_refresh = oauth.refresh_token.is_some();
-    let mut notes = Vec::new();
-    let Some(expiry) = oauth.expiry else {
-        if has_refresh {
-            notes.push("expiry unknown: sent without issued_at/expires_in, so Vault queues a refresh on import".to_owned());
-        } else if long_lived {
-            notes.push(
-                "long-lived token without expiry or refresh token: Vault cannot refresh it"
-                    .to_owned(),
-            );
-        } else {
-            return Err(MappingError::new(
-                "auth.refresh_token",
-                format!(
-                    "the token has no expiry and no refresh_token: Vault would queue a refresh it cannot perform; give expires_at (or issued_at + expires_in), or mark the service's tokens long-lived (targets.{PROVIDER}.long_lived_tokens)"
-                ),
-            ));
-        }
-        return Ok(RenderedExpiry {
-            expiry: None,
-            notes,
-        });
-    };
-
-    let mut expires_at = expiry.expires_at;
-    if expiry.suspect_milliseconds {
-        match (options.suspect_milliseconds, expiry.issued_at) {
-            (SuspectMilliseconds::Refuse, _) => {
-                return Err(MappingError::new(
-                    "auth.expires_in",
-                    "looks like milliseconds, but Apideck's expires_in is seconds; fix the input, or set [apideck] suspect_milliseconds = \"as_milliseconds\" (or \"as_seconds\")",
-                ));
-            }
-            (SuspectMilliseconds::AsSeconds, _) => {
-                notes.push(
-                    "expires_in sent as seconds, as configured (suspect_milliseconds = as_seconds)"
-                        .to_owned(),
-                );
-            }
-            (SuspectMilliseconds::AsMilliseconds, Some(issued_at)) => {
-                let millis = (expiry.expires_at - issued_at).num_seconds();
-                expires_at = issued_at + TimeDelta::milliseconds(millis);
-                notes.push(
-                    "expires_in read as milliseconds and converted to seconds, as configured"
-                        .to_owned(),
-                );
-            }
-            (SuspectMilliseconds::AsMilliseconds, None) => {
-                return Err(MappingError::new(
-                    "auth.expires_in",
-                    "cannot convert milliseconds without issued_at",
-                ));
-            }
-        }
-    }
-
-    let expires_at_text = expires_at.to_rfc3339_opts(SecondsFormat::Secs, true);
-    if expires_at <= options.now {
-        if !has_refresh {
-            return Err(MappingError::new(
-                "auth.access_token",
-                format!(
-                    "expired at {expires_at_text} and there is no refresh_token: Vault could neither use nor refresh it"
-                ),
-            ));
-        }
-        notes.push(format!(
-            "access token expired at {expires_at_text}: sent without expiry so Vault refreshes it with the refresh token"
-        ));
-        return Ok(RenderedExpiry {
-            expiry: None,
-            notes,
-        });
-    }
-
-    let Some(issued_at) = expiry.issued_at.map(whole_seconds) else {
-        // The body must not depend on when the run happens, or every re-run would look like a
-        // change: the pair is added when the import is sent (`expiry_at_send`).
-        notes.push(format!(
-            "issue time unknown: issued_at and expires_in are set when the import is sent (then, and the seconds left until {expires_at_text})"
-        ));
-        if !has_refresh {
-            notes.push(format!(
-                "no refresh_token: the connection stops working at {expires_at_text} unless re-imported"
-            ));
-        }
-        return Ok(RenderedExpiry {
-            expiry: None,
-            notes,
-        });
-    };
-    let expires_in = (expires_at - issued_at).num_seconds();
-    if expires_in <= 0 {
-        return Err(MappingError::new(
-            "auth.issued_at",
-            "is not before the token's expiry",
-        ));
-    }
-    if !has_refresh {
-        notes.push(format!(
-            "no refresh_token: the connection stops working at {expires_at_text} unless re-imported"
-        ));
-    }
-    Ok(RenderedExpiry {
-        expiry: Some((
-            issued_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            expires_in,
-        )),
-        notes,
-    })
-}
-
-/// The `issued_at` + `expires_in` pair for a token whose issue time the source does not know,
-/// rendered when the import is sent: `issued_at` = `now` (the run's clock), `expires_in` = the
-/// seconds left until `expires_at`. `None` when the record needs no such pair (issue time
-/// known, no expiry, suspect milliseconds, or already expired: then Vault refreshes).
-pub fn expiry_at_send(record: &CredentialRecord, now: DateTime<Utc>) -> Option<(String, i64)> {
-    let Auth::OAuth2(oauth) = &record.auth else {
-        return None;
-    };
-    let expiry = oauth.expiry?;
-    if expiry.issued_at.is_some() || expiry.suspect_milliseconds {
-        return None;
-    }
-    let issued_at = whole_seconds(now);
-    let expires_in = (expiry.expires_at - issued_at).num_seconds();
-    (expires_in > 0).then(|| {
-        (
-            issued_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            expires_in,
-        )
-    })
-}
-
-/// The body to send: the mapped body plus, for a token whose issue time is unknown, the
-/// `issued_at` + `expires_in` pair of [`expiry_at_send`].
-pub fn body_at_send(body: &Value, record: &CredentialRecord, now: DateTime<Utc>) -> Value {
-    let mut body = body.clone();
-    if let Some((issued_at, expires_in)) = expiry_at_send(record, now) {
-        if let Some(credentials) = body.get_mut("credentials").and_then(Value::as_object_mut) {
-            credentials.insert("issued_at".to_owned(), json!(issued_at));
-            credentials.insert("expires_in".to_owned(), json!(expires_in));
-        }
-    }
-    body
-}
-
-fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.duration_trunc(TimeDelta::seconds(1)).unwrap_or(at)
 }
