@@ -1,311 +1,276 @@
-//! HTTP to Tray (REST `/core/v1` and GraphQL), with every failure classified for the engine.
-//! Tokens go in sensitive headers; no request or response body ever reaches an error message,
-//! only Tray's own `message` field (which the importer scrubs of the record's secrets).
+//! HTTP to Tray through the provider kit. The kit owns the rate gate, the timeout, the
+//! sensitive bearer, redirects, proxies, HTTPS, the status classification and the scrubbing of
+//! secrets; this file adds only Tray's own rules: its `{message, code}` error envelope, GraphQL
+//! failures inside a 200 (`errors[]`), and a refused master token stopping the run.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use authport_core::{ExposeSecret, ProviderError, RequestGate, SecretString};
-use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
-use reqwest::{Method, StatusCode, Url};
+use authport_core::{BuildContext, ConfigError, ProviderError, SecretString};
+use authport_kit::{
+    Body, Call, CallFailure, DEFAULT_MAX_RESPONSE_BYTES, Effect, HttpClient, Method, Url, Vendor,
+};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::config::TrayConfig;
 use crate::wire::{ErrorBody, GraphqlResponse};
 
-/// Whether a request may have changed something that sending it again would duplicate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Effect {
-    /// Reads, and idempotent writes (PUT, DELETE): safe to send again.
-    Repeatable,
-    /// Creates (POST auth, createExternalUser, createSolutionInstance): a lost answer means
-    /// the outcome is unknown.
-    Creates,
+/// Tray on the kit's HTTP path.
+pub const VENDOR: Vendor = Vendor {
+    name: "tray",
+    user_agent: concat!("authport-tray/", env!("CARGO_PKG_VERSION")),
+    error_text,
+    // A 401 means two different things (a bad master token stops the run, an expired user
+    // token is minted again), so Tray reads it itself: see [`master_failure`].
+    status_override: None,
+    max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+};
+
+/// Tray's error text: the envelope's `message` and `code` (never the rest of the body).
+fn error_text(_status: u16, body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(ErrorBody::text)
 }
 
-/// A failed call: the classified error, plus whether the bearer was refused (so a user token
-/// can be re-minted once).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CallFailure {
-    pub status: Option<u16>,
-    pub unauthorized: bool,
-    pub error: ProviderError,
+/// A REST resource under `/core/v1`. Path segments are percent-encoded by the URL builder, so
+/// an id or service name can never change the path.
+#[derive(Debug, Clone, Copy)]
+pub enum Resource<'a> {
+    Connectors,
+    Environments { service: &'a str, version: i64 },
+    Authentications,
+    Authentication(&'a str),
 }
 
-impl CallFailure {
-    fn new(status: Option<u16>, error: ProviderError) -> Self {
-        Self {
-            status,
-            unauthorized: status == Some(401),
-            error,
+impl Resource<'_> {
+    fn segments(self) -> Vec<String> {
+        let mut segments = vec!["core".to_owned(), "v1".to_owned()];
+        match self {
+            Self::Connectors => segments.push("connectors".into()),
+            Self::Environments { service, version } => segments.extend([
+                "services".into(),
+                service.to_owned(),
+                "versions".into(),
+                version.to_string(),
+                "environments".into(),
+            ]),
+            Self::Authentications => segments.push("authentications".into()),
+            Self::Authentication(id) => segments.extend(["authentications".into(), id.to_owned()]),
         }
-    }
-
-    pub fn is_not_found(&self) -> bool {
-        self.status == Some(404)
+        segments
     }
 }
 
-/// The HTTP client for one Tray organisation.
+/// One REST request, before a token is chosen.
+#[derive(Debug, Clone, Copy)]
+pub struct RestCall<'a> {
+    pub method: &'a Method,
+    pub resource: Resource<'a>,
+    /// The JSON body (may hold the record's secrets).
+    pub body: Option<&'a Value>,
+    pub effect: Effect,
+    /// Names the call in messages; never a secret.
+    pub operation: &'static str,
+    /// The record's secret values: scrubbed from anything Tray answers.
+    pub secrets: &'a [&'a str],
+}
+
+/// One GraphQL request, before a token is chosen.
+#[derive(Debug, Clone, Copy)]
+pub struct GraphqlCall<'a> {
+    pub document: &'static str,
+    pub variables: &'a Value,
+    pub effect: Effect,
+    pub operation: &'static str,
+    pub secrets: &'a [&'a str],
+}
+
+/// The HTTP client for one Tray organisation. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct TrayClient {
-    http: reqwest::Client,
+    http: HttpClient,
     api_base: Url,
     graphql_url: Url,
-    /// Paces every request, REST and GraphQL alike: Tray's limit counts them all.
-    gate: Arc<dyn RequestGate>,
+    master: SecretString,
 }
 
 impl TrayClient {
-    pub fn new(
-        api_base: Url,
-        graphql_url: Url,
-        timeout: Duration,
-        gate: Arc<dyn RequestGate>,
-    ) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("authport-tray/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the http client: {e}"))?;
+    pub fn new(config: &TrayConfig, context: &BuildContext) -> Result<Self, ConfigError> {
+        let http = HttpClient::new(VENDOR, context, vec![config.master_token.clone()])?;
         Ok(Self {
             http,
-            api_base,
-            graphql_url,
-            gate,
+            api_base: config.api_base.clone(),
+            graphql_url: config.graphql_url.clone(),
+            master: config.master_token.clone(),
         })
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.api_base.as_str().trim_end_matches('/'), path)
+    /// The master token (discovery, users, user tokens, verify, delete).
+    pub fn master(&self) -> &SecretString {
+        &self.master
     }
 
-    /// Sends one request once the rate gate allows it, and reads the whole answer: status,
-    /// `Retry-After`, body. A failure after sending a write is classified by `effect`.
-    async fn exchange(
-        &self,
-        request: reqwest::RequestBuilder,
-        effect: Effect,
-        operation: &str,
-    ) -> Result<(StatusCode, Option<Duration>, Vec<u8>), CallFailure> {
-        self.gate.ready().await;
-        let response = request
-            .send()
-            .await
-            .map_err(|e| send_failure(&e, effect, operation))?;
-        let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let bytes = response.bytes().await.map_err(|_| {
-            send_failure_text(
-                effect,
-                operation,
-                "the connection broke while reading the answer",
-            )
-        })?;
-        Ok((status, retry_after, bytes.to_vec()))
-    }
-
-    /// A REST call; returns the status and the body bytes of a 2xx answer.
+    /// A REST call; returns the body of a 2xx answer.
     pub async fn rest(
         &self,
-        method: Method,
-        path: &str,
         token: &SecretString,
-        body: Option<&Value>,
-        effect: Effect,
-        operation: &str,
-    ) -> Result<(StatusCode, bytes_body::Body), CallFailure> {
-        let mut request = self
-            .http
-            .request(method, self.url(path))
-            .header(AUTHORIZATION, bearer(token));
-        if let Some(body) = body {
+        call: RestCall<'_>,
+    ) -> Result<Body, CallFailure> {
+        let mut url = self.api_base.clone();
+        url.path_segments_mut()
+            .map_err(|_| no_answer(ProviderError::fatal("TRAY_API_URL cannot hold a path")))?
+            .pop_if_empty()
+            .extend(call.resource.segments());
+        let mut request = Call::new(call.method.clone(), url, call.effect, call.operation)
+            .bearer(token)
+            .secrets(call.secrets);
+        if let Some(body) = call.body {
             request = request.json(body);
         }
-        let (status, retry_after, bytes) = self.exchange(request, effect, operation).await?;
-        if status.is_success() {
-            return Ok((status, bytes_body::Body(bytes)));
-        }
-        let message = serde_json::from_slice::<ErrorBody>(&bytes)
-            .ok()
-            .map(|b| match b.code {
-                Some(code) if !code.is_empty() => format!("{} ({code})", b.message),
-                _ => b.message,
-            })
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
-        Err(classify_status(
-            status.as_u16(),
-            retry_after,
-            effect,
-            &format!("tray {operation}: {} {message}", status.as_u16()),
-        ))
+        Ok(self.http.send(request).await?.body)
     }
 
-    /// A GraphQL call; returns `data` when `errors` is empty.
-    pub async fn graphql(
+    /// A REST call whose answer is read as `T`.
+    pub async fn rest_json<T: DeserializeOwned>(
         &self,
         token: &SecretString,
-        query: &str,
-        variables: Value,
-        effect: Effect,
-        operation: &str,
-    ) -> Result<Value, CallFailure> {
-        let request = self
-            .http
-            .post(self.graphql_url.clone())
-            .header(AUTHORIZATION, bearer(token))
-            .json(&json!({ "query": query, "variables": variables }));
-        let (status, retry_after, bytes) = self.exchange(request, effect, operation).await?;
-        let parsed = serde_json::from_slice::<GraphqlResponse>(&bytes).ok();
-        if !status.is_success() {
-            let message = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|b| b.message)
-                .unwrap_or_else(|_| status.canonical_reason().unwrap_or("error").to_owned());
-            return Err(classify_status(
-                status.as_u16(),
-                retry_after,
-                effect,
-                &format!("tray graphql {operation}: {} {message}", status.as_u16()),
+        call: RestCall<'_>,
+    ) -> Result<T, CallFailure> {
+        let body = self.rest(token, call).await?;
+        body.json(call.operation)
+            .map_err(|problem| unexpected_answer(call.effect, call.operation, &problem))
+    }
+
+    /// A GraphQL call; returns `data` read as `T` when `errors` is empty.
+    pub async fn graphql<T: DeserializeOwned>(
+        &self,
+        token: &SecretString,
+        call: GraphqlCall<'_>,
+    ) -> Result<T, CallFailure> {
+        let body = json!({ "query": call.document, "variables": call.variables });
+        let request = Call::new(
+            Method::POST,
+            self.graphql_url.clone(),
+            call.effect,
+            call.operation,
+        )
+        .bearer(token)
+        .json(&body)
+        .secrets(call.secrets);
+        let answer = self.http.send(request).await?;
+        let envelope: GraphqlResponse = answer
+            .body
+            .json("graphql")
+            .map_err(|problem| unexpected_answer(call.effect, call.operation, &problem))?;
+        if let Some(first) = envelope.errors.first() {
+            // Tray reports these inside a 200; they are read as the statuses they stand for,
+            // so the kit's one table classifies them (429: retry later; others: rejected).
+            let (status, text) = if envelope.errors.iter().any(|e| e.is_rate_limit()) {
+                (429, "Rate limit exceeded")
+            } else if first.is_unauthorized() {
+                (401, first.message.as_str())
+            } else {
+                (answer.status, first.message.as_str())
+            };
+            return Err(self.http.failure(
+                status,
+                call.effect,
+                None,
+                call.operation,
+                text,
+                call.secrets,
             ));
         }
-        let Some(parsed) = parsed else {
-            return Err(CallFailure::new(
-                Some(status.as_u16()),
-                ProviderError::transient(format!(
-                    "tray graphql {operation}: the answer is not valid json"
-                )),
-            ));
-        };
-        if let Some(first) = parsed.errors.first() {
-            if parsed.errors.iter().any(|e| e.is_rate_limit()) {
-                return Err(CallFailure::new(
-                    None,
-                    ProviderError::rate_limited(
-                        retry_after,
-                        format!("tray graphql {operation}: Rate limit exceeded"),
-                    ),
-                ));
-            }
-            let unauthorized = first.message.eq_ignore_ascii_case("unauthorized");
-            let mut failure = CallFailure::new(
-                None,
-                ProviderError::rejected(format!("tray graphql {operation}: {}", first.message)),
-            );
-            failure.unauthorized = unauthorized;
-            return Err(failure);
-        }
-        parsed.data.filter(|d| !d.is_null()).ok_or_else(|| {
-            CallFailure::new(
-                None,
-                ProviderError::rejected(format!(
-                    "tray graphql {operation}: the answer has no data"
-                )),
+        let data = envelope.data.filter(|d| !d.is_null()).ok_or_else(|| {
+            unexpected_answer(call.effect, call.operation, "the answer has no data")
+        })?;
+        serde_json::from_value(data).map_err(|_| {
+            unexpected_answer(
+                call.effect,
+                call.operation,
+                "the answer is not the expected shape",
             )
         })
     }
 }
 
-pub mod bytes_body {
-    /// A 2xx body. Not `Debug`-printed anywhere: it may hold ids only for the calls we make,
-    /// but the type keeps it out of logs by default.
-    pub struct Body(pub Vec<u8>);
+/// A 2xx answer that cannot be read. After a create the write may well have happened, so the
+/// engine must reconcile; a read may simply be asked again.
+fn unexpected_answer(effect: Effect, operation: &str, problem: &str) -> CallFailure {
+    let message = format!("tray {operation}: {problem}");
+    no_answer(match effect {
+        Effect::Read => ProviderError::transient(message),
+        Effect::IdempotentWrite | Effect::Create => ProviderError::outcome_unknown(message),
+    })
+}
 
-    impl std::fmt::Debug for Body {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "Body({} bytes)", self.0.len())
-        }
+fn no_answer(error: ProviderError) -> CallFailure {
+    CallFailure {
+        status: None,
+        vendor_text: String::new(),
+        error,
     }
 }
 
-fn bearer(token: &SecretString) -> HeaderValue {
-    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-        .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
-    value.set_sensitive(true);
-    value
-}
-
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
-fn send_failure(error: &reqwest::Error, effect: Effect, operation: &str) -> CallFailure {
-    // A connect error means nothing was sent. reqwest's message names the URL, never a header.
-    if error.is_connect() {
-        return CallFailure::new(
-            None,
-            ProviderError::transient(format!("tray {operation}: cannot connect: {error}")),
+/// A call made with the master token: a 401 means the configuration is wrong (token or
+/// region), so nothing can succeed and the run stops.
+pub fn master_failure(failure: CallFailure) -> ProviderError {
+    if failure.is_unauthorized() {
+        return ProviderError::fatal(
+            "tray refused the master token (401): check TRAY_MASTER_TOKEN and TRAY_REGION",
         );
     }
-    let what = if error.is_timeout() {
-        "timed out"
-    } else {
-        "the connection failed"
-    };
-    send_failure_text(effect, operation, what)
-}
-
-fn send_failure_text(effect: Effect, operation: &str, what: &str) -> CallFailure {
-    let message = format!("tray {operation}: {what}");
-    match effect {
-        Effect::Creates => CallFailure::new(
-            None,
-            ProviderError::outcome_unknown(format!("{message} after the request was sent")),
-        ),
-        Effect::Repeatable => CallFailure::new(None, ProviderError::transient(message)),
-    }
-}
-
-/// Tray's statuses -> the core taxonomy. 5xx on a create may have been applied.
-pub fn classify_status(
-    status: u16,
-    retry_after: Option<Duration>,
-    effect: Effect,
-    message: &str,
-) -> CallFailure {
-    let error = match status {
-        429 => ProviderError::rate_limited(retry_after, message),
-        500..=599 if effect == Effect::Creates => ProviderError::outcome_unknown(message),
-        500..=599 | 408 => ProviderError::transient(message),
-        _ => ProviderError::rejected(message),
-    };
-    CallFailure::new(Some(status), error)
+    failure.error
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn check(status: u16, effect: Effect, expect: &str) {
-        let failure = classify_status(status, None, effect, "m");
-        assert_eq!(failure.error.kind(), expect, "{status} {effect:?}");
-        assert_eq!(failure.unauthorized, status == 401);
-    }
-
     #[test]
-    fn statuses_are_classified() {
-        check(400, Effect::Creates, "rejected");
-        check(401, Effect::Repeatable, "rejected");
-        check(403, Effect::Repeatable, "rejected");
-        check(404, Effect::Repeatable, "rejected");
-        check(429, Effect::Creates, "rate_limited");
-        check(500, Effect::Creates, "outcome_unknown");
-        check(502, Effect::Creates, "outcome_unknown");
-        check(500, Effect::Repeatable, "transient");
-        check(503, Effect::Repeatable, "transient");
-    }
-
-    #[test]
-    fn retry_after_is_kept_when_present() {
-        let failure = classify_status(429, Some(Duration::from_secs(3)), Effect::Repeatable, "m");
-        assert_eq!(
-            failure.error,
-            ProviderError::rate_limited(Some(Duration::from_secs(3)), "m")
+    fn error_text_reads_the_envelope_only() {
+        let check = |body: &str, expect: Option<&str>| {
+            assert_eq!(
+                error_text(400, body.as_bytes()).as_deref(),
+                expect,
+                "{body}"
+            );
+        };
+        check(
+            r#"{"message":"bad input","code":"E1"}"#,
+            Some("bad input (E1)"),
         );
+        check(r#"{"message":"bad input","code":null}"#, Some("bad input"));
+        check(r#"{"message":"bad input","code":""}"#, Some("bad input"));
+        check("<html>proxy error</html>", None);
+        check(r#"{"error":"x"}"#, None);
+    }
+
+    #[test]
+    fn paths_are_built_from_encoded_segments() {
+        let segments = Resource::Environments {
+            service: "a/b?c",
+            version: 4,
+        }
+        .segments();
+        let mut url = Url::parse("http://127.0.0.1:9").unwrap();
+        url.path_segments_mut()
+            .unwrap()
+            .pop_if_empty()
+            .extend(segments);
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9/core/v1/services/a%2Fb%3Fc/versions/4/environments"
+        );
+    }
+
+    #[test]
+    fn only_a_refused_master_token_stops_the_run() {
+        let failure = |status| CallFailure {
+            status: Some(status),
+            vendor_text: String::new(),
+            error: ProviderError::rejected("tray list connectors: answered"),
+        };
+        assert_eq!(master_failure(failure(401)).kind(), "fatal");
+        assert_eq!(master_failure(failure(403)).kind(), "rejected");
     }
 }

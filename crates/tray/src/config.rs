@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use authport_core::{BuildContext, ConfigError, SecretString};
-use reqwest::Url;
+use authport_kit::{Url, parse_base_url};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -25,9 +25,10 @@ impl Region {
             "us" => Ok(Self::Us),
             "eu" => Ok(Self::Eu),
             "ap" => Ok(Self::Ap),
-            _ => Err(ConfigError::new(format!(
-                "tray region `{text}` is unknown; expected one of: us, eu, ap"
-            ))),
+            // The value is not quoted: a misplaced secret must not reach a message.
+            _ => Err(ConfigError::new(
+                "TRAY_REGION (or [tray] region) is unknown; expected one of: us, eu, ap",
+            )),
         }
     }
 
@@ -110,6 +111,8 @@ struct RawConfig {
     is_test_user: bool,
     #[serde(default)]
     allow_tray_oauth_app: bool,
+    #[serde(default = "yes")]
+    lookup_before_create: bool,
     name_template: Option<String>,
     #[serde(default)]
     services: BTreeMap<String, ServiceOverride>,
@@ -137,10 +140,13 @@ pub struct TrayConfig {
     pub is_test_user: bool,
     /// Allow OAuth imports into Tray's own "Production" OAuth app environment.
     pub allow_tray_oauth_app: bool,
+    /// Before creating an auth, look for the record's own one (by its unique name) among the
+    /// owner's auths and adopt it: a re-run without the state file then creates nothing twice.
+    /// Costs one listing per owner per run; `false` for operators who trust their state.
+    pub lookup_before_create: bool,
     pub name_template: String,
     pub services: BTreeMap<String, ServiceOverride>,
     pub solution: Option<SolutionConfig>,
-    pub request_timeout: Duration,
 }
 
 impl fmt::Debug for TrayConfig {
@@ -150,6 +156,7 @@ impl fmt::Debug for TrayConfig {
             .field("graphql_url", &self.graphql_url.as_str())
             .field("default_environment", &self.default_environment)
             .field("create_users", &self.create_users)
+            .field("lookup_before_create", &self.lookup_before_create)
             .field("services", &self.services.keys().collect::<Vec<_>>())
             .field("solution", &self.solution.as_ref().map(|s| &s.solution_id))
             .finish_non_exhaustive()
@@ -162,6 +169,7 @@ impl TrayConfig {
         let raw: RawConfig = match &context.config {
             Value::Null => RawConfig {
                 create_users: true,
+                lookup_before_create: true,
                 ..RawConfig::default()
             },
             // serde's messages quote values only for type mismatches of scalars, which here
@@ -196,44 +204,20 @@ impl TrayConfig {
             .unwrap_or_else(|| region.graphql_url().to_owned());
         Ok(Self {
             master_token,
-            api_base: checked_url("TRAY_API_URL", &api_base)?,
-            graphql_url: checked_url("TRAY_GRAPHQL_URL", &graphql_url)?,
+            api_base: parse_base_url("TRAY_API_URL", &api_base)?,
+            graphql_url: parse_base_url("TRAY_GRAPHQL_URL", &graphql_url)?,
             default_environment: raw
                 .default_environment
                 .unwrap_or_else(|| "Production".to_owned()),
             create_users: raw.create_users,
             is_test_user: raw.is_test_user,
             allow_tray_oauth_app: raw.allow_tray_oauth_app,
+            lookup_before_create: raw.lookup_before_create,
             name_template: raw
                 .name_template
                 .unwrap_or_else(|| DEFAULT_NAME_TEMPLATE.to_owned()),
             services: raw.services,
             solution: raw.solution,
-            request_timeout: context.request_timeout,
         })
     }
-}
-
-/// Parses a base URL and enforces HTTPS unless the host is loopback (the sandbox).
-pub fn checked_url(name: &str, text: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(text)
-        .map_err(|_| ConfigError::new(format!("{name} `{text}` is not a valid URL")))?;
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if is_loopback(&url) => Ok(url),
-        _ => Err(ConfigError::new(format!(
-            "{name} `{text}` must use https (plain http is allowed only for loopback hosts)"
-        ))),
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -2,11 +2,15 @@
 //!
 //! Registered as provider `tray`. See `docs/tray.md` for configuration and field rules.
 
+pub mod catalogue;
 pub mod client;
 pub mod config;
 pub mod importer;
 pub mod map;
 pub mod schema;
+pub mod solution;
+pub mod target;
+pub mod users;
 pub mod wire;
 
 use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderLimits};

@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::TrayConfig;
 use crate::schema::TargetSchema;
+use crate::target::{MappedTarget, SolutionTarget};
 use crate::wire::ServiceEnvironment;
 
 /// What discovery learned for one (service, environment) pair.
@@ -471,19 +472,26 @@ pub fn map_record(
         "scopes": scopes,
     });
     let redacted_body = redact_json(&body, &record.secret_values());
-    let mut target_map = Map::new();
-    target_map.insert("service".into(), json!(service));
-    target_map.insert("service_version".into(), json!(resolved.service_version));
-    target_map.insert("service_environment".into(), json!(environment.title));
-    target_map.insert("service_environment_id".into(), json!(environment.id));
-    target_map.insert(
-        "authentication_type".into(),
-        json!(environment.authentication_type),
-    );
-    target_map.insert("name".into(), json!(name));
-    target_map.insert("external_user_id".into(), json!(record.owner.id));
+    let solution = config
+        .solution
+        .as_ref()
+        .filter(|s| s.applies_to(&record.service))
+        .map(|s| SolutionTarget {
+            solution_id: s.solution_id.clone(),
+            auth_external_id: s.auth_external_id.clone(),
+        });
+    let target = MappedTarget {
+        service: service.clone(),
+        service_version: resolved.service_version,
+        service_environment: environment.title.clone(),
+        service_environment_id: environment.id.clone(),
+        authentication_type: environment.authentication_type.clone(),
+        name,
+        external_user_id: record.owner.id.clone(),
+        solution,
+    };
     Ok(MappedRecord {
-        target: target_map,
+        target: target.into_map(),
         body: SecretJson::new(body),
         redacted_body,
         notes,

@@ -89,12 +89,22 @@ pub struct AuthenticationInfo {
     pub scopes: Vec<String>,
 }
 
-/// Tray's REST error body `{"message", "code"}`.
+/// Tray's REST error body `{"message", "code"}` (also GraphQL's transport-level failures).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ErrorBody {
     pub message: String,
     #[serde(default)]
     pub code: Option<String>,
+}
+
+impl ErrorBody {
+    /// The text an error message quotes: `message`, with `code` when Tray gives one.
+    pub fn text(self) -> String {
+        match self.code {
+            Some(code) if !code.is_empty() => format!("{} ({code})", self.message),
+            _ => self.message,
+        }
+    }
 }
 
 /// One entry of a GraphQL `errors[]`.
@@ -118,9 +128,15 @@ impl GraphqlError {
             || (code == Some("access_not_allowed")
                 && self.message.to_ascii_lowercase().contains("rate"))
     }
+
+    /// A refused bearer reported inside the envelope rather than as HTTP 401.
+    pub fn is_unauthorized(&self) -> bool {
+        self.message.eq_ignore_ascii_case("unauthorized")
+    }
 }
 
-/// The GraphQL response envelope.
+/// The GraphQL response envelope; `data` is read into the operation's own type afterwards
+/// (with `errors`, `data` may be null or partial).
 #[derive(Debug, Clone, Deserialize)]
 pub struct GraphqlResponse {
     #[serde(default)]
@@ -128,6 +144,134 @@ pub struct GraphqlResponse {
     #[serde(default)]
     pub errors: Vec<GraphqlError>,
 }
+
+/// A Relay connection (`edges { node }`), as Tray's GraphQL returns lists.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Connection<T> {
+    #[serde(default = "Vec::new")]
+    pub edges: Vec<Edge<T>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Edge<T> {
+    pub node: T,
+}
+
+impl<T> Connection<T> {
+    pub fn into_nodes(self) -> impl Iterator<Item = T> {
+        self.edges.into_iter().map(|edge| edge.node)
+    }
+}
+
+/// `users(criteria)` (§5.4).
+#[derive(Debug, Clone, Deserialize)]
+pub struct UsersData {
+    pub users: Connection<ExternalUser>,
+}
+
+/// `ExternalUser`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalUser {
+    pub id: String,
+    #[serde(default)]
+    pub external_user_id: Option<String>,
+}
+
+/// `createExternalUser` (§5.2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateExternalUserData {
+    pub create_external_user: CreatedUser,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedUser {
+    pub user_id: String,
+}
+
+/// `authorize` (§5.3). `SecretString`'s `Debug` is redacted.
+#[derive(Debug, Deserialize)]
+pub struct AuthorizeData {
+    pub authorize: Authorized,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Authorized {
+    pub access_token: authport_core::SecretString,
+}
+
+/// `viewer { authentications }` (§5.5).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ViewerAuthenticationsData {
+    pub viewer: ViewerAuthentications,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ViewerAuthentications {
+    pub authentications: Connection<AuthenticationNode>,
+}
+
+/// `Authentication` as listed (no secrets).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthenticationNode {
+    pub id: String,
+    pub name: String,
+    pub service_environment: EnvironmentReference,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EnvironmentReference {
+    pub id: String,
+}
+
+/// `viewer { solutionInstances }`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ViewerSolutionInstancesData {
+    pub viewer: ViewerSolutionInstances,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerSolutionInstances {
+    pub solution_instances: Connection<SolutionInstance>,
+}
+
+/// `SolutionInstance`, the fields authport selects.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SolutionInstance {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub enabled: bool,
+}
+
+/// `createSolutionInstance` (§5.8).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateSolutionInstanceData {
+    pub create_solution_instance: SolutionInstancePayload,
+}
+
+/// `updateSolutionInstance` (§5.9).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateSolutionInstanceData {
+    pub update_solution_instance: SolutionInstancePayload,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SolutionInstancePayload {
+    pub solution_instance: SolutionInstance,
+}
+
+/// A mutation whose payload authport does not read (`removeSolutionInstance`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Ignored {}
 
 fn integer_or_numeric_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     match Value::deserialize(deserializer)? {
@@ -144,17 +288,27 @@ fn integer_or_numeric_string<'de, D: Deserializer<'de>>(deserializer: D) -> Resu
 }
 
 pub mod queries {
-    //! The GraphQL documents authport sends (arguments always as variables).
+    //! The GraphQL documents authport sends (arguments always as variables). Each uses only
+    //! operations, arguments and fields that tray-api.md documents, except where noted.
 
+    /// §5.4.
     pub const USERS_BY_EXTERNAL_ID: &str = "query ($externalUserId: String, $first: Int, $after: String) { users(criteria: {externalUserId: $externalUserId}, first: $first, after: $after) { edges { node { id name externalUserId } cursor } pageInfo { hasNextPage endCursor } } }";
+    /// §5.2.
     pub const CREATE_EXTERNAL_USER: &str = "mutation ($name: String!, $externalUserId: String!, $isTestUser: Boolean) { createExternalUser(input: {name: $name, externalUserId: $externalUserId, isTestUser: $isTestUser}) { userId } }";
+    /// §5.3.
     pub const AUTHORIZE: &str =
         "mutation ($userId: ID!) { authorize(input: {userId: $userId}) { accessToken } }";
+    /// §5.5 (no arguments, no paging).
     pub const VIEWER_AUTHENTICATIONS: &str = "query { viewer { authentications { edges { node { id name serviceEnvironment { id title } } } pageInfo { hasNextPage hasPreviousPage } } } }";
-    pub const VIEWER_SOLUTIONS: &str = "query ($first: Int, $after: String) { viewer { solutions(first: $first, after: $after) { edges { node { id title authSlots { externalId } } cursor } pageInfo { hasNextPage endCursor } } } }";
-    pub const VIEWER_SOLUTION_INSTANCES: &str = "query ($name: String, $solutionId: String, $first: Int) { viewer { solutionInstances(criteria: {name: $name, solutionId: $solutionId}, first: $first) { edges { node { id name enabled } cursor } pageInfo { hasNextPage endCursor } } } }";
+    /// §8 names `solutionInstances(criteria: {name})` for reconciliation (an assumption of
+    /// tray-api.md); no other argument is used. Instance names are unique per record.
+    pub const VIEWER_SOLUTION_INSTANCES: &str = "query ($name: String) { viewer { solutionInstances(criteria: {name: $name}) { edges { node { id name enabled } } } } }";
+    /// §5.8. An unknown or differently cased auth slot external id makes it fail: that is how
+    /// a wrong `auth_external_id` is found (the slots themselves are not queryable).
     pub const CREATE_SOLUTION_INSTANCE: &str = "mutation ($solutionId: ID!, $instanceName: String!, $authValues: [AuthValue!]) { createSolutionInstance(input: {solutionId: $solutionId, instanceName: $instanceName, authValues: $authValues}) { solutionInstance { id enabled } } }";
-    pub const ENABLE_SOLUTION_INSTANCE: &str = "mutation ($solutionInstanceId: ID!) { updateSolutionInstance(input: {solutionInstanceId: $solutionInstanceId, enabled: true}) { solutionInstance { id enabled } } }";
+    /// §5.9, `enabled: true` inline as in Tray's example.
+    pub const ENABLE_SOLUTION_INSTANCE: &str = "mutation ($id: ID!) { updateSolutionInstance(input: {solutionInstanceId: $id, enabled: true}) { solutionInstance { id enabled } } }";
+    /// Not in tray-api.md (assumed from Tray's Embedded API): rollback of an instance.
     pub const REMOVE_SOLUTION_INSTANCE: &str = "mutation ($solutionInstanceId: ID!) { removeSolutionInstance(input: {solutionInstanceId: $solutionInstanceId}) { clientMutationId } }";
 }
 

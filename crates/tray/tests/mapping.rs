@@ -128,7 +128,6 @@ async fn mapped_payloads() {
         env: EnvSnapshot::from_pairs(sandbox.provider_env()),
         memo: Arc::new(InMemoryMemo::default()),
         gate: std::sync::Arc::new(authport_core::Ungated),
-        dry_run: true,
         request_timeout: Duration::from_secs(10),
     };
     let provider = authport_tray::build(&context).unwrap();

@@ -34,7 +34,6 @@ fn provider(sandbox: &RunningSandbox, config: Value, memo: Arc<dyn Memo>) -> Box
         env: EnvSnapshot::from_pairs(sandbox.provider_env()),
         memo,
         gate: std::sync::Arc::new(authport_core::Ungated),
-        dry_run: false,
         request_timeout: Duration::from_secs(10),
     };
     (authport_core::find_provider("tray").unwrap().build)(&context).unwrap()
@@ -436,26 +435,104 @@ async fn solution_instance_is_created_enabled_and_removed() {
     assert_eq!((report.healthy, report.status.as_str()), (false, "missing"));
 }
 
+fn slack_of(owner: &str, n: u32) -> CredentialRecord {
+    record(
+        json!({"id": format!("{owner}/slack-{n}"), "owner": {"id": owner}, "service": "slack",
+        "auth": {"type": "oauth2", "access_token": format!("{CANARY}-{n}")},
+        "targets": {"tray": {"service_environment": "acme slack oauth"}}}),
+    )
+}
+
+/// Issue 8 item 16: `Solution.authSlots` is not documented, so discovery no longer asks for
+/// it; a wrong-case slot id is found by `createSolutionInstance` failing, reported in full on
+/// the first record that reaches the step and by reference on the others, and the auths stay
+/// imported.
 #[tokio::test]
-async fn auth_slot_external_id_is_case_sensitive_and_checked_in_discovery() {
+async fn a_refused_auth_slot_is_reported_once_and_never_undoes_the_auths() {
     let sandbox = sandbox(TrayOptions::default()).await;
     let provider = provider(
         &sandbox,
         solution_config("External_Slack_Authentication"),
         memo(),
     );
-    let record = slack("acme-42", "xoxb-1");
-    let error = provider
-        .discover(&[DiscoveryKey::for_record(&record, "tray")])
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), "fatal");
-    assert!(
-        error
-            .message()
-            .contains("did you mean `external_slack_authentication`"),
-        "{error}"
+    let records: Vec<CredentialRecord> = (0..3).map(|n| slack_of("acme-42", n)).collect();
+    discover(provider.as_ref(), &records.iter().collect::<Vec<_>>()).await;
+    assert_eq!(
+        sandbox.tray.call_count("graphql viewer"),
+        0,
+        "discovery reads no solution (its auth slots are not documented)"
     );
+    let mut notes = Vec::new();
+    for record in &records {
+        let outcome = provider
+            .import(record, &provider.map(record).unwrap(), None)
+            .await
+            .unwrap();
+        assert_eq!(outcome.disposition, Disposition::Created);
+        assert_eq!(outcome.target.get_str("solution_instance_id"), None);
+        notes.push(outcome.note.unwrap_or_default());
+    }
+    assert_eq!(sandbox.tray.auth_count(), 3, "every auth stays imported");
+    assert!(sandbox.tray.instances().is_empty());
+    assert!(
+        notes[0].contains("External_Slack_Authentication") && notes[0].contains("case-sensitive"),
+        "{}",
+        notes[0]
+    );
+    for note in &notes[1..] {
+        assert!(note.contains("record `acme-42/slack-0`"), "{note}");
+        assert!(!note.contains("case-sensitive"), "{note}");
+    }
+    assert_eq!(
+        sandbox.tray.call_count("graphql createSolutionInstance"),
+        1,
+        "asked once, not once per record"
+    );
+    for note in &notes {
+        assert!(!note.contains(CANARY), "{note}");
+    }
+}
+
+/// A corrected `[tray.solution]` changes the mapped target, so the engine sees the record as
+/// changed and the next run's update does the step the refused run could not.
+#[tokio::test]
+async fn a_corrected_solution_config_finishes_the_step_on_update() {
+    let sandbox = sandbox(TrayOptions::default()).await;
+    let record = slack_of("acme-42", 0);
+    let wrong = provider(
+        &sandbox,
+        solution_config("External_Slack_Authentication"),
+        memo(),
+    );
+    discover(wrong.as_ref(), &[&record]).await;
+    let wrong_mapped = wrong.map(&record).unwrap();
+    let first = wrong.import(&record, &wrong_mapped, None).await.unwrap();
+    let right = provider(
+        &sandbox,
+        solution_config("external_slack_authentication"),
+        memo(),
+    );
+    discover(right.as_ref(), &[&record]).await;
+    let right_mapped = right.map(&record).unwrap();
+    assert_ne!(
+        right_mapped.target, wrong_mapped.target,
+        "the slot is part of the target, so the fingerprint changes"
+    );
+    let second = right
+        .import(
+            &record,
+            &right_mapped,
+            Some(&PriorImport {
+                target: first.target.clone(),
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.disposition, Disposition::Updated);
+    assert!(second.target.get_str("solution_instance_id").is_some());
+    assert_eq!(sandbox.tray.instances().len(), 1);
+    assert!(sandbox.tray.instances()[0].enabled);
+    assert_eq!(sandbox.tray.auth_count(), 1);
 }
 
 #[tokio::test]
@@ -468,7 +545,6 @@ async fn bad_master_token_is_fatal() {
         env,
         memo: memo(),
         gate: std::sync::Arc::new(authport_core::Ungated),
-        dry_run: false,
         request_timeout: Duration::from_secs(5),
     };
     let provider = authport_tray::build(&context).unwrap();
@@ -629,7 +705,6 @@ fn http_is_refused_for_remote_hosts() {
         ]),
         memo: memo(),
         gate: std::sync::Arc::new(authport_core::Ungated),
-        dry_run: false,
         request_timeout: Duration::from_secs(5),
     };
     let error = authport_tray::build(&context).unwrap_err();
