@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+// The sandbox with canary credentials and the leak checks, shared with every other test crate.
+#[allow(unused_imports)] // Each test binary uses a different subset.
+pub use authport_testkit::{
+    CANARY, Sandbox, assert_no_canary, assert_no_canary_in_dir, canary, sandbox, sandbox_with,
+};
+
 /// The `authport` binary cargo built for this test run (`target/<profile>/authport`).
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -93,17 +99,15 @@ pub async fn import_with_state(
 
 /// A scratch directory, removed when dropped.
 pub fn scratch() -> tempfile::TempDir {
-    tempfile::tempdir().expect("scratch dir")
+    authport_testkit::scratch()
 }
 
-/// Writes JSON Lines (one `Value` per line) and returns the path.
+/// Writes JSON Lines (one JSON text per line) to `dir/name` and returns the path.
 pub fn write_lines(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, lines.join("\n") + "\n").expect("write input");
-    path
+    authport_testkit::write_lines(&dir.join(name), lines)
 }
 
-/// Reads a JSON Lines file (or stdout text) into values.
+/// Reads stdout text of JSON Lines into values.
 pub fn parse_lines(text: &str) -> Vec<Value> {
     text.lines()
         .filter(|line| !line.trim().is_empty())
@@ -111,8 +115,9 @@ pub fn parse_lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Reads a JSON Lines file (a report) into values.
 pub fn read_lines(path: &Path) -> Vec<Value> {
-    parse_lines(&std::fs::read_to_string(path).expect("read report"))
+    authport_testkit::read_jsonl(path)
 }
 
 /// `(id, status)` pairs of a report, in order.
@@ -126,39 +131,6 @@ pub fn statuses(report: &[Value]) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// Bytes of every file under `dir` (state, reports, anything the run left), for leak checks.
-pub fn all_file_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        for entry in std::fs::read_dir(&current).expect("read dir") {
-            let path = entry.expect("dir entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push((path.clone(), std::fs::read(&path).expect("read file")));
-            }
-        }
-    }
-    out
-}
-
-/// Asserts that no canary appears in any of the texts or files.
-pub fn assert_no_canary(canaries: &[&str], texts: &[&str], files: &[(PathBuf, Vec<u8>)]) {
-    for canary in canaries {
-        for text in texts {
-            assert!(
-                !text.contains(canary),
-                "canary {canary} leaked in output:\n{text}"
-            );
-        }
-        for (path, bytes) in files {
-            let found = bytes.windows(canary.len()).any(|w| w == canary.as_bytes());
-            assert!(!found, "canary {canary} leaked into {}", path.display());
-        }
-    }
 }
 
 /// The bundled `examples/records.jsonl`, one record per line.
