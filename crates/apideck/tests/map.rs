@@ -6,7 +6,10 @@ mod support;
 use std::collections::BTreeMap;
 
 use authport_apideck::config::{SuspectMilliseconds, TargetOverride};
-use authport_apideck::map::{MapOptions, RECORD_ID_METADATA_KEY, render_expiry, resolve_target};
+use authport_apideck::expiry::{MappedExpiry, render_at_send, render_expiry};
+use authport_apideck::map::{MapOptions, RECORD_ID_METADATA_KEY};
+use authport_apideck::schema::import_body_violations;
+use authport_apideck::target::resolve_target;
 use authport_core::{Auth, CredentialRecord, ExposeSecret};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -128,8 +131,21 @@ fn secrets_land_in_credentials_for_oauth_and_in_settings_otherwise() {
     }
 }
 
-/// `Ok(Some((issued_at, expires_in)))`, `Ok(None)` (omitted), or `Err(field)`.
-type ExpiryExpectation = Result<Option<(&'static str, i64)>, &'static str>;
+/// `Ok(Some(expiry))`, `Ok(None)` (omitted), or `Err(field)`.
+type ExpiryExpectation = Result<Option<MappedExpiry>, &'static str>;
+
+fn issued(issued_at: &str, expires_in: i64) -> Option<MappedExpiry> {
+    Some(MappedExpiry::IssuedAt {
+        issued_at: issued_at.to_owned(),
+        expires_in,
+    })
+}
+
+fn expires(expires_at: &str) -> Option<MappedExpiry> {
+    Some(MappedExpiry::ExpiresAt {
+        expires_at: expires_at.to_owned(),
+    })
+}
 
 fn check_expiry(
     expiry_fields: Value,
@@ -146,7 +162,7 @@ fn check_expiry(
         auth[key] = value.clone();
     }
     let record =
-        record(json!({"id": "r", "owner": {"id": "o"}, "service": "hubspot", "auth": auth}));
+        record(&json!({"id": "r", "owner": {"id": "o"}, "service": "hubspot", "auth": auth}));
     let Auth::OAuth2(oauth) = &record.auth else {
         panic!("oauth2 fixture")
     };
@@ -155,10 +171,8 @@ fn check_expiry(
         ..options()
     };
     let got = render_expiry(oauth, long_lived, &options);
-    let got: Result<Option<(String, i64)>, String> = got.map(|r| r.expiry).map_err(|e| e.field);
-    let expect: Result<Option<(String, i64)>, String> = expect
-        .map(|o| o.map(|(at, secs)| (at.to_owned(), secs)))
-        .map_err(str::to_owned);
+    let got: Result<Option<MappedExpiry>, String> = got.map(|r| r.expiry).map_err(|e| e.field);
+    let expect = expect.map_err(str::to_owned);
     assert_eq!(
         got, expect,
         "for {expiry_fields} refresh={with_refresh} long_lived={long_lived} {policy:?}"
@@ -174,14 +188,14 @@ fn expiry_is_rendered_in_seconds_from_the_normalised_instant() {
         true,
         false,
         Refuse,
-        Ok(Some(("2026-11-01T11:30:00Z", 3600))),
+        Ok(issued("2026-11-01T11:30:00Z", 3600)),
     );
     check_expiry(
         valid,
         false,
         false,
         Refuse,
-        Ok(Some(("2026-11-01T11:30:00Z", 3600))),
+        Ok(issued("2026-11-01T11:30:00Z", 3600)),
     );
     // Fractions of a second in issued_at are dropped, the expiry is not extended.
     check_expiry(
@@ -189,7 +203,7 @@ fn expiry_is_rendered_in_seconds_from_the_normalised_instant() {
         true,
         false,
         Refuse,
-        Ok(Some(("2026-11-01T11:30:00Z", 3600))),
+        Ok(issued("2026-11-01T11:30:00Z", 3600)),
     );
     // Offsets are normalised to UTC.
     check_expiry(
@@ -197,69 +211,87 @@ fn expiry_is_rendered_in_seconds_from_the_normalised_instant() {
         true,
         false,
         Refuse,
-        Ok(Some(("2026-11-01T11:30:00Z", 7200))),
+        Ok(issued("2026-11-01T11:30:00Z", 7200)),
     );
-    // Only an absolute expiry: the mapped body leaves the pair out (it would depend on when
-    // the run happens); `body_at_send` adds it when the import is sent.
+    // Only an absolute expiry: the mapped body states it as such (the pair would depend on
+    // when the run happens); `render_at_send` renders it when the import is sent.
     check_expiry(
         json!({"expires_at": "2026-11-01T13:00:00Z"}),
         true,
         false,
         Refuse,
-        Ok(None),
+        Ok(expires("2026-11-01T13:00:00Z")),
     );
     check_expiry(
-        json!({"expires_at": "2026-11-03T00:00:00Z"}),
+        json!({"expires_at": "2026-11-03T00:00:00.900+01:00"}),
         false,
         false,
         Refuse,
-        Ok(None),
+        Ok(expires("2026-11-02T23:00:00Z")),
     );
 }
 
 #[test]
-fn an_unknown_issue_time_is_rendered_at_send_time_and_the_mapped_body_stays_the_same() {
-    use authport_apideck::map::{body_at_send, expiry_at_send};
+fn an_unknown_issue_time_is_stated_in_the_body_and_rendered_when_sent() {
+    let hubspot = connector("crm", "hubspot");
     let record = record(
-        json!({"id": "r", "owner": {"id": "o"}, "service": "hubspot",
+        &json!({"id": "r", "owner": {"id": "o"}, "service": "hubspot",
         "auth": {"type": "oauth2", "access_token": CANARY_ACCESS, "refresh_token": CANARY_REFRESH,
-                 "expires_at": "2026-11-01T13:00:00Z"}}),
+                 "expires_at": "2026-11-03T13:00:00Z"}}),
     );
     let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
-    // The run's clock decides the pair; their sum is always the record's expiry.
+    let map_at = |now: &str| {
+        let options = MapOptions {
+            now: at(now),
+            ..options()
+        };
+        map_with(&record, &hubspot, &options).expect("maps")
+    };
+    let today = map_at("2026-11-01T12:00:00Z");
+    let another_day = map_at("2026-11-02T08:15:30Z");
+
+    // The mapped body (what the plan shows and the engine fingerprints) states the absolute
+    // expiry, so a re-run on another day compares the same body.
     assert_eq!(
-        expiry_at_send(&record, at("2026-11-01T12:00:00.400Z")),
-        Some(("2026-11-01T12:00:00Z".to_owned(), 3600))
+        today.body.expose()["credentials"]["expires_at"],
+        json!("2026-11-03T13:00:00Z")
     );
+    assert_eq!(today.body, another_day.body);
     assert_eq!(
-        expiry_at_send(&record, at("2026-11-01T12:30:00Z")),
-        Some(("2026-11-01T12:30:00Z".to_owned(), 1800))
+        today.redacted_body["credentials"]["expires_at"],
+        json!("2026-11-03T13:00:00Z")
     );
-    assert_eq!(
-        expiry_at_send(&record, at("2026-11-01T13:00:00Z")),
-        None,
-        "expired: Vault refreshes"
+    assert!(
+        today.notes.iter().any(|n| n.contains("render_at_send")),
+        "the plan names the rule: {:?}",
+        today.notes
     );
 
-    let body = json!({"credentials": {"access_token": "x", "refresh_token": "y"}});
-    let sent = body_at_send(&body, &record, at("2026-11-01T12:00:00Z"));
-    assert_eq!(
-        sent["credentials"],
-        json!({"access_token": "x", "refresh_token": "y", "issued_at": "2026-11-01T12:00:00Z", "expires_in": 3600})
-    );
+    // What is sent: the pair at the run's clock, always summing to the expiry, and never
+    // `expires_at` (Vault's credentials object is closed).
+    for (now, issued_at, expires_in) in [
+        ("2026-11-01T12:00:00Z", "2026-11-01T12:00:00Z", 176_400),
+        ("2026-11-02T08:15:30Z", "2026-11-02T08:15:30Z", 103_470),
+    ] {
+        let sent = render_at_send(today.body.expose(), at(now));
+        let credentials = &sent["credentials"];
+        assert_eq!(credentials.get("expires_at"), None);
+        assert_eq!(credentials["issued_at"], json!(issued_at));
+        assert_eq!(credentials["expires_in"], json!(expires_in));
+        assert_eq!(import_body_violations(&sent), Vec::<String>::new());
+    }
 
-    // A known issue time is already in the mapped body: nothing is added.
-    let known = record_with_issued_at();
-    assert_eq!(expiry_at_send(&known, at("2026-11-01T12:00:00Z")), None);
+    // A known issue time is sent as mapped.
+    let known = map_with(&record_with_issued_at(), &hubspot, &options()).expect("maps");
     assert_eq!(
-        body_at_send(&body, &known, at("2026-11-01T12:00:00Z")),
-        body
+        render_at_send(known.body.expose(), at("2026-11-05T00:00:00Z")),
+        *known.body.expose()
     );
 }
 
 fn record_with_issued_at() -> CredentialRecord {
     record(
-        json!({"id": "k", "owner": {"id": "o"}, "service": "hubspot",
+        &json!({"id": "k", "owner": {"id": "o"}, "service": "hubspot",
         "auth": {"type": "oauth2", "access_token": CANARY_ACCESS, "refresh_token": CANARY_REFRESH,
                  "issued_at": "2026-11-01T11:30:00Z", "expires_in": 3600}}),
     )
@@ -300,14 +332,14 @@ fn suspect_milliseconds_are_refused_unless_configured() {
         true,
         false,
         AsMilliseconds,
-        Ok(Some(("2026-11-01T11:30:00Z", 3600))),
+        Ok(issued("2026-11-01T11:30:00Z", 3600)),
     );
     check_expiry(
         millis,
         true,
         false,
         AsSeconds,
-        Ok(Some(("2026-11-01T11:30:00Z", 3_600_000))),
+        Ok(issued("2026-11-01T11:30:00Z", 3_600_000)),
     );
     // Large but not a whole number of thousands: taken as seconds without fuss.
     check_expiry(
@@ -315,7 +347,7 @@ fn suspect_milliseconds_are_refused_unless_configured() {
         true,
         false,
         Refuse,
-        Ok(Some(("2026-11-01T11:30:00Z", 5_184_001))),
+        Ok(issued("2026-11-01T11:30:00Z", 5_184_001)),
     );
 }
 
@@ -324,7 +356,7 @@ fn expiry_cases_snapshot() {
     let hubspot = connector("crm", "hubspot");
     let case = |auth: Value, policy: SuspectMilliseconds| {
         let record = record(
-            json!({"id": "acme-42/hubspot", "owner": {"id": "acme-42"}, "service": "hubspot", "auth": auth}),
+            &json!({"id": "acme-42/hubspot", "owner": {"id": "acme-42"}, "service": "hubspot", "auth": auth}),
         );
         outcome_json(&map_with(
             &record,
@@ -349,6 +381,7 @@ fn expiry_cases_snapshot() {
         "expired_with_refresh_token": case(base(json!({"expires_at": "2026-10-31T09:00:00Z"})), SuspectMilliseconds::Refuse),
         "expired_without_refresh_token": case(json!({"type": "oauth2", "access_token": CANARY_ACCESS, "expires_at": "2026-10-31T09:00:00Z"}), SuspectMilliseconds::Refuse),
         "unknown_expiry": case(base(json!({})), SuspectMilliseconds::Refuse),
+        "expires_at_only": case(base(json!({"expires_at": "2026-11-01T13:00:00Z"})), SuspectMilliseconds::Refuse),
     });
     assert_no_canary("snapshot", &cases.to_string());
     insta::assert_json_snapshot!("expiry_cases", cases);
@@ -373,7 +406,7 @@ fn check_error(
     for (k, v) in record_json.as_object().expect("object") {
         base[k] = v.clone();
     }
-    let record = record(base);
+    let record = record(&base);
     let options = MapOptions {
         allow_incomplete_settings: allow_incomplete,
         ..options()

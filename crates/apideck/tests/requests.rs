@@ -5,11 +5,10 @@
 mod support;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use authport_apideck::ApideckImporter;
 use authport_apideck::config::ApideckConfig;
-use authport_core::{AuthImporter, DiscoveryKey, EnvSnapshot, PriorImport, TargetRef};
+use authport_core::{AuthImporter, DiscoveryKey, PriorImport, TargetRef};
 use authport_sandbox::spec::{Direction, component_schema, convert, load_spec, validator};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -103,15 +102,23 @@ async fn every_request_is_a_spec_operation_with_its_required_headers_and_a_valid
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serves") });
 
-    let env = EnvSnapshot::from_pairs([
-        ("APIDECK_API_KEY", "CANARY-key-5e"),
-        ("APIDECK_APP_ID", "app"),
-        ("APIDECK_API_URL", base.as_str()),
-    ]);
-    let config = ApideckConfig::from_sources(&json!({"validate_after_import": "always"}), &env)
-        .expect("config");
-    let importer = ApideckImporter::new(config, Duration::from_secs(5)).expect("builds");
+    let context = authport_testkit::context()
+        .env([
+            ("APIDECK_API_KEY", "CANARY-key-5e"),
+            ("APIDECK_APP_ID", "app"),
+            ("APIDECK_API_URL", base.as_str()),
+        ])
+        .config(json!({"validate_after_import": "always"}))
+        .build();
+    let config = ApideckConfig::from_sources(&context.config, &context.env).expect("config");
+    let importer = ApideckImporter::new(config, &context).expect("builds");
     let record = record_for(&connector("crm", "hubspot"), "oauth2");
+    // Only an absolute expiry: the mapped body states it, the sent body must not.
+    let expires_at_only = authport_testkit::record(&json!({
+        "id": "acme-42/hubspot-expires-at", "owner": {"id": "acme-42"}, "service": "hubspot",
+        "auth": {"type": "oauth2", "access_token": CANARY_ACCESS, "refresh_token": CANARY_REFRESH,
+                 "expires_at": "2036-11-01T12:00:00Z"},
+        "targets": {"apideck": {"unified_api": "crm", "service_id": "hubspot"}}}));
     importer
         .discover(&[DiscoveryKey::for_record(&record, "apideck")])
         .await
@@ -136,6 +143,12 @@ async fn every_request_is_a_spec_operation_with_its_required_headers_and_a_valid
         .remove(&TargetRef(outcome.target.0.clone()))
         .await
         .expect("removes");
+    let mapped = importer.map(&expires_at_only).expect("maps");
+    assert!(mapped.body.expose()["credentials"]["expires_at"].is_string());
+    importer
+        .import(&expires_at_only, &mapped, None)
+        .await
+        .expect("imports");
 
     let recorded = log.lock().expect("log").clone();
     let mut operations: Vec<String> = Vec::new();
@@ -207,6 +220,17 @@ async fn every_request_is_a_spec_operation_with_its_required_headers_and_a_valid
             "validateConnectionState",
             "connectionsOne",
             "connectionsDelete",
+            "connectionsOne",
+            "connectionsImport",
+            "validateConnectionState",
         ]
     );
+    let sent = recorded
+        .iter()
+        .filter_map(|request| request.body.as_ref())
+        .filter_map(|body| body.get("credentials"))
+        .last()
+        .expect("the last import's credentials");
+    assert_eq!(sent.get("expires_at"), None, "expires_at is never sent");
+    assert!(sent["issued_at"].is_string() && sent["expires_in"].as_i64() > Some(0));
 }

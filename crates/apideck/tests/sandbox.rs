@@ -3,43 +3,26 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use authport_apideck::client::{CallKind, classify_status};
 use authport_core::{
-    AuthImporter, BuildContext, CredentialRecord, DiscoveryKey, Disposition, EnvSnapshot,
-    ImportOutcome, InMemoryMemo, PriorImport, ProviderError, Removal, find_provider,
+    AuthImporter, CredentialRecord, DiscoveryKey, Disposition, ImportOutcome, PriorImport,
+    ProviderError, Removal,
 };
+use authport_sandbox::SandboxConfig;
 use authport_sandbox::apideck::IntegrationState;
-use authport_sandbox::{RunningSandbox, SandboxConfig};
+use authport_testkit::{Sandbox, context, sandbox, sandbox_with};
 use chrono::{SecondsFormat, TimeDelta, Utc};
-use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 use support::*;
 
-async fn sandbox() -> RunningSandbox {
-    authport_sandbox::start(
-        SandboxConfig::default(),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("sandbox starts")
-}
+// Links this crate, so its `inventory::submit!` registers "apideck".
+use authport_apideck as _;
 
 /// Builds the provider from the registry, configured from the sandbox's env vars only (plus an
 /// optional `[apideck]` section).
-fn provider(sandbox: &RunningSandbox, config: Value) -> Box<dyn AuthImporter> {
-    let _linked = authport_apideck::PROVIDER;
-    let context = BuildContext {
-        config,
-        env: EnvSnapshot::from_pairs(sandbox.provider_env()),
-        memo: Arc::new(InMemoryMemo::default()),
-        gate: std::sync::Arc::new(authport_core::Ungated),
-        dry_run: false,
-        request_timeout: Duration::from_secs(10),
-    };
-    (find_provider("apideck").expect("registered").build)(&context).expect("builds")
+fn provider(sandbox: &Sandbox, config: Value) -> Box<dyn AuthImporter> {
+    sandbox.context().config(config).provider("apideck")
 }
 
 fn minutes_ago(minutes: i64) -> String {
@@ -81,7 +64,7 @@ fn example_records() -> Vec<CredentialRecord> {
 
 fn hubspot_record(auth: Value) -> CredentialRecord {
     record(
-        json!({"id": "acme-42/hubspot", "owner": {"id": "acme-42"}, "service": "hubspot", "auth": auth}),
+        &json!({"id": "acme-42/hubspot", "owner": {"id": "acme-42"}, "service": "hubspot", "auth": auth}),
     )
 }
 
@@ -278,13 +261,13 @@ async fn verify_reports_callable_authorized_pending_refresh_and_missing() {
     let sandbox = sandbox().await;
     let importer = provider(&sandbox, json!({"allow_incomplete_settings": true}));
     let no_realm = record(
-        json!({"id": "q", "owner": {"id": "initech-3"}, "service": "quickbooks", "auth": fresh_oauth()}),
+        &json!({"id": "q", "owner": {"id": "initech-3"}, "service": "quickbooks", "auth": fresh_oauth()}),
     );
     let no_expiry = hubspot_record(
         json!({"type": "oauth2", "access_token": CANARY_ACCESS, "refresh_token": CANARY_REFRESH}),
     );
     let good = record(
-        json!({"id": "g", "owner": {"id": "globex-7"}, "service": "greenhouse",
+        &json!({"id": "g", "owner": {"id": "globex-7"}, "service": "greenhouse",
                              "auth": {"type": "api_key", "api_key": CANARY_API_KEY}}),
     );
     discover(
@@ -353,21 +336,10 @@ async fn plan_limit_stops_the_run() {
 #[tokio::test]
 async fn bad_api_key_is_fatal_before_any_write() {
     let sandbox = sandbox().await;
-    let mut env = sandbox.provider_env();
-    env.retain(|(k, _)| k != "APIDECK_API_KEY");
-    env.push((
-        "APIDECK_API_KEY".to_owned(),
-        "CANARY-wrong-key-0a9".to_owned(),
-    ));
-    let context = BuildContext {
-        config: Value::Null,
-        env: EnvSnapshot::from_pairs(env),
-        memo: Arc::new(InMemoryMemo::default()),
-        gate: std::sync::Arc::new(authport_core::Ungated),
-        dry_run: false,
-        request_timeout: Duration::from_secs(10),
-    };
-    let importer = (find_provider("apideck").expect("registered").build)(&context).expect("builds");
+    let importer = sandbox
+        .context()
+        .var("APIDECK_API_KEY", "CANARY-wrong-key-0a9")
+        .provider("apideck");
     let keys = [DiscoveryKey {
         service: "hubspot".to_owned(),
         target: None,
@@ -386,17 +358,17 @@ async fn unknown_and_disabled_connectors_fail_their_records_before_any_write() {
         .set_integration_state("crm", "pipedrive", IntegrationState::Disabled);
     let importer = provider(&sandbox, Value::Null);
     let unknown = record(
-        json!({"id": "u", "owner": {"id": "acme-42"}, "service": "mailchimp", "auth": fresh_oauth(),
+        &json!({"id": "u", "owner": {"id": "acme-42"}, "service": "mailchimp", "auth": fresh_oauth(),
                                 "targets": {"apideck": {"unified_api": "crm", "service_id": "mailchimp"}}}),
     );
     let disabled = record(
-        json!({"id": "d", "owner": {"id": "acme-42"}, "service": "pipedrive", "auth": fresh_oauth()}),
+        &json!({"id": "d", "owner": {"id": "acme-42"}, "service": "pipedrive", "auth": fresh_oauth()}),
     );
     let unresolvable = record(
-        json!({"id": "x", "owner": {"id": "acme-42"}, "service": "mailchimp", "auth": fresh_oauth()}),
+        &json!({"id": "x", "owner": {"id": "acme-42"}, "service": "mailchimp", "auth": fresh_oauth()}),
     );
     let no_realm = record(
-        json!({"id": "q", "owner": {"id": "initech-3"}, "service": "quickbooks", "auth": fresh_oauth()}),
+        &json!({"id": "q", "owner": {"id": "initech-3"}, "service": "quickbooks", "auth": fresh_oauth()}),
     );
     let good = hubspot_record(fresh_oauth());
     let all = [
@@ -437,7 +409,7 @@ async fn validation_after_import_is_off_by_default() {
         let importer = provider(&sandbox, config.clone());
         let oauth = hubspot_record(fresh_oauth());
         let api_key = record(
-            json!({"id": "g", "owner": {"id": "globex-7"}, "service": "greenhouse",
+            &json!({"id": "g", "owner": {"id": "globex-7"}, "service": "greenhouse",
                                     "auth": {"type": "api_key", "api_key": CANARY_API_KEY}}),
         );
         discover(importer.as_ref(), &[oauth.clone(), api_key.clone()]).await;
@@ -476,15 +448,10 @@ async fn validation_after_import_is_off_by_default() {
 #[test]
 fn configuration_is_checked_before_anything_is_sent() {
     let build = |pairs: &[(&str, &str)], config: Value| {
-        let context = BuildContext {
-            config,
-            env: EnvSnapshot::from_pairs(pairs.iter().copied()),
-            memo: Arc::new(InMemoryMemo::default()),
-            gate: std::sync::Arc::new(authport_core::Ungated),
-            dry_run: true,
-            request_timeout: Duration::from_secs(1),
-        };
-        (find_provider("apideck").expect("registered").build)(&context)
+        context()
+            .env(pairs.iter().copied())
+            .config(config)
+            .try_provider("apideck")
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
@@ -531,108 +498,6 @@ fn configuration_is_checked_before_anything_is_sent() {
     }
 }
 
-#[test]
-fn apideck_errors_are_classified_and_scrubbed() {
-    let check = |status: u16, body: Value, kind: CallKind, expect: &str| {
-        let body = serde_json::to_vec(&body).expect("json");
-        let error = classify_status(
-            "POST /x",
-            StatusCode::from_u16(status).expect("status"),
-            &body,
-            None,
-            kind,
-            &[CANARY_API_KEY],
-        );
-        assert_eq!(error.kind(), expect, "{status}: {error}");
-        assert_no_canary("classified error", &error.to_string());
-        error
-    };
-    let envelope = |status: u16, type_name: &str, detail: Value| {
-        json!({"status_code": status, "error": "x", "type_name": type_name, "message": "m", "detail": detail,
-               "ref": "https://developers.apideck.com/errors"})
-    };
-    let rejected = check(
-        400,
-        envelope(
-            400,
-            "RequestValidationError",
-            json!(format!("bad value {CANARY_API_KEY}")),
-        ),
-        CallKind::Write,
-        "rejected",
-    );
-    assert!(
-        rejected.message().contains("RequestValidationError")
-            && rejected.message().contains("[redacted]"),
-        "{rejected}"
-    );
-    check(
-        401,
-        envelope(401, "UnauthorizedError", json!("Missing authentication")),
-        CallKind::Read,
-        "fatal",
-    );
-    check(
-        402,
-        envelope(
-            402,
-            "RequestLimitError",
-            json!("You have reached your limit of 2000"),
-        ),
-        CallKind::Write,
-        "fatal",
-    );
-    check(
-        400,
-        envelope(
-            400,
-            "RequestHeadersValidationError",
-            json!("Missing Header: x-apideck-app-id"),
-        ),
-        CallKind::Read,
-        "fatal",
-    );
-    check(
-        400,
-        envelope(
-            400,
-            "RequestHeadersValidationError",
-            json!("Missing Header: x-apideck-consumer-id"),
-        ),
-        CallKind::Read,
-        "rejected",
-    );
-    check(
-        404,
-        envelope(
-            404,
-            "ConnectorNotFoundError",
-            json!({"missing": [{"x": "required"}]}),
-        ),
-        CallKind::Write,
-        "rejected",
-    );
-    check(
-        422,
-        envelope(
-            422,
-            "InvalidStateError",
-            json!({"debug": {"response": CANARY_API_KEY}}),
-        ),
-        CallKind::Write,
-        "rejected",
-    );
-    check(429, json!({}), CallKind::Write, "rate_limited");
-    check(500, json!({}), CallKind::Read, "transient");
-    check(503, json!({}), CallKind::Write, "outcome_unknown");
-    check(
-        502,
-        Value::String(format!("<html>{CANARY_API_KEY}</html>")),
-        CallKind::Write,
-        "outcome_unknown",
-    );
-}
-
 /// Vault's answer for a consumer without the connection is undocumented: with a 404 instead of
 /// `available`, discovery falls back to the app-wide list and imports still work.
 #[tokio::test]
@@ -644,13 +509,11 @@ async fn works_when_vault_answers_404_for_connections_a_consumer_lacks() {
         },
         ..Default::default()
     };
-    let sandbox = authport_sandbox::start(config, "127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("starts");
+    let sandbox = sandbox_with(config).await;
     let importer = provider(&sandbox, Value::Null);
     let records = example_records();
     let unknown = record(
-        json!({"id": "u", "owner": {"id": "acme-42"}, "service": "mailchimp", "auth": fresh_oauth(),
+        &json!({"id": "u", "owner": {"id": "acme-42"}, "service": "mailchimp", "auth": fresh_oauth(),
                                 "targets": {"apideck": {"unified_api": "crm", "service_id": "mailchimp"}}}),
     );
     let mut all = records.clone();

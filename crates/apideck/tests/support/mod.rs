@@ -1,38 +1,24 @@
-//! Shared test helpers: fixed clock, record fixtures with canary secrets, the sandbox catalogue
-//! as discovered connectors, and the spec loader.
+//! Apideck's own fixtures: records with canary secrets for each connector and auth kind, the
+//! sandbox catalogue as discovered connectors, and the mapping helpers. The clock, record
+//! parsing and the canary check come from `authport_testkit`.
 
 #![allow(dead_code)]
 
 use authport_apideck::config::SuspectMilliseconds;
-use authport_apideck::map::{
-    ConnectorInfo, MapOptions, ResolvedTarget, map_record, resolve_target,
-};
+use authport_apideck::connector::ConnectorInfo;
+use authport_apideck::map::{MapOptions, map_record};
+use authport_apideck::target::{ResolvedTarget, resolve_target};
 use authport_apideck::wire::Connection;
-use authport_core::input::InputReader;
 use authport_core::{CredentialRecord, MappedRecord, MappingError};
-use chrono::{DateTime, Utc};
+#[allow(unused_imports)]
+pub use authport_testkit::{assert_no_canary, now, record};
 use serde_json::{Map, Value, json};
-
-/// The fixed "now" of every mapping test.
-pub const NOW: &str = "2026-11-01T12:00:00Z";
 
 pub const CANARY_ACCESS: &str = "CANARY-access-5d1f0c";
 pub const CANARY_REFRESH: &str = "CANARY-refresh-93ab7e";
 pub const CANARY_API_KEY: &str = "CANARY-apikey-41c2d8";
-pub const CANARY_USERNAME: &str = "canary-user-6b0e@example.com";
+pub const CANARY_USERNAME: &str = "CANARY-user-6b0e@example.com";
 pub const CANARY_PASSWORD: &str = "CANARY-password-c77a19";
-
-pub const CANARIES: [&str; 5] = [
-    CANARY_ACCESS,
-    CANARY_REFRESH,
-    CANARY_API_KEY,
-    CANARY_USERNAME,
-    CANARY_PASSWORD,
-];
-
-pub fn now() -> DateTime<Utc> {
-    NOW.parse().expect("a valid instant")
-}
 
 pub fn options() -> MapOptions {
     MapOptions {
@@ -42,24 +28,9 @@ pub fn options() -> MapOptions {
     }
 }
 
-/// Parses a record as the input reader would, at [`NOW`].
-pub fn record(value: Value) -> CredentialRecord {
-    records(&[value]).pop().expect("one record")
-}
-
-/// Parses records through the input reader (one JSON line each), at [`NOW`].
+/// Parses records at [`NOW`].
 pub fn records(values: &[Value]) -> Vec<CredentialRecord> {
-    let text: String = values.iter().map(|v| format!("{v}\n")).collect();
-    InputReader::from_reader(
-        "fixture.jsonl",
-        std::io::Cursor::new(text.into_bytes()),
-        now(),
-    )
-    .map(|item| {
-        item.result
-            .unwrap_or_else(|e| panic!("fixture is not a valid record: {e}"))
-    })
-    .collect()
+    values.iter().map(record).collect()
 }
 
 /// The sandbox's default catalogue as discovery would see it.
@@ -144,7 +115,7 @@ pub fn sample_settings(connector: &ConnectorInfo) -> Map<String, Value> {
 
 /// A record of `kind` for `connector`, aimed at it through `targets.apideck`.
 pub fn record_for(connector: &ConnectorInfo, kind: &str) -> CredentialRecord {
-    record(json!({
+    record(&json!({
         "id": format!("acme-42/{}-{kind}", connector.service_id),
         "owner": {"id": "acme-42", "name": "Acme Inc", "email": "ops@acme.example"},
         "service": connector.service_id,
@@ -176,12 +147,5 @@ pub fn outcome_json(result: &Result<MappedRecord, MappingError>) -> Value {
             json!({"target": mapped.target, "body": mapped.redacted_body, "notes": mapped.notes})
         }
         Err(error) => json!({"error": {"field": error.field, "message": error.message}}),
-    }
-}
-
-/// Fails when any canary shows in `text`.
-pub fn assert_no_canary(what: &str, text: &str) {
-    for canary in CANARIES {
-        assert!(!text.contains(canary), "{what} leaks a secret: {text}");
     }
 }
