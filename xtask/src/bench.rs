@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: the benchmarks of BENCHMARKS.md.
 //!
-//! The work is done by the engine's `bench_driver` example (release build), which links the
-//! engine, the Tray provider and the sandbox; this module orchestrates it, runs the reference
+//! The work is done by the `bench_driver` binary of `crates/engine-e2e` (release build), which
+//! links the engine, the Tray provider and the sandbox; this module orchestrates it, runs the reference
 //! load generator (`wrk`) and prints the figures, each a ratio taken within the same run.
 //!
 //! ```text
@@ -125,8 +125,8 @@ fn build_driver(root: &Path, debug: bool) -> anyhow::Result<PathBuf> {
     command.current_dir(root).args([
         "build",
         "-p",
-        "authport-engine",
-        "--example",
+        "authport-engine-e2e",
+        "--bin",
         "bench_driver",
     ]);
     if !debug {
@@ -137,11 +137,7 @@ fn build_driver(root: &Path, debug: bool) -> anyhow::Result<PathBuf> {
         bail!("building the bench driver failed");
     }
     let profile = if debug { "debug" } else { "release" };
-    Ok(root
-        .join("target")
-        .join(profile)
-        .join("examples")
-        .join("bench_driver"))
+    Ok(root.join("target").join(profile).join("bench_driver"))
 }
 
 /// Runs the driver and parses its one JSON line.

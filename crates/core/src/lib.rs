@@ -20,7 +20,7 @@ pub use record::{Auth, CredentialRecord, Expiry, OAuth2, Owner, RecordWarning};
 pub use registry::{ProviderPlugin, UnknownProvider, find_provider, provider_names, providers};
 pub use report::{ReportError, ReportLine, Status};
 pub use secret::{
-    ExposeSecret, REDACTED, SecretJson, SecretString, record_tag, redact_json, salted_fingerprint,
+    ExposeSecret, FingerprintKey, REDACTED, SecretJson, SecretString, record_tag, redact_json,
 };
 
 // Re-exported so provider crates register with the same `inventory` the registry collects.

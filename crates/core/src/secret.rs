@@ -1,7 +1,8 @@
-//! Secret-holding types beyond `secrecy::SecretString`, and salted fingerprints.
+//! Secret-holding types beyond `secrecy::SecretString`, and keyed fingerprints.
 
 use std::fmt;
 
+use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -52,17 +53,48 @@ pub fn redact_json(value: &Value, secrets: &[&str]) -> Value {
     }
 }
 
-/// A salted SHA-256 fingerprint (hex) of some bytes. The salt is per state file, so a
-/// fingerprint of a low-entropy secret cannot be looked up in a precomputed table.
-pub fn salted_fingerprint(salt: &[u8], parts: &[&[u8]]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update((salt.len() as u64).to_be_bytes());
-    hasher.update(salt);
-    for part in parts {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
+/// The key of a state file's fingerprints: `HMAC-SHA256(credential, LABEL || salt)`, derived
+/// from the vendor credential the run already needs and the state's random salt. Fingerprints
+/// made with it are stable across re-runs with the same credential, and the state file alone
+/// (salt and fingerprints) cannot check a guess of a record's secret: that also needs the
+/// credential. `Debug` prints nothing of the key.
+#[derive(Clone)]
+pub struct FingerprintKey([u8; 32]);
+
+type HmacSha256 = Hmac<Sha256>;
+
+impl FingerprintKey {
+    const LABEL: &'static [u8] = b"authport fingerprint key v1";
+
+    pub fn derive(credential: &SecretString, salt: &[u8]) -> Self {
+        let mut mac = new_mac(credential.expose_secret().as_bytes());
+        mac.update(Self::LABEL);
+        mac.update(salt);
+        Self(mac.finalize().into_bytes().into())
     }
-    hex(&hasher.finalize())
+
+    /// The keyed fingerprint (hex) of `parts`, each length-prefixed so that no two different
+    /// lists of parts hash the same bytes.
+    pub fn fingerprint(&self, parts: &[&[u8]]) -> String {
+        let mut mac = new_mac(&self.0);
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        hex(&mac.finalize().into_bytes())
+    }
+}
+
+impl fmt::Debug for FingerprintKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FingerprintKey([redacted])")
+    }
+}
+
+fn new_mac(key: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length; the error type exists for other MACs only.
+    <HmacSha256 as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("hmac accepts any key length"))
 }
 
 /// The first 16 hex characters (64 bits) of SHA-256: a tag that tells records apart in names

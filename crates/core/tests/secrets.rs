@@ -66,3 +66,23 @@ fn no_canary_in_debug_or_error_output() {
     assert!(printed.contains("[redacted]"));
     assert!(printed.contains("auth.expires_in: expected an integer, found a string"));
 }
+
+#[test]
+fn fingerprint_keys_depend_on_credential_and_salt_and_never_print() {
+    use authport_core::{FingerprintKey, SecretString};
+    let credential = SecretString::from("CANARY-master-1");
+    let key = FingerprintKey::derive(&credential, b"salt-a");
+    let same = FingerprintKey::derive(&SecretString::from("CANARY-master-1"), b"salt-a");
+    let other_credential =
+        FingerprintKey::derive(&SecretString::from("CANARY-master-2"), b"salt-a");
+    let other_salt = FingerprintKey::derive(&credential, b"salt-b");
+    let parts: [&[u8]; 2] = [b"body", b"target"];
+    let fingerprint = key.fingerprint(&parts);
+    assert_eq!(fingerprint.len(), 64);
+    assert_eq!(fingerprint, same.fingerprint(&parts));
+    assert_ne!(fingerprint, other_credential.fingerprint(&parts));
+    assert_ne!(fingerprint, other_salt.fingerprint(&parts));
+    // Parts are length-prefixed: moving a byte between parts changes the fingerprint.
+    assert_ne!(fingerprint, key.fingerprint(&[b"bodyt", b"arget"]));
+    assert_eq!(format!("{key:?}"), "FingerprintKey([redacted])");
+}

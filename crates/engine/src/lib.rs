@@ -13,6 +13,7 @@
 
 mod control;
 mod dedupe;
+pub mod files;
 mod group_commit;
 pub mod limiter;
 mod maintenance;
@@ -22,6 +23,7 @@ mod run;
 pub mod state;
 pub mod summary;
 
+pub use files::Refusal;
 pub use limiter::RunGate;
 pub use maintenance::{MaintenanceOptions, rollback, verify};
 pub use run::{ImportOptions, default_send_rate, import, validate};

@@ -29,6 +29,8 @@ pub struct MaintenanceOptions {
     pub limits: ProviderLimits,
     /// The run's rate limit: build the provider with it (`BuildContext::gate`).
     pub gate: Arc<RunGate>,
+    /// Rebind a state made for another target to this one instead of refusing.
+    pub allow_target_change: bool,
 }
 
 impl MaintenanceOptions {
@@ -37,6 +39,7 @@ impl MaintenanceOptions {
             provider: provider.into(),
             limits,
             gate: RunGate::new(),
+            allow_target_change: false,
         }
     }
 }
@@ -52,6 +55,7 @@ pub async fn verify(
 ) -> anyhow::Result<MaintenanceSummary> {
     let started = Instant::now();
     let provider = options.provider.as_str();
+    state.bind(provider, &importer.identity(), options.allow_target_change)?;
     let objects = state.objects(provider)?;
     let mut writer = ReportWriter::create_optional(report)?;
     let context = CallContext::new(options);
@@ -104,6 +108,8 @@ pub async fn rollback(
 ) -> anyhow::Result<MaintenanceSummary> {
     let started = Instant::now();
     let provider = options.provider.as_str();
+    // A state made for another target would make rollback forget real objects: refuse it.
+    state.bind(provider, &importer.identity(), options.allow_target_change)?;
     let mut objects = state.objects(provider)?;
     // `objects` lists creations in order, then updated-only objects; newest creation first.
     objects.sort_by_key(|object| !object.created);

@@ -34,10 +34,11 @@ use tokio::sync::mpsc;
 
 use crate::control::Control;
 use crate::dedupe::SeenIds;
+use crate::files::refuse_same_as_input;
 use crate::limiter::{RunGate, SendLimiter};
 use crate::progress::Progress;
 use crate::retry::{NextStep, RetryPolicy, backoff_delay, next_step};
-use crate::state::{JournalEntry, Prepared, StateStore};
+use crate::state::{JournalEntry, Prepared, RunKeys, StateStore};
 use crate::summary::{ReportWriter, RunSummary, Tally};
 
 /// Everything an import run is configured with. Build with [`ImportOptions::new`] and set
@@ -71,6 +72,9 @@ pub struct ImportOptions {
     pub retry_base_delay: Duration,
     /// The largest backoff ceiling.
     pub retry_max_delay: Duration,
+    /// Rebind a state made for another target to this one (`--allow-target-change`) instead of
+    /// refusing the run.
+    pub allow_target_change: bool,
     /// The run's rate limit. Build the provider with it (`BuildContext::gate`), so the limit
     /// applies to every HTTP request the provider sends; the engine configures it once when the
     /// run starts and slows it down on 429s.
@@ -99,6 +103,7 @@ impl ImportOptions {
             stop_grace: Duration::from_secs(30),
             retry_base_delay: policy.base_delay,
             retry_max_delay: policy.max_delay,
+            allow_target_change: false,
             gate: RunGate::new(),
         }
     }
@@ -159,6 +164,7 @@ struct Output {
 struct Run {
     importer: Arc<dyn AuthImporter>,
     state: StateStore,
+    keys: RunKeys,
     provider: String,
     dry_run: bool,
     policy: RetryPolicy,
@@ -195,6 +201,19 @@ pub async fn import(
 ) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
     let now = Utc::now();
+    // Before anything is read or sent: outputs that would overwrite the input, and a state
+    // made for another target, are refused.
+    if let Some(report) = &options.report {
+        refuse_same_as_input("report", report, &options.input)?;
+    }
+    if let Some(path) = state.path() {
+        refuse_same_as_input("state file", path, &options.input)?;
+    }
+    let keys = state.bind(
+        &options.provider,
+        &importer.identity(),
+        options.allow_target_change,
+    )?;
     let survey = {
         let input = options.input.clone();
         let provider = options.provider.clone();
@@ -224,9 +243,11 @@ pub async fn import(
         burst,
         "starting import"
     );
+    let survey_records = survey.records;
     let run = Arc::new(Run {
         importer,
         state: state.clone(),
+        keys,
         provider: options.provider.clone(),
         dry_run: options.dry_run,
         policy: options.retry_policy(),
@@ -290,7 +311,8 @@ pub async fn import(
         while let Some(result) = workers.join_next().await {
             result.context("import worker panicked")??;
         }
-        reader.await.context("input reader panicked")?
+        let read = reader.await.context("input reader panicked")??;
+        check_same_input(survey_records, read)
     };
     let mut finished = std::pin::pin!(finished);
     let outcome: anyhow::Result<()> = loop {
@@ -355,6 +377,9 @@ fn deadline_reason(deadline: Option<Duration>) -> String {
 /// Checks `input` offline (no provider): every record valid or located errors.
 pub fn validate(input: &Path, report: Option<&Path>) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
+    if let Some(report) = report {
+        refuse_same_as_input("report", report, input)?;
+    }
     let mut writer = ReportWriter::create_optional(report)?;
     let mut tally = Tally::default();
     let mut seen = SeenIds::new()?;
@@ -429,17 +454,35 @@ fn to_work(item: InputItem, seen: &mut SeenIds, file: &str) -> anyhow::Result<Wo
 }
 
 /// The reader thread: parses and sends records until the input ends or the workers are gone.
-fn feed(input: &Path, now: DateTime<Utc>, sender: &mpsc::Sender<Work>) -> anyhow::Result<()> {
+/// Returns how many records it read, or `None` when the workers went away first.
+fn feed(
+    input: &Path,
+    now: DateTime<Utc>,
+    sender: &mpsc::Sender<Work>,
+) -> anyhow::Result<Option<u64>> {
     let mut seen = SeenIds::new()?;
     let reader = open_input(input, now)?;
     let file = reader.file_name().to_owned();
+    let mut records = 0;
     for item in reader {
+        records += 1;
         let work = to_work(item, &mut seen, &file)?;
         if sender.blocking_send(work).is_err() {
-            break;
+            return Ok(None);
         }
     }
-    Ok(())
+    Ok(Some(records))
+}
+
+/// The two passes over the input must see the same records: a file changed between them (or
+/// one that reads differently twice) would leave records neither imported nor reported.
+fn check_same_input(first: u64, second: Option<u64>) -> anyhow::Result<()> {
+    match second {
+        Some(second) if second != first => anyhow::bail!(
+            "the input changed while it was read: the first pass saw {first} records, the second {second}; check the report, then re-run with the same --state on a file that does not change"
+        ),
+        _ => Ok(()),
+    }
 }
 
 async fn worker(
@@ -554,7 +597,7 @@ impl Run {
         };
         report.warnings.extend(mapped.notes.iter().cloned());
         report.target = Some(mapped.target.clone());
-        let fingerprint = self.state.fingerprint(&mapped);
+        let fingerprint = self.keys.fingerprint(&mapped);
         if self.dry_run {
             let entry = self
                 .state
@@ -573,7 +616,12 @@ impl Run {
         // writes (group commit); it returns once committed, so a committed intent may be sent.
         let prepared = self
             .state
-            .prepare(&self.provider, &record.id, &mapped.target, &fingerprint)
+            .prepare(
+                &self.provider,
+                &record.id,
+                &self.keys.claim_key(&mapped.target),
+                &fingerprint,
+            )
             .await?;
         let mut entry = match prepared {
             Prepared::Conflict(other) => {

@@ -1,7 +1,6 @@
 //! The per-record report file and the run summary (counts, top failure reasons, exit code).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,8 +50,13 @@ impl ReportWriter {
         if path == Path::new("-") {
             return Ok(Self::to_writer(Box::new(std::io::stdout()), path));
         }
-        let file = File::create(path)
-            .with_context(|| format!("cannot create report {}", path.display()))?;
+        let file = crate::files::create_private("report", path).map_err(|error| {
+            if error.is::<crate::files::Refusal>() {
+                error
+            } else {
+                error.context(format!("cannot create report {}", path.display()))
+            }
+        })?;
         Ok(Self::to_writer(Box::new(BufWriter::new(file)), path))
     }
 

@@ -80,6 +80,10 @@ pub struct ProviderArgs {
     /// Summary format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Use a state file made for another target (provider, endpoint or account) anyway, and
+    /// bind it to this one. Without it such a state is refused (exit 2).
+    #[arg(long)]
+    pub allow_target_change: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use authport_core::{BuildContext, EnvSnapshot, ProviderPlugin};
+use authport_engine::files::refuse_same_as_input;
 use authport_engine::{ImportOptions, MaintenanceOptions, RunGate, RunSummary, StateStore};
 use clap::Parser;
 
@@ -50,11 +51,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            let code = if error.downcast_ref::<UsageError>().is_some() {
-                exit::USAGE
-            } else {
-                exit::IO
-            };
+            let refused = error.downcast_ref::<UsageError>().is_some()
+                || error.downcast_ref::<authport_engine::Refusal>().is_some();
+            let code = if refused { exit::USAGE } else { exit::IO };
             let error = match error.downcast::<UsageError>() {
                 Ok(UsageError(inner)) => inner,
                 Err(other) => other,
@@ -116,6 +115,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 )));
             }
             let report = report_path(report.as_deref());
+            if !report_is_stdout(&report) {
+                refuse_same_as_input("report", &report, &input).map_err(|e| usage(e.into()))?;
+            }
             let summary = authport_engine::validate(&input, Some(&report))?;
             finish(&summary, format, report_is_stdout(&report), quiet)
         }
@@ -249,8 +251,14 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<u8> {
             args.input.display()
         )));
     }
+    if let Some(report) = &args.report {
+        refuse_same_as_input("report", report, &args.input).map_err(|e| usage(e.into()))?;
+    }
     let state = match &args.state {
-        Some(path) => open_state(path, &setup.config)?,
+        Some(path) => {
+            refuse_same_as_input("state file", path, &args.input).map_err(|e| usage(e.into()))?;
+            open_state(path, &setup.config)?
+        }
         None => StateStore::temporary()?,
     };
     let engine = &setup.config.engine;
@@ -268,6 +276,7 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<u8> {
         concurrency: args.concurrency.or(engine.concurrency).map(|n| n as usize),
         rate: args.rate.or(engine.rate),
         dry_run: args.dry_run,
+        allow_target_change: args.provider.allow_target_change,
         progress: !quiet && std::io::stderr().is_terminal(),
         ..defaults
     };
@@ -303,8 +312,13 @@ async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> any
             args.state.display()
         )));
     }
+    if let Some(report) = &args.report {
+        // The state is this command's input: a report on it would destroy it.
+        refuse_same_as_input("report", report, &args.state).map_err(|e| usage(e.into()))?;
+    }
     let state = open_state(&args.state, &setup.config)?;
-    let options = MaintenanceOptions::new(setup.plugin.name, setup.plugin.limits);
+    let mut options = MaintenanceOptions::new(setup.plugin.name, setup.plugin.limits);
+    options.allow_target_change = args.provider.allow_target_change;
     let importer = build_importer(&setup, &state, &options.gate)?;
     let report = args.report.as_deref();
     // Per-object lines go to stdout unless a report file takes them.

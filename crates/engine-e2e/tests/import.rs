@@ -182,11 +182,12 @@ async fn a_crash_between_intent_and_outcome_is_reconciled_not_written_twice() {
     let state = StateStore::open(&dir.path().join("state.db")).unwrap();
     for record in &all {
         state
-            .record_intent(
+            .commit_intent(
                 "tray",
                 record["id"].as_str().unwrap(),
                 "fingerprint-of-the-crashed-run",
             )
+            .await
             .unwrap();
     }
 

@@ -1,0 +1,272 @@
+//! The journal's rows and SQL: per record, what was applied at the target and the intent of a
+//! write in flight; per target address, which record claimed it. Each method is a statement or
+//! two; whether they autocommit or join a group commit is up to the caller ([`super::StateStore`]).
+
+use anyhow::Context as _;
+use authport_core::TargetRef;
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use crate::group_commit::Transactional;
+
+/// What the journal knows about one record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JournalEntry {
+    /// Fingerprint of the applied content, if any write succeeded.
+    pub fingerprint: Option<String>,
+    /// The applied object's ids, if any write succeeded.
+    pub target: Option<TargetRef>,
+    /// This tool created the object.
+    pub created: bool,
+    /// A write of this fingerprint was started and its outcome never recorded.
+    pub pending_fingerprint: Option<String>,
+}
+
+impl JournalEntry {
+    /// The applied object, for an update instead of a second create.
+    pub fn prior(&self) -> Option<authport_core::PriorImport> {
+        self.target
+            .clone()
+            .map(|target| authport_core::PriorImport { target })
+    }
+}
+
+/// One journalled object, as verify and rollback walk them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalObject {
+    pub record_id: String,
+    pub target: TargetRef,
+    pub created: bool,
+}
+
+/// What [`StateStore::prepare`] found and did for one record, in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prepared {
+    /// Another record (this id) claimed the same target object first; nothing was written.
+    Conflict(String),
+    /// The intent to write is committed: send the write now.
+    IntentCommitted(JournalEntry),
+    /// No intent written: the record is unchanged, or an earlier write must be reconciled
+    /// first (see [`JournalEntry::awaits_reconcile`]).
+    Unwritten(JournalEntry),
+}
+
+impl JournalEntry {
+    /// An intent without any applied object: a create may have reached the target before the
+    /// last run died, so ask the target before writing again.
+    pub fn awaits_reconcile(&self) -> bool {
+        self.pending_fingerprint.is_some() && self.target.is_none()
+    }
+
+    /// The content with this fingerprint is applied and nothing is in flight.
+    pub fn is_unchanged(&self, fingerprint: &str) -> bool {
+        self.pending_fingerprint.is_none()
+            && self.target.is_some()
+            && self.fingerprint.as_deref() == Some(fingerprint)
+    }
+}
+
+/// The connection and the journal's SQL. Each method is a statement or two; whether they
+/// autocommit (the synchronous methods of [`StateStore`]) or join a group commit (its `async`
+/// methods) is up to the caller.
+pub(crate) struct Inner {
+    pub(crate) connection: Connection,
+    pub(crate) next_created_seq: i64,
+    /// `next_created_seq` when the open transaction began, restored if it rolls back.
+    pub(crate) seq_at_begin: i64,
+}
+
+impl Transactional for Inner {
+    fn begin(&mut self) -> anyhow::Result<()> {
+        self.connection.execute_batch("BEGIN")?;
+        self.seq_at_begin = self.next_created_seq;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> anyhow::Result<()> {
+        self.connection.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        if !self.connection.is_autocommit()
+            && let Err(error) = self.connection.execute_batch("ROLLBACK")
+        {
+            tracing::error!("cannot roll back a state journal transaction: {error}");
+        }
+        self.next_created_seq = self.seq_at_begin;
+    }
+}
+
+impl Inner {
+    pub(crate) fn claim(
+        &self,
+        provider: &str,
+        key: &str,
+        record_id: &str,
+    ) -> anyhow::Result<Option<String>> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO claims (provider, target_key, record_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (provider, target_key) DO NOTHING",
+            )
+            .and_then(|mut statement| statement.execute(params![provider, key, record_id]))
+            .context("cannot write a target claim to the state journal")?;
+        let owner: String = self
+            .connection
+            .prepare_cached("SELECT record_id FROM claims WHERE provider = ?1 AND target_key = ?2")
+            .and_then(|mut statement| statement.query_row(params![provider, key], |row| row.get(0)))
+            .context("cannot read a target claim from the state journal")?;
+        Ok((owner != record_id).then_some(owner))
+    }
+
+    pub(crate) fn entry(
+        &self,
+        provider: &str,
+        record_id: &str,
+    ) -> anyhow::Result<Option<JournalEntry>> {
+        let row = self
+            .connection
+            .prepare_cached(
+                "SELECT fingerprint, target, created, pending_fingerprint FROM journal
+                 WHERE provider = ?1 AND record_id = ?2",
+            )?
+            .query_row(params![provider, record_id], |row| {
+                Ok((
+                    row.get::<_, Option<String>>(0)?,
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, bool>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .optional()
+            .context("cannot read the state journal")?;
+        let Some((fingerprint, target, created, pending_fingerprint)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(JournalEntry {
+            fingerprint,
+            target: target.map(|json| parse_target(&json)).transpose()?,
+            created,
+            pending_fingerprint,
+        }))
+    }
+
+    pub(crate) fn record_intent(
+        &self,
+        provider: &str,
+        record_id: &str,
+        fingerprint: &str,
+    ) -> anyhow::Result<()> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO journal (provider, record_id, pending_fingerprint) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (provider, record_id) DO UPDATE SET pending_fingerprint = excluded.pending_fingerprint",
+            )
+            .and_then(|mut statement| statement.execute(params![provider, record_id, fingerprint]))
+            .context("cannot write intent to the state journal")?;
+        Ok(())
+    }
+
+    /// Claim, entry and (when due) intent of one record: see [`StateStore::prepare`].
+    pub(crate) fn prepare(
+        &self,
+        provider: &str,
+        record_id: &str,
+        claim_key: &str,
+        fingerprint: &str,
+    ) -> anyhow::Result<Prepared> {
+        if let Some(owner) = self.claim(provider, claim_key, record_id)? {
+            return Ok(Prepared::Conflict(owner));
+        }
+        let entry = self.entry(provider, record_id)?.unwrap_or_default();
+        if entry.awaits_reconcile() || entry.is_unchanged(fingerprint) {
+            return Ok(Prepared::Unwritten(entry));
+        }
+        self.record_intent(provider, record_id, fingerprint)?;
+        Ok(Prepared::IntentCommitted(entry))
+    }
+
+    pub(crate) fn record_outcome(
+        &mut self,
+        provider: &str,
+        record_id: &str,
+        fingerprint: &str,
+        target_json: &str,
+        created_now: bool,
+    ) -> anyhow::Result<()> {
+        let seq = self.next_created_seq;
+        self.connection
+            .prepare_cached(
+                "INSERT INTO journal (provider, record_id, fingerprint, target, created, created_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?5 THEN ?6 END)
+                 ON CONFLICT (provider, record_id) DO UPDATE SET
+                     fingerprint = excluded.fingerprint,
+                     target = excluded.target,
+                     created = journal.created OR excluded.created,
+                     created_seq = CASE WHEN journal.created THEN journal.created_seq
+                                        ELSE excluded.created_seq END,
+                     pending_fingerprint = NULL",
+            )
+            .and_then(|mut statement| {
+                statement.execute(params![provider, record_id, fingerprint, target_json, created_now, seq])
+            })
+            .context("cannot write outcome to the state journal")?;
+        if created_now {
+            self.next_created_seq += 1;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn clear_intent(&self, provider: &str, record_id: &str) -> anyhow::Result<()> {
+        // Two statements, each safe on its own if the process dies between them (in autocommit):
+        // the first only touches rows with nothing applied, the second only rows with an object.
+        self.connection
+            .prepare_cached("DELETE FROM journal WHERE provider = ?1 AND record_id = ?2 AND target IS NULL")
+            .and_then(|mut statement| statement.execute(params![provider, record_id]))
+            .and_then(|_| {
+                self.connection
+                    .prepare_cached(
+                        "UPDATE journal SET pending_fingerprint = NULL WHERE provider = ?1 AND record_id = ?2",
+                    )
+                    .and_then(|mut statement| statement.execute(params![provider, record_id]))
+            })
+            .context("cannot clear intent in the state journal")?;
+        // Nothing of this record is at the target: its address is free for another record.
+        self.connection
+            .prepare_cached(
+                "DELETE FROM claims WHERE provider = ?1 AND record_id = ?2
+                 AND NOT EXISTS (SELECT 1 FROM journal WHERE provider = ?1 AND record_id = ?2)",
+            )
+            .and_then(|mut statement| statement.execute(params![provider, record_id]))
+            .context("cannot release a target claim in the state journal")?;
+        Ok(())
+    }
+    /// Removes a record's row and claims after rollback removed its object.
+    pub(crate) fn forget(&self, provider: &str, record_id: &str) -> anyhow::Result<()> {
+        self.connection
+            .execute_batch("BEGIN")
+            .and_then(|()| {
+                self.connection.execute(
+                    "DELETE FROM journal WHERE provider = ?1 AND record_id = ?2",
+                    params![provider, record_id],
+                )
+            })
+            .and_then(|_| {
+                self.connection.execute(
+                    "DELETE FROM claims WHERE provider = ?1 AND record_id = ?2",
+                    params![provider, record_id],
+                )
+            })
+            .and_then(|_| self.connection.execute_batch("COMMIT"))
+            .map_err(|error| {
+                if !self.connection.is_autocommit() {
+                    let _ = self.connection.execute_batch("ROLLBACK");
+                }
+                anyhow::Error::from(error).context("cannot update the state journal")
+            })
+    }
+}
+
+pub(crate) fn parse_target(json: &str) -> anyhow::Result<TargetRef> {
+    serde_json::from_str(json).context("state journal holds a malformed target")
+}

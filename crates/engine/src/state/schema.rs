@@ -1,0 +1,183 @@
+//! The state file itself: its tables, its SQLite `application_id`, how it is opened (exclusive,
+//! WAL, mode 0600, never through a symlink) and its random salt.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use rand::RngCore as _;
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+
+use crate::files::{Refusal, precreate_private};
+
+/// The schema version this build writes; older files are migrated on open (none yet).
+const SCHEMA_VERSION: &str = "1";
+
+/// SQLite's `application_id` of an authport state file ("APRT"): set on creation, checked on
+/// open, so an unrelated database given as `--state` is refused instead of modified.
+pub(crate) const APPLICATION_ID: i32 = 0x4150_5254;
+
+/// WAL pages between automatic checkpoints (SQLite's default: 1000). A checkpoint copies every
+/// page changed since the last one back into the database file, once however often it changed:
+/// spacing them out turns many copies of the same hot pages into one. The WAL file may grow to
+/// about this many 4 KiB pages (40 MB) before it is reused.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+
+/// The tables of a state file, as written before it had an `application_id`.
+const TABLES: [&str; 4] = ["claims", "journal", "memo", "meta"];
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal (
+    provider            TEXT    NOT NULL,
+    record_id           TEXT    NOT NULL,
+    -- Keyed fingerprint of the content last applied at the target (NULL: nothing applied).
+    fingerprint         TEXT,
+    -- JSON object of the target's non-secret ids (TargetRef) of the applied object.
+    target              TEXT,
+    -- 1 when this tool created the object (rollback removes it), kept across later updates.
+    created             INTEGER NOT NULL DEFAULT 0,
+    -- Creation order, so rollback removes in reverse.
+    created_seq         INTEGER,
+    -- The fingerprint of a write that may be in flight (intent without outcome).
+    pending_fingerprint TEXT,
+    PRIMARY KEY (provider, record_id)
+) WITHOUT ROWID;
+-- Which record owns each target address (MappedRecord.target, keyed): two records must never
+-- write the same object at the target.
+CREATE TABLE IF NOT EXISTS claims (
+    provider   TEXT NOT NULL,
+    target_key TEXT NOT NULL,
+    record_id  TEXT NOT NULL,
+    PRIMARY KEY (provider, target_key)
+) WITHOUT ROWID;
+-- Releasing a record's claims (nothing of it written, or rolled back) finds them by record.
+CREATE INDEX IF NOT EXISTS claims_by_record ON claims (provider, record_id);
+CREATE TABLE IF NOT EXISTS memo (
+    namespace TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+";
+
+/// Opens the state file at `path` for one run: refuses a symlink and a database that is not an
+/// authport state (before writing anything to it), creates a new file with mode 0600, then takes
+/// the file exclusively.
+pub(crate) fn open_file(path: &Path, synchronous: &str) -> anyhow::Result<Connection> {
+    precreate_private("state file", path)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let connection = Connection::open_with_flags(path, flags)
+        .with_context(|| format!("cannot open state file {}", path.display()))?;
+    // Only reads until the file is known to be ours.
+    check_ours(&connection, path)?;
+    // Exclusive locking: a second run on the same state file fails at once instead of racing
+    // this one (two runs would import the same records twice).
+    connection.execute_batch(&format!(
+        "PRAGMA locking_mode=EXCLUSIVE; PRAGMA busy_timeout=0; \
+         PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; \
+         PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES};"
+    ))?;
+    Ok(connection)
+}
+
+/// Refuses a database that holds tables and is not an authport state file. An empty file is
+/// new; a file with exactly our tables and no id is one written before the id existed.
+fn check_ours(connection: &Connection, path: &Path) -> anyhow::Result<()> {
+    let application_id: i32 =
+        connection.query_row("PRAGMA application_id", [], |row| row.get(0))?;
+    if application_id == APPLICATION_ID {
+        return Ok(());
+    }
+    let mut statement =
+        connection.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?;
+    let tables = statement
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    if tables.is_empty() || (application_id == 0 && tables == TABLES) {
+        return Ok(());
+    }
+    Err(Refusal(format!(
+        "{} is a SQLite database that is not an authport state file; it was left untouched (give a new path for --state)",
+        path.display()
+    ))
+    .into())
+}
+
+/// Creates the tables (new file) and returns the state's salt (made on first use).
+pub(crate) fn initialise(connection: &Connection) -> anyhow::Result<Vec<u8>> {
+    connection.execute_batch(SCHEMA)?;
+    connection.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))?;
+    // The write below takes the exclusive lock now rather than at the first record.
+    connection.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+         ON CONFLICT (key) DO NOTHING",
+        params![SCHEMA_VERSION],
+    )?;
+    let salt_hex: Option<String> = connection
+        .query_row("SELECT value FROM meta WHERE key = 'salt'", [], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    Ok(match salt_hex {
+        Some(hex) => decode_hex(&hex).context("state file has a malformed salt")?,
+        None => {
+            let mut salt = vec![0u8; 32];
+            rand::rng().fill_bytes(&mut salt);
+            connection.execute(
+                "INSERT INTO meta (key, value) VALUES ('salt', ?1)",
+                params![encode_hex(&salt)],
+            )?;
+            salt
+        }
+    })
+}
+
+/// A `meta` value, if set.
+pub(crate) fn meta(connection: &Connection, key: &str) -> anyhow::Result<Option<String>> {
+    Ok(connection
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            params![key],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+pub(crate) fn set_meta(connection: &Connection, key: &str, value: &str) -> anyhow::Result<()> {
+    connection.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn is_busy(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    })
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex(hex: &str) -> anyhow::Result<Vec<u8>> {
+    anyhow::ensure!(
+        hex.len() % 2 == 0 && hex.is_ascii(),
+        "not an even number of hex digits"
+    );
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).context("not hex"))
+        .collect()
+}

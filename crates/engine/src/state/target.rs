@@ -1,0 +1,103 @@
+//! The target a state file belongs to (invariant 6), and the keys of its fingerprints.
+//!
+//! On first use the state records the provider, its endpoints and an account identity: the
+//! vendor's account name when it has one (Apideck's app id), otherwise a keyed hash of the
+//! credential (never the credential). A later run against another target is refused, naming
+//! the part that differs, unless the operator allows the change (the new identity is recorded).
+//!
+//! Fingerprints and claim keys are HMAC-SHA256 under a key derived from the vendor credential
+//! and the state's salt, so the state file alone cannot check guesses of a record's secret.
+
+use authport_core::{FingerprintKey, MappedRecord, TargetIdentity};
+use serde_json::{Map, Value};
+
+use crate::files::Refusal;
+
+/// One part of a target's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetPart {
+    Provider,
+    Endpoint,
+    Account,
+}
+
+impl TargetPart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetPart::Provider => "provider",
+            TargetPart::Endpoint => "endpoint",
+            TargetPart::Account => "account",
+        }
+    }
+}
+
+/// What a state file records of its target (all non-secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordedTarget {
+    pub provider: String,
+    pub endpoints: String,
+    pub account: String,
+}
+
+impl RecordedTarget {
+    pub(crate) fn of(provider: &str, identity: &TargetIdentity, key: &FingerprintKey) -> Self {
+        let account = match &identity.account {
+            Some(name) => format!("name:{name}"),
+            None => format!("credential:{}", key.fingerprint(&[b"account"])),
+        };
+        Self {
+            provider: provider.to_owned(),
+            endpoints: serde_json::to_string(&identity.endpoints).unwrap_or_default(),
+            account,
+        }
+    }
+
+    /// The parts of `self` that differ from `other`, in a fixed order.
+    pub(crate) fn differences(&self, other: &RecordedTarget) -> Vec<TargetPart> {
+        let mut parts = Vec::new();
+        if self.provider != other.provider {
+            parts.push(TargetPart::Provider);
+        }
+        if self.endpoints != other.endpoints {
+            parts.push(TargetPart::Endpoint);
+        }
+        if self.account != other.account {
+            parts.push(TargetPart::Account);
+        }
+        parts
+    }
+}
+
+/// The refusal for a state file used against another target (exit 2).
+pub(crate) fn mismatch(parts: &[TargetPart]) -> Refusal {
+    let names: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
+    Refusal(format!(
+        "the state file belongs to another target ({} differs); nothing was sent. Use the state file of this target, or pass --allow-target-change to bind this one to the new target",
+        names.join(", ")
+    ))
+}
+
+/// The keyed fingerprints of one run (see the module docs).
+#[derive(Debug, Clone)]
+pub struct RunKeys {
+    key: FingerprintKey,
+}
+
+impl RunKeys {
+    pub(crate) fn new(key: FingerprintKey) -> Self {
+        Self { key }
+    }
+
+    /// The fingerprint of a mapped request (body + target ids).
+    pub fn fingerprint(&self, mapped: &MappedRecord) -> String {
+        let body = serde_json::to_vec(mapped.body.expose()).unwrap_or_default();
+        let target = serde_json::to_vec(&mapped.target).unwrap_or_default();
+        self.key.fingerprint(&[b"record", &body, &target])
+    }
+
+    /// The key a target address is claimed under, so the state holds no raw names.
+    pub fn claim_key(&self, target: &Map<String, Value>) -> String {
+        let target = serde_json::to_vec(target).unwrap_or_default();
+        self.key.fingerprint(&[b"claim", &target])
+    }
+}
