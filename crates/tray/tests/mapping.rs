@@ -1,14 +1,11 @@
 //! Snapshots of the mapped Tray payload for every catalogue service and auth kind (secrets
 //! redacted), using the sandbox's catalogue for discovery. Includes the README example records.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use authport_core::record::from_json_located;
-use authport_core::{BuildContext, DiscoveryKey, EnvSnapshot, InMemoryMemo};
-use authport_sandbox::SandboxConfig;
-use chrono::{TimeZone, Utc};
+use authport_core::DiscoveryKey;
 use serde_json::{Value, json};
+
+// Links the provider so `find_provider("tray")` sees its registration.
+use authport_tray as _;
 
 const SECRET: &str = "s3cr3t-canary-value";
 
@@ -120,26 +117,11 @@ fn fixtures() -> Vec<(&'static str, Value)> {
 
 #[tokio::test]
 async fn mapped_payloads() {
-    let sandbox = authport_sandbox::start(SandboxConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let context = BuildContext {
-        config: Value::Null,
-        env: EnvSnapshot::from_pairs(sandbox.provider_env()),
-        memo: Arc::new(InMemoryMemo::default()),
-        gate: std::sync::Arc::new(authport_core::Ungated),
-        request_timeout: Duration::from_secs(10),
-    };
-    let provider = authport_tray::build(&context).unwrap();
-    let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    let sandbox = authport_testkit::sandbox().await;
+    let provider = sandbox.context().provider("tray");
     let records: Vec<(&str, authport_core::CredentialRecord)> = fixtures()
         .into_iter()
-        .map(|(name, value)| {
-            (
-                name,
-                from_json_located(&value, now).unwrap_or_else(|e| panic!("{name}: {e:?}")),
-            )
-        })
+        .map(|(name, value)| (name, authport_testkit::record(&value)))
         .collect();
     let keys: Vec<DiscoveryKey> = records
         .iter()

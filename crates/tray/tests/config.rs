@@ -1,0 +1,57 @@
+//! Configuration refusals: base URLs and regions (no server needed).
+
+use authport_testkit::{CANARY, canary, context};
+
+// Links the provider so `find_provider("tray")` sees its registration.
+use authport_tray as _;
+
+/// Builds the provider with the master token and one more variable; returns the refusal.
+fn refusal(setting: &str, value: &str) -> String {
+    let built = context()
+        .var("TRAY_MASTER_TOKEN", &canary("tray-master-token"))
+        .var(setting, value)
+        .try_provider("tray");
+    match built {
+        Ok(provider) => panic!("{setting}={value} was accepted: {provider:?}"),
+        Err(error) => error.message,
+    }
+}
+
+#[test]
+fn plain_http_is_refused_for_remote_hosts() {
+    let message = refusal("TRAY_API_URL", "http://api.tray.io");
+    assert!(message.contains("must use https"), "{message}");
+    assert!(!message.contains(CANARY), "{message}");
+}
+
+/// Issue 8 item 11: base URLs with credentials, a query or a fragment are refused, and the
+/// message names the setting, never the value.
+#[test]
+fn tray_urls_with_credentials_or_a_query_are_refused_without_quoting_them() {
+    for (setting, value) in [
+        ("TRAY_API_URL", "https://user:hunter2pw@api.tray.io"),
+        ("TRAY_API_URL", "https://hunter2pw@api.tray.io"),
+        ("TRAY_API_URL", "https://api.tray.io/?token=hunter2pw"),
+        ("TRAY_GRAPHQL_URL", "https://tray.io/graphql?key=hunter2pw"),
+        ("TRAY_GRAPHQL_URL", "https://tray.io/graphql#hunter2pw"),
+        ("TRAY_REGION", "hunter2pw"),
+    ] {
+        let message = refusal(setting, value);
+        assert!(message.contains(setting), "{value}: {message}");
+        assert!(
+            !message.contains("hunter2pw") && !message.contains(CANARY),
+            "{value}: {message}"
+        );
+    }
+}
+
+#[test]
+fn loopback_urls_may_be_plain_http_in_any_case() {
+    for url in ["http://127.0.0.1:9", "http://LOCALHOST:9", "http://[::1]:9"] {
+        context()
+            .var("TRAY_MASTER_TOKEN", &canary("tray-master-token"))
+            .var("TRAY_API_URL", url)
+            .var("TRAY_GRAPHQL_URL", &format!("{url}/graphql"))
+            .provider("tray");
+    }
+}
