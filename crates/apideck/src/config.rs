@@ -248,3 +248,24 @@ pub fn without_bearer_prefix(key: &str) -> &str {
 pub fn is_header_safe(value: &str) -> bool {
     !value.trim().is_empty() && value.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_accepted_with_or_without_its_bearer_prefix() {
+        for (given, expect) in [
+            ("sk_abc", "sk_abc"),
+            ("Bearer sk_abc", "sk_abc"),
+            ("bearer  sk_abc ", "sk_abc"),
+            ("BEARER sk_abc", "sk_abc"),
+            (" sk_abc\n", "sk_abc"),
+            ("Bearersk_abc", "Bearersk_abc"),
+            ("Bearer ", "Bearer"),
+            ("bé", "bé"),
+        ] {
+            assert_eq!(without_bearer_prefix(given), expect, "{given:?}");
+        }
+    }
+}
