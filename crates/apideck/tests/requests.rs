@@ -227,9 +227,9 @@ async fn every_request_is_a_spec_operation_with_its_required_headers_and_a_valid
     );
     let sent = recorded
         .iter()
+        .rev()
         .filter_map(|request| request.body.as_ref())
-        .filter_map(|body| body.get("credentials"))
-        .last()
+        .find_map(|body| body.get("credentials"))
         .expect("the last import's credentials");
     assert_eq!(sent.get("expires_at"), None, "expires_at is never sent");
     assert!(sent["issued_at"].is_string() && sent["expires_in"].as_i64() > Some(0));
