@@ -11,6 +11,7 @@ use authport_core::{CredentialRecord, ProviderError};
 use authport_kit::{CallFailure, Effect};
 use serde_json::json;
 
+use crate::client::GraphqlCall;
 use crate::config::SolutionConfig;
 use crate::map::auth_name;
 use crate::target::MappedTarget;
@@ -92,7 +93,7 @@ impl Solutions {
         let found: ViewerSolutionInstancesData = match users
             .graphql(
                 user,
-                crate::client::GraphqlCall {
+                GraphqlCall {
                     document: queries::VIEWER_SOLUTION_INSTANCES,
                     variables: &variables,
                     effect: Effect::Read,
@@ -125,7 +126,7 @@ impl Solutions {
             let enabled: Result<UpdateSolutionInstanceData, _> = users
                 .graphql(
                     user,
-                    crate::client::GraphqlCall {
+                    GraphqlCall {
                         document: queries::ENABLE_SOLUTION_INSTANCE,
                         variables: &variables,
                         effect: Effect::IdempotentWrite,
@@ -169,7 +170,7 @@ impl Solutions {
         let created: Result<CreateSolutionInstanceData, CallFailure> = users
             .graphql(
                 user,
-                crate::client::GraphqlCall {
+                GraphqlCall {
                     document: queries::CREATE_SOLUTION_INSTANCE,
                     variables: &variables,
                     effect: Effect::Create,
@@ -212,7 +213,7 @@ impl Solutions {
         let removed: Result<Ignored, CallFailure> = users
             .graphql(
                 user,
-                crate::client::GraphqlCall {
+                GraphqlCall {
                     document: queries::REMOVE_SOLUTION_INSTANCE,
                     variables: &variables,
                     effect: Effect::IdempotentWrite,
