@@ -8,9 +8,11 @@
 //! - [`canary`] / [`assert_no_canary`] / [`assert_no_canary_in_dir`]: planted secrets and the
 //!   one check that they never show;
 //! - [`CountingGate`]: a `RequestGate` that counts permits, to prove every request is paced;
-//! - [`record`] / [`write_jsonl`] / [`read_jsonl`] / [`scratch`]: fixtures and files.
+//! - [`record`] / [`write_jsonl`] / [`read_jsonl`] / [`scratch`]: fixtures and files;
+//! - [`conformance`]: the shared guarantees every provider's `tests/conformance.rs` checks.
 
 mod canary;
+pub mod conformance;
 mod context;
 mod files;
 mod gate;
