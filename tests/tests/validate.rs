@@ -61,7 +61,7 @@ async fn validate_reports_every_record_with_its_line_and_exits_1() {
             expect(
                 2,
                 "failed",
-                "F:2: setings: unknown field; expected one of: id, owner, service, name, auth, settings, metadata, targets"
+                "F:2: unknown top-level field (its name is not shown; did you mean `settings`?); expected one of: id, owner, service, name, auth, settings, metadata, targets"
             ),
             expect(3, "failed", "F:3: owner: is required"),
             expect(4, "planned", ""),

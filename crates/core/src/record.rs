@@ -3,7 +3,11 @@
 //! Parsing is done by hand from a `serde_json::Value` rather than with `#[derive(Deserialize)]`:
 //! it gives every problem its exact field path, collects all problems of a record at once, and
 //! guarantees that no message ever quotes a value (serde's "invalid type: string \"...\"" would
-//! print a secret placed in the wrong field).
+//! print a secret placed in the wrong field). Which keys a message may name is decided in
+//! one place, the `names` module.
+
+mod fields;
+mod names;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,6 +15,47 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
+
+pub use fields::type_name;
+use fields::{Fields, Problems, has_control_characters, secret_value};
+pub(crate) use names::{PathSegment, duplicate_key_problem};
+
+/// The keys of a record, of its `owner` and of its `auth` (every auth type's), as the format
+/// names them.
+const TOP_FIELDS: &[&str] = &[
+    "id", "owner", "service", "name", "auth", "settings", "metadata", "targets",
+];
+const OWNER_FIELDS: &[&str] = &["id", "name", "email"];
+const OAUTH2_FIELDS: &[&str] = &[
+    "type",
+    "access_token",
+    "refresh_token",
+    "token_type",
+    "scopes",
+    "expires_at",
+    "issued_at",
+    "expires_in",
+    "client_id",
+];
+const API_KEY_FIELDS: &[&str] = &["type", "api_key"];
+const BASIC_FIELDS: &[&str] = &["type", "username", "password"];
+const CUSTOM_FIELDS: &[&str] = &["type", "fields"];
+const AUTH_FIELDS: &[&str] = &[
+    "type",
+    "access_token",
+    "refresh_token",
+    "token_type",
+    "scopes",
+    "expires_at",
+    "issued_at",
+    "expires_in",
+    "client_id",
+    "api_key",
+    "username",
+    "password",
+    "fields",
+];
+const AUTH_TYPES: &[&str] = &["oauth2", "api_key", "basic", "custom"];
 
 /// One credential to migrate. `Debug` is allow-list: ids and kinds, never values.
 #[derive(Clone)]
@@ -211,7 +256,7 @@ pub fn from_json_located(
     for (provider, value) in &targets {
         if !value.is_object() {
             top.problems.add(
-                format!("targets.{provider}"),
+                format!("targets.{}", names::escaped_name(provider)),
                 format!(
                     "expected an object of overrides, found {}",
                     type_name(value)
@@ -219,9 +264,7 @@ pub fn from_json_located(
             );
         }
     }
-    top.reject_unknown(&[
-        "id", "owner", "service", "name", "auth", "settings", "metadata", "targets",
-    ]);
+    top.reject_unknown(TOP_FIELDS);
 
     let owner = owner.flatten();
     if !problems.0.is_empty() {
@@ -249,11 +292,12 @@ pub fn from_json_located(
 }
 
 /// The record's `id`, if it can be read even from a record with problems (for the report).
+/// An id the record's own rules refuse (blank, control characters) is not read back.
 pub fn id_of(value: &Value) -> Option<String> {
     value
         .get("id")
         .and_then(Value::as_str)
-        .filter(|id| !id.trim().is_empty())
+        .filter(|id| !id.trim().is_empty() && !has_control_characters(id))
         .map(str::to_owned)
 }
 
@@ -262,13 +306,7 @@ fn parse_owner(map: &Map<String, Value>, path: &str, problems: &mut Problems) ->
     let id = fields.required_text("id");
     let name = fields.optional_text("name");
     let email = fields.optional_text("email");
-    fields.reject_unknown(&["id", "name", "email"]);
-    if let Some(id) = &id {
-        if id.chars().any(char::is_control) {
-            problems.add(format!("{path}.id"), "must not contain control characters");
-            return None;
-        }
-    }
+    fields.reject_unknown(OWNER_FIELDS);
     Some(Owner {
         id: id?,
         name,
@@ -293,17 +331,7 @@ fn parse_auth(
             let scopes = fields.optional_string_list("scopes");
             let client_id = fields.optional_text("client_id");
             let expiry = parse_expiry(&mut fields, now, &mut warnings);
-            fields.reject_unknown(&[
-                "type",
-                "access_token",
-                "refresh_token",
-                "token_type",
-                "scopes",
-                "expires_at",
-                "issued_at",
-                "expires_in",
-                "client_id",
-            ]);
+            fields.reject_unknown(OAUTH2_FIELDS);
             Auth::OAuth2(OAuth2 {
                 access_token: access_token?,
                 refresh_token,
@@ -315,13 +343,13 @@ fn parse_auth(
         }
         "api_key" => {
             let api_key = fields.required_secret("api_key");
-            fields.reject_unknown(&["type", "api_key"]);
+            fields.reject_unknown(API_KEY_FIELDS);
             Auth::ApiKey { api_key: api_key? }
         }
         "basic" => {
             let username = fields.required_secret("username");
             let password = fields.required_secret("password");
-            fields.reject_unknown(&["type", "username", "password"]);
+            fields.reject_unknown(BASIC_FIELDS);
             Auth::Basic {
                 username: username?,
                 password: password?,
@@ -336,22 +364,26 @@ fn parse_auth(
                         .add(&fields_path, "must hold at least one secret");
                 }
                 for (key, value) in &map {
-                    if let Some(secret) =
-                        secret_value(value, &format!("{fields_path}.{key}"), fields.problems)
-                    {
+                    let key_path = format!("{fields_path}.{}", names::escaped_name(key));
+                    if let Some(secret) = secret_value(value, &key_path, fields.problems) {
                         secrets.insert(key.clone(), secret);
                     }
                 }
                 secrets
             });
-            fields.reject_unknown(&["type", "fields"]);
+            fields.reject_unknown(CUSTOM_FIELDS);
             Auth::Custom { fields: secrets? }
         }
         other => {
+            // The value is not echoed: a secret pasted here has been seen in the field.
+            let hint = names::likely_meant(other, AUTH_TYPES)
+                .map(|name| format!(" (did you mean `{name}`?)"))
+                .unwrap_or_default();
             fields.problems.add(
                 format!("{path}.type"),
                 format!(
-                    "unknown auth type `{other}`; expected one of: oauth2, api_key, basic, custom"
+                    "unknown auth type{hint}; expected one of: {}",
+                    AUTH_TYPES.join(", ")
                 ),
             );
             return None;
@@ -437,246 +469,4 @@ fn parse_expiry(
         }
     }
     Some(expiry)
-}
-
-fn secret_value(value: &Value, path: &str, problems: &mut Problems) -> Option<SecretString> {
-    match value {
-        Value::String(text) if text.trim().is_empty() => {
-            problems.add(path, "secret is empty");
-            None
-        }
-        Value::String(text) => Some(SecretString::from(text.as_str())),
-        other => {
-            problems.add(
-                path,
-                format!("expected a string, found {}", type_name(other)),
-            );
-            None
-        }
-    }
-}
-
-/// The JSON type of a value, for messages (never the value itself).
-pub fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-#[derive(Default)]
-struct Problems(Vec<FieldProblem>);
-
-impl Problems {
-    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldProblem {
-            field: field.into(),
-            message: message.into(),
-        });
-    }
-}
-
-/// Reads the fields of one JSON object, recording problems with their paths.
-struct Fields<'a, 'p> {
-    map: &'a Map<String, Value>,
-    path: String,
-    problems: &'p mut Problems,
-}
-
-impl<'a, 'p> Fields<'a, 'p> {
-    fn new(map: &'a Map<String, Value>, path: &str, problems: &'p mut Problems) -> Self {
-        Self {
-            map,
-            path: path.to_owned(),
-            problems,
-        }
-    }
-
-    fn field_path(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    /// The value of `key`, treating an explicit `null` as absent.
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(key).filter(|v| !v.is_null())
-    }
-
-    fn missing(&mut self, key: &str) {
-        let path = self.field_path(key);
-        self.problems.add(path, "is required");
-    }
-
-    fn wrong_type(&mut self, key: &str, expected: &str, found: &Value) {
-        let path = self.field_path(key);
-        self.problems.add(
-            path,
-            format!("expected {expected}, found {}", type_name(found)),
-        );
-    }
-
-    fn required_text(&mut self, key: &str) -> Option<String> {
-        match self.get(key) {
-            None => {
-                self.missing(key);
-                None
-            }
-            Some(Value::String(text)) if text.trim().is_empty() => {
-                let path = self.field_path(key);
-                self.problems.add(path, "must not be empty");
-                None
-            }
-            Some(Value::String(text)) => Some(text.clone()),
-            Some(other) => {
-                self.wrong_type(key, "a string", other);
-                None
-            }
-        }
-    }
-
-    fn optional_text(&mut self, key: &str) -> Option<String> {
-        match self.get(key) {
-            None => None,
-            Some(Value::String(text)) => Some(text.clone()),
-            Some(other) => {
-                self.wrong_type(key, "a string", other);
-                None
-            }
-        }
-    }
-
-    fn required_secret(&mut self, key: &str) -> Option<SecretString> {
-        match self.get(key) {
-            None => {
-                self.missing(key);
-                None
-            }
-            Some(value) => {
-                let path = self.field_path(key);
-                secret_value(value, &path, self.problems)
-            }
-        }
-    }
-
-    fn optional_secret(&mut self, key: &str) -> Option<SecretString> {
-        let value = self.get(key)?;
-        let path = self.field_path(key);
-        secret_value(value, &path, self.problems)
-    }
-
-    fn required_object(&mut self, key: &str) -> Option<(Map<String, Value>, String)> {
-        match self.get(key) {
-            None => {
-                self.missing(key);
-                None
-            }
-            Some(Value::Object(map)) => Some((map.clone(), self.field_path(key))),
-            Some(other) => {
-                self.wrong_type(key, "an object", other);
-                None
-            }
-        }
-    }
-
-    fn optional_object(&mut self, key: &str) -> Option<Map<String, Value>> {
-        match self.get(key) {
-            None => None,
-            Some(Value::Object(map)) => Some(map.clone()),
-            Some(other) => {
-                self.wrong_type(key, "an object", other);
-                None
-            }
-        }
-    }
-
-    fn optional_string_list(&mut self, key: &str) -> Vec<String> {
-        match self.get(key) {
-            None => Vec::new(),
-            Some(Value::Array(items)) => {
-                let mut list = Vec::with_capacity(items.len());
-                for (index, item) in items.iter().enumerate() {
-                    match item {
-                        Value::String(text) => list.push(text.clone()),
-                        other => {
-                            let path = format!("{}[{index}]", self.field_path(key));
-                            self.problems.add(
-                                path,
-                                format!("expected a string, found {}", type_name(other)),
-                            );
-                        }
-                    }
-                }
-                list
-            }
-            Some(other) => {
-                self.wrong_type(key, "an array of strings", other);
-                Vec::new()
-            }
-        }
-    }
-
-    /// `Some(None)` when absent, `None` when a problem was recorded.
-    fn optional_integer(&mut self, key: &str) -> Option<Option<i64>> {
-        match self.get(key) {
-            None => Some(None),
-            Some(Value::Number(n)) => match n.as_i64() {
-                Some(n) => Some(Some(n)),
-                None => {
-                    let path = self.field_path(key);
-                    self.problems
-                        .add(path, "expected a whole number of seconds");
-                    None
-                }
-            },
-            Some(other) => {
-                self.wrong_type(key, "an integer", other);
-                None
-            }
-        }
-    }
-
-    /// `Some(None)` when absent, `None` when a problem was recorded.
-    fn optional_instant(&mut self, key: &str) -> Option<Option<DateTime<Utc>>> {
-        match self.get(key) {
-            None => Some(None),
-            Some(Value::String(text)) => match DateTime::parse_from_rfc3339(text) {
-                Ok(at) => Some(Some(at.with_timezone(&Utc))),
-                Err(_) => {
-                    let path = self.field_path(key);
-                    self.problems.add(
-                        path,
-                        "expected an RFC 3339 date-time such as 2026-11-01T10:00:00Z",
-                    );
-                    None
-                }
-            },
-            Some(other) => {
-                self.wrong_type(key, "an RFC 3339 date-time string", other);
-                None
-            }
-        }
-    }
-
-    fn reject_unknown(&mut self, known: &[&str]) {
-        let unknown: Vec<String> = self
-            .map
-            .keys()
-            .filter(|key| !known.contains(&key.as_str()))
-            .cloned()
-            .collect();
-        for key in unknown {
-            let path = self.field_path(&key);
-            self.problems.add(
-                path,
-                format!("unknown field; expected one of: {}", known.join(", ")),
-            );
-        }
-    }
 }

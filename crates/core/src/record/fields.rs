@@ -1,0 +1,275 @@
+//! Reading the fields of one JSON object with every problem located to its path.
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+
+use super::FieldProblem;
+use super::names::unknown_fields_message;
+
+pub(super) fn secret_value(
+    value: &Value,
+    path: &str,
+    problems: &mut Problems,
+) -> Option<SecretString> {
+    match value {
+        Value::String(text) if text.trim().is_empty() => {
+            problems.add(path, "secret is empty");
+            None
+        }
+        Value::String(text) => Some(SecretString::from(text.as_str())),
+        other => {
+            problems.add(
+                path,
+                format!("expected a string, found {}", type_name(other)),
+            );
+            None
+        }
+    }
+}
+
+/// The JSON type of a value, for messages (never the value itself).
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Problems(pub(super) Vec<FieldProblem>);
+
+impl Problems {
+    pub(super) fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldProblem {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Reads the fields of one JSON object, recording problems with their paths.
+pub(super) struct Fields<'a, 'p> {
+    map: &'a Map<String, Value>,
+    pub(super) path: String,
+    pub(super) problems: &'p mut Problems,
+}
+
+impl<'a, 'p> Fields<'a, 'p> {
+    pub(super) fn new(map: &'a Map<String, Value>, path: &str, problems: &'p mut Problems) -> Self {
+        Self {
+            map,
+            path: path.to_owned(),
+            problems,
+        }
+    }
+
+    pub(super) fn field_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    /// The value of `key`, treating an explicit `null` as absent.
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn missing(&mut self, key: &str) {
+        let path = self.field_path(key);
+        self.problems.add(path, "is required");
+    }
+
+    fn wrong_type(&mut self, key: &str, expected: &str, found: &Value) {
+        let path = self.field_path(key);
+        self.problems.add(
+            path,
+            format!("expected {expected}, found {}", type_name(found)),
+        );
+    }
+
+    pub(super) fn required_text(&mut self, key: &str) -> Option<String> {
+        match self.get(key) {
+            None => {
+                self.missing(key);
+                None
+            }
+            Some(Value::String(text)) if text.trim().is_empty() => {
+                let path = self.field_path(key);
+                self.problems.add(path, "must not be empty");
+                None
+            }
+            Some(Value::String(text)) => self.checked_text(key, text),
+            Some(other) => {
+                self.wrong_type(key, "a string", other);
+                None
+            }
+        }
+    }
+
+    pub(super) fn optional_text(&mut self, key: &str) -> Option<String> {
+        match self.get(key) {
+            None => None,
+            Some(Value::String(text)) => self.checked_text(key, text),
+            Some(other) => {
+                self.wrong_type(key, "a string", other);
+                None
+            }
+        }
+    }
+
+    /// The one rule for every non-secret text of the format (ids, names, service, scopes,
+    /// ...): no control characters. These texts are printed in logs, plans and reports, and an
+    /// escape sequence or a newline there could rewrite the operator's terminal or forge lines.
+    fn checked_text(&mut self, key: &str, text: &str) -> Option<String> {
+        if has_control_characters(text) {
+            let path = self.field_path(key);
+            self.problems.add(path, CONTROL_CHARACTERS);
+            return None;
+        }
+        Some(text.to_owned())
+    }
+
+    pub(super) fn required_secret(&mut self, key: &str) -> Option<SecretString> {
+        match self.get(key) {
+            None => {
+                self.missing(key);
+                None
+            }
+            Some(value) => {
+                let path = self.field_path(key);
+                secret_value(value, &path, self.problems)
+            }
+        }
+    }
+
+    pub(super) fn optional_secret(&mut self, key: &str) -> Option<SecretString> {
+        let value = self.get(key)?;
+        let path = self.field_path(key);
+        secret_value(value, &path, self.problems)
+    }
+
+    pub(super) fn required_object(&mut self, key: &str) -> Option<(Map<String, Value>, String)> {
+        match self.get(key) {
+            None => {
+                self.missing(key);
+                None
+            }
+            Some(Value::Object(map)) => Some((map.clone(), self.field_path(key))),
+            Some(other) => {
+                self.wrong_type(key, "an object", other);
+                None
+            }
+        }
+    }
+
+    pub(super) fn optional_object(&mut self, key: &str) -> Option<Map<String, Value>> {
+        match self.get(key) {
+            None => None,
+            Some(Value::Object(map)) => Some(map.clone()),
+            Some(other) => {
+                self.wrong_type(key, "an object", other);
+                None
+            }
+        }
+    }
+
+    pub(super) fn optional_string_list(&mut self, key: &str) -> Vec<String> {
+        match self.get(key) {
+            None => Vec::new(),
+            Some(Value::Array(items)) => {
+                let mut list = Vec::with_capacity(items.len());
+                for (index, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(text) if has_control_characters(text) => {
+                            let path = format!("{}[{index}]", self.field_path(key));
+                            self.problems.add(path, CONTROL_CHARACTERS);
+                        }
+                        Value::String(text) => list.push(text.clone()),
+                        other => {
+                            let path = format!("{}[{index}]", self.field_path(key));
+                            self.problems.add(
+                                path,
+                                format!("expected a string, found {}", type_name(other)),
+                            );
+                        }
+                    }
+                }
+                list
+            }
+            Some(other) => {
+                self.wrong_type(key, "an array of strings", other);
+                Vec::new()
+            }
+        }
+    }
+
+    /// `Some(None)` when absent, `None` when a problem was recorded.
+    pub(super) fn optional_integer(&mut self, key: &str) -> Option<Option<i64>> {
+        match self.get(key) {
+            None => Some(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(n) => Some(Some(n)),
+                None => {
+                    let path = self.field_path(key);
+                    self.problems
+                        .add(path, "expected a whole number of seconds");
+                    None
+                }
+            },
+            Some(other) => {
+                self.wrong_type(key, "an integer", other);
+                None
+            }
+        }
+    }
+
+    /// `Some(None)` when absent, `None` when a problem was recorded.
+    pub(super) fn optional_instant(&mut self, key: &str) -> Option<Option<DateTime<Utc>>> {
+        match self.get(key) {
+            None => Some(None),
+            Some(Value::String(text)) => match DateTime::parse_from_rfc3339(text) {
+                Ok(at) => Some(Some(at.with_timezone(&Utc))),
+                Err(_) => {
+                    let path = self.field_path(key);
+                    self.problems.add(
+                        path,
+                        "expected an RFC 3339 date-time such as 2026-11-01T10:00:00Z",
+                    );
+                    None
+                }
+            },
+            Some(other) => {
+                self.wrong_type(key, "an RFC 3339 date-time string", other);
+                None
+            }
+        }
+    }
+
+    /// Records one problem for the keys of this object that are not in `known`, without their
+    /// names (see the `names` module for why).
+    pub(super) fn reject_unknown(&mut self, known: &[&'static str]) {
+        let unknown: Vec<&str> = self
+            .map
+            .keys()
+            .map(String::as_str)
+            .filter(|key| !known.contains(key))
+            .collect();
+        if !unknown.is_empty() {
+            let message = unknown_fields_message(&unknown, known, self.path.is_empty());
+            self.problems.add(self.path.clone(), message);
+        }
+    }
+}
+
+pub(super) const CONTROL_CHARACTERS: &str = "must not contain control characters";
+
+pub(super) fn has_control_characters(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
