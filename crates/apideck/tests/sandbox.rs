@@ -11,7 +11,7 @@ use authport_core::{
 };
 use authport_sandbox::SandboxConfig;
 use authport_sandbox::apideck::IntegrationState;
-use authport_testkit::{Sandbox, context, sandbox, sandbox_with};
+use authport_testkit::{Sandbox, sandbox, sandbox_with};
 use chrono::{SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
 use support::*;
@@ -443,112 +443,6 @@ async fn validation_after_import_is_off_by_default() {
     )
     .await;
     check(json!({"validate_after_import": "always"}), 1, [true, true]).await;
-}
-
-#[test]
-fn configuration_is_checked_before_anything_is_sent() {
-    let build = |pairs: &[(&str, &str)], config: Value| {
-        context()
-            .env(pairs.iter().copied())
-            .config(config)
-            .try_provider("apideck")
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    let key = ("APIDECK_API_KEY", "CANARY-key-77");
-    let app = ("APIDECK_APP_ID", "app");
-    assert_eq!(build(&[key, app], Value::Null), Ok(()));
-    assert_eq!(
-        build(
-            &[key, app, ("APIDECK_API_URL", "http://127.0.0.1:9")],
-            Value::Null
-        ),
-        Ok(())
-    );
-    assert_eq!(
-        build(
-            &[key, app, ("APIDECK_API_URL", "http://[::1]:9/")],
-            Value::Null
-        ),
-        Ok(())
-    );
-    assert_eq!(build(&[app], json!({"api_key": "CANARY-key-77"})), Ok(()));
-    let failures = [
-        build(&[app], Value::Null),
-        build(&[key], Value::Null),
-        build(
-            &[key, app, ("APIDECK_API_URL", "http://unify.example.com")],
-            Value::Null,
-        ),
-        build(
-            &[key, app, ("APIDECK_API_URL", "ftp://127.0.0.1")],
-            Value::Null,
-        ),
-        build(&[key, app], json!({"overwrite_existing": "yes"})),
-        build(&[key, app], json!({"validate_after_import": "sometimes"})),
-        build(&[key, app], json!({"unknown_key": 1})),
-        build(&[app], json!({"api_key": 12345})),
-        build(&[("APIDECK_API_KEY", "CANARY key 77"), app], Value::Null),
-        build(&[key, ("APIDECK_APP_ID", "app\nCANARY")], Value::Null),
-    ];
-    for failure in failures {
-        let message = failure.expect_err("refused");
-        assert!(
-            !message.contains("CANARY") && !message.contains("12345"),
-            "{message}"
-        );
-    }
-    // A key given with its `Bearer ` prefix is the same key.
-    assert_eq!(
-        build(
-            &[("APIDECK_API_KEY", "Bearer CANARY-key-77"), app],
-            Value::Null
-        ),
-        Ok(())
-    );
-}
-
-/// Issue 8 item 11: base URLs with a user name, password, query or fragment are refused, and
-/// the message names the setting without quoting the URL.
-#[test]
-fn api_urls_with_credentials_query_or_fragment_are_refused_unquoted() {
-    let build = |env_url: Option<&str>, config: Value| {
-        let mut builder = context()
-            .var("APIDECK_API_KEY", "CANARY-key-77")
-            .var("APIDECK_APP_ID", "app")
-            .config(config);
-        if let Some(url) = env_url {
-            builder = builder.var("APIDECK_API_URL", url);
-        }
-        builder
-            .try_provider("apideck")
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    for (url, words) in [
-        (
-            "https://user:CANARY-pw@unify.apideck.com",
-            "user name or password",
-        ),
-        (
-            "https://CANARY-user@unify.apideck.com",
-            "user name or password",
-        ),
-        ("http://user:CANARY-pw@127.0.0.1:9", "user name or password"),
-        ("https://unify.apideck.com/?x=CANARY-q", "query"),
-        ("https://unify.apideck.com/vault?key=CANARY-q", "query"),
-        ("https://unify.apideck.com/#CANARY-f", "fragment"),
-    ] {
-        let message = build(Some(url), Value::Null).expect_err("refused");
-        assert!(
-            message.contains("APIDECK_API_URL") && message.contains(words),
-            "{url}: {message}"
-        );
-        assert!(!message.contains("CANARY"), "{url}: {message}");
-        let message = build(None, json!({"api_url": url})).expect_err("refused");
-        assert!(message.contains("api_url"), "{url}: {message}");
-        assert!(!message.contains("CANARY"), "{url}: {message}");
-    }
 }
 
 /// Vault's answer for a consumer without the connection is undocumented: with a 404 instead of
