@@ -2,18 +2,12 @@
 
 mod common;
 
-use authport_sandbox::RunningSandbox;
 use common::*;
 use serde_json::{Map, Value, json};
-
-async fn sandbox() -> RunningSandbox {
-    authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn import(
-    sandbox: &RunningSandbox,
+    sandbox: &Sandbox,
     dir: &std::path::Path,
     input: &std::path::Path,
     extra: &[&str],
@@ -279,4 +273,208 @@ async fn two_records_for_one_connection_never_overwrite_each_other() {
         "conflict"
     );
     sandbox.stop().await;
+}
+
+/// A token whose source knows only its absolute expiry: the plan states that expiry and names
+/// the rule that renders it; Vault receives `issued_at` + `expires_in` summing to it; a re-run
+/// compares the same body and reports `unchanged`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absolute_expiry_is_planned_as_such_and_sent_as_issued_at_plus_expires_in() {
+    let sandbox = sandbox().await;
+    let dir = scratch();
+    let expires_at = "2036-11-01T10:00:00Z";
+    let access = canary("hubspot-access");
+    let refresh = canary("hubspot-refresh");
+    let line = json!({"id": "acme-42/hubspot", "owner": {"id": "acme-42"}, "service": "hubspot",
+        "auth": {"type": "oauth2", "access_token": access, "refresh_token": refresh,
+                 "expires_at": expires_at},
+        "targets": {"apideck": {"unified_api": "crm", "service_id": "hubspot"}}});
+    // The input holds the canaries: it lives apart from what the runs write.
+    let inputs = scratch();
+    let input = write_lines(inputs.path(), "in.jsonl", &[line.to_string()]);
+
+    let plan = import(&sandbox, dir.path(), &input, &["--dry-run"]).await;
+    assert_eq!(plan.out.code, 0, "{}", plan.out.stderr);
+    let planned = &plan.report[0];
+    assert_eq!(planned["status"], "planned");
+    assert_eq!(planned["plan"]["credentials"]["expires_at"], expires_at);
+    assert!(
+        planned["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("render_at_send")),
+        "the plan names the rule: {planned}"
+    );
+    assert_eq!(sandbox.apideck.import_count(), 0, "a plan sends nothing");
+
+    let first = import(&sandbox, dir.path(), &input, &[]).await;
+    assert_eq!(first.out.code, 0, "{}", first.out.stderr);
+    assert_eq!(first.report[0]["status"], "imported");
+    let stored = sandbox
+        .apideck
+        .connection("acme-42", "crm", "hubspot")
+        .expect("imported")
+        .stored
+        .credentials
+        .expect("credentials");
+    assert_eq!(stored.get("expires_at"), None, "expires_at is never sent");
+    let issued_at = unix_seconds(stored["issued_at"].as_str().unwrap());
+    let expires_in = stored["expires_in"].as_i64().unwrap();
+    assert_eq!(issued_at + expires_in, unix_seconds(expires_at));
+
+    let second = import(&sandbox, dir.path(), &input, &[]).await;
+    assert_eq!(second.report[0]["status"], "unchanged");
+    assert_eq!(sandbox.apideck.import_count(), 1);
+    assert_no_canary(
+        "output",
+        &format!("{}{}", plan.out.printed(), first.out.printed()),
+    );
+    assert_no_canary_in_dir(dir.path());
+    sandbox.stop().await;
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 instant. The testkit's clock is chrono's
+/// `DateTime<Utc>`: parsing into its type needs no chrono dependency here.
+fn unix_seconds(text: &str) -> i64 {
+    fn parse_as<T: std::str::FromStr>(_type_of: &T, text: &str) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        text.parse().expect("an RFC 3339 instant")
+    }
+    parse_as(&authport_testkit::now(), text).timestamp()
+}
+
+/// Issue 8 item 10, from the binary: Vault's validation answer quotes the record's secrets
+/// (as they are and JSON-escaped) and the API key; none of it reaches stdout, stderr (at
+/// trace level), the report or the state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_echoed_by_the_validation_call_never_reach_any_output() {
+    let access = canary("validate-access");
+    let refresh = canary("validate-refresh");
+    let api_key = canary("validate-api-key");
+    let echo = format!(
+        "invalid_grant for refresh_token={refresh} access_token={} with key {api_key}",
+        serde_json::to_string(&access).unwrap()
+    );
+    let base = echoing_vault(echo).await;
+    let dir = scratch();
+    std::fs::write(
+        dir.path().join("authport.toml"),
+        "[apideck]\nvalidate_after_import = \"always\"\n",
+    )
+    .unwrap();
+    let inputs = scratch();
+    let line = json!({"id": "acme-42/hubspot", "owner": {"id": "acme-42"}, "service": "hubspot",
+        "auth": {"type": "oauth2", "access_token": access, "refresh_token": refresh},
+        "targets": {"apideck": {"unified_api": "crm", "service_id": "hubspot"}}});
+    let input = write_lines(inputs.path(), "in.jsonl", &[line.to_string()]);
+    let env: Vec<(String, String)> = [
+        ("APIDECK_API_KEY", api_key.as_str()),
+        ("APIDECK_APP_ID", "app"),
+        ("APIDECK_API_URL", base.as_str()),
+        ("RUST_LOG", "trace"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let run = import_with_state(
+        "apideck",
+        &env,
+        dir.path(),
+        &input,
+        &["--config", "authport.toml"],
+    )
+    .await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    let imported = &run.report[0];
+    assert_eq!(imported["status"], "imported", "{imported}");
+    assert!(
+        imported["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("ConnectionValidationError")),
+        "the failed validation is reported: {imported}"
+    );
+    assert_no_canary("output", &run.out.printed());
+    assert_no_canary_in_dir(dir.path());
+}
+
+/// A loopback Vault for one OAuth connector (crm/hubspot): reads answer the connector as
+/// `available`, imports answer `callable`, and every validation fails with `echo` in its
+/// detail. Returns its base URL.
+async fn echoing_vault(echo: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let echo = echo.clone();
+            tokio::spawn(async move {
+                let Some(request_line) = read_request(&mut socket).await else {
+                    return;
+                };
+                let (status, body) = if request_line.contains("/validate") {
+                    (
+                        "400 Bad Request",
+                        json!({"status_code": 400, "error": "Bad Request",
+                               "type_name": "ConnectionValidationError",
+                               "message": "refresh failed", "detail": echo}),
+                    )
+                } else if request_line.starts_with("POST") {
+                    (
+                        "200 OK",
+                        json!({"status_code": 200, "status": "OK", "data": {
+                            "id": "crm+hubspot", "auth_type": "oauth2", "state": "callable",
+                            "health": "ok"}}),
+                    )
+                } else {
+                    (
+                        "200 OK",
+                        json!({"status_code": 200, "status": "OK", "data": {
+                            "service_id": "hubspot", "unified_api": "crm", "auth_type": "oauth2",
+                            "state": "available", "form_fields": []}}),
+                    )
+                };
+                let body = body.to_string();
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    base
+}
+
+/// Reads one HTTP/1.1 request (head and `content-length` body) and returns its request line.
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let mut wanted: Option<usize> = None;
+    loop {
+        if let Some(total) = wanted {
+            if buffer.len() >= total {
+                let head = String::from_utf8_lossy(&buffer).into_owned();
+                return head.lines().next().map(str::to_owned);
+            }
+        } else if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|value| value.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            wanted = Some(end + 4 + length);
+            continue;
+        }
+        let read = socket.read(&mut chunk).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
 }
