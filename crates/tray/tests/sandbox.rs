@@ -1,6 +1,6 @@
 //! The Tray provider against the Tray sandbox over loopback HTTP, driven through
 //! `dyn AuthImporter` exactly as the engine drives it: users, tokens, create, update,
-//! reconcile, rate limits, pacing.
+//! reconcile, rate limits. The guarantees every provider keeps are in `conformance.rs`.
 
 mod common;
 
@@ -470,29 +470,4 @@ async fn rest_and_graphql_rate_limits_are_classified() {
     }
     assert_eq!(sandbox.tray.auth_count(), 3);
     assert_eq!(sandbox.tray.rate_limited_count(), 4);
-}
-
-/// Every request, REST and GraphQL, master and user token, waits for the run's gate: the
-/// sandbox saw exactly as many requests as the gate handed out permits.
-#[tokio::test]
-async fn every_request_waits_for_the_gate() {
-    let sandbox = tray_sandbox(TrayOptions::default()).await;
-    let gate = authport_testkit::CountingGate::new();
-    let provider = sandbox.context().gate(gate.clone()).provider("tray");
-    let a = greenhouse("globex-7", SECRET.as_str());
-    let b = slack("acme-42", SECRET.as_str());
-    discover(provider.as_ref(), &[&a, &b]).await;
-    let mut targets = Vec::new();
-    for record in [&a, &b] {
-        let mapped = provider.map(record).unwrap();
-        let outcome = provider.import(record, &mapped, None).await.unwrap();
-        assert!(provider.reconcile(record, &mapped).await.unwrap().is_some());
-        targets.push(outcome.target);
-    }
-    for target in &targets {
-        assert!(provider.verify(target).await.unwrap().healthy);
-        assert_eq!(provider.remove(target).await.unwrap(), Removal::Removed);
-    }
-    assert!(gate.count() > 10, "{}", gate.count());
-    assert_eq!(gate.count(), sandbox.requests_seen());
 }
