@@ -137,6 +137,8 @@ pub struct StoredInstance {
     pub created: DateTime<Utc>,
     /// `(externalId, authId)` pairs.
     pub auth_values: Vec<(String, String)>,
+    /// `(externalId, value)` pairs; values as sent (`Json`, usually a JSON-encoded string).
+    pub config_values: Vec<(String, Option<Value>)>,
 }
 
 #[derive(Debug, Clone)]
