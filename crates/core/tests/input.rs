@@ -1,49 +1,14 @@
 //! The input reader: one case per kind of bad input, asserting the located message; JSON
 //! arrays; constant memory on a large file.
 
+mod input_support;
+
 use std::io::{BufReader, Cursor, Read};
 
-use authport_core::input::{InputItem, InputReader, MAX_RECORD_BYTES};
+use authport_core::input::{InputReader, MAX_RECORD_BYTES};
 use authport_core::{Auth, ExposeSecret};
-use chrono::{DateTime, TimeZone, Utc};
-
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
-}
-
-const GOOD: &str = r#"{"id":"acme-42/mailchimp","owner":{"id":"acme-42","name":"Acme Inc"},"service":"mailchimp","auth":{"type":"api_key","api_key":"k-1"}}"#;
-
-fn read(name: &str, bytes: &[u8]) -> Vec<InputItem> {
-    InputReader::from_reader(name, Cursor::new(bytes.to_vec()), now()).collect()
-}
-
-/// One line per item: `line ok id` or `line err <display>`.
-fn outline(items: &[InputItem]) -> Vec<String> {
-    items
-        .iter()
-        .map(|item| match &item.result {
-            Ok(record) => format!("{} ok {}", item.line, record.id),
-            Err(error) => format!("{} err {error}", item.line),
-        })
-        .collect()
-}
-
-/// Reads `GOOD`, then `bad`, then `GOOD` with another id: the bad line must fail with exactly
-/// `expect`, and the good lines around it must still be read.
-#[track_caller]
-fn check(bad: &str, expect: &str) {
-    let good_after = GOOD.replace("acme-42/mailchimp", "after");
-    let text = format!("{GOOD}\n{bad}\n{good_after}\n");
-    let lines = outline(&read("in.jsonl", text.as_bytes()));
-    assert_eq!(
-        lines,
-        vec![
-            "1 ok acme-42/mailchimp".to_owned(),
-            format!("2 err in.jsonl:2: {expect}"),
-            "3 ok after".to_owned(),
-        ]
-    );
-}
+use chrono::{TimeZone, Utc};
+use input_support::{GOOD, check, now, outline, read};
 
 #[test]
 fn each_kind_of_bad_input_is_located_and_does_not_stop_the_rest() {

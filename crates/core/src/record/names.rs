@@ -63,9 +63,7 @@ fn edit_distance(input: &str, name: &str) -> usize {
     for (i, row) in rows.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        rows[0][j] = j;
-    }
+    rows[0] = (0..=b.len()).collect();
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let substitution = usize::from(a[i - 1] != b[j - 1]);
@@ -141,7 +139,7 @@ pub fn duplicate_key_problem(path: &[PathSegment]) -> (String, String) {
             _ => {
                 return (
                     shown,
-                    format!("{MESSAGE} (in an unknown field, whose name is not shown)"),
+                    format!("{MESSAGE} (at or inside an unknown field, whose name is not shown)"),
                 );
             }
         };
