@@ -2,20 +2,19 @@
 
 mod common;
 
+use authport_sandbox::SandboxConfig;
 use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
 use authport_sandbox::tray::TrayOptions;
-use authport_sandbox::{RunningSandbox, SandboxConfig};
 use common::*;
 use serde_json::Value;
 
-async fn sandbox(tray: TrayOptions) -> RunningSandbox {
-    let config = SandboxConfig {
+/// The testkit's sandbox (canary credentials) with these Tray options.
+async fn tray_sandbox(tray: TrayOptions) -> Sandbox {
+    sandbox_with(SandboxConfig {
         tray,
         ..SandboxConfig::default()
-    };
-    authport_sandbox::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    })
+    .await
 }
 
 /// The six good example records plus three bad ones: a malformed line, a service Tray does not
@@ -28,12 +27,7 @@ fn mixed_lines() -> Vec<String> {
     lines
 }
 
-async fn import(
-    sandbox: &RunningSandbox,
-    dir: &std::path::Path,
-    input: &str,
-    extra: &[&str],
-) -> Run {
+async fn import(sandbox: &Sandbox, dir: &std::path::Path, input: &str, extra: &[&str]) -> Run {
     import_with_state(
         "tray",
         &sandbox.provider_env(),
@@ -54,7 +48,7 @@ fn status_of<'a>(report: &'a [Value], id: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imports_once_then_unchanged_then_updated() {
-    let sandbox = sandbox(TrayOptions::default()).await;
+    let sandbox = tray_sandbox(TrayOptions::default()).await;
     let dir = scratch();
     let input = write_lines(dir.path(), "in.jsonl", &mixed_lines());
     let input = input.to_str().unwrap();
@@ -180,7 +174,7 @@ async fn imports_once_then_unchanged_then_updated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ambiguous_create_is_reconciled_not_duplicated() {
-    let sandbox = sandbox(TrayOptions::default()).await;
+    let sandbox = tray_sandbox(TrayOptions::default()).await;
     // The sandbox applies the 1st and 4th creates, then drops the connection / answers 500.
     sandbox.faults.set(FaultPlan {
         seed: 7,
@@ -226,7 +220,7 @@ async fn an_ambiguous_create_is_reconciled_not_duplicated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_user_tokens_are_minted_again() {
     // Every user token stops working after two uses, as if two days had passed mid-run.
-    let sandbox = sandbox(TrayOptions {
+    let sandbox = tray_sandbox(TrayOptions {
         user_token_max_uses: Some(2),
         ..TrayOptions::default()
     })
@@ -266,7 +260,7 @@ async fn expired_user_tokens_are_minted_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn solution_instances_are_created_enabled_and_rolled_back_with_the_auths() {
-    let sandbox = sandbox(TrayOptions::default()).await;
+    let sandbox = tray_sandbox(TrayOptions::default()).await;
     let solution = sandbox
         .tray
         .catalogue()
@@ -343,7 +337,7 @@ async fn solution_instances_are_created_enabled_and_rolled_back_with_the_auths()
 /// once, never stops the run (no exit 3) and never undoes the auths already imported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_case_solution_slot_is_explained_once_and_every_auth_is_imported() {
-    let sandbox = sandbox(TrayOptions::default()).await;
+    let sandbox = tray_sandbox(TrayOptions::default()).await;
     let solution_id = sandbox
         .tray
         .catalogue()
@@ -407,7 +401,7 @@ async fn a_wrong_case_solution_slot_is_explained_once_and_every_auth_is_imported
 /// auth at Tray by its unique name and adopts it instead of creating a second one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_the_same_file_twice_without_state_leaves_one_auth_per_record() {
-    let sandbox = sandbox(TrayOptions::default()).await;
+    let sandbox = tray_sandbox(TrayOptions::default()).await;
     let dir = scratch();
     let input = write_lines(dir.path(), "in.jsonl", &example_lines());
     let input = input.to_str().unwrap();
@@ -443,7 +437,7 @@ async fn running_the_same_file_twice_without_state_leaves_one_auth_per_record() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_leaves_pre_existing_auths_alone_and_dry_run_writes_nothing() {
-    let sandbox = sandbox(TrayOptions::default()).await;
+    let sandbox = tray_sandbox(TrayOptions::default()).await;
     let dir = scratch();
     let input = write_lines(dir.path(), "in.jsonl", &example_lines());
     let input = input.to_str().unwrap();
