@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::catalogue::Catalogue;
 use crate::client::{Resource, RestCall, TrayClient, master_failure};
 use crate::config::TrayConfig;
-use crate::map::{TrayTarget, map_record, select};
+use crate::map::{TrayTarget, map_record, select, update_body};
 use crate::solution::{InstanceStep, Solutions};
 use crate::target::{MappedTarget, TrayRef};
 use crate::users::{UserRef, Users};
@@ -97,9 +97,7 @@ impl TrayImporter {
         user: UserRef<'_>,
         auth_id: &str,
     ) -> Result<Option<String>, ProviderError> {
-        let body = job.mapped.body.expose();
-        let update = json!({"name": body["name"], "userData": body["userData"],
-            "credentials": body["credentials"], "scopes": body["scopes"]});
+        let update = update_body(job.mapped.body.expose());
         let answer = self
             .users
             .rest(

@@ -498,6 +498,17 @@ pub fn map_record(
     })
 }
 
+/// The body of `PUT /core/v1/authentications/{id}` from the create body [`map_record`] built:
+/// every field again (Tray has no partial update) except `serviceEnvironmentId`, which cannot
+/// change.
+pub fn update_body(create: &Value) -> Value {
+    let mut update = create.clone();
+    if let Some(fields) = update.as_object_mut() {
+        fields.remove("serviceEnvironmentId");
+    }
+    update
+}
+
 fn list(names: &[String]) -> String {
     if names.is_empty() {
         "none".to_owned()
