@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use authport_core::{ConfigError, EnvSnapshot, SecretString};
+use authport_core::{ConfigError, EnvSnapshot, MappingError, SecretString};
 use authport_kit::{Url, parse_base_url};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Apideck's only server; `APIDECK_API_URL` replaces it (paths keep `/vault/...`).
@@ -63,7 +64,52 @@ pub struct TargetOverride {
     pub long_lived_tokens: Option<bool>,
 }
 
+/// The keys of a [`TargetOverride`].
+pub const TARGET_OVERRIDE_KEYS: [&str; 5] = [
+    "unified_api",
+    "service_id",
+    "fields",
+    "settings_map",
+    "long_lived_tokens",
+];
+
+/// The keys of `[apideck]`.
+pub const SETTINGS: [&str; 12] = [
+    "api_key",
+    "app_id",
+    "api_url",
+    "discovery_consumer_id",
+    "overwrite_existing",
+    "validate_after_import",
+    "suspect_milliseconds",
+    "allow_incomplete_settings",
+    "services",
+    "requests_per_second",
+    "burst",
+    "concurrency",
+];
+
 impl TargetOverride {
+    /// Reads a record's `targets.apideck`. A problem is located by its field path and never
+    /// quotes a value or an unknown key (a secret put in the wrong place must not be echoed).
+    pub fn from_record(value: &Value, field: &str) -> Result<Self, MappingError> {
+        from_json(value, &TARGET_OVERRIDE_KEYS).map_err(|problem| match problem {
+            JsonProblem::UnknownKey => MappingError::new(
+                field,
+                format!(
+                    "has a key that is not one of {}",
+                    TARGET_OVERRIDE_KEYS.join(", ")
+                ),
+            ),
+            JsonProblem::At(path) if path.is_empty() => {
+                MappingError::new(field, "must be an object of settings")
+            }
+            JsonProblem::At(path) => {
+                MappingError::new(format!("{field}.{path}"), "has the wrong type")
+            }
+        })
+    }
+
     /// `self` overridden by `later`, key by key.
     pub fn merged_with(&self, later: &TargetOverride) -> TargetOverride {
         let mut merged = self.clone();
@@ -157,8 +203,30 @@ impl ApideckConfig {
             Some(Value::String(key)) => Some(key),
             Some(_) => return Err(ConfigError::new("[apideck] api_key must be a string")),
         };
-        let raw: RawConfig = serde_json::from_value(Value::Object(section))
-            .map_err(|e| ConfigError::new(format!("[apideck] {e}")))?;
+        if let Some(Value::Object(services)) = section.get("services") {
+            for (service, table) in services {
+                let unknown = table.as_object().is_some_and(|keys| {
+                    keys.keys()
+                        .any(|key| !TARGET_OVERRIDE_KEYS.contains(&key.as_str()))
+                });
+                if unknown {
+                    return Err(ConfigError::new(format!(
+                        "[apideck.services.{service}] has a key that is not one of {}",
+                        TARGET_OVERRIDE_KEYS.join(", ")
+                    )));
+                }
+            }
+        }
+        let raw: RawConfig =
+            from_json(&Value::Object(section), &SETTINGS).map_err(|problem| match problem {
+                JsonProblem::UnknownKey => ConfigError::new(format!(
+                    "[apideck] has a key that is not a setting (settings: {})",
+                    SETTINGS.join(", ")
+                )),
+                JsonProblem::At(path) => {
+                    ConfigError::new(format!("[apideck] {path}: a value of the wrong type"))
+                }
+            })?;
 
         let api_key = env
             .get("APIDECK_API_KEY")
@@ -225,6 +293,29 @@ impl ApideckConfig {
             concurrency: raw.concurrency.unwrap_or(4).max(1),
         })
     }
+}
+
+/// Why a JSON value is not the expected shape, without its values or unknown keys.
+enum JsonProblem {
+    /// The object has a key outside the allowed ones.
+    UnknownKey,
+    /// The value at this dotted path (empty: the whole value) has the wrong type or value.
+    /// Callers check nested objects' keys first: the path would name an unknown key.
+    At(String),
+}
+
+/// Deserializes `value`, whose top-level keys must be among `allowed`. serde's own messages
+/// quote values (`invalid type: string "…"`) and unknown keys: only the path is kept.
+fn from_json<T: DeserializeOwned>(value: &Value, allowed: &[&str]) -> Result<T, JsonProblem> {
+    if let Value::Object(map) = value {
+        if map.keys().any(|key| !allowed.contains(&key.as_str())) {
+            return Err(JsonProblem::UnknownKey);
+        }
+    }
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        JsonProblem::At(if path == "." { String::new() } else { path })
+    })
 }
 
 impl ApideckConfig {

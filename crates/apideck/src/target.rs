@@ -31,8 +31,7 @@ pub fn resolve_target(
     let field = format!("targets.{PROVIDER}");
     let from_record = match record_target {
         None => TargetOverride::default(),
-        Some(value) => serde_json::from_value::<TargetOverride>(value.clone())
-            .map_err(|e| MappingError::new(&field, e.to_string()))?,
+        Some(value) => TargetOverride::from_record(value, &field)?,
     };
     let mut merged = built_in_target(service).unwrap_or_default();
     if let Some(from_config) = configured.get(service) {

@@ -112,3 +112,38 @@ fn api_urls_with_credentials_query_or_fragment_are_refused_unquoted() {
         assert!(!message.contains("CANARY"), "{url}: {message}");
     }
 }
+
+/// Issue 8 item 11: serde's messages quote values and unknown keys; the `[apideck]` section's
+/// problems are named by their path only.
+#[test]
+fn config_problems_are_located_without_quoting_values_or_unknown_keys() {
+    let build = |config: Value| {
+        context()
+            .var("APIDECK_API_KEY", "k")
+            .var("APIDECK_APP_ID", "app")
+            .config(config)
+            .try_provider("apideck")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    for (config, words) in [
+        (
+            json!({"overwrite_existing": "CANARY-yes"}),
+            "overwrite_existing",
+        ),
+        (json!({"burst": "CANARY-7"}), "burst"),
+        (json!({"CANARY-key": 1}), "not a setting"),
+        (
+            json!({"services": {"hubspot": {"unified_api": ["CANARY-crm"]}}}),
+            "services.hubspot.unified_api",
+        ),
+        (
+            json!({"services": {"hubspot": {"CANARY-typo": "crm"}}}),
+            "services.hubspot",
+        ),
+    ] {
+        let message = build(config.clone()).expect_err("refused");
+        assert!(message.contains(words), "{config}: {message}");
+        assert!(!message.contains("CANARY"), "{config}: {message}");
+    }
+}

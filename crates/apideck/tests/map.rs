@@ -460,6 +460,21 @@ fn bad_records_fail_with_a_located_reason() {
         false,
         Some("targets.apideck.unified_api"),
     );
+    // Located by path, never quoting the value or the unknown key (`check_error` looks for
+    // canaries in the message).
+    check_error(
+        "greenhouse",
+        json!({"targets": {"apideck": {"long_lived_tokens": CANARY_API_KEY}}}),
+        false,
+        Some("targets.apideck.long_lived_tokens"),
+    );
+    check_error(
+        "greenhouse",
+        json!({"targets": {"apideck": {CANARY_API_KEY: "ats"}}}),
+        false,
+        Some("targets.apideck"),
+    );
+
     // Settings must be form fields of the connector, unless renamed or dropped.
     check_error(
         "greenhouse",
