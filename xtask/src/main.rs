@@ -2,8 +2,9 @@
 //!
 //! - `ci`: formatting, clippy (`-D warnings`), every test, stale or unreferenced insta snapshots,
 //!   and the provider scaffold proven in a scratch copy of the workspace;
-//! - `new-provider NAME`: scaffolds a provider crate that builds, registers, is linked from the
-//!   runner and passes its snapshot test;
+//! - `new-provider NAME`: scaffolds a provider crate on the kit (config, wire, target, map,
+//!   client, importer), registered and linked from the runner, with its mapping snapshot test, a
+//!   loopback emulator and the conformance suite wired in;
 //! - `scaffold-check`: the scaffold proof on its own;
 //! - `bench`: the benchmarks (release build), figures for BENCHMARKS.md.
 
@@ -30,7 +31,7 @@ fn main() -> anyhow::Result<()> {
             };
             let created = scaffold::new_provider(&workspace_root()?, name)?;
             println!(
-                "created {}; next: fill in map.rs and client.rs, then `cargo test -p authport-{name}`",
+                "created {}; next: replace the assumed API in wire.rs, client.rs and tests/emulator with the vendor's, then `cargo test -p authport-{name}` (see ARCHITECTURE.md, \"How to add a provider\")",
                 created.display()
             );
             Ok(())
@@ -75,7 +76,7 @@ pub fn run(command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe(command: &Command) -> String {
+pub fn describe(command: &Command) -> String {
     std::iter::once(command.get_program())
         .chain(command.get_args())
         .map(|part| part.to_string_lossy().into_owned())

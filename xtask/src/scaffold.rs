@@ -1,13 +1,72 @@
-//! `cargo xtask new-provider NAME`: a provider crate that builds, registers itself, is linked
-//! from the runner and passes a snapshot test; and `scaffold-check`, which proves that in a
-//! scratch copy of the workspace so the real tree is never touched.
+//! `cargo xtask new-provider NAME`: a provider crate laid out like the real ones and built on the
+//! kit (config, wire, target, map, client, importer; the HTTP path honours the run's gate, the
+//! timeout and the HTTPS rule by construction), registered, linked from the runner, with a
+//! snapshot test of its mapping, a tiny loopback emulator of its API and the conformance suite
+//! wired in. `scaffold-check` proves all of that in a scratch copy of the workspace, so the real
+//! tree is never touched.
+//!
+//! The generated files are the templates under `xtask/templates/provider/`, with `{{name}}`
+//! (`acme-crm`), `{{module}}` (`acme_crm`), `{{title}}` (`AcmeCrm`) and `{{ENV}}` (`ACME_CRM`)
+//! replaced.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
 
-use crate::{cargo, run};
+use crate::{cargo, describe, run};
+
+/// The generated crate's files and their templates.
+const TEMPLATES: [(&str, &str); 12] = [
+    (
+        "Cargo.toml",
+        include_str!("../templates/provider/Cargo.toml.tmpl"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../templates/provider/src/lib.rs.tmpl"),
+    ),
+    (
+        "src/config.rs",
+        include_str!("../templates/provider/src/config.rs.tmpl"),
+    ),
+    (
+        "src/wire.rs",
+        include_str!("../templates/provider/src/wire.rs.tmpl"),
+    ),
+    (
+        "src/target.rs",
+        include_str!("../templates/provider/src/target.rs.tmpl"),
+    ),
+    (
+        "src/map.rs",
+        include_str!("../templates/provider/src/map.rs.tmpl"),
+    ),
+    (
+        "src/client.rs",
+        include_str!("../templates/provider/src/client.rs.tmpl"),
+    ),
+    (
+        "src/importer.rs",
+        include_str!("../templates/provider/src/importer.rs.tmpl"),
+    ),
+    (
+        "tests/emulator/mod.rs",
+        include_str!("../templates/provider/tests/emulator/mod.rs.tmpl"),
+    ),
+    (
+        "tests/conformance.rs",
+        include_str!("../templates/provider/tests/conformance.rs.tmpl"),
+    ),
+    (
+        "tests/map.rs",
+        include_str!("../templates/provider/tests/map.rs.tmpl"),
+    ),
+    (
+        "tests/snapshots/map__mapping_per_auth_kind.snap",
+        include_str!("../templates/provider/tests/snapshots/map__mapping_per_auth_kind.snap.tmpl"),
+    ),
+];
 
 /// Creates `crates/NAME` and wires it into the workspace and the runner.
 pub fn new_provider(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
@@ -20,31 +79,32 @@ pub fn new_provider(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
     );
     let module = name.replace('-', "_");
     let title = title_case(name);
-    let files = [
-        ("Cargo.toml", CARGO_TOML),
-        ("src/lib.rs", LIB_RS),
-        ("src/config.rs", CONFIG_RS),
-        ("src/map.rs", MAP_RS),
-        ("src/client.rs", CLIENT_RS),
-        ("tests/map.rs", TEST_RS),
-        ("tests/snapshots/map__api_key_body.snap", SNAPSHOT),
-    ];
-    for (relative, template) in files {
+    for (relative, template) in TEMPLATES {
         let path = crate_dir.join(relative);
         std::fs::create_dir_all(path.parent().context("file without a folder")?)?;
-        let text = template
-            .replace("{{name}}", name)
-            .replace("{{module}}", &module)
-            .replace("{{title}}", &title)
-            .replace("{{ENV}}", &module.to_ascii_uppercase());
+        let text = render(template, name, &module, &title);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     wire_into_workspace(root, name, &module)?;
+    // Line widths depend on the name's length: format the generated code for it.
+    run(cargo()
+        .current_dir(root)
+        .args(["fmt", "-p", &format!("authport-{name}")]))?;
     Ok(crate_dir)
 }
 
-/// Generates a provider in a scratch copy of the workspace and builds, lints and tests it
-/// together with the runner (whose pinned provider list must now include it).
+fn render(template: &str, name: &str, module: &str, title: &str) -> String {
+    template
+        .replace("{{name}}", name)
+        .replace("{{module}}", module)
+        .replace("{{title}}", title)
+        .replace("{{ENV}}", &module.to_ascii_uppercase())
+}
+
+/// Generates a provider in a scratch copy of the workspace, then: clippy `-D warnings` on it;
+/// its tests (config, target, mapping snapshot, conformance) and the runner's (whose pinned
+/// provider list must now include it); and the conformance test once more on its own, to see
+/// that it ran and passed (it fails when any request bypasses the run's gate).
 pub fn check(root: &Path) -> anyhow::Result<()> {
     let scratch = root.join("target").join("scaffold-check");
     if scratch.exists() {
@@ -79,6 +139,25 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
             .env("CARGO_TARGET_DIR", &target_dir)
             .env("INSTA_UPDATE", "no"))?;
     }
+    let conformance = output(
+        cargo()
+            .current_dir(&scratch)
+            .args([
+                "test",
+                "-p",
+                "authport-scaffolded",
+                "--test",
+                "conformance",
+                "--",
+                "--exact",
+                "scaffolded_keeps_the_shared_guarantees",
+            ])
+            .env("CARGO_TARGET_DIR", &target_dir),
+    )?;
+    ensure!(
+        conformance.contains("test result: ok. 1 passed"),
+        "the scaffold's conformance test did not run and pass:\n{conformance}"
+    );
     std::fs::remove_dir_all(&scratch)?;
     // The scratch build shares the target dir (to reuse compiled dependencies) and so left its
     // own `authport` binary, with the scaffolded provider linked, in target/debug: relink ours.
@@ -86,9 +165,23 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
         .current_dir(root)
         .args(["build", "-p", "authport", "--bin", "authport"]))?;
     eprintln!(
-        "scaffold-check: a new provider builds, registers, is linked and passes its snapshot test"
+        "scaffold-check: a new provider builds, is clippy-clean, registers, is linked, and passes its snapshot and conformance tests (every request paced by the run's gate)"
     );
     Ok(())
+}
+
+/// Runs a command to completion and returns its stdout; fails on a non-zero exit.
+fn output(command: &mut Command) -> anyhow::Result<String> {
+    eprintln!("$ {}", describe(command));
+    let done = command
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {}", describe(command)))?;
+    let stdout = String::from_utf8_lossy(&done.stdout).into_owned();
+    if !done.status.success() {
+        bail!("{} failed ({}):\n{stdout}", describe(command), done.status);
+    }
+    Ok(stdout)
 }
 
 fn check_name(name: &str) -> anyhow::Result<()> {
@@ -102,7 +195,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
         "provider name `{name}` must be lower-case ASCII letters, digits and dashes, starting with a letter"
     );
     ensure!(
-        !["core", "engine", "runner", "sandbox"].contains(&name),
+        !["core", "engine", "kit", "runner", "sandbox", "testkit"].contains(&name),
         "`{name}` is a reserved crate name"
     );
     Ok(())
@@ -213,233 +306,39 @@ fn copy_workspace(root: &Path, scratch: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-const CARGO_TOML: &str = r#"[package]
-name = "authport-{{name}}"
-description = "authport provider: {{title}}"
-version.workspace = true
-edition.workspace = true
-rust-version.workspace = true
-license.workspace = true
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-[dependencies]
-authport-core.workspace = true
-async-trait.workspace = true
-inventory.workspace = true
-serde_json.workspace = true
-
-[dev-dependencies]
-chrono.workspace = true
-insta.workspace = true
-
-[lints]
-workspace = true
-"#;
-
-const LIB_RS: &str = r#"//! authport provider for {{title}}: registration and re-exports only.
-//!
-//! `config.rs` holds the settings, `map.rs` the pure record -> request mapping, `client.rs` the
-//! importer (HTTP goes there).
-
-mod client;
-pub mod config;
-pub mod map;
-
-pub use client::{{title}}Importer;
-
-use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderPlugin};
-
-fn build(context: &BuildContext) -> Result<Box<dyn AuthImporter>, ConfigError> {
-    let settings = config::Settings::from_context(context)?;
-    Ok(Box::new({{title}}Importer::new(settings)))
-}
-
-inventory::submit! {
-    ProviderPlugin {
-        name: "{{name}}",
-        description: "{{title}} (scaffold: mapping only, the client is not written yet)",
-        build,
-    }
-}
-"#;
-
-const CONFIG_RS: &str = r#"//! Settings, from the `[{{name}}]` config section and the environment (which wins).
-
-use authport_core::{BuildContext, ConfigError, SecretString};
-
-/// The provider's settings. `Debug` shows whether a key is set, never its value.
-pub struct Settings {
-    pub api_key: Option<SecretString>,
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("api_key", &self.api_key.as_ref().map(|_| "[set]"))
-            .finish()
-    }
-}
-
-impl Settings {
-    pub fn from_context(context: &BuildContext) -> Result<Self, ConfigError> {
-        let from_file = context
-            .config
-            .get("api_key")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned);
-        let api_key = context
-            .env
-            .get("{{ENV}}_API_KEY")
-            .map(str::to_owned)
-            .or(from_file)
-            .map(SecretString::from);
-        Ok(Self { api_key })
-    }
-}
-"#;
-
-const MAP_RS: &str = r#"//! Record -> request body. Pure: no IO, so it is snapshot-tested exhaustively.
-
-use authport_core::{Auth, CredentialRecord, ExposeSecret, MappedRecord, MappingError, SecretJson, redact_json};
-use serde_json::{Map, Value, json};
-
-/// Maps one record to the body the vendor's import endpoint takes.
-pub fn map_record(record: &CredentialRecord) -> Result<MappedRecord, MappingError> {
-    let credentials = match &record.auth {
-        Auth::ApiKey { api_key } => json!({"api_key": api_key.expose_secret()}),
-        Auth::Basic { username, password } => {
-            json!({"username": username.expose_secret(), "password": password.expose_secret()})
-        }
-        other => {
-            return Err(MappingError::new(
-                "auth.type",
-                format!("{{name}} does not support `{}` credentials yet", other.kind()),
-            ));
-        }
-    };
-    let body = json!({
-        "name": record.name.clone().unwrap_or_else(|| record.id.clone()),
-        "service": record.service,
-        "credentials": credentials,
-        "settings": record.settings,
-    });
-    let mut target = Map::new();
-    target.insert("owner".to_owned(), Value::String(record.owner.id.clone()));
-    target.insert("service".to_owned(), Value::String(record.service.clone()));
-    Ok(MappedRecord {
-        target,
-        redacted_body: redact_json(&body, &record.secret_values()),
-        body: SecretJson::new(body),
-        notes: Vec::new(),
-    })
-}
-"#;
-
-const CLIENT_RS: &str = r#"//! The importer. Discovery and mapping work; the HTTP calls are still to be written, so every
-//! write is refused with a clear message rather than pretending to succeed.
-
-use async_trait::async_trait;
-use authport_core::{
-    AuthImporter, CredentialRecord, DiscoveryKey, ImportOutcome, MappedRecord, MappingError,
-    PriorImport, ProviderError, ProviderLimits, Removal, TargetRef, VerifyReport,
-};
-
-use crate::config::Settings;
-
-#[derive(Debug)]
-pub struct {{title}}Importer {
-    #[allow(dead_code)] // Read by the client once it is written.
-    settings: Settings,
-}
-
-impl {{title}}Importer {
-    pub fn new(settings: Settings) -> Self {
-        Self { settings }
-    }
-}
-
-fn not_written() -> ProviderError {
-    ProviderError::fatal("the {{name}} provider's HTTP client is not written yet")
-}
-
-#[async_trait]
-impl AuthImporter for {{title}}Importer {
-    async fn discover(&self, _keys: &[DiscoveryKey]) -> Result<(), ProviderError> {
-        Ok(())
+    /// `{{word}}`, what `render` replaces (JSON in the templates may hold `}}`, never this).
+    fn has_placeholder(text: &str) -> bool {
+        text.split("{{").skip(1).any(|rest| {
+            rest.split_once("}}").is_some_and(|(word, _)| {
+                !word.is_empty() && word.chars().all(|c| c.is_ascii_alphabetic())
+            })
+        })
     }
 
-    fn map(&self, record: &CredentialRecord) -> Result<MappedRecord, MappingError> {
-        crate::map::map_record(record)
-    }
-
-    async fn import(
-        &self,
-        _record: &CredentialRecord,
-        _mapped: &MappedRecord,
-        _prior: Option<&PriorImport>,
-    ) -> Result<ImportOutcome, ProviderError> {
-        Err(not_written())
-    }
-
-    async fn reconcile(
-        &self,
-        _record: &CredentialRecord,
-        _mapped: &MappedRecord,
-    ) -> Result<Option<ImportOutcome>, ProviderError> {
-        Err(not_written())
-    }
-
-    async fn verify(&self, _target: &TargetRef) -> Result<VerifyReport, ProviderError> {
-        Err(not_written())
-    }
-
-    async fn remove(&self, _target: &TargetRef) -> Result<Removal, ProviderError> {
-        Err(not_written())
-    }
-
-    fn limits(&self) -> ProviderLimits {
-        ProviderLimits {
-            requests_per_second: 10.0,
-            burst: 10,
-            default_concurrency: 4,
+    #[test]
+    fn templates_leave_no_placeholder() {
+        assert!(has_placeholder("a {{name}} b"));
+        assert!(!has_placeholder(r#"json!({"a": {"b": 1}})"#));
+        for (relative, template) in TEMPLATES {
+            let text = render(template, "acme-crm", "acme_crm", "AcmeCrm");
+            assert!(!has_placeholder(&text), "{relative} keeps a placeholder");
         }
     }
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["acme", "acme-crm", "x2"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "Acme", "2x", "acme-", "acme_crm", "kit", "testkit", "a b",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(title_case("acme-crm"), "AcmeCrm");
+    }
 }
-"#;
-
-const TEST_RS: &str = r##"//! Snapshot of the mapped body, secrets redacted.
-
-use std::io::Cursor;
-
-use authport_core::input::InputReader;
-use chrono::{TimeZone, Utc};
-
-#[test]
-fn api_key_body() {
-    let line = r#"{"id":"acme/svc","owner":{"id":"acme"},"service":"svc","name":"Acme","auth":{"type":"api_key","api_key":"SECRET-1"},"settings":{"region":"eu"}}"#;
-    let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-    let record = InputReader::from_reader("fixture", Cursor::new(line.as_bytes().to_vec()), now)
-        .next()
-        .unwrap()
-        .result
-        .unwrap();
-    let mapped = authport_{{module}}::map::map_record(&record).unwrap();
-    assert!(!mapped.redacted_body.to_string().contains("SECRET-1"));
-    insta::assert_json_snapshot!(mapped.redacted_body);
-}
-"##;
-
-const SNAPSHOT: &str = r#"---
-source: crates/{{name}}/tests/map.rs
-expression: mapped.redacted_body
----
-{
-  "credentials": {
-    "api_key": "[redacted]"
-  },
-  "name": "Acme",
-  "service": "svc",
-  "settings": {
-    "region": "eu"
-  }
-}
-"#;
