@@ -6,6 +6,7 @@
 //! the engine, as Tray's gateway does: 401 `{"message":"Unauthorized"}`, and the documented
 //! rate-limit entry in `errors[]`.
 
+mod coerce;
 mod messages;
 mod mutation;
 mod query;
@@ -26,7 +27,8 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use super::{Refusal, TrayState, bearer};
-use messages::{check_variables, standard_message};
+use coerce::{TypeIndex, check_document, check_variables};
+use messages::standard_message;
 use mutation::Mutation;
 use query::Query;
 
@@ -45,6 +47,12 @@ fn schema() -> &'static TraySchema {
             .disable_suggestions()
             .finish()
     })
+}
+
+/// The served schema's types, read back from its own SDL for the argument checks.
+fn type_index() -> &'static TypeIndex {
+    static INDEX: OnceLock<TypeIndex> = OnceLock::new();
+    INDEX.get_or_init(|| TypeIndex::from_sdl(&schema().sdl()))
 }
 
 /// The operation a request selects: the one named by `operationName`, else the first.
@@ -140,13 +148,17 @@ async fn graphql(State(state): State<Arc<TrayState>>, headers: HeaderMap, body: 
             "GRAPHQL_PARSE_FAILED",
         )]);
     }
-    if let Some(operation) = operation {
-        let refused = check_variables(&operation.node.variable_definitions, &variables);
+    if let (Ok(document), Some(operation)) = (&document, operation) {
+        // Validation first, then variable values, as the spec orders them.
+        let mut refused = check_document(type_index(), document, operation);
+        if refused.is_empty() {
+            refused = check_variables(type_index(), &operation.node, &variables);
+        }
         if !refused.is_empty() {
             return request_errors(
                 refused
                     .into_iter()
-                    .map(|e| request_error_entry(e.message, e.line, e.column, "BAD_USER_INPUT"))
+                    .map(|e| request_error_entry(e.message, e.line, e.column, e.code))
                     .collect(),
             );
         }
