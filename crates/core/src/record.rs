@@ -430,6 +430,9 @@ fn parse_expiry(
             }
             if seconds >= SUSPECT_MILLISECONDS_FROM && seconds % 1000 == 0 {
                 suspect_milliseconds = true;
+                // The one place a message shows input: a JSON number that passed the integer
+                // check (and below, an instant that parsed as RFC 3339). Secrets are strings
+                // in this format, so neither can be one, and the figure is what to fix.
                 warnings.push(RecordWarning {
                     field: format!("{path}.expires_in"),
                     message: format!(

@@ -307,3 +307,20 @@ fn a_million_lines_are_read_with_a_bounded_buffer() {
         reader.largest_buffer()
     );
 }
+
+#[test]
+fn deep_nesting_is_read_up_to_serde_json_limit_and_refused_beyond_it() {
+    let nested = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    let line = |depth: usize| {
+        GOOD.replace(
+            "\"service\"",
+            &format!("\"metadata\":{{\"deep\":{}}},\"service\"", nested(depth)),
+        )
+    };
+    let items = read("in.jsonl", line(100).as_bytes());
+    assert!(items[0].result.is_ok());
+    assert_eq!(
+        outline(&read("in.jsonl", line(10_000).as_bytes())),
+        vec!["1 err in.jsonl:1: malformed JSON: recursion limit exceeded (column 214)"]
+    );
+}
