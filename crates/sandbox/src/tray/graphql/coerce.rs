@@ -28,11 +28,14 @@ pub(super) struct Refused {
 /// An input field or argument: its type and whether it has a default.
 type InputField = (Type, bool);
 
+/// An output field: its arguments' types and its own type.
+type FieldDef = (HashMap<String, Type>, Type);
+
 /// The schema's types, as far as argument values need them.
 #[derive(Debug, Default)]
 pub(super) struct TypeIndex {
     /// Object type → field → argument → type.
-    fields: HashMap<String, HashMap<String, (HashMap<String, Type>, Type)>>,
+    fields: HashMap<String, HashMap<String, FieldDef>>,
     /// Input object → its fields in declaration order.
     inputs: HashMap<String, Vec<(String, InputField)>>,
 }
