@@ -331,7 +331,7 @@ fn parse_auth(
             let scopes = fields.optional_string_list("scopes");
             let client_id = fields.optional_text("client_id");
             let expiry = parse_expiry(&mut fields, now, &mut warnings);
-            fields.reject_unknown(OAUTH2_FIELDS);
+            fields.reject_unknown_auth_fields(OAUTH2_FIELDS, AUTH_FIELDS);
             Auth::OAuth2(OAuth2 {
                 access_token: access_token?,
                 refresh_token,
@@ -343,13 +343,13 @@ fn parse_auth(
         }
         "api_key" => {
             let api_key = fields.required_secret("api_key");
-            fields.reject_unknown(API_KEY_FIELDS);
+            fields.reject_unknown_auth_fields(API_KEY_FIELDS, AUTH_FIELDS);
             Auth::ApiKey { api_key: api_key? }
         }
         "basic" => {
             let username = fields.required_secret("username");
             let password = fields.required_secret("password");
-            fields.reject_unknown(BASIC_FIELDS);
+            fields.reject_unknown_auth_fields(BASIC_FIELDS, AUTH_FIELDS);
             Auth::Basic {
                 username: username?,
                 password: password?,
@@ -371,7 +371,7 @@ fn parse_auth(
                 }
                 secrets
             });
-            fields.reject_unknown(CUSTOM_FIELDS);
+            fields.reject_unknown_auth_fields(CUSTOM_FIELDS, AUTH_FIELDS);
             Auth::Custom { fields: secrets? }
         }
         other => {

@@ -190,6 +190,17 @@ fn unknown_keys_are_counted_not_named() {
 }
 
 #[test]
+fn a_field_of_another_auth_type_is_named_it_is_ours() {
+    check(
+        &record(
+            &format!(r#"{{"type":"api_key","api_key":"k","access_token":"t","{CANARY}":1}}"#),
+            "",
+        ),
+        "auth.access_token: belongs to another auth type; expected one of: type, api_key; auth: unknown field (its name is not shown); expected one of: type, api_key",
+    );
+}
+
+#[test]
 fn operator_named_keys_are_shown_escaped() {
     check(
         &record(r#"{"type":"custom","fields":{"a\u001bb":7}}"#, ""),

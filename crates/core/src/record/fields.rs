@@ -255,12 +255,35 @@ impl<'a, 'p> Fields<'a, 'p> {
     /// Records one problem for the keys of this object that are not in `known`, without their
     /// names (see the `names` module for why).
     pub(super) fn reject_unknown(&mut self, known: &[&'static str]) {
-        let unknown: Vec<&str> = self
-            .map
-            .keys()
-            .map(String::as_str)
-            .filter(|key| !known.contains(key))
-            .collect();
+        self.reject_unknown_auth_fields(known, &[]);
+    }
+
+    /// Like [`Self::reject_unknown`] in an `auth` object, where a key of another auth type
+    /// (one of `other_types_fields`) is a name of the format, ours, so it is named.
+    pub(super) fn reject_unknown_auth_fields(
+        &mut self,
+        known: &[&'static str],
+        other_types_fields: &[&'static str],
+    ) {
+        let mut unknown = Vec::new();
+        for key in self.map.keys().map(String::as_str) {
+            if known.contains(&key) {
+                continue;
+            }
+            match other_types_fields.iter().find(|name| **name == key) {
+                Some(name) => {
+                    let path = self.field_path(name);
+                    self.problems.add(
+                        path,
+                        format!(
+                            "belongs to another auth type; expected one of: {}",
+                            known.join(", ")
+                        ),
+                    );
+                }
+                None => unknown.push(key),
+            }
+        }
         if !unknown.is_empty() {
             let message = unknown_fields_message(&unknown, known, self.path.is_empty());
             self.problems.add(self.path.clone(), message);
