@@ -10,7 +10,8 @@ use authport_apideck::ApideckImporter;
 use authport_apideck::client::VaultClient;
 use authport_apideck::config::ApideckConfig;
 use authport_apideck::target::ApideckRef;
-use authport_core::{AuthImporter, BuildContext, DiscoveryKey};
+use authport_core::{AuthImporter, DiscoveryKey};
+use authport_testkit::Served;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -36,24 +37,12 @@ async fn scripted(State(script): State<Script>, method: Method, uri: Uri) -> Res
     axum::Json(json!({"status_code": 200, "status": "OK", "data": connection})).into_response()
 }
 
-/// Starts the scripted Vault and returns a context pointing the provider at it.
-async fn vault(script: &Script, config: Value) -> BuildContext {
+/// Starts the scripted Vault; its context points the provider at it.
+async fn vault(script: &Script) -> Served {
     let app = axum::Router::new()
         .fallback(scripted)
         .with_state(script.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serves") });
-    authport_testkit::context()
-        .env([
-            ("APIDECK_API_KEY", API_KEY),
-            ("APIDECK_APP_ID", "app"),
-            ("APIDECK_API_URL", base.as_str()),
-        ])
-        .config(config)
-        .build()
+    serve_vault(app, API_KEY).await
 }
 
 fn envelope(status: u16, type_name: &str, detail: Value) -> String {
@@ -81,7 +70,8 @@ enum Via {
 #[tokio::test]
 async fn apideck_answers_are_classified_and_scrubbed() {
     let script: Script = Arc::default();
-    let context = vault(&script, Value::Null).await;
+    let vault = vault(&script).await;
+    let context = vault.context().build();
     let config = ApideckConfig::from_sources(&context.config, &context.env).expect("config");
     let client = VaultClient::new(&config, &context).expect("client");
     let body = json!({"credentials": {"access_token": CANARY_ACCESS}});
@@ -235,7 +225,11 @@ async fn apideck_answers_are_classified_and_scrubbed() {
 #[tokio::test]
 async fn a_secret_echoed_by_the_validation_call_never_reaches_the_note() {
     let script: Script = Arc::default();
-    let context = vault(&script, json!({"validate_after_import": "always"})).await;
+    let vault = vault(&script).await;
+    let context = vault
+        .context()
+        .config(json!({"validate_after_import": "always"}))
+        .build();
     let echoed = envelope(
         400,
         "ConnectionValidationError",

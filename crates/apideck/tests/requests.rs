@@ -96,18 +96,9 @@ async fn every_request_is_a_spec_operation_with_its_required_headers_and_a_valid
     let spec = load_spec();
     let log: Log = Arc::default();
     let app = axum::Router::new().fallback(record).with_state(log.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serves") });
-
-    let context = authport_testkit::context()
-        .env([
-            ("APIDECK_API_KEY", "CANARY-key-5e"),
-            ("APIDECK_APP_ID", "app"),
-            ("APIDECK_API_URL", base.as_str()),
-        ])
+    let vault = serve_vault(app, "CANARY-key-5e").await;
+    let context = vault
+        .context()
         .config(json!({"validate_after_import": "always"}))
         .build();
     let config = ApideckConfig::from_sources(&context.config, &context.env).expect("config");

@@ -149,3 +149,17 @@ pub fn outcome_json(result: &Result<MappedRecord, MappingError>) -> Value {
         Err(error) => json!({"error": {"field": error.field, "message": error.message}}),
     }
 }
+
+/// Serves `router` (a scripted or recording Vault) on loopback through the testkit, with the
+/// variables that point the provider at it. Dropping the result stops the server.
+pub async fn serve_vault(router: axum::Router, api_key: &str) -> authport_testkit::Served {
+    let api_key = api_key.to_owned();
+    authport_testkit::serve(router, move |url| {
+        vec![
+            ("APIDECK_API_KEY".to_owned(), api_key),
+            ("APIDECK_APP_ID".to_owned(), "app".to_owned()),
+            ("APIDECK_API_URL".to_owned(), url.to_owned()),
+        ]
+    })
+    .await
+}
