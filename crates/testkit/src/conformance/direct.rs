@@ -274,6 +274,21 @@ pub async fn every_error_scrubbed(subject: &Subject) {
             assert_no_canary(&probe.what(&format!("{call} with {step}")), &text);
         }
     }
+    if let Some(refused) = subject.refused {
+        let value = subject.checked(refused, "conformance/refused", &secret);
+        let record = crate::files::record_at(&value, chrono::Utc::now());
+        discover(&probe, &*importer, &[&record]).await;
+        let mapped = map(&probe, &*importer, &record);
+        match importer.import(&record, &mapped, None).await {
+            Err(error @ ProviderError::Rejected { .. }) => {
+                assert_clean_error(&probe, "the target's refusal", &error)
+            }
+            other => panic!(
+                "{}: expected Rejected, got {other:?}",
+                probe.what("a record the target refuses")
+            ),
+        }
+    }
     // A fault may have removed the object (remove applied, answer lost): clean up either way.
     let removed = importer.remove(&created.target).await;
     assert!(

@@ -18,9 +18,11 @@
 //!     let tray = sandbox.tray.clone();
 //!     let subject = Subject::new("tray", sandbox.target(), fixture)
 //!         // The request that creates a record's object: the suite drops its answer.
-//!         .write(WriteRequest::new("POST", "/graphql").body_contains("createUserAuthentication"))
+//!         .write(WriteRequest::new("POST", "/core/v1/authentications"))
 //!         // How many of this provider's objects the target holds now.
 //!         .objects(move || tray.auth_count());
+//!     // Optional: a record that maps but the target refuses, to check its error is scrubbed.
+//!     // .refused(refused_fixture)
 //!     conformance::run_all(&subject).await;
 //! }
 //! ```
@@ -44,7 +46,8 @@
 //!   `AlreadyGone` the second time; the engine's rollback leaves objects it did not create;
 //! - [`every_error_scrubbed`]: canary secrets in records and credentials never show in an
 //!   error, a `Debug`, a target ref, a note, a plan, a report or the state file, whatever
-//!   failure the server injects;
+//!   failure the server injects, nor in the target's own refusal of a [`Subject::refused`]
+//!   record;
 //! - [`every_request_paced`]: every request the server sees was preceded by a gate permit.
 //!
 //! Every check also asserts pacing for the requests it caused.
@@ -122,6 +125,7 @@ pub struct Subject {
     fixture: Fixture,
     write: Option<WriteRequest>,
     objects: Option<ObjectCount>,
+    refused: Option<Fixture>,
 }
 
 impl fmt::Debug for Subject {
@@ -146,6 +150,7 @@ impl Subject {
             fixture,
             write: None,
             objects: None,
+            refused: None,
         }
     }
 
@@ -164,6 +169,14 @@ impl Subject {
     /// How many of the provider's objects the target holds now (required).
     pub fn objects(mut self, count: impl Fn() -> usize + Send + Sync + 'static) -> Self {
         self.objects = Some(Box::new(count));
+        self
+    }
+
+    /// A record that maps but the target refuses (its validation): [`every_error_scrubbed`]
+    /// then also checks that the vendor's own error text, which may quote what was sent,
+    /// reaches the engine as `Rejected` and without the secret.
+    pub fn refused(mut self, fixture: Fixture) -> Self {
+        self.refused = Some(fixture);
         self
     }
 
@@ -213,7 +226,11 @@ impl Subject {
 
     /// The fixture as JSON, checked to carry its secret (or the leak checks would be vacuous).
     fn fixture_json(&self, id: &str, secret: &str) -> Value {
-        let value = (self.fixture)(id, secret);
+        self.checked(self.fixture, id, secret)
+    }
+
+    fn checked(&self, fixture: Fixture, id: &str, secret: &str) -> Value {
+        let value = fixture(id, secret);
         assert!(
             holds(&value, secret),
             "the {} fixture does not hold the secret it was given",
