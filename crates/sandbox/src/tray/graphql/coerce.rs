@@ -9,12 +9,12 @@ use std::collections::{HashMap, HashSet};
 use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{
     BaseType, ExecutableDocument, OperationDefinition, Selection, SelectionSet, Type,
-    TypeDefinition, TypeKind, TypeSystemDefinition,
 };
 use async_graphql_value::Value as AstValue;
 use serde_json::{Map, Value};
 
-use super::messages::inspect;
+use super::index::{InputField, TypeIndex, named};
+use super::messages::{inspect, literal_refusal, print, value_refusal};
 
 /// A refused request: message, 1-based position, and the `extensions.code` Apollo uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,77 +23,6 @@ pub(super) struct Refused {
     pub line: usize,
     pub column: usize,
     pub code: &'static str,
-}
-
-/// An input field or argument: its type and whether it has a default.
-type InputField = (Type, bool);
-
-/// An output field: its arguments' types and its own type.
-type FieldDef = (HashMap<String, Type>, Type);
-
-/// The schema's types, as far as argument values need them.
-#[derive(Debug, Default)]
-pub(super) struct TypeIndex {
-    /// Object type → field → argument → type.
-    fields: HashMap<String, HashMap<String, FieldDef>>,
-    /// Input object → its fields in declaration order.
-    inputs: HashMap<String, Vec<(String, InputField)>>,
-}
-
-impl TypeIndex {
-    pub(super) fn from_sdl(sdl: &str) -> Self {
-        let mut index = TypeIndex::default();
-        let Ok(document) = async_graphql::parser::parse_schema(sdl) else {
-            return index;
-        };
-        for definition in document.definitions {
-            if let TypeSystemDefinition::Type(ty) = definition {
-                index.add(ty.node);
-            }
-        }
-        index
-    }
-
-    fn add(&mut self, ty: TypeDefinition) {
-        let name = ty.name.node.to_string();
-        match ty.kind {
-            TypeKind::Object(object) => {
-                let fields = object
-                    .fields
-                    .into_iter()
-                    .map(|f| {
-                        let args = f
-                            .node
-                            .arguments
-                            .into_iter()
-                            .map(|a| (a.node.name.node.to_string(), a.node.ty.node))
-                            .collect();
-                        (f.node.name.node.to_string(), (args, f.node.ty.node))
-                    })
-                    .collect();
-                self.fields.insert(name, fields);
-            }
-            TypeKind::InputObject(input) => {
-                let fields = input
-                    .fields
-                    .into_iter()
-                    .map(|f| {
-                        let has_default = f.node.default_value.is_some();
-                        (f.node.name.node.to_string(), (f.node.ty.node, has_default))
-                    })
-                    .collect();
-                self.inputs.insert(name, fields);
-            }
-            _ => {}
-        }
-    }
-}
-
-fn named(ty: &Type) -> &str {
-    match &ty.base {
-        BaseType::Named(name) => name.as_str(),
-        BaseType::List(item) => named(item),
-    }
 }
 
 /// "VariablesInAllowedPosition": may a variable of type `var` be used where `loc` is expected?
@@ -105,90 +34,6 @@ fn allowed(var: &Type, loc: &Type) -> bool {
         (BaseType::Named(a), BaseType::Named(b)) => a == b,
         (BaseType::List(a), BaseType::List(b)) => allowed(a, b),
         _ => false,
-    }
-}
-
-/// graphql-js's `print` of a value node.
-fn print(value: &AstValue) -> String {
-    match value {
-        AstValue::Variable(name) => format!("${name}"),
-        AstValue::List(items) => format!(
-            "[{}]",
-            items.iter().map(print).collect::<Vec<_>>().join(", ")
-        ),
-        AstValue::Object(map) => format!(
-            "{{{}}}",
-            map.iter()
-                .map(|(k, v)| format!("{k}: {}", print(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        AstValue::Enum(name) => name.to_string(),
-        other => other
-            .clone()
-            .into_const()
-            .and_then(|c| c.into_json().ok())
-            .map_or_else(String::new, |v| v.to_string()),
-    }
-}
-
-/// Why a built-in scalar refuses a literal (graphql-js's `parseLiteral` messages).
-fn literal_refusal(type_name: &str, value: &AstValue) -> Option<String> {
-    let shown = print(value);
-    let number = match value {
-        AstValue::Number(n) => Some(n),
-        _ => None,
-    };
-    match type_name {
-        "Int" => match number.and_then(|n| n.as_i64()) {
-            None => Some(format!("Int cannot represent non-integer value: {shown}")),
-            Some(n) if i32::try_from(n).is_err() => Some(format!(
-                "Int cannot represent non 32-bit signed integer value: {shown}"
-            )),
-            Some(_) => None,
-        },
-        "Float" => number
-            .is_none()
-            .then(|| format!("Float cannot represent non numeric value: {shown}")),
-        "String" => (!matches!(value, AstValue::String(_)))
-            .then(|| format!("String cannot represent a non string value: {shown}")),
-        "Boolean" => (!matches!(value, AstValue::Boolean(_)))
-            .then(|| format!("Boolean cannot represent a non boolean value: {shown}")),
-        "ID" => {
-            let accepted = matches!(value, AstValue::String(_))
-                || number.is_some_and(|n| n.as_i64().is_some());
-            (!accepted)
-                .then(|| format!("ID cannot represent a non-string and non-integer value: {shown}"))
-        }
-        _ => None,
-    }
-}
-
-/// Why a built-in scalar refuses a variable value (graphql-js's `parseValue` messages).
-fn value_refusal(type_name: &str, value: &Value) -> Option<String> {
-    let shown = inspect(value);
-    match type_name {
-        "Int" => {
-            let integral = value.as_f64().filter(|n| n.fract() == 0.0 && n.is_finite());
-            match integral {
-                None => Some(format!("Int cannot represent non-integer value: {shown}")),
-                Some(n) if n < f64::from(i32::MIN) || n > f64::from(i32::MAX) => Some(format!(
-                    "Int cannot represent non 32-bit signed integer value: {shown}"
-                )),
-                Some(_) => None,
-            }
-        }
-        "Float" => (!value.is_number())
-            .then(|| format!("Float cannot represent non numeric value: {shown}")),
-        "String" => (!value.is_string())
-            .then(|| format!("String cannot represent a non string value: {shown}")),
-        "Boolean" => (!value.is_boolean())
-            .then(|| format!("Boolean cannot represent a non boolean value: {shown}")),
-        "ID" => {
-            let accepted = value.is_string() || value.is_i64() || value.is_u64();
-            (!accepted).then(|| format!("ID cannot represent value: {shown}"))
-        }
-        _ => None,
     }
 }
 

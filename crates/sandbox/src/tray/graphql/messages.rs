@@ -1,6 +1,8 @@
-//! Validation messages worded like the reference GraphQL implementation (graphql-js 16, on
-//! which Tray's Apollo-based server runs), where async-graphql words them differently.
+//! Refusals worded like the reference GraphQL implementation (graphql-js 16, on which
+//! Tray's Apollo-based server runs), where async-graphql words them differently or does not
+//! name the refused value.
 
+use async_graphql_value::Value as AstValue;
 use serde_json::Value;
 
 /// Rewords one async-graphql validation message; other messages pass unchanged.
@@ -81,6 +83,90 @@ pub(super) fn inspect(value: &Value) -> String {
                 .join(", ")
         ),
         other => other.to_string(),
+    }
+}
+
+/// graphql-js's `print` of a value node.
+pub(super) fn print(value: &AstValue) -> String {
+    match value {
+        AstValue::Variable(name) => format!("${name}"),
+        AstValue::List(items) => format!(
+            "[{}]",
+            items.iter().map(print).collect::<Vec<_>>().join(", ")
+        ),
+        AstValue::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{k}: {}", print(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        AstValue::Enum(name) => name.to_string(),
+        other => other
+            .clone()
+            .into_const()
+            .and_then(|c| c.into_json().ok())
+            .map_or_else(String::new, |v| v.to_string()),
+    }
+}
+
+/// Why a built-in scalar refuses a literal (graphql-js's `parseLiteral` messages).
+pub(super) fn literal_refusal(type_name: &str, value: &AstValue) -> Option<String> {
+    let shown = print(value);
+    let number = match value {
+        AstValue::Number(n) => Some(n),
+        _ => None,
+    };
+    match type_name {
+        "Int" => match number.and_then(|n| n.as_i64()) {
+            None => Some(format!("Int cannot represent non-integer value: {shown}")),
+            Some(n) if i32::try_from(n).is_err() => Some(format!(
+                "Int cannot represent non 32-bit signed integer value: {shown}"
+            )),
+            Some(_) => None,
+        },
+        "Float" => number
+            .is_none()
+            .then(|| format!("Float cannot represent non numeric value: {shown}")),
+        "String" => (!matches!(value, AstValue::String(_)))
+            .then(|| format!("String cannot represent a non string value: {shown}")),
+        "Boolean" => (!matches!(value, AstValue::Boolean(_)))
+            .then(|| format!("Boolean cannot represent a non boolean value: {shown}")),
+        "ID" => {
+            let accepted = matches!(value, AstValue::String(_))
+                || number.is_some_and(|n| n.as_i64().is_some());
+            (!accepted)
+                .then(|| format!("ID cannot represent a non-string and non-integer value: {shown}"))
+        }
+        _ => None,
+    }
+}
+
+/// Why a built-in scalar refuses a variable value (graphql-js's `parseValue` messages).
+pub(super) fn value_refusal(type_name: &str, value: &Value) -> Option<String> {
+    let shown = inspect(value);
+    match type_name {
+        "Int" => {
+            let integral = value.as_f64().filter(|n| n.fract() == 0.0 && n.is_finite());
+            match integral {
+                None => Some(format!("Int cannot represent non-integer value: {shown}")),
+                Some(n) if n < f64::from(i32::MIN) || n > f64::from(i32::MAX) => Some(format!(
+                    "Int cannot represent non 32-bit signed integer value: {shown}"
+                )),
+                Some(_) => None,
+            }
+        }
+        "Float" => (!value.is_number())
+            .then(|| format!("Float cannot represent non numeric value: {shown}")),
+        "String" => (!value.is_string())
+            .then(|| format!("String cannot represent a non string value: {shown}")),
+        "Boolean" => (!value.is_boolean())
+            .then(|| format!("Boolean cannot represent a non boolean value: {shown}")),
+        "ID" => {
+            let accepted = value.is_string() || value.is_i64() || value.is_u64();
+            (!accepted).then(|| format!("ID cannot represent value: {shown}"))
+        }
+        _ => None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! rate-limit entry in `errors[]`.
 
 mod coerce;
+mod index;
 mod messages;
 mod mutation;
 mod query;
@@ -27,7 +28,8 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use super::{Refusal, TrayState, bearer};
-use coerce::{TypeIndex, check_document, check_variables};
+use coerce::{check_document, check_variables};
+use index::TypeIndex;
 use messages::standard_message;
 use mutation::Mutation;
 use query::Query;
