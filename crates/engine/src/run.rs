@@ -266,7 +266,11 @@ pub async fn import(
     let mut shutdown = std::pin::pin!(shutdown);
     let deadline_passed = async {
         match options.deadline {
-            Some(deadline) => tokio::time::sleep_until((started + deadline).into()).await,
+            // A deadline beyond the clock's range never comes.
+            Some(deadline) => match started.checked_add(deadline) {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            },
             None => std::future::pending().await,
         }
     };

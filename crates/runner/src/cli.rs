@@ -102,8 +102,8 @@ pub struct ImportArgs {
     /// Per-record report (JSON Lines); default: stdout.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Records in flight at once (default: the provider's).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    /// Records in flight at once, 1 to 1024 (default: the provider's).
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     pub concurrency: Option<u32>,
     /// Requests per second at most, e.g. `30` or `30/s`; `0` for no limit (default: the vendor's
     /// documented limit).
@@ -129,15 +129,67 @@ pub enum Format {
     Json,
 }
 
+/// The rules every run setting follows, wherever it comes from (flag or `[engine]`): one
+/// function per setting, one message each (the caller names the setting; no value is quoted).
+pub mod rules {
+    pub const MAX_CONCURRENCY: u32 = 1024;
+    pub const MAX_ATTEMPTS: u32 = 100;
+    /// A year: longer deadlines are a mistake, and far larger ones overflow the clock.
+    pub const MAX_DEADLINE_SECS: u64 = 365 * 24 * 3600;
+    pub const MAX_REQUEST_TIMEOUT_SECS: u64 = 3600;
+
+    pub fn concurrency(value: u32) -> Result<u32, String> {
+        in_range(value, 1, MAX_CONCURRENCY, "records in flight")
+    }
+
+    /// Requests per second: a finite number, `0` for no limit.
+    pub fn rate(value: f64) -> Result<f64, String> {
+        if value.is_finite() && value >= 0.0 {
+            Ok(value)
+        } else {
+            Err("must be requests per second, e.g. 30 or 30/s (0 for no limit)".to_owned())
+        }
+    }
+
+    pub fn max_attempts(value: u32) -> Result<u32, String> {
+        in_range(value, 1, MAX_ATTEMPTS, "calls of one kind per record")
+    }
+
+    pub fn deadline_secs(value: u64) -> Result<u64, String> {
+        in_range(value, 1, MAX_DEADLINE_SECS, "seconds")
+    }
+
+    pub fn request_timeout_secs(value: u64) -> Result<u64, String> {
+        in_range(value, 1, MAX_REQUEST_TIMEOUT_SECS, "seconds")
+    }
+
+    fn in_range<T: PartialOrd + std::fmt::Display>(
+        value: T,
+        low: T,
+        high: T,
+        unit: &str,
+    ) -> Result<T, String> {
+        if low <= value && value <= high {
+            Ok(value)
+        } else {
+            Err(format!(
+                "must be a whole number of {unit} from {low} to {high}"
+            ))
+        }
+    }
+}
+
+/// Parses `--concurrency`.
+pub fn parse_concurrency(text: &str) -> Result<u32, String> {
+    // Not a number: 0, which the rule refuses with its message.
+    rules::concurrency(text.trim().parse::<u32>().unwrap_or(0))
+}
+
 /// Parses `30`, `30/s` or `2.5/s` into requests per second; `0` means no limit.
 pub fn parse_rate(text: &str) -> Result<f64, String> {
     let number = text.trim().strip_suffix("/s").unwrap_or(text.trim());
-    match number.parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
-        _ => Err(format!(
-            "`{text}` is not a rate; use requests per second, e.g. 30 or 30/s"
-        )),
-    }
+    // Not a number: NaN, which the rule refuses with its message.
+    rules::rate(number.parse::<f64>().unwrap_or(f64::NAN))
 }
 
 #[cfg(test)]
@@ -163,5 +215,20 @@ mod tests {
         check("-1", Err(()));
         check("fast", Err(()));
         check("30/m", Err(()));
+        check("nan", Err(()));
+        check("inf/s", Err(()));
+    }
+
+    #[test]
+    fn concurrency_parses_within_its_range() {
+        assert_eq!(parse_concurrency("8"), Ok(8));
+        assert_eq!(parse_concurrency("1024"), Ok(1024));
+        for bad in ["0", "1025", "-1", "many", "99999999999"] {
+            assert_eq!(
+                parse_concurrency(bad),
+                Err("must be a whole number of records in flight from 1 to 1024".to_owned()),
+                "{bad}"
+            );
+        }
     }
 }

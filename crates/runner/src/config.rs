@@ -20,6 +20,8 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::cli::rules;
+
 /// `[engine]` defaults.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +38,30 @@ pub struct EngineDefaults {
 impl EngineDefaults {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs.unwrap_or(30))
+    }
+
+    /// Checks every value with the rules the flags follow (`crate::cli::rules`); the message
+    /// names the setting, never its value.
+    pub fn validate(&self) -> Result<(), String> {
+        fn check<T: Copy>(
+            name: &str,
+            value: Option<T>,
+            rule: fn(T) -> Result<T, String>,
+        ) -> Result<(), String> {
+            match value.map(rule) {
+                Some(Err(message)) => Err(format!("[engine] {name} {message}")),
+                _ => Ok(()),
+            }
+        }
+        check("concurrency", self.concurrency, rules::concurrency)?;
+        check("rate", self.rate, rules::rate)?;
+        check("max_attempts", self.max_attempts, rules::max_attempts)?;
+        check(
+            "request_timeout_secs",
+            self.request_timeout_secs,
+            rules::request_timeout_secs,
+        )?;
+        check("deadline_secs", self.deadline_secs, rules::deadline_secs)
     }
 }
 
@@ -81,6 +107,10 @@ impl ConfigFile {
                 config.engine = value.try_into().map_err(|error: toml::de::Error| {
                     anyhow::anyhow!("{name}: [engine]: {}", error.message())
                 })?;
+                config
+                    .engine
+                    .validate()
+                    .map_err(|message| anyhow::anyhow!("{name}: {message}"))?;
                 continue;
             }
             if !providers.contains(&key.as_str()) {
@@ -132,6 +162,87 @@ mod tests {
         );
         assert_eq!(config.section("apideck"), Value::Null);
         assert!(!format!("{config:?}").contains("master_token = "));
+    }
+
+    #[test]
+    fn engine_values_follow_the_rules_of_the_flags() {
+        let cases: &[(&str, Result<(), &str>)] = &[
+            (
+                "concurrency = 8\nrate = 0.0\nmax_attempts = 1\ndeadline_secs = 60",
+                Ok(()),
+            ),
+            (
+                "rate = 30.5\nrequest_timeout_secs = 3600\ndeadline_secs = 31536000",
+                Ok(()),
+            ),
+            (
+                "concurrency = 0",
+                Err(
+                    "c.toml: [engine] concurrency must be a whole number of records in flight from 1 to 1024",
+                ),
+            ),
+            (
+                "concurrency = 4294967295",
+                Err(
+                    "c.toml: [engine] concurrency must be a whole number of records in flight from 1 to 1024",
+                ),
+            ),
+            (
+                "rate = nan",
+                Err(
+                    "c.toml: [engine] rate must be requests per second, e.g. 30 or 30/s (0 for no limit)",
+                ),
+            ),
+            (
+                "rate = inf",
+                Err(
+                    "c.toml: [engine] rate must be requests per second, e.g. 30 or 30/s (0 for no limit)",
+                ),
+            ),
+            (
+                "rate = -5.0",
+                Err(
+                    "c.toml: [engine] rate must be requests per second, e.g. 30 or 30/s (0 for no limit)",
+                ),
+            ),
+            (
+                "max_attempts = 0",
+                Err(
+                    "c.toml: [engine] max_attempts must be a whole number of calls of one kind per record from 1 to 100",
+                ),
+            ),
+            (
+                "deadline_secs = 9223372036854775807",
+                Err(
+                    "c.toml: [engine] deadline_secs must be a whole number of seconds from 1 to 31536000",
+                ),
+            ),
+            (
+                "deadline_secs = 0",
+                Err(
+                    "c.toml: [engine] deadline_secs must be a whole number of seconds from 1 to 31536000",
+                ),
+            ),
+            (
+                "request_timeout_secs = 9223372036854775807",
+                Err(
+                    "c.toml: [engine] request_timeout_secs must be a whole number of seconds from 1 to 3600",
+                ),
+            ),
+            (
+                "concurrency = -1",
+                Err("c.toml: [engine]: invalid value: integer `-1`, expected u32"),
+            ),
+        ];
+        for (body, expect) in cases {
+            let parsed = ConfigFile::parse(&format!("[engine]\n{body}\n"), "c.toml", PROVIDERS);
+            match (parsed, expect) {
+                (Ok(_), Ok(())) => {}
+                (Err(error), Err(message)) => assert_eq!(&format!("{error:#}"), message, "{body}"),
+                (Ok(_), Err(message)) => panic!("{body}: accepted, expected {message}"),
+                (Err(error), Ok(())) => panic!("{body}: refused: {error:#}"),
+            }
+        }
     }
 
     #[test]

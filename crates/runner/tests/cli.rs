@@ -52,6 +52,51 @@ fn usage_errors_exit_2() {
     check(&["verify", "--provider", "tray"], "--state");
     check(&["sandbox", "--listen", "0.0.0.0:1"], "loopback");
     check(&["nonsense"], "nonsense");
+
+    // Config values follow the flags' rules, with the same message and no panic.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.jsonl");
+    std::fs::write(&input, "").unwrap();
+    for (engine, message) in [
+        (
+            "deadline_secs = 9223372036854775807",
+            "[engine] deadline_secs must be a whole number",
+        ),
+        (
+            "concurrency = 0",
+            "[engine] concurrency must be a whole number of records in flight from 1 to 1024",
+        ),
+        ("rate = nan", "[engine] rate must be requests per second"),
+        ("max_attempts = 0", "[engine] max_attempts must be"),
+    ] {
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, format!("[engine]\n{engine}\n")).unwrap();
+        let (config, input) = (config.to_str().unwrap(), input.to_str().unwrap());
+        check(
+            &[
+                "import",
+                "--provider",
+                "tray",
+                "--input",
+                input,
+                "--config",
+                config,
+            ],
+            message,
+        );
+    }
+    check(
+        &[
+            "import",
+            "--provider",
+            "tray",
+            "--input",
+            "x.jsonl",
+            "--concurrency",
+            "0",
+        ],
+        "must be a whole number of records in flight from 1 to 1024",
+    );
 }
 
 #[test]
