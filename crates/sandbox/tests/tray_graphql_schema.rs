@@ -379,3 +379,23 @@ async fn solution_instances_belong_to_end_users() {
     assert_eq!(answer["data"], Value::Null, "{answer}");
     assert_eq!(answer["errors"][0]["path"], json!(["users"]));
 }
+
+#[tokio::test]
+async fn bearer_checks_come_before_the_schema() {
+    let tray = Tray::start().await;
+    let url = format!("{}/graphql", tray.sandbox.base_url());
+    // An undocumented field with a bad token, and with none: 401, Tray's plain body.
+    let body = json!({"query": "query { viewer { solutions { edges { node { authSlots { externalId } } } } } }"});
+    for token in [Some("not-a-token"), None] {
+        let mut request = tray.http.post(&url).json(&body);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer, json!({"message": "Unauthorized"}));
+    }
+    // Counted under the root field, like every request.
+    assert_eq!(tray.sandbox.tray.call_count("graphql viewer"), 2);
+}

@@ -99,11 +99,20 @@ fn request_error_entry(message: String, line: usize, column: usize, code: &str) 
 }
 
 async fn graphql(State(state): State<Arc<TrayState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&body) else {
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            json!({"errors": [{"message": "Body is not valid JSON"}]}),
-        );
+    let request = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(request)) => request,
+        Ok(_) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"errors": [{"message": "POST body must be a JSON object"}]}),
+            );
+        }
+        Err(_) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"errors": [{"message": "Body is not valid JSON"}]}),
+            );
+        }
     };
     let query = request.get("query").and_then(Value::as_str).unwrap_or("");
     let operation_name = request.get("operationName").and_then(Value::as_str);
