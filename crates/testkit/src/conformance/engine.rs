@@ -210,11 +210,17 @@ async fn engine_import(
     for line in &lines {
         assert_no_canary(&probe.what("report line"), &line.to_string());
     }
+    // The status, and the error of a record that did not end as expected (reports hold no
+    // secret: checked above), so a failure says why.
     lines
         .iter()
         .map(|line| {
             let field = |name: &str| line[name].as_str().unwrap_or("-").to_owned();
-            (field("id"), field("status"))
+            let status = match line.get("error") {
+                Some(error) if !error.is_null() => format!("{} ({error})", field("status")),
+                _ => field("status"),
+            };
+            (field("id"), status)
         })
         .collect()
 }
