@@ -16,59 +16,64 @@ use anyhow::{Context, bail, ensure};
 
 use crate::{cargo, describe, run};
 
-/// The generated crate's files and their templates.
-const TEMPLATES: [(&str, &str); 12] = [
+/// The generated files (paths from the workspace root, rendered too) and their templates.
+const TEMPLATES: [(&str, &str); 13] = [
     (
-        "Cargo.toml",
+        "crates/{{name}}/Cargo.toml",
         include_str!("../templates/provider/Cargo.toml.tmpl"),
     ),
     (
-        "src/lib.rs",
+        "crates/{{name}}/src/lib.rs",
         include_str!("../templates/provider/src/lib.rs.tmpl"),
     ),
     (
-        "src/config.rs",
+        "crates/{{name}}/src/config.rs",
         include_str!("../templates/provider/src/config.rs.tmpl"),
     ),
     (
-        "src/wire.rs",
+        "crates/{{name}}/src/wire.rs",
         include_str!("../templates/provider/src/wire.rs.tmpl"),
     ),
     (
-        "src/target.rs",
+        "crates/{{name}}/src/target.rs",
         include_str!("../templates/provider/src/target.rs.tmpl"),
     ),
     (
-        "src/map.rs",
+        "crates/{{name}}/src/map.rs",
         include_str!("../templates/provider/src/map.rs.tmpl"),
     ),
     (
-        "src/client.rs",
+        "crates/{{name}}/src/client.rs",
         include_str!("../templates/provider/src/client.rs.tmpl"),
     ),
     (
-        "src/importer.rs",
+        "crates/{{name}}/src/importer.rs",
         include_str!("../templates/provider/src/importer.rs.tmpl"),
     ),
     (
-        "tests/emulator/mod.rs",
+        "crates/{{name}}/tests/emulator/mod.rs",
         include_str!("../templates/provider/tests/emulator/mod.rs.tmpl"),
     ),
     (
-        "tests/conformance.rs",
+        "crates/{{name}}/tests/conformance.rs",
         include_str!("../templates/provider/tests/conformance.rs.tmpl"),
     ),
     (
-        "tests/map.rs",
+        "crates/{{name}}/tests/map.rs",
         include_str!("../templates/provider/tests/map.rs.tmpl"),
     ),
     (
-        "tests/snapshots/map__mapping_per_auth_kind.snap",
+        "crates/{{name}}/tests/snapshots/map__mapping_per_auth_kind.snap",
         include_str!("../templates/provider/tests/snapshots/map__mapping_per_auth_kind.snap.tmpl"),
+    ),
+    (
+        "docs/{{name}}.md",
+        include_str!("../templates/provider/docs.md.tmpl"),
     ),
 ];
 
-/// Creates `crates/NAME` and wires it into the workspace and the runner.
+/// Creates `crates/NAME` and `docs/NAME.md`, and wires the crate into the workspace and the
+/// runner.
 pub fn new_provider(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
     check_name(name)?;
     let crate_dir = root.join("crates").join(name);
@@ -79,10 +84,18 @@ pub fn new_provider(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
     );
     let module = name.replace('-', "_");
     let title = title_case(name);
-    for (relative, template) in TEMPLATES {
-        let path = crate_dir.join(relative);
+    let files: Vec<(PathBuf, String)> = TEMPLATES
+        .iter()
+        .map(|(relative, template)| {
+            let path = root.join(render(relative, name, &module, &title));
+            (path, render(template, name, &module, &title))
+        })
+        .collect();
+    if let Some((existing, _)) = files.iter().find(|(path, _)| path.exists()) {
+        bail!("{} already exists", existing.display());
+    }
+    for (path, text) in files {
         std::fs::create_dir_all(path.parent().context("file without a folder")?)?;
-        let text = render(template, name, &module, &title);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     wire_into_workspace(root, name, &module)?;
