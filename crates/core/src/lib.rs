@@ -18,7 +18,7 @@ pub use importer::{
 };
 pub use record::{Auth, CredentialRecord, Expiry, OAuth2, Owner, RecordWarning};
 pub use registry::{ProviderPlugin, UnknownProvider, find_provider, provider_names, providers};
-pub use report::{ReportError, ReportLine, Status};
+pub use report::{ErrorKind, ReportError, ReportLine, Status};
 pub use secret::{
     ExposeSecret, FingerprintKey, REDACTED, SecretJson, SecretString, record_tag, redact_json,
 };

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::error::ProviderError;
+
 /// A record's terminal status in one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,24 +52,75 @@ impl Status {
     }
 }
 
-/// `error.kind` values the engine and runner use besides [`crate::ProviderError::kind`].
-pub mod error_kind {
+/// Why a record (or, in verify and rollback, an object) did not end well: the report's
+/// `error.kind`. The provider's classes come from [`ErrorKind::of`]; the others are the
+/// engine's. One enum, so no kind is ever spelled twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
     /// The input line is not a valid v1 record (file, line, field in the message).
-    pub const INVALID_RECORD: &str = "invalid_record";
+    InvalidRecord,
     /// The record is valid but cannot be mapped to the target's catalogue.
-    pub const MAPPING: &str = "mapping";
-    /// The run stopped (fatal error or Ctrl-C) before this record was attempted.
-    pub const NOT_ATTEMPTED: &str = "not_attempted";
+    Mapping,
+    /// The run stopped (fatal error, deadline or Ctrl-C) before this record was attempted.
+    NotAttempted,
+    /// The run stopped while this record's write was in flight; the next run reconciles it.
+    Interrupted,
     /// A pre-existing object at the target was left alone.
-    pub const PRE_EXISTING: &str = "pre_existing";
+    PreExisting,
     /// The record maps to the same target object as an earlier record.
-    pub const CONFLICT: &str = "conflict";
+    Conflict,
+    /// [`ProviderError::Transient`].
+    Transient,
+    /// [`ProviderError::RateLimited`].
+    RateLimited,
+    /// [`ProviderError::OutcomeUnknown`], or an earlier write nobody could confirm.
+    OutcomeUnknown,
+    /// [`ProviderError::Rejected`].
+    Rejected,
+    /// [`ProviderError::Fatal`].
+    Fatal,
+}
+
+impl ErrorKind {
+    /// The kind of a provider's failure.
+    pub fn of(error: &ProviderError) -> Self {
+        match error {
+            ProviderError::Transient { .. } => ErrorKind::Transient,
+            ProviderError::RateLimited { .. } => ErrorKind::RateLimited,
+            ProviderError::OutcomeUnknown { .. } => ErrorKind::OutcomeUnknown,
+            ProviderError::Rejected { .. } => ErrorKind::Rejected,
+            ProviderError::Fatal { .. } => ErrorKind::Fatal,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRecord => "invalid_record",
+            ErrorKind::Mapping => "mapping",
+            ErrorKind::NotAttempted => "not_attempted",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::PreExisting => "pre_existing",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Transient => "transient",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::OutcomeUnknown => "outcome_unknown",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::Fatal => "fatal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The `error` object of a report line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportError {
-    pub kind: String,
+    pub kind: ErrorKind,
     pub message: String,
 }
 
@@ -106,11 +159,40 @@ impl ReportLine {
         }
     }
 
-    pub fn with_error(mut self, kind: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn with_error(mut self, kind: ErrorKind, message: impl Into<String>) -> Self {
         self.error = Some(ReportError {
-            kind: kind.into(),
+            kind,
             message: message.into(),
         });
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds_serialise_as_their_names() {
+        for (kind, name) in [
+            (ErrorKind::InvalidRecord, "invalid_record"),
+            (ErrorKind::NotAttempted, "not_attempted"),
+            (ErrorKind::PreExisting, "pre_existing"),
+            (ErrorKind::OutcomeUnknown, "outcome_unknown"),
+            (ErrorKind::RateLimited, "rate_limited"),
+        ] {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(serde_json::to_value(kind).unwrap(), Value::from(name));
+        }
+        // Every provider class keeps the name `ProviderError::kind` gives it.
+        for error in [
+            ProviderError::transient("x"),
+            ProviderError::rate_limited(None, "x"),
+            ProviderError::outcome_unknown("x"),
+            ProviderError::rejected("x"),
+            ProviderError::fatal("x"),
+        ] {
+            assert_eq!(ErrorKind::of(&error).as_str(), error.kind());
+        }
     }
 }

@@ -42,7 +42,12 @@ async fn child_import() {
         parameters["report"].as_ref(),
     );
     let summary = run(&importer, &state, &options).await;
-    assert_eq!(summary.exit_code(), 0, "{}", summary.human());
+    assert_eq!(
+        summary.exit_code(),
+        authport_engine::Exit::Ok,
+        "{}",
+        summary.human()
+    );
 }
 
 /// Starts the child import; returns it running.

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use authport_engine::{StateStore, exit_code};
+use authport_engine::{Exit, StateStore};
 use authport_sandbox::SandboxConfig;
 use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
 use common::*;
@@ -64,7 +64,7 @@ async fn import_then_rerun_is_unchanged_and_a_changed_record_is_updated_in_place
     options.progress = true;
     let first = run(&importer, &state, &options).await;
     assert_eq!(counts(&first), vec![("imported", 12)]);
-    assert_eq!(first.exit_code(), exit_code::OK);
+    assert_eq!(first.exit_code(), Exit::Ok);
     assert_one_tray_auth_per_record(&sandbox, 12);
     let lines = report_lines(&report);
     assert_eq!(lines.len(), 12);
@@ -249,7 +249,7 @@ async fn bad_lines_fail_alone_with_their_location_and_the_rest_goes_on() {
     check(5, "failed", Some("invalid_record"), "auth: is required");
     check(6, "imported", None, "");
     check(7, "failed", Some("mapping"), "");
-    assert_eq!(summary.exit_code(), exit_code::SOME_FAILED);
+    assert_eq!(summary.exit_code(), Exit::SomeFailed);
     assert_eq!(sandbox.tray.auth_count(), 3);
     assert!(
         summary
@@ -273,7 +273,7 @@ async fn a_plan_limit_stops_the_run_and_the_next_run_finishes_the_rest() {
     options.concurrency = Some(1);
 
     let first = run(&importer, &state, &options).await;
-    assert_eq!(first.exit_code(), exit_code::STOPPED, "{}", first.human());
+    assert_eq!(first.exit_code(), Exit::Stopped, "{}", first.human());
     assert!(first.stopped.is_some());
     assert_eq!(
         counts(&first),
@@ -297,7 +297,7 @@ async fn a_plan_limit_stops_the_run_and_the_next_run_finishes_the_rest() {
         "{}",
         second.human()
     );
-    assert_eq!(second.exit_code(), exit_code::OK);
+    assert_eq!(second.exit_code(), Exit::Ok);
     assert_eq!(sandbox.apideck.connection_count(), 10);
 }
 
@@ -320,12 +320,7 @@ async fn a_rejected_master_token_stops_before_any_write() {
     let importer: std::sync::Arc<dyn authport_core::AuthImporter> =
         std::sync::Arc::from(authport_tray::build(&context).unwrap());
     let summary = run(&importer, &state, &options("tray", &input, &report)).await;
-    assert_eq!(
-        summary.exit_code(),
-        exit_code::STOPPED,
-        "{}",
-        summary.human()
-    );
+    assert_eq!(summary.exit_code(), Exit::Stopped, "{}", summary.human());
     assert_eq!(counts(&summary), vec![("skipped", 5)]);
     assert_eq!(sandbox.tray.auth_count(), 0);
     assert!(
@@ -362,14 +357,14 @@ async fn an_interrupt_reports_the_rest_as_not_attempted_and_a_rerun_resumes() {
         .await
         .unwrap();
     assert!(first.interrupted);
-    assert_eq!(first.exit_code(), exit_code::INTERRUPTED);
+    assert_eq!(first.exit_code(), Exit::Interrupted);
     assert_eq!(first.total(), 40);
     let imported_first = first.count(authport_core::Status::Imported);
     assert!((5..40).contains(&imported_first), "{}", first.human());
     assert_eq!(report_lines(&report).len(), 40);
 
     let second = run(&importer, &state, &options).await;
-    assert_eq!(second.exit_code(), exit_code::OK);
+    assert_eq!(second.exit_code(), Exit::Ok);
     assert_eq!(
         second.count(authport_core::Status::Unchanged),
         imported_first
@@ -422,7 +417,7 @@ fn validate_reports_every_line_offline() {
     let report = dir.path().join("validate.jsonl");
     let summary = authport_engine::validate(&input, Some(&report)).unwrap();
     assert_eq!(counts(&summary), vec![("failed", 2), ("planned", 2)]);
-    assert_eq!(summary.exit_code(), exit_code::SOME_FAILED);
+    assert_eq!(summary.exit_code(), Exit::SomeFailed);
     let lines = report_lines(&report);
     assert_eq!(
         lines
@@ -482,7 +477,7 @@ async fn random_faults_end_with_one_status_per_record_and_counts_matching_the_sa
     // with no faults resolves them all and ends with exactly one object per record.
     sandbox.faults.set(FaultPlan::default());
     let again = run(&importer, &state, &options).await;
-    assert_eq!(again.exit_code(), exit_code::OK, "{}", again.human());
+    assert_eq!(again.exit_code(), Exit::Ok, "{}", again.human());
     assert_one_tray_auth_per_record(&sandbox, 150);
 }
 
@@ -551,7 +546,7 @@ async fn apideck_imports_survive_random_faults_without_duplicates() {
     let again = run(&importer, &state, &options).await;
     assert_eq!(
         again.exit_code(),
-        exit_code::OK,
+        Exit::Ok,
         "{}\n{}",
         summary.human(),
         again.human()
@@ -575,18 +570,13 @@ async fn an_interrupt_or_deadline_before_any_write_reports_every_record_not_atte
             authport_engine::import(importer.clone(), &state, &options, std::future::ready(()))
                 .await
                 .unwrap();
-        assert_eq!(summary.exit_code(), exit_code::INTERRUPTED);
+        assert_eq!(summary.exit_code(), Exit::Interrupted);
         assert_eq!(counts(&summary), vec![("skipped", 6)]);
     }
     let mut options = options("tray", &input, &report);
     options.deadline = Some(Duration::ZERO);
     let summary = run(&importer, &state, &options).await;
-    assert_eq!(
-        summary.exit_code(),
-        exit_code::STOPPED,
-        "{}",
-        summary.human()
-    );
+    assert_eq!(summary.exit_code(), Exit::Stopped, "{}", summary.human());
     assert!(
         summary
             .stopped

@@ -2,7 +2,7 @@
 
 mod common;
 
-use authport_engine::{StateStore, exit_code};
+use authport_engine::{Exit, StateStore};
 use authport_sandbox::SandboxConfig;
 use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
 use common::*;
@@ -63,7 +63,7 @@ async fn verify_reads_back_every_object_and_rollback_removes_exactly_what_was_cr
     .unwrap();
     assert_eq!(verified.count("present"), 5, "{}", verified.human());
     assert_eq!(verified.count("missing"), 1);
-    assert_eq!(verified.exit_code(), exit_code::SOME_FAILED);
+    assert_eq!(verified.exit_code(), Exit::SomeFailed);
     let lines = out_lines(&out);
     assert_eq!(lines.len(), 6);
     assert_eq!(report_lines(&verify_report), lines);
@@ -96,7 +96,7 @@ async fn verify_reads_back_every_object_and_rollback_removes_exactly_what_was_cr
         "{}",
         rolled.human()
     );
-    assert_eq!(rolled.exit_code(), exit_code::OK);
+    assert_eq!(rolled.exit_code(), Exit::Ok);
     assert_eq!(sandbox.tray.auth_count(), 0);
     assert!(state.objects("tray").unwrap().is_empty());
 
@@ -208,7 +208,7 @@ async fn an_interrupted_rollback_resumes_where_it_stopped() {
     .await
     .unwrap();
     assert!(stopped.interrupted);
-    assert_eq!(stopped.exit_code(), exit_code::INTERRUPTED);
+    assert_eq!(stopped.exit_code(), Exit::Interrupted);
     let removed_first = usize::try_from(stopped.count("removed")).unwrap();
     assert_eq!(sandbox.tray.auth_count(), 5 - removed_first);
     let finished = authport_engine::rollback(

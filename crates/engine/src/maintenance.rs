@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use authport_core::{AuthImporter, ProviderError, ProviderLimits, Removal};
+use authport_core::{AuthImporter, ErrorKind, ProviderError, ProviderLimits, Removal};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
 use crate::limiter::{RunGate, SendLimiter};
-use crate::retry::{NextStep, RetryPolicy, next_step};
+use crate::retrier::{Attempted, Effect, Retrier};
+use crate::retry::RetryPolicy;
 use crate::state::{JournalObject, StateStore};
 use crate::summary::{MaintenanceSummary, ReportWriter, Tally, failure_reason};
 
@@ -186,14 +187,14 @@ fn summary_for(action: &str, provider: &str) -> MaintenanceSummary {
 
 fn note_failure(failures: &mut Tally, error: &ProviderError) {
     let line = authport_core::ReportLine::new(None, 0, authport_core::Status::Failed)
-        .with_error(error.kind(), error.message());
+        .with_error(ErrorKind::of(error), error.message());
     failures.add(&line);
 }
 
 fn error_line(object: &JournalObject, error: &ProviderError) -> Value {
     json!({"id": object.record_id, "status": "error", "target": object.target,
-           "error": {"kind": error.kind(), "message": error.message(),
-                     "reason": failure_reason(error.kind(), error.message())}})
+           "error": {"kind": ErrorKind::of(error), "message": error.message(),
+                     "reason": failure_reason(ErrorKind::of(error), error.message())}})
 }
 
 fn emit(writer: &mut ReportWriter, out: &mut dyn Write, line: &Value) -> anyhow::Result<()> {
@@ -207,9 +208,10 @@ fn emit(writer: &mut ReportWriter, out: &mut dyn Write, line: &Value) -> anyhow:
     }
 }
 
-/// Rate limiting and retries for read and delete calls. Both are idempotent, so an ambiguous
-/// failure is simply retried. The provider paces each request through the gate; the limiter
-/// configured on it slows down on 429s.
+/// Rate limiting and retries for read and delete calls: the run's [`Retrier`] with the
+/// limiter configured on the gate the provider paces its requests through. Both calls are
+/// idempotent, so an ambiguous failure is simply retried; rollback stops between objects, so
+/// calls in flight are never cut.
 struct CallContext {
     limiter: Arc<SendLimiter>,
     policy: RetryPolicy,
@@ -228,32 +230,26 @@ impl CallContext {
         }
     }
 
-    async fn call<T, F, Fut>(&self, mut call: F) -> Result<T, ProviderError>
+    async fn call<T, F, Fut>(&self, call: F) -> Result<T, ProviderError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,
     {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let error = match call().await {
-                Ok(value) => {
-                    self.limiter.succeeded();
-                    return Ok(value);
-                }
-                Err(error) => error,
-            };
-            if let ProviderError::RateLimited { retry_after, .. } = &error {
-                self.limiter.throttled(*retry_after);
+        let retrier = Retrier {
+            policy: self.policy,
+            limiter: &self.limiter,
+            control: None,
+            deadline: None,
+            counters: None,
+        };
+        match retrier.call(Effect::Idempotent, 0, call).await {
+            Attempted::Done(value) => Ok(value),
+            Attempted::Failed { error, .. } => Err(error),
+            // Without a control the retrier neither stops nor abandons a call.
+            Attempted::Stopped { last } => {
+                Err(last.unwrap_or_else(|| ProviderError::transient("stopped")))
             }
-            let as_idempotent = match error {
-                ProviderError::OutcomeUnknown { message } => ProviderError::Transient { message },
-                other => other,
-            };
-            match next_step(&as_idempotent, &self.policy, attempt, None, rand::random()) {
-                NextStep::RetryAfter(delay) => tokio::time::sleep(delay).await,
-                _ => return Err(as_idempotent),
-            }
+            Attempted::Abandoned => Err(ProviderError::transient("abandoned")),
         }
     }
 }

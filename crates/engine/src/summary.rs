@@ -6,22 +6,38 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use authport_core::report::error_kind;
-use authport_core::{ReportLine, Status};
+use authport_core::{ErrorKind, ReportLine, Status};
 use serde_json::{Value, json};
 
-/// Exit codes (the README's table is written from these).
-pub mod exit_code {
+/// The process's exit codes: the one table (the README's is written from it). The runner exits
+/// with [`Exit::code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
     /// Every record succeeded.
-    pub const OK: i32 = 0;
+    Ok,
     /// Some records failed; the rest are done.
-    pub const SOME_FAILED: i32 = 1;
-    /// Usage or configuration error: nothing was sent.
-    pub const USAGE: i32 = 2;
-    /// The run stopped on a fatal target error; the rest were not attempted.
-    pub const STOPPED: i32 = 3;
+    SomeFailed,
+    /// Usage or configuration error, or a refusal ([`crate::Refusal`]): nothing was sent.
+    Usage,
+    /// The run stopped on a fatal target error or its deadline; the rest were not attempted.
+    Stopped,
+    /// The run could not proceed: input, state or report unreadable or unwritable.
+    Io,
     /// Interrupted by Ctrl-C / SIGTERM; a re-run with the same state resumes.
-    pub const INTERRUPTED: i32 = 130;
+    Interrupted,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::SomeFailed => 1,
+            Exit::Usage => 2,
+            Exit::Stopped => 3,
+            Exit::Io => 4,
+            Exit::Interrupted => 130,
+        }
+    }
 }
 
 /// Distinct failure reasons kept for the summary; the rest are counted under "other reasons".
@@ -117,7 +133,7 @@ impl Tally {
         if line.status.is_failure() {
             let reason = line.error.as_ref().map_or_else(
                 || "unknown".to_owned(),
-                |e| failure_reason(&e.kind, &e.message),
+                |e| failure_reason(e.kind, &e.message),
             );
             if let Some(count) = self.reasons.get_mut(&reason) {
                 *count += 1;
@@ -152,8 +168,8 @@ impl Tally {
 
 /// A failure grouped for the summary: the kind, and the message without the record's location
 /// (`file:line: `), so the same problem on many lines counts as one reason.
-pub fn failure_reason(kind: &str, message: &str) -> String {
-    let message = if kind == error_kind::INVALID_RECORD {
+pub fn failure_reason(kind: ErrorKind, message: &str) -> String {
+    let message = if kind == ErrorKind::InvalidRecord {
         strip_location(message)
     } else {
         message
@@ -223,19 +239,19 @@ impl RunSummary {
     }
 
     /// The process exit code: interrupted beats stopped beats failed.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> Exit {
         if self.interrupted {
-            exit_code::INTERRUPTED
+            Exit::Interrupted
         } else if self.stopped.is_some() {
-            exit_code::STOPPED
+            Exit::Stopped
         } else if self
             .counts
             .iter()
             .any(|(status, count)| status.is_failure() && *count > 0)
         {
-            exit_code::SOME_FAILED
+            Exit::SomeFailed
         } else {
-            exit_code::OK
+            Exit::Ok
         }
     }
 
@@ -321,7 +337,7 @@ impl RunSummary {
             "reconciled": self.reconciled,
             "unresolved": self.unresolved,
             "report": self.report.as_ref().map(|p| p.display().to_string()),
-            "exit_code": self.exit_code(),
+            "exit_code": self.exit_code().code(),
         })
     }
 }
@@ -348,13 +364,13 @@ impl MaintenanceSummary {
         self.counts.get(word).copied().unwrap_or(0)
     }
 
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> Exit {
         if self.interrupted {
-            exit_code::INTERRUPTED
+            Exit::Interrupted
         } else if self.problems > 0 {
-            exit_code::SOME_FAILED
+            Exit::SomeFailed
         } else {
-            exit_code::OK
+            Exit::Ok
         }
     }
 
@@ -395,7 +411,7 @@ impl MaintenanceSummary {
                 .collect::<Vec<_>>(),
             "interrupted": self.interrupted,
             "elapsed_seconds": self.elapsed.as_secs_f64(),
-            "exit_code": self.exit_code(),
+            "exit_code": self.exit_code().code(),
         })
     }
 }
@@ -406,33 +422,37 @@ mod tests {
 
     #[test]
     fn failure_reasons_drop_the_location_of_invalid_records_only() {
-        let check = |kind: &str, message: &str, expect: &str| {
+        let check = |kind: ErrorKind, message: &str, expect: &str| {
             assert_eq!(failure_reason(kind, message), expect, "{kind} {message}");
         };
         check(
-            "invalid_record",
+            ErrorKind::InvalidRecord,
             "in.jsonl:12: auth.type: is required",
             "invalid_record: auth.type: is required",
         );
         check(
-            "invalid_record",
+            ErrorKind::InvalidRecord,
             "C:\\x:y.jsonl:3: id: duplicate id",
             "invalid_record: id: duplicate id",
         );
         check(
-            "invalid_record",
+            ErrorKind::InvalidRecord,
             "no location here",
             "invalid_record: no location here",
         );
-        check("rejected", "x:12: kept as is", "rejected: x:12: kept as is");
         check(
-            "mapping",
+            ErrorKind::Rejected,
+            "x:12: kept as is",
+            "rejected: x:12: kept as is",
+        );
+        check(
+            ErrorKind::Mapping,
             "settings.subdomain: is required",
             "mapping: settings.subdomain: is required",
         );
     }
 
-    fn line(status: Status, error: Option<(&str, &str)>) -> ReportLine {
+    fn line(status: Status, error: Option<(ErrorKind, &str)>) -> ReportLine {
         let line = ReportLine::new(Some("r".into()), 1, status);
         match error {
             Some((kind, message)) => line.with_error(kind, message),
@@ -445,16 +465,19 @@ mod tests {
         let mut tally = Tally::default();
         tally.add(&line(Status::Imported, None));
         tally.add(&line(Status::Imported, None));
-        tally.add(&line(Status::Skipped, Some(("not_attempted", "stopped"))));
-        tally.add(&line(Status::Failed, Some(("rejected", "b"))));
-        tally.add(&line(Status::Failed, Some(("rejected", "a"))));
+        tally.add(&line(
+            Status::Skipped,
+            Some((ErrorKind::NotAttempted, "stopped")),
+        ));
+        tally.add(&line(Status::Failed, Some((ErrorKind::Rejected, "b"))));
+        tally.add(&line(Status::Failed, Some((ErrorKind::Rejected, "a"))));
         tally.add(&line(
             Status::Failed,
-            Some(("invalid_record", "f:1: id: is required")),
+            Some((ErrorKind::InvalidRecord, "f:1: id: is required")),
         ));
         tally.add(&line(
             Status::Failed,
-            Some(("invalid_record", "f:9: id: is required")),
+            Some((ErrorKind::InvalidRecord, "f:9: id: is required")),
         ));
         assert_eq!(tally.total(), 7);
         assert_eq!(tally.count(Status::Imported), 2);
@@ -470,7 +493,7 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_documented_precedence() {
-        let check = |failed: u64, stopped: bool, interrupted: bool, expect: i32| {
+        let check = |failed: u64, stopped: bool, interrupted: bool, expect: Exit| {
             let mut summary = RunSummary::default();
             summary.counts.insert(Status::Imported, 3);
             if failed > 0 {
@@ -484,12 +507,12 @@ mod tests {
                 "{failed} {stopped} {interrupted}"
             );
         };
-        check(0, false, false, 0);
-        check(2, false, false, 1);
-        check(0, true, false, 3);
-        check(2, true, false, 3);
-        check(2, true, true, 130);
-        check(0, false, true, 130);
+        check(0, false, false, Exit::Ok);
+        check(2, false, false, Exit::SomeFailed);
+        check(0, true, false, Exit::Stopped);
+        check(2, true, false, Exit::Stopped);
+        check(2, true, true, Exit::Interrupted);
+        check(0, false, true, Exit::Interrupted);
     }
 
     #[test]
@@ -517,7 +540,7 @@ mod tests {
         let mut writer = ReportWriter::create(&path).unwrap();
         writer.write(&line(Status::Imported, None)).unwrap();
         writer
-            .write(&line(Status::Failed, Some(("rejected", "no"))))
+            .write(&line(Status::Failed, Some((ErrorKind::Rejected, "no"))))
             .unwrap();
         // Flushed as it goes: readable before the writer is dropped.
         let text = std::fs::read_to_string(&path).unwrap();

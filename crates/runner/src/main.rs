@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use authport_core::{BuildContext, EnvSnapshot, ProviderPlugin};
 use authport_engine::files::refuse_same_as_input;
-use authport_engine::{ImportOptions, MaintenanceOptions, RunGate, RunSummary, StateStore};
+use authport_engine::{Exit, ImportOptions, MaintenanceOptions, RunGate, RunSummary, StateStore};
 use clap::Parser;
 
 // Providers register themselves with `inventory`; rustc drops crates nothing references, so
@@ -22,13 +22,6 @@ use authport_tray as _;
 
 use crate::cli::{Cli, Command, Format, ImportArgs, ProviderArgs, StateArgs};
 use crate::config::ConfigFile;
-
-/// Exit codes (the README has the table).
-mod exit {
-    pub const OK: u8 = 0;
-    pub const USAGE: u8 = 2;
-    pub const IO: u8 = 4;
-}
 
 /// A failure before anything was sent: bad flags, config or environment (exit 2).
 #[derive(Debug)]
@@ -44,24 +37,24 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(exit::IO);
+            return ExitCode::from(Exit::Io.code());
         }
     };
     let quiet = cli.quiet;
     match runtime.block_on(run(cli)) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => ExitCode::from(code.code()),
         Err(error) => {
             let refused = error.downcast_ref::<UsageError>().is_some()
                 || error.downcast_ref::<authport_engine::Refusal>().is_some();
-            let code = if refused { exit::USAGE } else { exit::IO };
+            let code = if refused { Exit::Usage } else { Exit::Io };
             let error = match error.downcast::<UsageError>() {
                 Ok(UsageError(inner)) => inner,
                 Err(other) => other,
             };
-            if !quiet || code != exit::OK {
+            if !quiet || code != Exit::Ok {
                 eprintln!("error: {error:#}");
             }
-            ExitCode::from(code)
+            ExitCode::from(code.code())
         }
     }
 }
@@ -96,12 +89,12 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
-async fn run(cli: Cli) -> anyhow::Result<u8> {
+async fn run(cli: Cli) -> anyhow::Result<Exit> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Providers { format } => {
             print_providers(format)?;
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
         Command::Validate {
             input,
@@ -173,7 +166,7 @@ fn finish(
     format: Format,
     report_on_stdout: bool,
     quiet: bool,
-) -> anyhow::Result<u8> {
+) -> anyhow::Result<Exit> {
     let human = summary.human();
     let to_stdout = match (report_on_stdout, format) {
         (true, _) => None,
@@ -186,7 +179,7 @@ fn finish(
     if let Some(text) = to_stdout {
         ignore_broken_pipe(writeln!(std::io::stdout().lock(), "{text}"))?;
     }
-    Ok(u8::try_from(summary.exit_code()).unwrap_or(1))
+    Ok(summary.exit_code())
 }
 
 /// Everything needed to build a provider: the plugin, its config and the environment.
@@ -243,7 +236,7 @@ fn build_importer(
     Ok(Arc::from(importer))
 }
 
-async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<u8> {
+async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
     let setup = provider_setup(&args.provider).await?;
     if !args.input.is_file() {
         return Err(usage(anyhow::anyhow!(
@@ -304,7 +297,7 @@ enum Action {
     Rollback,
 }
 
-async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> anyhow::Result<u8> {
+async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> anyhow::Result<Exit> {
     let setup = provider_setup(&args.provider).await?;
     if !args.state.is_file() {
         return Err(usage(anyhow::anyhow!(
@@ -343,7 +336,7 @@ async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> any
     if report.is_some() && args.provider.format == Format::Json {
         ignore_broken_pipe(writeln!(std::io::stdout().lock(), "{}", summary.to_json()))?;
     }
-    Ok(u8::try_from(summary.exit_code()).unwrap_or(1))
+    Ok(summary.exit_code())
 }
 
 /// Resolves on Ctrl-C or SIGTERM: the engine stops taking records and finishes in-flight ones.
@@ -371,7 +364,7 @@ async fn shutdown_signal() {
     );
 }
 
-async fn run_sandbox(listen: std::net::SocketAddr, tray_rate_limit: bool) -> anyhow::Result<u8> {
+async fn run_sandbox(listen: std::net::SocketAddr, tray_rate_limit: bool) -> anyhow::Result<Exit> {
     if !listen.ip().is_loopback() {
         return Err(usage(anyhow::anyhow!(
             "the sandbox listens on loopback addresses only, not {listen}"
@@ -397,7 +390,7 @@ async fn run_sandbox(listen: std::net::SocketAddr, tray_rate_limit: bool) -> any
     drop(out);
     let _ = tokio::signal::ctrl_c().await;
     sandbox.stop().await;
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 #[cfg(test)]

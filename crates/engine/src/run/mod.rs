@@ -1,0 +1,487 @@
+//! The import run: a streaming pipeline from the input file through mapping to the provider.
+//!
+//! ```text
+//! reader thread ──(bounded channel, 2 × concurrency)──> N workers ──> report + tally
+//!   (parse, dedupe ids)                                 (map, journal, limiter, retries)
+//! ```
+//!
+//! Memory is bounded by the channel and the workers, whatever the file size: the reader blocks
+//! when the workers fall behind, ids seen are kept in a temporary SQLite file, and the journal
+//! is on disk. The input is read twice: a first pass collects the distinct (service, target)
+//! pairs for the provider's discovery and counts the records for the progress bar.
+//!
+//! This module is the pipeline; `record` is what happens to one record (the journal protocol:
+//! commit the intent → write → commit the outcome; an intent without an outcome is reconciled
+//! before any new write). Workers' journal writes share commits (`StateStore::prepare` and the
+//! `commit_*` methods wait for theirs), which keeps the journal from bounding the import rate.
+
+mod record;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use authport_core::input::{InputItem, InputReader};
+use authport_core::{
+    AuthImporter, CredentialRecord, DiscoveryKey, ErrorKind, ProviderLimits, ReportLine, Status,
+};
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::control::Control;
+use crate::dedupe::SeenIds;
+use crate::files::refuse_same_as_input;
+use crate::limiter::RunGate;
+use crate::progress::Progress;
+use crate::retrier::RetryCounters;
+use crate::retry::RetryPolicy;
+use crate::state::StateStore;
+use crate::summary::{ReportWriter, RunSummary, Tally};
+
+use record::{Output, Run};
+
+/// Everything an import run is configured with. Build with [`ImportOptions::new`] and set
+/// fields; `None` means the provider's documented default.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub provider: String,
+    /// The provider's documented limits (from its plugin): the defaults for rate, burst and
+    /// concurrency.
+    pub limits: ProviderLimits,
+    pub input: PathBuf,
+    pub report: Option<PathBuf>,
+    /// Records in flight at once (default: the provider's `default_concurrency`).
+    pub concurrency: Option<usize>,
+    /// Provider calls per second (default: the provider's documented limit). `0` or a
+    /// non-finite value: no limit.
+    pub rate: Option<f64>,
+    /// Calls allowed at once above the rate (default: the provider's documented burst).
+    pub burst: Option<u32>,
+    pub dry_run: bool,
+    /// Draw a progress bar on stderr (the runner decides: TTY and not `-q`).
+    pub progress: bool,
+    /// Calls of one kind per record, the first included.
+    pub max_attempts: u32,
+    /// The whole run's time budget; when it runs out the run stops (exit 3) and the rest is
+    /// reported `skipped`/`not_attempted`.
+    pub deadline: Option<Duration>,
+    /// How long in-flight calls may still run after Ctrl-C or a fatal error.
+    pub stop_grace: Duration,
+    /// The first backoff ceiling (doubled per attempt, full jitter).
+    pub retry_base_delay: Duration,
+    /// The largest backoff ceiling.
+    pub retry_max_delay: Duration,
+    /// Rebind a state made for another target to this one (`--allow-target-change`) instead of
+    /// refusing the run.
+    pub allow_target_change: bool,
+    /// The run's rate limit. Build the provider with it (`BuildContext::gate`), so the limit
+    /// applies to every HTTP request the provider sends; the engine configures it once when the
+    /// run starts and slows it down on 429s.
+    pub gate: Arc<RunGate>,
+}
+
+impl ImportOptions {
+    pub fn new(
+        provider: impl Into<String>,
+        limits: ProviderLimits,
+        input: impl Into<PathBuf>,
+    ) -> Self {
+        let policy = RetryPolicy::default();
+        Self {
+            provider: provider.into(),
+            limits,
+            input: input.into(),
+            report: None,
+            concurrency: None,
+            rate: None,
+            burst: None,
+            dry_run: false,
+            progress: false,
+            max_attempts: policy.max_attempts,
+            deadline: None,
+            stop_grace: Duration::from_secs(30),
+            retry_base_delay: policy.base_delay,
+            retry_max_delay: policy.max_delay,
+            allow_target_change: false,
+            gate: RunGate::new(),
+        }
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts.max(1),
+            base_delay: self.retry_base_delay,
+            max_delay: self.retry_max_delay.max(self.retry_base_delay),
+            ..RetryPolicy::default()
+        }
+    }
+}
+
+/// One unit of work from the reader.
+#[derive(Debug)]
+enum Work {
+    Record {
+        line: u64,
+        record: Box<CredentialRecord>,
+    },
+    Invalid {
+        line: u64,
+        id: Option<String>,
+        message: String,
+    },
+}
+
+/// What the first pass learns.
+#[derive(Debug, Default)]
+struct Survey {
+    /// Distinct keys, by their JSON form (`DiscoveryKey` is not `Ord`).
+    keys: BTreeMap<String, DiscoveryKey>,
+    records: u64,
+}
+
+/// Imports every record of `options.input` with `importer`, journalling in `state`.
+///
+/// Returns `Err` only for problems that make the run itself impossible (unreadable input,
+/// unwritable report or state); everything about records and the target is in the summary.
+pub async fn import(
+    importer: Arc<dyn AuthImporter>,
+    state: &StateStore,
+    options: &ImportOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<RunSummary> {
+    let started = Instant::now();
+    let now = Utc::now();
+    // Before anything is read or sent: outputs that would overwrite the input, and a state
+    // made for another target, are refused.
+    if let Some(report) = &options.report {
+        refuse_same_as_input("report", report, &options.input)?;
+    }
+    if let Some(path) = state.path() {
+        refuse_same_as_input("state file", path, &options.input)?;
+    }
+    let keys = state.bind(
+        &options.provider,
+        &importer.identity(),
+        options.allow_target_change,
+    )?;
+    let survey = {
+        let input = options.input.clone();
+        let provider = options.provider.clone();
+        tokio::task::spawn_blocking(move || survey_input(&input, &provider, now))
+            .await
+            .context("input survey panicked")??
+    };
+    let report = ReportWriter::create_optional(options.report.as_deref())?;
+    let limits = options.limits;
+    let concurrency = options
+        .concurrency
+        .unwrap_or(limits.default_concurrency)
+        .max(1);
+    let (rate, burst) = match options.rate {
+        Some(rate) => (rate, options.burst.unwrap_or(limits.burst)),
+        None => {
+            let (rate, burst) = default_send_rate(&limits);
+            (rate, options.burst.unwrap_or(burst))
+        }
+    };
+    tracing::info!(
+        provider = %options.provider,
+        records = survey.records,
+        services = survey.keys.len(),
+        concurrency,
+        rate,
+        burst,
+        "starting import"
+    );
+    let survey_records = survey.records;
+    let run = Arc::new(Run {
+        importer,
+        state: state.clone(),
+        keys,
+        provider: options.provider.clone(),
+        dry_run: options.dry_run,
+        policy: options.retry_policy(),
+        limiter: options.gate.configure(rate, burst),
+        control: Control::new(options.stop_grace),
+        started,
+        deadline: options.deadline,
+        counters: RetryCounters::default(),
+        reconciled: AtomicU64::new(0),
+        output: Mutex::new(Output {
+            report,
+            tally: Tally::default(),
+        }),
+        progress: Progress::new(options.progress, survey.records),
+    });
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    let deadline_passed = async {
+        match options.deadline {
+            // A deadline beyond the clock's range never comes.
+            Some(deadline) => match started.checked_add(deadline) {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    };
+    let mut deadline_passed = std::pin::pin!(deadline_passed);
+
+    // A completed future must not be polled again: these say which ones are still pending.
+    let mut watching_shutdown = true;
+    let mut watching_deadline = options.deadline.is_some();
+
+    // Discovery (read-only) before any write; a failure stops the run with nothing written.
+    {
+        let keys: Vec<DiscoveryKey> = survey.keys.into_values().collect();
+        let discovery = run.discover(&keys);
+        // Biased: a stop that is already due wins over a discovery answered from cache.
+        tokio::select! {
+            biased;
+            () = &mut shutdown => {
+                watching_shutdown = false;
+                run.control.interrupt();
+            }
+            () = &mut deadline_passed, if watching_deadline => {
+                watching_deadline = false;
+                run.control.stop(deadline_reason(options.deadline));
+            }
+            result = discovery => if let Err(error) = result {
+                run.control.stop(format!("discovery failed ({}): {}", error.kind(), error.message()));
+            },
+        }
+    }
+
+    let (sender, receiver) = mpsc::channel::<Work>(concurrency.saturating_mul(2));
+    let reader = {
+        let input = options.input.clone();
+        tokio::task::spawn_blocking(move || feed(&input, now, &sender))
+    };
+    let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        workers.spawn(worker(run.clone(), receiver.clone()));
+    }
+    let finished = async {
+        while let Some(result) = workers.join_next().await {
+            result.context("import worker panicked")??;
+        }
+        let read = reader.await.context("input reader panicked")??;
+        check_same_input(survey_records, read)
+    };
+    let mut finished = std::pin::pin!(finished);
+    let outcome: anyhow::Result<()> = loop {
+        tokio::select! {
+            result = &mut finished => break result,
+            () = &mut shutdown, if watching_shutdown => {
+                watching_shutdown = false;
+                tracing::warn!("stopping: finishing in-flight records, the rest will be reported as not attempted");
+                run.control.interrupt();
+            }
+            () = &mut deadline_passed, if watching_deadline => {
+                watching_deadline = false;
+                run.control.stop(deadline_reason(options.deadline));
+            }
+        }
+    };
+    run.progress.finish();
+    outcome?;
+
+    let output = run.output.lock().unwrap_or_else(|e| e.into_inner());
+    let mut summary = RunSummary::from_tally(&output.tally);
+    summary.provider = run.provider.clone();
+    summary.dry_run = run.dry_run;
+    summary.stopped = run.control.reason();
+    summary.interrupted = run.control.is_interrupted();
+    summary.elapsed = started.elapsed();
+    summary.retries = run.counters.retries.load(Ordering::Relaxed);
+    summary.throttled = run.counters.throttled.load(Ordering::Relaxed);
+    summary.reconciled = run.reconciled.load(Ordering::Relaxed);
+    // Every journalled write whose outcome is still unknown, including records that are no
+    // longer in this input (the journal, not this run's counter, is the truth).
+    summary.unresolved = if run.dry_run {
+        0
+    } else {
+        run.state.pending_count(&run.provider)?
+    };
+    summary.report = options.report.clone();
+    Ok(summary)
+}
+
+/// Below the vendor's documented rate, this fraction of it is kept free.
+const DEFAULT_RATE_HEADROOM: f64 = 0.03;
+
+/// The send rate and burst used when the operator gives no `--rate`: a little under the
+/// vendor's documented limit, with a burst of a third of a second's worth at most. A record can
+/// need calls the engine does not see (Tray's user look-ups and token mints count against the
+/// same limit), so sending at exactly the documented rate with its full burst would drain the
+/// vendor's bucket and keep hitting 429; the headroom lets it refill instead.
+pub fn default_send_rate(limits: &ProviderLimits) -> (f64, u32) {
+    let rate = limits.requests_per_second * (1.0 - DEFAULT_RATE_HEADROOM);
+    let third_of_a_second = (rate / 3.0).ceil().max(1.0) as u32;
+    (rate, limits.burst.min(third_of_a_second).max(1))
+}
+
+fn deadline_reason(deadline: Option<Duration>) -> String {
+    format!(
+        "the run's deadline of {}s was reached",
+        deadline.unwrap_or_default().as_secs()
+    )
+}
+
+/// Checks `input` offline (no provider): every record valid or located errors.
+pub fn validate(input: &Path, report: Option<&Path>) -> anyhow::Result<RunSummary> {
+    let started = Instant::now();
+    if let Some(report) = report {
+        refuse_same_as_input("report", report, input)?;
+    }
+    let mut writer = ReportWriter::create_optional(report)?;
+    let mut tally = Tally::default();
+    let mut seen = SeenIds::new()?;
+    let reader = open_input(input, Utc::now())?;
+    let file = reader.file_name().to_owned();
+    for item in reader {
+        let line = match to_work(item, &mut seen, &file)? {
+            Work::Record { line, record } => {
+                let mut report_line =
+                    ReportLine::new(Some(record.id.clone()), line, Status::Planned);
+                report_line.warnings = record.warnings.iter().map(ToString::to_string).collect();
+                report_line
+            }
+            Work::Invalid { line, id, message } => ReportLine::new(id, line, Status::Failed)
+                .with_error(ErrorKind::InvalidRecord, message),
+        };
+        writer.write(&line)?;
+        tally.add(&line);
+    }
+    let mut summary = RunSummary::from_tally(&tally);
+    summary.elapsed = started.elapsed();
+    summary.report = report.map(Path::to_owned);
+    Ok(summary)
+}
+
+fn open_input(input: &Path, now: DateTime<Utc>) -> anyhow::Result<InputReader> {
+    // The engine detects duplicate ids itself, in constant memory (see `dedupe`).
+    Ok(InputReader::open(input, now)
+        .with_context(|| format!("cannot read input {}", input.display()))?
+        .without_duplicate_check())
+}
+
+fn survey_input(input: &Path, provider: &str, now: DateTime<Utc>) -> anyhow::Result<Survey> {
+    let mut survey = Survey::default();
+    for item in open_input(input, now)? {
+        survey.records += 1;
+        if let Ok(record) = &item.result {
+            let key = DiscoveryKey::for_record(record, provider);
+            let text = serde_json::to_string(&key)?;
+            survey.keys.entry(text).or_insert(key);
+        }
+    }
+    Ok(survey)
+}
+
+/// Turns a reader item into work, catching duplicate ids (located like the reader's errors).
+fn to_work(item: InputItem, seen: &mut SeenIds, file: &str) -> anyhow::Result<Work> {
+    Ok(match item.result {
+        Ok(record) => {
+            if seen.first_time(&record.id)? {
+                Work::Record {
+                    line: item.line,
+                    record: Box::new(record),
+                }
+            } else {
+                Work::Invalid {
+                    line: item.line,
+                    id: Some(record.id.clone()),
+                    message: format!(
+                        "{file}:{}: id: duplicate id: an earlier record in this file has the same id",
+                        item.line
+                    ),
+                }
+            }
+        }
+        Err(error) => Work::Invalid {
+            line: item.line,
+            id: error.id.clone(),
+            message: error.to_string(),
+        },
+    })
+}
+
+/// The reader thread: parses and sends records until the input ends or the workers are gone.
+/// Returns how many records it read, or `None` when the workers went away first.
+fn feed(
+    input: &Path,
+    now: DateTime<Utc>,
+    sender: &mpsc::Sender<Work>,
+) -> anyhow::Result<Option<u64>> {
+    let mut seen = SeenIds::new()?;
+    let reader = open_input(input, now)?;
+    let file = reader.file_name().to_owned();
+    let mut records = 0;
+    for item in reader {
+        records += 1;
+        let work = to_work(item, &mut seen, &file)?;
+        if sender.blocking_send(work).is_err() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(records))
+}
+
+/// The two passes over the input must see the same records: a file changed between them (or
+/// one that reads differently twice) would leave records neither imported nor reported.
+fn check_same_input(first: u64, second: Option<u64>) -> anyhow::Result<()> {
+    match second {
+        Some(second) if second != first => anyhow::bail!(
+            "the input changed while it was read: the first pass saw {first} records, the second {second}; check the report, then re-run with the same --state on a file that does not change"
+        ),
+        _ => Ok(()),
+    }
+}
+
+async fn worker(
+    run: Arc<Run>,
+    receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Work>>>,
+) -> anyhow::Result<()> {
+    loop {
+        let work = receiver.lock().await.recv().await;
+        let Some(work) = work else {
+            return Ok(());
+        };
+        let line = match work {
+            Work::Invalid { line, id, message } => ReportLine::new(id, line, Status::Failed)
+                .with_error(ErrorKind::InvalidRecord, message),
+            Work::Record { line, record } => run.process(line, &record).await?,
+        };
+        run.emit(&line)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_send_rate_keeps_headroom_under_the_documented_limit() {
+        let check = |rps: f64, burst: u32, expect_rate: f64, expect_burst: u32| {
+            let limits = ProviderLimits {
+                requests_per_second: rps,
+                burst,
+                default_concurrency: 8,
+            };
+            let (rate, got_burst) = default_send_rate(&limits);
+            assert!((rate - expect_rate).abs() < 1e-9, "{rps}: {rate}");
+            assert_eq!(got_burst, expect_burst, "{rps}/{burst}");
+        };
+        check(30.0, 50, 29.1, 10);
+        check(10.0, 5, 9.7, 4);
+        check(10.0, 2, 9.7, 2);
+        check(1.0, 1, 0.97, 1);
+        check(100.0, 0, 97.0, 1);
+    }
+}
