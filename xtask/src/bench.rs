@@ -5,7 +5,7 @@
 //! load generator (`wrk`) and prints the figures, each a ratio taken within the same run.
 //!
 //! ```text
-//! cargo xtask bench [--quick] [--debug] [--only overhead|memory|ratelimit|faults|crash]
+//! cargo xtask bench [--quick] [--debug] [--only overhead|memory|ratelimit|ratelimit-short|faults|crash]
 //! ```
 //! `--quick` shrinks every input (a smoke run, not figures); `--debug` skips the release build.
 
@@ -23,6 +23,8 @@ struct Sizes {
     memory_small: usize,
     memory_large: usize,
     ratelimit_records: usize,
+    /// A short run (about 400 requests with Tray's user look-ups), where the burst counts.
+    ratelimit_short_records: usize,
     fault_records: usize,
     crash_records: usize,
     crash_kills: usize,
@@ -35,6 +37,7 @@ const FULL: Sizes = Sizes {
     memory_small: 10_000,
     memory_large: 1_000_000,
     ratelimit_records: 3_000,
+    ratelimit_short_records: 370,
     fault_records: 10_000,
     crash_records: 10_000,
     crash_kills: 10,
@@ -47,6 +50,7 @@ const QUICK: Sizes = Sizes {
     memory_small: 1_000,
     memory_large: 20_000,
     ratelimit_records: 300,
+    ratelimit_short_records: 370,
     fault_records: 1_000,
     crash_records: 1_000,
     crash_kills: 4,
@@ -92,6 +96,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         )?;
         print_figure("ratelimit", &figure);
         results.insert("ratelimit".into(), figure);
+    }
+    if wanted("ratelimit-short") {
+        let figure = driver_json(
+            &driver,
+            &["ratelimit", &sizes.ratelimit_short_records.to_string()],
+        )?;
+        print_figure("ratelimit-short", &figure);
+        results.insert("ratelimit_short".into(), figure);
     }
     if wanted("faults") {
         let figure = driver_json(&driver, &["faults", &sizes.fault_records.to_string()])?;

@@ -1,10 +1,15 @@
 //! The send-rate limiter: a token bucket (the `governor` crate's GCRA) at the provider's
 //! documented rate and burst, that slows down when the target answers 429 and recovers slowly.
 //!
-//! Adaptation is AIMD: a 429 halves the rate (at most once per second, so one burst of 429s
-//! from the same instant counts once) and pauses every sender for the `Retry-After` when the
-//! target gave one; each quiet interval then adds a tenth of the configured rate back, up to the
-//! configured rate. The rate maths are pure functions below.
+//! It starts at the documented rate with the documented burst: a target that keeps its
+//! documented limit never needs a margin below it. Requests land a little closer together than
+//! they were sent (network and scheduling jitter), so a run at the exact rate may meet an
+//! occasional 429 at the edge of the target's bucket. Adaptation is AIMD: a 429 lowers the rate
+//! by a twentieth (at most once per second, so a volley of 429s from one instant counts once)
+//! and pauses every sender for the `Retry-After` when the target gave one; each quiet interval
+//! then adds a hundredth of the configured rate back, up to the configured rate. A small step
+//! down is enough to absorb jitter, and repeated 429s (a target slower than documented) keep
+//! lowering it. The rate maths are pure functions below.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -16,16 +21,18 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 /// The slowest the limiter adapts down to, as a fraction of the configured rate.
 const FLOOR_FRACTION: f64 = 0.05;
+/// What a 429 multiplies the rate by.
+const DECREASE_FACTOR: f64 = 0.95;
 /// Two 429s closer than this count as one signal.
 const DECREASE_INTERVAL: Duration = Duration::from_secs(1);
 /// A quiet interval after which the rate grows by one step.
 const INCREASE_INTERVAL: Duration = Duration::from_secs(2);
 /// One recovery step, as a fraction of the configured rate.
-const INCREASE_FRACTION: f64 = 0.1;
+const INCREASE_FRACTION: f64 = 0.01;
 
 /// The rate after a 429.
 pub fn decreased_rate(current: f64, configured: f64) -> f64 {
-    (current / 2.0).max(configured * FLOOR_FRACTION)
+    (current * DECREASE_FACTOR).max(configured * FLOOR_FRACTION)
 }
 
 /// The rate after a quiet interval.
@@ -41,6 +48,19 @@ pub fn quota(rate: f64, burst: u32) -> Quota {
     Quota::with_period(period)
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
         .allow_burst(burst)
+}
+
+/// A bucket at `rate` and `burst` that starts empty: after a 429 the target's bucket is empty
+/// too, and both refill from there (the target's at least as fast), so the burst comes back
+/// only as the target's does.
+fn empty_bucket(rate: f64, burst: u32) -> DefaultDirectRateLimiter {
+    let bucket = RateLimiter::direct(quota(rate, burst));
+    if let Some(cells) = NonZeroU32::new(burst.max(1)) {
+        // Cannot fail for `burst` cells of a bucket of `burst`; a refusal would leave it full,
+        // which only costs one early burst.
+        let _ = bucket.check_n(cells);
+    }
+    bucket
 }
 
 #[derive(Debug)]
@@ -129,8 +149,7 @@ impl SendLimiter {
             return;
         }
         state.current_rate = decreased_rate(state.current_rate, state.configured_rate);
-        // No burst while recovering: the bucket refills at the reduced rate only.
-        state.bucket = Arc::new(RateLimiter::direct(quota(state.current_rate, 1)));
+        state.bucket = Arc::new(empty_bucket(state.current_rate, state.configured_burst));
         state.last_change = now;
         tracing::debug!(
             rate = state.current_rate,
@@ -152,12 +171,9 @@ impl SendLimiter {
             return;
         }
         state.current_rate = increased_rate(state.current_rate, state.configured_rate);
-        let burst = if state.current_rate >= state.configured_rate {
-            state.configured_burst
-        } else {
-            1
-        };
-        state.bucket = Arc::new(RateLimiter::direct(quota(state.current_rate, burst)));
+        // Empty as well: the old bucket's tokens may not be spent at the new rate, and a busy
+        // run (the only one that raises the rate) has none left anyway.
+        state.bucket = Arc::new(empty_bucket(state.current_rate, state.configured_burst));
         state.last_change = now;
     }
 }
@@ -212,15 +228,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rate_halves_on_429_down_to_a_floor_and_recovers_in_tenths() {
+    fn rate_steps_down_on_429_to_a_floor_and_recovers_in_hundredths() {
         let check =
             |got: f64, expect: f64| assert!((got - expect).abs() < 1e-9, "{got} != {expect}");
-        check(decreased_rate(30.0, 30.0), 15.0);
-        check(decreased_rate(15.0, 30.0), 7.5);
-        check(decreased_rate(2.0, 30.0), 1.5);
+        check(decreased_rate(30.0, 30.0), 28.5);
+        check(decreased_rate(28.5, 30.0), 27.075);
+        check(decreased_rate(1.55, 30.0), 1.5);
         check(decreased_rate(1.5, 30.0), 1.5);
-        check(increased_rate(15.0, 30.0), 18.0);
-        check(increased_rate(29.0, 30.0), 30.0);
+        check(increased_rate(27.0, 30.0), 27.3);
+        check(increased_rate(29.9, 30.0), 30.0);
         check(increased_rate(30.0, 30.0), 30.0);
     }
 
@@ -248,11 +264,18 @@ mod tests {
         }
         limiter.throttled(None);
         limiter.throttled(None);
-        assert_eq!(limiter.current_rate(), Some(15.0));
+        assert_eq!(limiter.current_rate(), Some(28.5));
+        // The bucket after a 429 starts empty: no burst into a target that just said no.
+        assert!(
+            lock(limiter.adaptive.as_ref().unwrap())
+                .bucket
+                .check()
+                .is_err()
+        );
         limiter.succeeded();
         assert_eq!(
             limiter.current_rate(),
-            Some(15.0),
+            Some(28.5),
             "no recovery within the quiet interval"
         );
         {
@@ -260,7 +283,8 @@ mod tests {
             state.last_change = Instant::now() - INCREASE_INTERVAL;
         }
         limiter.succeeded();
-        assert_eq!(limiter.current_rate(), Some(18.0));
+        let rate = limiter.current_rate().unwrap();
+        assert!((rate - 28.8).abs() < 1e-9, "{rate}");
     }
 
     #[test]

@@ -312,18 +312,12 @@ pub async fn import(
     Ok(summary)
 }
 
-/// Below the vendor's documented rate, this fraction of it is kept free.
-const DEFAULT_RATE_HEADROOM: f64 = 0.03;
-
-/// The send rate and burst used when the operator gives no `--rate`: a little under the
-/// vendor's documented limit, with a burst of a third of a second's worth at most. A record can
-/// need calls the engine does not see (Tray's user look-ups and token mints count against the
-/// same limit), so sending at exactly the documented rate with its full burst would drain the
-/// vendor's bucket and keep hitting 429; the headroom lets it refill instead.
+/// The send rate and burst used when the operator gives no `--rate`: the vendor's documented
+/// rate and burst. Every request the provider sends passes the run's gate (Tray's user
+/// look-ups and token mints included), so the gate sees all the traffic the vendor counts;
+/// the limiter steps down on a 429 instead of keeping a fixed margin (see [`crate::limiter`]).
 pub fn default_send_rate(limits: &ProviderLimits) -> (f64, u32) {
-    let rate = limits.requests_per_second * (1.0 - DEFAULT_RATE_HEADROOM);
-    let third_of_a_second = (rate / 3.0).ceil().max(1.0) as u32;
-    (rate, limits.burst.min(third_of_a_second).max(1))
+    (limits.requests_per_second, limits.burst.max(1))
 }
 
 fn deadline_reason(deadline: Option<Duration>) -> String {
@@ -467,21 +461,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_send_rate_keeps_headroom_under_the_documented_limit() {
-        let check = |rps: f64, burst: u32, expect_rate: f64, expect_burst: u32| {
-            let limits = ProviderLimits {
-                requests_per_second: rps,
-                burst,
-                default_concurrency: 8,
-            };
-            let (rate, got_burst) = default_send_rate(&limits);
-            assert!((rate - expect_rate).abs() < 1e-9, "{rps}: {rate}");
-            assert_eq!(got_burst, expect_burst, "{rps}/{burst}");
+    fn default_send_rate_is_the_documented_rate_and_burst() {
+        let limits = |requests_per_second: f64, burst: u32| ProviderLimits {
+            requests_per_second,
+            burst,
+            default_concurrency: 8,
         };
-        check(30.0, 50, 29.1, 10);
-        check(10.0, 5, 9.7, 4);
-        check(10.0, 2, 9.7, 2);
-        check(1.0, 1, 0.97, 1);
-        check(100.0, 0, 97.0, 1);
+        assert_eq!(default_send_rate(&limits(30.0, 50)), (30.0, 50));
+        assert_eq!(default_send_rate(&limits(10.0, 10)), (10.0, 10));
+        assert_eq!(default_send_rate(&limits(100.0, 0)), (100.0, 1));
     }
 }
