@@ -484,3 +484,21 @@ fn a_state_file_written_before_the_application_id_still_opens() {
     let state = StateStore::open(&path).unwrap();
     assert_eq!(state.objects("tray").unwrap().len(), 1);
 }
+
+#[cfg(unix)]
+#[test]
+fn no_state_file_is_created_through_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    // At the state path itself: refused before anything is opened.
+    let link = dir.path().join("state.db");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let error = StateStore::open(&link).unwrap_err();
+    assert!(error.is::<crate::Refusal>(), "{error:#}");
+    assert!(!elsewhere.exists());
+    // At its write-ahead log: SQLite opens every file with O_NOFOLLOW, so the open fails.
+    let path = dir.path().join("other.db");
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join("other.db-wal")).unwrap();
+    assert!(StateStore::open(&path).is_err());
+    assert!(!elsewhere.exists());
+}
