@@ -75,7 +75,11 @@ async fn sandbox_runs_never_go_through_a_proxy() {
         .await;
         assert_eq!(out.code, 0, "{provider}: {}", out.stderr);
     }
-    assert_eq!(connections.load(Ordering::SeqCst), 0, "a proxy saw loopback traffic");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "a proxy saw loopback traffic"
+    );
 }
 
 #[tokio::test]
@@ -129,10 +133,26 @@ async fn redirects_are_never_followed() {
 #[tokio::test]
 async fn base_urls_with_credentials_or_a_query_are_refused_unquoted() {
     let cases = [
-        ("tray", "TRAY_API_URL", "https://user:CANARY9-pw@api.tray.io"),
-        ("tray", "TRAY_GRAPHQL_URL", "https://tray.io/graphql?key=CANARY9-q"),
-        ("apideck", "APIDECK_API_URL", "https://CANARY9-user@unify.apideck.com"),
-        ("apideck", "APIDECK_API_URL", "https://unify.apideck.com/?k=CANARY9-q"),
+        (
+            "tray",
+            "TRAY_API_URL",
+            "https://user:CANARY9-pw@api.tray.io",
+        ),
+        (
+            "tray",
+            "TRAY_GRAPHQL_URL",
+            "https://tray.io/graphql?key=CANARY9-q",
+        ),
+        (
+            "apideck",
+            "APIDECK_API_URL",
+            "https://CANARY9-user@unify.apideck.com",
+        ),
+        (
+            "apideck",
+            "APIDECK_API_URL",
+            "https://unify.apideck.com/?k=CANARY9-q",
+        ),
     ];
     for (provider, variable, url) in cases {
         let dir = scratch();
@@ -156,6 +176,10 @@ async fn base_urls_with_credentials_or_a_query_are_refused_unquoted() {
         .await;
         assert_eq!(out.code, 2, "{variable}: {}", out.stderr);
         assert!(out.stderr.contains(variable), "{variable}: {}", out.stderr);
-        assert!(!out.printed().contains("CANARY9"), "{variable}: {}", out.printed());
+        assert!(
+            !out.printed().contains("CANARY9"),
+            "{variable}: {}",
+            out.printed()
+        );
     }
 }

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use authport_core::transport::Effect;
-use authport_core::{BuildContext, EnvSnapshot, InMemoryMemo, REDACTED, RequestGate, SecretString};
+use authport_core::{BuildContext, REDACTED, SecretString};
 use authport_kit::{Call, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Method, Url, Vendor};
+use authport_testkit::CountingGate;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
@@ -17,16 +17,6 @@ use tokio::net::TcpListener;
 
 const CREDENTIAL: &str = "CANARY-master-credential-7f3a";
 const RECORD_SECRET: &str = "CANARY-rec\"ord/secret+1";
-
-#[derive(Debug, Default)]
-struct CountingGate(AtomicUsize);
-
-#[async_trait]
-impl RequestGate for CountingGate {
-    async fn ready(&self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
 
 fn error_text(_status: u16, body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -42,14 +32,15 @@ const VENDOR: Vendor = Vendor {
 };
 
 fn context(gate: Arc<CountingGate>, env: &[(&str, &str)]) -> BuildContext {
-    BuildContext {
-        config: serde_json::Value::Null,
-        env: EnvSnapshot::from_pairs(env.iter().copied()),
-        memo: Arc::new(InMemoryMemo::default()),
-        gate,
-        dry_run: false,
-        request_timeout: Duration::from_secs(5),
-    }
+    timed_context(gate, env, Duration::from_secs(5))
+}
+
+fn timed_context(gate: Arc<CountingGate>, env: &[(&str, &str)], timeout: Duration) -> BuildContext {
+    authport_testkit::context()
+        .gate(gate)
+        .env(env.iter().copied())
+        .timeout(timeout)
+        .build()
 }
 
 fn client(gate: Arc<CountingGate>, env: &[(&str, &str)]) -> HttpClient {
@@ -87,7 +78,7 @@ async fn every_request_waits_for_the_gate_and_carries_the_bearer() {
         }),
     );
     let base = serve(app).await;
-    let gate = Arc::new(CountingGate::default());
+    let gate = CountingGate::new();
     let http = client(gate.clone(), &[]);
     let token = SecretString::from(CREDENTIAL);
     for _ in 0..3 {
@@ -107,7 +98,7 @@ async fn every_request_waits_for_the_gate_and_carries_the_bearer() {
         .await
         .unwrap_err();
     assert!(missing.is_not_found());
-    assert_eq!(gate.0.load(Ordering::SeqCst), 4);
+    assert_eq!(gate.count(), 4);
 }
 
 #[tokio::test]
@@ -139,7 +130,7 @@ async fn redirects_are_not_followed_and_name_only_the_host() {
         }),
     );
     let base = serve(app).await;
-    let http = client(Arc::default(), &[]);
+    let http = client(CountingGate::new(), &[]);
     let body = serde_json::json!({ "secret": RECORD_SECRET });
     let failure = http
         .send(
@@ -171,7 +162,7 @@ async fn redirects_are_not_followed_and_name_only_the_host() {
 
 #[tokio::test]
 async fn plain_http_off_loopback_is_refused_before_connecting() {
-    let gate = Arc::new(CountingGate::default());
+    let gate = CountingGate::new();
     let http = client(gate.clone(), &[]);
     let failure = http
         .send(Call::new(
@@ -186,7 +177,7 @@ async fn plain_http_off_loopback_is_refused_before_connecting() {
     let message = failure.error.to_string();
     assert!(message.contains("api.example.invalid"), "{message}");
     assert!(!message.contains("key=abc"), "{message}");
-    assert_eq!(gate.0.load(Ordering::SeqCst), 0);
+    assert_eq!(gate.count(), 0);
 }
 
 /// A proxy that records the first line of every connection it gets and answers nothing.
@@ -216,7 +207,7 @@ async fn loopback_never_goes_through_a_proxy_and_remote_https_does() {
         ("HTTP_PROXY", proxy.as_str()),
         ("ALL_PROXY", proxy.as_str()),
     ];
-    let http = client(Arc::default(), &env);
+    let http = client(CountingGate::new(), &env);
     let token = SecretString::from(CREDENTIAL);
     let answer = http
         .send(Call::new(Method::GET, url(&base, "/ok"), Effect::Read, "read").bearer(&token))
@@ -232,10 +223,7 @@ async fn loopback_never_goes_through_a_proxy_and_remote_https_does() {
     // fails as a transport error), proving HTTPS_PROXY is honoured.
     let http = HttpClient::new(
         VENDOR,
-        &BuildContext {
-            request_timeout: Duration::from_secs(1),
-            ..context(Arc::default(), &env)
-        },
+        &timed_context(CountingGate::new(), &env, Duration::from_secs(1)),
         vec![],
     )
     .unwrap();
@@ -263,7 +251,7 @@ async fn no_proxy_hosts_bypass_the_proxy() {
         ("HTTPS_PROXY", proxy.as_str()),
         ("NO_PROXY", "api.example.invalid"),
     ];
-    let http = client(Arc::default(), &env);
+    let http = client(CountingGate::new(), &env);
     let failure = http
         .send(Call::new(
             Method::GET,
@@ -294,7 +282,7 @@ async fn vendor_text_is_scrubbed_in_every_form_before_it_is_shortened() {
         }),
     );
     let base = serve(app).await;
-    let http = client(Arc::default(), &[]);
+    let http = client(CountingGate::new(), &[]);
     let failure = http
         .send(
             Call::new(Method::POST, url(&base, "/bad"), Effect::Create, "create")
@@ -328,7 +316,7 @@ async fn statuses_are_classified_by_effect_with_retry_after() {
         )
         .route("/slow", any(|| async { (StatusCode::REQUEST_TIMEOUT, "") }));
     let base = serve(app).await;
-    let http = client(Arc::default(), &[]);
+    let http = client(CountingGate::new(), &[]);
     let kind = |path: &'static str, effect| {
         let http = http.clone();
         let base = base.clone();
@@ -368,7 +356,7 @@ async fn answers_larger_than_the_limit_are_refused() {
         max_response_bytes: 1024,
         ..VENDOR
     };
-    let http = HttpClient::new(small, &context(Arc::default(), &[]), vec![]).unwrap();
+    let http = HttpClient::new(small, &context(CountingGate::new(), &[]), vec![]).unwrap();
     let read = http
         .send(Call::new(
             Method::GET,
@@ -403,10 +391,7 @@ async fn a_timeout_after_a_create_is_outcome_unknown() {
     let base = serve(app).await;
     let http = HttpClient::new(
         VENDOR,
-        &BuildContext {
-            request_timeout: Duration::from_millis(200),
-            ..context(Arc::default(), &[])
-        },
+        &timed_context(CountingGate::new(), &[], Duration::from_millis(200)),
         vec![],
     )
     .unwrap();
