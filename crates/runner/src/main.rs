@@ -250,6 +250,10 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
     let state = match &args.state {
         Some(path) => {
             refuse_same_as_input("state file", path, &args.input).map_err(|e| usage(e.into()))?;
+            if let Some(report) = &args.report {
+                // Before the state is opened: a report on it would destroy the journal.
+                refuse_same_as_input("report", report, path).map_err(|e| usage(e.into()))?;
+            }
             open_state(path, &setup.config)?
         }
         None => StateStore::temporary()?,

@@ -169,7 +169,7 @@ async fn outputs_that_are_the_input_file_are_refused_and_the_input_survives() {
             "{extra:?}: {}",
             out.stderr
         );
-        assert_eq!(std::fs::read(&input).unwrap(), original, "{extra:?}");
+        assert!(std::fs::read(&input).unwrap() == original, "{extra:?}");
     }
     let out = authport(
         dir,
@@ -183,12 +183,27 @@ async fn outputs_that_are_the_input_file_are_refused_and_the_input_survives() {
         &env,
     );
     assert_eq!(out.code, Some(2), "{}", out.stderr);
-    assert_eq!(std::fs::read(&input).unwrap(), original);
+    assert!(std::fs::read(&input).unwrap() == original);
     assert_eq!(sandbox.faults.requests_seen(), 0);
 
-    // verify and rollback read the state: a report on it is refused.
+    // verify and rollback read the state: a report on it is refused, and so is an import's.
     assert_eq!(import(dir, &[], &env).code, Some(0));
     let state = std::fs::read(dir.join("state.db")).unwrap();
+    let args = [
+        "import",
+        "--provider",
+        "tray",
+        "--input",
+        "input.jsonl",
+        "--state",
+        "state.db",
+        "--report",
+        "state.db",
+    ];
+    let out = authport(dir, &args, &env);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("same file"), "{}", out.stderr);
+    assert!(std::fs::read(dir.join("state.db")).unwrap() == state);
     for command in ["verify", "rollback"] {
         let args = [
             command,
@@ -201,7 +216,10 @@ async fn outputs_that_are_the_input_file_are_refused_and_the_input_survives() {
         ];
         let out = authport(dir, &args, &env);
         assert_eq!(out.code, Some(2), "{command}: {}", out.stderr);
-        assert_eq!(std::fs::read(dir.join("state.db")).unwrap(), state);
+        assert!(
+            std::fs::read(dir.join("state.db")).unwrap() == state,
+            "{command}"
+        );
     }
 }
 

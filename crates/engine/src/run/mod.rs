@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 
 use crate::control::Control;
 use crate::dedupe::SeenIds;
-use crate::files::refuse_same_as_input;
+use crate::files::{Refusal, refuse_same_as_input, same_file};
 use crate::limiter::RunGate;
 use crate::progress::Progress;
 use crate::retrier::RetryCounters;
@@ -162,6 +162,16 @@ pub async fn import(
     }
     if let Some(path) = state.path() {
         refuse_same_as_input("state file", path, &options.input)?;
+        if let Some(report) = &options.report
+            && same_file(report, path)
+        {
+            return Err(Refusal(format!(
+                "the report {} is the state file {} (same file): writing it would destroy the journal; choose another path",
+                report.display(),
+                path.display()
+            ))
+            .into());
+        }
     }
     let keys = state.bind(
         &options.provider,
