@@ -183,6 +183,13 @@ pub trait AuthImporter: Send + Sync + fmt::Debug {
     /// Which target this importer writes to (base URLs, account, credential), so a state file
     /// is bound to one target and fingerprints are keyed by the credential. No IO.
     fn identity(&self) -> TargetIdentity;
+
+    /// Called once after the last record of an import run (not on `--dry-run`, nor after an
+    /// interrupt), for work a provider deferred so it would not hold a record up (e.g. Tray's
+    /// wait before enabling a solution instance). An error stops the run with its message.
+    async fn finish(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
 
 /// The target an importer writes to. The engine records `endpoints` and `account` (or a keyed
