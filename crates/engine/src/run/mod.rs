@@ -2,22 +2,24 @@
 //!
 //! ```text
 //! reader thread ──(bounded channel, 2 × concurrency)──> N workers ──> report + tally
-//!   (parse, dedupe ids)                                 (map, journal, limiter, retries)
+//!   (parse, dedupe ids)                       (discover once per key, map, journal, limiter,
+//!                                              retries)
 //! ```
 //!
 //! Memory is bounded by the channel and the workers, whatever the file size: the reader blocks
 //! when the workers fall behind, ids seen are kept in a temporary SQLite file, and the journal
-//! is on disk. The input is read twice: a first pass collects the distinct (service, target)
-//! pairs for the provider's discovery and counts the records for the progress bar.
+//! is on disk. The input is read once (a file or stdin): each line is parsed once, and the
+//! first record with a new (service, target) key triggers the provider's discovery of that key
+//! (single-flight, `discovery`), which the records with the same key wait for.
 //!
 //! This module is the pipeline; `record` is what happens to one record (the journal protocol:
 //! commit the intent → write → commit the outcome; an intent without an outcome is reconciled
 //! before any new write). Workers' journal writes share commits (`StateStore::prepare` and the
 //! `commit_*` methods wait for theirs), which keeps the journal from bounding the import rate.
 
+mod discovery;
 mod record;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use authport_core::input::{InputItem, InputReader};
 use authport_core::{
-    AuthImporter, CredentialRecord, DiscoveryKey, ErrorKind, ProviderLimits, ReportLine, Status,
+    AuthImporter, CredentialRecord, ErrorKind, ProviderLimits, ReportLine, Status,
 };
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
@@ -52,6 +54,7 @@ pub struct ImportOptions {
     /// The provider's documented limits (from its plugin): the defaults for rate, burst and
     /// concurrency.
     pub limits: ProviderLimits,
+    /// The input file; `-` reads stdin.
     pub input: PathBuf,
     pub report: Option<PathBuf>,
     /// Records in flight at once (default: the provider's `default_concurrency`).
@@ -135,14 +138,6 @@ enum Work {
     },
 }
 
-/// What the first pass learns.
-#[derive(Debug, Default)]
-struct Survey {
-    /// Distinct keys, by their JSON form (`DiscoveryKey` is not `Ord`).
-    keys: BTreeMap<String, DiscoveryKey>,
-    records: u64,
-}
-
 /// Imports every record of `options.input` with `importer`, journalling in `state`.
 ///
 /// Returns `Err` only for problems that make the run itself impossible (unreadable input,
@@ -155,13 +150,14 @@ pub async fn import(
 ) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
     let now = Utc::now();
-    // Before anything is read or sent: outputs that would overwrite the input, and a state
-    // made for another target, are refused.
+    // Before anything is read or sent: outputs that would overwrite the input (stdin included,
+    // when it is redirected from a file), and a state made for another target, are refused.
+    let input = input_identity(&options.input);
     if let Some(report) = &options.report {
-        refuse_same_as_input("report", report, &options.input)?;
+        refuse_same_as_input("report", report, input)?;
     }
     if let Some(path) = state.path() {
-        refuse_same_as_input("state file", path, &options.input)?;
+        refuse_same_as_input("state file", path, input)?;
         if let Some(report) = &options.report
             && same_file(report, path)
         {
@@ -178,13 +174,8 @@ pub async fn import(
         &importer.identity(),
         options.allow_target_change,
     )?;
-    let survey = {
-        let input = options.input.clone();
-        let provider = options.provider.clone();
-        tokio::task::spawn_blocking(move || survey_input(&input, &provider, now))
-            .await
-            .context("input survey panicked")??
-    };
+    // Opened before the report is created: an unreadable input fails with nothing written.
+    let reader = open_input(&options.input, now)?;
     let report = ReportWriter::create_optional(options.report.as_deref())?;
     let limits = options.limits;
     let concurrency = options
@@ -200,14 +191,12 @@ pub async fn import(
     };
     tracing::info!(
         provider = %options.provider,
-        records = survey.records,
-        services = survey.keys.len(),
+        input = %options.input.display(),
         concurrency,
         rate,
         burst,
         "starting import"
     );
-    let survey_records = survey.records;
     let run = Arc::new(Run {
         importer,
         state: state.clone(),
@@ -225,7 +214,8 @@ pub async fn import(
             report,
             tally: Tally::default(),
         }),
-        progress: Progress::new(options.progress, survey.records),
+        progress: Progress::new(options.progress, None),
+        discoveries: Default::default(),
     });
 
     let mut shutdown = std::pin::pin!(shutdown);
@@ -245,32 +235,8 @@ pub async fn import(
     let mut watching_shutdown = true;
     let mut watching_deadline = options.deadline.is_some();
 
-    // Discovery (read-only) before any write; a failure stops the run with nothing written.
-    {
-        let keys: Vec<DiscoveryKey> = survey.keys.into_values().collect();
-        let discovery = run.discover(&keys);
-        // Biased: a stop that is already due wins over a discovery answered from cache.
-        tokio::select! {
-            biased;
-            () = &mut shutdown => {
-                watching_shutdown = false;
-                run.control.interrupt();
-            }
-            () = &mut deadline_passed, if watching_deadline => {
-                watching_deadline = false;
-                run.control.stop(deadline_reason(options.deadline));
-            }
-            result = discovery => if let Err(error) = result {
-                run.control.stop(format!("discovery failed ({}): {}", error.kind(), error.message()));
-            },
-        }
-    }
-
     let (sender, receiver) = mpsc::channel::<Work>(concurrency.saturating_mul(2));
-    let reader = {
-        let input = options.input.clone();
-        tokio::task::spawn_blocking(move || feed(&input, now, &sender))
-    };
+    let reader = tokio::task::spawn_blocking(move || feed(reader, &sender));
     let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
@@ -280,8 +246,8 @@ pub async fn import(
         while let Some(result) = workers.join_next().await {
             result.context("import worker panicked")??;
         }
-        let read = reader.await.context("input reader panicked")??;
-        check_same_input(survey_records, read)
+        reader.await.context("input reader panicked")??;
+        anyhow::Ok(())
     };
     let mut finished = std::pin::pin!(finished);
     let outcome: anyhow::Result<()> = loop {
@@ -318,6 +284,7 @@ pub async fn import(
     summary.stopped = run.control.reason();
     summary.interrupted = run.control.is_interrupted();
     summary.elapsed = started.elapsed();
+    tracing::debug!(keys = run.discoveries.len(), "discovery keys");
     summary.retries = run.counters.retries.load(Ordering::Relaxed);
     summary.throttled = run.counters.throttled.load(Ordering::Relaxed);
     summary.reconciled = run.reconciled.load(Ordering::Relaxed);
@@ -351,7 +318,7 @@ fn deadline_reason(deadline: Option<Duration>) -> String {
 pub fn validate(input: &Path, report: Option<&Path>) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
     if let Some(report) = report {
-        refuse_same_as_input("report", report, input)?;
+        refuse_same_as_input("report", report, input_identity(input))?;
     }
     let mut writer = ReportWriter::create_optional(report)?;
     let mut tally = Tally::default();
@@ -378,24 +345,34 @@ pub fn validate(input: &Path, report: Option<&Path>) -> anyhow::Result<RunSummar
     Ok(summary)
 }
 
-fn open_input(input: &Path, now: DateTime<Utc>) -> anyhow::Result<InputReader> {
-    // The engine detects duplicate ids itself, in constant memory (see `dedupe`).
-    Ok(InputReader::open(input, now)
-        .with_context(|| format!("cannot read input {}", input.display()))?
-        .without_duplicate_check())
+/// The input path that names stdin.
+pub const STDIN: &str = "-";
+
+/// Whether `input` means stdin.
+pub fn is_stdin(input: &Path) -> bool {
+    input == Path::new(STDIN)
 }
 
-fn survey_input(input: &Path, provider: &str, now: DateTime<Utc>) -> anyhow::Result<Survey> {
-    let mut survey = Survey::default();
-    for item in open_input(input, now)? {
-        survey.records += 1;
-        if let Ok(record) = &item.result {
-            let key = DiscoveryKey::for_record(record, provider);
-            let text = serde_json::to_string(&key)?;
-            survey.keys.entry(text).or_insert(key);
-        }
+/// The path whose file is the input, for the same-file refusals: stdin's own file when the
+/// input is `-` (a redirect `< in.jsonl` must not be overwritten by `--report in.jsonl`).
+pub fn input_identity(input: &Path) -> &Path {
+    if is_stdin(input) {
+        Path::new("/dev/stdin")
+    } else {
+        input
     }
-    Ok(survey)
+}
+
+fn open_input(input: &Path, now: DateTime<Utc>) -> anyhow::Result<InputReader> {
+    let reader = if is_stdin(input) {
+        let stdin = std::io::BufReader::with_capacity(64 * 1024, std::io::stdin());
+        InputReader::from_reader("<stdin>", stdin, now)
+    } else {
+        InputReader::open(input, now)
+            .with_context(|| format!("cannot read input {}", input.display()))?
+    };
+    // The engine detects duplicate ids itself, in constant memory (see `dedupe`).
+    Ok(reader.without_duplicate_check())
 }
 
 /// Turns a reader item into work, catching duplicate ids (located like the reader's errors).
@@ -426,36 +403,18 @@ fn to_work(item: InputItem, seen: &mut SeenIds, file: &str) -> anyhow::Result<Wo
     })
 }
 
-/// The reader thread: parses and sends records until the input ends or the workers are gone.
-/// Returns how many records it read, or `None` when the workers went away first.
-fn feed(
-    input: &Path,
-    now: DateTime<Utc>,
-    sender: &mpsc::Sender<Work>,
-) -> anyhow::Result<Option<u64>> {
+/// The reader thread: parses each line once and sends the records until the input ends or the
+/// workers are gone.
+fn feed(reader: InputReader, sender: &mpsc::Sender<Work>) -> anyhow::Result<()> {
     let mut seen = SeenIds::new()?;
-    let reader = open_input(input, now)?;
     let file = reader.file_name().to_owned();
-    let mut records = 0;
     for item in reader {
-        records += 1;
         let work = to_work(item, &mut seen, &file)?;
         if sender.blocking_send(work).is_err() {
-            return Ok(None);
+            break;
         }
     }
-    Ok(Some(records))
-}
-
-/// The two passes over the input must see the same records: a file changed between them (or
-/// one that reads differently twice) would leave records neither imported nor reported.
-fn check_same_input(first: u64, second: Option<u64>) -> anyhow::Result<()> {
-    match second {
-        Some(second) if second != first => anyhow::bail!(
-            "the input changed while it was read: the first pass saw {first} records, the second {second}; check the report, then re-run with the same --state on a file that does not change"
-        ),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 async fn worker(

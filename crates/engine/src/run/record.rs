@@ -23,6 +23,7 @@ use authport_core::{
     MappedRecord, PriorImport, ProviderError, ReportLine, Status,
 };
 
+use super::discovery::{Discovered, Discoveries};
 use crate::control::Control;
 use crate::limiter::SendLimiter;
 use crate::progress::Progress;
@@ -54,6 +55,7 @@ pub(super) struct Run {
     pub reconciled: AtomicU64,
     pub output: Mutex<Output>,
     pub progress: Progress,
+    pub discoveries: Discoveries,
 }
 
 /// How a reconcile ended.
@@ -123,24 +125,32 @@ impl Run {
         self.reconciled.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Discovery: read-only, retried like any read. The run's stop cancels it from outside.
-    pub(super) async fn discover(&self, keys: &[DiscoveryKey]) -> Result<(), ProviderError> {
-        let retrier = Retrier {
-            control: None,
-            ..self.retrier()
+    /// Discovery of this record's key: read-only, retried like any read, once per key
+    /// (single-flight, see `discovery`). A failure stops the run: nothing of that key can be
+    /// mapped, and the operator must fix the target or the configuration first.
+    async fn discovered(&self, record: &CredentialRecord) -> Discovered {
+        let key = DiscoveryKey::for_record(record, &self.provider);
+        let cell = self.discoveries.cell(&key);
+        let discover = || async {
+            let keys = std::slice::from_ref(&key);
+            match self
+                .retrier()
+                .call(Effect::Idempotent, 0, || self.importer.discover(keys))
+                .await
+            {
+                Attempted::Done(()) => Discovered::Ready,
+                Attempted::Failed { error, .. } => {
+                    self.control.stop(format!(
+                        "discovery failed ({}): {}",
+                        error.kind(),
+                        error.message()
+                    ));
+                    Discovered::Failed
+                }
+                Attempted::Stopped { .. } | Attempted::Abandoned => Discovered::Stopped,
+            }
         };
-        match retrier
-            .call(Effect::Idempotent, 0, || self.importer.discover(keys))
-            .await
-        {
-            Attempted::Done(()) => Ok(()),
-            Attempted::Failed { error, .. } => Err(error),
-            // Without a control the retrier neither stops nor abandons.
-            Attempted::Stopped { last } => Err(last.unwrap_or_else(|| {
-                ProviderError::transient("discovery stopped before it was sent")
-            })),
-            Attempted::Abandoned => Err(ProviderError::transient("discovery abandoned")),
-        }
+        cell.get_or_init(discover).await.clone()
     }
 
     /// One record, from mapping to its terminal report line. `Err` only for journal IO.
@@ -157,6 +167,11 @@ impl Run {
             self.control.stop(super::deadline_reason(self.deadline));
         }
         if self.control.is_stopped() {
+            return Ok(not_attempted(report));
+        }
+        // Nothing is mapped before its key's catalogue is known; a failed or stopped discovery
+        // has stopped the run, and the record was not attempted.
+        if !matches!(self.discovered(record).await, Discovered::Ready) {
             return Ok(not_attempted(report));
         }
         let mapped = match self.importer.map(record) {
