@@ -1,12 +1,14 @@
-//! authport-sandbox: a local, stateful emulator of the Tray.ai and Apideck Vault APIs.
+//! authport-sandbox: a local, stateful emulator of the Tray.ai, Apideck Vault and Nango APIs.
 //!
-//! One axum server serves both vendors on one loopback port (their paths do not overlap:
-//! Tray uses `/core/v1/...` and `/graphql`, Apideck `/vault/...`). Tests start it in-process on a
+//! One axum server serves every vendor on one loopback port (their paths do not overlap:
+//! Tray uses `/core/v1/...` and `/graphql`, Apideck `/vault/...`, Nango `/integrations` and
+//! `/connections`). Tests start it in-process on a
 //! random port with [`start`]; `authport sandbox` runs it as a command. Each vendor lives in a
 //! module of its own; [`faults`] wraps both with switchable, seeded fault injection.
 
 pub mod apideck;
 pub mod faults;
+pub mod nango;
 #[cfg(feature = "contract")]
 pub mod spec;
 pub mod tray;
@@ -23,6 +25,7 @@ use tokio::task::JoinHandle;
 pub struct SandboxConfig {
     pub tray: tray::TrayOptions,
     pub apideck: apideck::ApideckOptions,
+    pub nango: nango::NangoOptions,
     pub faults: faults::FaultPlan,
 }
 
@@ -34,6 +37,8 @@ pub struct RunningSandbox {
     pub tray: Arc<tray::TrayState>,
     /// The Apideck emulator's state, for tests that inspect what was created.
     pub apideck: Arc<apideck::ApideckState>,
+    /// The Nango emulator's state, for tests that inspect what was created.
+    pub nango: Arc<nango::NangoState>,
     /// The fault injector, switchable while the server runs.
     pub faults: Arc<faults::Faults>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -53,10 +58,12 @@ impl RunningSandbox {
         let mut env = vec![
             ("TRAY_API_URL".to_owned(), base.clone()),
             ("TRAY_GRAPHQL_URL".to_owned(), format!("{base}/graphql")),
-            ("APIDECK_API_URL".to_owned(), base),
+            ("APIDECK_API_URL".to_owned(), base.clone()),
+            ("NANGO_API_URL".to_owned(), base),
         ];
         env.extend(self.tray.credentials_env());
         env.extend(self.apideck.credentials_env());
+        env.extend(self.nango.credentials_env());
         env
     }
 
@@ -83,14 +90,16 @@ impl Drop for RunningSandbox {
     }
 }
 
-/// Builds the combined router for both vendors, wrapped in the fault injector.
+/// Builds the combined router for every vendor, wrapped in the fault injector.
 pub fn router(
     tray: Arc<tray::TrayState>,
     apideck: Arc<apideck::ApideckState>,
+    nango: Arc<nango::NangoState>,
     faults: Arc<faults::Faults>,
 ) -> axum::Router {
     tray::router(tray)
         .merge(apideck::router(apideck))
+        .merge(nango::router(nango))
         .layer(axum::middleware::from_fn_with_state(faults, faults::inject))
 }
 
@@ -100,8 +109,9 @@ pub async fn start(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<R
     let addr = listener.local_addr()?;
     let tray = tray::TrayState::new(config.tray);
     let apideck = apideck::ApideckState::new(config.apideck);
+    let nango = nango::NangoState::new(config.nango);
     let faults = faults::Faults::new(config.faults);
-    let app = router(tray.clone(), apideck.clone(), faults.clone());
+    let app = router(tray.clone(), apideck.clone(), nango.clone(), faults.clone());
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -114,6 +124,7 @@ pub async fn start(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<R
         addr,
         tray,
         apideck,
+        nango,
         faults,
         shutdown: Some(shutdown_tx),
         server: Some(server),

@@ -1,0 +1,315 @@
+//! The Nango emulator: the endpoints authport uses, per Nango's `nango.yaml` (OpenAPI 3.1).
+//!
+//! What it models (see `docs/nango.md` for the documented-vs-assumed split):
+//! - `Authorization: Bearer <secret key>` on every call (401 `StdError` otherwise);
+//! - `GET /integrations` (the configured integrations, `unique_key` = provider config key);
+//! - `POST /connections`, the documented upsert per `(provider_config_key, connection_id)`, its
+//!   body checked against the spec's request schema (closed credential objects, tags);
+//! - `GET /connections/{id}` (`refresh_token=true` adds the refresh token), with `errors[]` and
+//!   424 for a connection whose refresh is exhausted; `GET /connections` (no credentials);
+//!   `DELETE /connections/{id}` (200 `{"success": true}`, 404 when absent);
+//! - the plan's rate limit when switched on: a fixed one-minute window, `X-RateLimit-*` on
+//!   every answer, 429 with `Retry-After` over the limit.
+//!
+//! Fault injection is the sandbox's common layer (`crate::faults`).
+
+mod handlers;
+#[cfg(feature = "contract")]
+pub mod spec;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Map, Value};
+
+pub use validate::upsert_body_problems;
+
+/// The fake secret key the sandbox accepts (also handed out by [`NangoState::credentials_env`]).
+pub const SANDBOX_SECRET_KEY: &str = "sandbox-nango-secret-key";
+
+/// One integration (`Integration` in the spec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integration {
+    /// The provider config key.
+    pub unique_key: String,
+    /// Nango's API configuration name (`hubspot`, `salesforce`, ...).
+    pub provider: String,
+    pub display_name: String,
+}
+
+impl Integration {
+    pub fn new(unique_key: &str, provider: &str, display_name: &str) -> Self {
+        Self {
+            unique_key: unique_key.to_owned(),
+            provider: provider.to_owned(),
+            display_name: display_name.to_owned(),
+        }
+    }
+}
+
+/// One integration per service of `examples/records.jsonl`, keyed by the provider's name.
+pub fn default_integrations() -> Vec<Integration> {
+    [
+        ("hubspot", "HubSpot"),
+        ("salesforce", "Salesforce"),
+        ("activecampaign", "ActiveCampaign"),
+        ("greenhouse", "Greenhouse"),
+        ("quickbooks", "QuickBooks"),
+        ("zendesk", "Zendesk"),
+        ("slack", "Slack"),
+    ]
+    .into_iter()
+    .map(|(provider, name)| Integration::new(provider, provider, name))
+    .collect()
+}
+
+/// The plan's limit: requests per fixed one-minute window (Nango: 200 free, 1,000 starter,
+/// 2,000 growth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_minute: u32,
+}
+
+impl RateLimit {
+    /// The free plan's documented limit.
+    pub const FREE: RateLimit = RateLimit { per_minute: 200 };
+}
+
+/// Options of the Nango emulator. `Default` serves [`default_integrations`] without a limit.
+#[derive(Clone)]
+pub struct NangoOptions {
+    pub secret_key: String,
+    pub integrations: Vec<Integration>,
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Default for NangoOptions {
+    fn default() -> Self {
+        Self {
+            secret_key: SANDBOX_SECRET_KEY.to_owned(),
+            integrations: default_integrations(),
+            rate_limit: None,
+        }
+    }
+}
+
+impl fmt::Debug for NangoOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NangoOptions")
+            .field("integrations", &self.integrations.len())
+            .field("rate_limit", &self.rate_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `(provider_config_key, connection_id)`: a connection's identity.
+pub type ConnectionKey = (String, String);
+
+/// A stored connection. `credentials` is kept as sent so tests can check what arrived; only
+/// `GET /connections/{id}` returns it.
+#[derive(Clone)]
+pub struct StoredConnection {
+    pub id: u64,
+    pub provider: String,
+    pub credentials: Map<String, Value>,
+    pub connection_config: Map<String, Value>,
+    pub metadata: Map<String, Value>,
+    pub tags: BTreeMap<String, String>,
+    /// `ConnectionError` objects (`{"type": "auth"|"sync", "log_id"}`).
+    pub errors: Vec<Value>,
+    /// Nango can no longer refresh it: reads answer 424.
+    pub refresh_exhausted: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Made by [`NangoState::precreate_connection`], not by an upsert.
+    pub pre_existing: bool,
+    /// Upserts that reached this connection.
+    pub upserts: u64,
+}
+
+impl fmt::Debug for StoredConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredConnection")
+            .field("id", &self.id)
+            .field("provider", &self.provider)
+            .field("credential_keys", &self.credentials.keys().collect::<Vec<_>>())
+            .field("tags", &self.tags.keys().collect::<Vec<_>>())
+            .field("errors", &self.errors.len())
+            .field("pre_existing", &self.pre_existing)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The current rate window.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    /// Unix second the window started.
+    pub(crate) start: i64,
+    pub(crate) used: u32,
+}
+
+pub(crate) struct Inner {
+    pub(crate) integrations: Vec<Integration>,
+    pub(crate) connections: BTreeMap<ConnectionKey, StoredConnection>,
+    pub(crate) next_id: u64,
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) window: Window,
+    pub(crate) upserts_accepted: u64,
+    pub(crate) rate_limited: u64,
+}
+
+/// The Nango emulator's state.
+pub struct NangoState {
+    pub(crate) secret_key: String,
+    pub(crate) inner: Mutex<Inner>,
+}
+
+impl fmt::Debug for NangoState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("NangoState")
+            .field("integrations", &inner.integrations.len())
+            .field("connections", &inner.connections.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NangoState {
+    pub fn new(options: NangoOptions) -> Arc<Self> {
+        Arc::new(Self {
+            secret_key: options.secret_key,
+            inner: Mutex::new(Inner {
+                integrations: options.integrations,
+                connections: BTreeMap::new(),
+                next_id: 1,
+                rate_limit: options.rate_limit,
+                window: Window { start: 0, used: 0 },
+                upserts_accepted: 0,
+                rate_limited: 0,
+            }),
+        })
+    }
+
+    /// Environment variables holding the sandbox's fake credentials for this vendor.
+    pub fn credentials_env(&self) -> Vec<(String, String)> {
+        vec![("NANGO_SECRET_KEY".to_owned(), self.secret_key.clone())]
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Switches the plan's limit while the server runs (`None`: no limit, no headers).
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        let mut inner = self.lock();
+        inner.rate_limit = limit;
+        inner.window = Window { start: 0, used: 0 };
+    }
+
+    /// Adds an integration while the server runs.
+    pub fn add_integration(&self, integration: Integration) {
+        self.lock().integrations.push(integration);
+    }
+
+    /// Creates a connection as if the end user had connected in Nango before authport ran.
+    pub fn precreate_connection(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        credentials: Map<String, Value>,
+    ) {
+        let now = now_text();
+        let mut inner = self.lock();
+        let provider = inner
+            .integrations
+            .iter()
+            .find(|i| i.unique_key == provider_config_key)
+            .map(|i| i.provider.clone())
+            .unwrap_or_default();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.connections.insert(
+            (provider_config_key.to_owned(), connection_id.to_owned()),
+            StoredConnection {
+                id,
+                provider,
+                credentials,
+                connection_config: Map::new(),
+                metadata: Map::new(),
+                tags: BTreeMap::new(),
+                errors: Vec::new(),
+                refresh_exhausted: false,
+                created_at: now.clone(),
+                updated_at: now,
+                pre_existing: true,
+                upserts: 0,
+            },
+        );
+    }
+
+    /// Adds a `ConnectionError` of `kind` (`auth` or `sync`) to a connection.
+    pub fn add_connection_error(&self, provider_config_key: &str, connection_id: &str, kind: &str) {
+        let mut inner = self.lock();
+        if let Some(stored) = inner
+            .connections
+            .get_mut(&(provider_config_key.to_owned(), connection_id.to_owned()))
+        {
+            let log_id = format!("log{}", stored.errors.len() + 1);
+            stored
+                .errors
+                .push(serde_json::json!({"type": kind, "log_id": log_id}));
+        }
+    }
+
+    /// Marks a connection as one Nango can no longer refresh (reads answer 424).
+    pub fn exhaust_refresh(&self, provider_config_key: &str, connection_id: &str) {
+        let mut inner = self.lock();
+        if let Some(stored) = inner
+            .connections
+            .get_mut(&(provider_config_key.to_owned(), connection_id.to_owned()))
+        {
+            stored.refresh_exhausted = true;
+        }
+    }
+
+    pub fn connection(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+    ) -> Option<StoredConnection> {
+        self.lock()
+            .connections
+            .get(&(provider_config_key.to_owned(), connection_id.to_owned()))
+            .cloned()
+    }
+
+    /// Every connection key, sorted.
+    pub fn connection_keys(&self) -> Vec<ConnectionKey> {
+        self.lock().connections.keys().cloned().collect()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.lock().connections.len()
+    }
+
+    /// Upserts accepted so far.
+    pub fn upsert_count(&self) -> u64 {
+        self.lock().upserts_accepted
+    }
+
+    /// Requests answered 429 so far.
+    pub fn rate_limited_count(&self) -> u64 {
+        self.lock().rate_limited
+    }
+}
+
+pub(crate) fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The Nango routes.
+pub fn router(state: Arc<NangoState>) -> axum::Router {
+    handlers::routes(state)
+}
