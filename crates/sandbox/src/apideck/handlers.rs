@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -21,6 +22,7 @@ const APP_HEADER: &str = "x-apideck-app-id";
 
 pub(super) fn routes(state: Arc<ApideckState>) -> Router {
     Router::new()
+        .route("/vault/consumers", get(super::consumers::list_consumers))
         .route("/vault/connections", get(list_connections))
         .route(
             "/vault/connections/{unified_api}/{service_id}",
@@ -34,13 +36,47 @@ pub(super) fn routes(state: Arc<ApideckState>) -> Router {
             "/vault/connections/{unified_api}/{service_id}/validate",
             post(validate_connection),
         )
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .with_state(state)
+}
+
+/// Counts each request by `METHOD /route/template`, so tests can tell how many calls of each
+/// kind a run made.
+async fn count_request(
+    State(state): State<Arc<ApideckState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let operation = format!(
+        "{} {}",
+        request.method(),
+        route_template(request.uri().path())
+    );
+    *state.lock().requests.entry(operation).or_insert(0) += 1;
+    next.run(request).await
+}
+
+/// The route a Vault path belongs to, with its ids replaced by their names.
+fn route_template(path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["vault", "consumers"] => "/vault/consumers",
+        ["vault", "connections"] => "/vault/connections",
+        ["vault", "connections", _, _] => "/vault/connections/{unified_api}/{service_id}",
+        ["vault", "connections", _, _, "import"] => {
+            "/vault/connections/{unified_api}/{service_id}/import"
+        }
+        ["vault", "connections", _, _, "validate"] => {
+            "/vault/connections/{unified_api}/{service_id}/validate"
+        }
+        _ => "(other)",
+    }
 }
 
 /// An error answer, rendered as Apideck's envelope
 /// `{status_code, error, type_name, message, detail, ref}`.
 #[derive(Debug)]
-struct ApiError {
+pub(super) struct ApiError {
     status: StatusCode,
     type_name: &'static str,
     message: &'static str,
@@ -61,7 +97,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn error(
+pub(super) fn error(
     status: StatusCode,
     type_name: &'static str,
     message: &'static str,
@@ -75,14 +111,14 @@ fn error(
     }
 }
 
-type Answer = Result<Response, ApiError>;
+pub(super) type Answer = Result<Response, ApiError>;
 
 fn ok(data: Value) -> Answer {
     let body = json!({"status_code": 200, "status": "OK", "data": data});
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -92,7 +128,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Checks the API key and app id, then (when `consumer_required`) the consumer header.
 /// Returns the consumer id, if one was sent.
-fn check_headers(
+pub(super) fn check_headers(
     state: &ApideckState,
     headers: &HeaderMap,
     consumer_required: bool,

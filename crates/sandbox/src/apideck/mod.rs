@@ -8,9 +8,12 @@
 //! - import is an upsert per (consumer, unified API, service); consumers are created on import;
 //! - `state`/`health` derived from what was imported; `*_at` fields in Unix milliseconds;
 //!   credentials are never echoed (settings are, as in Apideck's example);
-//! - delete answers 204; a switchable plan limit answers 402 `RequestLimitError`.
+//! - delete answers 204; a switchable plan limit answers 402 `RequestLimitError`;
+//! - `GET /vault/consumers`: cursor pages of consumers with the services they hold;
+//! - every request is counted by operation (`GET /vault/consumers`, ...) for tests.
 
 mod catalogue;
+mod consumers;
 mod handlers;
 mod validate;
 
@@ -107,6 +110,10 @@ pub(crate) struct Inner {
     pub(crate) import_limit: Option<u64>,
     pub(crate) forced_refreshes: u64,
     pub(crate) missing_connection_answers_404: bool,
+    /// `GET /vault/consumers` answers 500 while set.
+    pub(crate) consumers_listing_broken: bool,
+    /// Requests received, by `METHOD /route/template`.
+    pub(crate) requests: BTreeMap<String, u64>,
 }
 
 /// The Apideck emulator's state.
@@ -140,6 +147,8 @@ impl ApideckState {
                 import_limit: options.import_limit,
                 forced_refreshes: 0,
                 missing_connection_answers_404: options.missing_connection_answers_404,
+                consumers_listing_broken: false,
+                requests: BTreeMap::new(),
             }),
         })
     }
@@ -205,6 +214,27 @@ impl ApideckState {
                 pre_existing: true,
             },
         );
+    }
+
+    /// Creates a consumer without connections (as `POST /vault/consumers` would).
+    pub fn precreate_consumer(&self, consumer_id: &str) {
+        self.lock().consumers.insert(consumer_id.to_owned());
+    }
+
+    /// Makes `GET /vault/consumers` answer 500 `UnexpectedError` (or work again).
+    pub fn set_consumers_listing_broken(&self, broken: bool) {
+        self.lock().consumers_listing_broken = broken;
+    }
+
+    /// Requests received so far for one operation, named `METHOD /route/template` (e.g.
+    /// `GET /vault/connections/{unified_api}/{service_id}`).
+    pub fn request_count(&self, operation: &str) -> u64 {
+        self.lock().requests.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Every request received so far, by operation.
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        self.lock().requests.clone()
     }
 
     /// One connection with its derived state and health, if it exists.
