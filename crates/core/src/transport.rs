@@ -107,9 +107,7 @@ pub fn classify_transport(
     if failure == TransportFailure::Connect || !effect.needs_reconcile() {
         return ProviderError::transient(format!("{operation}: {what}"));
     }
-    ProviderError::outcome_unknown(format!(
-        "{operation}: {what} after the request was sent"
-    ))
+    ProviderError::outcome_unknown(format!("{operation}: {what} after the request was sent"))
 }
 
 /// Reads a `Retry-After` value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3). A date in
