@@ -11,6 +11,7 @@
 //! acts on the classification), and any secret in state, report or logs (the engine fingerprints
 //! request bodies with a salt and never prints them).
 
+pub mod adaptive;
 mod control;
 mod dedupe;
 pub mod files;
@@ -27,6 +28,6 @@ pub mod summary;
 pub use files::Refusal;
 pub use limiter::RunGate;
 pub use maintenance::{MaintenanceOptions, rollback, verify};
-pub use run::{ImportOptions, default_send_rate, import, validate};
+pub use run::{ImportOptions, default_send_rate, import, input_identity, is_stdin, validate};
 pub use state::StateStore;
 pub use summary::{Exit, MaintenanceSummary, ReportWriter, RunSummary};
