@@ -1,0 +1,188 @@
+//! Nango's calls, sent over the kit's one HTTP path ([`HttpClient`]): it paces, times out,
+//! refuses redirects and plain HTTP off loopback, classifies failures (429 with `Retry-After`
+//! becomes `RateLimited`) and scrubs secrets. This file adds Nango's paths, its `StdError`
+//! envelope and the statuses that stop a run.
+//!
+//! Request bodies hold secrets and `GET /connections/{id}` answers carry credentials: neither
+//! is logged, and the credentials are never deserialized ([`Connection`] has no such field).
+
+use std::fmt;
+
+use authport_core::transport::{Effect, Verdict};
+use authport_core::{BuildContext, ConfigError, ProviderError, Removal, SecretString};
+use authport_kit::{
+    Call, CallFailure, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Method, Url, Vendor,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::config::NangoConfig;
+use crate::target::NangoRef;
+use crate::wire::{Connection, ConnectionList, Integration, IntegrationList, error_text};
+
+/// Nango on the kit's HTTP path.
+pub const VENDOR: Vendor = Vendor {
+    name: "nango",
+    user_agent: concat!("authport-nango/", env!("CARGO_PKG_VERSION")),
+    error_text,
+    status_override: Some(status_override),
+    max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+};
+
+/// 401 and 403 stop the run: every request would fail the same way (wrong key, or a key
+/// without the `environment:connections:create` scope).
+pub fn status_override(status: u16, _vendor_text: &str, _effect: Effect) -> Option<Verdict> {
+    match status {
+        401 => Some(Verdict::Fatal {
+            hint: "check NANGO_SECRET_KEY",
+        }),
+        403 => Some(Verdict::Fatal {
+            hint: "the Nango key lacks a scope (environment:connections:create is needed)",
+        }),
+        _ => None,
+    }
+}
+
+/// The answer to a connection read.
+#[derive(Debug)]
+pub enum Lookup {
+    Found(Box<Connection>),
+    /// 404.
+    Missing,
+    /// 424 "Connection refresh exhausted": it exists, Nango can no longer refresh it.
+    RefreshExhausted,
+}
+
+/// A Nango API client. `Debug` shows the base URL only.
+#[derive(Clone)]
+pub struct NangoClient {
+    http: HttpClient,
+    base_url: String,
+    secret_key: SecretString,
+}
+
+impl fmt::Debug for NangoClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NangoClient")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NangoClient {
+    pub fn new(config: &NangoConfig, context: &BuildContext) -> Result<Self, ConfigError> {
+        Ok(Self {
+            http: HttpClient::new(VENDOR, context, vec![config.secret_key.clone()])?,
+            base_url: config.api_base().to_owned(),
+            secret_key: config.secret_key.clone(),
+        })
+    }
+
+    /// `GET /integrations`.
+    pub async fn list_integrations(&self) -> Result<Vec<Integration>, ProviderError> {
+        let path = "/integrations";
+        let call = self.call(Method::GET, self.url(&[path])?, path, Effect::Read);
+        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
+        parse::<IntegrationList>(path, answer.body.bytes()).map(|list| list.data)
+    }
+
+    /// `POST /connections`: the documented upsert, so sending it twice leaves one connection.
+    pub async fn upsert(
+        &self,
+        body: &Value,
+        secrets: &[&str],
+    ) -> Result<Connection, ProviderError> {
+        let path = "/connections";
+        let call = self
+            .call(Method::POST, self.url(&[path])?, "POST /connections", Effect::IdempotentWrite)
+            .json(body)
+            .secrets(secrets);
+        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
+        // The upsert happened; an answer of another shape only loses the note's details.
+        Ok(parse(path, answer.body.bytes()).unwrap_or_default())
+    }
+
+    /// `GET /connections/{id}?provider_config_key=…` (no refresh token asked for). The answer
+    /// carries credentials: only the non-secret fields are read.
+    pub async fn get_connection(
+        &self,
+        at: &NangoRef,
+        secrets: &[&str],
+    ) -> Result<Lookup, ProviderError> {
+        let mut url = self.connection_url(at)?;
+        url.query_pairs_mut()
+            .append_pair("provider_config_key", &at.provider_config_key);
+        let call = self
+            .call(Method::GET, url, "GET /connections/{id}", Effect::Read)
+            .secrets(secrets);
+        match self.http.send(call).await {
+            Ok(answer) => parse::<Connection>("/connections/{id}", answer.body.bytes())
+                .map(|c| Lookup::Found(Box::new(c))),
+            Err(failure) if failure.is_not_found() => Ok(Lookup::Missing),
+            Err(failure) if failure.status == Some(424) => Ok(Lookup::RefreshExhausted),
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// `GET /connections?connectionId=…`: the connections with this id in every integration,
+    /// without credentials, and without the refresh a read of one connection may trigger.
+    pub async fn find_connections(
+        &self,
+        connection_id: &str,
+    ) -> Result<Vec<Connection>, ProviderError> {
+        let path = "/connections";
+        let mut url = self.url(&[path])?;
+        url.query_pairs_mut()
+            .append_pair("connectionId", connection_id);
+        let call = self.call(Method::GET, url, "GET /connections", Effect::Read);
+        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
+        parse::<ConnectionList>(path, answer.body.bytes()).map(|list| list.connections)
+    }
+
+    /// `DELETE /connections/{id}?provider_config_key=…`: 200 removed, 404 already gone.
+    pub async fn delete(&self, at: &NangoRef) -> Result<Removal, ProviderError> {
+        let mut url = self.connection_url(at)?;
+        url.query_pairs_mut()
+            .append_pair("provider_config_key", &at.provider_config_key);
+        let call = self.call(
+            Method::DELETE,
+            url,
+            "DELETE /connections/{id}",
+            Effect::IdempotentWrite,
+        );
+        match self.http.send(call).await {
+            Ok(_) => Ok(Removal::Removed),
+            Err(failure) if failure.is_not_found() => Ok(Removal::AlreadyGone),
+            Err(CallFailure { error, .. }) => Err(error),
+        }
+    }
+
+    /// `{base}/connections/{id}`, the id percent-encoded as one path segment.
+    fn connection_url(&self, at: &NangoRef) -> Result<Url, ProviderError> {
+        let mut url = self.url(&["/connections"])?;
+        url.path_segments_mut()
+            .map_err(|_| ProviderError::rejected("nango: the api url cannot take a path"))?
+            .push(&at.connection_id);
+        Ok(url)
+    }
+
+    fn url(&self, parts: &[&str]) -> Result<Url, ProviderError> {
+        Url::parse(&format!("{}{}", self.base_url, parts.concat()))
+            .map_err(|_| ProviderError::rejected("nango: not a valid URL"))
+    }
+
+    /// A call with the bearer key. `operation` names it in messages: a path template, never
+    /// an id or a query (a connection id is the record's).
+    fn call<'a>(&'a self, method: Method, url: Url, operation: &str, effect: Effect) -> Call<'a> {
+        Call::new(method, url, effect, operation.to_owned()).bearer(&self.secret_key)
+    }
+}
+
+fn parse<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ProviderError> {
+    // serde's message could quote a value: report the shape problem only.
+    serde_json::from_slice::<T>(body).map_err(|_| {
+        ProviderError::transient(format!(
+            "nango {path}: the answer is not the expected shape"
+        ))
+    })
+}

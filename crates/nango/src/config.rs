@@ -1,0 +1,265 @@
+//! Provider settings: the `[nango]` config section, overridden by `NANGO_*` variables.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use authport_core::{ConfigError, EnvSnapshot, MappingError, SecretString};
+use authport_kit::{Url, parse_base_url};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Nango Cloud; `NANGO_API_URL` replaces it (self-hosted: often `http://localhost:3003`).
+pub const DEFAULT_API_URL: &str = "https://api.nango.dev";
+
+/// Nango's free plan: 200 requests per minute, per account (fixed window).
+pub const FREE_PLAN_REQUESTS_PER_MINUTE: u32 = 200;
+
+/// A Nango credential type a `custom` record can be sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum CustomType {
+    #[serde(rename = "API_KEY")]
+    ApiKey,
+    #[serde(rename = "BASIC")]
+    Basic,
+    #[serde(rename = "OAUTH2")]
+    OAuth2,
+}
+
+impl CustomType {
+    /// The credential fields of this type a custom field may fill.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            CustomType::ApiKey => &["apiKey"],
+            CustomType::Basic => &["username", "password"],
+            CustomType::OAuth2 => &["access_token", "refresh_token"],
+        }
+    }
+
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            CustomType::ApiKey => "API_KEY",
+            CustomType::Basic => "BASIC",
+            CustomType::OAuth2 => "OAUTH2",
+        }
+    }
+}
+
+/// How a `custom` record's fields become one of Nango's documented credential objects:
+/// `type` and every record field name -> that type's credential field.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomMap {
+    #[serde(rename = "type")]
+    pub credential_type: CustomType,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// `[nango.services.<service>]`: which integration a service's records go to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    pub provider_config_key: Option<String>,
+}
+
+/// `[nango.integrations.<provider_config_key>]`: per-integration rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationSettings {
+    /// The field map for `custom` records.
+    pub custom: Option<CustomMap>,
+}
+
+/// A record's `targets.nango`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordTarget {
+    pub provider_config_key: Option<String>,
+    pub connection_id: Option<String>,
+    pub custom: Option<CustomMap>,
+}
+
+/// The keys of `targets.nango`.
+pub const RECORD_TARGET_KEYS: [&str; 3] = ["provider_config_key", "connection_id", "custom"];
+
+impl RecordTarget {
+    /// Reads a record's `targets.nango`; problems are located and never quote a value or an
+    /// unknown key.
+    pub fn from_record(value: &Value, field: &str) -> Result<Self, MappingError> {
+        from_json(value, &RECORD_TARGET_KEYS).map_err(|problem| match problem {
+            JsonProblem::UnknownKey => MappingError::new(
+                field,
+                format!(
+                    "has a key that is not one of {}",
+                    RECORD_TARGET_KEYS.join(", ")
+                ),
+            ),
+            JsonProblem::At(path) if path.is_empty() => {
+                MappingError::new(field, "must be an object of settings")
+            }
+            JsonProblem::At(path) => {
+                MappingError::new(format!("{field}.{path}"), "has the wrong type or value")
+            }
+        })
+    }
+}
+
+/// The keys of `[nango]`.
+pub const SETTINGS: [&str; 6] = [
+    "secret_key",
+    "api_url",
+    "provider_config_key",
+    "overwrite_existing",
+    "services",
+    "integrations",
+];
+
+/// The parsed provider settings. `Debug` is allow-list: the secret key never shows.
+#[derive(Clone)]
+pub struct NangoConfig {
+    pub secret_key: SecretString,
+    /// Checked by the kit's base URL rules (HTTPS or loopback; no userinfo, query, fragment).
+    pub api_url: Url,
+    /// The integration for every service that names none (after `targets.nango` and
+    /// `[nango.services.<service>]`).
+    pub provider_config_key: Option<String>,
+    /// Upsert over connections that exist and were not imported by this tool.
+    pub overwrite_existing: bool,
+    pub services: BTreeMap<String, ServiceSettings>,
+    pub integrations: BTreeMap<String, IntegrationSettings>,
+}
+
+impl fmt::Debug for NangoConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NangoConfig")
+            .field("api_url", &self.api_base())
+            .field("provider_config_key", &self.provider_config_key)
+            .field("overwrite_existing", &self.overwrite_existing)
+            .field("services", &self.services.keys().collect::<Vec<_>>())
+            .field("integrations", &self.integrations.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The config section minus `secret_key`, which is taken out first so that no serde message
+/// can ever quote it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    api_url: Option<String>,
+    provider_config_key: Option<String>,
+    #[serde(default)]
+    overwrite_existing: bool,
+    #[serde(default)]
+    services: BTreeMap<String, ServiceSettings>,
+    #[serde(default)]
+    integrations: BTreeMap<String, IntegrationSettings>,
+}
+
+impl NangoConfig {
+    /// Reads the `[nango]` section (`Value::Null` when absent) and the environment, which
+    /// wins. No network IO.
+    pub fn from_sources(section: &Value, env: &EnvSnapshot) -> Result<Self, ConfigError> {
+        let mut section = match section {
+            Value::Null => serde_json::Map::new(),
+            Value::Object(map) => map.clone(),
+            _ => return Err(ConfigError::new("[nango] must be a table of settings")),
+        };
+        let file_key = match section.remove("secret_key") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(key)) => Some(key),
+            Some(_) => return Err(ConfigError::new("[nango] secret_key must be a string")),
+        };
+        let raw: RawConfig =
+            from_json(&Value::Object(section), &SETTINGS).map_err(|problem| match problem {
+                JsonProblem::UnknownKey => ConfigError::new(format!(
+                    "[nango] has a key that is not a setting (settings: {})",
+                    SETTINGS.join(", ")
+                )),
+                // Nested unknown keys also land here: the path names where, not the key.
+                JsonProblem::At(path) => ConfigError::new(format!(
+                    "[nango] {path}: a value of the wrong type, or an unknown key"
+                )),
+            })?;
+        let secret_key = env
+            .get("NANGO_SECRET_KEY")
+            .map(str::to_owned)
+            .or(file_key)
+            .map(|key| key.trim().to_owned())
+            .filter(|key| !key.is_empty())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "nango needs a secret key: set NANGO_SECRET_KEY (or secret_key in [nango])",
+                )
+            })?;
+        if !secret_key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::new(
+                "the nango secret key must be printable ASCII without spaces: it is sent in a header",
+            ));
+        }
+        let api_url = match (env.get("NANGO_API_URL"), raw.api_url.as_deref()) {
+            (Some(text), _) => parse_base_url("NANGO_API_URL", text)?,
+            (None, Some(text)) => parse_base_url("[nango] api_url", text)?,
+            (None, None) => parse_base_url("NANGO_API_URL", DEFAULT_API_URL)?,
+        };
+        for (name, map) in raw
+            .integrations
+            .iter()
+            .filter_map(|(name, settings)| Some((name, settings.custom.as_ref()?)))
+        {
+            check_custom_map(map).map_err(|problem| {
+                ConfigError::new(format!("[nango.integrations.{name}] custom: {problem}"))
+            })?;
+        }
+        Ok(Self {
+            secret_key: SecretString::from(secret_key),
+            api_url,
+            provider_config_key: raw.provider_config_key.filter(|k| !k.trim().is_empty()),
+            overwrite_existing: raw.overwrite_existing,
+            services: raw.services,
+            integrations: raw.integrations,
+        })
+    }
+
+    /// The API URL as paths are appended to it: without a trailing slash.
+    pub fn api_base(&self) -> &str {
+        self.api_url.as_str().trim_end_matches('/')
+    }
+}
+
+/// A custom map's targets must be fields of its credential type.
+pub fn check_custom_map(map: &CustomMap) -> Result<(), String> {
+    let allowed = map.credential_type.fields();
+    match map
+        .fields
+        .values()
+        .find(|field| !allowed.contains(&field.as_str()))
+    {
+        Some(_) => Err(format!(
+            "fields must map to {} fields: {}",
+            map.credential_type.wire_name(),
+            allowed.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Why a JSON value is not the expected shape, without its values or unknown keys.
+enum JsonProblem {
+    UnknownKey,
+    At(String),
+}
+
+/// Deserializes `value`, whose top-level keys must be among `allowed`; only serde's path is
+/// kept (its messages quote values and unknown keys).
+fn from_json<T: DeserializeOwned>(value: &Value, allowed: &[&str]) -> Result<T, JsonProblem> {
+    if let Value::Object(map) = value {
+        if map.keys().any(|key| !allowed.contains(&key.as_str())) {
+            return Err(JsonProblem::UnknownKey);
+        }
+    }
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        JsonProblem::At(if path == "." { String::new() } else { path })
+    })
+}

@@ -1,0 +1,46 @@
+//! authport-nango: imports end users' credentials into Nango as connections (the documented
+//! upsert, `POST /connections`).
+//!
+//! Registration and re-exports only; see `config` (settings), `wire` (Nango's JSON), `target`
+//! (the typed connection reference), `resolve` (which integration a record goes to), `map` and
+//! `schema` (pure record -> upsert body, validated against the spec), `client` (Nango's calls
+//! on the kit's HTTP path) and `importer` (the [`AuthImporter`]).
+//! Operator documentation: `docs/nango.md`.
+
+pub mod client;
+pub mod config;
+pub mod importer;
+pub mod map;
+pub mod resolve;
+pub mod schema;
+pub mod target;
+pub mod wire;
+
+use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderLimits};
+
+pub use config::NangoConfig;
+pub use importer::NangoImporter;
+pub use target::{NangoRef, PROVIDER};
+
+/// The free plan's documented limit, 200 requests per minute, as the engine's rate.
+pub const LIMITS: ProviderLimits = ProviderLimits {
+    requests_per_second: config::FREE_PLAN_REQUESTS_PER_MINUTE as f64 / 60.0,
+    // Nango counts in a fixed one-minute window: a small burst stays far inside it.
+    burst: 5,
+    default_concurrency: 4,
+};
+
+/// Builds the importer from the `[nango]` section and the environment (no network IO).
+pub fn build_importer(context: &BuildContext) -> Result<Box<dyn AuthImporter>, ConfigError> {
+    let config = NangoConfig::from_sources(&context.config, &context.env)?;
+    Ok(Box::new(NangoImporter::new(config, context)?))
+}
+
+authport_core::inventory::submit! {
+    authport_core::ProviderPlugin {
+        name: "nango",
+        description: "Nango: import end users' connections (upsert per integration and connection id)",
+        limits: LIMITS,
+        build: build_importer,
+    }
+}
