@@ -2,13 +2,15 @@
 //!
 //! Registration and re-exports only; see `config` (settings), `wire` (Apideck's JSON),
 //! `target` (where a record goes, and the typed connection reference), `connector` (what
-//! discovery learns), `map` and `expiry` (pure record -> import body), `client` (Vault's calls
-//! on the kit's HTTP path) and `importer` (the [`AuthImporter`]).
+//! discovery learns), `consumers` (the run's consumer list, the bulk pre-existing check), `map`
+//! and `expiry` (pure record -> import body), `client` (Vault's calls on the kit's HTTP path)
+//! and `importer` (the [`AuthImporter`]).
 //! Operator documentation: `docs/apideck.md`.
 
 pub mod client;
 pub mod config;
 pub mod connector;
+pub mod consumers;
 pub mod defaults;
 pub mod expiry;
 pub mod importer;
@@ -34,7 +36,7 @@ authport_core::inventory::submit! {
         name: "apideck",
         description: "Apideck Vault: import end users' connections (upsert per consumer)",
         // Apideck publishes no Vault rate limit: a conservative default.
-        limits: ProviderLimits { requests_per_second: 10.0, burst: 10, default_concurrency: 4 },
+        limits: ProviderLimits { requests_per_second: 100.0, documented: false, burst: 10, default_concurrency: 4 },
         build: build_importer,
     }
 }

@@ -135,8 +135,11 @@ pub enum Removal {
 /// [`crate::ProviderPlugin`], so the run's gate is configured once, before the provider is built.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProviderLimits {
-    /// Requests per second the vendor documents (or a conservative default).
+    /// Requests per second the vendor documents; when it documents none (`documented: false`),
+    /// the ceiling of the adaptive rate (`--rate auto`) the engine then uses by default.
     pub requests_per_second: f64,
+    /// Whether the vendor publishes its limit. `false`: the default is `--rate auto`.
+    pub documented: bool,
     /// Burst the vendor tolerates above that rate.
     pub burst: u32,
     /// Records in flight at once by default.

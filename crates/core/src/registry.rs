@@ -10,7 +10,7 @@ use crate::importer::{AuthImporter, BuildContext, ConfigError, ProviderLimits};
 ///     authport_core::ProviderPlugin {
 ///         name: "tray",
 ///         description: "Tray.ai Embedded: create end users' authentications",
-///         limits: ProviderLimits { requests_per_second: 30.0, burst: 50, default_concurrency: 8 },
+///         limits: ProviderLimits { requests_per_second: 30.0, documented: true, burst: 50, default_concurrency: 8 },
 ///         build: build_importer,
 ///     }
 /// }

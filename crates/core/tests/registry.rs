@@ -53,6 +53,7 @@ impl AuthImporter for Refusing {
 
 const ONE_PER_SECOND: ProviderLimits = ProviderLimits {
     requests_per_second: 1.0,
+    documented: true,
     burst: 1,
     default_concurrency: 1,
 };

@@ -7,6 +7,7 @@ use authport_core::{
 
 const LIMITS: ProviderLimits = ProviderLimits {
     requests_per_second: 1.0,
+    documented: true,
     burst: 1,
     default_concurrency: 1,
 };

@@ -28,6 +28,8 @@ pub mod summary;
 pub use files::Refusal;
 pub use limiter::RunGate;
 pub use maintenance::{MaintenanceOptions, rollback, verify};
-pub use run::{ImportOptions, default_send_rate, import, input_identity, is_stdin, validate};
+pub use run::{
+    ImportOptions, Pacing, default_send_rate, import, input_identity, is_stdin, pacing, validate,
+};
 pub use state::StateStore;
 pub use summary::{Exit, MaintenanceSummary, ReportWriter, RunSummary};

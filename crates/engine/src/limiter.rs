@@ -12,10 +12,13 @@
 //! lowering it. The rate maths are pure functions below.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use authport_core::RequestGate;
+
+use crate::adaptive::{self, AutoRate, AutoState, Bound, Window};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
@@ -71,6 +74,52 @@ struct Adaptive {
     bucket: Arc<DefaultDirectRateLimiter>,
     last_change: Instant,
     paused_until: Option<Instant>,
+    /// `--rate auto`: the policy, its state and the window being observed.
+    auto: Option<Auto>,
+}
+
+#[derive(Debug)]
+struct Auto {
+    policy: AutoRate,
+    state: AutoState,
+    window: Window,
+    window_started: Instant,
+    latency_total: Duration,
+    latency_calls: u32,
+    /// Windows per bound, for the summary.
+    bounds: [u64; 3],
+}
+
+tokio::task_local! {
+    /// Time the current provider call spent waiting for permits (see [`timed`]).
+    static GATE_WAIT: std::cell::Cell<Duration>;
+}
+
+/// Runs one provider call and returns its result with how long it took the target: its
+/// duration minus the time it waited for permits of this limiter (which is ours, not the
+/// target's latency).
+pub(crate) async fn timed<F: std::future::Future>(call: F) -> (F::Output, Duration) {
+    GATE_WAIT
+        .scope(std::cell::Cell::new(Duration::ZERO), async {
+            let started = Instant::now();
+            let output = call.await;
+            let waited = GATE_WAIT.try_with(std::cell::Cell::get).unwrap_or_default();
+            (output, started.elapsed().saturating_sub(waited))
+        })
+        .await
+}
+
+fn add_wait(waited: Duration) {
+    let _ = GATE_WAIT.try_with(|total| total.set(total.get() + waited));
+}
+
+/// One observation window of `--rate auto`.
+const AUTO_WINDOW: Duration = Duration::from_secs(1);
+
+/// The burst of `--rate auto`: a tenth of a second's worth (a target with no published limit
+/// may have no burst to give).
+fn auto_burst(rate: f64) -> u32 {
+    (rate / 10.0).ceil().max(1.0) as u32
 }
 
 /// The shared limiter of one run. `None` rate: unlimited (benchmarks, `--rate 0`).
@@ -78,6 +127,11 @@ struct Adaptive {
 pub struct SendLimiter {
     adaptive: Option<Mutex<Adaptive>>,
     clock: DefaultClock,
+    /// Requests let through, for the summary's "what bounded the run".
+    permits: AtomicU64,
+    /// Provider calls' total duration (nanoseconds): calls in flight on average × elapsed.
+    busy_nanos: AtomicU64,
+    created: Instant,
 }
 
 impl SendLimiter {
@@ -92,12 +146,71 @@ impl SendLimiter {
                 bucket: Arc::new(RateLimiter::direct(quota(rate, burst))),
                 last_change: Instant::now(),
                 paused_until: None,
+                auto: None,
             })
         });
+        Self::with(adaptive)
+    }
+
+    fn with(adaptive: Option<Mutex<Adaptive>>) -> Self {
         Self {
             adaptive,
             clock: DefaultClock::default(),
+            permits: AtomicU64::new(0),
+            busy_nanos: AtomicU64::new(0),
+            created: Instant::now(),
         }
+    }
+
+    /// `--rate auto` under `policy`: starts at its start rate, adapts per window.
+    pub fn auto(policy: AutoRate) -> Self {
+        let state = AutoState::new(&policy);
+        let burst = auto_burst(state.rate);
+        let now = Instant::now();
+        Self::with(Some(Mutex::new(Adaptive {
+            configured_rate: policy.ceiling,
+            configured_burst: burst,
+            current_rate: state.rate,
+            bucket: Arc::new(RateLimiter::direct(quota(state.rate, burst))),
+            last_change: now,
+            paused_until: None,
+            auto: Some(Auto {
+                policy,
+                state,
+                window: Window::default(),
+                window_started: now,
+                latency_total: Duration::ZERO,
+                latency_calls: 0,
+                bounds: [0; 3],
+            }),
+        })))
+    }
+
+    /// Requests let through so far.
+    pub fn permits(&self) -> u64 {
+        self.permits.load(Ordering::Relaxed)
+    }
+
+    /// What bounded the run so far: for `--rate auto` the bound of most windows, otherwise
+    /// judged from the totals (see [`adaptive::run_bound`]).
+    pub fn bound(&self, concurrency: usize) -> Bound {
+        let elapsed = self.created.elapsed();
+        let busy = Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed));
+        let allowed = match &self.adaptive {
+            None => None,
+            Some(adaptive) => {
+                let state = lock(adaptive);
+                if let Some(auto) = &state.auto {
+                    let order = [Bound::Rate, Bound::Latency, Bound::Client];
+                    let most = (0..3).max_by_key(|&i| (auto.bounds[i], 3 - i)).unwrap_or(0);
+                    if auto.bounds[most] > 0 {
+                        return order[most];
+                    }
+                }
+                Some(state.current_rate * elapsed.as_secs_f64() + f64::from(state.configured_burst))
+            }
+        };
+        adaptive::run_bound(allowed, self.permits(), busy, elapsed, concurrency)
     }
 
     pub fn unlimited() -> Self {
@@ -112,8 +225,10 @@ impl SendLimiter {
     /// Waits for the right to send one request.
     pub async fn acquire(&self) {
         let Some(adaptive) = &self.adaptive else {
+            self.permits.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        let asked = Instant::now();
         loop {
             let (bucket, paused_until) = {
                 let state = lock(adaptive);
@@ -126,7 +241,14 @@ impl SendLimiter {
                 }
             }
             match bucket.check() {
-                Ok(()) => return,
+                Ok(()) => {
+                    add_wait(asked.elapsed());
+                    self.permits.fetch_add(1, Ordering::Relaxed);
+                    if let Some(auto) = &mut lock(adaptive).auto {
+                        auto.window.sent += 1;
+                    }
+                    return;
+                }
                 Err(not_until) => {
                     tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
                 }
@@ -148,6 +270,15 @@ impl SendLimiter {
         if now.duration_since(state.last_change) < DECREASE_INTERVAL {
             return;
         }
+        if state.auto.is_some() {
+            // Auto halves at once (the window closes early): every request sent above the
+            // target's limit meanwhile would be another 429.
+            if let Some(auto) = &mut state.auto {
+                auto.window.throttled += 1;
+            }
+            close_window(&mut state, now);
+            return;
+        }
         state.current_rate = decreased_rate(state.current_rate, state.configured_rate);
         state.bucket = Arc::new(empty_bucket(state.current_rate, state.configured_burst));
         state.last_change = now;
@@ -157,12 +288,28 @@ impl SendLimiter {
         );
     }
 
-    /// A call went through without a 429: recover towards the configured rate.
-    pub fn succeeded(&self) {
+    /// A provider call took `busy` (whatever its answer): for the summary's bound.
+    pub fn called(&self, busy: Duration) {
+        let nanos = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
+        self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// A call went through without a 429 in `latency`: recover towards the configured rate
+    /// (auto: record the latency, and close the window when it is over).
+    pub fn succeeded(&self, latency: Duration) {
         let Some(adaptive) = &self.adaptive else {
             return;
         };
         let mut state = lock(adaptive);
+        if let Some(auto) = &mut state.auto {
+            auto.latency_total += latency;
+            auto.latency_calls += 1;
+            let now = Instant::now();
+            if now.duration_since(auto.window_started) >= AUTO_WINDOW {
+                close_window(&mut state, now);
+            }
+            return;
+        }
         if state.current_rate >= state.configured_rate {
             return;
         }
@@ -198,7 +345,16 @@ impl RunGate {
 
     /// Sets the rate for the run starting now; returns the limiter the engine adapts.
     pub fn configure(&self, rate: f64, burst: u32) -> Arc<SendLimiter> {
-        let limiter = Arc::new(SendLimiter::new(rate, burst));
+        self.install(SendLimiter::new(rate, burst))
+    }
+
+    /// Sets `--rate auto` for the run starting now.
+    pub fn configure_auto(&self, policy: AutoRate) -> Arc<SendLimiter> {
+        self.install(SendLimiter::auto(policy))
+    }
+
+    fn install(&self, limiter: SendLimiter) -> Arc<SendLimiter> {
+        let limiter = Arc::new(limiter);
         *self.limiter.lock().unwrap_or_else(|e| e.into_inner()) = limiter.clone();
         limiter
     }
@@ -216,6 +372,38 @@ impl RequestGate for RunGate {
     async fn ready(&self) {
         let limiter = self.current();
         limiter.acquire().await;
+    }
+}
+
+/// Ends auto's window: the policy picks the next rate, applied to a new bucket (empty after a
+/// decrease: the target's bucket is empty too).
+fn close_window(state: &mut Adaptive, now: Instant) {
+    let Some(auto) = &mut state.auto else {
+        return;
+    };
+    auto.window.length = now.duration_since(auto.window_started);
+    auto.window.latency = (auto.latency_calls > 0).then(|| auto.latency_total / auto.latency_calls);
+    let (next, bound) = adaptive::next(&auto.policy, auto.state, &auto.window);
+    auto.bounds[bound as usize] += 1;
+    let decreased = next.rate < auto.state.rate;
+    auto.state = next;
+    auto.window = Window::default();
+    auto.window_started = now;
+    auto.latency_total = Duration::ZERO;
+    auto.latency_calls = 0;
+    if next.rate != state.current_rate {
+        let burst = auto_burst(next.rate);
+        state.current_rate = next.rate;
+        state.configured_burst = burst;
+        state.bucket = Arc::new(if decreased {
+            empty_bucket(next.rate, burst)
+        } else {
+            RateLimiter::direct(quota(next.rate, burst))
+        });
+        if decreased {
+            state.last_change = now;
+            tracing::debug!(rate = next.rate, "target throttled us; auto rate halved");
+        }
     }
 }
 
@@ -272,7 +460,7 @@ mod tests {
                 .check()
                 .is_err()
         );
-        limiter.succeeded();
+        limiter.succeeded(Duration::ZERO);
         assert_eq!(
             limiter.current_rate(),
             Some(28.5),
@@ -282,7 +470,7 @@ mod tests {
             let mut state = lock(limiter.adaptive.as_ref().unwrap());
             state.last_change = Instant::now() - INCREASE_INTERVAL;
         }
-        limiter.succeeded();
+        limiter.succeeded(Duration::ZERO);
         let rate = limiter.current_rate().unwrap();
         assert!((rate - 28.8).abs() < 1e-9, "{rate}");
     }

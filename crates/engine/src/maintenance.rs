@@ -222,9 +222,7 @@ impl CallContext {
     fn new(options: &MaintenanceOptions) -> Self {
         let limits = options.limits;
         Self {
-            limiter: options
-                .gate
-                .configure(limits.requests_per_second, limits.burst),
+            limiter: crate::run::pacing(&limits, None, None, false, None).configure(&options.gate),
             policy: RetryPolicy::default(),
             concurrency: limits.default_concurrency.max(1),
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use authport_core::ProviderError;
 
 use crate::control::Control;
-use crate::limiter::SendLimiter;
+use crate::limiter::{SendLimiter, timed};
 use crate::retry::{NextStep, RetryPolicy, backoff_delay, next_step};
 
 /// What a call may have changed at the target, which decides what an ambiguous failure means.
@@ -97,16 +97,18 @@ impl Retrier<'_> {
             if attempt > 1 {
                 self.count(|c| &c.retries);
             }
-            let result = match self.control {
-                Some(control) => match control.bounded(call()).await {
+            // The call's own time, without its waits for permits: the target's latency.
+            let (result, latency) = match self.control {
+                Some(control) => match control.bounded(timed(call())).await {
                     Some(result) => result,
                     None => return Attempted::Abandoned,
                 },
-                None => call().await,
+                None => timed(call()).await,
             };
+            self.limiter.called(latency);
             let error = match result {
                 Ok(value) => {
-                    self.limiter.succeeded();
+                    self.limiter.succeeded(latency);
                     return Attempted::Done(value);
                 }
                 Err(error) => error,

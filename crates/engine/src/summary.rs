@@ -219,6 +219,10 @@ pub struct RunSummary {
     /// them reconciles them.
     pub unresolved: u64,
     pub report: Option<PathBuf>,
+    /// How the run was paced (`30/s, burst 50`, `auto (ceiling 100/s), ended at 38.2/s`).
+    pub pacing: String,
+    /// What held the run back: the rate, the target's latency or the client.
+    pub bound: Option<crate::adaptive::Bound>,
 }
 
 impl RunSummary {
@@ -287,6 +291,13 @@ impl RunSummary {
                 self.retries, self.throttled, self.reconciled
             ));
         }
+        if let (Some(bound), false) = (self.bound, self.dry_run) {
+            text.push_str(&format!(
+                "  paced {}; bounded by {}\n",
+                self.pacing,
+                bound.describe()
+            ));
+        }
         if !self.top_failures.is_empty() {
             text.push_str("top failure reasons:\n");
             for (reason, count) in &self.top_failures {
@@ -337,6 +348,8 @@ impl RunSummary {
             "reconciled": self.reconciled,
             "unresolved": self.unresolved,
             "report": self.report.as_ref().map(|p| p.display().to_string()),
+            "pacing": self.pacing,
+            "bounded_by": self.bound.map(|b| format!("{b:?}").to_lowercase()),
             "exit_code": self.exit_code().code(),
         })
     }

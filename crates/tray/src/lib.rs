@@ -9,6 +9,7 @@ pub mod importer;
 pub mod map;
 pub mod schema;
 pub mod solution;
+pub mod solution_state;
 pub mod target;
 pub mod users;
 pub mod wire;
@@ -28,7 +29,7 @@ authport_core::inventory::submit! {
         name: "tray",
         description: "Tray.ai Embedded: create end users' authentications (REST core/v1 + GraphQL)",
         // Tray: 30 requests/second, bursts up to 50 (REST and GraphQL).
-        limits: ProviderLimits { requests_per_second: 30.0, burst: 50, default_concurrency: 8 },
+        limits: ProviderLimits { requests_per_second: 30.0, documented: true, burst: 50, default_concurrency: 8 },
         build,
     }
 }

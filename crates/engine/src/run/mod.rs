@@ -34,10 +34,11 @@ use authport_core::{
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
+use crate::adaptive::AutoRate;
 use crate::control::Control;
 use crate::dedupe::SeenIds;
 use crate::files::{Refusal, refuse_same_as_input, same_file};
-use crate::limiter::RunGate;
+use crate::limiter::{RunGate, SendLimiter};
 use crate::progress::Progress;
 use crate::retrier::RetryCounters;
 use crate::retry::RetryPolicy;
@@ -64,6 +65,11 @@ pub struct ImportOptions {
     pub rate: Option<f64>,
     /// Calls allowed at once above the rate (default: the provider's documented burst).
     pub burst: Option<u32>,
+    /// `--rate auto`: find the rate the target accepts (see [`crate::adaptive`]); the default
+    /// for providers whose vendor documents no limit. Wins over `rate`.
+    pub auto_rate: bool,
+    /// The ceiling of `--rate auto` (default: the provider's `requests_per_second`).
+    pub rate_ceiling: Option<f64>,
     pub dry_run: bool,
     /// Draw a progress bar on stderr (the runner decides: TTY and not `-q`).
     pub progress: bool,
@@ -102,6 +108,8 @@ impl ImportOptions {
             concurrency: None,
             rate: None,
             burst: None,
+            auto_rate: false,
+            rate_ceiling: None,
             dry_run: false,
             progress: false,
             max_attempts: policy.max_attempts,
@@ -182,19 +190,18 @@ pub async fn import(
         .concurrency
         .unwrap_or(limits.default_concurrency)
         .max(1);
-    let (rate, burst) = match options.rate {
-        Some(rate) => (rate, options.burst.unwrap_or(limits.burst)),
-        None => {
-            let (rate, burst) = default_send_rate(&limits);
-            (rate, options.burst.unwrap_or(burst))
-        }
-    };
+    let pacing = pacing(
+        &limits,
+        options.rate,
+        options.burst,
+        options.auto_rate,
+        options.rate_ceiling,
+    );
     tracing::info!(
         provider = %options.provider,
         input = %options.input.display(),
         concurrency,
-        rate,
-        burst,
+        pacing = ?pacing,
         "starting import"
     );
     let run = Arc::new(Run {
@@ -204,7 +211,7 @@ pub async fn import(
         provider: options.provider.clone(),
         dry_run: options.dry_run,
         policy: options.retry_policy(),
-        limiter: options.gate.configure(rate, burst),
+        limiter: pacing.configure(&options.gate),
         control: Control::new(options.stop_grace),
         started,
         deadline: options.deadline,
@@ -288,6 +295,8 @@ pub async fn import(
     summary.retries = run.counters.retries.load(Ordering::Relaxed);
     summary.throttled = run.counters.throttled.load(Ordering::Relaxed);
     summary.reconciled = run.reconciled.load(Ordering::Relaxed);
+    summary.bound = Some(run.limiter.bound(concurrency));
+    summary.pacing = pacing.describe(run.limiter.current_rate());
     // Every journalled write whose outcome is still unknown, including records that are no
     // longer in this input (the journal, not this run's counter, is the truth).
     summary.unresolved = if run.dry_run {
@@ -305,6 +314,67 @@ pub async fn import(
 /// the limiter steps down on a 429 instead of keeping a fixed margin (see [`crate::limiter`]).
 pub fn default_send_rate(limits: &ProviderLimits) -> (f64, u32) {
     (limits.requests_per_second, limits.burst.max(1))
+}
+
+/// How a run is paced: a fixed rate (and burst), or `--rate auto` under a ceiling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pacing {
+    Fixed { rate: f64, burst: u32 },
+    Auto(AutoRate),
+}
+
+impl Pacing {
+    pub fn configure(&self, gate: &RunGate) -> Arc<SendLimiter> {
+        match *self {
+            Pacing::Fixed { rate, burst } => gate.configure(rate, burst),
+            Pacing::Auto(policy) => gate.configure_auto(policy),
+        }
+    }
+
+    /// For the summary: the mode and, for auto, where it ended.
+    fn describe(&self, now: Option<f64>) -> String {
+        match (self, now) {
+            (Pacing::Fixed { .. }, None) => "no rate limit".to_owned(),
+            (Pacing::Fixed { rate, burst }, Some(_)) => format!("{rate}/s, burst {burst}"),
+            (Pacing::Auto(policy), now) => format!(
+                "auto (ceiling {}/s), ended at {:.1}/s",
+                policy.ceiling,
+                now.unwrap_or(policy.ceiling)
+            ),
+        }
+    }
+}
+
+/// The run's pacing: `--rate auto` when asked, else the operator's rate, else the vendor's
+/// documented rate and burst, else (no documented limit) auto under the provider's ceiling.
+/// `ceiling` (`[engine] rate_ceiling`) replaces the provider's ceiling.
+pub fn pacing(
+    limits: &ProviderLimits,
+    rate: Option<f64>,
+    burst: Option<u32>,
+    auto: bool,
+    ceiling: Option<f64>,
+) -> Pacing {
+    let auto_rate = || {
+        Pacing::Auto(AutoRate::under(
+            ceiling.unwrap_or(limits.requests_per_second),
+        ))
+    };
+    match rate {
+        _ if auto => auto_rate(),
+        Some(rate) => Pacing::Fixed {
+            rate,
+            burst: burst.unwrap_or(limits.burst).max(1),
+        },
+        None if limits.documented => {
+            let (rate, default_burst) = default_send_rate(limits);
+            Pacing::Fixed {
+                rate,
+                burst: burst.unwrap_or(default_burst),
+            }
+        }
+        None => auto_rate(),
+    }
 }
 
 fn deadline_reason(deadline: Option<Duration>) -> String {
@@ -443,11 +513,56 @@ mod tests {
     fn default_send_rate_is_the_documented_rate_and_burst() {
         let limits = |requests_per_second: f64, burst: u32| ProviderLimits {
             requests_per_second,
+            documented: true,
             burst,
             default_concurrency: 8,
         };
         assert_eq!(default_send_rate(&limits(30.0, 50)), (30.0, 50));
         assert_eq!(default_send_rate(&limits(10.0, 10)), (10.0, 10));
         assert_eq!(default_send_rate(&limits(100.0, 0)), (100.0, 1));
+    }
+
+    #[test]
+    fn pacing_is_auto_for_undocumented_vendors_and_when_asked() {
+        let documented = ProviderLimits {
+            requests_per_second: 30.0,
+            documented: true,
+            burst: 50,
+            default_concurrency: 8,
+        };
+        let undocumented = ProviderLimits {
+            requests_per_second: 100.0,
+            documented: false,
+            ..documented
+        };
+        let fixed = |rate, burst| Pacing::Fixed { rate, burst };
+        let auto = |ceiling| Pacing::Auto(AutoRate::under(ceiling));
+        // (limits, --rate, burst, --rate auto, [engine] rate_ceiling) → pacing
+        let cases = [
+            (documented, None, None, false, None, fixed(30.0, 50)),
+            (documented, Some(5.0), None, false, None, fixed(5.0, 50)),
+            (documented, Some(0.0), None, false, None, fixed(0.0, 50)),
+            (documented, None, None, true, None, auto(30.0)),
+            (documented, None, None, true, Some(60.0), auto(60.0)),
+            (undocumented, None, None, false, None, auto(100.0)),
+            (undocumented, None, None, false, Some(40.0), auto(40.0)),
+            (
+                undocumented,
+                Some(20.0),
+                Some(4),
+                false,
+                None,
+                fixed(20.0, 4),
+            ),
+            (undocumented, Some(20.0), None, true, None, auto(100.0)),
+        ];
+        for (index, (limits, rate, burst, asked, ceiling, expect)) in cases.into_iter().enumerate()
+        {
+            assert_eq!(
+                pacing(&limits, rate, burst, asked, ceiling),
+                expect,
+                "case {index}"
+            );
+        }
     }
 }
