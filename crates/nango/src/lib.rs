@@ -25,6 +25,7 @@ pub use target::{NangoRef, PROVIDER};
 /// The free plan's documented limit, 200 requests per minute, as the engine's rate.
 pub const LIMITS: ProviderLimits = ProviderLimits {
     requests_per_second: config::FREE_PLAN_REQUESTS_PER_MINUTE as f64 / 60.0,
+    documented: true,
     // Nango counts in a fixed one-minute window: a small burst stays far inside it.
     burst: 5,
     default_concurrency: 4,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use authport_core::EnvSnapshot;
 use authport_sandbox::apideck::SANDBOX_API_KEY;
 use authport_sandbox::faults::{FaultPlan, Faults};
+use authport_sandbox::nango::SANDBOX_SECRET_KEY;
 use authport_sandbox::tray::DEFAULT_MASTER_TOKEN;
 use authport_sandbox::{RunningSandbox, SandboxConfig};
 use tokio::net::TcpListener;
@@ -46,6 +47,9 @@ pub async fn sandbox_with(mut config: SandboxConfig) -> Sandbox {
     }
     if config.apideck.api_key == SANDBOX_API_KEY {
         config.apideck.api_key = canary("apideck-api-key");
+    }
+    if config.nango.secret_key == SANDBOX_SECRET_KEY {
+        config.nango.secret_key = canary("nango-secret-key");
     }
     let running = authport_sandbox::start(config, loopback())
         .await
@@ -188,6 +192,8 @@ mod tests {
         let env = sandbox.env_snapshot();
         assert!(env.get("TRAY_MASTER_TOKEN").unwrap().contains(CANARY));
         assert!(env.get("APIDECK_API_KEY").unwrap().contains(CANARY));
+        assert!(env.get("NANGO_SECRET_KEY").unwrap().contains(CANARY));
+        assert_eq!(env.get("NANGO_API_URL"), Some(sandbox.url().as_str()));
         assert_eq!(env.get("TRAY_API_URL"), Some(sandbox.url().as_str()));
         assert_eq!(
             env.get("TRAY_GRAPHQL_URL"),

@@ -187,11 +187,10 @@ async fn upsert_connection(
             );
         }
         let provider_config_key = body["provider_config_key"].as_str().unwrap_or_default();
-        let Some(provider) = inner
+        let Some(integration) = inner
             .integrations
             .iter()
             .find(|i| i.unique_key == provider_config_key)
-            .map(|i| i.provider.clone())
         else {
             return std_error(
                 StatusCode::BAD_REQUEST,
@@ -200,6 +199,15 @@ async fn upsert_connection(
                 None,
             );
         };
+        if body["credentials"]["type"].as_str() != Some(integration.auth_mode.as_str()) {
+            return std_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_credentials",
+                "The credentials type does not match the integration's auth mode",
+                None,
+            );
+        }
+        let provider = integration.provider.clone();
         let connection_id = match body.get("connection_id").and_then(Value::as_str) {
             Some(id) => id.to_owned(),
             None => format!("conn-{}", inner.next_id),

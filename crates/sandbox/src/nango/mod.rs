@@ -37,31 +37,36 @@ pub struct Integration {
     /// Nango's API configuration name (`hubspot`, `salesforce`, ...).
     pub provider: String,
     pub display_name: String,
+    /// The provider's auth mode (`OAUTH2`, `API_KEY`, `BASIC`...): Nango's import takes only
+    /// credentials of this type. Not part of the `Integration` answer.
+    pub auth_mode: String,
 }
 
 impl Integration {
-    pub fn new(unique_key: &str, provider: &str, display_name: &str) -> Self {
+    pub fn new(unique_key: &str, provider: &str, display_name: &str, auth_mode: &str) -> Self {
         Self {
             unique_key: unique_key.to_owned(),
             provider: provider.to_owned(),
             display_name: display_name.to_owned(),
+            auth_mode: auth_mode.to_owned(),
         }
     }
 }
 
-/// One integration per service of `examples/records.jsonl`, keyed by the provider's name.
+/// One integration per service of `examples/records.jsonl` (and Slack), keyed by the
+/// provider's name, with the auth mode of the example's record.
 pub fn default_integrations() -> Vec<Integration> {
     [
-        ("hubspot", "HubSpot"),
-        ("salesforce", "Salesforce"),
-        ("activecampaign", "ActiveCampaign"),
-        ("greenhouse", "Greenhouse"),
-        ("quickbooks", "QuickBooks"),
-        ("zendesk", "Zendesk"),
-        ("slack", "Slack"),
+        ("hubspot", "HubSpot", "OAUTH2"),
+        ("salesforce", "Salesforce", "OAUTH2"),
+        ("activecampaign", "ActiveCampaign", "API_KEY"),
+        ("greenhouse", "Greenhouse", "API_KEY"),
+        ("quickbooks", "QuickBooks", "OAUTH2"),
+        ("zendesk", "Zendesk", "BASIC"),
+        ("slack", "Slack", "OAUTH2"),
     ]
     .into_iter()
-    .map(|(provider, name)| Integration::new(provider, provider, name))
+    .map(|(provider, name, mode)| Integration::new(provider, provider, name, mode))
     .collect()
 }
 
