@@ -410,6 +410,25 @@ impl Default for Catalogue {
                 }],
                 config_slots: vec!["external_channel".to_owned()],
             },
+            // Two auth slots and a config slot, as in Tray's "Mailchimp audiences to Slack"
+            // kind of solution: an owner needs both auths for a working instance.
+            SolutionDef {
+                id: stable_uuid("solution:acme-mailchimp-to-slack"),
+                title: "Acme Mailchimp to Slack".to_owned(),
+                auth_slots: vec![
+                    AuthSlotDef {
+                        external_id: "external_mailchimp_authentication".to_owned(),
+                        title: "Mailchimp".to_owned(),
+                        service_name: "mailchimp".to_owned(),
+                    },
+                    AuthSlotDef {
+                        external_id: "external_slack_authentication".to_owned(),
+                        title: "Slack".to_owned(),
+                        service_name: "slack".to_owned(),
+                    },
+                ],
+                config_slots: vec!["external_slack_channel".to_owned()],
+            },
             SolutionDef {
                 id: stable_uuid("solution:acme-hubspot-sync"),
                 title: "Acme HubSpot Sync".to_owned(),

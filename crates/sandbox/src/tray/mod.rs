@@ -174,6 +174,8 @@ pub struct TrayState {
     catalogue: Catalogue,
     user_token_max_uses: Option<u64>,
     inner: Mutex<Inner>,
+    /// Woken on every created instance, so tests wait for an event, never for time.
+    instances_changed: tokio::sync::Notify,
 }
 
 impl fmt::Debug for TrayState {
@@ -224,6 +226,7 @@ impl TrayState {
             catalogue: options.catalogue,
             user_token_max_uses: options.user_token_max_uses,
             inner: Mutex::new(inner),
+            instances_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -307,6 +310,20 @@ impl TrayState {
 
     pub fn instances(&self) -> Vec<StoredInstance> {
         self.lock().instances.values().cloned().collect()
+    }
+
+    /// Returns once at least `count` solution instances exist (an event, not a timer: tests
+    /// use it to act at a known point of a client's run).
+    pub async fn wait_for_instances(&self, count: usize) {
+        loop {
+            let changed = self.instances_changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if self.lock().instances.len() >= count {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Inserts an end user directly (test set-up of pre-existing users).

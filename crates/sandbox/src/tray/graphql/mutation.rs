@@ -102,6 +102,28 @@ fn checked_config_values(
         .collect()
 }
 
+/// Whether an auth slot or config slot of the instance has no value.
+///
+/// Tray's 2021 SDL has `errorOnEnablingWithMissingValues: Boolean` on `updateSolutionInstance`
+/// and nothing more (tray-api.md §5.9). The emulator reads it literally [assume]: with `true`,
+/// enabling an instance with an empty slot is an error and nothing changes; without it, the
+/// instance is enabled with the empty slot (what clients must avoid by filling every slot).
+pub(crate) fn has_missing_values(solution: &SolutionDef, instance: &StoredInstance) -> bool {
+    let auth_missing = solution.auth_slots.iter().any(|slot| {
+        !instance
+            .auth_values
+            .iter()
+            .any(|(external_id, _)| *external_id == slot.external_id)
+    });
+    let config_missing = solution.config_slots.iter().any(|slot| {
+        !instance
+            .config_values
+            .iter()
+            .any(|(external_id, value)| external_id == slot && value.is_some())
+    });
+    auth_missing || config_missing
+}
+
 #[derive(Debug)]
 pub(crate) struct Mutation;
 
@@ -260,6 +282,7 @@ impl Mutation {
         };
         let node = instance_node(state, &instance);
         state.lock().instances.insert(instance.id.clone(), instance);
+        state.instances_changed.notify_waiters();
         Ok(CreateSolutionInstancePayload {
             solution_instance: node,
             client_mutation_id: input.client_mutation_id,
@@ -291,6 +314,17 @@ impl Mutation {
             }
             if let Some(values) = &input.config_values {
                 updated.config_values = checked_config_values(solution, values)?;
+            }
+        }
+        if input.enabled == Some(true) && input.error_on_enabling_with_missing_values == Some(true)
+        {
+            if let Some(solution) = state.catalogue.solution(&updated.solution_id) {
+                if has_missing_values(solution, &updated) {
+                    return Err(resolver_error(
+                        "Solution instance has missing values",
+                        "BAD_USER_INPUT",
+                    ));
+                }
             }
         }
         if let Some(enabled) = input.enabled {
