@@ -38,7 +38,7 @@ pub enum Command {
     },
     /// Check an input file against the record format, offline (no provider, no network).
     Validate {
-        /// Input file: JSON Lines (one record per line) or a JSON array.
+        /// Input file: JSON Lines (one record per line) or a JSON array; `-` reads stdin.
         #[arg(long, value_name = "FILE")]
         input: PathBuf,
         /// Write the per-record report (JSON Lines) here instead of stdout.
@@ -90,7 +90,8 @@ pub struct ProviderArgs {
 pub struct ImportArgs {
     #[command(flatten)]
     pub provider: ProviderArgs,
-    /// Input file: JSON Lines (one record per line) or a JSON array.
+    /// Input file: JSON Lines (one record per line) or a JSON array; `-` reads stdin (e.g. an
+    /// export piped from a database). Read once.
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
     /// Only discover and map: write the plan (secrets redacted), send no write.
@@ -105,10 +106,11 @@ pub struct ImportArgs {
     /// Records in flight at once, 1 to 1024 (default: the provider's).
     #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     pub concurrency: Option<u32>,
-    /// Requests per second at most, e.g. `30` or `30/s`; `0` for no limit (default: the vendor's
-    /// documented limit).
-    #[arg(long, value_name = "R/s", value_parser = parse_rate)]
-    pub rate: Option<f64>,
+    /// Requests per second at most, e.g. `30` or `30/s`; `0` for no limit; `auto` to find the
+    /// rate the target accepts (up to `[engine] rate_ceiling`). Default: the vendor's
+    /// documented limit, or `auto` for vendors that document none (Apideck).
+    #[arg(long, value_name = "R/s|auto", value_parser = parse_rate_arg)]
+    pub rate: Option<RateArg>,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +153,15 @@ pub mod rules {
         }
     }
 
+    /// The ceiling of `--rate auto`: a finite number above zero.
+    pub fn rate_ceiling(value: f64) -> Result<f64, String> {
+        if value.is_finite() && value > 0.0 {
+            Ok(value)
+        } else {
+            Err("must be requests per second above 0, e.g. 50".to_owned())
+        }
+    }
+
     pub fn max_attempts(value: u32) -> Result<u32, String> {
         in_range(value, 1, MAX_ATTEMPTS, "calls of one kind per record")
     }
@@ -185,6 +196,23 @@ pub fn parse_concurrency(text: &str) -> Result<u32, String> {
     rules::concurrency(text.trim().parse::<u32>().unwrap_or(0))
 }
 
+/// `--rate`: a number of requests per second, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateArg {
+    Fixed(f64),
+    Auto,
+}
+
+/// Parses `--rate`: `auto`, or a rate for [`parse_rate`].
+pub fn parse_rate_arg(text: &str) -> Result<RateArg, String> {
+    if text.trim() == "auto" {
+        return Ok(RateArg::Auto);
+    }
+    parse_rate(text).map(RateArg::Fixed).map_err(|_| {
+        "must be requests per second, e.g. 30 or 30/s (0 for no limit), or auto".to_owned()
+    })
+}
+
 /// Parses `30`, `30/s` or `2.5/s` into requests per second; `0` means no limit.
 pub fn parse_rate(text: &str) -> Result<f64, String> {
     let number = text.trim().strip_suffix("/s").unwrap_or(text.trim());
@@ -217,6 +245,13 @@ mod tests {
         check("30/m", Err(()));
         check("nan", Err(()));
         check("inf/s", Err(()));
+        assert_eq!(parse_rate_arg("auto"), Ok(RateArg::Auto));
+        assert_eq!(parse_rate_arg("30/s"), Ok(RateArg::Fixed(30.0)));
+        assert!(parse_rate_arg("automatic").is_err());
+        assert_eq!(rules::rate_ceiling(40.0), Ok(40.0));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(rules::rate_ceiling(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

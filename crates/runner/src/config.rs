@@ -28,6 +28,9 @@ use crate::cli::rules;
 pub struct EngineDefaults {
     pub concurrency: Option<u32>,
     pub rate: Option<f64>,
+    /// The highest rate `--rate auto` may reach, requests per second (default: the
+    /// provider's ceiling).
+    pub rate_ceiling: Option<f64>,
     pub max_attempts: Option<u32>,
     pub request_timeout_secs: Option<u64>,
     pub deadline_secs: Option<u64>,
@@ -55,6 +58,7 @@ impl EngineDefaults {
         }
         check("concurrency", self.concurrency, rules::concurrency)?;
         check("rate", self.rate, rules::rate)?;
+        check("rate_ceiling", self.rate_ceiling, rules::rate_ceiling)?;
         check("max_attempts", self.max_attempts, rules::max_attempts)?;
         check(
             "request_timeout_secs",
@@ -200,6 +204,10 @@ mod tests {
                 ),
             ),
             (
+                "rate_ceiling = 0.0",
+                Err("c.toml: [engine] rate_ceiling must be requests per second above 0, e.g. 50"),
+            ),
+            (
                 "rate = -5.0",
                 Err(
                     "c.toml: [engine] rate must be requests per second, e.g. 30 or 30/s (0 for no limit)",
@@ -257,7 +265,7 @@ mod tests {
         );
         check(
             "[engine]\nconcurency = 4\n",
-            "c.toml: [engine]: unknown field `concurency`, expected one of `concurrency`, `rate`, `max_attempts`, `request_timeout_secs`, `deadline_secs`, `durable`",
+            "c.toml: [engine]: unknown field `concurency`, expected one of `concurrency`, `rate`, `rate_ceiling`, `max_attempts`, `request_timeout_secs`, `deadline_secs`, `durable`",
         );
         let error = ConfigFile::parse(
             "[tray]\nmaster_token = \"SECRET-CANARY\n",

@@ -13,6 +13,7 @@ use anyhow::Context;
 use authport_core::{BuildContext, EnvSnapshot, ProviderPlugin};
 use authport_engine::files::refuse_same_as_input;
 use authport_engine::{Exit, ImportOptions, MaintenanceOptions, RunGate, RunSummary, StateStore};
+use authport_engine::{input_identity, is_stdin};
 use clap::Parser;
 
 // Providers register themselves with `inventory`; rustc drops crates nothing references, so
@@ -20,7 +21,7 @@ use clap::Parser;
 use authport_apideck as _;
 use authport_tray as _;
 
-use crate::cli::{Cli, Command, Format, ImportArgs, ProviderArgs, StateArgs};
+use crate::cli::{Cli, Command, Format, ImportArgs, ProviderArgs, RateArg, StateArgs};
 use crate::config::ConfigFile;
 
 /// A failure before anything was sent: bad flags, config or environment (exit 2).
@@ -101,15 +102,11 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
             report,
             format,
         } => {
-            if !input.is_file() {
-                return Err(usage(anyhow::anyhow!(
-                    "input file {} does not exist",
-                    input.display()
-                )));
-            }
+            check_input(&input)?;
             let report = report_path(report.as_deref());
             if !report_is_stdout(&report) {
-                refuse_same_as_input("report", &report, &input).map_err(|e| usage(e.into()))?;
+                refuse_same_as_input("report", &report, input_identity(&input))
+                    .map_err(|e| usage(e.into()))?;
             }
             let summary = authport_engine::validate(&input, Some(&report))?;
             finish(&summary, format, report_is_stdout(&report), quiet)
@@ -148,6 +145,18 @@ fn ignore_broken_pipe(result: std::io::Result<()>) -> anyhow::Result<()> {
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }
+}
+
+/// The input must be a file, or `-` for stdin. A report on stdout (`--report -` or none) is
+/// fine with `--input -`: stdin is read, stdout written, and the summary goes to stderr.
+fn check_input(input: &Path) -> anyhow::Result<()> {
+    if is_stdin(input) || input.is_file() {
+        return Ok(());
+    }
+    Err(usage(anyhow::anyhow!(
+        "input file {} does not exist (give `-` to read stdin)",
+        input.display()
+    )))
 }
 
 /// The report goes to the file given, else to stdout (`-` for the engine).
@@ -238,18 +247,15 @@ fn build_importer(
 
 async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
     let setup = provider_setup(&args.provider).await?;
-    if !args.input.is_file() {
-        return Err(usage(anyhow::anyhow!(
-            "input file {} does not exist",
-            args.input.display()
-        )));
-    }
+    check_input(&args.input)?;
+    // `--input -`: stdin, whose file (when redirected) is protected like an input file's.
+    let input = input_identity(&args.input);
     if let Some(report) = &args.report {
-        refuse_same_as_input("report", report, &args.input).map_err(|e| usage(e.into()))?;
+        refuse_same_as_input("report", report, input).map_err(|e| usage(e.into()))?;
     }
     let state = match &args.state {
         Some(path) => {
-            refuse_same_as_input("state file", path, &args.input).map_err(|e| usage(e.into()))?;
+            refuse_same_as_input("state file", path, input).map_err(|e| usage(e.into()))?;
             if let Some(report) = &args.report {
                 // Before the state is opened: a report on it would destroy the journal.
                 refuse_same_as_input("report", report, path).map_err(|e| usage(e.into()))?;
@@ -271,7 +277,13 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
             .or(defaults.deadline),
         report: Some(report.clone()),
         concurrency: args.concurrency.or(engine.concurrency).map(|n| n as usize),
-        rate: args.rate.or(engine.rate),
+        rate: match args.rate {
+            Some(RateArg::Fixed(rate)) => Some(rate),
+            Some(RateArg::Auto) => None,
+            None => engine.rate,
+        },
+        auto_rate: args.rate == Some(RateArg::Auto),
+        rate_ceiling: engine.rate_ceiling,
         dry_run: args.dry_run,
         allow_target_change: args.provider.allow_target_change,
         progress: !quiet && std::io::stderr().is_terminal(),
