@@ -65,35 +65,129 @@ pub struct ServiceOverride {
     pub fields: BTreeMap<String, String>,
 }
 
-/// The optional solution-instance step (`[tray.solution]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The optional solution step (`[tray.solution]`): one instance of one solution per owner,
+/// with one auth slot per service. See docs/tray.md.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SolutionConfig {
     pub solution_id: String,
-    /// The hidden auth slot's External ID (case-sensitive).
-    pub auth_external_id: String,
-    /// Only records of these services get an instance (default: all).
-    #[serde(default)]
-    pub services: Vec<String>,
-    /// Instance name template (same placeholders as `name_template`).
-    pub instance_name_template: Option<String>,
-    /// Milliseconds between create and enable (Tray asks for at least 2000).
-    #[serde(default = "default_enable_delay_ms")]
+    /// Auth slot External ID (case-sensitive, as in the solution editor) -> the records'
+    /// `service` that fills it. One slot per service.
+    pub slots: BTreeMap<String, String>,
+    /// Config slot External ID -> default value (owners may override it in their records).
+    pub config_values: BTreeMap<String, Value>,
+    /// Instance name over owner fields: `{owner}`, `{owner.id}`, `{owner.name}`, `{owner.email}`.
+    pub instance_name_template: String,
+    /// Create the instance of an owner whose records do not fill every slot, left disabled.
+    pub create_incomplete_disabled: bool,
+    /// Milliseconds between create and enable. Tray asks for at least 2000: lower values are
+    /// for tests against the sandbox only.
     pub enable_delay_ms: u64,
+}
+
+/// The default instance name: one instance per owner, named after the owner.
+pub const DEFAULT_INSTANCE_NAME_TEMPLATE: &str = "{owner} ({owner.id})";
+
+const INSTANCE_PLACEHOLDERS: &[&str] = &["{owner}", "{owner.id}", "{owner.name}", "{owner.email}"];
+
+/// `[tray.solution]` as written, including the replaced one-slot keys (refused with a
+/// migration hint rather than as unknown fields).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSolution {
+    solution_id: String,
+    #[serde(default)]
+    slots: BTreeMap<String, String>,
+    #[serde(default)]
+    config_values: BTreeMap<String, Value>,
+    instance_name_template: Option<String>,
+    #[serde(default)]
+    create_incomplete_disabled: bool,
+    #[serde(default = "default_enable_delay_ms")]
+    enable_delay_ms: u64,
+    auth_external_id: Option<Value>,
+    services: Option<Value>,
 }
 
 fn default_enable_delay_ms() -> u64 {
     2000
 }
 
+/// The message for the one-slot form of earlier releases. Values are not quoted.
+pub const OLD_SOLUTION_FORM: &str = "[tray.solution] auth_external_id and services were replaced by `slots`, one entry per auth slot: \
+     write slots = { <auth slot external id> = \"<service>\" } (for example slots = { external_slack_authentication = \"slack\" }); \
+     external ids are case-sensitive; see docs/tray.md";
+
 impl SolutionConfig {
+    fn from_raw(raw: RawSolution) -> Result<Self, ConfigError> {
+        if raw.auth_external_id.is_some() || raw.services.is_some() {
+            return Err(ConfigError::new(OLD_SOLUTION_FORM));
+        }
+        if raw.solution_id.trim().is_empty() {
+            return Err(ConfigError::new("[tray.solution] solution_id is empty"));
+        }
+        if raw.slots.is_empty() {
+            return Err(ConfigError::new(
+                "[tray.solution] needs `slots`: slots = { <auth slot external id> = \"<service>\", ... }",
+            ));
+        }
+        let mut services: Vec<&str> = Vec::new();
+        for (external_id, service) in &raw.slots {
+            if external_id.trim().is_empty() || service.trim().is_empty() {
+                return Err(ConfigError::new(
+                    "[tray.solution] slots: an external id or service is empty",
+                ));
+            }
+            if services.contains(&service.as_str()) {
+                return Err(ConfigError::new(
+                    "[tray.solution] slots: one service fills two slots; one slot per service",
+                ));
+            }
+            services.push(service);
+        }
+        let template = raw
+            .instance_name_template
+            .unwrap_or_else(|| DEFAULT_INSTANCE_NAME_TEMPLATE.to_owned());
+        check_instance_template(&template)?;
+        Ok(Self {
+            solution_id: raw.solution_id,
+            slots: raw.slots,
+            config_values: raw.config_values,
+            instance_name_template: template,
+            create_incomplete_disabled: raw.create_incomplete_disabled,
+            enable_delay_ms: raw.enable_delay_ms,
+        })
+    }
+
     pub fn enable_delay(&self) -> Duration {
         Duration::from_millis(self.enable_delay_ms)
     }
 
-    pub fn applies_to(&self, service: &str) -> bool {
-        self.services.is_empty() || self.services.iter().any(|s| s == service)
+    /// The auth slot a record of `service` fills, if any.
+    pub fn slot_for(&self, service: &str) -> Option<&str> {
+        self.slots
+            .iter()
+            .find(|(_, s)| s.as_str() == service)
+            .map(|(slot, _)| slot.as_str())
     }
+}
+
+/// Only owner placeholders: the name must be the same for every record of the owner.
+fn check_instance_template(template: &str) -> Result<(), ConfigError> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let placeholder = &rest[open..open + close + 1];
+        if !INSTANCE_PLACEHOLDERS.contains(&placeholder) {
+            return Err(ConfigError::new(format!(
+                "[tray.solution] instance_name_template: unknown placeholder; expected owner fields only: {}",
+                INSTANCE_PLACEHOLDERS.join(", ")
+            )));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
 }
 
 /// The `[tray]` section as written by the operator.
@@ -116,7 +210,7 @@ struct RawConfig {
     name_template: Option<String>,
     #[serde(default)]
     services: BTreeMap<String, ServiceOverride>,
-    solution: Option<SolutionConfig>,
+    solution: Option<RawSolution>,
 }
 
 fn yes() -> bool {
@@ -217,7 +311,7 @@ impl TrayConfig {
                 .name_template
                 .unwrap_or_else(|| DEFAULT_NAME_TEMPLATE.to_owned()),
             services: raw.services,
-            solution: raw.solution,
+            solution: raw.solution.map(SolutionConfig::from_raw).transpose()?,
         })
     }
 }

@@ -2,6 +2,8 @@
 //! reconciliation by auth name, verify and rollback, on top of the catalogue (discovery), the
 //! users (end users and their tokens) and the solution step.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use authport_core::{
     AuthImporter, BuildContext, ConfigError, CredentialRecord, DiscoveryKey, Disposition,
@@ -27,7 +29,7 @@ pub struct TrayImporter {
     config: TrayConfig,
     client: TrayClient,
     catalogue: Catalogue,
-    users: Users,
+    users: Arc<Users>,
     solutions: Solutions,
 }
 
@@ -81,9 +83,15 @@ impl TrayImporter {
     pub fn new(context: &BuildContext) -> Result<Self, ConfigError> {
         let config = TrayConfig::from_context(context)?;
         let client = TrayClient::new(&config, context)?;
+        let users = Arc::new(Users::new(client.clone(), context.memo.clone(), &config));
         Ok(Self {
-            users: Users::new(client.clone(), context.memo.clone(), &config),
-            solutions: Solutions::new(config.solution.clone()),
+            solutions: Solutions::new(
+                config.solution.clone(),
+                context.memo.clone(),
+                users.clone(),
+                config.lookup_before_create,
+            ),
+            users,
             catalogue: Catalogue::default(),
             client,
             config,
@@ -142,37 +150,52 @@ impl TrayImporter {
     }
 
     /// After the auth exists: the solution step. A transient failure there is reported as
-    /// `OutcomeUnknown`, so the engine reconciles (which adopts the auth and finishes the
+    /// `OutcomeUnknown`, so the engine reconciles (which adopts the auth and comes back to the
     /// step) instead of creating a second auth; a refusal becomes a warning on the record.
-    async fn finish(
+    async fn complete(
         &self,
         job: &Job<'_>,
         user_id: String,
         auth_id: String,
         disposition: Disposition,
-        known_instance: Option<String>,
         mut notes: Vec<String>,
     ) -> Result<ImportOutcome, ProviderError> {
-        let step = match known_instance {
-            Some(id) => InstanceStep::Enabled(id),
-            None => {
-                let user = job.user().with_user_id(&user_id);
-                self.solutions
-                    .ensure(&self.users, user, job.record, &job.target, &auth_id)
-                    .await
-                    .map_err(|e| {
-                        ProviderError::outcome_unknown(format!(
-                            "authentication {auth_id} is in place but the solution instance step failed: {}",
-                            e.message()
-                        ))
-                    })?
-            }
-        };
+        let user = job.user().with_user_id(&user_id);
+        let step = self
+            .solutions
+            .step(user, job.record, job.target.solution.as_ref(), &auth_id)
+            .await
+            .map_err(|e| {
+                ProviderError::outcome_unknown(format!(
+                    "authentication {auth_id} is in place but the solution instance step failed: {}",
+                    e.message()
+                ))
+            })?;
+        let owner = &job.record.owner.id;
         let solution_instance_id = match step {
             InstanceStep::NotConfigured => None,
             InstanceStep::Enabled(id) => {
-                notes.push("solution instance enabled".to_owned());
+                notes.push(format!(
+                    "solution instance {id} of owner {owner} is enabled"
+                ));
                 Some(id)
+            }
+            InstanceStep::EnablePending(id) => {
+                notes.push(format!(
+                    "solution instance {id} of owner {owner} created with every slot filled; enabled after tray's wait, before the run ends"
+                ));
+                Some(id)
+            }
+            InstanceStep::Waiting { missing, disabled } => {
+                notes.push(match &disabled {
+                    Some(id) => format!(
+                        "solution instance {id} of owner {owner} created disabled: missing {missing}; a run that imports it completes and enables the instance"
+                    ),
+                    None => format!(
+                        "no solution instance for owner {owner}: missing {missing}; a run that imports it creates the instance"
+                    ),
+                });
+                disabled
             }
             InstanceStep::Refused(reason) => {
                 notes.push(reason);
@@ -186,6 +209,7 @@ impl TrayImporter {
             service_environment_id: job.target.service_environment_id.clone(),
             name: job.target.name.clone(),
             solution_instance_id,
+            solution_id: job.target.solution.as_ref().map(|s| s.solution_id.clone()),
         };
         Ok(ImportOutcome {
             disposition,
@@ -205,12 +229,11 @@ impl TrayImporter {
             // A 404 means it was deleted at Tray since: it is created again below.
             if let Some(user_id) = self.update(job, user, &prior.authentication_id).await? {
                 return self
-                    .finish(
+                    .complete(
                         job,
                         user_id,
                         prior.authentication_id,
                         Disposition::Updated,
-                        prior.solution_instance_id,
                         Vec::new(),
                     )
                     .await;
@@ -225,12 +248,11 @@ impl TrayImporter {
                 if let Some(user_id) = self.update(job, user, &own.id).await? {
                     let note = "found at tray by its name (no state for it): updated in place instead of creating a second one";
                     return self
-                        .finish(
+                        .complete(
                             job,
                             user_id,
                             own.id.clone(),
                             Disposition::Created,
-                            None,
                             vec![note.to_owned()],
                         )
                         .await;
@@ -238,15 +260,8 @@ impl TrayImporter {
             }
         }
         let (user_id, auth_id) = self.create(job).await?;
-        self.finish(
-            job,
-            user_id,
-            auth_id,
-            Disposition::Created,
-            None,
-            Vec::new(),
-        )
-        .await
+        self.complete(job, user_id, auth_id, Disposition::Created, Vec::new())
+            .await
     }
 
     async fn reconcile_job(&self, job: &Job<'_>) -> Result<Option<ImportOutcome>, ProviderError> {
@@ -260,12 +275,11 @@ impl TrayImporter {
         let Some(own) = find_own(&listed, &job.target) else {
             return Ok(None);
         };
-        self.finish(
+        self.complete(
             job,
             user_id,
             own.id.clone(),
             Disposition::Created,
-            None,
             Vec::new(),
         )
         .await
@@ -368,7 +382,8 @@ impl AuthImporter for TrayImporter {
 
     async fn remove(&self, target: &TargetRef) -> Result<Removal, ProviderError> {
         let target = TrayRef::from_target_ref(target)?;
-        if let Some(instance_id) = &target.solution_instance_id {
+        // The owner's instance goes before any of its auths.
+        if target.solution_id.is_some() || target.solution_instance_id.is_some() {
             let user = UserRef {
                 external_user_id: &target.external_user_id,
                 name: None,
@@ -376,7 +391,11 @@ impl AuthImporter for TrayImporter {
                 secrets: &[],
             };
             self.solutions
-                .remove(&self.users, user, instance_id)
+                .remove(
+                    user,
+                    target.solution_id.as_deref(),
+                    target.solution_instance_id.as_deref(),
+                )
                 .await?;
         }
         let answer = self
@@ -398,6 +417,10 @@ impl AuthImporter for TrayImporter {
             Err(failure) if failure.is_not_found() => Ok(Removal::AlreadyGone),
             Err(failure) => Err(master_failure(failure)),
         }
+    }
+
+    async fn finish(&self) -> Result<(), ProviderError> {
+        self.solutions.finish().await
     }
 
     fn identity(&self) -> TargetIdentity {

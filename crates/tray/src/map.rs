@@ -59,6 +59,9 @@ pub struct TrayTarget {
     pub service_version: Option<i64>,
     pub name: Option<String>,
     pub fields: BTreeMap<String, String>,
+    /// `targets.tray.solution.config`: this owner's config slot values (External ID ->
+    /// value), over `[tray.solution] config_values`. Non-secret: they are kept in the state.
+    pub solution_config: BTreeMap<String, Value>,
 }
 
 const TARGET_KEYS: &[&str] = &[
@@ -67,7 +70,37 @@ const TARGET_KEYS: &[&str] = &[
     "service_version",
     "name",
     "fields",
+    "solution",
 ];
+
+/// `targets.tray.solution`: only `config` for now.
+fn solution_config(value: Option<&Value>) -> Result<BTreeMap<String, Value>, MappingError> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(BTreeMap::new());
+    };
+    let Some(map) = value.as_object() else {
+        return Err(MappingError::new(
+            "targets.tray.solution",
+            "must be an object",
+        ));
+    };
+    if let Some(unknown) = map.keys().find(|k| k.as_str() != "config") {
+        return Err(MappingError::new(
+            format!("targets.tray.solution.{unknown}"),
+            "unknown field; expected: config",
+        ));
+    }
+    match map.get("config") {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(values)) => {
+            Ok(values.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
+        Some(_) => Err(MappingError::new(
+            "targets.tray.solution.config",
+            "expected an object of config slot external ids to values",
+        )),
+    }
+}
 
 impl TrayTarget {
     pub fn parse(value: Option<&Value>) -> Result<Self, MappingError> {
@@ -129,6 +162,7 @@ impl TrayTarget {
             service_version,
             name: text("name")?,
             fields,
+            solution_config: solution_config(map.get("solution"))?,
         })
     }
 }
@@ -472,14 +506,13 @@ pub fn map_record(
         "scopes": scopes,
     });
     let redacted_body = redact_json(&body, &record.secret_values());
-    let solution = config
-        .solution
-        .as_ref()
-        .filter(|s| s.applies_to(&record.service))
-        .map(|s| SolutionTarget {
+    let solution = config.solution.as_ref().and_then(|s| {
+        s.slot_for(&record.service).map(|slot| SolutionTarget {
             solution_id: s.solution_id.clone(),
-            auth_external_id: s.auth_external_id.clone(),
-        });
+            auth_external_id: slot.to_owned(),
+            config: target.solution_config.clone(),
+        })
+    });
     let target = MappedTarget {
         service: service.clone(),
         service_version: resolved.service_version,

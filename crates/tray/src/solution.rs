@@ -1,20 +1,35 @@
-//! The optional solution-instance step (`[tray.solution]`): after a record's auth exists, find
-//! its instance by name or create it with the auth in the configured slot, then enable it.
+//! The solution step (`[tray.solution]`): one instance per owner, created once the owner's
+//! records have filled every auth slot, then enabled after Tray's wait.
 //!
-//! Tray does not document a way to list a solution's auth slots; `createSolutionInstance`
-//! fails on an unknown or differently cased slot external id. So the first create is the
-//! check: until one has been answered, records wait for it; when Tray refuses it, that record
-//! carries the full explanation and later records a short reference, without asking again.
-//! A refusal never fails the auth that is already imported: it becomes a warning.
+//! Each record whose service fills a slot notes its auth in the memo; the record that fills
+//! the last slot creates the instance (found by name first when a create's answer may have
+//! been lost), and queues the enable. The enable runs in a background task after the wait, so
+//! the wait holds no record up; [`Solutions::finish`] awaits those tasks and drains the queue
+//! (including what a killed run left) before the run ends.
+//!
+//! Tray documents no way to list a solution's auth slots; `createSolutionInstance` fails on an
+//! unknown or differently cased external id. So the first create is the check: until one has
+//! been answered, creates wait for it; when Tray refuses it, that record carries the full
+//! explanation and later ones a short reference. A refusal never fails an imported auth.
 
-use authport_core::{CredentialRecord, ProviderError};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use authport_core::{CredentialRecord, Memo, ProviderError};
 use authport_kit::{CallFailure, Effect};
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
 
 use crate::client::GraphqlCall;
 use crate::config::SolutionConfig;
-use crate::map::auth_name;
-use crate::target::MappedTarget;
+use crate::solution_state::{
+    InstanceEntry, QueuedEnable, SOLUTION_MEMO, SlotEntry, auth_values, config_values, coverage,
+    instance_key, instance_name, missing_text, queue_end_key, queue_key, slot_key,
+    wire_config_values,
+};
+use crate::target::SolutionTarget;
 use crate::users::{UserRef, Users};
 use crate::wire::{
     CreateSolutionInstanceData, Ignored, UpdateSolutionInstanceData, ViewerSolutionInstancesData,
@@ -24,73 +39,279 @@ use crate::wire::{
 /// How the step ended for one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstanceStep {
-    /// No solution is configured for this record's service.
+    /// The record's service fills no slot (or no solution is configured).
     NotConfigured,
-    /// The instance exists and is enabled.
+    /// The owner's instance was already enabled.
     Enabled(String),
-    /// Tray refused the step; the text explains it (for the report's warnings).
+    /// Created (or completed) with every slot filled; enabled after Tray's wait, before the
+    /// run ends.
+    EnablePending(String),
+    /// The owner's records do not fill every slot yet: no enabled instance. `disabled` is the
+    /// instance created disabled (`create_incomplete_disabled`).
+    Waiting {
+        missing: String,
+        disabled: Option<String>,
+    },
+    /// Tray (or the owner's records) refused the step; the text explains it.
     Refused(String),
 }
 
-/// Whether Tray has accepted the configured solution and slot yet.
 #[derive(Debug, Default)]
 enum Check {
     #[default]
     Unanswered,
     Accepted,
-    /// Refused while importing this record (its report has the full reason).
     Refused {
         record_id: String,
     },
 }
 
+/// Owners are serialised by one of these locks (by hash): flat memory, and two records of one
+/// owner never create two instances.
+const OWNER_LOCKS: usize = 64;
+
 #[derive(Debug)]
 pub struct Solutions {
     config: Option<SolutionConfig>,
+    memo: Arc<dyn Memo>,
+    users: Arc<Users>,
+    lookup_before_create: bool,
     check: tokio::sync::Mutex<Check>,
+    owners: Vec<tokio::sync::Mutex<()>>,
+    queue: Mutex<()>,
+    enables: Mutex<JoinSet<Result<(), String>>>,
+    failures: Mutex<Vec<String>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn is_refusal(error: &ProviderError) -> bool {
+    matches!(
+        error,
+        ProviderError::Rejected { .. } | ProviderError::Fatal { .. }
+    )
 }
 
 impl Solutions {
-    pub fn new(config: Option<SolutionConfig>) -> Self {
+    pub fn new(
+        config: Option<SolutionConfig>,
+        memo: Arc<dyn Memo>,
+        users: Arc<Users>,
+        lookup_before_create: bool,
+    ) -> Self {
         Self {
             config,
+            memo,
+            users,
+            lookup_before_create,
             check: tokio::sync::Mutex::new(Check::Unanswered),
+            owners: (0..OWNER_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            queue: Mutex::new(()),
+            enables: Mutex::new(JoinSet::new()),
+            failures: Mutex::new(Vec::new()),
         }
     }
 
-    fn config_for(&self, service: &str) -> Option<&SolutionConfig> {
-        self.config.as_ref().filter(|s| s.applies_to(service))
+    pub fn config(&self) -> Option<&SolutionConfig> {
+        self.config.as_ref()
     }
 
-    /// The instance name: the configured template, else the auth's own (unique) name.
-    fn instance_name(&self, record: &CredentialRecord, target: &MappedTarget) -> String {
-        match self
-            .config_for(&record.service)
-            .and_then(|s| s.instance_name_template.as_deref())
-        {
-            // `{service_title}` renders the service name here, as in earlier releases: names
-            // are how instances are found again, so they must not change between versions.
-            Some(template) => auth_name(template, record, &target.service),
-            None => target.name.clone(),
-        }
+    fn owner_lock(&self, owner: &str) -> &tokio::sync::Mutex<()> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        owner.hash(&mut hasher);
+        let index = usize::try_from(hasher.finish() % OWNER_LOCKS as u64).unwrap_or(0);
+        &self.owners[index]
     }
 
-    /// Finds (by name) or creates the record's instance, and enables it. Transient failures
-    /// are errors (the caller turns them into a reconcile); refusals are [`InstanceStep::Refused`].
-    pub async fn ensure(
+    fn instance(&self, solution: &str, owner: &str) -> Option<InstanceEntry> {
+        self.memo
+            .get(SOLUTION_MEMO, &instance_key(solution, owner))
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .filter(|entry| *entry != InstanceEntry::Removed)
+    }
+
+    fn put_instance(&self, solution: &str, owner: &str, entry: &InstanceEntry) {
+        let text = serde_json::to_string(entry).unwrap_or_default();
+        self.memo
+            .put(SOLUTION_MEMO, &instance_key(solution, owner), &text);
+    }
+
+    /// After a record's auth exists: notes it in its slot and, when the owner's slots are all
+    /// filled, creates the instance and queues its enable. Transient failures are errors (the
+    /// caller turns them into a reconcile, which comes back here).
+    pub async fn step(
         &self,
-        users: &Users,
         user: UserRef<'_>,
         record: &CredentialRecord,
-        target: &MappedTarget,
+        target: Option<&SolutionTarget>,
         auth_id: &str,
     ) -> Result<InstanceStep, ProviderError> {
-        let Some(solution) = self.config_for(&record.service) else {
+        let (Some(solution), Some(target)) = (&self.config, target) else {
             return Ok(InstanceStep::NotConfigured);
         };
-        let name = self.instance_name(record, target);
+        let sid = &solution.solution_id;
+        let owner = &record.owner.id;
+        let entry = SlotEntry {
+            auth_id: auth_id.to_owned(),
+            config: target.config.clone(),
+        };
+        self.memo.put(
+            SOLUTION_MEMO,
+            &slot_key(sid, owner, &target.auth_external_id),
+            &serde_json::to_string(&entry).unwrap_or_default(),
+        );
+        let _owner = self.owner_lock(owner).lock().await;
+        let covered = coverage(solution, |slot| {
+            self.memo
+                .get(SOLUTION_MEMO, &slot_key(sid, owner, slot))
+                .and_then(|text| serde_json::from_str(&text).ok())
+        });
+        let complete = covered.missing.is_empty();
+        let values = match config_values(solution, &covered.filled) {
+            Ok(values) => values,
+            Err(reason) => {
+                return Ok(InstanceStep::Refused(format!(
+                    "solution instance not created: {reason}"
+                )));
+            }
+        };
+        let waiting = |disabled: Option<String>| InstanceStep::Waiting {
+            missing: missing_text(&covered.missing),
+            disabled,
+        };
+        let user_id = user.user_id.unwrap_or_default().to_owned();
+        let mut existing = self.instance(sid, owner);
+        if existing.is_none()
+            && self.lookup_before_create
+            && (complete || solution.create_incomplete_disabled)
+        {
+            // No state of it (a new state file): Tray may still have it from an earlier run.
+            let name = instance_name(&solution.instance_name_template, record);
+            existing = Some(InstanceEntry::Creating { name, complete });
+        }
+        if let Some(InstanceEntry::Creating { name, .. }) = &existing {
+            existing = match self.find(user, sid, name).await? {
+                Some((id, true)) => Some(InstanceEntry::Enabled {
+                    id,
+                    name: name.clone(),
+                }),
+                Some((id, false)) => Some(InstanceEntry::Created {
+                    id,
+                    name: name.clone(),
+                    // Completed below if the slots say so.
+                    complete: false,
+                }),
+                None => None,
+            };
+            match &existing {
+                Some(entry) => self.put_instance(sid, owner, entry),
+                None => self.put_instance(sid, owner, &InstanceEntry::Removed),
+            }
+        }
+        match existing {
+            Some(InstanceEntry::Enabled { id, .. }) => Ok(InstanceStep::Enabled(id)),
+            Some(InstanceEntry::Created {
+                id,
+                name,
+                complete: true,
+            }) => {
+                // Its enable is queued (by this run or a killed one); finish drains it.
+                let _ = name;
+                Ok(InstanceStep::EnablePending(id))
+            }
+            Some(InstanceEntry::Created { id, name, .. }) => {
+                if !complete {
+                    return Ok(waiting(Some(id)));
+                }
+                // A disabled instance (or one found by name) now gets every slot.
+                let variables = json!({
+                    "id": id,
+                    "authValues": auth_values(&covered.filled),
+                    "configValues": wire_config_values(&values),
+                });
+                let updated: Result<UpdateSolutionInstanceData, CallFailure> = self
+                    .users
+                    .graphql(
+                        user,
+                        GraphqlCall {
+                            document: queries::UPDATE_SOLUTION_INSTANCE_VALUES,
+                            variables: &variables,
+                            effect: Effect::IdempotentWrite,
+                            operation: "fill solution instance",
+                            secrets: user.secrets,
+                        },
+                    )
+                    .await;
+                if let Err(failure) = updated {
+                    return refused_or_error(failure);
+                }
+                self.put_instance(
+                    sid,
+                    owner,
+                    &InstanceEntry::Created {
+                        id: id.clone(),
+                        name,
+                        complete: true,
+                    },
+                );
+                self.enqueue(sid, owner, &user_id, &id);
+                Ok(InstanceStep::EnablePending(id))
+            }
+            Some(InstanceEntry::Creating { .. } | InstanceEntry::Removed) | None => {
+                if !complete && !solution.create_incomplete_disabled {
+                    return Ok(waiting(None));
+                }
+                let name = instance_name(&solution.instance_name_template, record);
+                let created = self
+                    .create(
+                        user,
+                        record,
+                        solution,
+                        &name,
+                        &covered.filled,
+                        &values,
+                        complete,
+                    )
+                    .await?;
+                let id = match created {
+                    Ok(id) => id,
+                    Err(refused) => return Ok(InstanceStep::Refused(refused)),
+                };
+                self.put_instance(
+                    sid,
+                    owner,
+                    &InstanceEntry::Created {
+                        id: id.clone(),
+                        name,
+                        complete,
+                    },
+                );
+                if !complete {
+                    return Ok(waiting(Some(id)));
+                }
+                self.enqueue(sid, owner, &user_id, &id);
+                Ok(InstanceStep::EnablePending(id))
+            }
+        }
+    }
+
+    /// The owner's instance of this solution named `name`: (id, enabled).
+    async fn find(
+        &self,
+        user: UserRef<'_>,
+        solution_id: &str,
+        name: &str,
+    ) -> Result<Option<(String, bool)>, ProviderError> {
         let variables = json!({"name": name});
-        let found: ViewerSolutionInstancesData = match users
+        let found: ViewerSolutionInstancesData = match self
+            .users
             .graphql(
                 user,
                 GraphqlCall {
@@ -104,54 +325,31 @@ impl Solutions {
             .await
         {
             Ok(found) => found,
-            Err(failure) => return refused_or_error(failure),
+            Err(failure) => return Err(failure.error),
         };
-        let existing = found
+        Ok(found
             .viewer
             .solution_instances
             .into_nodes()
-            .find(|node| node.name.as_deref() == Some(name.as_str()));
-        let (instance_id, enabled) = match existing {
-            Some(node) => (node.id, node.enabled),
-            None => match self
-                .create(users, user, record, solution, &name, auth_id)
-                .await?
-            {
-                Ok(id) => (id, false),
-                Err(refused) => return Ok(InstanceStep::Refused(refused)),
-            },
-        };
-        if !enabled {
-            let variables = json!({"id": instance_id});
-            let enabled: Result<UpdateSolutionInstanceData, _> = users
-                .graphql(
-                    user,
-                    GraphqlCall {
-                        document: queries::ENABLE_SOLUTION_INSTANCE,
-                        variables: &variables,
-                        effect: Effect::IdempotentWrite,
-                        operation: "enable solution instance",
-                        secrets: user.secrets,
-                    },
-                )
-                .await;
-            if let Err(failure) = enabled {
-                return refused_or_error(failure);
-            }
-        }
-        Ok(InstanceStep::Enabled(instance_id))
+            .find(|node| {
+                node.name.as_deref() == Some(name)
+                    && node.solution.as_ref().is_none_or(|s| s.id == solution_id)
+            })
+            .map(|node| (node.id, node.enabled)))
     }
 
-    /// `createSolutionInstance`, checked as described in the module comment. `Ok(Err(text))`
-    /// is a refusal for the report.
+    /// `createSolutionInstance`, checked as the module comment says. `Ok(Err(text))` is a
+    /// refusal for the report. The intent is in the memo before the request is sent.
+    #[allow(clippy::too_many_arguments)]
     async fn create(
         &self,
-        users: &Users,
         user: UserRef<'_>,
         record: &CredentialRecord,
         solution: &SolutionConfig,
         name: &str,
-        auth_id: &str,
+        filled: &[(String, SlotEntry)],
+        values: &BTreeMap<String, Value>,
+        complete: bool,
     ) -> Result<Result<String, String>, ProviderError> {
         let check = self.check.lock().await;
         if let Check::Refused { record_id } = &*check {
@@ -159,15 +357,23 @@ impl Solutions {
                 "solution instance not created: tray refused the [tray.solution] step for record `{record_id}` (its report line has the reason)"
             )));
         }
-        // Only a create made before Tray has answered one holds the lock until it is
-        // answered; once one was accepted, the others run freely.
         let mut first = matches!(*check, Check::Unanswered).then_some(check);
+        self.put_instance(
+            &solution.solution_id,
+            &record.owner.id,
+            &InstanceEntry::Creating {
+                name: name.to_owned(),
+                complete,
+            },
+        );
         let variables = json!({
             "solutionId": solution.solution_id,
             "instanceName": name,
-            "authValues": [{"externalId": solution.auth_external_id, "authId": auth_id}],
+            "authValues": auth_values(filled),
+            "configValues": wire_config_values(values),
         });
-        let created: Result<CreateSolutionInstanceData, CallFailure> = users
+        let created: Result<CreateSolutionInstanceData, CallFailure> = self
+            .users
             .graphql(
                 user,
                 GraphqlCall {
@@ -179,9 +385,20 @@ impl Solutions {
                 },
             )
             .await;
-        let outcome = match created {
-            Ok(data) => Ok(data.create_solution_instance.solution_instance.id),
+        match created {
+            Ok(data) => {
+                if let Some(check) = first.as_mut() {
+                    **check = Check::Accepted;
+                }
+                Ok(Ok(data.create_solution_instance.solution_instance.id))
+            }
             Err(failure) if is_refusal(&failure.error) => {
+                // Refused: nothing was created.
+                self.put_instance(
+                    &solution.solution_id,
+                    &record.owner.id,
+                    &InstanceEntry::Removed,
+                );
                 let reason = refusal_text(solution, &failure);
                 if let Some(check) = first.as_mut() {
                     tracing::warn!("record {}: {reason}", record.id);
@@ -189,28 +406,174 @@ impl Solutions {
                         record_id: record.id.clone(),
                     };
                 }
-                return Ok(Err(reason));
+                Ok(Err(reason))
             }
-            Err(failure) => return Err(failure.error),
-        };
-        if let Some(check) = first.as_mut() {
-            **check = Check::Accepted;
+            Err(failure) => Err(failure.error),
         }
-        drop(first);
-        // Tray asks for a pause between create and enable; this only delays this record.
-        tokio::time::sleep(solution.enable_delay()).await;
-        Ok(outcome)
     }
 
-    /// Removes an instance at rollback; one that is already gone is fine.
+    /// Queues the enable in the memo (so a killed run's next run does it) and starts it in
+    /// the background after the wait.
+    fn enqueue(&self, solution: &str, owner: &str, user_id: &str, instance_id: &str) {
+        let queued = QueuedEnable {
+            owner: owner.to_owned(),
+            user_id: user_id.to_owned(),
+            instance_id: instance_id.to_owned(),
+            created_ms: now_ms(),
+        };
+        {
+            let _queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let tail_key = queue_end_key(solution, "queue.tail");
+            let tail = self.read_u64(&tail_key);
+            self.memo.put(
+                SOLUTION_MEMO,
+                &queue_key(solution, tail),
+                &serde_json::to_string(&queued).unwrap_or_default(),
+            );
+            self.memo
+                .put(SOLUTION_MEMO, &tail_key, &(tail + 1).to_string());
+        }
+        let delay = self.config.as_ref().map(SolutionConfig::enable_delay);
+        let users = self.users.clone();
+        let memo = self.memo.clone();
+        let solution = solution.to_owned();
+        let mut tasks = self.enables.lock().unwrap_or_else(|e| e.into_inner());
+        // Reap finished ones so the set only holds enables still waiting.
+        while let Some(done) = tasks.try_join_next() {
+            self.note_result(done);
+        }
+        tasks.spawn(async move {
+            tokio::time::sleep(delay.unwrap_or_default()).await;
+            enable(&users, memo.as_ref(), &solution, &queued).await
+        });
+    }
+
+    fn note_result(&self, done: Result<Result<(), String>, tokio::task::JoinError>) {
+        let failure = match done {
+            Ok(Ok(())) => return,
+            Ok(Err(text)) => text,
+            Err(_) => "an enable task stopped unexpectedly".to_owned(),
+        };
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.push(failure);
+    }
+
+    fn read_u64(&self, key: &str) -> u64 {
+        self.memo
+            .get(SOLUTION_MEMO, key)
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Awaits this run's enables, then enables whatever the queue still holds (an earlier,
+    /// killed run's), each at least the wait after its create. Failures leave the instance
+    /// disabled and queued for the next run, and fail this one.
+    pub async fn finish(&self) -> Result<(), ProviderError> {
+        let Some(solution) = &self.config else {
+            return Ok(());
+        };
+        loop {
+            let next = {
+                let mut tasks = self.enables.lock().unwrap_or_else(|e| e.into_inner());
+                if tasks.is_empty() {
+                    break;
+                }
+                // Taken out so the lock is not held across the await.
+                std::mem::take(&mut *tasks)
+            };
+            let mut next = next;
+            while let Some(done) = next.join_next().await {
+                self.note_result(done);
+            }
+        }
+        let sid = &solution.solution_id;
+        let head_key = queue_end_key(sid, "queue.head");
+        let head = self.read_u64(&head_key);
+        let tail = self.read_u64(&queue_end_key(sid, "queue.tail"));
+        let mut new_head = head;
+        let mut contiguous = true;
+        for n in head..tail {
+            let queued: Option<QueuedEnable> = self
+                .memo
+                .get(SOLUTION_MEMO, &queue_key(sid, n))
+                .and_then(|text| serde_json::from_str(&text).ok());
+            let done = match queued {
+                None => true,
+                Some(queued) => {
+                    let wait_until = queued.created_ms.saturating_add(solution.enable_delay_ms);
+                    let now = now_ms();
+                    if wait_until > now {
+                        tokio::time::sleep(Duration::from_millis(wait_until - now)).await;
+                    }
+                    match enable(&self.users, self.memo.as_ref(), sid, &queued).await {
+                        Ok(()) => true,
+                        Err(text) => {
+                            self.note_result(Ok(Err(text)));
+                            false
+                        }
+                    }
+                }
+            };
+            contiguous &= done;
+            if contiguous {
+                new_head = n + 1;
+            }
+        }
+        if new_head != head {
+            self.memo
+                .put(SOLUTION_MEMO, &head_key, &new_head.to_string());
+        }
+        let failures =
+            std::mem::take(&mut *self.failures.lock().unwrap_or_else(|e| e.into_inner()));
+        match failures.first() {
+            None => Ok(()),
+            Some(first) => Err(ProviderError::transient(format!(
+                "{} solution instance(s) could not be enabled and stay disabled (the next run enables them); first: {first}",
+                failures.len()
+            ))),
+        }
+    }
+
+    /// Removes the owner's instance at rollback (before any of its auths); one already gone
+    /// is fine. `known` is the instance id the state's record has, if any.
     pub async fn remove(
         &self,
-        users: &Users,
+        user: UserRef<'_>,
+        solution_id: Option<&str>,
+        known: Option<&str>,
+    ) -> Result<(), ProviderError> {
+        let entry = solution_id.and_then(|sid| {
+            self.memo
+                .get(SOLUTION_MEMO, &instance_key(sid, user.external_user_id))
+                .and_then(|text| serde_json::from_str::<InstanceEntry>(&text).ok())
+        });
+        let id = match (&entry, solution_id) {
+            (Some(InstanceEntry::Removed), _) => None,
+            (Some(InstanceEntry::Creating { name, .. }), Some(sid)) => {
+                self.find(user, sid, name).await?.map(|(id, _)| id)
+            }
+            (Some(other), _) => other.id().map(str::to_owned),
+            (None, _) => known.map(str::to_owned),
+        };
+        if let Some(id) = id {
+            self.remove_instance(user, &id).await?;
+        }
+        if let Some(sid) = solution_id {
+            if entry.is_some() {
+                self.put_instance(sid, user.external_user_id, &InstanceEntry::Removed);
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_instance(
+        &self,
         user: UserRef<'_>,
         instance_id: &str,
     ) -> Result<(), ProviderError> {
         let variables = json!({"solutionInstanceId": instance_id});
-        let removed: Result<Ignored, CallFailure> = users
+        let removed: Result<Ignored, CallFailure> = self
+            .users
             .graphql(
                 user,
                 GraphqlCall {
@@ -238,18 +601,68 @@ impl Solutions {
     }
 }
 
-/// A failure the same request would meet again: Tray refused the step.
-fn is_refusal(error: &ProviderError) -> bool {
-    matches!(
-        error,
-        ProviderError::Rejected { .. } | ProviderError::Fatal { .. }
-    )
+/// `updateSolutionInstance(enabled: true)` for a queued instance, unless the memo says it is
+/// already enabled or was removed. The error text is for the run's failure message.
+async fn enable(
+    users: &Users,
+    memo: &dyn Memo,
+    solution: &str,
+    queued: &QueuedEnable,
+) -> Result<(), String> {
+    let key = instance_key(solution, &queued.owner);
+    let entry: Option<InstanceEntry> = memo
+        .get(SOLUTION_MEMO, &key)
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let name = match entry {
+        Some(InstanceEntry::Created { id, name, .. }) if id == queued.instance_id => name,
+        // Enabled, removed, or replaced since: nothing to do.
+        _ => return Ok(()),
+    };
+    let user = UserRef {
+        external_user_id: &queued.owner,
+        name: None,
+        user_id: (!queued.user_id.is_empty()).then_some(queued.user_id.as_str()),
+        secrets: &[],
+    };
+    let variables = json!({"id": queued.instance_id});
+    let enabled: Result<UpdateSolutionInstanceData, CallFailure> = users
+        .graphql(
+            user,
+            GraphqlCall {
+                document: queries::ENABLE_SOLUTION_INSTANCE,
+                variables: &variables,
+                effect: Effect::IdempotentWrite,
+                operation: "enable solution instance",
+                secrets: &[],
+            },
+        )
+        .await;
+    match enabled {
+        Ok(_) => {
+            let entry = InstanceEntry::Enabled {
+                id: queued.instance_id.clone(),
+                name,
+            };
+            memo.put(
+                SOLUTION_MEMO,
+                &key,
+                &serde_json::to_string(&entry).unwrap_or_default(),
+            );
+            Ok(())
+        }
+        Err(failure) => Err(format!(
+            "instance {} of owner {}: {}",
+            queued.instance_id,
+            queued.owner,
+            failure.error.message()
+        )),
+    }
 }
 
 fn refused_or_error(failure: CallFailure) -> Result<InstanceStep, ProviderError> {
     if is_refusal(&failure.error) {
         return Ok(InstanceStep::Refused(format!(
-            "solution instance not created: {}",
+            "solution instance not completed: {}",
             failure.error.message()
         )));
     }
@@ -260,11 +673,16 @@ fn refused_or_error(failure: CallFailure) -> Result<InstanceStep, ProviderError>
 /// is not documented, so the likely causes are named whatever it says.
 fn refusal_text(solution: &SolutionConfig, failure: &CallFailure) -> String {
     format!(
-        "solution instance not created: {}; check [tray.solution] solution_id `{}` and auth_external_id `{}` \
-         (auth slot external ids are case-sensitive: copy it from the solution editor); \
-         the authentication is imported, and the next run creates the instance once the configuration is fixed",
+        "solution instance not created: {}; check [tray.solution] solution_id `{}` and the slots' external ids {} \
+         (external ids are case-sensitive: copy them from the solution editor); \
+         the authentications are imported, and the next run creates the instance once the configuration is fixed",
         failure.error.message(),
         solution.solution_id,
-        solution.auth_external_id
+        solution
+            .slots
+            .keys()
+            .map(|slot| format!("`{slot}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }

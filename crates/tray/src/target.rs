@@ -3,6 +3,8 @@
 //! the state keeps of an imported auth ([`TrayRef`], handed back to `verify` and `remove`).
 //! The JSON keys are the state file's format: renaming one orphans earlier runs' records.
 
+use std::collections::BTreeMap;
+
 use authport_core::{MappedRecord, ProviderError, TargetRef};
 use serde_json::{Map, Value, json};
 
@@ -28,7 +30,10 @@ pub struct MappedTarget {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SolutionTarget {
     pub solution_id: String,
+    /// The auth slot this record fills.
     pub auth_external_id: String,
+    /// The record's own config slot values (`targets.tray.solution.config`).
+    pub config: BTreeMap<String, Value>,
 }
 
 /// What the state keeps of one imported auth. No secret.
@@ -41,7 +46,10 @@ pub struct TrayRef {
     pub external_user_id: String,
     pub service_environment_id: String,
     pub name: String,
+    /// The owner's solution instance, once this record's step created or found it.
     pub solution_instance_id: Option<String>,
+    /// The solution whose slot this auth fills: rollback removes the owner's instance first.
+    pub solution_id: Option<String>,
 }
 
 impl MappedTarget {
@@ -66,6 +74,9 @@ impl MappedTarget {
         if let Some(solution) = self.solution {
             map.insert("solution_id".into(), json!(solution.solution_id));
             map.insert("auth_external_id".into(), json!(solution.auth_external_id));
+            if !solution.config.is_empty() {
+                map.insert("solution_config".into(), json!(solution.config));
+            }
         }
         map
     }
@@ -82,6 +93,13 @@ impl MappedTarget {
             Some(solution_id) => Some(SolutionTarget {
                 solution_id,
                 auth_external_id: read.required("auth_external_id")?,
+                config: match map.get("solution_config") {
+                    None | Some(Value::Null) => BTreeMap::new(),
+                    Some(Value::Object(values)) => {
+                        values.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+                    }
+                    Some(_) => return Err(read.problem("solution_config")),
+                },
             }),
             None => None,
         };
@@ -115,6 +133,9 @@ impl TrayRef {
         if let Some(instance) = self.solution_instance_id {
             map.insert("solution_instance_id".into(), json!(instance));
         }
+        if let Some(solution) = self.solution_id {
+            map.insert("solution_id".into(), json!(solution));
+        }
         TargetRef(map)
     }
 
@@ -130,6 +151,7 @@ impl TrayRef {
             service_environment_id: read.required("service_environment_id")?,
             name: read.required("name")?,
             solution_instance_id: read.optional("solution_instance_id")?,
+            solution_id: read.optional("solution_id")?,
         })
     }
 }
@@ -173,6 +195,7 @@ mod tests {
             service_environment_id: "e-1".into(),
             name: "Slack — Acme (0011)".into(),
             solution_instance_id: instance.map(str::to_owned),
+            solution_id: instance.map(|_| "s-1".to_owned()),
         }
     }
 
@@ -210,6 +233,7 @@ mod tests {
             Some(SolutionTarget {
                 solution_id: "s-1".into(),
                 auth_external_id: "external_slack_authentication".into(),
+                config: BTreeMap::from([("external_channel".into(), json!("#sales"))]),
             }),
         ] {
             let original = MappedTarget {

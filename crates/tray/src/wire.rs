@@ -247,6 +247,14 @@ pub struct SolutionInstance {
     #[serde(default)]
     pub name: Option<String>,
     pub enabled: bool,
+    /// Selected by the look-up only (`solution { id }`, §5.8's `SolutionInstance.solution`).
+    #[serde(default)]
+    pub solution: Option<SolutionReference>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SolutionReference {
+    pub id: String,
 }
 
 /// `createSolutionInstance` (§5.8).
@@ -301,11 +309,15 @@ pub mod queries {
     /// §5.5 (no arguments, no paging).
     pub const VIEWER_AUTHENTICATIONS: &str = "query { viewer { authentications { edges { node { id name serviceEnvironment { id title } } } pageInfo { hasNextPage hasPreviousPage } } } }";
     /// §8 names `solutionInstances(criteria: {name})` for reconciliation (an assumption of
-    /// tray-api.md); no other argument is used. Instance names are unique per record.
-    pub const VIEWER_SOLUTION_INSTANCES: &str = "query ($name: String) { viewer { solutionInstances(criteria: {name: $name}) { edges { node { id name enabled } } } } }";
-    /// §5.8. An unknown or differently cased auth slot external id makes it fail: that is how
-    /// a wrong `auth_external_id` is found (the slots themselves are not queryable).
-    pub const CREATE_SOLUTION_INSTANCE: &str = "mutation ($solutionId: ID!, $instanceName: String!, $authValues: [AuthValue!]) { createSolutionInstance(input: {solutionId: $solutionId, instanceName: $instanceName, authValues: $authValues}) { solutionInstance { id enabled } } }";
+    /// tray-api.md); no other argument is used. Instance names are unique per owner; the
+    /// solution id is checked on the answer.
+    pub const VIEWER_SOLUTION_INSTANCES: &str = "query ($name: String) { viewer { solutionInstances(criteria: {name: $name}) { edges { node { id name enabled solution { id } } } } } }";
+    /// §5.8, every auth slot and config slot at once. An unknown or differently cased external
+    /// id makes it fail: that is how a wrong slot is found (slots are not queryable).
+    pub const CREATE_SOLUTION_INSTANCE: &str = "mutation ($solutionId: ID!, $instanceName: String!, $authValues: [AuthValue!], $configValues: [ConfigValue!]) { createSolutionInstance(input: {solutionId: $solutionId, instanceName: $instanceName, authValues: $authValues, configValues: $configValues}) { solutionInstance { id enabled } } }";
+    /// §5.9 with the documented `authValues` and `configValues` inputs: completes an instance
+    /// created disabled. Never `errorOnEnablingWithMissingValues` (2021 SDL only).
+    pub const UPDATE_SOLUTION_INSTANCE_VALUES: &str = "mutation ($id: ID!, $authValues: [AuthValue!], $configValues: [ConfigValue!]) { updateSolutionInstance(input: {solutionInstanceId: $id, authValues: $authValues, configValues: $configValues}) { solutionInstance { id enabled } } }";
     /// §5.9, `enabled: true` inline as in Tray's example.
     pub const ENABLE_SOLUTION_INSTANCE: &str = "mutation ($id: ID!) { updateSolutionInstance(input: {solutionInstanceId: $id, enabled: true}) { solutionInstance { id enabled } } }";
     /// Not in tray-api.md (assumed from Tray's Embedded API): rollback of an instance.

@@ -55,3 +55,50 @@ fn loopback_urls_may_be_plain_http_in_any_case() {
             .provider("tray");
     }
 }
+
+/// Builds the provider with this `[tray]` section; returns the refusal.
+fn solution_refusal(section: serde_json::Value) -> String {
+    let built = context()
+        .var("TRAY_MASTER_TOKEN", &canary("tray-master-token"))
+        .config(section)
+        .try_provider("tray");
+    match built {
+        Ok(provider) => panic!("accepted: {provider:?}"),
+        Err(error) => error.message,
+    }
+}
+
+/// Issue 11: the one-slot form of earlier releases is refused with how to migrate it, and the
+/// message quotes none of the configured values.
+#[test]
+fn the_old_single_slot_solution_form_is_refused_with_a_migration_hint() {
+    let message = solution_refusal(serde_json::json!({"solution": {
+        "solution_id": "s-hunter2pw", "auth_external_id": "external_hunter2pw_authentication",
+        "services": ["slack"]}}));
+    assert!(message.contains("slots = {"), "{message}");
+    assert!(message.contains("case-sensitive"), "{message}");
+    assert!(!message.contains("hunter2pw"), "{message}");
+}
+
+#[test]
+fn solution_slots_are_checked() {
+    for (section, expect) in [
+        (serde_json::json!({"solution_id": "s"}), "needs `slots`"),
+        (
+            serde_json::json!({"solution_id": "s", "slots": {"a": "slack", "b": "slack"}}),
+            "one slot per service",
+        ),
+        (
+            serde_json::json!({"solution_id": "s", "slots": {"a": "slack"},
+                "instance_name_template": "{record.id}"}),
+            "owner fields only",
+        ),
+        (
+            serde_json::json!({"solution_id": "s", "slots": {"a": "slack"}, "nope": 1}),
+            "invalid [tray] config at `solution.nope`",
+        ),
+    ] {
+        let message = solution_refusal(serde_json::json!({ "solution": section }));
+        assert!(message.contains(expect), "{expect}: {message}");
+    }
+}

@@ -1,5 +1,6 @@
-//! The optional solution-instance step against the sandbox: create and enable, rollback, and
-//! a refused auth slot (found the documented way, by `createSolutionInstance` failing).
+//! The solution step against the sandbox: one instance per owner once every slot is filled,
+//! enabled when the run finishes its deferred work, rollback, a refused auth slot (found the
+//! documented way, by `createSolutionInstance` failing), and a lost create answer.
 
 mod common;
 
@@ -18,7 +19,7 @@ static SECRET: LazyLock<String> = LazyLock::new(|| canary("record"));
 
 fn solution_config(external_id: &str) -> Value {
     json!({"solution": {"solution_id": authport_sandbox::tray::stable_uuid("solution:acme-slack-sync"),
-        "auth_external_id": external_id, "services": ["slack"], "enable_delay_ms": 0}})
+        "slots": {external_id: "slack"}, "enable_delay_ms": 0}})
 }
 
 #[tokio::test]
@@ -35,6 +36,7 @@ async fn solution_instance_is_created_enabled_and_removed() {
         .import(&record, &provider.map(&record).unwrap(), None)
         .await
         .unwrap();
+    provider.finish().await.unwrap();
     let instance_id = outcome
         .target
         .get_str("solution_instance_id")
@@ -179,6 +181,7 @@ async fn a_corrected_solution_config_finishes_the_step_on_update() {
         .unwrap();
     assert_eq!(second.disposition, Disposition::Updated);
     assert!(second.target.get_str("solution_instance_id").is_some());
+    right.finish().await.unwrap();
     assert_eq!(sandbox.tray.instances().len(), 1);
     assert!(sandbox.tray.instances()[0].enabled);
     assert_eq!(sandbox.tray.auth_count(), 1);
