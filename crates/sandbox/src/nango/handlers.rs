@@ -47,15 +47,16 @@ fn admit(inner: &mut Inner) -> Admission {
             retry_after: None,
         };
     };
+    // A window opens with the first request after the previous one closed and lasts a
+    // minute (where Nango aligns its windows is not documented).
     let now = chrono::Utc::now().timestamp();
-    let window_start = now - now.rem_euclid(60);
-    if inner.window.start != window_start {
+    if now >= inner.window.start + 60 {
         inner.window = Window {
-            start: window_start,
+            start: now,
             used: 0,
         };
     }
-    let reset = window_start + 60;
+    let reset = inner.window.start + 60;
     let over = inner.window.used >= limit.per_minute;
     if !over {
         inner.window.used += 1;
