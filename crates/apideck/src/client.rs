@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::config::ApideckConfig;
 use crate::target::ApideckRef;
-use crate::wire::{Connection, Envelope, ErrorEnvelope, ValidatedState};
+use crate::wire::{Connection, ConsumersPage, Envelope, ErrorEnvelope, ValidatedState};
 
 const APP_HEADER: HeaderName = HeaderName::from_static("x-apideck-app-id");
 const CONSUMER_HEADER: HeaderName = HeaderName::from_static("x-apideck-consumer-id");
@@ -169,6 +169,30 @@ impl VaultClient {
         let call = self.call(Method::GET, url, path, Effect::Read, None)?;
         let answer = self.http.send(call).await.map_err(ProviderError::from)?;
         parse_data(path, answer.body.bytes())
+    }
+
+    /// One page of `GET /vault/consumers?limit={limit}[&cursor=...]` (no consumer header: the
+    /// endpoint lists them all). The cursor is Vault's, passed back as given.
+    pub async fn consumers_page(
+        &self,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<ConsumersPage, ProviderError> {
+        let path = "/vault/consumers";
+        let mut url = self.url(path)?;
+        url.query_pairs_mut()
+            .append_pair("limit", &limit.to_string());
+        if let Some(cursor) = cursor {
+            url.query_pairs_mut().append_pair("cursor", cursor);
+        }
+        let call = self.call(Method::GET, url, path, Effect::Read, None)?;
+        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
+        // The whole answer, not only `data`: the cursors are in `meta`.
+        serde_json::from_slice::<ConsumersPage>(answer.body.bytes()).map_err(|_| {
+            ProviderError::transient(format!(
+                "apideck {path}: the answer is not the expected page shape"
+            ))
+        })
     }
 
     /// `POST /vault/connections/{u}/{s}/import`: an upsert, so sending it twice leaves the

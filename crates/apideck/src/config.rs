@@ -29,6 +29,19 @@ pub enum ValidateAfterImport {
     Always,
 }
 
+/// How the pre-existing check learns whether a connection is already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreExistingCheck {
+    /// One listing of the application's consumers per run (`GET /vault/consumers`); only
+    /// records whose consumer already holds their service read the connection first (default).
+    #[default]
+    ConsumerList,
+    /// Read every record's connection right before its import (one more request per record;
+    /// the narrowest window for a connection someone else creates during the run).
+    PerConnection,
+}
+
 /// What to do with a record whose `expires_in` looks like milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,20 +87,22 @@ pub const TARGET_OVERRIDE_KEYS: [&str; 5] = [
 ];
 
 /// The keys of `[apideck]`.
-pub const SETTINGS: [&str; 12] = [
+pub const SETTINGS: [&str; 10] = [
     "api_key",
     "app_id",
     "api_url",
     "discovery_consumer_id",
     "overwrite_existing",
+    "pre_existing_check",
     "validate_after_import",
     "suspect_milliseconds",
     "allow_incomplete_settings",
     "services",
-    "requests_per_second",
-    "burst",
-    "concurrency",
 ];
+
+/// Keys `[apideck]` once had whose job is now `[engine]`'s: refused with a pointer there, so a
+/// value that no longer does anything is not silently kept.
+pub const ENGINE_KEYS: [&str; 3] = ["requests_per_second", "burst", "concurrency"];
 
 impl TargetOverride {
     /// Reads a record's `targets.apideck`. A problem is located by its field path and never
@@ -140,15 +155,13 @@ pub struct ApideckConfig {
     pub discovery_consumer_id: String,
     /// Import over connections that already hold credentials this tool did not import.
     pub overwrite_existing: bool,
+    pub pre_existing_check: PreExistingCheck,
     pub validate_after_import: ValidateAfterImport,
     pub suspect_milliseconds: SuspectMilliseconds,
     /// Import OAuth records even when a required form field (e.g. QuickBooks `realm_id`) is
     /// missing; the connection then stays `authorized` until someone fills it in.
     pub allow_incomplete_settings: bool,
     pub services: BTreeMap<String, TargetOverride>,
-    pub requests_per_second: f64,
-    pub burst: u32,
-    pub concurrency: usize,
 }
 
 impl fmt::Debug for ApideckConfig {
@@ -158,6 +171,7 @@ impl fmt::Debug for ApideckConfig {
             .field("api_url", &self.api_base())
             .field("discovery_consumer_id", &self.discovery_consumer_id)
             .field("overwrite_existing", &self.overwrite_existing)
+            .field("pre_existing_check", &self.pre_existing_check)
             .field("validate_after_import", &self.validate_after_import)
             .field("suspect_milliseconds", &self.suspect_milliseconds)
             .field("allow_incomplete_settings", &self.allow_incomplete_settings)
@@ -177,6 +191,8 @@ struct RawConfig {
     #[serde(default)]
     overwrite_existing: bool,
     #[serde(default)]
+    pre_existing_check: PreExistingCheck,
+    #[serde(default)]
     validate_after_import: ValidateAfterImport,
     #[serde(default)]
     suspect_milliseconds: SuspectMilliseconds,
@@ -184,9 +200,6 @@ struct RawConfig {
     allow_incomplete_settings: bool,
     #[serde(default)]
     services: BTreeMap<String, TargetOverride>,
-    requests_per_second: Option<f64>,
-    burst: Option<u32>,
-    concurrency: Option<usize>,
 }
 
 impl ApideckConfig {
@@ -203,6 +216,11 @@ impl ApideckConfig {
             Some(Value::String(key)) => Some(key),
             Some(_) => return Err(ConfigError::new("[apideck] api_key must be a string")),
         };
+        if let Some(key) = ENGINE_KEYS.iter().find(|key| section.contains_key(**key)) {
+            return Err(ConfigError::new(format!(
+                "[apideck] {key} is no longer read: the run's rate, burst and concurrency are set in [engine] (or with the matching command-line flags); remove it from [apideck]"
+            )));
+        }
         if let Some(Value::Object(services)) = section.get("services") {
             for (service, table) in services {
                 let unknown = table.as_object().is_some_and(|keys| {
@@ -211,7 +229,8 @@ impl ApideckConfig {
                 });
                 if unknown {
                     return Err(ConfigError::new(format!(
-                        "[apideck.services.{service}] has a key that is not one of {}",
+                        "[apideck.services.{}] has a key that is not one of {}",
+                        crate::map::shown_name(service),
                         TARGET_OVERRIDE_KEYS.join(", ")
                     )));
                 }
@@ -272,25 +291,17 @@ impl ApideckConfig {
                 "[apideck] discovery_consumer_id must be non-empty printable ASCII",
             ));
         }
-        let requests_per_second = raw.requests_per_second.unwrap_or(10.0);
-        if !(requests_per_second.is_finite() && requests_per_second > 0.0) {
-            return Err(ConfigError::new(
-                "[apideck] requests_per_second must be a positive number",
-            ));
-        }
         Ok(Self {
             api_key: SecretString::from(api_key),
             app_id,
             api_url,
             discovery_consumer_id,
             overwrite_existing: raw.overwrite_existing,
+            pre_existing_check: raw.pre_existing_check,
             validate_after_import: raw.validate_after_import,
             suspect_milliseconds: raw.suspect_milliseconds,
             allow_incomplete_settings: raw.allow_incomplete_settings,
             services: raw.services,
-            requests_per_second,
-            burst: raw.burst.unwrap_or(10).max(1),
-            concurrency: raw.concurrency.unwrap_or(4).max(1),
         })
     }
 }

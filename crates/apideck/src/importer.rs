@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use authport_core::{
@@ -15,8 +16,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::client::{Lookup, VaultClient};
-use crate::config::{ApideckConfig, ValidateAfterImport};
+use crate::config::{ApideckConfig, PreExistingCheck, ValidateAfterImport};
 use crate::connector::ConnectorInfo;
+use crate::consumers::{ConsumerListing, SentUnchecked, list_consumers};
 use crate::expiry::render_at_send;
 use crate::map::{MapOptions, RECORD_ID_METADATA_KEY, map_record};
 use crate::target::{ApideckRef, PROVIDER, resolve_target};
@@ -24,6 +26,10 @@ use crate::wire::Connection;
 
 /// `(unified_api, service_id)`.
 type ConnectorKey = (String, String);
+
+/// Retryable failures of the consumer listing before the run stops trying it (each failed try
+/// costs one request; the records meanwhile are read one by one, as without the listing).
+const LISTING_ATTEMPTS: u32 = 3;
 
 /// The Apideck Vault importer.
 pub struct ApideckImporter {
@@ -35,6 +41,12 @@ pub struct ApideckImporter {
     /// What discovery learned per connector: the connector, or why its records cannot be
     /// imported.
     catalogue: DiscoveryCache<ConnectorKey, ConnectorInfo>,
+    /// The run's one listing of consumers (single-flight, on the first import that needs it),
+    /// or why it is not used.
+    consumers: DiscoveryCache<(), ConsumerListing>,
+    listing_failures: AtomicU32,
+    /// The pairs this run imported without reading them first (the listing cannot see them).
+    sent_unchecked: SentUnchecked,
 }
 
 impl fmt::Debug for ApideckImporter {
@@ -56,6 +68,9 @@ impl ApideckImporter {
             client,
             now: Utc::now(),
             catalogue: DiscoveryCache::default(),
+            consumers: DiscoveryCache::default(),
+            listing_failures: AtomicU32::new(0),
+            sent_unchecked: SentUnchecked::default(),
         })
     }
 
@@ -112,6 +127,54 @@ impl ApideckImporter {
                 )),
             },
         )
+    }
+
+    /// Whether the import of `at` must first read the connection (the pre-existing check).
+    /// Only a usable listing that shows the consumer without that service, or does not show
+    /// the consumer, answers `false`, and only once per pair in a run; any doubt answers `true`.
+    async fn needs_check(&self, at: &ApideckRef) -> Result<bool, ProviderError> {
+        if self.config.pre_existing_check == PreExistingCheck::PerConnection {
+            return Ok(true);
+        }
+        match self
+            .consumers
+            .get_or_discover(&(), || self.list_consumers_once())
+            .await
+        {
+            Ok(Ok(listing)) => {
+                Ok(listing.check_or_claim(&at.consumer_id, &at.service_id, &self.sent_unchecked))
+            }
+            Ok(Err(_unusable)) => Ok(true),
+            // A 401 or a plan limit stops the run, as it would on the connection's read.
+            Err(error @ ProviderError::Fatal { .. }) => Err(error),
+            Err(_retryable) => Ok(true),
+        }
+    }
+
+    /// One try at the listing. `Ok(Err(_))` is cached: the run checks record by record.
+    async fn list_consumers_once(&self) -> Result<Result<ConsumerListing, String>, ProviderError> {
+        let unusable = match list_consumers(&self.client).await {
+            Ok(Ok(listing)) => {
+                tracing::debug!(
+                    "apideck: consumer list read; records of unlisted pairs are imported without a prior read"
+                );
+                return Ok(Ok(listing));
+            }
+            Ok(Err(unusable)) => unusable,
+            Err(error @ ProviderError::Fatal { .. }) => return Err(error),
+            Err(error)
+                if error.is_retryable()
+                    && self.listing_failures.fetch_add(1, Ordering::SeqCst) + 1
+                        < LISTING_ATTEMPTS =>
+            {
+                return Err(error);
+            }
+            Err(error) => format!("{} ({})", error.kind(), error.message()),
+        };
+        tracing::warn!(
+            "apideck: the consumer list is not used ({unusable}); every connection is read before its import"
+        );
+        Ok(Err(unusable))
     }
 
     fn validate_wanted(&self, auth_type: Option<&str>) -> bool {
@@ -291,6 +354,9 @@ impl AuthImporter for ApideckImporter {
         let secrets = record.secret_values();
         let existing = if prior.is_some() {
             Existing::Ours
+        } else if !self.needs_check(&at).await? {
+            // The run's consumer list shows no connection here (see `crate::consumers`).
+            Existing::Absent
         } else {
             // Pre-existing check: import is an upsert and would overwrite what is there.
             match self.client.get_connection(&at, &secrets).await? {

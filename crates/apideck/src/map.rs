@@ -136,25 +136,33 @@ fn map_settings(
     check_no_type_only_objects("settings", &record.settings)?;
     let mut settings = Map::new();
     for (name, value) in &record.settings {
-        let field_path = format!("settings.{name}");
-        let form_field_id = match target.overrides.settings_map.get(name) {
+        let field_path = format!("settings.{}", shown_name(name));
+        let (form_field_id, renamed) = match target.overrides.settings_map.get(name) {
             Some(None) => {
                 notes.push(format!("{field_path}: dropped by settings_map"));
                 continue;
             }
-            Some(Some(id)) => id.as_str(),
-            None => name.as_str(),
+            Some(Some(id)) => (id.as_str(), true),
+            None => (name.as_str(), false),
         };
         if connector.field(form_field_id).is_none() {
+            // The name is in the field path; an id from settings_map is never shown (a value
+            // put there by mistake may be a secret).
+            let what = if renamed {
+                "the form field id settings_map gives it (not shown)"
+            } else {
+                "it"
+            };
             return Err(MappingError::new(
                 field_path,
                 format!(
-                    "`{form_field_id}` is not a form field of {} (form fields: {}); rename or drop it with targets.{PROVIDER}.settings_map",
+                    "{what} is not a form field of {} (form fields: {}); rename or drop it with targets.{PROVIDER}.settings_map",
                     connector.label(),
                     connector.field_ids()
                 ),
             ));
         }
+        // Shown below: it is one of the connector's own ids (checked above).
         if settings
             .insert(form_field_id.to_owned(), value.clone())
             .is_some()
@@ -175,7 +183,7 @@ fn check_no_type_only_objects(section: &str, map: &Map<String, Value>) -> Result
         if let Value::Object(inner) = value {
             if inner.len() == 1 && inner.contains_key("type") {
                 return Err(MappingError::new(
-                    format!("{section}.{key}"),
+                    format!("{section}.{}", shown_name(key)),
                     "an object holding only `type` would be dropped by Apideck",
                 ));
             }
@@ -192,6 +200,8 @@ fn map_secret_settings(
     connector: &ConnectorInfo,
     settings: &mut Map<String, Value>,
 ) -> Result<(), MappingError> {
+    // (field path, form field id, secret). Ids are ours, Vault's, a record's custom field
+    // name, or taken from `fields` (checked below, never shown).
     let secrets: Vec<(String, String, &authport_core::SecretString)> = match auth {
         Auth::ApiKey { api_key } => vec![(
             "auth.api_key".to_owned(),
@@ -234,17 +244,19 @@ fn map_secret_settings(
                     .get(name)
                     .cloned()
                     .unwrap_or_else(|| name.clone());
-                (format!("auth.fields.{name}"), id, secret)
+                (format!("auth.fields.{}", shown_name(name)), id, secret)
             })
             .collect(),
         Auth::OAuth2(_) => Vec::new(),
     };
     for (field_path, form_field_id, secret) in secrets {
         if connector.field(&form_field_id).is_none() {
+            // Whatever named it (a `fields` value, a custom field name), the id is not shown:
+            // the field path locates the secret, and the form fields are Vault's own ids.
             return Err(MappingError::new(
                 field_path,
                 format!(
-                    "`{form_field_id}` is not a form field of {} (form fields: {}); set targets.{PROVIDER}.fields",
+                    "the form field id it goes to (not shown) is not a form field of {} (form fields: {}); set targets.{PROVIDER}.fields",
                     connector.label(),
                     connector.field_ids()
                 ),
@@ -327,6 +339,22 @@ fn check_required_fields(
             connector.label()
         ),
     ))
+}
+
+/// An operator-chosen name (a record's settings, metadata or custom field key) as it may
+/// appear in a message: the rule of core's `record::names::escaped_name` (control characters,
+/// quotes and backslashes escaped; at most 64 characters).
+pub fn shown_name(name: &str) -> String {
+    const MAX_NAME_CHARS: usize = 64;
+    let mut shown: String = name
+        .chars()
+        .take(MAX_NAME_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if name.chars().nth(MAX_NAME_CHARS).is_some() {
+        shown.push('…');
+    }
+    shown
 }
 
 fn is_filled(value: &Value) -> bool {

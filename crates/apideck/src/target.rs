@@ -44,7 +44,8 @@ pub fn resolve_target(
         return Err(MappingError::new(
             &field,
             format!(
-                "no Apideck connector known for service `{service}`; set targets.{PROVIDER}.unified_api and .service_id or [apideck.services.{service}]"
+                "no Apideck connector known for service `{service}`; set targets.{PROVIDER}.unified_api and .service_id or [apideck.services.{service}]",
+                service = crate::map::shown_name(service)
             ),
         ));
     };

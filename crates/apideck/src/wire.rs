@@ -80,3 +80,35 @@ pub struct ErrorEnvelope {
     #[serde(rename = "ref")]
     pub reference: Option<String>,
 }
+
+/// One page of `GET /vault/consumers` (`GetConsumersResponse`): `data` and the next cursor.
+#[derive(Debug, Deserialize)]
+pub struct ConsumersPage {
+    pub data: Vec<ConsumerItem>,
+    #[serde(default)]
+    pub meta: Option<PageMeta>,
+}
+
+/// An item of `GetConsumersResponse.data` (the parts authport uses). Neither key is required
+/// by vault.yml: a missing one is told apart from an empty one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ConsumerItem {
+    pub consumer_id: Option<String>,
+    /// The service ids (`salesforce`, ...) the consumer holds a connection to.
+    pub services: Option<Vec<String>>,
+}
+
+/// `Meta` (the cursors only).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PageMeta {
+    pub cursors: Option<PageCursors>,
+}
+
+/// `Meta.cursors` (the next one only; it is `null` on the last page).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PageCursors {
+    pub next: Option<String>,
+}

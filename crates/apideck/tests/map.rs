@@ -633,3 +633,53 @@ fn mapping_is_deterministic_and_redacted() {
     };
     assert_eq!(oauth.access_token.expose_secret(), CANARY_ACCESS);
 }
+
+/// Issue 10 item 4: a secret pasted as a form field id in `fields` or `settings_map` (or as a
+/// custom field name) is never echoed; names in the field path are escaped and capped.
+#[test]
+fn form_field_ids_from_fields_and_settings_map_are_never_echoed() {
+    // `check_error` fails on any canary in the message.
+    check_error(
+        "greenhouse",
+        json!({"settings": {"region": "eu"},
+               "targets": {"apideck": {"settings_map": {"region": CANARY_API_KEY}}}}),
+        false,
+        Some("settings.region"),
+    );
+    check_error(
+        "greenhouse",
+        json!({"targets": {"apideck": {"fields": {"api_key": CANARY_API_KEY}}}}),
+        false,
+        Some("auth.api_key"),
+    );
+    check_error(
+        "zendesk",
+        json!({"targets": {"apideck": {"fields": {"password": CANARY_PASSWORD}}}}),
+        false,
+        Some("auth.password"),
+    );
+    check_error(
+        "greenhouse",
+        json!({"auth": {"type": "custom", "fields": {"secret": CANARY_API_KEY}},
+               "targets": {"apideck": {"fields": {"secret": CANARY_PASSWORD}}}}),
+        false,
+        Some("auth.fields.secret"),
+    );
+    // Operator-chosen names located by the path: control characters escaped, long ones capped.
+    let connector = catalogue()
+        .into_iter()
+        .find(|c| c.service_id == "greenhouse")
+        .expect("in the catalogue");
+    let long_name = format!("x{}", "y".repeat(100));
+    for (name, shown) in [
+        ("a\u{1b}[2Jb\n", "settings.a\\u{1b}[2Jb\\n".to_owned()),
+        (long_name.as_str(), format!("settings.x{}…", "y".repeat(63))),
+    ] {
+        let record = record(&json!({"id": "rec-1", "owner": {"id": "acme-42"},
+            "service": "greenhouse", "auth": {"type": "api_key", "api_key": CANARY_API_KEY},
+            "settings": {name: "eu"}}));
+        let error = map_with(&record, &connector, &options()).expect_err("not a form field");
+        assert_eq!(error.field, shown);
+        assert!(!error.to_string().contains(name), "{error}");
+    }
+}

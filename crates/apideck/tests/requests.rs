@@ -63,6 +63,13 @@ async fn record(
     };
     match (method.as_str(), uri.path()) {
         ("GET", "/vault/connections") => ok(json!([connection])),
+        // One page of no consumers: the one listing of the run, at vault.yml's largest page.
+        ("GET", "/vault/consumers") if uri.query() == Some("limit=200") => (
+            StatusCode::OK,
+            axum::Json(json!({"status_code": 200, "status": "OK", "data": [],
+                              "meta": {"items_on_page": 0, "cursors": {"next": null}}})),
+        )
+            .into_response(),
         ("GET", _) if header("x-apideck-consumer-id") == "authport-discovery" => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"status_code": 404, "type_name": "ConnectionNotFoundError"})),
@@ -204,13 +211,15 @@ async fn every_request_is_a_spec_operation_with_its_required_headers_and_a_valid
         [
             "connectionsOne",
             "connectionsAll",
-            "connectionsOne",
+            // The consumer list shows no consumer: the first import needs no read before it.
+            "consumersAll",
             "connectionsImport",
             "validateConnectionState",
             "connectionsImport",
             "validateConnectionState",
             "connectionsOne",
             "connectionsDelete",
+            // Another record for a pair this run sent unchecked: read first.
             "connectionsOne",
             "connectionsImport",
             "validateConnectionState",

@@ -235,16 +235,24 @@ async fn pre_existing_connections_are_skipped_unless_overwriting_is_allowed() {
     assert_eq!(outcome.disposition, Disposition::Updated);
     assert_eq!(sandbox.apideck.import_count(), 1);
 
-    // A connection added without a grant is filled in, and still not ours to remove.
-    sandbox
-        .apideck
-        .precreate_connection("globex-7", "crm", "hubspot", Map::new(), None);
-    let other = record_with_owner(&record, "globex-7");
-    let outcome = import(importer.as_ref(), &other, None)
-        .await
-        .expect("maps")
-        .expect("imports");
-    assert_eq!(outcome.disposition, Disposition::Updated);
+    // A connection added without a grant is filled in, and still not ours to remove: seen by
+    // the next run's consumer list, and by the read of `per_connection`.
+    for (owner, config) in [
+        ("globex-7", Value::Null),
+        ("initech-3", json!({"pre_existing_check": "per_connection"})),
+    ] {
+        sandbox
+            .apideck
+            .precreate_connection(owner, "crm", "hubspot", Map::new(), None);
+        let other = record_with_owner(&record, owner);
+        let next_run = provider(&sandbox, config.clone());
+        discover(next_run.as_ref(), std::slice::from_ref(&other)).await;
+        let outcome = import(next_run.as_ref(), &other, None)
+            .await
+            .expect("maps")
+            .expect("imports");
+        assert_eq!(outcome.disposition, Disposition::Updated, "{config}");
+    }
 }
 
 fn record_with_owner(record: &CredentialRecord, owner: &str) -> CredentialRecord {
