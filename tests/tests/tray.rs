@@ -272,7 +272,7 @@ async fn solution_instances_are_created_enabled_and_rolled_back_with_the_auths()
     // A pre-existing auth of another end user: rollback must leave it alone.
     let dir = scratch();
     let config = format!(
-        "[tray.solution]\nsolution_id = \"{}\"\nauth_external_id = \"External_HubSpot_Authentication\"\nservices = [\"hubspot\"]\nenable_delay_ms = 0\n",
+        "[tray.solution]\nsolution_id = \"{}\"\nslots = {{ External_HubSpot_Authentication = \"hubspot\" }}\nenable_delay_ms = 0\n",
         solution.id
     );
     std::fs::write(dir.path().join("authport.toml"), config).unwrap();
@@ -333,7 +333,7 @@ async fn solution_instances_are_created_enabled_and_rolled_back_with_the_auths()
 }
 
 /// Issue 8 item 16: Tray documents no way to read a solution's auth slots, so a wrong-case
-/// `auth_external_id` is found when `createSolutionInstance` fails. That failure is explained
+/// slot external id is found when `createSolutionInstance` fails. That failure is explained
 /// once, never stops the run (no exit 3) and never undoes the auths already imported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_case_solution_slot_is_explained_once_and_every_auth_is_imported() {
@@ -349,10 +349,17 @@ async fn a_wrong_case_solution_slot_is_explained_once_and_every_auth_is_imported
         .clone();
     let dir = scratch();
     let config = format!(
-        "[tray.solution]\nsolution_id = \"{solution_id}\"\nauth_external_id = \"external_hubspot_authentication\"\nenable_delay_ms = 0\n"
+        "[tray.solution]\nsolution_id = \"{solution_id}\"\nslots = {{ external_hubspot_authentication = \"hubspot\" }}\nenable_delay_ms = 0\n"
     );
     std::fs::write(dir.path().join("authport.toml"), config).unwrap();
-    let input = write_lines(dir.path(), "in.jsonl", &example_lines());
+    // One instance per owner: three more owners with a HubSpot record each.
+    let mut lines = example_lines();
+    for owner in ["o1", "o2", "o3"] {
+        lines.push(format!(
+            r#"{{"id":"{owner}/hubspot","owner":{{"id":"{owner}"}},"service":"hubspot","auth":{{"type":"oauth2","access_token":"t-{owner}"}},"targets":{{"tray":{{"service_environment":"acme hubspot oauth"}}}}}}"#
+        ));
+    }
+    let input = write_lines(dir.path(), "in.jsonl", &lines);
     let run = import(
         &sandbox,
         dir.path(),
@@ -366,12 +373,12 @@ async fn a_wrong_case_solution_slot_is_explained_once_and_every_auth_is_imported
         "{:?}",
         statuses(&run.report)
     );
-    assert_eq!(sandbox.tray.auth_count(), 6, "every auth is imported");
+    assert_eq!(sandbox.tray.auth_count(), 9, "every auth is imported");
     assert!(sandbox.tray.instances().is_empty());
     assert_eq!(
         sandbox.tray.call_count("graphql createSolutionInstance"),
         1,
-        "the refused step is not asked again for every record"
+        "the refused step is not asked again for every owner"
     );
     let warnings: Vec<String> = run
         .report
@@ -388,7 +395,7 @@ async fn a_wrong_case_solution_slot_is_explained_once_and_every_auth_is_imported
         .iter()
         .filter(|w| w.contains("its report line has the reason"))
         .count();
-    assert_eq!(referring, 5, "{warnings:?}");
+    assert_eq!(referring, 3, "{warnings:?}");
     assert!(
         run.out.stderr.contains("external_hubspot_authentication"),
         "the operator sees it: {}",
