@@ -94,7 +94,12 @@ impl NangoClient {
     ) -> Result<Connection, ProviderError> {
         let path = "/connections";
         let call = self
-            .call(Method::POST, self.url(&[path])?, "POST /connections", Effect::IdempotentWrite)
+            .call(
+                Method::POST,
+                self.url(&[path])?,
+                "POST /connections",
+                Effect::IdempotentWrite,
+            )
             .json(body)
             .secrets(secrets);
         let answer = self.http.send(call).await.map_err(ProviderError::from)?;

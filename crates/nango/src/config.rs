@@ -136,7 +136,10 @@ impl fmt::Debug for NangoConfig {
             .field("provider_config_key", &self.provider_config_key)
             .field("overwrite_existing", &self.overwrite_existing)
             .field("services", &self.services.keys().collect::<Vec<_>>())
-            .field("integrations", &self.integrations.keys().collect::<Vec<_>>())
+            .field(
+                "integrations",
+                &self.integrations.keys().collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -154,11 +154,7 @@ fn map_oauth2(oauth: &OAuth2, notes: &mut Vec<String>) -> Map<String, Value> {
         Some(expiry) => {
             credentials.insert(
                 "expires_at".to_owned(),
-                json!(
-                    expiry
-                        .expires_at
-                        .to_rfc3339_opts(SecondsFormat::Secs, true)
-                ),
+                json!(expiry.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true)),
             );
         }
         None => notes.push("no expiry known: Nango treats the access token as valid".to_owned()),

@@ -29,7 +29,10 @@ pub fn resolve_destination(
         .map(|key| (key, format!("{field}.provider_config_key")))
         .or_else(|| {
             let key = config.services.get(service)?.provider_config_key.clone()?;
-            Some((key, format!("[nango.services.{service}] provider_config_key")))
+            Some((
+                key,
+                format!("[nango.services.{service}] provider_config_key"),
+            ))
         })
         .or_else(|| {
             let key = config.provider_config_key.clone()?;
@@ -39,8 +42,14 @@ pub fn resolve_destination(
         Some((key, source)) => {
             if !integrations.iter().any(|i| i.unique_key == key) {
                 return Err(MappingError::new(
-                    if source.starts_with("targets.") { source.clone() } else { "service".to_owned() },
-                    format!("integration `{key}` (from {source}) does not exist in this Nango environment"),
+                    if source.starts_with("targets.") {
+                        source.clone()
+                    } else {
+                        "service".to_owned()
+                    },
+                    format!(
+                        "integration `{key}` (from {source}) does not exist in this Nango environment"
+                    ),
                 ));
             }
             key

@@ -69,11 +69,20 @@ mod tests {
             provider_config_key: "hubspot".to_owned(),
             connection_id: "acme-42-hubspot".to_owned(),
         };
-        assert_eq!(NangoRef::try_from(&TargetRef::from(&original)), Ok(original));
+        assert_eq!(
+            NangoRef::try_from(&TargetRef::from(&original)),
+            Ok(original)
+        );
         for (value, key) in [
             (json!({"connection_id": "c"}), "provider_config_key"),
-            (json!({"provider_config_key": "p", "connection_id": 5}), "connection_id"),
-            (json!({"provider_config_key": "", "connection_id": "c"}), "provider_config_key"),
+            (
+                json!({"provider_config_key": "p", "connection_id": 5}),
+                "connection_id",
+            ),
+            (
+                json!({"provider_config_key": "", "connection_id": "c"}),
+                "provider_config_key",
+            ),
         ] {
             let error = NangoRef::from_map(value.as_object().unwrap()).expect_err("refused");
             assert_eq!(error.kind(), "rejected");

@@ -37,8 +37,7 @@ fn the_embedded_schema_is_the_specs() {
         assert_eq!(copy, &bare(&spec["components"]["schemas"][name]), "{name}");
     }
     let request = bare(
-        &spec["paths"]["/connections"]["post"]["requestBody"]["content"]["application/json"]
-            ["schema"],
+        &spec["paths"]["/connections"]["post"]["requestBody"]["content"]["application/json"]["schema"],
     );
     assert_eq!(embedded["required"], request["required"]);
     for (key, schema) in request["properties"].as_object().unwrap() {
@@ -50,7 +49,11 @@ fn the_embedded_schema_is_the_specs() {
             // The spec's `anyOf`, narrowed to the three kinds authport sends.
             "credentials" => {
                 let kinds = schema["anyOf"].as_array().unwrap();
-                for sent in ["OAuth2Credentials", "BasicApiCredentials", "ApiKeyCredentials"] {
+                for sent in [
+                    "OAuth2Credentials",
+                    "BasicApiCredentials",
+                    "ApiKeyCredentials",
+                ] {
                     let reference = json!({"$ref": format!("#/components/schemas/{sent}")});
                     assert!(kinds.contains(&reference), "{sent}");
                 }
@@ -78,10 +81,15 @@ fn mapped_bodies_are_valid_for_the_specs_request_schema() {
         json!({"type": "api_key", "api_key": "k"}),
         json!({"type": "basic", "username": "u", "password": "p"}),
     ] {
-        let record = record(&json!({"id": "o/svc", "owner": {"id": "o", "email": "o@x.example"},
-            "service": "svc", "auth": auth, "settings": {"a": 1}, "metadata": {"m": true}}));
+        let record = record(
+            &json!({"id": "o/svc", "owner": {"id": "o", "email": "o@x.example"},
+            "service": "svc", "auth": auth, "settings": {"a": 1}, "metadata": {"m": true}}),
+        );
         let destination = resolve_destination("svc", None, &config, &integrations).unwrap();
         let mapped = map_record(&record, &destination).unwrap();
-        assert_eq!(violations(&request, mapped.body.expose()), Vec::<String>::new());
+        assert_eq!(
+            violations(&request, mapped.body.expose()),
+            Vec::<String>::new()
+        );
     }
 }

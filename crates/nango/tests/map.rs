@@ -11,10 +11,7 @@ use authport_testkit::{assert_no_canary, canary, record};
 use serde_json::{Value, json};
 
 fn config(section: Value) -> NangoConfig {
-    let env = EnvSnapshot::from_pairs(vec![(
-        "NANGO_SECRET_KEY".to_owned(),
-        canary("nango-key"),
-    )]);
+    let env = EnvSnapshot::from_pairs(vec![("NANGO_SECRET_KEY".to_owned(), canary("nango-key"))]);
     NangoConfig::from_sources(&section, &env).expect("the config parses")
 }
 
@@ -46,7 +43,9 @@ fn fixture(kind: &str, service: &str, extra: Value) -> Value {
                            "client_id": "client-123"}),
         "oauth2_minimal" => json!({"type": "oauth2", "access_token": canary("access")}),
         "api_key" => json!({"type": "api_key", "api_key": canary("api-key")}),
-        "basic" => json!({"type": "basic", "username": canary("user"), "password": canary("password")}),
+        "basic" => {
+            json!({"type": "basic", "username": canary("user"), "password": canary("password")})
+        }
         "custom" => json!({"type": "custom", "fields": {"access_key_id": canary("key-id"),
                                                         "secret_access_key": canary("secret")}}),
         other => panic!("no fixture for {other}"),
@@ -115,11 +114,24 @@ fn secrets_land_in_the_documented_credential_fields() {
             assert_eq!(sent, secrets.next(), "{kind} at {pointer}");
         }
     };
-    check("oauth2", "hubspot", Value::Null,
-          json!(["/credentials/access_token", "/credentials/refresh_token"]));
-    check("api_key", "greenhouse", Value::Null, json!(["/credentials/apiKey"]));
-    check("basic", "zendesk", Value::Null,
-          json!(["/credentials/username", "/credentials/password"]));
+    check(
+        "oauth2",
+        "hubspot",
+        Value::Null,
+        json!(["/credentials/access_token", "/credentials/refresh_token"]),
+    );
+    check(
+        "api_key",
+        "greenhouse",
+        Value::Null,
+        json!(["/credentials/apiKey"]),
+    );
+    check(
+        "basic",
+        "zendesk",
+        Value::Null,
+        json!(["/credentials/username", "/credentials/password"]),
+    );
 }
 
 #[test]
@@ -132,19 +144,28 @@ fn oauth_expiry_is_sent_as_an_absolute_expires_at() {
         mapped.body.expose().pointer("/credentials/expires_at"),
         Some(&json!("2026-11-01T10:30:00Z"))
     );
-    assert_eq!(mapped.body.expose().pointer("/credentials/type"), Some(&json!("OAUTH2")));
+    assert_eq!(
+        mapped.body.expose().pointer("/credentials/type"),
+        Some(&json!("OAUTH2"))
+    );
 }
 
 #[test]
 fn connection_ids_are_deterministic_and_distinct() {
-    assert_eq!(connection_id_for("acme-42_hubspot.v2@x"), "acme-42_hubspot.v2@x");
+    assert_eq!(
+        connection_id_for("acme-42_hubspot.v2@x"),
+        "acme-42_hubspot.v2@x"
+    );
     let slashed = connection_id_for("acme-42/hubspot");
     assert_eq!(slashed, connection_id_for("acme-42/hubspot"));
     assert!(slashed.starts_with("acme-42-hubspot-"), "{slashed}");
     assert_ne!(slashed, connection_id_for("acme-42-hubspot"));
     assert_ne!(connection_id_for("a/b"), connection_id_for("a b"));
     let override_id = json!({"targets": {"nango": {"connection_id": "my-own-id"}}});
-    let view = outcome(&config(Value::Null), &fixture("oauth2", "hubspot", override_id));
+    let view = outcome(
+        &config(Value::Null),
+        &fixture("oauth2", "hubspot", override_id),
+    );
     assert_eq!(view["target"]["connection_id"], "my-own-id");
     assert_eq!(view["body"]["connection_id"], "my-own-id");
 }
@@ -161,8 +182,18 @@ fn the_integration_comes_from_the_record_then_config_then_a_unique_provider() {
     let by_record = json!({"targets": {"nango": {"provider_config_key": "salesforce-sandbox"}}});
     let configured = json!({"provider_config_key": "hubspot",
                             "services": {"salesforce": {"provider_config_key": "salesforce-prod"}}});
-    check(configured.clone(), by_record, "salesforce", "salesforce-sandbox");
-    check(configured.clone(), json!({}), "salesforce", "salesforce-prod");
+    check(
+        configured.clone(),
+        by_record,
+        "salesforce",
+        "salesforce-sandbox",
+    );
+    check(
+        configured.clone(),
+        json!({}),
+        "salesforce",
+        "salesforce-prod",
+    );
     check(configured, json!({}), "slack", "hubspot");
 }
 
@@ -174,19 +205,55 @@ fn ambiguous_unknown_and_malformed_targets_are_located_errors() {
         let message = view["error"]["message"].as_str().unwrap();
         assert!(message.contains(words), "{message}");
     };
-    check(Value::Null, json!({}), "salesforce", "service",
-          "2 Nango integrations use provider `salesforce` (salesforce-prod, salesforce-sandbox)");
-    check(Value::Null, json!({}), "slack", "service", "no Nango integration uses provider");
-    check(Value::Null, json!({"targets": {"nango": {"provider_config_key": "nope"}}}),
-          "hubspot", "targets.nango.provider_config_key", "does not exist");
-    check(json!({"services": {"hubspot": {"provider_config_key": "gone"}}}), json!({}),
-          "hubspot", "service", "does not exist");
-    check(Value::Null, json!({"targets": {"nango": {"SECRET-ish": 1}}}), "hubspot",
-          "targets.nango", "has a key that is not one of");
-    check(Value::Null, json!({"targets": {"nango": {"connection_id": ""}}}), "hubspot",
-          "targets.nango.connection_id", "must not be empty");
-    check(Value::Null, json!({"metadata": {"authport_record_id": "x"}}), "hubspot",
-          "metadata.authport_record_id", "reserved");
+    check(
+        Value::Null,
+        json!({}),
+        "salesforce",
+        "service",
+        "2 Nango integrations use provider `salesforce` (salesforce-prod, salesforce-sandbox)",
+    );
+    check(
+        Value::Null,
+        json!({}),
+        "slack",
+        "service",
+        "no Nango integration uses provider",
+    );
+    check(
+        Value::Null,
+        json!({"targets": {"nango": {"provider_config_key": "nope"}}}),
+        "hubspot",
+        "targets.nango.provider_config_key",
+        "does not exist",
+    );
+    check(
+        json!({"services": {"hubspot": {"provider_config_key": "gone"}}}),
+        json!({}),
+        "hubspot",
+        "service",
+        "does not exist",
+    );
+    check(
+        Value::Null,
+        json!({"targets": {"nango": {"SECRET-ish": 1}}}),
+        "hubspot",
+        "targets.nango",
+        "has a key that is not one of",
+    );
+    check(
+        Value::Null,
+        json!({"targets": {"nango": {"connection_id": ""}}}),
+        "hubspot",
+        "targets.nango.connection_id",
+        "must not be empty",
+    );
+    check(
+        Value::Null,
+        json!({"metadata": {"authport_record_id": "x"}}),
+        "hubspot",
+        "metadata.authport_record_id",
+        "reserved",
+    );
 }
 
 #[test]
@@ -216,14 +283,20 @@ fn custom_records_need_a_complete_field_map() {
 
 #[test]
 fn owner_tags_follow_nangos_recommendation() {
-    let view = outcome(&config(Value::Null), &fixture("api_key", "greenhouse", json!({})));
+    let view = outcome(
+        &config(Value::Null),
+        &fixture("api_key", "greenhouse", json!({})),
+    );
     assert_eq!(
         view["body"]["tags"],
         json!({"end_user_id": "acme-42", "organization_id": "acme-42",
                "end_user_email": "ops@acme.example"})
     );
     let long_owner = json!({"owner": {"id": "x".repeat(256)}});
-    let view = outcome(&config(Value::Null), &fixture("api_key", "greenhouse", long_owner));
+    let view = outcome(
+        &config(Value::Null),
+        &fixture("api_key", "greenhouse", long_owner),
+    );
     assert_eq!(view["error"]["field"], "owner.id", "{view}");
 }
 
@@ -240,5 +313,8 @@ fn a_body_that_breaks_the_schema_is_refused_before_sending() {
     body["credentials"]["api_key"] = json!("x");
     let violations = upsert_body_violations(&body);
     assert!(!violations.is_empty());
-    assert!(violations.iter().all(|v| !v.contains("CANARY")), "{violations:?}");
+    assert!(
+        violations.iter().all(|v| !v.contains("CANARY")),
+        "{violations:?}"
+    );
 }

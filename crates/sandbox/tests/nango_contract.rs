@@ -64,12 +64,7 @@ async fn call(
     }
 }
 
-async fn nango(
-    sandbox: &RunningSandbox,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Answer {
+async fn nango(sandbox: &RunningSandbox, method: &str, path: &str, body: Option<&Value>) -> Answer {
     call(sandbox, method, path, Some(SANDBOX_SECRET_KEY), body).await
 }
 
@@ -100,7 +95,10 @@ fn assert_connection_full(spec: &Value, schema: &Value, connection: &Value) {
     if credentials["type"] == "OAUTH2" {
         let mut plain = credentials.clone();
         let raw = plain.as_object_mut().unwrap().remove("raw");
-        assert!(raw.is_some_and(|raw| raw.is_object()), "OAuth credentials carry raw");
+        assert!(
+            raw.is_some_and(|raw| raw.is_object()),
+            "OAuth credentials carry raw"
+        );
         assert_valid(
             "OAuth2Credentials",
             &component_schema(spec, "OAuth2Credentials"),
@@ -133,7 +131,14 @@ async fn integrations_answer_the_documented_list() {
         .map(|i| i["provider"].as_str().unwrap())
         .collect();
     // Every service of examples/records.jsonl has an integration (the quick start).
-    for service in ["hubspot", "salesforce", "activecampaign", "greenhouse", "quickbooks", "zendesk"] {
+    for service in [
+        "hubspot",
+        "salesforce",
+        "activecampaign",
+        "greenhouse",
+        "quickbooks",
+        "zendesk",
+    ] {
         assert!(providers.contains(&service), "{service}");
     }
 }
@@ -150,18 +155,33 @@ async fn the_upsert_creates_then_updates_one_connection_and_answers_connection_f
     let created = nango(&sandbox, "POST", "/connections", Some(&body)).await;
     assert_eq!(created.status, 200, "{}", created.text);
     assert_connection_full(&spec, &full, &created.body);
-    assert_eq!(created.body["tags"]["end_user_id"], "acme-42", "keys lowercased");
-    assert!(!created.text.contains(CANARY_REFRESH), "no refresh token unless asked");
+    assert_eq!(
+        created.body["tags"]["end_user_id"], "acme-42",
+        "keys lowercased"
+    );
+    assert!(
+        !created.text.contains(CANARY_REFRESH),
+        "no refresh token unless asked"
+    );
 
     let mut changed = body.clone();
     changed["credentials"]["access_token"] = json!("CANARY-second-access");
     let updated = nango(&sandbox, "POST", "/connections", Some(&changed)).await;
     assert_eq!(updated.status, 200);
-    assert_eq!(updated.body["id"], created.body["id"], "the same connection");
+    assert_eq!(
+        updated.body["id"], created.body["id"],
+        "the same connection"
+    );
     assert_eq!(sandbox.nango.connection_count(), 1);
     assert_eq!(sandbox.nango.upsert_count(), 2);
 
-    let read = nango(&sandbox, "GET", "/connections/acme-42-hubspot?provider_config_key=hubspot", None).await;
+    let read = nango(
+        &sandbox,
+        "GET",
+        "/connections/acme-42-hubspot?provider_config_key=hubspot",
+        None,
+    )
+    .await;
     assert_eq!(read.status, 200);
     assert_connection_full(&spec, &full, &read.body);
     assert!(read.body["credentials"].get("refresh_token").is_none());
@@ -172,16 +192,30 @@ async fn the_upsert_creates_then_updates_one_connection_and_answers_connection_f
         None,
     )
     .await;
-    assert_eq!(with_refresh.body["credentials"]["refresh_token"], CANARY_REFRESH);
-    assert_eq!(with_refresh.body["credentials"]["access_token"], "CANARY-second-access");
+    assert_eq!(
+        with_refresh.body["credentials"]["refresh_token"],
+        CANARY_REFRESH
+    );
+    assert_eq!(
+        with_refresh.body["credentials"]["access_token"],
+        "CANARY-second-access"
+    );
     assert_connection_full(&spec, &full, &with_refresh.body);
 
     for (kind, credentials) in [
         ("API_KEY", json!({"type": "API_KEY", "apiKey": "k"})),
-        ("BASIC", json!({"type": "BASIC", "username": "u", "password": "p"})),
+        (
+            "BASIC",
+            json!({"type": "BASIC", "username": "u", "password": "p"}),
+        ),
     ] {
-        let key = if kind == "API_KEY" { "greenhouse" } else { "zendesk" };
-        let body = json!({"provider_config_key": key, "connection_id": "c1", "credentials": credentials});
+        let key = if kind == "API_KEY" {
+            "greenhouse"
+        } else {
+            "zendesk"
+        };
+        let body =
+            json!({"provider_config_key": key, "connection_id": "c1", "credentials": credentials});
         assert_valid("our request", &request, &body);
         let answer = nango(&sandbox, "POST", "/connections", Some(&body)).await;
         assert_eq!(answer.status, 200, "{}", answer.text);
@@ -209,12 +243,21 @@ async fn list_and_delete_answer_the_documented_shapes() {
     let one = nango(&sandbox, "GET", "/connections?connectionId=a", None).await;
     assert_eq!(one.body["connections"][0]["errors"][0]["type"], "auth");
     assert_eq!(one.body["connections"].as_array().unwrap().len(), 1);
-    let tagged = nango(&sandbox, "GET", "/connections?tags%5Bend_user_id%5D=nobody", None).await;
+    let tagged = nango(
+        &sandbox,
+        "GET",
+        "/connections?tags%5Bend_user_id%5D=nobody",
+        None,
+    )
+    .await;
     assert_eq!(tagged.body["connections"], json!([]));
 
     let path = "/connections/a?provider_config_key=hubspot";
     let deleted = nango(&sandbox, "DELETE", path, None).await;
-    assert_eq!((deleted.status, &deleted.body), (200, &json!({"success": true})));
+    assert_eq!(
+        (deleted.status, &deleted.body),
+        (200, &json!({"success": true}))
+    );
     assert_valid(
         "DELETE",
         &response_schema(&spec, "/connections/{connectionId}", "delete", "200"),
@@ -239,7 +282,10 @@ async fn refresh_exhaustion_answers_424_and_errors_show_in_reads() {
     let path = "/connections/x?provider_config_key=hubspot";
     sandbox.nango.add_connection_error("hubspot", "x", "sync");
     let read = nango(&sandbox, "GET", path, None).await;
-    assert_eq!(read.body["errors"], json!([{"type": "sync", "log_id": "log1"}]));
+    assert_eq!(
+        read.body["errors"],
+        json!([{"type": "sync", "log_id": "log1"}])
+    );
     sandbox.nango.exhaust_refresh("hubspot", "x");
     let exhausted = nango(&sandbox, "GET", path, None).await;
     assert_eq!(exhausted.status, 424);
@@ -264,7 +310,10 @@ async fn bodies_the_spec_refuses_are_refused_without_quoting_them() {
         json!({"provider_config_key": "hubspot", "credentials": {"type": "OAUTH2", "access_token": CANARY_ACCESS, "expires_at": "soon"}}),
     ];
     for body in cases {
-        assert!(!violations(&request, &body).is_empty(), "the spec refuses {body}");
+        assert!(
+            !violations(&request, &body).is_empty(),
+            "the spec refuses {body}"
+        );
         let answer = nango(&sandbox, "POST", "/connections", Some(&body)).await;
         assert_eq!(answer.status, 400, "{body}");
         assert_eq!(answer.body["error"]["code"], "invalid_body");
@@ -274,12 +323,21 @@ async fn bodies_the_spec_refuses_are_refused_without_quoting_them() {
     // Valid for the spec, refused by the integration: an unknown key, a credential type the
     // integration's auth mode does not take.
     for (body, code) in [
-        (json!({"provider_config_key": "nope", "credentials": {"type": "API_KEY", "apiKey": "k"}}), "unknown_provider_config"),
-        (json!({"provider_config_key": "hubspot", "credentials": {"type": "API_KEY", "apiKey": "k"}}), "invalid_credentials"),
+        (
+            json!({"provider_config_key": "nope", "credentials": {"type": "API_KEY", "apiKey": "k"}}),
+            "unknown_provider_config",
+        ),
+        (
+            json!({"provider_config_key": "hubspot", "credentials": {"type": "API_KEY", "apiKey": "k"}}),
+            "invalid_credentials",
+        ),
     ] {
         assert_valid("the spec allows it", &request, &body);
         let answer = nango(&sandbox, "POST", "/connections", Some(&body)).await;
-        assert_eq!((answer.status, answer.body["error"]["code"].as_str()), (400, Some(code)));
+        assert_eq!(
+            (answer.status, answer.body["error"]["code"].as_str()),
+            (400, Some(code))
+        );
         assert_valid("400", &std_error, &answer.body);
     }
     assert_eq!(sandbox.nango.connection_count(), 0);
@@ -325,7 +383,10 @@ async fn over_the_plan_limit_answers_429_with_retry_after_and_rate_headers() {
     let retry_after = header(&refused, "retry-after");
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert!(resets.iter().all(|r| *r == resets[0]), "one fixed window");
-    assert!(resets[0] > chrono::Utc::now().timestamp() - 1, "reset is a Unix time ahead");
+    assert!(
+        resets[0] > chrono::Utc::now().timestamp() - 1,
+        "reset is a Unix time ahead"
+    );
     assert_valid("429", &component_schema(&spec, "StdError"), &refused.body);
     assert_eq!(sandbox.nango.rate_limited_count(), 1);
     // Without a limit (self-hosted), no headers.
@@ -357,8 +418,18 @@ async fn faults_apply_to_nango_like_the_other_vendors() {
         .await;
     assert!(lost.is_err(), "the answer was dropped");
     assert_eq!(sandbox.nango.connection_count(), 1, "the write was applied");
-    let second = nango(&sandbox, "POST", "/connections", Some(&oauth_body("dropped"))).await;
+    let second = nango(
+        &sandbox,
+        "POST",
+        "/connections",
+        Some(&oauth_body("dropped")),
+    )
+    .await;
     assert_eq!(second.status, 200);
-    assert_eq!(sandbox.nango.connection_count(), 1, "the retry is the same upsert");
+    assert_eq!(
+        sandbox.nango.connection_count(),
+        1,
+        "the retry is the same upsert"
+    );
     assert_eq!(sandbox.faults.injected().drop_after, 1);
 }

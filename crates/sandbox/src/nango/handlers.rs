@@ -16,7 +16,10 @@ use super::{Inner, NangoState, StoredConnection, Window, now_text, upsert_body_p
 pub(super) fn routes(state: Arc<NangoState>) -> Router {
     Router::new()
         .route("/integrations", get(list_integrations))
-        .route("/connections", get(list_connections).post(upsert_connection))
+        .route(
+            "/connections",
+            get(list_connections).post(upsert_connection),
+        )
         .route(
             "/connections/{connection_id}",
             get(get_connection).delete(delete_connection),
@@ -25,7 +28,12 @@ pub(super) fn routes(state: Arc<NangoState>) -> Router {
 }
 
 /// A `StdError` answer: `{"error": {"code", "message", "errors"?}}`.
-fn std_error(status: StatusCode, code: &str, message: &str, errors: Option<Vec<Value>>) -> Response {
+fn std_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    errors: Option<Vec<Value>>,
+) -> Response {
     let mut error = json!({"code": code, "message": message});
     if let Some(errors) = errors {
         error["errors"] = Value::Array(errors);
@@ -175,7 +183,12 @@ async fn upsert_connection(
 ) -> Response {
     answer(&state, &headers, |inner| {
         let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-            return std_error(StatusCode::BAD_REQUEST, "invalid_body", "Invalid JSON body", None);
+            return std_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "Invalid JSON body",
+                None,
+            );
         };
         let problems = upsert_body_problems(&body);
         if !problems.is_empty() {
@@ -350,7 +363,11 @@ async fn list_connections(
                        "metadata": stored.metadata, "tags": stored.tags, "errors": stored.errors})
             })
             .collect();
-        (StatusCode::OK, axum::Json(json!({"connections": connections}))).into_response()
+        (
+            StatusCode::OK,
+            axum::Json(json!({"connections": connections})),
+        )
+            .into_response()
     })
 }
 

@@ -139,7 +139,10 @@ impl fmt::Debug for StoredConnection {
         f.debug_struct("StoredConnection")
             .field("id", &self.id)
             .field("provider", &self.provider)
-            .field("credential_keys", &self.credentials.keys().collect::<Vec<_>>())
+            .field(
+                "credential_keys",
+                &self.credentials.keys().collect::<Vec<_>>(),
+            )
             .field("tags", &self.tags.keys().collect::<Vec<_>>())
             .field("errors", &self.errors.len())
             .field("pre_existing", &self.pre_existing)

@@ -50,12 +50,16 @@ pub fn component_schema(spec: &Value, name: &str) -> Value {
         spec["components"]["schemas"].get(name).is_some(),
         "no schema {name} in the spec"
     );
-    with_components(spec, &json!({"$ref": format!("#/components/schemas/{name}")}))
+    with_components(
+        spec,
+        &json!({"$ref": format!("#/components/schemas/{name}")}),
+    )
 }
 
 /// The JSON request body schema of `method path`.
 pub fn request_schema(spec: &Value, path: &str, method: &str) -> Value {
-    let schema = &spec["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
+    let schema =
+        &spec["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
     assert!(!schema.is_null(), "no request body for {method} {path}");
     with_components(spec, schema)
 }

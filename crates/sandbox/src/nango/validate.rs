@@ -10,10 +10,19 @@ const CREDENTIALS: [(&str, &[&str], &[&str]); 7] = [
     (
         "OAUTH2",
         &["access_token"],
-        &["access_token", "refresh_token", "expires_at", "config_override"],
+        &[
+            "access_token",
+            "refresh_token",
+            "expires_at",
+            "config_override",
+        ],
     ),
     ("API_KEY", &["apiKey"], &["apiKey"]),
-    ("BASIC", &["username", "password"], &["username", "password"]),
+    (
+        "BASIC",
+        &["username", "password"],
+        &["username", "password"],
+    ),
     (
         "OAUTH1",
         &["oauth_token", "oauth_token_secret"],
@@ -22,14 +31,25 @@ const CREDENTIALS: [(&str, &[&str], &[&str]); 7] = [
     (
         "OAUTH2_CC",
         &["token"],
-        &["token", "expires_at", "client_id", "client_secret", "client_certificate", "client_private_key"],
+        &[
+            "token",
+            "expires_at",
+            "client_id",
+            "client_secret",
+            "client_certificate",
+            "client_private_key",
+        ],
     ),
     (
         "TBA",
         &["token_id", "token_secret"],
         &["token_id", "token_secret", "config_override"],
     ),
-    ("APP", &["app_id", "installation_id"], &["app_id", "installation_id"]),
+    (
+        "APP",
+        &["app_id", "installation_id"],
+        &["app_id", "installation_id"],
+    ),
 ];
 
 /// Every problem of an upsert body; empty when it is valid.
