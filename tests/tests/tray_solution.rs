@@ -1,0 +1,231 @@
+//! End to end (issue 11): the `authport` binary filling a two-slot Tray solution (Mailchimp +
+//! Slack, a channel config slot), one instance per owner.
+
+mod common;
+
+use std::path::Path;
+
+use authport_sandbox::tray::stable_uuid;
+use common::*;
+use serde_json::Value;
+
+fn config(enable_delay_ms: u64) -> String {
+    format!(
+        r##"[tray.services.slack]
+service_environment = "acme slack oauth"
+
+[tray.services.mailchimp]
+service_environment = "mailchimp acme oauth"
+
+[tray.solution]
+solution_id = "{}"
+slots = {{ external_mailchimp_authentication = "mailchimp", external_slack_authentication = "slack" }}
+config_values = {{ external_slack_channel = "#general" }}
+instance_name_template = "{{owner}} sync ({{owner.id}})"
+enable_delay_ms = {enable_delay_ms}
+"##,
+        stable_uuid("solution:acme-mailchimp-to-slack")
+    )
+}
+
+fn line(owner: &str, service: &str) -> String {
+    format!(
+        r#"{{"id":"{owner}/{service}","owner":{{"id":"{owner}","name":"{owner} inc"}},"service":"{service}","auth":{{"type":"oauth2","access_token":"{}"}}}}"#,
+        canary(&format!("{owner}-{service}"))
+    )
+}
+
+async fn import(sandbox: &Sandbox, dir: &Path, lines: &[String]) -> Run {
+    let input = write_lines(dir, "in.jsonl", lines);
+    import_with_state(
+        "tray",
+        &sandbox.provider_env(),
+        dir,
+        &input,
+        &["--config", "authport.toml"],
+    )
+    .await
+}
+
+fn warnings_of(report: &[Value], id: &str) -> String {
+    report
+        .iter()
+        .find(|l| l["id"] == id)
+        .map(|l| l["warnings"].to_string())
+        .unwrap_or_else(|| panic!("{id} not in the report"))
+}
+
+/// The owner's instance: enabled, both slots filled with the owner's own auths.
+fn assert_complete(sandbox: &Sandbox, owner: &str) {
+    let instances = sandbox.tray.instances();
+    let instance = instances
+        .iter()
+        .find(|i| i.name == format!("{owner} inc sync ({owner})"))
+        .unwrap_or_else(|| panic!("no instance for {owner}: {instances:?}"));
+    assert!(instance.enabled, "{owner}'s instance is enabled");
+    let auths = sandbox.tray.auths_of_external_user(owner);
+    let mut expected: Vec<(String, String)> = ["mailchimp", "slack"]
+        .iter()
+        .map(|service| {
+            let auth = auths
+                .iter()
+                .find(|a| a.name.to_lowercase().contains(service))
+                .unwrap_or_else(|| panic!("{owner} has no {service} auth"));
+            (
+                format!("external_{service}_authentication"),
+                auth.id.clone(),
+            )
+        })
+        .collect();
+    expected.sort();
+    let mut got = instance.auth_values.clone();
+    got.sort();
+    assert_eq!(got, expected, "{owner}'s slots");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_with_every_slot_get_one_enabled_instance_and_the_others_a_reason() {
+    let sandbox = sandbox().await;
+    let dir = scratch();
+    std::fs::write(dir.path().join("authport.toml"), config(0)).unwrap();
+    // Owners' records spread through the file; initech lacks Slack, umbrella Mailchimp.
+    let mut lines = vec![
+        line("acme", "mailchimp"),
+        line("initech", "mailchimp"),
+        line("globex", "slack"),
+        line("umbrella", "slack"),
+        line("acme", "slack"),
+        line("globex", "mailchimp"),
+    ];
+    let run = import(&sandbox, dir.path(), &lines).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert!(
+        run.report.iter().all(|l| l["status"] == "imported"),
+        "{:?}",
+        statuses(&run.report)
+    );
+    assert_eq!(sandbox.tray.instances().len(), 2);
+    assert_complete(&sandbox, "acme");
+    assert_complete(&sandbox, "globex");
+    let initech = warnings_of(&run.report, "initech/mailchimp");
+    assert!(
+        initech.contains("no solution instance for owner initech")
+            && initech.contains("slot `external_slack_authentication` (service slack)"),
+        "{initech}"
+    );
+    let umbrella = warnings_of(&run.report, "umbrella/slack");
+    assert!(
+        umbrella.contains("slot `external_mailchimp_authentication` (service mailchimp)"),
+        "{umbrella}"
+    );
+    assert_no_canary("the first run's output", &run.out.printed());
+
+    // A later run with the missing records completes those owners, and no other instance.
+    lines.push(line("initech", "slack"));
+    lines.push(line("umbrella", "mailchimp"));
+    let run = import(&sandbox, dir.path(), &lines).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_eq!(sandbox.tray.instances().len(), 4);
+    for owner in ["acme", "globex", "initech", "umbrella"] {
+        assert_complete(&sandbox, owner);
+    }
+    assert_eq!(sandbox.tray.call_count("graphql createSolutionInstance"), 4);
+    let config_values: Vec<_> = sandbox
+        .tray
+        .instances()
+        .iter()
+        .map(|i| i.config_values.clone())
+        .collect();
+    assert!(
+        config_values.iter().all(|v| v
+            == &vec![(
+                "external_slack_channel".to_owned(),
+                Some(Value::from("\"#general\""))
+            )]),
+        "{config_values:?}"
+    );
+
+    // Rollback leaves nothing behind: every instance, then every auth.
+    let rollback = authport(
+        dir.path(),
+        &[
+            "rollback",
+            "--provider",
+            "tray",
+            "--state",
+            "state.db",
+            "--config",
+            "authport.toml",
+        ],
+        &sandbox.provider_env(),
+    )
+    .await;
+    assert_eq!(rollback.code, 0, "{}", rollback.stderr);
+    assert!(sandbox.tray.instances().is_empty());
+    assert_eq!(sandbox.tray.auth_count(), 0);
+    // The state, the report and the config hold no secret (the input, which does, goes first).
+    std::fs::remove_file(dir.path().join("in.jsonl")).unwrap();
+    assert_no_canary_in_dir(dir.path());
+    sandbox.stop().await;
+}
+
+/// The run is killed (SIGKILL) once every owner's instance exists and its enable is waiting:
+/// the resumed run enables them and creates no second instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_in_the_solution_step_resumes_without_a_second_instance() {
+    let sandbox = sandbox().await;
+    let dir = scratch();
+    // A wait far longer than the test: the first run cannot get past it.
+    std::fs::write(dir.path().join("authport.toml"), config(3_600_000)).unwrap();
+    let owners = ["acme", "globex", "initech"];
+    let lines: Vec<String> = owners
+        .iter()
+        .flat_map(|owner| [line(owner, "mailchimp"), line(owner, "slack")])
+        .collect();
+    let input = write_lines(dir.path(), "in.jsonl", &lines);
+    let mut command = tokio::process::Command::new(binary());
+    command
+        .current_dir(dir.path())
+        .args([
+            "import",
+            "--provider",
+            "tray",
+            "--input",
+            input.to_str().unwrap(),
+            "--state",
+            "state.db",
+            "--config",
+            "authport.toml",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TRAY_") || name.starts_with("APIDECK_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command.envs(sandbox.provider_env());
+    let mut child = command.spawn().unwrap();
+    // An event, not a timer: every owner's instance has been created.
+    sandbox.tray.wait_for_instances(owners.len()).await;
+    child.kill().await.unwrap();
+    assert!(
+        sandbox.tray.instances().iter().all(|i| !i.enabled),
+        "killed before any enable"
+    );
+
+    std::fs::write(dir.path().join("authport.toml"), config(0)).unwrap();
+    let run = import(&sandbox, dir.path(), &lines).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_eq!(sandbox.tray.instances().len(), owners.len());
+    for owner in owners {
+        assert_complete(&sandbox, owner);
+    }
+    assert_eq!(
+        sandbox.tray.call_count("graphql createSolutionInstance"),
+        3,
+        "no second create"
+    );
+    sandbox.stop().await;
+}
