@@ -19,6 +19,7 @@ use clap::Parser;
 // Providers register themselves with `inventory`; rustc drops crates nothing references, so
 // each provider crate is linked here. `registry_lists_every_provider` pins the list.
 use authport_apideck as _;
+use authport_nango as _;
 use authport_tray as _;
 
 use crate::cli::{Cli, Command, Format, ImportArgs, ProviderArgs, RateArg, StateArgs};
@@ -413,6 +414,6 @@ async fn run_sandbox(listen: std::net::SocketAddr, tray_rate_limit: bool) -> any
 mod tests {
     #[test]
     fn registry_lists_every_provider() {
-        assert_eq!(authport_core::provider_names(), vec!["apideck", "tray"]);
+        assert_eq!(authport_core::provider_names(), vec!["apideck", "nango", "tray"]);
     }
 }
