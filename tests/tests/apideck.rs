@@ -22,6 +22,11 @@ fn line<'a>(report: &'a [Value], id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{id} not in report: {report:?}"))
 }
 
+/// The sandbox's request counters for the pre-existing check's calls.
+const CONSUMERS: &str = "GET /vault/consumers";
+const CONNECTION_READ: &str = "GET /vault/connections/{unified_api}/{service_id}";
+const IMPORT: &str = "POST /vault/connections/{unified_api}/{service_id}/import";
+
 fn count(report: &[Value], status: &str) -> usize {
     report.iter().filter(|l| l["status"] == status).count()
 }
@@ -182,6 +187,10 @@ async fn pre_existing_connections_are_skipped_and_survive_rollback() {
     assert_eq!(hubspot["error"]["kind"], "pre_existing");
     assert_eq!(count(&run.report, "imported"), 5);
     assert_eq!(sandbox.apideck.connection_count(), 6);
+    // The consumer list shows acme-42 holding hubspot: that connection alone is read before
+    // its import (after one discovery read per connector).
+    assert_eq!(sandbox.apideck.request_count(CONSUMERS), 1);
+    assert_eq!(sandbox.apideck.request_count(CONNECTION_READ), 6 + 1);
 
     let rollback = authport(
         dir.path(),
@@ -477,4 +486,151 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<String> {
         }
         buffer.extend_from_slice(&chunk[..read]);
     }
+}
+
+/// One greenhouse (api key) record for `consumer`.
+fn greenhouse_line(consumer: &str) -> String {
+    json!({"id": format!("{consumer}/greenhouse"), "owner": {"id": consumer}, "service": "greenhouse",
+           "auth": {"type": "api_key", "api_key": format!("key-of-{consumer}")}})
+    .to_string()
+}
+
+/// Issue 10 item 2: a migration into consumers that do not hold the service sends one request
+/// per record (the import), after one discovery read and one paged consumer listing per run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_into_fresh_consumers_sends_one_request_per_record() {
+    let sandbox = sandbox().await;
+    // 250 other consumers (two pages of 200), a few holding other services.
+    for n in 0..250 {
+        sandbox.apideck.precreate_consumer(&format!("other-{n:03}"));
+    }
+    let mut token = Map::new();
+    token.insert("access_token".to_owned(), json!("theirs"));
+    for consumer in ["other-007", "existing-1", "existing-2"] {
+        sandbox.apideck.precreate_connection(
+            consumer,
+            "crm",
+            "hubspot",
+            Map::new(),
+            Some(token.clone()),
+        );
+    }
+    let dir = scratch();
+    // 30 fresh consumers and two that exist, holding another service only.
+    let mut lines: Vec<String> = (0..30)
+        .map(|n| greenhouse_line(&format!("fresh-{n:02}")))
+        .collect();
+    lines.push(greenhouse_line("existing-1"));
+    lines.push(greenhouse_line("existing-2"));
+    let input = write_lines(dir.path(), "in.jsonl", &lines);
+    let run = import(&sandbox, dir.path(), &input, &[]).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_eq!(count(&run.report, "imported"), 32);
+
+    let requests = sandbox.apideck.request_counts();
+    assert_eq!(requests.get(IMPORT), Some(&32), "{requests:?}");
+    assert_eq!(
+        requests.get(CONSUMERS),
+        Some(&2),
+        "paged once: {requests:?}"
+    );
+    assert_eq!(
+        requests.get(CONNECTION_READ),
+        Some(&1),
+        "discovery only: {requests:?}"
+    );
+    assert_eq!(requests.values().sum::<u64>(), 32 + 2 + 1, "{requests:?}");
+    sandbox.stop().await;
+}
+
+/// A consumer list that fails costs the speed-up, never the safety: after a bounded number of
+/// tries, every connection is read before its import, and a pre-existing one is still skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_consumer_list_falls_back_to_reading_each_connection() {
+    let sandbox = sandbox().await;
+    sandbox.apideck.set_consumers_listing_broken(true);
+    let mut credentials = Map::new();
+    credentials.insert("access_token".to_owned(), json!("theirs"));
+    sandbox.apideck.precreate_connection(
+        "acme-42",
+        "crm",
+        "hubspot",
+        Map::new(),
+        Some(credentials),
+    );
+    let dir = scratch();
+    let input = write_lines(dir.path(), "in.jsonl", &example_lines());
+    let run = import(&sandbox, dir.path(), &input, &[]).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    let hubspot = line(&run.report, "acme-42/hubspot");
+    assert_eq!(hubspot["error"]["kind"], "pre_existing", "{hubspot}");
+    assert_eq!(count(&run.report, "imported"), 5);
+    assert_eq!(sandbox.apideck.request_count(CONSUMERS), 3, "three tries");
+    assert_eq!(
+        sandbox.apideck.request_count(CONNECTION_READ),
+        6 + 6,
+        "one discovery read per connector, one check per record"
+    );
+    assert_eq!(sandbox.apideck.request_count(IMPORT), 5);
+    sandbox.stop().await;
+}
+
+/// `pre_existing_check = "per_connection"` keeps a read before every import (no listing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_connection_checks_read_every_connection_and_list_nothing() {
+    let sandbox = sandbox().await;
+    let dir = scratch();
+    std::fs::write(
+        dir.path().join("authport.toml"),
+        "[apideck]\npre_existing_check = \"per_connection\"\n",
+    )
+    .unwrap();
+    let input = write_lines(dir.path(), "in.jsonl", &example_lines());
+    let run = import(&sandbox, dir.path(), &input, &["--config", "authport.toml"]).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_eq!(count(&run.report, "imported"), 6);
+    assert_eq!(sandbox.apideck.request_count(CONSUMERS), 0);
+    assert_eq!(sandbox.apideck.request_count(CONNECTION_READ), 6 + 6);
+    sandbox.stop().await;
+}
+
+/// Issue 8 leftover: the rate keys `[apideck]` no longer reads are refused, pointing to
+/// `[engine]`, before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_keys_in_the_apideck_section_are_refused_with_a_pointer_to_engine() {
+    let sandbox = sandbox().await;
+    for key in ["requests_per_second = 5.0", "burst = 3", "concurrency = 2"] {
+        let dir = scratch();
+        std::fs::write(
+            dir.path().join("authport.toml"),
+            format!("[apideck]\n{key}\n"),
+        )
+        .unwrap();
+        let input = write_lines(dir.path(), "in.jsonl", &example_lines());
+        let out = authport(
+            dir.path(),
+            &[
+                "import",
+                "--provider",
+                "apideck",
+                "--input",
+                input.to_str().unwrap(),
+                "--state",
+                "state.db",
+                "--config",
+                "authport.toml",
+            ],
+            &sandbox.provider_env(),
+        )
+        .await;
+        assert_eq!(out.code, 2, "{key}: {}", out.stderr);
+        let name = key.split(' ').next().unwrap();
+        assert!(
+            out.stderr.contains(name) && out.stderr.contains("[engine]"),
+            "{key}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(sandbox.apideck.request_counts().values().sum::<u64>(), 0);
+    sandbox.stop().await;
 }

@@ -218,7 +218,7 @@ impl ApideckConfig {
         };
         if let Some(key) = ENGINE_KEYS.iter().find(|key| section.contains_key(**key)) {
             return Err(ConfigError::new(format!(
-                "[apideck] {key} is no longer read: the run's rate, burst and concurrency are set in [engine] (or with the matching command-line flags); remove it from [apideck]"
+                "[apideck] {key} is no longer read: set the run's pace in [engine] (`rate`, `rate_ceiling`, `concurrency`) or with --rate and --concurrency, and remove it from [apideck]"
             )));
         }
         if let Some(Value::Object(services)) = section.get("services") {

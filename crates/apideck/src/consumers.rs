@@ -22,7 +22,7 @@ use crate::wire::ConsumerItem;
 /// Consumers per page: vault.yml's maximum `limit`.
 pub const PAGE_LIMIT: u32 = 200;
 
-/// The most pairs (and unknown-services consumers) kept: about 16 MiB of hashes. A larger
+/// The most pairs (and unknown-services consumers) kept: at most about 16 MiB of hashes. A larger
 /// application is not listed; its records are checked one by one, as without the listing.
 pub const MAX_ENTRIES: usize = 1_000_000;
 
@@ -115,7 +115,7 @@ const SENT_BITS: usize = 1 << 24;
 
 /// The pairs this run sent without reading them first, as a fixed-size two-hash Bloom filter:
 /// memory stays flat however many records pass, and a false "seen" only adds a read (about
-/// 1.4 % of records after a million, far less before).
+/// 1.3 % of records after a million, far less before).
 pub struct SentUnchecked {
     bits: Mutex<Vec<u64>>,
 }
