@@ -414,6 +414,9 @@ async fn run_sandbox(listen: std::net::SocketAddr, tray_rate_limit: bool) -> any
 mod tests {
     #[test]
     fn registry_lists_every_provider() {
-        assert_eq!(authport_core::provider_names(), vec!["apideck", "nango", "tray"]);
+        assert_eq!(
+            authport_core::provider_names(),
+            vec!["apideck", "nango", "tray"]
+        );
     }
 }
