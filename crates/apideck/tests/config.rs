@@ -147,3 +147,39 @@ fn config_problems_are_located_without_quoting_values_or_unknown_keys() {
         assert!(!message.contains("CANARY"), "{config}: {message}");
     }
 }
+
+/// Issue 10 (issue 8 leftover): the pace is `[engine]`'s; `[apideck]` keys that once set it are
+/// refused by name, with a pointer there, never quoting the value.
+#[test]
+fn rate_keys_are_refused_with_a_pointer_to_the_engine_section() {
+    for key in ["requests_per_second", "burst", "concurrency"] {
+        let message = context()
+            .var("APIDECK_API_KEY", "k")
+            .var("APIDECK_APP_ID", "app")
+            .config(json!({ key: "CANARY-5" }))
+            .try_provider("apideck")
+            .map(|_| ())
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            message.contains(key) && message.contains("[engine]"),
+            "{key}: {message}"
+        );
+        assert!(!message.contains("CANARY"), "{key}: {message}");
+    }
+    // The pre-check's setting takes its two words only.
+    let build = |value: Value| {
+        context()
+            .var("APIDECK_API_KEY", "k")
+            .var("APIDECK_APP_ID", "app")
+            .config(json!({ "pre_existing_check": value }))
+            .try_provider("apideck")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    assert!(build(json!("consumer_list")).is_ok());
+    assert!(build(json!("per_connection")).is_ok());
+    let message = build(json!("CANARY-sometimes")).expect_err("refused");
+    assert!(message.contains("pre_existing_check"), "{message}");
+    assert!(!message.contains("CANARY"), "{message}");
+}
