@@ -412,11 +412,10 @@ async fn run_sandbox(listen: std::net::SocketAddr, tray_rate_limit: bool) -> any
 
 #[cfg(test)]
 mod tests {
+    // One line: `cargo xtask new-provider` finds and edits this list in place.
+    #[rustfmt::skip]
     #[test]
     fn registry_lists_every_provider() {
-        assert_eq!(
-            authport_core::provider_names(),
-            vec!["apideck", "nango", "tray"]
-        );
+        assert_eq!(authport_core::provider_names(), vec!["apideck", "nango", "tray"]);
     }
 }
