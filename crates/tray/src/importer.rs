@@ -192,7 +192,7 @@ impl TrayImporter {
                         "solution instance {id} of owner {owner} created disabled: missing {missing}; a run that imports it completes and enables the instance"
                     ),
                     None => format!(
-                        "no solution instance for owner {owner}: missing {missing}; a run that imports it creates the instance"
+                        "no solution instance for owner {owner} yet: missing {missing}; the record that fills it (later in this run or in a later run) creates the instance"
                     ),
                 });
                 disabled
@@ -412,11 +412,14 @@ impl AuthImporter for TrayImporter {
                 },
             )
             .await;
-        match answer {
-            Ok(_) => Ok(Removal::Removed),
-            Err(failure) if failure.is_not_found() => Ok(Removal::AlreadyGone),
-            Err(failure) => Err(master_failure(failure)),
-        }
+        let removal = match answer {
+            Ok(_) => Removal::Removed,
+            Err(failure) if failure.is_not_found() => Removal::AlreadyGone,
+            Err(failure) => return Err(master_failure(failure)),
+        };
+        self.solutions
+            .forget_auth(&target.external_user_id, &target.authentication_id);
+        Ok(removal)
     }
 
     async fn finish(&self) -> Result<(), ProviderError> {

@@ -162,9 +162,17 @@ impl Solutions {
             auth_id: auth_id.to_owned(),
             config: target.config.clone(),
         };
+        let key = slot_key(sid, owner, &target.auth_external_id);
+        // An auth created again (its old one was deleted at Tray) or new config values must
+        // reach an instance that already exists.
+        let changed = self
+            .memo
+            .get(SOLUTION_MEMO, &key)
+            .and_then(|text| serde_json::from_str::<SlotEntry>(&text).ok())
+            .is_some_and(|previous| previous != entry);
         self.memo.put(
             SOLUTION_MEMO,
-            &slot_key(sid, owner, &target.auth_external_id),
+            &key,
             &serde_json::to_string(&entry).unwrap_or_default(),
         );
         let _owner = self.owner_lock(owner).lock().await;
@@ -216,14 +224,23 @@ impl Solutions {
             }
         }
         match existing {
-            Some(InstanceEntry::Enabled { id, .. }) => Ok(InstanceStep::Enabled(id)),
+            Some(InstanceEntry::Enabled { id, .. }) => {
+                if changed && complete {
+                    if let Some(refused) = self.fill(user, &id, &covered.filled, &values).await? {
+                        return Ok(refused);
+                    }
+                }
+                Ok(InstanceStep::Enabled(id))
+            }
             Some(InstanceEntry::Created {
-                id,
-                name,
-                complete: true,
+                id, complete: true, ..
             }) => {
+                if changed && complete {
+                    if let Some(refused) = self.fill(user, &id, &covered.filled, &values).await? {
+                        return Ok(refused);
+                    }
+                }
                 // Its enable is queued (by this run or a killed one); finish drains it.
-                let _ = name;
                 Ok(InstanceStep::EnablePending(id))
             }
             Some(InstanceEntry::Created { id, name, .. }) => {
@@ -231,26 +248,8 @@ impl Solutions {
                     return Ok(waiting(Some(id)));
                 }
                 // A disabled instance (or one found by name) now gets every slot.
-                let variables = json!({
-                    "id": id,
-                    "authValues": auth_values(&covered.filled),
-                    "configValues": wire_config_values(&values),
-                });
-                let updated: Result<UpdateSolutionInstanceData, CallFailure> = self
-                    .users
-                    .graphql(
-                        user,
-                        GraphqlCall {
-                            document: queries::UPDATE_SOLUTION_INSTANCE_VALUES,
-                            variables: &variables,
-                            effect: Effect::IdempotentWrite,
-                            operation: "fill solution instance",
-                            secrets: user.secrets,
-                        },
-                    )
-                    .await;
-                if let Err(failure) = updated {
-                    return refused_or_error(failure);
+                if let Some(refused) = self.fill(user, &id, &covered.filled, &values).await? {
+                    return Ok(refused);
                 }
                 self.put_instance(
                     sid,
@@ -298,6 +297,59 @@ impl Solutions {
                 }
                 self.enqueue(sid, owner, &user_id, &id);
                 Ok(InstanceStep::EnablePending(id))
+            }
+        }
+    }
+
+    /// `updateSolutionInstance(authValues, configValues)`: every slot of an existing
+    /// instance. `Some(step)` is a refusal for the report.
+    async fn fill(
+        &self,
+        user: UserRef<'_>,
+        id: &str,
+        filled: &[(String, SlotEntry)],
+        values: &BTreeMap<String, Value>,
+    ) -> Result<Option<InstanceStep>, ProviderError> {
+        let variables = json!({
+            "id": id,
+            "authValues": auth_values(filled),
+            "configValues": wire_config_values(values),
+        });
+        let updated: Result<UpdateSolutionInstanceData, CallFailure> = self
+            .users
+            .graphql(
+                user,
+                GraphqlCall {
+                    document: queries::UPDATE_SOLUTION_INSTANCE_VALUES,
+                    variables: &variables,
+                    effect: Effect::IdempotentWrite,
+                    operation: "fill solution instance",
+                    secrets: user.secrets,
+                },
+            )
+            .await;
+        match updated {
+            Ok(_) => Ok(None),
+            Err(failure) => refused_or_error(failure).map(Some),
+        }
+    }
+
+    /// Forgets the auth in whichever of the owner's slots holds it (rollback): a later import
+    /// must not put a deleted auth into an instance.
+    pub fn forget_auth(&self, owner: &str, auth_id: &str) {
+        let Some(solution) = &self.config else {
+            return;
+        };
+        for slot in solution.slots.keys() {
+            let key = slot_key(&solution.solution_id, owner, slot);
+            let held = self
+                .memo
+                .get(SOLUTION_MEMO, &key)
+                .and_then(|text| serde_json::from_str::<SlotEntry>(&text).ok())
+                .is_some_and(|entry| entry.auth_id == auth_id);
+            if held {
+                // The memo has no delete: an unreadable entry is an empty slot.
+                self.memo.put(SOLUTION_MEMO, &key, "");
             }
         }
     }

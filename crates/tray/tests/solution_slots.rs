@@ -281,3 +281,91 @@ async fn rollback_removes_the_instance_before_the_auths() {
     assert!(sandbox.tray.instances().is_empty());
     assert_eq!(sandbox.tray.auth_count(), 1);
 }
+
+/// After a rollback the owner's slots are empty again: importing again makes a new instance
+/// of the new auths, never one holding a deleted auth.
+#[tokio::test]
+async fn a_rolled_back_owner_imported_again_gets_a_fresh_complete_instance() {
+    let sandbox = tray_sandbox(TrayOptions::default()).await;
+    let memo = memo();
+    let provider = provider(&sandbox, two_slots(json!({})), memo.clone());
+    let mailchimp = owned("acme", "mailchimp", None);
+    let slack = owned("acme", "slack", None);
+    discover(provider.as_ref(), &[&mailchimp, &slack]).await;
+    let mut targets = Vec::new();
+    for record in [&mailchimp, &slack] {
+        let outcome = provider
+            .import(record, &provider.map(record).unwrap(), None)
+            .await
+            .unwrap();
+        targets.push(outcome.target);
+    }
+    provider.finish().await.unwrap();
+    for target in targets.iter().rev() {
+        provider.remove(target).await.unwrap();
+    }
+    assert!(sandbox.tray.instances().is_empty());
+    assert_eq!(sandbox.tray.auth_count(), 0);
+
+    let again = common::provider(&sandbox, two_slots(json!({})), memo);
+    let notes = import_all(again.as_ref(), &[&slack]).await;
+    assert!(
+        notes[0].contains("missing slot `external_mailchimp_authentication`"),
+        "the deleted Mailchimp auth no longer fills its slot: {}",
+        notes[0]
+    );
+    import_all(again.as_ref(), &[&mailchimp]).await;
+    again.finish().await.unwrap();
+    let instances = sandbox.tray.instances();
+    assert_eq!(instances.len(), 1);
+    assert!(instances[0].enabled);
+    for (_, auth_id) in &instances[0].auth_values {
+        assert!(
+            sandbox.tray.auth(auth_id).is_some(),
+            "a live auth in every slot"
+        );
+    }
+}
+
+/// An owner's new config value (or an auth created again) reaches the existing instance.
+#[tokio::test]
+async fn a_changed_owner_config_updates_the_existing_instance() {
+    let sandbox = tray_sandbox(TrayOptions::default()).await;
+    let provider = provider(&sandbox, two_slots(json!({})), memo());
+    let mailchimp = owned("acme", "mailchimp", None);
+    let slack = owned(
+        "acme",
+        "slack",
+        Some(json!({"external_slack_channel": "#a"})),
+    );
+    discover(provider.as_ref(), &[&mailchimp, &slack]).await;
+    provider
+        .import(&mailchimp, &provider.map(&mailchimp).unwrap(), None)
+        .await
+        .unwrap();
+    let first = provider
+        .import(&slack, &provider.map(&slack).unwrap(), None)
+        .await
+        .unwrap();
+    provider.finish().await.unwrap();
+    let moved = owned(
+        "acme",
+        "slack",
+        Some(json!({"external_slack_channel": "#b"})),
+    );
+    let mapped = provider.map(&moved).unwrap();
+    let prior = authport_core::PriorImport {
+        target: first.target.clone(),
+    };
+    provider
+        .import(&moved, &mapped, Some(&prior))
+        .await
+        .unwrap();
+    let instances = sandbox.tray.instances();
+    assert_eq!(instances.len(), 1);
+    assert!(instances[0].enabled);
+    assert_eq!(
+        instances[0].config_values,
+        vec![("external_slack_channel".to_owned(), Some(json!("\"#b\"")))]
+    );
+}
