@@ -22,12 +22,16 @@ pub use config::NangoConfig;
 pub use importer::NangoImporter;
 pub use target::{NangoRef, PROVIDER};
 
-/// The free plan's documented limit, 200 requests per minute, as the engine's rate.
+/// Burst above the steady rate.
+const BURST: u32 = 5;
+
+/// The free plan's documented limit, 200 requests per minute, as the engine's rate. A token
+/// bucket sends at most `burst + rate × 60 s` in any minute, so the steady rate leaves room for
+/// the burst: at most 200 requests in any minute, hence in any of Nango's fixed windows.
 pub const LIMITS: ProviderLimits = ProviderLimits {
-    requests_per_second: config::FREE_PLAN_REQUESTS_PER_MINUTE as f64 / 60.0,
+    requests_per_second: (config::FREE_PLAN_REQUESTS_PER_MINUTE - BURST) as f64 / 60.0,
     documented: true,
-    // Nango counts in a fixed one-minute window: a small burst stays far inside it.
-    burst: 5,
+    burst: BURST,
     default_concurrency: 4,
 };
 
