@@ -1,4 +1,5 @@
 //! End to end: the `authport` binary importing into the sandbox's Apideck Vault emulator.
+//! Long because it holds every end-to-end case of one provider, each its own setup and checks.
 
 mod common;
 

@@ -521,3 +521,80 @@ async fn bundled_example_file_imports_with_defaults() {
     }
     assert_eq!(sandbox.apideck.connection_count(), 6);
 }
+
+/// Issue 10 item 2 at the provider: many records at once wait for one consumer listing; only
+/// the listed pair is read first, and its pre-existing connection is still skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_imports_share_one_consumer_listing() {
+    let sandbox = sandbox().await;
+    // An api key connection someone else set up (callable: its key is in the settings).
+    let mut settings = Map::new();
+    settings.insert("api_key".to_owned(), json!("their-own-key"));
+    sandbox
+        .apideck
+        .precreate_connection("taken-1", "ats", "greenhouse", settings, None);
+    assert_eq!(
+        sandbox
+            .apideck
+            .connection("taken-1", "ats", "greenhouse")
+            .expect("there")
+            .state,
+        "callable"
+    );
+    let importer: std::sync::Arc<dyn AuthImporter> = provider(&sandbox, Value::Null).into();
+    let consumers: Vec<String> = (0..40)
+        .map(|n| format!("fresh-{n:02}"))
+        .chain(["taken-1".to_owned()])
+        .collect();
+    let all: Vec<CredentialRecord> = consumers
+        .iter()
+        .map(|consumer| {
+            record(
+                &json!({"id": format!("{consumer}/greenhouse"), "owner": {"id": consumer},
+                           "service": "greenhouse",
+                           "auth": {"type": "api_key", "api_key": CANARY_API_KEY}}),
+            )
+        })
+        .collect();
+    discover(importer.as_ref(), &all[..1]).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for record in all {
+        let importer = importer.clone();
+        tasks.spawn(async move {
+            let outcome = import(importer.as_ref(), &record, None)
+                .await
+                .expect("maps")
+                .expect("answers");
+            (record.id, outcome.disposition)
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        outcomes.push(joined.expect("task"));
+    }
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    let skipped: Vec<&str> = outcomes
+        .iter()
+        .filter(|(_, d)| *d == Disposition::Skipped)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(skipped, ["taken-1/greenhouse"]);
+    assert_eq!(outcomes.len(), 41);
+    let theirs = sandbox
+        .apideck
+        .connection("taken-1", "ats", "greenhouse")
+        .expect("still there");
+    assert_eq!(theirs.stored.settings["api_key"], "their-own-key");
+    let requests = sandbox.apideck.request_counts();
+    let count = |operation: &str| requests.get(operation).copied().unwrap_or(0);
+    assert_eq!(count("GET /vault/consumers"), 1, "{requests:?}");
+    assert_eq!(
+        count("GET /vault/connections/{unified_api}/{service_id}"),
+        1 + 1,
+        "discovery and the listed pair: {requests:?}"
+    );
+    assert_eq!(
+        count("POST /vault/connections/{unified_api}/{service_id}/import"),
+        40
+    );
+}

@@ -226,8 +226,9 @@ impl ApideckState {
         self.lock().consumers_listing_broken = broken;
     }
 
-    /// Requests received so far for one operation, named `METHOD /route/template` (e.g.
-    /// `GET /vault/connections/{unified_api}/{service_id}`).
+    /// Requests that reached the Vault routes so far for one operation, named
+    /// `METHOD /route/template` (e.g. `GET /vault/connections/{unified_api}/{service_id}`).
+    /// Requests the fault injector answered in their place are not counted.
     pub fn request_count(&self, operation: &str) -> u64 {
         self.lock().requests.get(operation).copied().unwrap_or(0)
     }
