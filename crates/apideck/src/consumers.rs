@@ -22,8 +22,8 @@ use crate::wire::ConsumerItem;
 /// Consumers per page: vault.yml's maximum `limit`.
 pub const PAGE_LIMIT: u32 = 200;
 
-/// The most pairs (and unknown-services consumers) kept: at most about 16 MiB of hashes. A larger
-/// application is not listed; its records are checked one by one, as without the listing.
+/// The most pairs (and unknown-services consumers) kept: about 20 MiB of hashes at most. A
+/// larger application is not listed; its records are checked one by one, as without it.
 pub const MAX_ENTRIES: usize = 1_000_000;
 
 /// What one listing of the application's consumers says.
