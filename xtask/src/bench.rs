@@ -105,6 +105,12 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         print_figure("ratelimit-short", &figure);
         results.insert("ratelimit_short".into(), figure);
     }
+    if wanted("autorate") {
+        // `--rate auto` against a hidden 40 req/s; as many records as the rate-limit case.
+        let figure = driver_json(&driver, &["autorate", &sizes.ratelimit_records.to_string()])?;
+        print_figure("autorate", &figure);
+        results.insert("autorate".into(), figure);
+    }
     if wanted("faults") {
         let figure = driver_json(&driver, &["faults", &sizes.fault_records.to_string()])?;
         print_figure("faults", &figure);

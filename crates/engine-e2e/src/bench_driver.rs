@@ -7,6 +7,7 @@
 //! bench_driver import ENV_FILE INPUT STATE CONCURRENCY RATE   # RATE 0 = no limit
 //! bench_driver faults RECORDS
 //! bench_driver ratelimit RECORDS
+//! bench_driver autorate RECORDS               # --rate auto against a hidden 40 req/s
 //! bench_driver crash RECORDS KILLS
 //! ```
 
@@ -57,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         }
         "faults" => faults(number(1)?).await?,
         "ratelimit" => ratelimit(number(1)?).await?,
+        "autorate" => autorate(number(1)?).await?,
         "crash" => crash(number(1)?, number(2)?).await?,
         other => bail!("unknown subcommand `{other}`"),
     };
@@ -309,6 +311,89 @@ async fn ratelimit(records: usize) -> anyhow::Result<Value> {
         // at the documented rate. On a short run the burst matters; this ratio counts it.
         "ideal_seconds": ideal_seconds(requests - limited),
         "efficiency_vs_ideal": ideal_seconds(requests - limited) / seconds,
+    }))
+}
+
+/// The limit the `autorate` case hides in the sandbox (Tray's emulator, 429 beyond it).
+const HIDDEN: authport_sandbox::tray::RateLimit = authport_sandbox::tray::RateLimit {
+    per_second: 40.0,
+    burst: 40,
+};
+
+/// `--rate auto` (ceiling 100/s) against a target that accepts 40 req/s and answers 429
+/// beyond: how close to the hidden limit it gets, and how many requests it spends on 429s.
+async fn autorate(records: usize) -> anyhow::Result<Value> {
+    let dir = tempdir()?;
+    let mut config = SandboxConfig::default();
+    config.tray.rate_limit = Some(HIDDEN);
+    let sandbox = authport_sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+    let input = dir.join("input.jsonl");
+    generate(&input, records, 10)?;
+    let state = StateStore::open(&dir.join("state.db"))?;
+    let gate = RunGate::new();
+    let importer = build_tray(&sandbox.provider_env(), &state, &gate)?;
+    let mut options = ImportOptions::new("tray", tray_limits(), &input);
+    options.gate = gate;
+    options.auto_rate = true;
+    options.rate_ceiling = Some(100.0);
+    // Enough records in flight that the client is not what bounds the run.
+    options.concurrency = Some(16);
+    options.max_attempts = 12;
+    // The target's counters every 100 ms: the rate from the first 429 on is the one auto keeps.
+    let samples = Arc::new(std::sync::Mutex::new(Vec::<(f64, u64, u64)>::new()));
+    let started = Instant::now();
+    let sampler = {
+        let (samples, sandbox_faults, tray) = (
+            samples.clone(),
+            sandbox.faults.clone(),
+            sandbox.tray.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let sample = (
+                    started.elapsed().as_secs_f64(),
+                    sandbox_faults.requests_seen(),
+                    tray.rate_limited_count(),
+                );
+                samples
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(sample);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let summary =
+        authport_engine::import(importer, &state, &options, std::future::pending()).await?;
+    sampler.abort();
+    let seconds = started.elapsed().as_secs_f64();
+    let requests = sandbox.faults.requests_seen();
+    let limited = sandbox.tray.rate_limited_count();
+    let accepted = (requests - limited) as f64 / seconds;
+    let samples = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let steady =
+        samples
+            .iter()
+            .find(|(_, _, limited)| *limited > 0)
+            .map(|&(at, seen, limited_then)| {
+                let accepted_since = (requests - limited) - (seen - limited_then);
+                accepted_since as f64 / (seconds - at).max(f64::MIN_POSITIVE)
+            });
+    Ok(json!({
+        "records": records,
+        "imported": summary.count(Status::Imported),
+        "seconds": seconds,
+        "hidden_limit_per_second": HIDDEN.per_second,
+        "requests": requests,
+        "rate_limited": limited,
+        "rate_limited_fraction": limited as f64 / requests.max(1) as f64,
+        "accepted_per_second": accepted,
+        // Against the hidden limit, the start-up ramp from the conservative start included.
+        "fraction_of_limit": accepted / HIDDEN.per_second,
+        // From the first 429 (the limit found) to the end: the rate auto keeps.
+        "steady_fraction_of_limit": steady.map(|rate| rate / HIDDEN.per_second),
+        "pacing": summary.pacing,
+        "bounded_by": summary.to_json()["bounded_by"],
     }))
 }
 

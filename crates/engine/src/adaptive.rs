@@ -42,13 +42,13 @@ pub struct AutoRate {
 
 impl AutoRate {
     /// Auto under `ceiling`: starts at a tenth of it (at least 1/s, at most 10/s), steps by a
-    /// fiftieth of it (at least 0.5/s).
+    /// twentieth of it (at least 0.5/s): from the start to the ceiling in under 20 windows.
     pub fn under(ceiling: f64) -> Self {
         let ceiling = ceiling.max(FLOOR);
         Self {
             start: (ceiling / 10.0).clamp(1.0, 10.0).min(ceiling),
             ceiling,
-            step: (ceiling / 50.0).max(0.5),
+            step: (ceiling / 20.0).max(0.5),
         }
     }
 }
@@ -60,7 +60,7 @@ pub struct Window {
     pub sent: u64,
     /// Answers 429.
     pub throttled: u64,
-    /// Mean duration of the provider calls that succeeded, if any did.
+    /// Median duration of the provider calls that succeeded, if any did.
     pub latency: Option<Duration>,
     pub length: Duration,
 }
@@ -148,6 +148,15 @@ pub fn next(policy: &AutoRate, state: AutoState, window: &Window) -> (AutoState,
     next.rate = (state.rate + step).min(policy.ceiling);
     // The window used the rate and the target kept up: the rate is what held it back.
     (next, Bound::Rate)
+}
+
+/// The median of `latencies` (reordered), `None` when empty.
+pub fn median(latencies: &mut [Duration]) -> Option<Duration> {
+    if latencies.is_empty() {
+        return None;
+    }
+    let middle = latencies.len() / 2;
+    Some(*latencies.select_nth_unstable(middle).1)
 }
 
 /// What bounded a whole run, from its totals: the rate when the requests came close to what
@@ -312,13 +321,25 @@ mod tests {
     }
 
     #[test]
+    fn a_window_latency_is_its_median() {
+        let ms = Duration::from_millis;
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [ms(5)]), Some(ms(5)));
+        // Two slow first look-ups do not make the window slow.
+        assert_eq!(
+            median(&mut [ms(900), ms(2), ms(3), ms(700), ms(2)]),
+            Some(ms(3))
+        );
+    }
+
+    #[test]
     fn start_and_step_follow_the_ceiling() {
         assert_eq!(
             AutoRate::under(100.0),
             AutoRate {
                 start: 10.0,
                 ceiling: 100.0,
-                step: 2.0
+                step: 5.0
             }
         );
         assert_eq!(

@@ -84,8 +84,9 @@ struct Auto {
     state: AutoState,
     window: Window,
     window_started: Instant,
-    latency_total: Duration,
-    latency_calls: u32,
+    /// The latencies of the window's successful calls (their median is the window's latency:
+    /// a few slow calls, e.g. a first look-up, are not the target slowing down).
+    latencies: Vec<Duration>,
     /// Windows per bound, for the summary.
     bounds: [u64; 3],
 }
@@ -179,8 +180,7 @@ impl SendLimiter {
                 state,
                 window: Window::default(),
                 window_started: now,
-                latency_total: Duration::ZERO,
-                latency_calls: 0,
+                latencies: Vec::new(),
                 bounds: [0; 3],
             }),
         })))
@@ -302,8 +302,7 @@ impl SendLimiter {
         };
         let mut state = lock(adaptive);
         if let Some(auto) = &mut state.auto {
-            auto.latency_total += latency;
-            auto.latency_calls += 1;
+            auto.latencies.push(latency);
             let now = Instant::now();
             if now.duration_since(auto.window_started) >= AUTO_WINDOW {
                 close_window(&mut state, now);
@@ -382,24 +381,22 @@ fn close_window(state: &mut Adaptive, now: Instant) {
         return;
     };
     auto.window.length = now.duration_since(auto.window_started);
-    auto.window.latency = (auto.latency_calls > 0).then(|| auto.latency_total / auto.latency_calls);
+    auto.window.latency = adaptive::median(&mut auto.latencies);
     let (next, bound) = adaptive::next(&auto.policy, auto.state, &auto.window);
+    tracing::trace!(window = ?auto.window, rate = next.rate, ?bound, "auto rate window");
     auto.bounds[bound as usize] += 1;
     let decreased = next.rate < auto.state.rate;
     auto.state = next;
     auto.window = Window::default();
     auto.window_started = now;
-    auto.latency_total = Duration::ZERO;
-    auto.latency_calls = 0;
+    auto.latencies.clear();
     if next.rate != state.current_rate {
         let burst = auto_burst(next.rate);
         state.current_rate = next.rate;
         state.configured_burst = burst;
-        state.bucket = Arc::new(if decreased {
-            empty_bucket(next.rate, burst)
-        } else {
-            RateLimiter::direct(quota(next.rate, burst))
-        });
+        // Empty either way: a full new bucket would add a burst per window on top of the rate
+        // (and a busy run has no tokens left in the old one anyway).
+        state.bucket = Arc::new(empty_bucket(next.rate, burst));
         if decreased {
             state.last_change = now;
             tracing::debug!(rate = next.rate, "target throttled us; auto rate halved");
