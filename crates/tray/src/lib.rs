@@ -9,6 +9,7 @@ pub mod importer;
 pub mod map;
 pub mod schema;
 pub mod solution;
+pub mod solution_enable;
 pub mod solution_state;
 pub mod target;
 pub mod users;

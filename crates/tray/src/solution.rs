@@ -14,20 +14,18 @@
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use authport_core::{CredentialRecord, Memo, ProviderError};
 use authport_kit::{CallFailure, Effect};
 use serde_json::{Value, json};
-use tokio::task::JoinSet;
 
 use crate::client::GraphqlCall;
 use crate::config::SolutionConfig;
+use crate::solution_enable::Enabler;
 use crate::solution_state::{
-    InstanceEntry, QueuedEnable, SOLUTION_MEMO, SlotEntry, auth_values, config_values, coverage,
-    instance_key, instance_name, missing_text, queue_end_key, queue_key, slot_key,
-    wire_config_values,
+    InstanceEntry, SOLUTION_MEMO, SlotEntry, auth_values, config_values, coverage, instance_key,
+    instance_name, missing_text, slot_key, wire_config_values,
 };
 use crate::target::SolutionTarget;
 use crate::users::{UserRef, Users};
@@ -78,16 +76,7 @@ pub struct Solutions {
     lookup_before_create: bool,
     check: tokio::sync::Mutex<Check>,
     owners: Vec<tokio::sync::Mutex<()>>,
-    queue: Mutex<()>,
-    enables: Mutex<JoinSet<Result<(), String>>>,
-    failures: Mutex<Vec<String>>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    enabler: Option<Enabler>,
 }
 
 fn is_refusal(error: &ProviderError) -> bool {
@@ -104,6 +93,14 @@ impl Solutions {
         users: Arc<Users>,
         lookup_before_create: bool,
     ) -> Self {
+        let enabler = config.as_ref().map(|solution| {
+            Enabler::new(
+                &solution.solution_id,
+                solution.enable_delay_ms,
+                memo.clone(),
+                users.clone(),
+            )
+        });
         Self {
             config,
             memo,
@@ -113,9 +110,7 @@ impl Solutions {
             owners: (0..OWNER_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
-            queue: Mutex::new(()),
-            enables: Mutex::new(JoinSet::new()),
-            failures: Mutex::new(Vec::new()),
+            enabler,
         }
     }
 
@@ -260,7 +255,7 @@ impl Solutions {
                         complete: true,
                     },
                 );
-                self.enqueue(sid, owner, &user_id, &id);
+                self.enqueue(owner, &user_id, &id);
                 Ok(InstanceStep::EnablePending(id))
             }
             Some(InstanceEntry::Creating { .. } | InstanceEntry::Removed) | None => {
@@ -295,7 +290,7 @@ impl Solutions {
                 if !complete {
                     return Ok(waiting(Some(id)));
                 }
-                self.enqueue(sid, owner, &user_id, &id);
+                self.enqueue(owner, &user_id, &id);
                 Ok(InstanceStep::EnablePending(id))
             }
         }
@@ -464,125 +459,17 @@ impl Solutions {
         }
     }
 
-    /// Queues the enable in the memo (so a killed run's next run does it) and starts it in
-    /// the background after the wait.
-    fn enqueue(&self, solution: &str, owner: &str, user_id: &str, instance_id: &str) {
-        let queued = QueuedEnable {
-            owner: owner.to_owned(),
-            user_id: user_id.to_owned(),
-            instance_id: instance_id.to_owned(),
-            created_ms: now_ms(),
-        };
-        {
-            let _queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            let tail_key = queue_end_key(solution, "queue.tail");
-            let tail = self.read_u64(&tail_key);
-            self.memo.put(
-                SOLUTION_MEMO,
-                &queue_key(solution, tail),
-                &serde_json::to_string(&queued).unwrap_or_default(),
-            );
-            self.memo
-                .put(SOLUTION_MEMO, &tail_key, &(tail + 1).to_string());
+    fn enqueue(&self, owner: &str, user_id: &str, instance_id: &str) {
+        if let Some(enabler) = &self.enabler {
+            enabler.enqueue(owner, user_id, instance_id);
         }
-        let delay = self.config.as_ref().map(SolutionConfig::enable_delay);
-        let users = self.users.clone();
-        let memo = self.memo.clone();
-        let solution = solution.to_owned();
-        let mut tasks = self.enables.lock().unwrap_or_else(|e| e.into_inner());
-        // Reap finished ones so the set only holds enables still waiting.
-        while let Some(done) = tasks.try_join_next() {
-            self.note_result(done);
-        }
-        tasks.spawn(async move {
-            tokio::time::sleep(delay.unwrap_or_default()).await;
-            enable(&users, memo.as_ref(), &solution, &queued).await
-        });
     }
 
-    fn note_result(&self, done: Result<Result<(), String>, tokio::task::JoinError>) {
-        let failure = match done {
-            Ok(Ok(())) => return,
-            Ok(Err(text)) => text,
-            Err(_) => "an enable task stopped unexpectedly".to_owned(),
-        };
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.push(failure);
-    }
-
-    fn read_u64(&self, key: &str) -> u64 {
-        self.memo
-            .get(SOLUTION_MEMO, key)
-            .and_then(|text| text.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Awaits this run's enables, then enables whatever the queue still holds (an earlier,
-    /// killed run's), each at least the wait after its create. Failures leave the instance
-    /// disabled and queued for the next run, and fail this one.
+    /// Awaits this run's enables and drains the queue (see [`Enabler::finish`]).
     pub async fn finish(&self) -> Result<(), ProviderError> {
-        let Some(solution) = &self.config else {
-            return Ok(());
-        };
-        loop {
-            let next = {
-                let mut tasks = self.enables.lock().unwrap_or_else(|e| e.into_inner());
-                if tasks.is_empty() {
-                    break;
-                }
-                // Taken out so the lock is not held across the await.
-                std::mem::take(&mut *tasks)
-            };
-            let mut next = next;
-            while let Some(done) = next.join_next().await {
-                self.note_result(done);
-            }
-        }
-        let sid = &solution.solution_id;
-        let head_key = queue_end_key(sid, "queue.head");
-        let head = self.read_u64(&head_key);
-        let tail = self.read_u64(&queue_end_key(sid, "queue.tail"));
-        let mut new_head = head;
-        let mut contiguous = true;
-        for n in head..tail {
-            let queued: Option<QueuedEnable> = self
-                .memo
-                .get(SOLUTION_MEMO, &queue_key(sid, n))
-                .and_then(|text| serde_json::from_str(&text).ok());
-            let done = match queued {
-                None => true,
-                Some(queued) => {
-                    let wait_until = queued.created_ms.saturating_add(solution.enable_delay_ms);
-                    let now = now_ms();
-                    if wait_until > now {
-                        tokio::time::sleep(Duration::from_millis(wait_until - now)).await;
-                    }
-                    match enable(&self.users, self.memo.as_ref(), sid, &queued).await {
-                        Ok(()) => true,
-                        Err(text) => {
-                            self.note_result(Ok(Err(text)));
-                            false
-                        }
-                    }
-                }
-            };
-            contiguous &= done;
-            if contiguous {
-                new_head = n + 1;
-            }
-        }
-        if new_head != head {
-            self.memo
-                .put(SOLUTION_MEMO, &head_key, &new_head.to_string());
-        }
-        let failures =
-            std::mem::take(&mut *self.failures.lock().unwrap_or_else(|e| e.into_inner()));
-        match failures.first() {
+        match &self.enabler {
+            Some(enabler) => enabler.finish().await,
             None => Ok(()),
-            Some(first) => Err(ProviderError::transient(format!(
-                "{} solution instance(s) could not be enabled and stay disabled (the next run enables them); first: {first}",
-                failures.len()
-            ))),
         }
     }
 
@@ -650,64 +537,6 @@ impl Solutions {
             }
             Err(failure) => Err(failure.error),
         }
-    }
-}
-
-/// `updateSolutionInstance(enabled: true)` for a queued instance, unless the memo says it is
-/// already enabled or was removed. The error text is for the run's failure message.
-async fn enable(
-    users: &Users,
-    memo: &dyn Memo,
-    solution: &str,
-    queued: &QueuedEnable,
-) -> Result<(), String> {
-    let key = instance_key(solution, &queued.owner);
-    let entry: Option<InstanceEntry> = memo
-        .get(SOLUTION_MEMO, &key)
-        .and_then(|text| serde_json::from_str(&text).ok());
-    let name = match entry {
-        Some(InstanceEntry::Created { id, name, .. }) if id == queued.instance_id => name,
-        // Enabled, removed, or replaced since: nothing to do.
-        _ => return Ok(()),
-    };
-    let user = UserRef {
-        external_user_id: &queued.owner,
-        name: None,
-        user_id: (!queued.user_id.is_empty()).then_some(queued.user_id.as_str()),
-        secrets: &[],
-    };
-    let variables = json!({"id": queued.instance_id});
-    let enabled: Result<UpdateSolutionInstanceData, CallFailure> = users
-        .graphql(
-            user,
-            GraphqlCall {
-                document: queries::ENABLE_SOLUTION_INSTANCE,
-                variables: &variables,
-                effect: Effect::IdempotentWrite,
-                operation: "enable solution instance",
-                secrets: &[],
-            },
-        )
-        .await;
-    match enabled {
-        Ok(_) => {
-            let entry = InstanceEntry::Enabled {
-                id: queued.instance_id.clone(),
-                name,
-            };
-            memo.put(
-                SOLUTION_MEMO,
-                &key,
-                &serde_json::to_string(&entry).unwrap_or_default(),
-            );
-            Ok(())
-        }
-        Err(failure) => Err(format!(
-            "instance {} of owner {}: {}",
-            queued.instance_id,
-            queued.owner,
-            failure.error.message()
-        )),
     }
 }
 
