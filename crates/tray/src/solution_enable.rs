@@ -17,6 +17,16 @@ use crate::solution_state::{
 use crate::users::{UserRef, Users};
 use crate::wire::{UpdateSolutionInstanceData, queries};
 
+/// A background enable that failed is not final: [`Enabler::finish`] tries every queued
+/// instance that is not enabled yet once more, and only that attempt counts.
+fn background_result(done: Result<Result<(), String>, tokio::task::JoinError>) {
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(text)) => tracing::debug!("enable to be retried when the run finishes: {text}"),
+        Err(_) => tracing::debug!("an enable task stopped; retried when the run finishes"),
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -82,7 +92,7 @@ impl Enabler {
         let mut tasks = self.enables.lock().unwrap_or_else(|e| e.into_inner());
         // Reap finished ones so the set only holds enables still waiting.
         while let Some(done) = tasks.try_join_next() {
-            self.note_result(done);
+            background_result(done);
         }
         tasks.spawn(async move {
             tokio::time::sleep(delay).await;
@@ -90,12 +100,7 @@ impl Enabler {
         });
     }
 
-    fn note_result(&self, done: Result<Result<(), String>, tokio::task::JoinError>) {
-        let failure = match done {
-            Ok(Ok(())) => return,
-            Ok(Err(text)) => text,
-            Err(_) => "an enable task stopped unexpectedly".to_owned(),
-        };
+    fn note_failure(&self, failure: String) {
         // A count and the first reason: flat however many fail.
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures.0 += 1;
@@ -124,7 +129,7 @@ impl Enabler {
             };
             let mut next = next;
             while let Some(done) = next.join_next().await {
-                self.note_result(done);
+                background_result(done);
             }
         }
         let sid = self.solution_id.as_str();
@@ -149,7 +154,7 @@ impl Enabler {
                     match enable(&self.users, self.memo.as_ref(), sid, &queued).await {
                         Ok(()) => true,
                         Err(text) => {
-                            self.note_result(Ok(Err(text)));
+                            self.note_failure(text);
                             false
                         }
                     }

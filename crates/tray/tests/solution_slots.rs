@@ -369,3 +369,50 @@ async fn a_changed_owner_config_updates_the_existing_instance() {
         vec![("external_slack_channel".to_owned(), Some(json!("\"#b\"")))]
     );
 }
+
+/// An enable that fails in the background is tried once more when the run finishes; if that
+/// fails too, the run's finish fails naming the instance, the instance stays disabled and
+/// queued, and the next run's finish enables it (even with nothing to import).
+#[tokio::test]
+async fn a_failed_enable_fails_the_run_and_the_next_run_enables_it() {
+    let sandbox = tray_sandbox(TrayOptions::default()).await;
+    sandbox.faults.set(FaultPlan {
+        seed: 1,
+        rules: vec![
+            FaultRule::new(
+                Some("POST"),
+                "/graphql",
+                FaultKind::ErrorBeforeApply,
+                Trigger::Nth(vec![1, 2]),
+            )
+            .body_contains("enabled: true"),
+        ],
+        latency: None,
+    });
+    let memo = memo();
+    let provider = provider(&sandbox, two_slots(json!({})), memo.clone());
+    import_all(
+        provider.as_ref(),
+        &[
+            &owned("acme", "mailchimp", None),
+            &owned("acme", "slack", None),
+        ],
+    )
+    .await;
+    let error = provider.finish().await.unwrap_err();
+    assert!(
+        error
+            .message()
+            .contains("1 solution instance(s) could not be enabled"),
+        "{error}"
+    );
+    let instance = sandbox.tray.instances()[0].clone();
+    assert!(error.message().contains(&instance.id), "{error}");
+    assert!(!instance.enabled);
+    assert_eq!(sandbox.faults.injected().error_before, 2);
+
+    let next = common::provider(&sandbox, two_slots(json!({})), memo);
+    next.finish().await.unwrap();
+    assert!(sandbox.tray.instances()[0].enabled);
+    assert_eq!(sandbox.tray.instances().len(), 1);
+}
