@@ -229,3 +229,34 @@ async fn a_run_killed_in_the_solution_step_resumes_without_a_second_instance() {
     );
     sandbox.stop().await;
 }
+
+/// The create is applied but its answer is lost (the connection drops): the engine
+/// reconciles, the instance is found by name, and the run ends with one enabled instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_instance_create_answer_is_reconciled_not_duplicated() {
+    use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
+    let sandbox = sandbox().await;
+    sandbox.faults.set(FaultPlan {
+        seed: 3,
+        rules: vec![
+            FaultRule::new(
+                Some("POST"),
+                "/graphql",
+                FaultKind::DropAfterApply,
+                Trigger::Nth(vec![1]),
+            )
+            .body_contains("createSolutionInstance"),
+        ],
+        latency: None,
+    });
+    let dir = scratch();
+    std::fs::write(dir.path().join("authport.toml"), config(0)).unwrap();
+    let lines = vec![line("acme", "mailchimp"), line("acme", "slack")];
+    let run = import(&sandbox, dir.path(), &lines).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert_eq!(sandbox.faults.injected().drop_after, 1);
+    assert_eq!(sandbox.tray.instances().len(), 1);
+    assert_complete(&sandbox, "acme");
+    assert_eq!(sandbox.tray.call_count("graphql createSolutionInstance"), 1);
+    sandbox.stop().await;
+}
