@@ -260,3 +260,46 @@ async fn a_lost_instance_create_answer_is_reconciled_not_duplicated() {
     assert_eq!(sandbox.tray.call_count("graphql createSolutionInstance"), 1);
     sandbox.stop().await;
 }
+
+/// An instance that cannot be enabled fails the run (the engine's finish step), stays
+/// disabled, and the next run with the same state enables it though every record is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_enable_fails_the_run_and_the_next_run_enables_it() {
+    use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
+    let sandbox = sandbox().await;
+    sandbox.faults.set(FaultPlan {
+        seed: 4,
+        rules: vec![
+            FaultRule::new(
+                Some("POST"),
+                "/graphql",
+                FaultKind::ErrorBeforeApply,
+                Trigger::Nth(vec![1, 2]),
+            )
+            .body_contains("enabled: true"),
+        ],
+        latency: None,
+    });
+    let dir = scratch();
+    std::fs::write(dir.path().join("authport.toml"), config(0)).unwrap();
+    let lines = vec![line("acme", "mailchimp"), line("acme", "slack")];
+    let run = import(&sandbox, dir.path(), &lines).await;
+    assert_ne!(run.out.code, 0, "{}", run.out.stderr);
+    assert!(
+        run.out.stderr.contains("could not be enabled"),
+        "{}",
+        run.out.stderr
+    );
+    assert!(!sandbox.tray.instances()[0].enabled);
+
+    let run = import(&sandbox, dir.path(), &lines).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    assert!(
+        run.report.iter().all(|l| l["status"] == "unchanged"),
+        "{:?}",
+        statuses(&run.report)
+    );
+    assert_complete(&sandbox, "acme");
+    assert_eq!(sandbox.tray.instances().len(), 1);
+    sandbox.stop().await;
+}
