@@ -5,7 +5,7 @@
 //! load generator (`wrk`) and prints the figures, each a ratio taken within the same run.
 //!
 //! ```text
-//! cargo xtask bench [--quick] [--debug] [--only overhead|memory|ratelimit|ratelimit-short|faults|crash]
+//! cargo xtask bench [--quick] [--debug] [--only overhead|memory|ratelimit|ratelimit-short|autorate|faults|crash]
 //! ```
 //! `--quick` shrinks every input (a smoke run, not figures); `--debug` skips the release build.
 
@@ -160,12 +160,36 @@ fn build_driver(root: &Path, debug: bool) -> anyhow::Result<PathBuf> {
 
 /// Runs the driver and parses its one JSON line.
 fn driver_json(driver: &Path, args: &[&str]) -> anyhow::Result<Value> {
+    driver_json_from(driver, args, None)
+}
+
+/// Runs the driver with the file `stdin` piped into its standard input (through `cat`, so the
+/// driver reads a real pipe), when given.
+fn driver_json_from(driver: &Path, args: &[&str], stdin: Option<&Path>) -> anyhow::Result<Value> {
     eprintln!("bench: bench_driver {}", args.join(" "));
+    let mut cat = match stdin {
+        Some(path) => Some(
+            Command::new("cat")
+                .arg(path)
+                .stdout(Stdio::piped())
+                .spawn()
+                .context("cannot run cat")?,
+        ),
+        None => None,
+    };
+    let stdin = match cat.as_mut().and_then(|cat| cat.stdout.take()) {
+        Some(pipe) => Stdio::from(pipe),
+        None => Stdio::null(),
+    };
     let output = Command::new(driver)
         .args(args)
+        .stdin(stdin)
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("cannot run {}", driver.display()))?;
+    if let Some(mut cat) = cat {
+        cat.wait()?;
+    }
     if !output.status.success() {
         bail!("bench_driver {} failed", args.join(" "));
     }
@@ -342,7 +366,15 @@ fn wrk(url: &str, script: &Path, connections: usize, seconds: u32) -> anyhow::Re
 }
 
 /// Peak RSS of the importer for a small and a large input.
+/// Peak RSS at two input sizes, reading a file, and again reading the same records from stdin
+/// (`--input -`: the driver's stdin is the file, read once through the pipe-capable path).
 fn memory(driver: &Path, work: &Path, sizes: Sizes) -> anyhow::Result<Value> {
+    let from_file = memory_of(driver, work, sizes, false)?;
+    let from_stdin = memory_of(driver, work, sizes, true)?;
+    Ok(serde_json::json!({"file": from_file, "stdin": from_stdin}))
+}
+
+fn memory_of(driver: &Path, work: &Path, sizes: Sizes, stdin: bool) -> anyhow::Result<Value> {
     let mut peaks = Vec::new();
     for records in [sizes.memory_small, sizes.memory_large] {
         let sandbox = Sandbox::start(driver)?;
@@ -360,16 +392,22 @@ fn memory(driver: &Path, work: &Path, sizes: Sizes) -> anyhow::Result<Value> {
         )?;
         let state = work.join(format!("memory-{records}.db"));
         fresh(&state)?;
-        let result = driver_json(
+        let input_arg = if stdin {
+            "-".to_owned()
+        } else {
+            input.display().to_string()
+        };
+        let result = driver_json_from(
             driver,
             &[
                 "import",
                 &env.display().to_string(),
-                &input.display().to_string(),
+                &input_arg,
                 &state.display().to_string(),
                 &sizes.concurrency.to_string(),
                 "0",
             ],
+            stdin.then_some(input.as_path()),
         )?;
         let held = sandbox.stop()?;
         anyhow::ensure!(
