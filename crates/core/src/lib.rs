@@ -2,6 +2,7 @@
 //! trait, the plugin registry, the error taxonomy and secret types. No network IO.
 
 pub mod error;
+pub mod export;
 pub mod importer;
 pub mod input;
 pub mod record;
@@ -11,6 +12,10 @@ pub mod secret;
 pub mod transport;
 
 pub use error::{MappingError, ProviderError};
+pub use export::{
+    AuthExporter, ExportCounts, ExportFilter, ExportSink, ExporterPlugin, NoExporter, exporters,
+    find_exporter, record_to_v1_json,
+};
 pub use importer::{
     AuthImporter, BuildContext, ConfigError, DiscoveryKey, Disposition, EnvSnapshot, ImportOutcome,
     InMemoryMemo, MappedRecord, Memo, PriorImport, ProviderLimits, Removal, RequestGate,

@@ -1,0 +1,276 @@
+//! The optional export side of a provider: [`AuthExporter`] reads end users' authentications
+//! back out of a platform as canonical v1 records, and [`ExporterPlugin`] registers it.
+//!
+//! Exporters are registered apart from importers (their own `inventory::collect!`), so a
+//! provider crate opts in with one more `submit!` and importers need no change. Records cross
+//! the trait as [`CredentialRecord`]s, secrets still in `SecretString`s; only
+//! [`record_to_v1_json`] exposes them, into a [`SecretJson`] the writer exposes once, when it
+//! writes the line.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::SecondsFormat;
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value, json};
+
+use crate::error::ProviderError;
+use crate::importer::{BuildContext, ConfigError};
+use crate::record::{Auth, CredentialRecord};
+use crate::secret::SecretJson;
+
+/// Which records to export.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportFilter {
+    /// Only these owners (`owner.id`); empty: every owner.
+    pub owners: Vec<String>,
+}
+
+impl ExportFilter {
+    pub fn wants_owner(&self, owner_id: &str) -> bool {
+        self.owners.is_empty() || self.owners.iter().any(|o| o == owner_id)
+    }
+}
+
+/// Where an exporter sends what it reads, one source object at a time (so an export streams:
+/// nothing is collected in memory). An `Err` from the sink stops the export with that error.
+#[async_trait]
+pub trait ExportSink: Send {
+    /// One exported record. Untyped fields are already in `record.warnings`.
+    async fn record(&mut self, record: CredentialRecord) -> Result<(), ProviderError>;
+
+    /// A source object that could not be exported (`source_id` is the source's non-secret
+    /// id). The export goes on with the next object.
+    async fn failed(&mut self, source_id: &str, error: ProviderError) -> Result<(), ProviderError>;
+}
+
+/// What an export saw, for the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportCounts {
+    /// Owners (end users) whose objects were read.
+    pub owners: u64,
+    /// Source objects handed to the sink (records and failures).
+    pub objects: u64,
+}
+
+/// A provider's exporter. Object-safe: the runner holds a `Box<dyn AuthExporter>`.
+#[async_trait]
+pub trait AuthExporter: Send + Sync + fmt::Debug {
+    /// Reads every authentication the filter selects and hands each to `sink`, as a record or
+    /// as a failure. Read-only at the source. An `Err` stops the export (bad credentials, a
+    /// refused capability, or the sink's own error).
+    async fn export(
+        &self,
+        filter: &ExportFilter,
+        sink: &mut dyn ExportSink,
+    ) -> Result<ExportCounts, ProviderError>;
+}
+
+/// One exporter, as registered by its provider crate next to its [`crate::ProviderPlugin`]
+/// (whose `limits` pace the export):
+///
+/// ```text
+/// inventory::submit! {
+///     authport_core::ExporterPlugin { name: "tray", description: "...", build: build_exporter }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct ExporterPlugin {
+    /// The `--provider` name; the same as the provider's importer.
+    pub name: &'static str,
+    /// One line for `authport providers`.
+    pub description: &'static str,
+    /// Builds the exporter from config and environment (no network calls).
+    pub build: fn(&BuildContext) -> Result<Box<dyn AuthExporter>, ConfigError>,
+}
+
+inventory::collect!(ExporterPlugin);
+
+/// Every registered exporter, sorted by name.
+///
+/// # Panics
+/// When two crates register the same name: that is a build mistake.
+pub fn exporters() -> Vec<&'static ExporterPlugin> {
+    let mut plugins: Vec<&'static ExporterPlugin> =
+        inventory::iter::<ExporterPlugin>.into_iter().collect();
+    plugins.sort_by_key(|p| p.name);
+    for pair in plugins.windows(2) {
+        assert!(
+            pair[0].name != pair[1].name,
+            "two exporters are registered under the name `{}`",
+            pair[0].name
+        );
+    }
+    plugins
+}
+
+/// An unknown or export-less `--provider` name, with the names that can export.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("provider `{name}` cannot export; providers that can: {}", if valid.is_empty() { "(none)".to_owned() } else { valid.join(", ") })]
+pub struct NoExporter {
+    pub name: String,
+    pub valid: Vec<&'static str>,
+}
+
+/// Looks an exporter up by provider name.
+pub fn find_exporter(name: &str) -> Result<&'static ExporterPlugin, NoExporter> {
+    let plugins = exporters();
+    match plugins.iter().find(|p| p.name == name) {
+        Some(plugin) => Ok(plugin),
+        None => Err(NoExporter {
+            name: name.to_owned(),
+            valid: plugins.iter().map(|p| p.name).collect(),
+        }),
+    }
+}
+
+/// The record as one v1 JSON object, the inverse of [`crate::record::from_json_located`]:
+/// reading the result back gives the same record. Expiry is written as the absolute
+/// `expires_at` (with `issued_at` when known). The value holds the secrets, so it comes back
+/// as a [`SecretJson`]: expose it only to write it.
+pub fn record_to_v1_json(record: &CredentialRecord) -> SecretJson {
+    let mut top = Map::new();
+    top.insert("id".into(), json!(record.id));
+    let mut owner = Map::new();
+    owner.insert("id".into(), json!(record.owner.id));
+    if let Some(name) = &record.owner.name {
+        owner.insert("name".into(), json!(name));
+    }
+    if let Some(email) = &record.owner.email {
+        owner.insert("email".into(), json!(email));
+    }
+    top.insert("owner".into(), Value::Object(owner));
+    top.insert("service".into(), json!(record.service));
+    if let Some(name) = &record.name {
+        top.insert("name".into(), json!(name));
+    }
+    top.insert("auth".into(), Value::Object(auth_to_json(&record.auth)));
+    for (key, map) in [
+        ("settings", &record.settings),
+        ("metadata", &record.metadata),
+        ("targets", &record.targets),
+    ] {
+        if !map.is_empty() {
+            top.insert(key.into(), Value::Object(map.clone()));
+        }
+    }
+    SecretJson::new(Value::Object(top))
+}
+
+fn auth_to_json(auth: &Auth) -> Map<String, Value> {
+    let mut map = Map::new();
+    map.insert("type".into(), json!(auth.kind()));
+    let secret = |s: &secrecy::SecretString| json!(s.expose_secret());
+    match auth {
+        Auth::OAuth2(oauth) => {
+            map.insert("access_token".into(), secret(&oauth.access_token));
+            if let Some(refresh) = &oauth.refresh_token {
+                map.insert("refresh_token".into(), secret(refresh));
+            }
+            if let Some(token_type) = &oauth.token_type {
+                map.insert("token_type".into(), json!(token_type));
+            }
+            if !oauth.scopes.is_empty() {
+                map.insert("scopes".into(), json!(oauth.scopes));
+            }
+            if let Some(expiry) = &oauth.expiry {
+                let instant = |t: chrono::DateTime<chrono::Utc>| {
+                    json!(t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+                };
+                map.insert("expires_at".into(), instant(expiry.expires_at));
+                if let Some(issued) = expiry.issued_at {
+                    map.insert("issued_at".into(), instant(issued));
+                }
+            }
+            if let Some(client_id) = &oauth.client_id {
+                map.insert("client_id".into(), json!(client_id));
+            }
+        }
+        Auth::ApiKey { api_key } => {
+            map.insert("api_key".into(), secret(api_key));
+        }
+        Auth::Basic { username, password } => {
+            map.insert("username".into(), secret(username));
+            map.insert("password".into(), secret(password));
+        }
+        Auth::Custom { fields } => {
+            let fields: Map<String, Value> = fields
+                .iter()
+                .map(|(key, value)| (key.clone(), secret(value)))
+                .collect();
+            map.insert("fields".into(), Value::Object(fields));
+        }
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::record::from_json_located;
+
+    fn round_trip(input: Value) {
+        let now = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let record = from_json_located(&input, now).unwrap();
+        let written = record_to_v1_json(&record);
+        let again = from_json_located(written.expose(), now).unwrap();
+        assert_eq!(record_to_v1_json(&again).expose(), written.expose());
+        assert_eq!(again.secret_values(), record.secret_values());
+    }
+
+    #[test]
+    fn every_auth_kind_reads_back_as_the_same_record() {
+        round_trip(
+            json!({"id": "a/1", "owner": {"id": "a", "name": "A", "email": "a@x.example"},
+            "service": "mailchimp", "name": "A Mailchimp",
+            "auth": {"type": "oauth2", "access_token": "at", "refresh_token": "rt",
+                "token_type": "Bearer", "scopes": ["r"], "issued_at": "2026-11-01T10:00:00Z",
+                "expires_in": 3600, "client_id": "cid"},
+            "settings": {"dc": "us21"}, "metadata": {"plan": "gold"},
+            "targets": {"tray": {"service_environment": "e1"}}}),
+        );
+        round_trip(json!({"id": "2", "owner": {"id": "b"}, "service": "s",
+            "auth": {"type": "oauth2", "access_token": "at", "expires_at": "2027-01-01T00:00:00.5Z"}}));
+        round_trip(json!({"id": "3", "owner": {"id": "b"}, "service": "s",
+            "auth": {"type": "api_key", "api_key": "k"}}));
+        round_trip(json!({"id": "4", "owner": {"id": "b"}, "service": "s",
+            "auth": {"type": "basic", "username": "u", "password": "p"}}));
+        round_trip(json!({"id": "5", "owner": {"id": "b"}, "service": "s",
+            "auth": {"type": "custom", "fields": {"key": "k", "secret": "s"}}}));
+    }
+
+    #[test]
+    fn expiry_is_written_as_an_absolute_instant() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let record = from_json_located(
+            &json!({"id": "1", "owner": {"id": "b"}, "service": "s",
+                "auth": {"type": "oauth2", "access_token": "at",
+                    "issued_at": "2026-11-01T10:00:00Z", "expires_in": 3600}}),
+            now,
+        )
+        .unwrap();
+        let written = record_to_v1_json(&record);
+        assert_eq!(
+            written.expose()["auth"]["expires_at"],
+            "2026-11-01T11:00:00Z"
+        );
+        assert_eq!(
+            written.expose()["auth"]["issued_at"],
+            "2026-11-01T10:00:00Z"
+        );
+        assert!(written.expose()["auth"].get("expires_in").is_none());
+        assert_eq!(format!("{written:?}"), "SecretJson([redacted])");
+    }
+
+    #[test]
+    fn the_owner_filter_keeps_the_named_owners_only() {
+        assert!(ExportFilter::default().wants_owner("any"));
+        let filter = ExportFilter {
+            owners: vec!["a".into(), "b".into()],
+        };
+        assert!(filter.wants_owner("b"));
+        assert!(!filter.wants_owner("c"));
+    }
+}
