@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use authport_core::DiscoveryKey;
+use serde_json::Value;
 use tokio::sync::OnceCell;
 
 /// How one key's discovery ended, shared by every record with that key.
@@ -19,57 +19,77 @@ pub(super) enum Discovered {
     Stopped,
 }
 
+/// One discovery per distinct target object of a service.
+type Cells = Vec<(Option<Value>, Arc<OnceCell<Discovered>>)>;
+
 /// The keys seen so far, each with its one discovery.
 #[derive(Debug, Default)]
 pub(super) struct Discoveries {
-    keys: Mutex<HashMap<String, Arc<OnceCell<Discovered>>>>,
+    /// By service, then the `targets.<provider>` value compared as JSON (`DiscoveryKey` is
+    /// neither `Hash` nor `Ord`; a service has few distinct targets, and nothing is serialised
+    /// per record this way).
+    keys: Mutex<HashMap<String, Cells>>,
 }
 
 impl Discoveries {
-    /// The cell of `key`, created on first sight. `DiscoveryKey` is neither `Hash` nor `Ord`:
-    /// its JSON form is the map key.
-    pub(super) fn cell(&self, key: &DiscoveryKey) -> Arc<OnceCell<Discovered>> {
-        let text = serde_json::to_string(key).unwrap_or_default();
+    /// The cell of the key `(service, target)`, created on first sight. Borrowed parts: a
+    /// record's key is only built (cloned) when its discovery runs.
+    pub(super) fn cell(&self, service: &str, target: Option<&Value>) -> Arc<OnceCell<Discovered>> {
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        keys.entry(text).or_default().clone()
+        let cells = match keys.get_mut(service) {
+            Some(cells) => cells,
+            None => keys.entry(service.to_owned()).or_default(),
+        };
+        if let Some((_, cell)) = cells.iter().find(|(known, _)| known.as_ref() == target) {
+            return cell.clone();
+        }
+        let cell = Arc::new(OnceCell::new());
+        cells.push((target.cloned(), cell.clone()));
+        cell
     }
 
     /// Distinct keys seen (for the summary and logs).
     pub(super) fn len(&self) -> usize {
-        self.keys.lock().unwrap_or_else(|e| e.into_inner()).len()
+        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        keys.values().map(Vec::len).sum()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
     use super::*;
 
     #[tokio::test]
     async fn one_discovery_per_key_whatever_the_number_of_waiters() {
         let discoveries = Discoveries::default();
-        let key = |service: &str, target: Option<serde_json::Value>| DiscoveryKey {
-            service: service.to_owned(),
-            target,
-        };
-        let calls = std::sync::atomic::AtomicU32::new(0);
+        let calls = AtomicU32::new(0);
         let discover = || async {
-            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            calls.fetch_add(1, Ordering::SeqCst);
             Discovered::Ready
         };
-        let a = key("slack", None);
-        let b = key("slack", Some(serde_json::json!({"unified_api": "crm"})));
-        let waits = (0..8).map(|i| {
-            let cell = discoveries.cell(if i % 2 == 0 { &a } else { &b });
+        let crm = serde_json::json!({"unified_api": "crm"});
+        let keys = [("slack", None), ("slack", Some(&crm)), ("hubspot", None)];
+        let waits = (0..9).map(|i| {
+            let (service, target) = keys[i % 3];
+            let cell = discoveries.cell(service, target);
             async move { cell.get_or_init(discover).await.clone() }
         });
         for answer in futures_util::future::join_all(waits).await {
             assert!(matches!(answer, Discovered::Ready));
         }
-        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
-        assert_eq!(discoveries.len(), 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(discoveries.len(), 3);
+        // An equal target value, another allocation: the same key.
+        let same = serde_json::json!({"unified_api": "crm"});
         assert!(Arc::ptr_eq(
-            &discoveries.cell(&a),
-            &discoveries.cell(&key("slack", None))
+            &discoveries.cell("slack", Some(&same)),
+            &discoveries.cell("slack", Some(&crm))
+        ));
+        assert!(!Arc::ptr_eq(
+            &discoveries.cell("slack", None),
+            &discoveries.cell("slack", Some(&crm))
         ));
     }
 }

@@ -129,9 +129,10 @@ impl Run {
     /// (single-flight, see `discovery`). A failure stops the run: nothing of that key can be
     /// mapped, and the operator must fix the target or the configuration first.
     async fn discovered(&self, record: &CredentialRecord) -> Discovered {
-        let key = DiscoveryKey::for_record(record, &self.provider);
-        let cell = self.discoveries.cell(&key);
+        let target = record.targets.get(&self.provider);
+        let cell = self.discoveries.cell(&record.service, target);
         let discover = || async {
+            let key = DiscoveryKey::for_record(record, &self.provider);
             let keys = std::slice::from_ref(&key);
             match self
                 .retrier()
