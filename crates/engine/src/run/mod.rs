@@ -242,6 +242,16 @@ pub async fn import(
     let mut watching_shutdown = true;
     let mut watching_deadline = options.deadline.is_some();
 
+    // A stop that is already due wins before any worker starts (the workers run on other
+    // threads as soon as they are spawned, before the loop below polls anything).
+    let due =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready()))
+            .await;
+    if due {
+        watching_shutdown = false;
+        run.control.interrupt();
+    }
+
     let (sender, receiver) = mpsc::channel::<Work>(concurrency.saturating_mul(2));
     let reader = tokio::task::spawn_blocking(move || feed(reader, &sender));
     let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
