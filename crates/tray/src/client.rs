@@ -36,9 +36,14 @@ fn error_text(_status: u16, body: &[u8]) -> Option<String> {
 #[derive(Debug, Clone, Copy)]
 pub enum Resource<'a> {
     Connectors,
-    Environments { service: &'a str, version: i64 },
+    Environments {
+        service: &'a str,
+        version: i64,
+    },
     Authentications,
     Authentication(&'a str),
+    /// §4.7 Get full authentication: the auth with its credentials (export only).
+    FullAuthentication(&'a str),
 }
 
 impl Resource<'_> {
@@ -55,6 +60,9 @@ impl Resource<'_> {
             ]),
             Self::Authentications => segments.push("authentications".into()),
             Self::Authentication(id) => segments.extend(["authentications".into(), id.to_owned()]),
+            Self::FullAuthentication(id) => {
+                segments.extend(["authentications".into(), id.to_owned(), "full".into()])
+            }
         }
         segments
     }

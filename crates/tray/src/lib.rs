@@ -5,6 +5,7 @@
 pub mod catalogue;
 pub mod client;
 pub mod config;
+pub mod export;
 pub mod importer;
 pub mod map;
 pub mod schema;
@@ -32,5 +33,13 @@ authport_core::inventory::submit! {
         // Tray: 30 requests/second, bursts up to 50 (REST and GraphQL).
         limits: ProviderLimits { requests_per_second: 30.0, documented: true, burst: 50, default_concurrency: 8 },
         build,
+    }
+}
+
+authport_core::inventory::submit! {
+    authport_core::ExporterPlugin {
+        name: "tray",
+        description: "Tray.ai Embedded: end users' authentications with their credentials (Get full authentication)",
+        build: export::build_exporter,
     }
 }

@@ -1,0 +1,696 @@
+//! Tray as a source: every end user (`users`, paged, master token) → the user's
+//! authentications (`viewer.authentications`, user token) → each one's credentials (REST §4.7
+//! Get full authentication, user token) → a canonical v1 record.
+//!
+//! Get full authentication must be enabled by Tray support for the organisation; a refusal
+//! (403) stops the export with that advice. Nothing else in this crate uses it (`verify` reads
+//! the metadata GET), so an import never depends on it.
+//!
+//! [`to_record`] is the pure part: Tray stores whatever keys the service's connector uses
+//! (`access_token` or `accessToken`, ...), so the credentials are typed by their key set, and a
+//! set that is not exactly one of the canonical auth kinds is exported as `custom` with a
+//! warning naming the keys, never dropped.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use authport_core::{
+    Auth, AuthExporter, BuildContext, ConfigError, CredentialRecord, Expiry, ExportCounts,
+    ExportFilter, ExportSink, OAuth2, Owner, ProviderError, RecordWarning, SecretString,
+};
+use authport_kit::{CallFailure, Effect, Method};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Map, Number, Value, json};
+
+use crate::client::{GraphqlCall, Resource, RestCall, TrayClient, master_failure};
+use crate::config::TrayConfig;
+use crate::users::{UserRef, Users};
+use crate::wire::{Connection, UsersData, queries};
+
+/// Users per `users` page: Tray documents no default or maximum, so a modest explicit one.
+const USERS_PAGE_SIZE: i64 = 50;
+
+/// The Tray exporter. Read-only at Tray.
+#[derive(Debug)]
+pub struct TrayExporter {
+    client: TrayClient,
+    users: Users,
+}
+
+/// Builds the exporter from the `[tray]` section and the environment (no network IO).
+pub fn build_exporter(context: &BuildContext) -> Result<Box<dyn AuthExporter>, ConfigError> {
+    Ok(Box::new(TrayExporter::new(context)?))
+}
+
+impl TrayExporter {
+    pub fn new(context: &BuildContext) -> Result<Self, ConfigError> {
+        let config = TrayConfig::from_context(context)?;
+        let client = TrayClient::new(&config, context)?;
+        // Every user the export reads is known by its Tray id, so `Users` never looks one up
+        // or creates one: it only mints (and re-mints) user tokens.
+        let users = Users::new(client.clone(), context.memo.clone(), &config);
+        Ok(Self { client, users })
+    }
+
+    async fn master<T: serde::de::DeserializeOwned>(
+        &self,
+        document: &'static str,
+        variables: &Value,
+        operation: &'static str,
+    ) -> Result<T, ProviderError> {
+        self.client
+            .graphql(
+                self.client.master(),
+                GraphqlCall {
+                    document,
+                    variables,
+                    effect: Effect::Read,
+                    operation,
+                    secrets: &[],
+                },
+            )
+            .await
+            .map_err(master_failure)
+    }
+
+    /// One owner's users (normally one) by `externalUserId`.
+    async fn users_of(&self, owner_id: &str) -> Result<Vec<ExportUser>, ProviderError> {
+        let variables = json!({"externalUserId": owner_id, "first": 2});
+        let data: UsersData = self
+            .master(queries::USERS_BY_EXTERNAL_ID, &variables, "find user")
+            .await?;
+        Ok(data
+            .users
+            .into_nodes()
+            .filter(|node| node.external_user_id.as_deref() == Some(owner_id))
+            .map(|node| ExportUser {
+                id: node.id,
+                name: None,
+                external_user_id: node.external_user_id,
+            })
+            .collect())
+    }
+
+    /// Every auth of one user, each handed to the sink.
+    async fn export_user(
+        &self,
+        user: &ExportUser,
+        sink: &mut dyn ExportSink,
+        counts: &mut ExportCounts,
+    ) -> Result<(), ProviderError> {
+        counts.owners += 1;
+        let owner = user.owner();
+        let user_ref = UserRef {
+            external_user_id: &owner.id,
+            name: owner.name.as_deref(),
+            user_id: Some(&user.id),
+            secrets: &[],
+        };
+        let listed: ViewerAuthenticationsData = match self
+            .users
+            .graphql(
+                user_ref,
+                GraphqlCall {
+                    document: VIEWER_AUTHENTICATIONS_FOR_EXPORT,
+                    variables: &json!({}),
+                    effect: Effect::Read,
+                    operation: "list authentications",
+                    secrets: &[],
+                },
+            )
+            .await
+        {
+            Ok(listed) => listed,
+            Err(failure) => {
+                counts.objects += 1;
+                return stop_or_report(failure.error, &owner.id, sink).await;
+            }
+        };
+        for auth in listed.viewer.authentications.into_nodes() {
+            counts.objects += 1;
+            let call = RestCall {
+                method: &Method::GET,
+                resource: Resource::FullAuthentication(&auth.id),
+                body: None,
+                effect: Effect::Read,
+                operation: "get full authentication",
+                secrets: &[],
+            };
+            let full = match self.users.rest(user_ref, call).await {
+                Ok((_, body)) => read_full(body.bytes()),
+                Err(failure) => Err(full_refusal(failure)),
+            };
+            match full.and_then(|full| to_record(&owner, &auth, full)) {
+                Ok(record) => sink.record(record).await?,
+                Err(error) => stop_or_report(error, &auth.id, sink).await?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A fatal error stops the export; any other is this object's failure.
+async fn stop_or_report(
+    error: ProviderError,
+    source_id: &str,
+    sink: &mut dyn ExportSink,
+) -> Result<(), ProviderError> {
+    match error {
+        ProviderError::Fatal { .. } => Err(error),
+        other => sink.failed(source_id, other).await,
+    }
+}
+
+/// A 403 from Get full authentication means the endpoint is not enabled for this org (or the
+/// token is not the owner's, which the export never does): nothing can be exported, so stop.
+fn full_refusal(failure: CallFailure) -> ProviderError {
+    if failure.status == Some(403) {
+        return ProviderError::fatal(
+            "tray refused Get full authentication (403): it must be enabled by Tray support for this organisation (see docs/tray.md)",
+        );
+    }
+    failure.error
+}
+
+fn read_full(body: &[u8]) -> Result<FullAuthentication, ProviderError> {
+    // serde's message could quote a credential: name the shape problem only.
+    serde_json::from_slice(body).map_err(|_| {
+        ProviderError::transient(
+            "tray get full authentication: the answer is not the expected shape",
+        )
+    })
+}
+
+#[async_trait]
+impl AuthExporter for TrayExporter {
+    async fn export(
+        &self,
+        filter: &ExportFilter,
+        sink: &mut dyn ExportSink,
+    ) -> Result<ExportCounts, ProviderError> {
+        let mut counts = ExportCounts::default();
+        if !filter.owners.is_empty() {
+            for owner_id in &filter.owners {
+                let users = self.users_of(owner_id).await?;
+                if users.is_empty() {
+                    counts.objects += 1;
+                    sink.failed(
+                        owner_id,
+                        ProviderError::rejected("tray has no end user with this externalUserId"),
+                    )
+                    .await?;
+                }
+                for user in &users {
+                    self.export_user(user, sink, &mut counts).await?;
+                }
+            }
+            return Ok(counts);
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let variables = json!({"first": USERS_PAGE_SIZE, "after": after});
+            let page: UsersPage = self.master(USERS_PAGE, &variables, "list users").await?;
+            for user in page.users.edges.into_iter().map(|edge| edge.node) {
+                self.export_user(&user, sink, &mut counts).await?;
+            }
+            match page.users.page_info {
+                PageInfo {
+                    has_next_page: true,
+                    end_cursor: Some(cursor),
+                } if after.as_ref() != Some(&cursor) => after = Some(cursor),
+                _ => break,
+            }
+        }
+        Ok(counts)
+    }
+}
+
+// Tray's shapes read by the export only (§4.7, §5.4 without criteria, §5.5 with the service).
+
+/// §5.4 without criteria, every end user page by page.
+pub const USERS_PAGE: &str = "query ($first: Int, $after: String) { users(first: $first, after: $after) { edges { node { id name externalUserId } cursor } pageInfo { hasNextPage endCursor } } }";
+/// §5.5 with the fields a record needs (service name and version, custom fields).
+pub const VIEWER_AUTHENTICATIONS_FOR_EXPORT: &str = "query { viewer { authentications { edges { node { id name customFields service { id name version } serviceEnvironment { id title } } } pageInfo { hasNextPage hasPreviousPage } } } }";
+
+#[derive(Debug, Deserialize)]
+struct UsersPage {
+    users: UserConnection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserConnection {
+    #[serde(default)]
+    edges: Vec<UserEdge>,
+    page_info: PageInfo,
+}
+
+#[derive(Debug, Deserialize)]
+struct UserEdge {
+    node: ExportUser,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageInfo {
+    has_next_page: bool,
+    #[serde(default)]
+    end_cursor: Option<String>,
+}
+
+/// An end user (`ExternalUser`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportUser {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub external_user_id: Option<String>,
+}
+
+impl ExportUser {
+    /// The record's owner: the external user id, or Tray's own id for a user without one.
+    pub fn owner(&self) -> Owner {
+        Owner {
+            id: self
+                .external_user_id
+                .clone()
+                .filter(|id| !id.trim().is_empty())
+                .unwrap_or_else(|| self.id.clone()),
+            name: self.name.clone().filter(|n| !n.trim().is_empty()),
+            email: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ViewerAuthenticationsData {
+    viewer: ViewerAuthentications,
+}
+
+#[derive(Debug, Deserialize)]
+struct ViewerAuthentications {
+    authentications: Connection<ListedAuthentication>,
+}
+
+/// An `Authentication` as listed (no secrets).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedAuthentication {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub custom_fields: Option<Value>,
+    pub service: ListedService,
+    pub service_environment: ListedEnvironment,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedService {
+    pub name: String,
+    /// A string in GraphQL (§9 #5).
+    #[serde(default)]
+    pub version: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedEnvironment {
+    pub id: String,
+}
+
+/// `GetFullUserAuthenticationResult`. Credentials are read straight into secret types.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FullAuthentication {
+    pub id: String,
+    #[serde(default)]
+    pub user_data: Map<String, Value>,
+    #[serde(default)]
+    pub credentials: BTreeMap<String, CredentialValue>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// One value of `credentials`: text is secret from the moment it is read; a number or flag
+/// (e.g. `expires_in`) is not.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum CredentialValue {
+    Text(SecretString),
+    Number(Number),
+    Flag(bool),
+    Null(()),
+    /// An object or array: kept whole, as secret JSON text.
+    Structured(StructuredSecret),
+}
+
+/// A nested credential value, held only as secret JSON text.
+#[derive(Debug)]
+pub struct StructuredSecret(SecretString);
+
+impl<'de> Deserialize<'de> for StructuredSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Ok(Self(SecretString::from(value.to_string())))
+    }
+}
+
+impl CredentialValue {
+    /// The value as secret text (numbers and flags as their JSON text); `None` when empty.
+    fn into_secret(self) -> Option<SecretString> {
+        use authport_core::ExposeSecret as _;
+        match self {
+            Self::Text(text) if text.expose_secret().trim().is_empty() => None,
+            Self::Text(text) => Some(text),
+            Self::Number(n) => Some(SecretString::from(n.to_string())),
+            Self::Flag(flag) => Some(SecretString::from(flag.to_string())),
+            Self::Null(()) => None,
+            Self::Structured(StructuredSecret(text)) => Some(text),
+        }
+    }
+}
+
+/// `accessToken` → `access_token`; snake_case keys stay as they are.
+pub fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for (i, c) in key.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 && !out.ends_with('_') {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else if c == '-' {
+            out.push('_');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+const OAUTH_KEYS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "token_type",
+    "scope",
+    "scopes",
+    "expires_in",
+    "expires_at",
+    "client_id",
+];
+const API_KEY_KEYS: &[&str] = &["api_key", "api_token", "token", "key"];
+
+/// One listed auth and its full form → a v1 record. Pure.
+pub fn to_record(
+    owner: &Owner,
+    listed: &ListedAuthentication,
+    full: FullAuthentication,
+) -> Result<CredentialRecord, ProviderError> {
+    let mut warnings = Vec::new();
+    let (auth, scopes_from_credentials) = type_credentials(full.credentials, &mut warnings)?;
+    let auth = match auth {
+        Auth::OAuth2(mut oauth) => {
+            oauth.scopes = full
+                .scopes
+                .filter(|s| !s.is_empty())
+                .or(scopes_from_credentials)
+                .unwrap_or_default();
+            Auth::OAuth2(oauth)
+        }
+        other => other,
+    };
+    let mut metadata = Map::new();
+    if let Some(Value::Object(fields)) = listed.custom_fields.as_ref().map(parse_json_text)
+        && !fields.is_empty()
+    {
+        metadata.insert("tray_custom_fields".into(), Value::Object(fields));
+    }
+    let mut tray = Map::new();
+    tray.insert(
+        "service_environment".into(),
+        json!(listed.service_environment.id),
+    );
+    tray.insert("service_name".into(), json!(listed.service.name));
+    if let Some(version) = listed.service.version.as_ref().and_then(version_number) {
+        tray.insert("service_version".into(), json!(version));
+    }
+    let mut targets = Map::new();
+    targets.insert("tray".into(), Value::Object(tray));
+    Ok(CredentialRecord {
+        id: full.id,
+        owner: owner.clone(),
+        service: listed.service.name.clone(),
+        name: Some(listed.name.clone()).filter(|n| !n.trim().is_empty()),
+        auth,
+        settings: full.user_data,
+        metadata,
+        targets,
+        warnings,
+    })
+}
+
+/// `customFields` is `Json`: an object, or (as Tray sends `Json` inputs) its JSON text.
+fn parse_json_text(value: &Value) -> Value {
+    match value {
+        Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        other => other.clone(),
+    }
+}
+
+fn version_number(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+fn warn(warnings: &mut Vec<RecordWarning>, field: impl Into<String>, message: impl Into<String>) {
+    warnings.push(RecordWarning {
+        field: field.into(),
+        message: message.into(),
+    });
+}
+
+/// The credentials by key set: oauth2 (an access token and only OAuth keys), api_key (one key
+/// of an API key's usual names), basic (`username` + `password`), else custom. Also returns
+/// the scopes an OAuth `scope` string names.
+fn type_credentials(
+    credentials: BTreeMap<String, CredentialValue>,
+    warnings: &mut Vec<RecordWarning>,
+) -> Result<(Auth, Option<Vec<String>>), ProviderError> {
+    let mut values: BTreeMap<String, (String, CredentialValue)> = BTreeMap::new();
+    for (key, value) in credentials {
+        let name = snake_case(&key);
+        if values.contains_key(&name) {
+            // Two spellings of one key (`access_token` and `accessToken`): keep both, typed
+            // as custom below under their own names.
+            values.insert(key.clone(), (key, value));
+        } else {
+            values.insert(name, (key, value));
+        }
+    }
+    let names: Vec<&str> = values.keys().map(String::as_str).collect();
+    let only = |allowed: &[&str]| names.iter().all(|n| allowed.contains(n));
+    if names.contains(&"access_token") && only(OAUTH_KEYS) {
+        return oauth2(values, warnings);
+    }
+    if names.len() == 1 && API_KEY_KEYS.contains(&names[0]) {
+        let (_, (_, value)) = values.into_iter().next().unwrap_or_else(|| unreachable!());
+        if let Some(api_key) = value.into_secret() {
+            return Ok((Auth::ApiKey { api_key }, None));
+        }
+        return Err(ProviderError::rejected("tray auth has an empty API key"));
+    }
+    if names == ["password", "username"] {
+        let mut take = |name: &str| values.remove(name).and_then(|(_, v)| v.into_secret());
+        if let (Some(username), Some(password)) = (take("username"), take("password")) {
+            return Ok((Auth::Basic { username, password }, None));
+        }
+        return Err(ProviderError::rejected(
+            "tray auth has an empty username or password",
+        ));
+    }
+    if !values.is_empty() {
+        warn(
+            warnings,
+            "auth",
+            format!(
+                "tray credentials ({}) are not exactly an oauth2, api_key or basic set: exported as custom",
+                values
+                    .values()
+                    .map(|(key, _)| key.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    let mut fields = BTreeMap::new();
+    for (_, (key, value)) in values {
+        match value.into_secret() {
+            Some(secret) => {
+                fields.insert(key, secret);
+            }
+            None => warn(
+                warnings,
+                format!("auth.fields.{key}"),
+                "empty in tray: left out",
+            ),
+        }
+    }
+    if fields.is_empty() {
+        return Err(ProviderError::rejected("tray auth has no credentials"));
+    }
+    Ok((Auth::Custom { fields }, None))
+}
+
+fn oauth2(
+    mut values: BTreeMap<String, (String, CredentialValue)>,
+    warnings: &mut Vec<RecordWarning>,
+) -> Result<(Auth, Option<Vec<String>>), ProviderError> {
+    use authport_core::ExposeSecret as _;
+    let mut take = |name: &str| values.remove(name).map(|(_, value)| value);
+    let access_token = take("access_token")
+        .and_then(CredentialValue::into_secret)
+        .ok_or_else(|| ProviderError::rejected("tray auth has an empty access token"))?;
+    let refresh_token = take("refresh_token").and_then(CredentialValue::into_secret);
+    let text = |value: Option<CredentialValue>| {
+        value
+            .and_then(CredentialValue::into_secret)
+            .map(|s| s.expose_secret().to_owned())
+    };
+    let token_type = text(take("token_type"));
+    let client_id = text(take("client_id"));
+    let scope = match take("scope") {
+        Some(value) => Some(value),
+        None => take("scopes"),
+    };
+    let scopes = text(scope)
+        .map(|s| parse_scopes(&s))
+        .filter(|s| !s.is_empty());
+    let expiry = match take("expires_at") {
+        None => None,
+        Some(value) => {
+            let at = expires_at(value);
+            if at.is_none() {
+                warn(
+                    warnings,
+                    "auth.expires_at",
+                    "tray's expires_at is not an RFC 3339 instant or Unix seconds: expiry left out",
+                );
+            }
+            at.map(|expires_at| Expiry {
+                expires_at,
+                issued_at: None,
+                suspect_milliseconds: false,
+            })
+        }
+    };
+    if expiry.is_none() && take("expires_in").is_some() {
+        warn(
+            warnings,
+            "auth.expires_in",
+            "tray keeps a token lifetime without the moment it was issued: expiry unknown, left out",
+        );
+    }
+    Ok((
+        Auth::OAuth2(OAuth2 {
+            access_token,
+            refresh_token,
+            token_type,
+            scopes: Vec::new(),
+            expiry,
+            client_id,
+        }),
+        scopes,
+    ))
+}
+
+/// `"a b"`, `"a,b"` or a JSON array's text.
+fn parse_scopes(text: &str) -> Vec<String> {
+    if let Ok(list) = serde_json::from_str::<Vec<String>>(text) {
+        return list;
+    }
+    text.split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn expires_at(value: CredentialValue) -> Option<DateTime<Utc>> {
+    use authport_core::ExposeSecret as _;
+    match value {
+        CredentialValue::Text(text) => DateTime::parse_from_rfc3339(text.expose_secret())
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+        CredentialValue::Number(n) => n.as_i64().and_then(|s| DateTime::from_timestamp(s, 0)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camel_case_keys_become_snake_case() {
+        for (key, expect) in [
+            ("accessToken", "access_token"),
+            ("access_token", "access_token"),
+            ("expiresIn", "expires_in"),
+            ("apiKey", "api_key"),
+            ("api-key", "api_key"),
+            ("dc", "dc"),
+        ] {
+            assert_eq!(snake_case(key), expect, "{key}");
+        }
+    }
+
+    #[test]
+    fn a_refused_full_read_stops_the_export_and_other_failures_do_not() {
+        let failure = |status| CallFailure {
+            status: Some(status),
+            vendor_text: String::new(),
+            error: ProviderError::rejected("tray get full authentication: refused"),
+        };
+        let refused = full_refusal(failure(403));
+        assert_eq!(refused.kind(), "fatal");
+        assert!(refused.message().contains("Tray support"), "{refused}");
+        assert_eq!(full_refusal(failure(404)).kind(), "rejected");
+    }
+
+    #[test]
+    fn credentials_are_typed_by_their_key_set() {
+        let read = |value: Value| {
+            let credentials: BTreeMap<String, CredentialValue> =
+                serde_json::from_value(value).unwrap();
+            let mut warnings = Vec::new();
+            let typed = type_credentials(credentials, &mut warnings);
+            (typed.map(|(auth, _)| auth.kind()), warnings.len())
+        };
+        assert_eq!(read(json!({"apiKey": "k"})), (Ok("api_key"), 0));
+        assert_eq!(read(json!({"token": "k"})), (Ok("api_key"), 0));
+        assert_eq!(
+            read(json!({"username": "u", "password": "p"})),
+            (Ok("basic"), 0)
+        );
+        assert_eq!(
+            read(json!({"access_token": "a", "scope": "x y"})),
+            (Ok("oauth2"), 0)
+        );
+        assert_eq!(read(json!({"key": "k", "secret": "s"})), (Ok("custom"), 1));
+        // An empty value is left out with a warning of its own.
+        assert_eq!(read(json!({"key": "k", "secret": ""})), (Ok("custom"), 2));
+        assert!(read(json!({})).0.is_err());
+        assert!(read(json!({"api_key": ""})).0.is_err());
+    }
+
+    #[test]
+    fn scopes_parse_from_the_usual_spellings() {
+        assert_eq!(parse_scopes("a b"), ["a", "b"]);
+        assert_eq!(parse_scopes("a,b"), ["a", "b"]);
+        assert_eq!(parse_scopes(r#"["a","b"]"#), ["a", "b"]);
+    }
+}
