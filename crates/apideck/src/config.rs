@@ -230,7 +230,7 @@ impl ApideckConfig {
                 if unknown {
                     return Err(ConfigError::new(format!(
                         "[apideck.services.{}] has a key that is not one of {}",
-                        crate::map::shown_name(service),
+                        authport_core::record::escaped_name(service),
                         TARGET_OVERRIDE_KEYS.join(", ")
                     )));
                 }

@@ -2,6 +2,7 @@
 //! `crate::expiry` renders at send time). Pure: no IO, no clock (the run's `now` is an input),
 //! so it can be snapshot-tested exhaustively.
 
+use authport_core::record::escaped_name;
 use authport_core::{
     Auth, CredentialRecord, ExposeSecret, MappedRecord, MappingError, OAuth2, SecretJson,
     redact_json,
@@ -136,7 +137,7 @@ fn map_settings(
     check_no_type_only_objects("settings", &record.settings)?;
     let mut settings = Map::new();
     for (name, value) in &record.settings {
-        let field_path = format!("settings.{}", shown_name(name));
+        let field_path = format!("settings.{}", escaped_name(name));
         let (form_field_id, renamed) = match target.overrides.settings_map.get(name) {
             Some(None) => {
                 notes.push(format!("{field_path}: dropped by settings_map"));
@@ -183,7 +184,7 @@ fn check_no_type_only_objects(section: &str, map: &Map<String, Value>) -> Result
         if let Value::Object(inner) = value {
             if inner.len() == 1 && inner.contains_key("type") {
                 return Err(MappingError::new(
-                    format!("{section}.{}", shown_name(key)),
+                    format!("{section}.{}", escaped_name(key)),
                     "an object holding only `type` would be dropped by Apideck",
                 ));
             }
@@ -244,7 +245,7 @@ fn map_secret_settings(
                     .get(name)
                     .cloned()
                     .unwrap_or_else(|| name.clone());
-                (format!("auth.fields.{}", shown_name(name)), id, secret)
+                (format!("auth.fields.{}", escaped_name(name)), id, secret)
             })
             .collect(),
         Auth::OAuth2(_) => Vec::new(),
@@ -339,22 +340,6 @@ fn check_required_fields(
             connector.label()
         ),
     ))
-}
-
-/// An operator-chosen name (a record's settings, metadata or custom field key) as it may
-/// appear in a message: the rule of core's `record::names::escaped_name` (control characters,
-/// quotes and backslashes escaped; at most 64 characters).
-pub fn shown_name(name: &str) -> String {
-    const MAX_NAME_CHARS: usize = 64;
-    let mut shown: String = name
-        .chars()
-        .take(MAX_NAME_CHARS)
-        .flat_map(char::escape_debug)
-        .collect();
-    if name.chars().nth(MAX_NAME_CHARS).is_some() {
-        shown.push('…');
-    }
-    shown
 }
 
 fn is_filled(value: &Value) -> bool {

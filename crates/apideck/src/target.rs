@@ -45,7 +45,7 @@ pub fn resolve_target(
             &field,
             format!(
                 "no Apideck connector known for service `{service}`; set targets.{PROVIDER}.unified_api and .service_id or [apideck.services.{service}]",
-                service = crate::map::shown_name(service)
+                service = authport_core::record::escaped_name(service)
             ),
         ));
     };

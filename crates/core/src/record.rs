@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 pub use fields::type_name;
 use fields::{Fields, Problems, has_control_characters, secret_value};
+pub use names::escaped_name;
 pub(crate) use names::{PathSegment, duplicate_key_problem};
 
 /// The keys of a record, of its `owner` and of its `auth` (every auth type's), as the format
