@@ -1,43 +1,70 @@
-//! The progress bar on stderr: records done / failed / rate, with a bar and ETA when the total
-//! is known, a spinner otherwise (the input is read once, so a file's or stdin's record count
-//! is not known in advance). Hidden when the runner says so (stderr is not a TTY, or `-q`).
+//! The progress bar on stderr: records done / failed / rate. The input is read once, so its
+//! record count is not known in advance: for a file the bar, percentage and ETA follow the bytes
+//! read; for stdin (total unknown) it is a spinner with the count and rate. Hidden when the
+//! runner says so (stderr is not a TTY, or `-q`).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use authport_core::Status;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+/// A file input's size and the bytes its reader has consumed so far: the bar's length and
+/// position (the record count of a file is not known before it is read).
+#[derive(Debug, Clone)]
+pub(crate) struct InputSize {
+    pub bytes: u64,
+    pub read: Arc<AtomicU64>,
+}
 
 #[derive(Debug)]
 pub(crate) struct Progress {
     bar: ProgressBar,
     failed: AtomicU64,
+    records: Arc<AtomicU64>,
+    read: Option<Arc<AtomicU64>>,
 }
 
 impl Progress {
-    pub(crate) fn new(visible: bool, total: Option<u64>) -> Self {
+    /// `size`: a file's (bar, percent and ETA by bytes); `None` for stdin (a spinner).
+    pub(crate) fn new(visible: bool, size: Option<InputSize>) -> Self {
+        let records = Arc::new(AtomicU64::new(0));
         let bar = if visible {
-            let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
-            let template = match total {
+            let bar = ProgressBar::with_draw_target(
+                size.as_ref().map(|s| s.bytes),
+                ProgressDrawTarget::stderr(),
+            );
+            let template = match size {
                 Some(_) => {
-                    "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} {rate} eta {eta} {msg}"
+                    "{elapsed_precise} [{wide_bar}] {percent}% {records} records {rate} eta {eta} {msg}"
                 }
-                None => "{spinner} {elapsed_precise} {human_pos} records {rate} {msg}",
+                None => "{spinner} {elapsed_precise} {records} records {rate} {msg}",
             };
+            let (for_count, for_rate) = (records.clone(), records.clone());
             let style = ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
-                // indicatif's own `{per_sec}` prints four decimals; a whole number reads better.
+                .with_key(
+                    "records",
+                    move |_: &ProgressState, out: &mut dyn std::fmt::Write| {
+                        let _ = write!(out, "{}", for_count.load(Ordering::Relaxed));
+                    },
+                )
+                // Records per second (the bar's own position may count bytes); whole numbers.
                 .with_key(
                     "rate",
-                    |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
-                        let _ = write!(out, "{:.0}/s", state.per_sec());
+                    move |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                        let seconds = state.elapsed().as_secs_f64().max(1e-3);
+                        let _ = write!(
+                            out,
+                            "{:.0}/s",
+                            for_rate.load(Ordering::Relaxed) as f64 / seconds
+                        );
                     },
                 );
             bar.set_style(style);
             bar.set_message("failed 0");
-            if total.is_none() {
-                // The spinner turns even while a slow target holds every record in flight.
-                bar.enable_steady_tick(std::time::Duration::from_millis(200));
-            }
+            // Redrawn even while a slow target holds every record in flight.
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
             bar
         } else {
             ProgressBar::hidden()
@@ -45,6 +72,8 @@ impl Progress {
         Self {
             bar,
             failed: AtomicU64::new(0),
+            records,
+            read: size.map(|s| s.read),
         }
     }
 
@@ -53,7 +82,11 @@ impl Progress {
             let failed = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
             self.bar.set_message(format!("failed {failed}"));
         }
-        self.bar.inc(1);
+        self.records.fetch_add(1, Ordering::Relaxed);
+        match &self.read {
+            Some(read) => self.bar.set_position(read.load(Ordering::Relaxed)),
+            None => self.bar.inc(1),
+        }
     }
 
     pub(crate) fn finish(&self) {

@@ -39,7 +39,7 @@ use crate::control::Control;
 use crate::dedupe::SeenIds;
 use crate::files::{Refusal, refuse_same_as_input, same_file};
 use crate::limiter::{RunGate, SendLimiter};
-use crate::progress::Progress;
+use crate::progress::{InputSize, Progress};
 use crate::retrier::RetryCounters;
 use crate::retry::RetryPolicy;
 use crate::state::StateStore;
@@ -183,7 +183,7 @@ pub async fn import(
         options.allow_target_change,
     )?;
     // Opened before the report is created: an unreadable input fails with nothing written.
-    let reader = open_input(&options.input, now)?;
+    let (reader, size) = open_input(&options.input, now)?;
     let report = ReportWriter::create_optional(options.report.as_deref())?;
     let limits = options.limits;
     let concurrency = options
@@ -221,7 +221,7 @@ pub async fn import(
             report,
             tally: Tally::default(),
         }),
-        progress: Progress::new(options.progress, None),
+        progress: Progress::new(options.progress, size),
         discoveries: Default::default(),
     });
 
@@ -403,7 +403,7 @@ pub fn validate(input: &Path, report: Option<&Path>) -> anyhow::Result<RunSummar
     let mut writer = ReportWriter::create_optional(report)?;
     let mut tally = Tally::default();
     let mut seen = SeenIds::new()?;
-    let reader = open_input(input, Utc::now())?;
+    let (reader, _) = open_input(input, Utc::now())?;
     let file = reader.file_name().to_owned();
     for item in reader {
         let line = match to_work(item, &mut seen, &file)? {
@@ -443,16 +443,45 @@ pub fn input_identity(input: &Path) -> &Path {
     }
 }
 
-fn open_input(input: &Path, now: DateTime<Utc>) -> anyhow::Result<InputReader> {
-    let reader = if is_stdin(input) {
+/// Opens the input; for a file also its size and a counter of the bytes read (the progress).
+fn open_input(
+    input: &Path,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(InputReader, Option<InputSize>)> {
+    let (reader, size) = if is_stdin(input) {
         let stdin = std::io::BufReader::with_capacity(64 * 1024, std::io::stdin());
-        InputReader::from_reader("<stdin>", stdin, now)
+        (InputReader::from_reader("<stdin>", stdin, now), None)
     } else {
-        InputReader::open(input, now)
-            .with_context(|| format!("cannot read input {}", input.display()))?
+        let file = std::fs::File::open(input)
+            .with_context(|| format!("cannot read input {}", input.display()))?;
+        let size = InputSize {
+            bytes: file.metadata().map(|m| m.len()).unwrap_or(0),
+            read: Arc::default(),
+        };
+        let counted = Counted {
+            inner: file,
+            read: size.read.clone(),
+        };
+        let source = std::io::BufReader::with_capacity(64 * 1024, counted);
+        let name = input.display().to_string();
+        (InputReader::from_reader(&name, source, now), Some(size))
     };
     // The engine detects duplicate ids itself, in constant memory (see `dedupe`).
-    Ok(reader.without_duplicate_check())
+    Ok((reader.without_duplicate_check(), size))
+}
+
+/// A reader that counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// Turns a reader item into work, catching duplicate ids (located like the reader's errors).
@@ -530,6 +559,25 @@ mod tests {
         assert_eq!(default_send_rate(&limits(30.0, 50)), (30.0, 50));
         assert_eq!(default_send_rate(&limits(10.0, 10)), (10.0, 10));
         assert_eq!(default_send_rate(&limits(100.0, 0)), (100.0, 1));
+    }
+
+    #[test]
+    fn a_file_input_reports_its_size_and_the_bytes_read_stdin_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        let text = "{\"id\": \"a\"}\n{\"id\": \"b\"}\n";
+        std::fs::write(&path, text).unwrap();
+        let (reader, size) = open_input(&path, Utc::now()).unwrap();
+        let size = size.unwrap();
+        assert_eq!(size.bytes, text.len() as u64);
+        assert_eq!(reader.count(), 2);
+        assert_eq!(size.read.load(Ordering::Relaxed), size.bytes);
+        assert!(
+            open_input(Path::new(STDIN), Utc::now())
+                .unwrap()
+                .1
+                .is_none()
+        );
     }
 
     #[test]
