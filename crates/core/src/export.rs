@@ -11,7 +11,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use chrono::SecondsFormat;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use crate::error::ProviderError;
@@ -121,6 +121,45 @@ pub fn find_exporter(name: &str) -> Result<&'static ExporterPlugin, NoExporter> 
             name: name.to_owned(),
             valid: plugins.iter().map(|p| p.name).collect(),
         }),
+    }
+}
+
+/// One value of a vendor's credentials object as an exporter reads it: text is secret from
+/// the moment it is deserialized; a number or a flag (e.g. `expires_in`) is not; an object or
+/// array is kept whole as secret JSON text. `Debug` shows no secret.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SecretValue {
+    Text(SecretString),
+    Number(serde_json::Number),
+    Flag(bool),
+    Null(()),
+    Structured(StructuredSecret),
+}
+
+/// A nested credential value, held only as secret JSON text.
+#[derive(Debug)]
+pub struct StructuredSecret(pub SecretString);
+
+impl<'de> serde::Deserialize<'de> for StructuredSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Ok(Self(SecretString::from(value.to_string())))
+    }
+}
+
+impl SecretValue {
+    /// The value as secret text (numbers and flags as their JSON text); `None` when null or
+    /// blank, which no canonical auth field can hold.
+    pub fn into_secret(self) -> Option<SecretString> {
+        match self {
+            Self::Text(text) if text.expose_secret().trim().is_empty() => None,
+            Self::Text(text) => Some(text),
+            Self::Number(n) => Some(SecretString::from(n.to_string())),
+            Self::Flag(flag) => Some(SecretString::from(flag.to_string())),
+            Self::Null(()) => None,
+            Self::Structured(StructuredSecret(text)) => Some(text),
+        }
     }
 }
 
@@ -262,6 +301,26 @@ mod tests {
         );
         assert!(written.expose()["auth"].get("expires_in").is_none());
         assert_eq!(format!("{written:?}"), "SecretJson([redacted])");
+    }
+
+    #[test]
+    fn secret_values_keep_text_secret_and_read_numbers_as_text() {
+        let read = |v: Value| {
+            serde_json::from_value::<SecretValue>(v)
+                .unwrap()
+                .into_secret()
+                .map(|s| s.expose_secret().to_owned())
+        };
+        assert_eq!(read(json!("t")), Some("t".to_owned()));
+        assert_eq!(read(json!(3600)), Some("3600".to_owned()));
+        assert_eq!(read(json!(true)), Some("true".to_owned()));
+        assert_eq!(read(json!({"a": 1})), Some(r#"{"a":1}"#.to_owned()));
+        assert_eq!(read(json!(null)), None);
+        assert_eq!(read(json!("  ")), None);
+        let value: SecretValue = serde_json::from_value(json!("CANARY-x")).unwrap();
+        assert!(!format!("{value:?}").contains("CANARY"));
+        let value: SecretValue = serde_json::from_value(json!({"k": "CANARY-x"})).unwrap();
+        assert!(!format!("{value:?}").contains("CANARY"));
     }
 
     #[test]

@@ -13,8 +13,8 @@ pub mod transport;
 
 pub use error::{MappingError, ProviderError};
 pub use export::{
-    AuthExporter, ExportCounts, ExportFilter, ExportSink, ExporterPlugin, NoExporter, exporters,
-    find_exporter, record_to_v1_json,
+    AuthExporter, ExportCounts, ExportFilter, ExportSink, ExporterPlugin, NoExporter, SecretValue,
+    StructuredSecret, exporters, find_exporter, record_to_v1_json,
 };
 pub use importer::{
     AuthImporter, BuildContext, ConfigError, DiscoveryKey, Disposition, EnvSnapshot, ImportOutcome,

@@ -16,12 +16,12 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use authport_core::{
     Auth, AuthExporter, BuildContext, ConfigError, CredentialRecord, Expiry, ExportCounts,
-    ExportFilter, ExportSink, OAuth2, Owner, ProviderError, RecordWarning, SecretString,
+    ExportFilter, ExportSink, OAuth2, Owner, ProviderError, RecordWarning, SecretValue,
 };
 use authport_kit::{CallFailure, Effect, Method};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{Map, Number, Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::client::{GraphqlCall, Resource, RestCall, TrayClient, master_failure};
 use crate::config::TrayConfig;
@@ -328,48 +328,9 @@ pub struct FullAuthentication {
     #[serde(default)]
     pub user_data: Map<String, Value>,
     #[serde(default)]
-    pub credentials: BTreeMap<String, CredentialValue>,
+    pub credentials: BTreeMap<String, SecretValue>,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
-}
-
-/// One value of `credentials`: text is secret from the moment it is read; a number or flag
-/// (e.g. `expires_in`) is not.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum CredentialValue {
-    Text(SecretString),
-    Number(Number),
-    Flag(bool),
-    Null(()),
-    /// An object or array: kept whole, as secret JSON text.
-    Structured(StructuredSecret),
-}
-
-/// A nested credential value, held only as secret JSON text.
-#[derive(Debug)]
-pub struct StructuredSecret(SecretString);
-
-impl<'de> Deserialize<'de> for StructuredSecret {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        Ok(Self(SecretString::from(value.to_string())))
-    }
-}
-
-impl CredentialValue {
-    /// The value as secret text (numbers and flags as their JSON text); `None` when empty.
-    fn into_secret(self) -> Option<SecretString> {
-        use authport_core::ExposeSecret as _;
-        match self {
-            Self::Text(text) if text.expose_secret().trim().is_empty() => None,
-            Self::Text(text) => Some(text),
-            Self::Number(n) => Some(SecretString::from(n.to_string())),
-            Self::Flag(flag) => Some(SecretString::from(flag.to_string())),
-            Self::Null(()) => None,
-            Self::Structured(StructuredSecret(text)) => Some(text),
-        }
-    }
 }
 
 /// `accessToken` → `access_token`; snake_case keys stay as they are.
@@ -478,10 +439,10 @@ fn warn(warnings: &mut Vec<RecordWarning>, field: impl Into<String>, message: im
 /// of an API key's usual names), basic (`username` + `password`), else custom. Also returns
 /// the scopes an OAuth `scope` string names.
 fn type_credentials(
-    credentials: BTreeMap<String, CredentialValue>,
+    credentials: BTreeMap<String, SecretValue>,
     warnings: &mut Vec<RecordWarning>,
 ) -> Result<(Auth, Option<Vec<String>>), ProviderError> {
-    let mut values: BTreeMap<String, (String, CredentialValue)> = BTreeMap::new();
+    let mut values: BTreeMap<String, (String, SecretValue)> = BTreeMap::new();
     for (key, value) in credentials {
         let name = snake_case(&key);
         if values.contains_key(&name) {
@@ -547,18 +508,18 @@ fn type_credentials(
 }
 
 fn oauth2(
-    mut values: BTreeMap<String, (String, CredentialValue)>,
+    mut values: BTreeMap<String, (String, SecretValue)>,
     warnings: &mut Vec<RecordWarning>,
 ) -> Result<(Auth, Option<Vec<String>>), ProviderError> {
     use authport_core::ExposeSecret as _;
     let mut take = |name: &str| values.remove(name).map(|(_, value)| value);
     let access_token = take("access_token")
-        .and_then(CredentialValue::into_secret)
+        .and_then(SecretValue::into_secret)
         .ok_or_else(|| ProviderError::rejected("tray auth has an empty access token"))?;
-    let refresh_token = take("refresh_token").and_then(CredentialValue::into_secret);
-    let text = |value: Option<CredentialValue>| {
+    let refresh_token = take("refresh_token").and_then(SecretValue::into_secret);
+    let text = |value: Option<SecretValue>| {
         value
-            .and_then(CredentialValue::into_secret)
+            .and_then(SecretValue::into_secret)
             .map(|s| s.expose_secret().to_owned())
     };
     let token_type = text(take("token_type"));
@@ -619,13 +580,13 @@ fn parse_scopes(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn expires_at(value: CredentialValue) -> Option<DateTime<Utc>> {
+fn expires_at(value: SecretValue) -> Option<DateTime<Utc>> {
     use authport_core::ExposeSecret as _;
     match value {
-        CredentialValue::Text(text) => DateTime::parse_from_rfc3339(text.expose_secret())
+        SecretValue::Text(text) => DateTime::parse_from_rfc3339(text.expose_secret())
             .ok()
             .map(|t| t.with_timezone(&Utc)),
-        CredentialValue::Number(n) => n.as_i64().and_then(|s| DateTime::from_timestamp(s, 0)),
+        SecretValue::Number(n) => n.as_i64().and_then(|s| DateTime::from_timestamp(s, 0)),
         _ => None,
     }
 }
@@ -664,8 +625,7 @@ mod tests {
     #[test]
     fn credentials_are_typed_by_their_key_set() {
         let read = |value: Value| {
-            let credentials: BTreeMap<String, CredentialValue> =
-                serde_json::from_value(value).unwrap();
+            let credentials: BTreeMap<String, SecretValue> = serde_json::from_value(value).unwrap();
             let mut warnings = Vec::new();
             let typed = type_credentials(credentials, &mut warnings);
             (typed.map(|(auth, _)| auth.kind()), warnings.len())
