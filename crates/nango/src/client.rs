@@ -53,6 +53,16 @@ pub enum Lookup {
     RefreshExhausted,
 }
 
+/// The answer to a read with credentials (export).
+#[derive(Debug)]
+pub enum CredentialRead<T> {
+    Found(Box<T>),
+    /// 404: removed since it was listed.
+    Missing,
+    /// 424 "Connection refresh exhausted".
+    RefreshExhausted,
+}
+
 /// A Nango API client. `Debug` shows the base URL only.
 #[derive(Clone)]
 pub struct NangoClient {
@@ -142,6 +152,51 @@ impl NangoClient {
         let call = self.call(Method::GET, url, "GET /connections", Effect::Read);
         let answer = self.http.send(call).await.map_err(ProviderError::from)?;
         parse::<ConnectionList>(path, answer.body.bytes()).map(|list| list.connections)
+    }
+
+    /// `GET /connections?limit=…&page=…` (and `tags[end_user_id]=…` for one owner): one page
+    /// of connections, without credentials. Pages count from 0 [assume: not documented].
+    pub async fn list_connections_page(
+        &self,
+        end_user_id: Option<&str>,
+        page: u64,
+        limit: u64,
+    ) -> Result<Vec<Connection>, ProviderError> {
+        let path = "/connections";
+        let mut url = self.url(&[path])?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(owner) = end_user_id {
+                query.append_pair("tags[end_user_id]", owner);
+            }
+            query
+                .append_pair("limit", &limit.to_string())
+                .append_pair("page", &page.to_string());
+        }
+        let call = self.call(Method::GET, url, "GET /connections", Effect::Read);
+        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
+        parse::<ConnectionList>(path, answer.body.bytes()).map(|list| list.connections)
+    }
+
+    /// `GET /connections/{id}?provider_config_key=…&refresh_token=true`, for an export: the
+    /// answer with its credentials (and the refresh token) read as `T`, whose credential
+    /// fields must be secret types.
+    pub async fn read_connection_with_credentials<T: DeserializeOwned>(
+        &self,
+        at: &NangoRef,
+    ) -> Result<CredentialRead<T>, ProviderError> {
+        let mut url = self.connection_url(at)?;
+        url.query_pairs_mut()
+            .append_pair("provider_config_key", &at.provider_config_key)
+            .append_pair("refresh_token", "true");
+        let call = self.call(Method::GET, url, "GET /connections/{id}", Effect::Read);
+        match self.http.send(call).await {
+            Ok(answer) => parse::<T>("/connections/{id}", answer.body.bytes())
+                .map(|read| CredentialRead::Found(Box::new(read))),
+            Err(failure) if failure.is_not_found() => Ok(CredentialRead::Missing),
+            Err(failure) if failure.status == Some(424) => Ok(CredentialRead::RefreshExhausted),
+            Err(failure) => Err(failure.error),
+        }
     }
 
     /// `DELETE /connections/{id}?provider_config_key=…`: 200 removed, 404 already gone.

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod config;
+pub mod export;
 pub mod importer;
 pub mod map;
 pub mod resolve;
@@ -47,5 +48,13 @@ authport_core::inventory::submit! {
         description: "Nango: import end users' connections (upsert per integration and connection id)",
         limits: LIMITS,
         build: build_importer,
+    }
+}
+
+authport_core::inventory::submit! {
+    authport_core::ExporterPlugin {
+        name: "nango",
+        description: "Nango: connections with their credentials (read with refresh_token=true)",
+        build: export::build_exporter,
     }
 }
