@@ -82,3 +82,82 @@ async fn a_pipe_is_read_once_and_every_record_reported() {
     ids.dedup();
     assert_eq!(ids.len(), 7, "one report line per record");
 }
+
+/// Discovery is lazy: a service's discovery runs when its first record comes. When it fails,
+/// the run stops like on any fatal error: what was written stays written and journalled, that
+/// record and every later one are reported `not_attempted`, exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_failing_mid_input_stops_the_run_and_reports_the_rest_not_attempted() {
+    use authport_engine::Exit;
+    use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
+
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(SandboxConfig::default()).await;
+    // Every read of the Salesforce connector fails: its discovery cannot succeed.
+    sandbox.faults.set(FaultPlan {
+        seed: 1,
+        rules: vec![FaultRule::new(
+            Some("GET"),
+            "/vault/connections/crm/salesforce",
+            FaultKind::ErrorBeforeApply,
+            Trigger::Burst {
+                first: 1,
+                count: 1_000,
+            },
+        )],
+        latency: None,
+    });
+    let salesforce = |index: usize| {
+        let mut record = record(index, 6, 1);
+        record["service"] = serde_json::json!("salesforce");
+        record["targets"]["apideck"]["service_id"] = serde_json::json!("salesforce");
+        record
+    };
+    let lines = [
+        record(0, 6, 1),
+        record(1, 6, 1),
+        record(2, 6, 1),
+        salesforce(3),
+        record(4, 6, 1),
+        salesforce(5),
+    ];
+    let input = write_lines(&dir.path().join("input.jsonl"), &lines);
+    let report = dir.path().join("report.jsonl");
+    let state = StateStore::open(&dir.path().join("state.db")).unwrap();
+    let importer = importer("apideck", &sandbox, &state);
+    let mut options = options("apideck", &input, &report);
+    // One record at a time: the three HubSpot records are done before Salesforce comes.
+    options.concurrency = Some(1);
+    let summary = run(&importer, &state, &options).await;
+    assert_eq!(summary.exit_code(), Exit::Stopped, "{}", summary.human());
+    assert!(
+        summary
+            .stopped
+            .as_deref()
+            .unwrap_or("")
+            .contains("discovery failed"),
+        "{}",
+        summary.human()
+    );
+    let lines = report_lines(&report);
+    assert_eq!(lines.len(), 6, "one line per record");
+    let status = |id: &str| {
+        let line = lines.iter().find(|l| l["id"] == id).unwrap();
+        (
+            line["status"].as_str().unwrap().to_owned(),
+            line["error"]["kind"].clone(),
+        )
+    };
+    for id in ["rec-000000", "rec-000001", "rec-000002"] {
+        assert_eq!(status(id).0, "imported", "{id}");
+    }
+    for id in ["rec-000003", "rec-000004", "rec-000005"] {
+        assert_eq!(
+            status(id),
+            ("skipped".to_owned(), serde_json::json!("not_attempted")),
+            "{id}"
+        );
+    }
+    assert_eq!(sandbox.apideck.connection_count(), 3);
+    assert!(state.pending("apideck").unwrap().is_empty());
+}
