@@ -54,6 +54,9 @@ pub enum Command {
     Verify(StateArgs),
     /// Remove what a run created (never objects that existed before it), from its state file.
     Rollback(StateArgs),
+    /// Export a provider's end-user authentications as v1 records, secrets included, to a
+    /// private file (0600) or a pipe; never to a terminal.
+    Export(crate::export::ExportArgs),
     /// Run the bundled sandbox (local Tray and Apideck emulators) until Ctrl-C.
     Sandbox {
         /// Address to listen on; loopback only.

@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod export;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -115,6 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Import(args) => import(args, quiet).await,
         Command::Verify(args) => verify_or_rollback(args, quiet, Action::Verify).await,
         Command::Rollback(args) => verify_or_rollback(args, quiet, Action::Rollback).await,
+        Command::Export(args) => export::export(args, quiet).await,
         Command::Sandbox {
             listen,
             tray_rate_limit,
@@ -124,15 +126,33 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
 
 fn print_providers(format: Format) -> anyhow::Result<()> {
     let providers = authport_core::providers();
+    let exporters = authport_core::exporters();
+    // What each provider can do: every registered provider imports; some also export.
+    let abilities = |name: &str| -> Vec<&'static str> {
+        let mut abilities = vec!["import"];
+        if exporters.iter().any(|e| e.name == name) {
+            abilities.push("export");
+        }
+        abilities
+    };
     let mut out = std::io::stdout().lock();
     let written = match format {
-        Format::Text => providers
-            .iter()
-            .try_for_each(|p| writeln!(out, "{:<10} {}", p.name, p.description)),
+        Format::Text => providers.iter().try_for_each(|p| {
+            writeln!(
+                out,
+                "{:<10} {:<16} {}",
+                p.name,
+                abilities(p.name).join(", "),
+                p.description
+            )
+        }),
         Format::Json => {
             let list: Vec<_> = providers
                 .iter()
-                .map(|p| serde_json::json!({"name": p.name, "description": p.description}))
+                .map(|p| {
+                    serde_json::json!({"name": p.name, "description": p.description,
+                        "abilities": abilities(p.name)})
+                })
                 .collect();
             writeln!(out, "{}", serde_json::Value::Array(list))
         }
