@@ -473,6 +473,40 @@ mod tests {
     }
 
     #[test]
+    fn auto_halves_at_once_on_429_and_grows_per_window() {
+        let limiter = SendLimiter::auto(AutoRate::under(100.0));
+        assert_eq!(limiter.current_rate(), Some(10.0));
+        let age = |by: Duration| {
+            let mut state = lock(limiter.adaptive.as_ref().unwrap());
+            let auto = state.auto.as_mut().unwrap();
+            auto.window_started -= by;
+            state.last_change -= by;
+        };
+        // A window that used its rate with flat latency: +5/s when it ends.
+        {
+            let mut state = lock(limiter.adaptive.as_ref().unwrap());
+            state.auto.as_mut().unwrap().window.sent = 10;
+        }
+        limiter.succeeded(Duration::from_millis(5));
+        assert_eq!(limiter.current_rate(), Some(10.0), "the window is not over");
+        age(AUTO_WINDOW);
+        limiter.succeeded(Duration::from_millis(5));
+        assert_eq!(limiter.current_rate(), Some(15.0));
+        // A 429 halves at once, into an empty bucket; a second one right after counts once.
+        age(DECREASE_INTERVAL);
+        limiter.throttled(None);
+        limiter.throttled(None);
+        assert_eq!(limiter.current_rate(), Some(7.5));
+        assert!(
+            lock(limiter.adaptive.as_ref().unwrap())
+                .bucket
+                .check()
+                .is_err()
+        );
+        assert_eq!(limiter.bound(4), Bound::Rate);
+    }
+
+    #[test]
     fn retry_after_pauses_and_unlimited_never_waits() {
         let limiter = SendLimiter::new(10.0, 1);
         limiter.throttled(Some(Duration::from_secs(30)));
