@@ -362,6 +362,10 @@ const OAUTH_KEYS: &[&str] = &[
     "client_id",
 ];
 const API_KEY_KEYS: &[&str] = &["api_key", "api_token", "token", "key"];
+/// The names the import's mapping (`map.rs`) gives a basic auth's two halves, read back the
+/// same way, so an auth imported as basic (Zendesk's `email` + `api_token`) exports as basic.
+const USERNAME_KEYS: &[&str] = &["username", "email", "user", "login"];
+const PASSWORD_KEYS: &[&str] = &["password", "api_token", "token", "secret"];
 
 /// One listed auth and its full form → a v1 record. Pure.
 pub fn to_record(
@@ -465,9 +469,9 @@ fn type_credentials(
         }
         return Err(ProviderError::rejected("tray auth has an empty API key"));
     }
-    if names == ["password", "username"] {
+    if let Some((user_key, password_key)) = basic_pair(&names) {
         let mut take = |name: &str| values.remove(name).and_then(|(_, v)| v.into_secret());
-        if let (Some(username), Some(password)) = (take("username"), take("password")) {
+        if let (Some(username), Some(password)) = (take(&user_key), take(&password_key)) {
             return Ok((Auth::Basic { username, password }, None));
         }
         return Err(ProviderError::rejected(
@@ -505,6 +509,19 @@ fn type_credentials(
         return Err(ProviderError::rejected("tray auth has no credentials"));
     }
     Ok((Auth::Custom { fields }, None))
+}
+
+/// Two keys, one a username's name and the other a password's: their names.
+fn basic_pair(names: &[&str]) -> Option<(String, String)> {
+    let [a, b] = names else {
+        return None;
+    };
+    for (user, password) in [(a, b), (b, a)] {
+        if USERNAME_KEYS.contains(user) && PASSWORD_KEYS.contains(password) {
+            return Some(((*user).to_owned(), (*password).to_owned()));
+        }
+    }
+    None
 }
 
 fn oauth2(
@@ -639,6 +656,10 @@ mod tests {
         assert_eq!(
             read(json!({"access_token": "a", "scope": "x y"})),
             (Ok("oauth2"), 0)
+        );
+        assert_eq!(
+            read(json!({"email": "u", "api_token": "p"})),
+            (Ok("basic"), 0)
         );
         assert_eq!(read(json!({"key": "k", "secret": "s"})), (Ok("custom"), 1));
         // An empty value is left out with a warning of its own.
