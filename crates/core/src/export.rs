@@ -8,6 +8,8 @@
 //! writes the line.
 
 use std::fmt;
+use std::future::Future;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::SecondsFormat;
@@ -64,6 +66,51 @@ pub trait AuthExporter: Send + Sync + fmt::Debug {
         filter: &ExportFilter,
         sink: &mut dyn ExportSink,
     ) -> Result<ExportCounts, ProviderError>;
+}
+
+/// How often one read of an export is tried at most.
+pub const READ_ATTEMPTS: u32 = 5;
+
+/// Whether to try a failed export read again, and after how long (`attempt` counts the tries
+/// made so far, from 1). Reads change nothing at the source, so any failure that may pass is
+/// retried: a rate limit after its `Retry-After` (else the backoff), a transient failure or a
+/// lost answer after an exponential backoff (0.5 s, 1 s, 2 s, ... up to 30 s). Pure.
+pub fn read_retry_delay(error: &ProviderError, attempt: u32) -> Option<Duration> {
+    if attempt >= READ_ATTEMPTS {
+        return None;
+    }
+    let backoff = Duration::from_millis(500u64 << attempt.saturating_sub(1).min(6))
+        .min(Duration::from_secs(30));
+    match error {
+        ProviderError::RateLimited { retry_after, .. } => Some(retry_after.unwrap_or(backoff)),
+        ProviderError::Transient { .. } | ProviderError::OutcomeUnknown { .. } => Some(backoff),
+        ProviderError::Rejected { .. } | ProviderError::Fatal { .. } => None,
+    }
+}
+
+/// Runs one export read with [`read_retry_delay`]; `sleep` waits (the exporter's runtime
+/// timer), so this stays free of IO. Every try goes through the provider's gate as usual.
+pub async fn retry_read<T, Call, Answer, Sleep, Slept>(
+    mut call: Call,
+    sleep: Sleep,
+) -> Result<T, ProviderError>
+where
+    Call: FnMut() -> Answer,
+    Answer: Future<Output = Result<T, ProviderError>>,
+    Sleep: Fn(Duration) -> Slept,
+    Slept: Future<Output = ()>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match call().await {
+            Ok(answer) => return Ok(answer),
+            Err(error) => match read_retry_delay(&error, attempt) {
+                Some(delay) => sleep(delay).await,
+                None => return Err(error),
+            },
+        }
+    }
 }
 
 /// One exporter, as registered by its provider crate next to its [`crate::ProviderPlugin`]
@@ -321,6 +368,31 @@ mod tests {
         assert!(!format!("{value:?}").contains("CANARY"));
         let value: SecretValue = serde_json::from_value(json!({"k": "CANARY-x"})).unwrap();
         assert!(!format!("{value:?}").contains("CANARY"));
+    }
+
+    #[test]
+    fn reads_are_retried_while_they_may_pass() {
+        let transient = ProviderError::transient("x");
+        let check = |error: &ProviderError, attempt, expect: Option<u64>| {
+            assert_eq!(
+                read_retry_delay(error, attempt).map(|d| d.as_millis() as u64),
+                expect,
+                "{error} attempt {attempt}"
+            );
+        };
+        check(&transient, 1, Some(500));
+        check(&transient, 2, Some(1000));
+        check(&transient, 4, Some(4000));
+        check(&transient, READ_ATTEMPTS, None);
+        check(&ProviderError::outcome_unknown("x"), 1, Some(500));
+        check(
+            &ProviderError::rate_limited(Some(Duration::from_secs(7)), "x"),
+            1,
+            Some(7000),
+        );
+        check(&ProviderError::rate_limited(None, "x"), 3, Some(2000));
+        check(&ProviderError::rejected("x"), 1, None);
+        check(&ProviderError::fatal("x"), 1, None);
     }
 
     #[test]

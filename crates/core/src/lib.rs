@@ -14,7 +14,7 @@ pub mod transport;
 pub use error::{MappingError, ProviderError};
 pub use export::{
     AuthExporter, ExportCounts, ExportFilter, ExportSink, ExporterPlugin, NoExporter, SecretValue,
-    StructuredSecret, exporters, find_exporter, record_to_v1_json,
+    StructuredSecret, exporters, find_exporter, read_retry_delay, record_to_v1_json, retry_read,
 };
 pub use importer::{
     AuthImporter, BuildContext, ConfigError, DiscoveryKey, Disposition, EnvSnapshot, ImportOutcome,

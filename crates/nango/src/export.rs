@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
+use authport_core::retry_read;
 use authport_core::{
     Auth, AuthExporter, BuildContext, ConfigError, CredentialRecord, Expiry, ExportCounts,
     ExportFilter, ExportSink, ExposeSecret, OAuth2, Owner, ProviderError, RecordWarning,
@@ -50,10 +51,11 @@ impl NangoExporter {
     ) -> Result<(), ProviderError> {
         let mut page = 0;
         loop {
-            let listed = self
-                .client
-                .list_connections_page(owner, page, PAGE_SIZE)
-                .await?;
+            let listed = retry_read(
+                || self.client.list_connections_page(owner, page, PAGE_SIZE),
+                tokio::time::sleep,
+            )
+            .await?;
             let full_page = listed.len() as u64 >= PAGE_SIZE;
             let mut new_on_page = 0;
             for connection in listed {
@@ -71,7 +73,12 @@ impl NangoExporter {
                 new_on_page += 1;
                 progress.objects += 1;
                 let source_id = source_id(&at);
-                let outcome = match self.client.read_connection_with_credentials(&at).await {
+                let read = retry_read(
+                    || self.client.read_connection_with_credentials(&at),
+                    tokio::time::sleep,
+                )
+                .await;
+                let outcome = match read {
                     Ok(CredentialRead::Found(full)) => to_record(*full),
                     Ok(CredentialRead::Missing) => Err(ProviderError::rejected(
                         "nango connection was removed while the export ran",

@@ -231,3 +231,38 @@ async fn connections_are_listed_page_by_page_and_each_read_once() {
     // Three pages of 100 (the last one short) and one read per connection.
     assert_eq!(gate.count(), 3 + 250);
 }
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_waited_out_and_retried() {
+    use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
+    let sandbox = sandbox().await;
+    import(&sandbox, &three(&canary("retry"))).await;
+    sandbox.set_faults(FaultPlan {
+        rules: vec![
+            FaultRule::new(
+                Some("GET"),
+                "/connections",
+                FaultKind::TooManyRequests {
+                    retry_after_secs: Some(0),
+                },
+                Trigger::Burst { first: 1, count: 2 },
+            ),
+            FaultRule::new(
+                Some("GET"),
+                "/connections/",
+                FaultKind::ErrorBeforeApply,
+                Trigger::Nth(vec![2]),
+            ),
+        ],
+        ..FaultPlan::default()
+    });
+    let mut sink = Collected::default();
+    exporter(&sandbox, CountingGate::new())
+        .export(&ExportFilter::default(), &mut sink)
+        .await
+        .unwrap();
+    assert!(sink.failures.is_empty(), "{:?}", sink.failures);
+    assert_eq!(sink.records.len(), 3);
+    assert!(sandbox.faults.injected().too_many_requests >= 2);
+    assert_eq!(sandbox.faults.injected().error_before, 1);
+}

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use authport_core::retry_read;
 use authport_core::{
     Auth, AuthExporter, BuildContext, ConfigError, CredentialRecord, Expiry, ExportCounts,
     ExportFilter, ExportSink, OAuth2, Owner, ProviderError, RecordWarning, SecretValue,
@@ -59,19 +60,23 @@ impl TrayExporter {
         variables: &Value,
         operation: &'static str,
     ) -> Result<T, ProviderError> {
-        self.client
-            .graphql(
-                self.client.master(),
-                GraphqlCall {
-                    document,
-                    variables,
-                    effect: Effect::Read,
-                    operation,
-                    secrets: &[],
-                },
-            )
-            .await
-            .map_err(master_failure)
+        let call = GraphqlCall {
+            document,
+            variables,
+            effect: Effect::Read,
+            operation,
+            secrets: &[],
+        };
+        retry_read(
+            || async {
+                self.client
+                    .graphql(self.client.master(), call)
+                    .await
+                    .map_err(master_failure)
+            },
+            tokio::time::sleep,
+        )
+        .await
     }
 
     /// One owner's users (normally one) by `externalUserId`.
@@ -107,24 +112,29 @@ impl TrayExporter {
             user_id: Some(&user.id),
             secrets: &[],
         };
-        let listed: ViewerAuthenticationsData = match self
-            .users
-            .graphql(
-                user_ref,
-                GraphqlCall {
-                    document: VIEWER_AUTHENTICATIONS_FOR_EXPORT,
-                    variables: &json!({}),
-                    effect: Effect::Read,
-                    operation: "list authentications",
-                    secrets: &[],
-                },
-            )
-            .await
-        {
+        let no_variables = json!({});
+        let list = GraphqlCall {
+            document: VIEWER_AUTHENTICATIONS_FOR_EXPORT,
+            variables: &no_variables,
+            effect: Effect::Read,
+            operation: "list authentications",
+            secrets: &[],
+        };
+        let listed = retry_read(
+            || async {
+                self.users
+                    .graphql::<ViewerAuthenticationsData>(user_ref, list)
+                    .await
+                    .map_err(|failure| failure.error)
+            },
+            tokio::time::sleep,
+        )
+        .await;
+        let listed = match listed {
             Ok(listed) => listed,
-            Err(failure) => {
+            Err(error) => {
                 counts.objects += 1;
-                return stop_or_report(failure.error, &owner.id, sink).await;
+                return stop_or_report(error, &owner.id, sink).await;
             }
         };
         for auth in listed.viewer.authentications.into_nodes() {
@@ -137,10 +147,16 @@ impl TrayExporter {
                 operation: "get full authentication",
                 secrets: &[],
             };
-            let full = match self.users.rest(user_ref, call).await {
-                Ok((_, body)) => read_full(body.bytes()),
-                Err(failure) => Err(full_refusal(failure)),
-            };
+            let full = retry_read(
+                || async {
+                    match self.users.rest(user_ref, call).await {
+                        Ok((_, body)) => read_full(body.bytes()),
+                        Err(failure) => Err(full_refusal(failure)),
+                    }
+                },
+                tokio::time::sleep,
+            )
+            .await;
             match full.and_then(|full| to_record(&owner, &auth, full)) {
                 Ok(record) => sink.record(record).await?,
                 Err(error) => stop_or_report(error, &auth.id, sink).await?,

@@ -237,3 +237,49 @@ async fn users_are_read_page_by_page() {
     assert_eq!(owners.len(), 121, "every user exactly once");
     assert_eq!(sandbox.tray.call_count("graphql users") - pages_before, 3);
 }
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_waited_out_and_retried() {
+    use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
+    let sandbox = tray_sandbox(TrayOptions::default()).await;
+    let greenhouse = greenhouse("globex-7", &canary("g"));
+    let slack = slack("acme-42", &canary("s"));
+    import(&sandbox, &[&greenhouse, &slack]).await;
+    sandbox.set_faults(FaultPlan {
+        rules: vec![
+            FaultRule::new(
+                Some("GET"),
+                "/core/v1/authentications/",
+                FaultKind::TooManyRequests {
+                    retry_after_secs: None,
+                },
+                Trigger::Nth(vec![1]),
+            ),
+            FaultRule::new(
+                Some("GET"),
+                "/core/v1/authentications/",
+                FaultKind::ErrorBeforeApply,
+                Trigger::Nth(vec![2]),
+            ),
+            FaultRule::new(
+                Some("POST"),
+                "/graphql",
+                FaultKind::TooManyRequests {
+                    retry_after_secs: Some(0),
+                },
+                Trigger::Nth(vec![1]),
+            ),
+        ],
+        ..FaultPlan::default()
+    });
+    let mut sink = Collected::default();
+    exporter(&sandbox, CountingGate::new())
+        .export(&ExportFilter::default(), &mut sink)
+        .await
+        .unwrap();
+    assert!(sink.failures.is_empty(), "{:?}", sink.failures);
+    assert_eq!(sink.records.len(), 2);
+    let injected = sandbox.faults.injected();
+    assert_eq!(injected.too_many_requests, 2);
+    assert_eq!(injected.error_before, 1);
+}
