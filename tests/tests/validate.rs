@@ -16,7 +16,7 @@ async fn providers_lists_every_registered_provider() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["apideck", "tray"]);
+    assert_eq!(names, vec!["apideck", "nango", "tray"]);
 }
 
 #[tokio::test]
@@ -136,7 +136,7 @@ async fn usage_errors_exit_2_and_name_the_problem() {
     assert!(
         unknown
             .stderr
-            .contains("unknown provider `tary`; registered providers: apideck, tray"),
+            .contains("unknown provider `tary`; registered providers: apideck, nango, tray"),
         "{}",
         unknown.stderr
     );
