@@ -1,0 +1,135 @@
+//! Contract: the Tray sandbox's Get full authentication (`GET
+//! /core/v1/authentications/{id}/full`, tray-api.md §4.7), which `authport export` reads,
+//! answers as Tray's published OpenAPI description says: `GetFullUserAuthenticationResult`
+//! for the owning end user's token (also with `forceRefresh`), and the spec's error shapes for
+//! the master token (end users only), another user (404) and no token (401).
+
+use serde_json::{Value, json};
+
+fn spec() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/specs/tray-platform-api.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("tray spec readable");
+    serde_yaml::from_str(&text).expect("tray spec parses")
+}
+
+/// Drops the docs-build `description: {$ref: ...md}` objects and other external refs.
+fn strip_external_refs(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|key, v| {
+                let doc_description = key == "description" && v.is_object();
+                let external_ref = key == "$ref" && !v.as_str().unwrap_or("#").starts_with('#');
+                !doc_description && !external_ref
+            });
+            map.values_mut().for_each(strip_external_refs);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_external_refs),
+        _ => {}
+    }
+}
+
+fn assert_valid(spec: &Value, schema: &str, instance: &Value) {
+    let root =
+        json!({"$ref": format!("#/components/schemas/{schema}"), "components": spec["components"]});
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(&root)
+        .expect("schema builds");
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{schema}: {errors:?}");
+}
+
+#[tokio::test]
+async fn get_full_authentication_answers_as_the_spec_says() {
+    let mut spec = spec();
+    strip_external_refs(&mut spec);
+    let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let base = sandbox.base_url();
+    let master = format!("Bearer {}", authport_sandbox::tray::DEFAULT_MASTER_TOKEN);
+    let http = reqwest::Client::new();
+    let gql = |query: &str, variables: Value| {
+        let request = http
+            .post(format!("{base}/graphql"))
+            .header("authorization", &master)
+            .json(&json!({"query": query, "variables": variables}));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let user_token = |external: &'static str| {
+        let gql = &gql;
+        async move {
+            let created = gql(
+                "mutation ($name: String!, $externalUserId: String!) { createExternalUser(input: {name: $name, externalUserId: $externalUserId}) { userId } }",
+                json!({"name": external, "externalUserId": external}),
+            )
+            .await;
+            let token = gql(
+                "mutation ($userId: ID!) { authorize(input: {userId: $userId}) { accessToken } }",
+                json!({"userId": created["data"]["createExternalUser"]["userId"]}),
+            )
+            .await;
+            format!(
+                "Bearer {}",
+                token["data"]["authorize"]["accessToken"].as_str().unwrap()
+            )
+        }
+    };
+    let owner = user_token("globex-7").await;
+    let other = user_token("acme-42").await;
+
+    let env_id = authport_sandbox::tray::environment_id("greenhouse", 1, "Production");
+    let created: Value = http
+        .post(format!("{base}/core/v1/authentications"))
+        .header("authorization", &owner)
+        .json(
+            &json!({"name": "Greenhouse — Globex", "serviceEnvironmentId": env_id,
+            "credentials": {"api_key": "the-key"}, "userData": {}, "scopes": []}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let full_url = format!("{base}/core/v1/authentications/{id}/full");
+
+    for url in [full_url.clone(), format!("{full_url}?forceRefresh=true")] {
+        let response = http
+            .get(&url)
+            .header("authorization", &owner)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let full: Value = response.json().await.unwrap();
+        assert_valid(&spec, "GetFullUserAuthenticationResult", &full);
+        assert_eq!(full["id"], id);
+        assert_eq!(full["serviceEnvironmentId"], json!(env_id));
+        assert_eq!(full["credentials"], json!({"api_key": "the-key"}));
+    }
+
+    for (token, status, schema) in [
+        (Some(&master), 403, "Forbidden"),
+        (Some(&other), 404, "ResourceNotFound"),
+        (None, 401, "Unauthorized"),
+    ] {
+        let mut request = http.get(&full_url);
+        if let Some(token) = token {
+            request = request.header("authorization", token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{schema}");
+        let body: Value = response.json().await.unwrap();
+        assert_valid(&spec, schema, &body);
+        assert!(!body.to_string().contains("the-key"), "{schema}: {body}");
+    }
+    sandbox.stop().await;
+}
