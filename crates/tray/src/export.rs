@@ -629,6 +629,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tray_s_published_example_becomes_an_oauth2_record() {
+        // The 200 example of Get full authentication in tray-platform-api.yaml.
+        let full: FullAuthentication = serde_json::from_value(json!({
+            "id": "123e4567-aaaa-aaaa-aaaa-aaaaaa614174",
+            "name": "Example authentication",
+            "serviceEnvironmentId": "123e4567-aaaa-aaaa-aaaa-aaaaaa614174",
+            "userData": {"userId": "123e4567-aaaa-aaaa-aaaa-aaaaaa614174"},
+            "credentials": {"accessToken": "XXXXX", "tokenType": "Bearer", "expiresIn": 3600},
+            "scopes": ["read", "write"],
+            "onPremAgentGroupId": "123e4567-aaaa-aaaa-aaaa-aaaaaa614174"
+        }))
+        .unwrap();
+        let listed: ListedAuthentication = serde_json::from_value(json!({
+            "id": "123e4567-aaaa-aaaa-aaaa-aaaaaa614174", "name": "Example authentication",
+            "customFields": "{\"team\":\"sales\"}",
+            "service": {"name": "slack", "version": "4"},
+            "serviceEnvironment": {"id": "123e4567-aaaa-aaaa-aaaa-aaaaaa614174"}
+        }))
+        .unwrap();
+        let owner = Owner {
+            id: "acme-42".into(),
+            name: None,
+            email: None,
+        };
+        let record = to_record(&owner, &listed, full).unwrap();
+        let Auth::OAuth2(oauth) = &record.auth else {
+            panic!("expected oauth2, got {:?}", record.auth)
+        };
+        use authport_core::ExposeSecret as _;
+        assert_eq!(oauth.access_token.expose_secret(), "XXXXX");
+        assert_eq!(oauth.token_type.as_deref(), Some("Bearer"));
+        assert_eq!(oauth.scopes, ["read", "write"]);
+        assert!(oauth.expiry.is_none());
+        assert_eq!(record.warnings.len(), 1);
+        assert_eq!(record.warnings[0].field, "auth.expires_in");
+        assert_eq!(record.service, "slack");
+        assert_eq!(
+            record.settings["userId"],
+            "123e4567-aaaa-aaaa-aaaa-aaaaaa614174"
+        );
+        assert_eq!(
+            record.metadata["tray_custom_fields"],
+            json!({"team": "sales"})
+        );
+        assert_eq!(
+            Value::Object(record.targets["tray"].as_object().unwrap().clone()),
+            json!({"service_environment": "123e4567-aaaa-aaaa-aaaa-aaaaaa614174",
+                "service_name": "slack", "service_version": 4})
+        );
+    }
+
+    #[test]
     fn camel_case_keys_become_snake_case() {
         for (key, expect) in [
             ("accessToken", "access_token"),
