@@ -283,3 +283,24 @@ async fn rate_limits_and_server_errors_are_waited_out_and_retried() {
     assert_eq!(injected.too_many_requests, 2);
     assert_eq!(injected.error_before, 1);
 }
+
+/// Get full authentication needs Tray support to enable it: nothing but the export may use it.
+#[tokio::test]
+async fn import_and_verify_never_read_credentials_back() {
+    let sandbox = tray_sandbox(TrayOptions::default()).await;
+    let record = greenhouse("globex-7", &canary("g"));
+    let provider = provider(&sandbox, Value::Null, memo());
+    discover(provider.as_ref(), &[&record]).await;
+    let mapped = provider.map(&record).unwrap();
+    let outcome = provider.import(&record, &mapped, None).await.unwrap();
+    let verified = provider.verify(&outcome.target).await.unwrap();
+    assert!(verified.healthy, "{verified:?}");
+    let full = "GET /core/v1/authentications/{id}/full";
+    assert_eq!(sandbox.tray.call_count(full), 0);
+    // The count is real: the export reads it once per auth.
+    exporter(&sandbox, CountingGate::new())
+        .export(&ExportFilter::default(), &mut Collected::default())
+        .await
+        .unwrap();
+    assert_eq!(sandbox.tray.call_count(full), 1);
+}
