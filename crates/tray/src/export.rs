@@ -27,7 +27,7 @@ use credentials::type_credentials;
 use crate::client::{GraphqlCall, Resource, RestCall, TrayClient, master_failure};
 use crate::config::TrayConfig;
 use crate::users::{UserRef, Users};
-use crate::wire::{Connection, UsersData, queries};
+use crate::wire::{Connection, queries};
 
 /// Users per `users` page: Tray documents no default or maximum, so a modest explicit one.
 const USERS_PAGE_SIZE: i64 = 50;
@@ -81,19 +81,17 @@ impl TrayExporter {
 
     /// One owner's users (normally one) by `externalUserId`.
     async fn users_of(&self, owner_id: &str) -> Result<Vec<ExportUser>, ProviderError> {
-        let variables = json!({"externalUserId": owner_id, "first": 2});
-        let data: UsersData = self
+        // A few, so duplicates of one external id are all exported rather than one guessed.
+        let variables = json!({"externalUserId": owner_id, "first": 10});
+        let page: UsersPage = self
             .master(queries::USERS_BY_EXTERNAL_ID, &variables, "find user")
             .await?;
-        Ok(data
+        Ok(page
             .users
-            .into_nodes()
-            .filter(|node| node.external_user_id.as_deref() == Some(owner_id))
-            .map(|node| ExportUser {
-                id: node.id,
-                name: None,
-                external_user_id: node.external_user_id,
-            })
+            .edges
+            .into_iter()
+            .map(|edge| edge.node)
+            .filter(|user| user.external_user_id.as_deref() == Some(owner_id))
             .collect())
     }
 

@@ -201,6 +201,7 @@ async fn the_owner_filter_reads_only_the_named_owners() {
     exporter.export(&filter, &mut sink).await.unwrap();
     assert_eq!(sink.records.len(), 1);
     assert_eq!(sink.records[0].owner.id, "acme-42");
+    assert_eq!(sink.records[0].owner.name.as_deref(), Some("Acme"));
     assert_eq!(sink.failures.len(), 1);
     assert_eq!(sink.failures[0].0, "nobody-9");
     assert_eq!(sink.failures[0].1.kind(), "rejected");
