@@ -31,6 +31,7 @@ pub const VENDOR: Vendor = Vendor {
     error_text,
     status_override: Some(status_override),
     max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+    rate_headers: None,
 };
 
 /// Apideck's error envelope as text: `type_name: message (detail); see ref`, from its

@@ -224,6 +224,13 @@ impl fmt::Debug for TargetIdentity {
 pub trait RequestGate: Send + Sync + fmt::Debug {
     /// Waits until one more request may be sent. Call it right before each request.
     async fn ready(&self);
+
+    /// The target said its budget is spent for `wait` (e.g. `X-RateLimit-Remaining: 0` with a
+    /// reset time): no request should be sent before then, by any sender. The default does
+    /// nothing (a gate that paces nothing).
+    fn hold_for(&self, wait: Duration) {
+        let _ = wait;
+    }
 }
 
 /// A gate that never waits: for tests and tools that pace nothing.

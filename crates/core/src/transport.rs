@@ -122,6 +122,45 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     Some(delay.to_std().unwrap_or(Duration::ZERO))
 }
 
+/// How a vendor's rate-limit headers say when its budget comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateHeaders {
+    /// The header with the requests left in the current window (`X-RateLimit-Remaining`).
+    pub remaining: &'static str,
+    /// The header with the end of the window (`X-RateLimit-Reset`).
+    pub reset: &'static str,
+    pub reset_is: ResetIs,
+}
+
+/// What a reset header holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetIs {
+    /// A Unix time in seconds (Nango).
+    UnixSeconds,
+    /// Seconds from now.
+    Seconds,
+}
+
+/// The longest hold read from rate-limit headers: a wrong clock or header must not stall a run
+/// for hours (a later 429 with `Retry-After` still says the truth).
+pub const MAX_HEADER_HOLD: Duration = Duration::from_secs(300);
+
+/// The wait until the window resets, read from a reset header's value; `None` when it does
+/// not parse. A reset in the past means no wait.
+pub fn reset_wait(reset: &str, reset_is: ResetIs, now: DateTime<Utc>) -> Option<Duration> {
+    let value = reset.trim().parse::<i64>().ok()?;
+    let seconds = match reset_is {
+        ResetIs::UnixSeconds => value - now.timestamp(),
+        ResetIs::Seconds => value,
+    };
+    Some(Duration::from_secs(seconds.max(0) as u64).min(MAX_HEADER_HOLD))
+}
+
+/// Whether a remaining-requests header says the budget is spent.
+pub fn budget_spent(remaining: &str) -> bool {
+    remaining.trim().parse::<u64>() == Ok(0)
+}
+
 /// Removes every form in which a secret may come back in vendor text: as it is, JSON-escaped
 /// (inside a quoted string) and URL-encoded (both `%20` and `+` for spaces). Longer secrets go
 /// first, so a secret that contains another is replaced whole. There is no length floor: a
@@ -251,6 +290,28 @@ mod tests {
         check("-1", None);
         check("soon", None);
         check("", None);
+    }
+
+    #[test]
+    fn reset_headers_give_the_wait() {
+        let now = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let epoch = now.timestamp();
+        let check = |value: String, reset_is, expect: Option<u64>| {
+            assert_eq!(
+                reset_wait(&value, reset_is, now),
+                expect.map(Duration::from_secs),
+                "{value}"
+            );
+        };
+        check(format!("{}", epoch + 12), ResetIs::UnixSeconds, Some(12));
+        check(format!("{}", epoch - 5), ResetIs::UnixSeconds, Some(0));
+        check(format!("{}", epoch + 86_400), ResetIs::UnixSeconds, Some(300));
+        check("7".into(), ResetIs::Seconds, Some(7));
+        check("soon".into(), ResetIs::Seconds, None);
+        assert!(budget_spent("0") && budget_spent(" 0 "));
+        assert!(!budget_spent("1") && !budget_spent("") && !budget_spent("-"));
     }
 
     #[test]

@@ -288,6 +288,17 @@ impl SendLimiter {
         );
     }
 
+    /// The target said its budget is spent for `wait` (rate-limit headers): pause every sender
+    /// until then, without slowing the rate (nothing was refused).
+    pub fn hold(&self, wait: Duration) {
+        let Some(adaptive) = &self.adaptive else {
+            return;
+        };
+        let mut state = lock(adaptive);
+        let until = Instant::now() + wait;
+        state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+    }
+
     /// A provider call took `busy` (whatever its answer): for the summary's bound.
     pub fn called(&self, busy: Duration) {
         let nanos = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
@@ -371,6 +382,10 @@ impl RequestGate for RunGate {
     async fn ready(&self) {
         let limiter = self.current();
         limiter.acquire().await;
+    }
+
+    fn hold_for(&self, wait: Duration) {
+        self.current().hold(wait);
     }
 }
 
@@ -519,5 +534,15 @@ mod tests {
         assert_eq!(unlimited.current_rate(), None);
         unlimited.throttled(Some(Duration::from_secs(30)));
         assert_eq!(SendLimiter::new(f64::INFINITY, 5).current_rate(), None);
+    }
+
+    #[test]
+    fn a_spent_budget_holds_every_sender_without_slowing_the_rate() {
+        let gate = RunGate::new();
+        let limiter = gate.configure(10.0, 5);
+        gate.hold_for(Duration::from_secs(30));
+        let state = lock(limiter.adaptive.as_ref().unwrap());
+        assert!(state.paused_until.unwrap() > Instant::now() + Duration::from_secs(25));
+        assert_eq!(state.current_rate, 10.0);
     }
 }

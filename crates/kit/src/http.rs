@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authport_core::transport::{
-    Effect, StatusOverride, TransportFailure, classify_status, classify_transport,
-    parse_retry_after, vendor_text,
+    Effect, RateHeaders, StatusOverride, TransportFailure, budget_spent, classify_status,
+    classify_transport, parse_retry_after, reset_wait, vendor_text,
 };
 use authport_core::{
     BuildContext, ConfigError, EnvSnapshot, ExposeSecret, ProviderError, RequestGate, SecretString,
@@ -41,6 +41,10 @@ pub struct Vendor {
     pub status_override: Option<StatusOverride>,
     /// The largest answer accepted.
     pub max_response_bytes: usize,
+    /// The vendor's rate-limit headers, if it sends them: when an answer says the budget is
+    /// spent, every sender is held until the reset, and a 429 without `Retry-After` waits for
+    /// the reset.
+    pub rate_headers: Option<RateHeaders>,
 }
 
 impl fmt::Debug for Vendor {
@@ -374,11 +378,19 @@ impl HttpClient {
             .await
             .map_err(|e| no_answer(classify_transport(transport_failure(&e), effect, &labelled)))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+        let now = chrono::Utc::now();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let mut retry_after = header(RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, now));
+        if let Some(rate) = self.vendor.rate_headers
+            && let Some(wait) = header(rate.reset).and_then(|v| reset_wait(v, rate.reset_is, now))
+        {
+            if header(rate.remaining).is_some_and(budget_spent) {
+                self.gate.hold_for(wait);
+            }
+            if status == 429 && retry_after.is_none() {
+                retry_after = Some(wait);
+            }
+        }
         if (300..400).contains(&status) {
             let target = response
                 .headers()

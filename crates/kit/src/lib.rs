@@ -13,7 +13,7 @@ pub mod discovery;
 pub mod http;
 pub mod url;
 
-pub use authport_core::transport::{Effect, StatusOverride, Verdict};
+pub use authport_core::transport::{Effect, RateHeaders, ResetIs, StatusOverride, Verdict};
 pub use discovery::DiscoveryCache;
 pub use http::{Answer, Body, Call, CallFailure, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Vendor};
 pub use reqwest::{Method, Url};

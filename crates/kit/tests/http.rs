@@ -29,6 +29,7 @@ const VENDOR: Vendor = Vendor {
     error_text,
     status_override: None,
     max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+    rate_headers: None,
 };
 
 fn context(gate: Arc<CountingGate>, env: &[(&str, &str)]) -> BuildContext {
@@ -415,4 +416,86 @@ async fn a_timeout_after_a_create_is_outcome_unknown() {
         .await
         .unwrap_err();
     assert_eq!(read.error.kind(), "transient");
+}
+
+#[tokio::test]
+async fn a_spent_budget_holds_the_gate_until_the_reset_and_sets_a_429s_wait() {
+    use authport_kit::{RateHeaders, ResetIs};
+    let reset = || (chrono::Utc::now().timestamp() + 20).to_string();
+    let app = Router::new()
+        .route(
+            "/last",
+            get(move || async move {
+                (
+                    [
+                        ("x-ratelimit-remaining", "0".to_owned()),
+                        ("x-ratelimit-reset", reset()),
+                    ],
+                    "{}",
+                )
+            }),
+        )
+        .route(
+            "/over",
+            get(move || async move {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [
+                        ("x-ratelimit-remaining", "0".to_owned()),
+                        ("x-ratelimit-reset", reset()),
+                    ],
+                    "",
+                )
+            }),
+        )
+        .route(
+            "/plenty",
+            get(|| async {
+                (
+                    [("x-ratelimit-remaining", "9"), ("x-ratelimit-reset", "0")],
+                    "{}",
+                )
+            }),
+        );
+    let base = serve(app).await;
+    let paced = Vendor {
+        rate_headers: Some(RateHeaders {
+            remaining: "x-ratelimit-remaining",
+            reset: "x-ratelimit-reset",
+            reset_is: ResetIs::UnixSeconds,
+        }),
+        ..VENDOR
+    };
+    let gate = CountingGate::new();
+    let http = HttpClient::new(paced, &context(gate.clone(), &[]), vec![]).unwrap();
+    let get = |path: &'static str| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            http.send(Call::new(
+                Method::GET,
+                url(&base, path),
+                Effect::Read,
+                "read",
+            ))
+            .await
+        }
+    };
+    get("/plenty").await.unwrap();
+    assert_eq!(gate.longest_hold(), Duration::ZERO, "budget left: no hold");
+    get("/last").await.unwrap();
+    let held = gate.longest_hold();
+    assert!(
+        held >= Duration::from_secs(15) && held <= Duration::from_secs(20),
+        "{held:?}"
+    );
+    let over = get("/over").await.unwrap_err().error;
+    let authport_core::ProviderError::RateLimited { retry_after, .. } = over else {
+        panic!("{over:?}");
+    };
+    let wait = retry_after.unwrap();
+    assert!(
+        wait >= Duration::from_secs(15) && wait <= Duration::from_secs(20),
+        "{wait:?}"
+    );
 }

@@ -11,7 +11,8 @@ use std::fmt;
 use authport_core::transport::{Effect, Verdict};
 use authport_core::{BuildContext, ConfigError, ProviderError, Removal, SecretString};
 use authport_kit::{
-    Call, CallFailure, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Method, Url, Vendor,
+    Call, CallFailure, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Method, RateHeaders, ResetIs, Url,
+    Vendor,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -27,6 +28,13 @@ pub const VENDOR: Vendor = Vendor {
     error_text,
     status_override: Some(status_override),
     max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+    // Nango documents these on every answer (nango-api.md §6): the kit holds the run's gate
+    // when the window's budget is spent, so the plan's limit is met without a 429.
+    rate_headers: Some(RateHeaders {
+        remaining: "x-ratelimit-remaining",
+        reset: "x-ratelimit-reset",
+        reset_is: ResetIs::UnixSeconds,
+    }),
 };
 
 /// 401 and 403 stop the run: every request would fail the same way (wrong key, or a key

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use authport_core::RequestGate;
@@ -13,6 +14,8 @@ use authport_core::RequestGate;
 #[derive(Default)]
 pub struct CountingGate {
     permits: AtomicU64,
+    /// The longest hold asked for (`hold_for`), in milliseconds.
+    longest_hold_ms: AtomicU64,
     inner: Option<Arc<dyn RequestGate>>,
 }
 
@@ -35,6 +38,7 @@ impl CountingGate {
     pub fn wrapping(inner: Arc<dyn RequestGate>) -> Arc<Self> {
         Arc::new(Self {
             permits: AtomicU64::new(0),
+            longest_hold_ms: AtomicU64::new(0),
             inner: Some(inner),
         })
     }
@@ -42,6 +46,11 @@ impl CountingGate {
     /// Permits handed out so far.
     pub fn count(&self) -> u64 {
         self.permits.load(Ordering::SeqCst)
+    }
+
+    /// The longest hold a provider asked for so far (zero if none).
+    pub fn longest_hold(&self) -> Duration {
+        Duration::from_millis(self.longest_hold_ms.load(Ordering::SeqCst))
     }
 }
 
@@ -51,6 +60,14 @@ impl RequestGate for CountingGate {
         self.permits.fetch_add(1, Ordering::SeqCst);
         if let Some(inner) = &self.inner {
             inner.ready().await;
+        }
+    }
+
+    fn hold_for(&self, wait: Duration) {
+        let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.longest_hold_ms.fetch_max(millis, Ordering::SeqCst);
+        if let Some(inner) = &self.inner {
+            inner.hold_for(wait);
         }
     }
 }

@@ -31,6 +31,7 @@ const VENDOR: Vendor = Vendor {
     error_text: |_, _| None,
     status_override: None,
     max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+    rate_headers: None,
 };
 
 /// What the provider gets wrong, from `config.flaw`.

@@ -22,6 +22,7 @@ pub const VENDOR: Vendor = Vendor {
     // token is minted again), so Tray reads it itself: see [`master_failure`].
     status_override: None,
     max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+    rate_headers: None,
 };
 
 /// Tray's error text: the envelope's `message` and `code` (never the rest of the body).
