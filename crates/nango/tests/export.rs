@@ -195,7 +195,7 @@ async fn the_owner_filter_lists_by_the_end_user_tag() {
     import(&sandbox, &three(&canary("filter"))).await;
     let mut sink = Collected::default();
     let filter = ExportFilter {
-        owners: vec!["globex-7".into(), "initech-3".into()],
+        owners: vec!["globex-7".into(), "initech-3".into(), "globex-7".into()],
     };
     let counts = exporter(&sandbox, CountingGate::new())
         .export(&filter, &mut sink)

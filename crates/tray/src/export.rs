@@ -205,7 +205,14 @@ impl AuthExporter for TrayExporter {
     ) -> Result<ExportCounts, ProviderError> {
         let mut counts = ExportCounts::default();
         if !filter.owners.is_empty() {
+            // An owner named twice is exported once.
+            let mut owners: Vec<&String> = Vec::new();
             for owner_id in &filter.owners {
+                if !owners.contains(&owner_id) {
+                    owners.push(owner_id);
+                }
+            }
+            for owner_id in owners {
                 let users = self.users_of(owner_id).await?;
                 if users.is_empty() {
                     counts.objects += 1;

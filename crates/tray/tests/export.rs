@@ -196,7 +196,7 @@ async fn the_owner_filter_reads_only_the_named_owners() {
     let exporter = exporter(&sandbox, CountingGate::new());
     let mut sink = Collected::default();
     let filter = ExportFilter {
-        owners: vec!["acme-42".into(), "nobody-9".into()],
+        owners: vec!["acme-42".into(), "nobody-9".into(), "acme-42".into()],
     };
     exporter.export(&filter, &mut sink).await.unwrap();
     assert_eq!(sink.records.len(), 1);
