@@ -296,7 +296,14 @@ async fn round_trip(provider: &str, expect_imported: usize) {
     traced.push(("RUST_LOG".to_owned(), "trace".to_owned()));
     let out = authport(
         dir.path(),
-        &["-vvv", "export", "--provider", provider, "--owner", "globex-7"],
+        &[
+            "-vvv",
+            "export",
+            "--provider",
+            provider,
+            "--owner",
+            "globex-7",
+        ],
         &traced,
     )
     .await;
@@ -371,4 +378,19 @@ async fn providers_says_which_can_export() {
     assert!(line("tray ").contains("import, export"));
     assert!(line("nango ").contains("import, export"));
     assert!(!line("apideck ").contains("export"));
+}
+
+#[tokio::test]
+async fn a_configuration_error_leaves_no_file_behind() {
+    let dir = scratch();
+    // No TRAY_MASTER_TOKEN: the provider cannot be built, nothing is read or written.
+    let out = authport(
+        dir.path(),
+        &["export", "--provider", "tray", "--output", "x.jsonl"],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("TRAY_MASTER_TOKEN"), "{}", out.stderr);
+    assert!(!dir.path().join("x.jsonl").exists());
 }

@@ -155,7 +155,6 @@ pub async fn export(args: ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
         Some(path) => ConfigFile::load(path, &names).map_err(usage)?,
         None => ConfigFile::default(),
     };
-    let (out, destination) = open_output(&args)?;
     // The provider's documented rate (or the config's), for every request the export sends.
     let gate = RunGate::new();
     let rate = config
@@ -174,6 +173,8 @@ pub async fn export(args: ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
     };
     let exporter = (exporter_plugin.build)(&context)
         .map_err(|e| usage(anyhow::anyhow!("provider `{}`: {e}", provider.name)))?;
+    // After every check that needs no file, so a refused configuration leaves none behind.
+    let (out, destination) = open_output(&args)?;
     let filter = ExportFilter {
         owners: args.owners.clone(),
     };
