@@ -14,6 +14,7 @@
 pub mod adaptive;
 mod control;
 mod dedupe;
+pub mod events;
 pub mod files;
 mod group_commit;
 pub mod limiter;
@@ -25,6 +26,10 @@ mod run;
 pub mod state;
 pub mod summary;
 
+pub use events::{
+    ConnectionLatest, Delivery, EventStore, OwnedConnection, Recorded, StoredEvent, events_path,
+    owned_in_journal, publish_owned,
+};
 pub use files::Refusal;
 pub use limiter::RunGate;
 pub use maintenance::{MaintenanceOptions, rollback, verify};
