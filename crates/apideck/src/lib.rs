@@ -17,6 +17,7 @@ pub mod importer;
 pub mod map;
 pub mod schema;
 pub mod target;
+pub mod webhooks;
 pub mod wire;
 
 use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderLimits};
