@@ -193,6 +193,11 @@ pub trait AuthImporter: Send + Sync + fmt::Debug {
     async fn finish(&self) -> Result<(), ProviderError> {
         Ok(())
     }
+
+    /// The provider's reconnect links, when it can mint them (`authport reconnect --links`).
+    fn links(&self) -> Option<&dyn crate::links::ReconnectLinks> {
+        None
+    }
 }
 
 /// The target an importer writes to. The engine records `endpoints` and `account` (or a keyed

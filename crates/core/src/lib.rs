@@ -5,6 +5,7 @@ pub mod error;
 pub mod export;
 pub mod importer;
 pub mod input;
+pub mod links;
 pub mod record;
 pub mod registry;
 pub mod report;
@@ -21,6 +22,7 @@ pub use importer::{
     InMemoryMemo, MappedRecord, Memo, PriorImport, ProviderLimits, Removal, RequestGate,
     TargetIdentity, TargetRef, Ungated, VerifyReport,
 };
+pub use links::{ReconnectLink, ReconnectLinks};
 pub use record::{Auth, CredentialRecord, Expiry, OAuth2, Owner, RecordWarning};
 pub use registry::{ProviderPlugin, UnknownProvider, find_provider, provider_names, providers};
 pub use report::{ErrorKind, ReportError, ReportLine, Status};

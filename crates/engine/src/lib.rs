@@ -23,7 +23,9 @@ mod progress;
 mod retrier;
 pub mod retry;
 mod run;
+pub mod reconnect;
 pub mod state;
+pub mod status;
 pub mod summary;
 
 pub use events::{

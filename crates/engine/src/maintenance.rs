@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use authport_core::{AuthImporter, ErrorKind, ProviderError, ProviderLimits, Removal};
+use authport_core::{
+    AuthImporter, ErrorKind, ProviderError, ProviderLimits, Removal, VerifyReport,
+};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
@@ -59,19 +61,9 @@ pub async fn verify(
     state.bind(provider, &importer.identity(), options.allow_target_change)?;
     let objects = state.objects(provider)?;
     let mut writer = ReportWriter::create_optional(report)?;
-    let context = CallContext::new(options);
     let mut summary = summary_for("verify", provider);
     let mut failures = Tally::default();
-    let mut results = futures_util::stream::iter(objects)
-        .map(|object| {
-            let importer = importer.clone();
-            let context = &context;
-            async move {
-                let result = context.call(|| importer.verify(&object.target)).await;
-                (object, result)
-            }
-        })
-        .buffered(context.concurrency);
+    let mut results = std::pin::pin!(read_back(importer, objects, options));
     while let Some((object, result)) = results.next().await {
         let line = match result {
             Ok(live) => {
@@ -94,6 +86,28 @@ pub async fn verify(
     summary.top_failures = failures.top_failures();
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// The live read-back of journalled objects, shared by `verify` and `status`: each object with
+/// the provider's answer, paced by the run's gate and retried like any idempotent read, in
+/// journal order.
+pub(crate) fn read_back(
+    importer: Arc<dyn AuthImporter>,
+    objects: Vec<JournalObject>,
+    options: &MaintenanceOptions,
+) -> impl futures_util::Stream<Item = (JournalObject, Result<VerifyReport, ProviderError>)> + '_ {
+    let context = Arc::new(CallContext::new(options));
+    let concurrency = context.concurrency;
+    futures_util::stream::iter(objects)
+        .map(move |object| {
+            let importer = importer.clone();
+            let context = context.clone();
+            async move {
+                let result = context.call(|| importer.verify(&object.target)).await;
+                (object, result)
+            }
+        })
+        .buffered(concurrency)
 }
 
 /// Removes every object of `options.provider` this tool created, newest first. One JSON line
@@ -177,7 +191,7 @@ pub async fn rollback(
     Ok(summary)
 }
 
-fn summary_for(action: &str, provider: &str) -> MaintenanceSummary {
+pub(crate) fn summary_for(action: &str, provider: &str) -> MaintenanceSummary {
     MaintenanceSummary {
         action: action.to_owned(),
         provider: provider.to_owned(),
@@ -185,19 +199,23 @@ fn summary_for(action: &str, provider: &str) -> MaintenanceSummary {
     }
 }
 
-fn note_failure(failures: &mut Tally, error: &ProviderError) {
+pub(crate) fn note_failure(failures: &mut Tally, error: &ProviderError) {
     let line = authport_core::ReportLine::new(None, 0, authport_core::Status::Failed)
         .with_error(ErrorKind::of(error), error.message());
     failures.add(&line);
 }
 
-fn error_line(object: &JournalObject, error: &ProviderError) -> Value {
+pub(crate) fn error_line(object: &JournalObject, error: &ProviderError) -> Value {
     json!({"id": object.record_id, "status": "error", "target": object.target,
            "error": {"kind": ErrorKind::of(error), "message": error.message(),
                      "reason": failure_reason(ErrorKind::of(error), error.message())}})
 }
 
-fn emit(writer: &mut ReportWriter, out: &mut dyn Write, line: &Value) -> anyhow::Result<()> {
+pub(crate) fn emit(
+    writer: &mut ReportWriter,
+    out: &mut dyn Write,
+    line: &Value,
+) -> anyhow::Result<()> {
     writer.write_value(line)?;
     let mut text = serde_json::to_string(line)?;
     text.push('\n');
@@ -212,14 +230,14 @@ fn emit(writer: &mut ReportWriter, out: &mut dyn Write, line: &Value) -> anyhow:
 /// limiter configured on the gate the provider paces its requests through. Both calls are
 /// idempotent, so an ambiguous failure is simply retried; rollback stops between objects, so
 /// calls in flight are never cut.
-struct CallContext {
+pub(crate) struct CallContext {
     limiter: Arc<SendLimiter>,
     policy: RetryPolicy,
     concurrency: usize,
 }
 
 impl CallContext {
-    fn new(options: &MaintenanceOptions) -> Self {
+    pub(crate) fn new(options: &MaintenanceOptions) -> Self {
         let limits = options.limits;
         Self {
             limiter: crate::run::pacing(&limits, None, None, false, None).configure(&options.gate),
@@ -228,7 +246,7 @@ impl CallContext {
         }
     }
 
-    async fn call<T, F, Fut>(&self, call: F) -> Result<T, ProviderError>
+    pub(crate) async fn call<T, F, Fut>(&self, call: F) -> Result<T, ProviderError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ProviderError>>,

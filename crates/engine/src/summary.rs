@@ -25,6 +25,8 @@ pub enum Exit {
     Io,
     /// Interrupted by Ctrl-C / SIGTERM; a re-run with the same state resumes.
     Interrupted,
+    /// `status`: an imported record is not healthy (or could not be read back).
+    Unhealthy,
 }
 
 impl Exit {
@@ -36,6 +38,7 @@ impl Exit {
             Exit::Stopped => 3,
             Exit::Io => 4,
             Exit::Interrupted => 130,
+            Exit::Unhealthy => 5,
         }
     }
 }

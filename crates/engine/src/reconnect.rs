@@ -1,0 +1,453 @@
+//! `reconnect`: the worklist of end users who must connect again, one row per owner and
+//! service, built from the same per-record status as `status` ([`crate::status::collect`]).
+//!
+//! It lists records imported and later `refresh_failed`, `revoked` or `deleted`, and records
+//! that failed permanently: their mapping can never succeed (e.g. an OAuth token for a
+//! platform's own OAuth app) or the target rejected them. `pre_existing` records are left out
+//! (the end user is already connected), and so are failures a re-run of the import may fix
+//! (transient, rate limited, not attempted, conflicts). The import's report tells the kinds
+//! apart; without it, records the journal never imported are mapped again (no writes) and
+//! only mapping failures are listed.
+//!
+//! `--links` mints one link per row (or per owner when the vendor's link covers all of an
+//! owner's services), paced by the run's gate. Each mint is noted in the state's memo (when,
+//! never the link), so a re-run does not mint twice unless `force_links`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use authport_core::{
+    AuthImporter, CredentialRecord, DiscoveryKey, ErrorKind, ReportLine, TargetRef,
+};
+use serde_json::{Map, Value, json};
+
+use crate::maintenance::{CallContext, MaintenanceOptions};
+use crate::state::StateStore;
+use crate::status::{EventView, Health, collect};
+
+/// The memo namespace of minted links (value: when it was minted, RFC 3339).
+const MINTED: &str = "reconnect_link_minted";
+
+/// How `reconnect` runs.
+#[derive(Debug, Clone, Default)]
+pub struct ReconnectOptions {
+    /// The import run's report (JSON Lines), to tell rejected records from other failures.
+    pub import_report: Option<std::path::PathBuf>,
+    /// Mint links on the spot.
+    pub links: bool,
+    /// Mint again even when the memo says a link was minted before.
+    pub force_links: bool,
+    /// CSV instead of JSON Lines.
+    pub csv: bool,
+}
+
+/// One worklist row: an owner and a service.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WorkRow {
+    pub owner_id: String,
+    pub owner_name: Option<String>,
+    pub owner_email: Option<String>,
+    pub service: String,
+    /// `refresh_failed`, `revoked`, `deleted` or `not_imported`.
+    pub status: String,
+    pub reason: String,
+    pub record_ids: Vec<String>,
+    /// What a link needs (Tray `serviceId`/`serviceEnvironmentId`, Apideck
+    /// `unified_api`/`service_id`).
+    pub vendor: Map<String, Value>,
+    pub link: Option<String>,
+    pub link_expires_at: Option<String>,
+    pub link_note: Option<String>,
+    /// Set when an earlier run minted this row's link (not minted again).
+    pub link_minted_at: Option<String>,
+}
+
+/// Counts for the summary on stderr.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconnectSummary {
+    pub rows: u64,
+    pub records: u64,
+    pub links_minted: u64,
+    pub links_already_minted: u64,
+    pub link_errors: u64,
+    /// Records the journal never imported whose failure kind is unknown (no import report)
+    /// or is one a re-run may fix: left out.
+    pub left_out: u64,
+}
+
+impl ReconnectSummary {
+    pub fn human(&self) -> String {
+        format!(
+            "reconnect: {} rows ({} records); links minted {}, minted earlier {}, failed {}; \
+             {} records left out (pre-existing, or a re-run of the import may fix them)",
+            self.rows,
+            self.records,
+            self.links_minted,
+            self.links_already_minted,
+            self.link_errors,
+            self.left_out
+        )
+    }
+}
+
+/// Why a record the journal never imported failed, from the import's report. Pure.
+fn permanent_failure(kind: ErrorKind) -> Option<&'static str> {
+    match kind {
+        ErrorKind::Mapping => Some("the credentials cannot be imported into this platform"),
+        ErrorKind::Rejected => Some("the platform rejected the imported credentials"),
+        _ => None,
+    }
+}
+
+fn read_import_report(path: &Path) -> anyhow::Result<HashMap<String, ErrorKind>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read import report {}: {e}", path.display()))?;
+    let mut kinds = HashMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        // Summary or foreign lines are not per-record lines: skip them.
+        let Ok(parsed) = serde_json::from_str::<ReportLine>(line) else {
+            continue;
+        };
+        if let (Some(id), Some(error)) = (parsed.id, parsed.error) {
+            kinds.insert(id, error.kind);
+        }
+    }
+    Ok(kinds)
+}
+
+fn read_input(path: &Path) -> anyhow::Result<BTreeMap<String, CredentialRecord>> {
+    let reader = authport_core::input::InputReader::open(path, chrono::Utc::now())
+        .map_err(|e| anyhow::anyhow!("cannot read input file {}: {e}", path.display()))?;
+    Ok(reader
+        .filter_map(|item| item.result.ok())
+        .map(|record| (record.id.clone(), record))
+        .collect())
+}
+
+/// One record on the worklist, before grouping.
+struct Listed {
+    record: String,
+    status: &'static str,
+    reason: String,
+    target: Option<TargetRef>,
+}
+
+/// Builds the worklist, mints links when asked, and writes it to `out`.
+#[allow(clippy::too_many_arguments)]
+pub async fn reconnect(
+    importer: Arc<dyn AuthImporter>,
+    state: &StateStore,
+    options: &MaintenanceOptions,
+    events: &dyn EventView,
+    input: &Path,
+    reconnect: &ReconnectOptions,
+    out: &mut dyn Write,
+) -> anyhow::Result<ReconnectSummary> {
+    let provider = options.provider.as_str();
+    let records = read_input(input)?;
+    let statuses = collect(importer.clone(), state, options, events, None).await?;
+    let journalled: BTreeSet<&str> = statuses.iter().map(|s| s.record_id.as_str()).collect();
+    let mut listed = Vec::new();
+    for line in &statuses {
+        if let Some(health) = line.health.filter(|h| h.needs_reconnect()) {
+            listed.push(Listed {
+                record: line.record_id.clone(),
+                status: health.as_str(),
+                reason: health.reason().to_owned(),
+                target: line.target.clone(),
+            });
+        }
+    }
+    let never: Vec<&CredentialRecord> = records
+        .values()
+        .filter(|r| !journalled.contains(r.id.as_str()))
+        .collect();
+    let mut summary = ReconnectSummary::default();
+    let reported = match &reconnect.import_report {
+        Some(path) => Some(read_import_report(path)?),
+        None => None,
+    };
+    if reported.is_none() && !never.is_empty() {
+        let keys = distinct_keys(&never, provider);
+        importer.discover(&keys).await?;
+    }
+    for record in never {
+        let reason = match &reported {
+            Some(kinds) => kinds
+                .get(&record.id)
+                .copied()
+                .and_then(permanent_failure)
+                .map(str::to_owned),
+            None => importer.map(record).err().map(|e| {
+                format!(
+                    "the credentials cannot be imported into this platform ({})",
+                    e.field
+                )
+            }),
+        };
+        match reason {
+            Some(reason) => listed.push(Listed {
+                record: record.id.clone(),
+                status: Health::NotImported.as_str(),
+                reason,
+                target: None,
+            }),
+            None => summary.left_out += 1,
+        }
+    }
+    if !listed.is_empty() && reported.is_some() {
+        // `link_ids` may need the catalogue (e.g. Tray's service of an environment).
+        let wanted: Vec<&CredentialRecord> = listed
+            .iter()
+            .filter_map(|l| records.get(&l.record))
+            .collect();
+        importer.discover(&distinct_keys(&wanted, provider)).await?;
+    }
+    let mut rows = group(&listed, &records, importer.as_ref());
+    summary.rows = rows.len() as u64;
+    summary.records = rows.iter().map(|r| r.record_ids.len() as u64).sum();
+    if reconnect.links {
+        mint_links(
+            importer.as_ref(),
+            state,
+            options,
+            reconnect,
+            &mut rows,
+            &mut summary,
+        )
+        .await?;
+    }
+    write_rows(&rows, reconnect.csv, out)?;
+    Ok(summary)
+}
+
+fn distinct_keys(records: &[&CredentialRecord], provider: &str) -> Vec<DiscoveryKey> {
+    let mut keys: Vec<DiscoveryKey> = Vec::new();
+    for record in records {
+        let key = DiscoveryKey::for_record(record, provider);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+/// Rows per (owner, service), in owner order; owner details from the input record only.
+fn group(
+    listed: &[Listed],
+    records: &BTreeMap<String, CredentialRecord>,
+    importer: &dyn AuthImporter,
+) -> Vec<WorkRow> {
+    let mut rows: BTreeMap<(String, String), WorkRow> = BTreeMap::new();
+    for item in listed {
+        // A journalled record missing from this input has no owner to write to: skip it.
+        let Some(record) = records.get(&item.record) else {
+            continue;
+        };
+        let vendor = match importer.links() {
+            Some(links) => links.link_ids(record, item.target.as_ref()),
+            None => item.target.clone().map(|t| t.0).unwrap_or_default(),
+        };
+        let key = (record.owner.id.clone(), record.service.clone());
+        let row = rows.entry(key).or_insert_with(|| WorkRow {
+            owner_id: record.owner.id.clone(),
+            owner_name: record.owner.name.clone(),
+            owner_email: record.owner.email.clone(),
+            service: record.service.clone(),
+            status: item.status.to_owned(),
+            reason: item.reason.clone(),
+            record_ids: Vec::new(),
+            vendor: vendor.clone(),
+            link: None,
+            link_expires_at: None,
+            link_note: None,
+            link_minted_at: None,
+        });
+        row.record_ids.push(record.id.clone());
+        for (key, value) in vendor {
+            row.vendor.entry(key).or_insert(value);
+        }
+    }
+    rows.into_values().collect()
+}
+
+async fn mint_links(
+    importer: &dyn AuthImporter,
+    state: &StateStore,
+    options: &MaintenanceOptions,
+    reconnect: &ReconnectOptions,
+    rows: &mut [WorkRow],
+    summary: &mut ReconnectSummary,
+) -> anyhow::Result<()> {
+    let Some(links) = importer.links() else {
+        anyhow::bail!("provider {} cannot mint reconnect links", options.provider);
+    };
+    let memo = state.memo();
+    let context = CallContext::new(options);
+    // Groups of row indexes that share one link.
+    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (index, row) in rows.iter().enumerate() {
+        let key = if links.one_link_per_owner() {
+            row.owner_id.clone()
+        } else {
+            format!("{}\u{1f}{}", row.owner_id, row.service)
+        };
+        groups.entry(key).or_default().push(index);
+    }
+    for (key, indexes) in groups {
+        let memo_key = format!("{}\u{1f}{key}", options.provider);
+        if !reconnect.force_links
+            && let Some(when) = memo.get(MINTED, &memo_key)
+        {
+            summary.links_already_minted += 1;
+            for &index in &indexes {
+                rows[index].link_minted_at = Some(when.clone());
+            }
+            continue;
+        }
+        let first = &rows[indexes[0]];
+        let owner = authport_core::Owner {
+            id: first.owner_id.clone(),
+            name: first.owner_name.clone(),
+            email: first.owner_email.clone(),
+        };
+        let ids: Vec<Map<String, Value>> =
+            indexes.iter().map(|&i| rows[i].vendor.clone()).collect();
+        match context.call(|| links.mint(&owner, &ids)).await {
+            Ok(link) => {
+                summary.links_minted += 1;
+                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                memo.put(MINTED, &memo_key, &now);
+                for &index in &indexes {
+                    rows[index].link = Some(link.url.clone());
+                    rows[index].link_expires_at = Some(link.expires_at.clone());
+                    rows[index].link_note = Some(link.note.clone());
+                }
+            }
+            Err(error) => {
+                summary.link_errors += 1;
+                let note = format!("no link: {}", error.message());
+                for &index in &indexes {
+                    rows[index].link_note = Some(note.clone());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+const CSV_HEADER: [&str; 11] = [
+    "owner_id",
+    "owner_name",
+    "owner_email",
+    "service",
+    "status",
+    "reason",
+    "record_ids",
+    "vendor_ids",
+    "link",
+    "link_expires_at",
+    "link_note",
+];
+
+/// `key=value` pairs joined by `;`, for a mail-merge column. Pure.
+fn flat_ids(vendor: &Map<String, Value>) -> String {
+    vendor
+        .iter()
+        .map(|(key, value)| match value {
+            Value::String(text) => format!("{key}={text}"),
+            other => format!("{key}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Writes the rows as JSON Lines or CSV (with a header row).
+pub fn write_rows(rows: &[WorkRow], csv: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    if csv {
+        let mut writer = ::csv::Writer::from_writer(out);
+        writer.write_record(CSV_HEADER)?;
+        for row in rows {
+            let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+            writer.write_record([
+                row.owner_id.clone(),
+                opt(&row.owner_name),
+                opt(&row.owner_email),
+                row.service.clone(),
+                row.status.clone(),
+                row.reason.clone(),
+                row.record_ids.join(" "),
+                flat_ids(&row.vendor),
+                opt(&row.link),
+                opt(&row.link_expires_at),
+                opt(&row.link_note),
+            ])?;
+        }
+        writer.flush()?;
+    } else {
+        for row in rows {
+            let mut text = serde_json::to_string(&json!(row))?;
+            text.push('\n');
+            out.write_all(text.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> WorkRow {
+        let mut vendor = Map::new();
+        vendor.insert("unified_api".into(), json!("crm"));
+        vendor.insert("service_id".into(), json!("pipedrive"));
+        WorkRow {
+            owner_id: "u1".into(),
+            owner_name: Some("Ada, Countess".into()),
+            owner_email: Some("ada@example.com".into()),
+            service: "pipedrive".into(),
+            status: "refresh_failed".into(),
+            reason: Health::RefreshFailed.reason().into(),
+            record_ids: vec!["r1".into(), "r2".into()],
+            vendor,
+            link: None,
+            link_expires_at: None,
+            link_note: None,
+            link_minted_at: None,
+        }
+    }
+
+    #[test]
+    fn csv_rows_quote_commas_and_flatten_ids() {
+        let mut out = Vec::new();
+        write_rows(&[row()], true, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next().unwrap(), CSV_HEADER.join(","));
+        assert_eq!(
+            lines.next().unwrap(),
+            "u1,\"Ada, Countess\",ada@example.com,pipedrive,refresh_failed,\
+             the imported token could not be refreshed,r1 r2,\
+             service_id=pipedrive;unified_api=crm,,,"
+        );
+    }
+
+    #[test]
+    fn only_mapping_and_rejected_failures_are_permanent() {
+        assert!(permanent_failure(ErrorKind::Mapping).is_some());
+        assert!(permanent_failure(ErrorKind::Rejected).is_some());
+        for kind in [
+            ErrorKind::PreExisting,
+            ErrorKind::Transient,
+            ErrorKind::RateLimited,
+            ErrorKind::NotAttempted,
+            ErrorKind::Conflict,
+            ErrorKind::OutcomeUnknown,
+        ] {
+            assert!(permanent_failure(kind).is_none(), "{kind:?}");
+        }
+    }
+}
