@@ -57,6 +57,9 @@ pub enum Command {
     /// Export a provider's end-user authentications as v1 records, secrets included, to a
     /// private file (0600) or a pipe; never to a terminal.
     Export(crate::export::ExportArgs),
+    /// Receive a provider's webhooks (Apideck Vault events) and keep what they say about this
+    /// migration's connections beside its state file, until SIGTERM or Ctrl-C.
+    Webhooks(crate::webhooks::WebhooksArgs),
     /// Run the bundled sandbox (local Tray and Apideck emulators) until Ctrl-C.
     Sandbox {
         /// Address to listen on; loopback only.

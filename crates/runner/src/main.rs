@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod export;
+mod webhooks;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -117,6 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Verify(args) => verify_or_rollback(args, quiet, Action::Verify).await,
         Command::Rollback(args) => verify_or_rollback(args, quiet, Action::Rollback).await,
         Command::Export(args) => export::export(args, quiet).await,
+        Command::Webhooks(args) => webhooks::webhooks(args).await,
         Command::Sandbox {
             listen,
             tray_rate_limit,
@@ -311,12 +313,24 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
         ..defaults
     };
     let summary = authport_engine::import(importer, &state, &options, shutdown_signal()).await?;
+    publish_owned(&state, setup.plugin.name);
     finish(
         &summary,
         args.provider.format,
         report_is_stdout(&report),
         quiet,
     )
+}
+
+/// Tells a webhook receiver which connections the run wrote (it cannot read the journal while
+/// the run holds it); a failure here only delays what the receiver learns.
+fn publish_owned(state: &StateStore, provider: &str) {
+    let Some(key_of) = webhooks::connection_key_fn(provider) else {
+        return;
+    };
+    if let Err(error) = authport_engine::publish_owned(state, provider, key_of) {
+        tracing::warn!("cannot record the run's connections for the webhook receiver: {error:#}");
+    }
 }
 
 fn open_state(path: &Path, config: &ConfigFile) -> anyhow::Result<StateStore> {
