@@ -213,8 +213,15 @@ fn connection_json(connector: &Connector, stored: Option<&StoredConnection>) -> 
         );
         object.insert("created_at".to_owned(), json!(stored.created_at_ms));
         object.insert("updated_at".to_owned(), json!(stored.updated_at_ms));
-        object.insert("credentials_expire_at".to_owned(), json!(0));
-        object.insert("last_refresh_failed_at".to_owned(), json!(0));
+        // Unix ms on `Connection` (0 = none); the retention window follows a failed refresh.
+        let failed_at = stored.refresh_failed_at_ms;
+        let expire_at = if failed_at > 0 {
+            failed_at + super::webhooks::RETENTION_MS
+        } else {
+            0
+        };
+        object.insert("credentials_expire_at".to_owned(), json!(expire_at));
+        object.insert("last_refresh_failed_at".to_owned(), json!(failed_at));
     }
     connection
 }
@@ -361,6 +368,10 @@ async fn import_connection(
     inner.consumers.insert(consumer.clone());
     inner.imports_accepted += 1;
     let key = (consumer, unified_api, service_id);
+    let was = inner
+        .connections
+        .get(&key)
+        .map(|stored| derive_state(&connector, Some(stored), chrono::Utc::now()).0);
     let stored = inner
         .connections
         .entry(key.clone())
@@ -371,10 +382,13 @@ async fn import_connection(
             created_at_ms: now,
             updated_at_ms: now,
             pre_existing: false,
+            refresh_failed_at_ms: 0,
         });
     // Upsert: what the import carries replaces what was there; what it omits is kept.
     if let Some(credentials) = object_or_none("credentials") {
         stored.credentials = Some(credentials);
+        // New credentials: no refresh has failed on them yet.
+        stored.refresh_failed_at_ms = 0;
     }
     if let Some(settings) = object_or_none("settings") {
         stored.settings = settings;
@@ -384,6 +398,7 @@ async fn import_connection(
     }
     stored.updated_at_ms = now;
     let stored = stored.clone();
+    state.emit_import(&inner, &key, was);
     ok(connection_json(&connector, Some(&stored)))
 }
 

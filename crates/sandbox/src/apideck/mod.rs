@@ -16,6 +16,7 @@ mod catalogue;
 mod consumers;
 mod handlers;
 mod validate;
+pub mod webhooks;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -25,6 +26,7 @@ use serde_json::{Map, Value};
 
 pub use catalogue::{AuthType, Connector, FormField, IntegrationState, default_catalogue};
 pub use validate::import_body_problems;
+pub use webhooks::{FailRefresh, SentWebhook};
 
 /// The fake API key the sandbox accepts (also handed out by [`ApideckState::credentials_env`]).
 pub const SANDBOX_API_KEY: &str = "sandbox-apideck-api-key";
@@ -82,6 +84,8 @@ pub struct StoredConnection {
     /// Made by [`ApideckState::precreate_connection`] (a connection the consumer set up before
     /// authport ran), not by an import.
     pub pre_existing: bool,
+    /// When the last background refresh failed (Unix ms), 0 when it did not ([`webhooks`]).
+    pub refresh_failed_at_ms: i64,
 }
 
 impl fmt::Debug for StoredConnection {
@@ -121,6 +125,7 @@ pub struct ApideckState {
     pub(crate) api_key: String,
     pub(crate) app_id: String,
     pub(crate) inner: Mutex<Inner>,
+    pub(crate) outbox: webhooks::Outbox,
 }
 
 impl fmt::Debug for ApideckState {
@@ -150,6 +155,7 @@ impl ApideckState {
                 consumers_listing_broken: false,
                 requests: BTreeMap::new(),
             }),
+            outbox: webhooks::Outbox::new(),
         })
     }
 
@@ -212,6 +218,7 @@ impl ApideckState {
                 created_at_ms: now,
                 updated_at_ms: now,
                 pre_existing: true,
+                refresh_failed_at_ms: 0,
             },
         );
     }
@@ -327,6 +334,10 @@ pub fn derive_state(
             if !settings_complete {
                 return ("authorized", "missing_settings");
             }
+            // A failed background refresh: credentials kept for the retention window.
+            if stored.refresh_failed_at_ms > 0 {
+                return ("callable", "pending_refresh");
+            }
             match credentials.and_then(token_expiry) {
                 Some(expires_at) if expires_at > now => ("callable", "ok"),
                 _ => ("callable", "pending_refresh"),
@@ -364,5 +375,5 @@ fn is_filled(value: &Value) -> bool {
 
 /// The Apideck Vault routes.
 pub fn router(state: Arc<ApideckState>) -> axum::Router {
-    handlers::routes(state)
+    handlers::routes(state.clone()).merge(webhooks::routes(state))
 }
