@@ -37,7 +37,8 @@ pub(super) fn routes(state: Arc<ApideckState>) -> Router {
             post(validate_connection),
         )
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(super::sessions::routes(state))
 }
 
 /// Counts each request by `METHOD /route/template`, so tests can tell how many calls of each

@@ -15,6 +15,7 @@
 mod catalogue;
 mod consumers;
 mod handlers;
+pub mod sessions;
 mod validate;
 pub mod webhooks;
 
