@@ -104,7 +104,7 @@ pub enum Lookup {
 /// A Vault API client. `Debug` shows the base URL only.
 #[derive(Clone)]
 pub struct VaultClient {
-    http: HttpClient,
+    pub(crate) http: HttpClient,
     /// Without a trailing slash; paths are appended (`/vault/...`).
     base_url: String,
     api_key: SecretString,
@@ -261,14 +261,14 @@ impl VaultClient {
     }
 
     /// The URL of `path` under the configured base.
-    fn url(&self, path: &str) -> Result<Url, ProviderError> {
+    pub(crate) fn url(&self, path: &str) -> Result<Url, ProviderError> {
         Url::parse(&format!("{}{path}", self.base_url))
             .map_err(|_| ProviderError::rejected(format!("apideck {path}: not a valid URL")))
     }
 
     /// A call to `url` with Apideck's headers. `path` (ids only: no secret, no query) names
     /// the call in messages.
-    fn call<'a>(
+    pub(crate) fn call<'a>(
         &'a self,
         method: Method,
         url: Url,
@@ -298,7 +298,7 @@ fn connection_path(at: &ApideckRef, suffix: &str) -> String {
 }
 
 /// The `data` of Apideck's success envelope.
-fn parse_data<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ProviderError> {
+pub(crate) fn parse_data<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ProviderError> {
     // serde's message could quote a value: report the shape problem only.
     serde_json::from_slice::<Envelope<T>>(body)
         .map(|envelope| envelope.data)

@@ -87,7 +87,7 @@ pub const TARGET_OVERRIDE_KEYS: [&str; 5] = [
 ];
 
 /// The keys of `[apideck]`.
-pub const SETTINGS: [&str; 10] = [
+pub const SETTINGS: [&str; 11] = [
     "api_key",
     "app_id",
     "api_url",
@@ -98,6 +98,7 @@ pub const SETTINGS: [&str; 10] = [
     "suspect_milliseconds",
     "allow_incomplete_settings",
     "services",
+    "redirect_uri",
 ];
 
 /// Keys `[apideck]` once had whose job is now `[engine]`'s: refused with a pointer there, so a
@@ -162,6 +163,8 @@ pub struct ApideckConfig {
     /// missing; the connection then stays `authorized` until someone fills it in.
     pub allow_incomplete_settings: bool,
     pub services: BTreeMap<String, TargetOverride>,
+    /// Where Vault sends an end user after a reconnect session (`authport reconnect --links`).
+    pub redirect_uri: Option<String>,
 }
 
 impl fmt::Debug for ApideckConfig {
@@ -200,6 +203,7 @@ struct RawConfig {
     allow_incomplete_settings: bool,
     #[serde(default)]
     services: BTreeMap<String, TargetOverride>,
+    redirect_uri: Option<String>,
 }
 
 impl ApideckConfig {
@@ -302,6 +306,7 @@ impl ApideckConfig {
             suspect_milliseconds: raw.suspect_milliseconds,
             allow_incomplete_settings: raw.allow_incomplete_settings,
             services: raw.services,
+            redirect_uri: raw.redirect_uri,
         })
     }
 }

@@ -33,8 +33,8 @@ const LISTING_ATTEMPTS: u32 = 3;
 
 /// The Apideck Vault importer.
 pub struct ApideckImporter {
-    config: ApideckConfig,
-    client: VaultClient,
+    pub(crate) config: ApideckConfig,
+    pub(crate) client: VaultClient,
     /// The run's clock, fixed at build time so mapping is deterministic within a run; it also
     /// renders absolute expiries when imports are sent ([`render_at_send`]).
     now: DateTime<Utc>,
@@ -290,6 +290,9 @@ pub fn verify_report(connection: Option<&Connection>) -> VerifyReport {
             detail.insert(key.to_owned(), json!(value));
         }
     }
+    if let Some(failed_at) = &connection.last_refresh_failed_at {
+        detail.insert("last_refresh_failed_at".to_owned(), failed_at.clone());
+    }
     let status = if state == "callable" && connection.health.as_deref() == Some("pending_refresh") {
         "pending_refresh".to_owned()
     } else {
@@ -427,5 +430,9 @@ impl AuthImporter for ApideckImporter {
             account: Some(self.config.app_id.clone()),
             credential: self.config.api_key.clone(),
         }
+    }
+
+    fn links(&self) -> Option<&dyn authport_core::ReconnectLinks> {
+        Some(self)
     }
 }

@@ -16,6 +16,7 @@ pub mod expiry;
 pub mod importer;
 pub mod map;
 pub mod schema;
+pub mod sessions;
 pub mod target;
 pub mod webhooks;
 pub mod wire;

@@ -15,6 +15,9 @@ pub struct Connection {
     pub name: Option<String>,
     pub state: Option<String>,
     pub health: Option<String>,
+    /// When a token refresh last failed (a string in vault.yml; the number `0` or null when
+    /// none did): kept as read, for `status`.
+    pub last_refresh_failed_at: Option<Value>,
     pub integration_state: Option<String>,
     pub auth_type: Option<String>,
     pub enabled: Option<bool>,
