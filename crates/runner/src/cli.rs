@@ -54,6 +54,13 @@ pub enum Command {
     Verify(StateArgs),
     /// Remove what a run created (never objects that existed before it), from its state file.
     Rollback(StateArgs),
+    /// The migration's health after the import, one line per record: healthy,
+    /// pending_refresh, refresh_failed, revoked, deleted, missing or not_imported. Exit 0 only
+    /// when every imported record is healthy (5 otherwise).
+    Status(crate::status::StatusArgs),
+    /// The worklist of end users who must connect again (JSON Lines or CSV), with reconnect
+    /// links on request.
+    Reconnect(crate::status::ReconnectArgs),
     /// Export a provider's end-user authentications as v1 records, secrets included, to a
     /// private file (0600) or a pipe; never to a terminal.
     Export(crate::export::ExportArgs),

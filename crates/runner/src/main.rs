@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod export;
 mod webhooks;
+mod status;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -119,6 +120,8 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Rollback(args) => verify_or_rollback(args, quiet, Action::Rollback).await,
         Command::Export(args) => export::export(args, quiet).await,
         Command::Webhooks(args) => webhooks::webhooks(args).await,
+        Command::Status(args) => status::status(args, quiet).await,
+        Command::Reconnect(args) => status::reconnect(args, quiet).await,
         Command::Sandbox {
             listen,
             tray_rate_limit,

@@ -1,0 +1,159 @@
+//! `authport status` and `authport reconnect`: after the import.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use authport_engine::reconnect::ReconnectOptions;
+use authport_engine::status::NoEvents;
+use authport_engine::{Exit, MaintenanceOptions};
+use clap::{Args, ValueEnum};
+
+use crate::cli::{Format, ProviderArgs};
+use crate::{build_importer, ignore_broken_pipe, open_state, provider_setup, usage};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    /// The state file of the import run.
+    #[arg(long, value_name = "FILE")]
+    pub state: PathBuf,
+    /// The import's input file: its records the journal never imported show as `not_imported`.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Also write the per-record lines (JSON Lines) here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorklistFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconnectArgs {
+    /// Provider name (see `authport providers`).
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub provider: String,
+    /// TOML config file: `[engine]` defaults and one section per provider.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The state file of the import run.
+    #[arg(long, value_name = "FILE")]
+    pub state: PathBuf,
+    /// The import's input file (owner names and emails come from it; never a secret).
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// The import's report: tells records the target rejected from other failures.
+    #[arg(long, value_name = "FILE")]
+    pub import_report: Option<PathBuf>,
+    /// Write the worklist here (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = WorklistFormat::Jsonl)]
+    pub format: WorklistFormat,
+    /// Mint reconnect links now (Apideck: a Vault session, 1 h; Tray: an auth-only dialog URL,
+    /// single use, 5 min). A re-run does not mint again for the same owner and service.
+    #[arg(long)]
+    pub links: bool,
+    /// With --links: mint again even when an earlier run already did.
+    #[arg(long, requires = "links")]
+    pub force_links: bool,
+    /// Use a state file made for another target anyway, and bind it to this one.
+    #[arg(long)]
+    pub allow_target_change: bool,
+}
+
+fn existing_state(path: &Path) -> anyhow::Result<()> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(usage(anyhow::anyhow!(
+            "state file {} does not exist",
+            path.display()
+        )))
+    }
+}
+
+pub async fn status(args: StatusArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let setup = provider_setup(&args.provider).await?;
+    existing_state(&args.state)?;
+    if let Some(report) = &args.report {
+        authport_engine::files::refuse_same_as_input("report", report, &args.state)
+            .map_err(|e| usage(e.into()))?;
+    }
+    let state = open_state(&args.state, &setup.config)?;
+    let mut options = MaintenanceOptions::new(setup.plugin.name, setup.plugin.limits);
+    options.allow_target_change = args.provider.allow_target_change;
+    let importer = build_importer(&setup, &state, &options.gate)?;
+    let json = args.provider.format == Format::Json;
+    let mut stdout = std::io::stdout().lock();
+    // The seam for the webhook event store: until it exists, the live read-back decides.
+    let summary = authport_engine::status::status(
+        importer,
+        &state,
+        &options,
+        &NoEvents,
+        args.input.as_deref(),
+        args.report.as_deref(),
+        json,
+        &mut stdout,
+    )
+    .await?;
+    if json {
+        ignore_broken_pipe(writeln!(stdout, "{}", summary.to_json()))?;
+    }
+    drop(stdout);
+    if !quiet {
+        eprintln!("{}", summary.human());
+    }
+    Ok(summary.exit_code())
+}
+
+pub async fn reconnect(args: ReconnectArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let provider_args = ProviderArgs {
+        provider: args.provider.clone(),
+        config: args.config.clone(),
+        sandbox: false,
+        format: Format::Text,
+        allow_target_change: args.allow_target_change,
+    };
+    let setup = provider_setup(&provider_args).await?;
+    existing_state(&args.state)?;
+    if let Some(output) = &args.output {
+        for (name, input) in [("state", &args.state), ("input", &args.input)] {
+            authport_engine::files::refuse_same_as_input("output", output, input.as_path())
+                .map_err(|e| usage(anyhow::anyhow!("{e} ({name})")))?;
+        }
+    }
+    let state = open_state(&args.state, &setup.config)?;
+    let mut options = MaintenanceOptions::new(setup.plugin.name, setup.plugin.limits);
+    options.allow_target_change = args.allow_target_change;
+    let importer = build_importer(&setup, &state, &options.gate)?;
+    let reconnect = ReconnectOptions {
+        import_report: args.import_report.clone(),
+        links: args.links,
+        force_links: args.force_links,
+        csv: args.format == WorklistFormat::Csv,
+    };
+    // The worklist holds owners' names and emails (and links): a private file.
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(authport_engine::files::create_private("worklist", path)?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let summary = authport_engine::reconnect::reconnect(
+        importer, &state, &options, &NoEvents, &args.input, &reconnect, &mut out,
+    )
+    .await?;
+    out.flush()?;
+    if !quiet {
+        eprintln!("{}", summary.human());
+    }
+    Ok(if summary.link_errors > 0 {
+        Exit::SomeFailed
+    } else {
+        Exit::Ok
+    })
+}
