@@ -20,10 +20,10 @@ mod group_commit;
 pub mod limiter;
 mod maintenance;
 mod progress;
+pub mod reconnect;
 mod retrier;
 pub mod retry;
 mod run;
-pub mod reconnect;
 pub mod state;
 pub mod status;
 pub mod summary;
@@ -36,7 +36,8 @@ pub use files::Refusal;
 pub use limiter::RunGate;
 pub use maintenance::{MaintenanceOptions, rollback, verify};
 pub use run::{
-    ImportOptions, Pacing, default_send_rate, import, input_identity, is_stdin, pacing, validate,
+    ImportOptions, Input, Pacing, default_send_rate, import, input_identity, is_stdin, pacing,
+    validate,
 };
 pub use state::StateStore;
 pub use summary::{Exit, MaintenanceSummary, ReportWriter, RunSummary};

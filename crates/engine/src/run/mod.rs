@@ -57,8 +57,8 @@ pub struct ImportOptions {
     /// The provider's documented limits (from its plugin): the defaults for rate, burst and
     /// concurrency.
     pub limits: ProviderLimits,
-    /// The input file; `-` reads stdin.
-    pub input: PathBuf,
+    /// Where the records come from: a file, stdin, or an in-memory reader (`migrate`).
+    pub input: Input,
     pub report: Option<PathBuf>,
     /// Records in flight at once (default: the provider's `default_concurrency`).
     pub concurrency: Option<usize>,
@@ -99,7 +99,7 @@ impl ImportOptions {
     pub fn new(
         provider: impl Into<String>,
         limits: ProviderLimits,
-        input: impl Into<PathBuf>,
+        input: impl Into<Input>,
     ) -> Self {
         let policy = RetryPolicy::default();
         Self {
@@ -134,6 +134,92 @@ impl ImportOptions {
     }
 }
 
+/// Where an import's records come from.
+#[derive(Clone)]
+pub enum Input {
+    /// A file of JSON Lines or a JSON array.
+    File(PathBuf),
+    /// The process's stdin (`--input -`).
+    Stdin,
+    /// Any byte stream, read once: e.g. an exporter writing into an in-memory pipe, so records
+    /// with secrets never touch the disk. `name` locates errors (`<name>:<line>`).
+    Reader { name: String, source: ReaderSource },
+}
+
+/// A reader the run takes once (behind a lock so that [`ImportOptions`] stays `Clone`).
+#[derive(Clone)]
+pub struct ReaderSource(Arc<Mutex<Option<Box<dyn std::io::Read + Send>>>>);
+
+impl std::fmt::Debug for ReaderSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReaderSource")
+    }
+}
+
+impl Input {
+    /// An input read from `source`, located as `name` in error messages.
+    pub fn reader(name: impl Into<String>, source: impl std::io::Read + Send + 'static) -> Self {
+        Self::Reader {
+            name: name.into(),
+            source: ReaderSource(Arc::new(Mutex::new(Some(Box::new(source))))),
+        }
+    }
+
+    /// The file whose contents are the input, for the same-file refusals (stdin's own file
+    /// when it is redirected); none for an in-memory reader.
+    pub fn identity(&self) -> Option<&Path> {
+        match self {
+            Self::File(path) => Some(path),
+            Self::Stdin => Some(Path::new("/dev/stdin")),
+            Self::Reader { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::Stdin => f.write_str("<stdin>"),
+            Self::Reader { name, .. } => f.write_str(name),
+        }
+    }
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Input({self})")
+    }
+}
+
+impl From<&Path> for Input {
+    fn from(path: &Path) -> Self {
+        if is_stdin(path) {
+            Self::Stdin
+        } else {
+            Self::File(path.to_owned())
+        }
+    }
+}
+
+impl From<PathBuf> for Input {
+    fn from(path: PathBuf) -> Self {
+        Self::from(path.as_path())
+    }
+}
+
+impl From<&PathBuf> for Input {
+    fn from(path: &PathBuf) -> Self {
+        Self::from(path.as_path())
+    }
+}
+
+impl From<&str> for Input {
+    fn from(path: &str) -> Self {
+        Self::from(Path::new(path))
+    }
+}
+
 /// One unit of work from the reader.
 #[derive(Debug)]
 enum Work {
@@ -162,12 +248,16 @@ pub async fn import(
     let now = Utc::now();
     // Before anything is read or sent: outputs that would overwrite the input (stdin included,
     // when it is redirected from a file), and a state made for another target, are refused.
-    let input = input_identity(&options.input);
-    if let Some(report) = &options.report {
+    let input = options.input.identity();
+    if let Some(report) = &options.report
+        && let Some(input) = input
+    {
         refuse_same_as_input("report", report, input)?;
     }
     if let Some(path) = state.path() {
-        refuse_same_as_input("state file", path, input)?;
+        if let Some(input) = input {
+            refuse_same_as_input("state file", path, input)?;
+        }
         if let Some(report) = &options.report
             && same_file(report, path)
         {
@@ -201,7 +291,7 @@ pub async fn import(
     );
     tracing::info!(
         provider = %options.provider,
-        input = %options.input.display(),
+        input = %options.input,
         concurrency,
         pacing = ?pacing,
         "starting import"
@@ -336,7 +426,7 @@ pub fn validate(input: &Path, report: Option<&Path>) -> anyhow::Result<RunSummar
     let mut writer = ReportWriter::create_optional(report)?;
     let mut tally = Tally::default();
     let mut seen = SeenIds::new()?;
-    let (reader, _) = open_input(input, Utc::now())?;
+    let (reader, _) = open_input(&Input::from(input), Utc::now())?;
     let file = reader.file_name().to_owned();
     for item in reader {
         let line = match to_work(item, &mut seen, &file)? {
@@ -378,26 +468,35 @@ pub fn input_identity(input: &Path) -> &Path {
 
 /// Opens the input; for a file also its size and a counter of the bytes read (the progress).
 fn open_input(
-    input: &Path,
+    input: &Input,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(InputReader, Option<InputSize>)> {
-    let (reader, size) = if is_stdin(input) {
-        let stdin = std::io::BufReader::with_capacity(64 * 1024, std::io::stdin());
-        (InputReader::from_reader("<stdin>", stdin, now), None)
-    } else {
-        let file = std::fs::File::open(input)
-            .with_context(|| format!("cannot read input {}", input.display()))?;
-        let size = InputSize {
-            bytes: file.metadata().map(|m| m.len()).unwrap_or(0),
-            read: Arc::default(),
-        };
-        let counted = Counted {
-            inner: file,
-            read: size.read.clone(),
-        };
-        let source = std::io::BufReader::with_capacity(64 * 1024, counted);
-        let name = input.display().to_string();
-        (InputReader::from_reader(&name, source, now), Some(size))
+    let (reader, size) = match input {
+        Input::Stdin => {
+            let stdin = std::io::BufReader::with_capacity(64 * 1024, std::io::stdin());
+            (InputReader::from_reader("<stdin>", stdin, now), None)
+        }
+        Input::Reader { name, source } => {
+            let taken = source.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let source = taken.context("the input was already read: a reader is read once")?;
+            let source = std::io::BufReader::with_capacity(64 * 1024, source);
+            (InputReader::from_reader(name, source, now), None)
+        }
+        Input::File(input) => {
+            let file = std::fs::File::open(input)
+                .with_context(|| format!("cannot read input {}", input.display()))?;
+            let size = InputSize {
+                bytes: file.metadata().map(|m| m.len()).unwrap_or(0),
+                read: Arc::default(),
+            };
+            let counted = Counted {
+                inner: file,
+                read: size.read.clone(),
+            };
+            let source = std::io::BufReader::with_capacity(64 * 1024, counted);
+            let name = input.display().to_string();
+            (InputReader::from_reader(&name, source, now), Some(size))
+        }
     };
     // The engine detects duplicate ids itself, in constant memory (see `dedupe`).
     Ok((reader.without_duplicate_check(), size))
@@ -487,16 +586,31 @@ mod tests {
         let path = dir.path().join("in.jsonl");
         let text = "{\"id\": \"a\"}\n{\"id\": \"b\"}\n";
         std::fs::write(&path, text).unwrap();
-        let (reader, size) = open_input(&path, Utc::now()).unwrap();
+        let (reader, size) = open_input(&Input::from(&path), Utc::now()).unwrap();
         let size = size.unwrap();
         assert_eq!(size.bytes, text.len() as u64);
         assert_eq!(reader.count(), 2);
         assert_eq!(size.read.load(Ordering::Relaxed), size.bytes);
+        assert!(matches!(Input::from(STDIN), Input::Stdin));
         assert!(
-            open_input(Path::new(STDIN), Utc::now())
+            open_input(&Input::from(STDIN), Utc::now())
                 .unwrap()
                 .1
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_reader_input_is_read_once_and_located_by_its_name() {
+        let text: &[u8] = b"{\"id\": \"a\"}\nnot json\n";
+        let input = Input::reader("tray export", text);
+        assert_eq!(input.identity(), None);
+        let (reader, size) = open_input(&input, Utc::now()).unwrap();
+        assert!(size.is_none());
+        assert_eq!(reader.file_name(), "tray export");
+        assert_eq!(reader.count(), 2);
+        // A clone shares the reader: the run cannot read the stream twice.
+        let error = open_input(&input.clone(), Utc::now()).err().unwrap();
+        assert!(error.to_string().contains("read once"), "{error}");
     }
 }
