@@ -77,19 +77,36 @@ impl Health {
 
 /// The latest stored webhook event of one imported object, as [`EventView`] hands it over.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StoredEvent {
+pub struct LatestEvent {
     /// The vendor's event type, e.g. `vault.connection.token_refresh.failed`.
     pub event_type: String,
     /// The connection's health the event carried, if any.
     pub health: Option<String>,
 }
 
-/// Where `status` reads stored webhook events. The event store of `authport webhooks`
-/// implements it; until a state has one, [`NoEvents`] stands in and the live read-back alone
-/// decides.
+/// Where `status` reads stored webhook events: the event store of `authport webhooks`
+/// ([`crate::events::EventStore`]); without one, [`NoEvents`] stands in and the live
+/// read-back alone decides.
 pub trait EventView: Send + Sync {
-    /// The latest event of the object at `target`, if any was stored.
-    fn latest(&self, provider: &str, target: &TargetRef) -> Option<StoredEvent>;
+    /// The latest event of the object record `record_id` made, if any was stored.
+    fn latest(&self, provider: &str, record_id: &str) -> Option<LatestEvent>;
+}
+
+/// The event store of `authport webhooks` (`<state>.events`). A store that cannot be read
+/// counts as no events: the live read-back still decides, and the run says so in its log.
+impl EventView for crate::events::EventStore {
+    fn latest(&self, provider: &str, record_id: &str) -> Option<LatestEvent> {
+        match crate::events::EventStore::latest(self, provider, record_id) {
+            Ok(latest) => latest.map(|l| LatestEvent {
+                event_type: l.event_type,
+                health: l.health,
+            }),
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot read the event store; using the live read-back only");
+                None
+            }
+        }
+    }
 }
 
 /// No stored events (no webhook receiver ran on this state).
@@ -97,7 +114,7 @@ pub trait EventView: Send + Sync {
 pub struct NoEvents;
 
 impl EventView for NoEvents {
-    fn latest(&self, _provider: &str, _target: &TargetRef) -> Option<StoredEvent> {
+    fn latest(&self, _provider: &str, _record_id: &str) -> Option<LatestEvent> {
         None
     }
 }
@@ -116,7 +133,7 @@ fn is_set(value: Option<&Value>) -> bool {
 /// Pure. A deletion event explains a missing object; a failed refresh (the event, or the live
 /// `last_refresh_failed_at` while the health is not `ok`) outranks `pending_refresh`, which is
 /// what a connection whose refresh failed shows while Vault keeps retrying.
-pub fn classify(live: &VerifyReport, event: Option<&StoredEvent>) -> Health {
+pub fn classify(live: &VerifyReport, event: Option<&LatestEvent>) -> Health {
     let event_type = event.map_or("", |e| e.event_type.as_str());
     let vendor_health = live.detail.get("health").and_then(Value::as_str);
     if live.status == "missing" || event_type.ends_with(".deleted") {
@@ -262,7 +279,7 @@ fn status_of(
 ) -> RecordStatus {
     match result {
         Ok(live) => {
-            let event = events.latest(provider, &target);
+            let event = events.latest(provider, &record_id);
             let mut detail = live.detail.clone();
             if let Some(event) = &event {
                 detail.insert("last_event".into(), json!(event.event_type));
@@ -376,8 +393,8 @@ mod tests {
         }
     }
 
-    fn event(kind: &str) -> StoredEvent {
-        StoredEvent {
+    fn event(kind: &str) -> LatestEvent {
+        LatestEvent {
             event_type: kind.to_owned(),
             health: None,
         }

@@ -3,8 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use authport_engine::events::{EventStore, events_path};
 use authport_engine::reconnect::ReconnectOptions;
-use authport_engine::status::NoEvents;
+use authport_engine::status::{EventView, NoEvents};
 use authport_engine::{Exit, MaintenanceOptions};
 use clap::{Args, ValueEnum};
 
@@ -66,6 +67,16 @@ pub struct ReconnectArgs {
     pub allow_target_change: bool,
 }
 
+/// The webhook event store beside the state, when `authport webhooks` made one; never
+/// created here.
+fn event_view(state: &Path) -> anyhow::Result<Box<dyn EventView>> {
+    if events_path(state).is_file() {
+        Ok(Box::new(EventStore::open(state)?))
+    } else {
+        Ok(Box::new(NoEvents))
+    }
+}
+
 fn existing_state(path: &Path) -> anyhow::Result<()> {
     if path.is_file() {
         Ok(())
@@ -90,12 +101,12 @@ pub async fn status(args: StatusArgs, quiet: bool) -> anyhow::Result<Exit> {
     let importer = build_importer(&setup, &state, &options.gate)?;
     let json = args.provider.format == Format::Json;
     let mut stdout = std::io::stdout().lock();
-    // The seam for the webhook event store: until it exists, the live read-back decides.
+    let events = event_view(&args.state)?;
     let summary = authport_engine::status::status(
         importer,
         &state,
         &options,
-        &NoEvents,
+        events.as_ref(),
         args.input.as_deref(),
         args.report.as_deref(),
         json,
@@ -144,7 +155,13 @@ pub async fn reconnect(args: ReconnectArgs, quiet: bool) -> anyhow::Result<Exit>
         None => Box::new(std::io::stdout().lock()),
     };
     let summary = authport_engine::reconnect::reconnect(
-        importer, &state, &options, &NoEvents, &args.input, &reconnect, &mut out,
+        importer,
+        &state,
+        &options,
+        event_view(&args.state)?.as_ref(),
+        &args.input,
+        &reconnect,
+        &mut out,
     )
     .await?;
     out.flush()?;
