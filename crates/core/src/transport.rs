@@ -307,7 +307,11 @@ mod tests {
         };
         check(format!("{}", epoch + 12), ResetIs::UnixSeconds, Some(12));
         check(format!("{}", epoch - 5), ResetIs::UnixSeconds, Some(0));
-        check(format!("{}", epoch + 86_400), ResetIs::UnixSeconds, Some(300));
+        check(
+            format!("{}", epoch + 86_400),
+            ResetIs::UnixSeconds,
+            Some(300),
+        );
         check("7".into(), ResetIs::Seconds, Some(7));
         check("soon".into(), ResetIs::Seconds, None);
         assert!(budget_spent("0") && budget_spent(" 0 "));
