@@ -1,0 +1,312 @@
+//! End to end: `authport webhooks` receiving the sandbox's signed Apideck Vault events while an
+//! import runs on the same state, and refusing what is not a genuine, well-formed delivery.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+
+use authport_engine::EventStore;
+use authport_sandbox::apideck::FailRefresh;
+use authport_sandbox::apideck::webhooks::sign;
+use common::*;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const FAILED: &str = "vault.connection.token_refresh.failed";
+
+/// A running `authport webhooks` and the URL it listens on.
+struct Receiver {
+    child: Child,
+    url: String,
+}
+
+impl Receiver {
+    /// Starts the receiver on a free port; returns once it printed its address (it listens).
+    async fn start(dir: &Path, env: &[(String, String)]) -> Receiver {
+        let mut command = Command::new(binary());
+        command
+            .current_dir(dir)
+            .args(["-vv", "webhooks", "--provider", "apideck"])
+            .args(["--listen", "127.0.0.1:0", "--state", "state.db"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (name, _) in std::env::vars() {
+            if name.starts_with("APIDECK_") || name == "RUST_LOG" {
+                command.env_remove(name);
+            }
+        }
+        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let mut child = command.spawn().expect("start authport webhooks");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .await
+            .expect("the receiver prints its address");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|url| url.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        Receiver { child, url }
+    }
+
+    /// Stops it with SIGTERM and returns its exit code and everything it logged.
+    async fn stop(mut self) -> (i32, String) {
+        let pid = self.child.id().expect("running").to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let mut stderr = String::new();
+        let mut pipe = self.child.stderr.take().expect("stderr");
+        pipe.read_to_string(&mut stderr).await.expect("stderr");
+        let status = self.child.wait().await.expect("exits");
+        (status.code().unwrap_or(-1), stderr)
+    }
+}
+
+/// POSTs a delivery; `None` leaves a header out. Returns status and body.
+async fn post(
+    url: &str,
+    content_type: Option<&str>,
+    signature: Option<&str>,
+    key: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new().post(url).body(body);
+    for (name, value) in [
+        ("content-type", content_type),
+        ("x-apideck-signature", signature),
+        ("x-apideck-idempotency-key", key),
+    ] {
+        if let Some(value) = value {
+            request = request.header(name, value);
+        }
+    }
+    let answer = request.send().await.expect("the receiver answers");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+fn record(owner: &str) -> String {
+    let issued_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    json!({"id": format!("{owner}/hubspot"), "owner": {"id": owner}, "service": "hubspot",
+        "auth": {"type": "oauth2", "access_token": canary(&format!("{owner}-access")),
+                 "refresh_token": canary(&format!("{owner}-refresh")),
+                 "issued_at": issued_at, "expires_in": 3600},
+        "targets": {"apideck": {"unified_api": "crm", "service_id": "hubspot"}}})
+    .to_string()
+}
+
+/// A delivery as Apideck sends it for `owner`'s HubSpot connection.
+fn event(owner: &str, event_type: &str) -> Value {
+    json!({"payload": {"event_id": format!("{owner}-{event_type}"), "event_type": event_type,
+        "service_id": "apideck-vault", "entity_id": "crm+hubspot", "entity_type": "Connection",
+        "execution_attempt": 1, "occurred_at": "2026-11-25T10:00:00.000Z",
+        "entity": {"id": "crm+hubspot", "consumer_id": owner, "unified_api": "crm",
+            "service_id": "hubspot", "auth_type": "oauth2", "enabled": true, "state": "callable",
+            "health": "needs_auth", "last_refresh_failed_at": "2026-11-25T10:00:00.000Z",
+            "settings": {"password": canary("settings-in-a-webhook")}}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_change_nothing() {
+    let sandbox = sandbox().await;
+    let dir = scratch();
+    let inputs = scratch(); // the canaries' input lives outside the checked directory
+    let env = sandbox.provider_env();
+    let api_key = env
+        .iter()
+        .find(|(k, _)| k == "APIDECK_API_KEY")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let owners = ["o1", "o2", "o3"];
+    let input = write_lines(inputs.path(), "in.jsonl", &owners.map(record).to_vec());
+
+    // The receiver starts first, before the state exists, and runs through the import.
+    let receiver = Receiver::start(dir.path(), &env).await;
+    sandbox.apideck.set_webhook_url(Some(receiver.url.clone()));
+    let run = import_with_state("apideck", &env, dir.path(), &input, &[]).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    sandbox.apideck.webhooks_settled().await;
+
+    // Refreshes fail for o1 (by refresh-token value) and o3 (by connection).
+    sandbox.apideck.fail_refreshes(
+        [
+            FailRefresh::RefreshToken(canary("o1-refresh")),
+            FailRefresh::Connection(("o3".into(), "crm".into(), "hubspot".into())),
+        ],
+        true,
+    );
+    assert_eq!(sandbox.apideck.run_refreshes(), (2, 0));
+    sandbox.apideck.webhooks_settled().await;
+    let sent = sandbox.apideck.sent_webhooks();
+    assert_eq!(
+        sent.len(),
+        8,
+        "created+callable per import, 2 failures: {sent:?}"
+    );
+    assert!(
+        sent.iter()
+            .all(|s| s.status == Some(200) && s.attempts == 1),
+        "every delivery answered 200 at once, during the import too: {sent:?}"
+    );
+
+    let store = EventStore::open(&dir.path().join("state.db")).unwrap();
+    for (owner, fails) in [("o1", true), ("o2", false), ("o3", true)] {
+        let latest = store
+            .latest("apideck", &format!("{owner}/hubspot"))
+            .unwrap();
+        let failed = latest.as_ref().is_some_and(|l| {
+            l.event_type == FAILED
+                && l.health.as_deref() == Some("pending_refresh")
+                && l.last_refresh_failed_at.is_some()
+        });
+        assert_eq!(failed, fails, "{owner}: {latest:?}");
+    }
+    let stored_before = store.stored_count("apideck").unwrap();
+
+    // A replayed delivery is stored once.
+    let body = event("o2", FAILED);
+    let signature = sign(&api_key, &body);
+    let raw = serde_json::to_vec(&body).unwrap();
+    let json_type = Some("application/json");
+    let first = post(
+        &receiver.url,
+        json_type,
+        Some(&signature),
+        Some("replay-1"),
+        raw.clone(),
+    )
+    .await;
+    assert_eq!(first, (200, json!({"status": "stored"})));
+    let again = post(
+        &receiver.url,
+        json_type,
+        Some(&signature),
+        Some("replay-1"),
+        raw.clone(),
+    )
+    .await;
+    assert_eq!(again, (200, json!({"status": "duplicate"})));
+    let history = store.connection_events("apideck", "o2/hubspot").unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .filter(|e| e.idempotency_key == "replay-1")
+            .count(),
+        1
+    );
+    assert_eq!(store.stored_count("apideck").unwrap(), stored_before + 1);
+
+    // Bad input gets a clear answer and changes nothing.
+    let tampered = serde_json::to_vec(&event("o2", "vault.connection.revoked")).unwrap();
+    let oversized = {
+        let mut big = event("o2", FAILED);
+        big["payload"]["entity"]["tag_line"] = json!("x".repeat(1024 * 1024));
+        let signature = sign(&api_key, &big);
+        (serde_json::to_vec(&big).unwrap(), signature)
+    };
+    let wrong_key = sign("another-key", &body);
+    let malformed = b"{\"payload\": ".to_vec();
+    let malformed_signature = raw_signature(&api_key, &malformed);
+    let cases: Vec<(&str, Option<&str>, Option<&str>, Option<&str>, Vec<u8>, u16)> = vec![
+        (
+            "tampered body",
+            json_type,
+            Some(&signature),
+            Some("t-1"),
+            tampered,
+            401,
+        ),
+        (
+            "missing signature",
+            json_type,
+            None,
+            Some("t-2"),
+            raw.clone(),
+            401,
+        ),
+        (
+            "wrong key",
+            json_type,
+            Some(&wrong_key),
+            Some("t-3"),
+            raw.clone(),
+            401,
+        ),
+        (
+            "wrong content type",
+            Some("text/plain"),
+            Some(&signature),
+            Some("t-4"),
+            raw.clone(),
+            400,
+        ),
+        (
+            "malformed json",
+            json_type,
+            Some(&malformed_signature),
+            Some("t-5"),
+            malformed,
+            400,
+        ),
+        (
+            "oversized",
+            json_type,
+            Some(&oversized.1),
+            Some("t-6"),
+            oversized.0.clone(),
+            413,
+        ),
+        (
+            "no idempotency key",
+            json_type,
+            Some(&signature),
+            None,
+            raw.clone(),
+            400,
+        ),
+    ];
+    for (what, content_type, signature, key, body, status) in cases {
+        let (answer, _) = post(&receiver.url, content_type, signature, key, body).await;
+        assert_eq!(answer, status, "{what}");
+    }
+    assert_eq!(store.stored_count("apideck").unwrap(), stored_before + 1);
+    assert_eq!(
+        store
+            .latest("apideck", "o2/hubspot")
+            .unwrap()
+            .unwrap()
+            .event_type,
+        FAILED,
+        "the tampered `revoked` was not stored"
+    );
+
+    let (code, log) = receiver.stop().await;
+    assert_eq!(code, 0, "graceful stop on SIGTERM: {log}");
+    assert!(log.contains("rejected"), "{log}");
+    assert_no_canary("receiver log", &log);
+    assert_no_canary("import output", &run.out.printed());
+    drop(store);
+    assert_no_canary_in_dir(dir.path());
+}
+
+/// HMAC-SHA256 of raw bytes, as the receiver's raw-body fallback checks it.
+fn raw_signature(key: &str, body: &[u8]) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
