@@ -8,6 +8,7 @@
 //! its own user's authentications (another user's id answers 404); the master token sees all.
 
 mod catalogue;
+mod dialog;
 mod graphql;
 mod rest;
 mod validate;
@@ -149,6 +150,14 @@ struct UserToken {
     expired: bool,
 }
 
+/// A `generateAuthorizationCode` code: single use, 5 minutes (Tray's docs).
+#[derive(Debug, Clone)]
+struct AuthCode {
+    user_id: String,
+    minted_at: DateTime<Utc>,
+    used: bool,
+}
+
 #[derive(Debug)]
 struct Bucket {
     limit: RateLimit,
@@ -160,6 +169,7 @@ struct Bucket {
 struct Inner {
     users: BTreeMap<String, StoredUser>,
     tokens: BTreeMap<String, UserToken>,
+    auth_codes: BTreeMap<String, AuthCode>,
     auths: BTreeMap<String, StoredAuth>,
     instances: BTreeMap<String, StoredInstance>,
     /// Requests per operation (`GET /core/v1/connectors`, `graphql users`, ...).
@@ -433,5 +443,8 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 pub fn router(state: Arc<TrayState>) -> axum::Router {
-    rest::routes().merge(graphql::routes()).with_state(state)
+    rest::routes()
+        .merge(graphql::routes())
+        .merge(dialog::routes())
+        .with_state(state)
 }

@@ -9,9 +9,10 @@ use super::query::{caller, instance_node, master_only, resolver_error, state};
 use super::types::{
     AuthValue, AuthorizeInput, AuthorizePayload, ConfigValue, CreateExternalUserInput,
     CreateExternalUserPayload, CreateSolutionInstanceInput, CreateSolutionInstancePayload,
-    CreateUserAuthenticationInput, CreateUserAuthenticationPayload, Json,
-    RemoveSolutionInstanceInput, RemoveSolutionInstancePayload, RemoveUserAuthenticationInput,
-    RemoveUserAuthenticationPayload, UpdateSolutionInstanceInput, UpdateSolutionInstancePayload,
+    CreateUserAuthenticationInput, CreateUserAuthenticationPayload, GenerateAuthorizationCodeInput,
+    GenerateAuthorizationCodePayload, Json, RemoveSolutionInstanceInput,
+    RemoveSolutionInstancePayload, RemoveUserAuthenticationInput, RemoveUserAuthenticationPayload,
+    UpdateSolutionInstanceInput, UpdateSolutionInstancePayload,
 };
 use crate::tray::catalogue::SolutionDef;
 use crate::tray::validate::{check_object, check_value_shapes};
@@ -173,6 +174,23 @@ impl Mutation {
         );
         Ok(AuthorizePayload {
             access_token: token,
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Master token: a single-use code for the end user's auth-only dialog, valid 5 minutes
+    /// (Tray's "Create new auths"; see `tray/dialog.rs`).
+    async fn generate_authorization_code(
+        &self,
+        ctx: &Context<'_>,
+        input: GenerateAuthorizationCodeInput,
+    ) -> Result<GenerateAuthorizationCodePayload> {
+        master_only(ctx)?;
+        let Some(code) = state(ctx).mint_auth_code(input.user_id.as_str()) else {
+            return Err(resolver_error("User not found", "NOT_FOUND"));
+        };
+        Ok(GenerateAuthorizationCodePayload {
+            authorization_code: code,
             client_mutation_id: input.client_mutation_id,
         })
     }

@@ -271,6 +271,19 @@ pub(crate) struct AuthorizePayload {
     pub client_mutation_id: Option<String>,
 }
 
+/// `generateAuthorizationCode(input: {userId})`, master token (Tray's "Create new auths").
+#[derive(Debug, InputObject)]
+pub(crate) struct GenerateAuthorizationCodeInput {
+    pub user_id: ID,
+    pub client_mutation_id: Option<String>,
+}
+
+#[derive(Debug, SimpleObject)]
+pub(crate) struct GenerateAuthorizationCodePayload {
+    pub authorization_code: String,
+    pub client_mutation_id: Option<String>,
+}
+
 #[derive(Debug, InputObject)]
 pub(crate) struct CreateUserAuthenticationInput {
     pub name: String,
