@@ -311,3 +311,108 @@ async fn failed_refreshes_and_unimportable_records_end_on_the_reconnect_list() {
     assert_no_canary_in_dir(dir.path());
     assert!(dir.path().join("state.db.events").is_file());
 }
+
+fn tray_oauth(id: &str, owner: &str, environment: &str) -> String {
+    json!({"id": id, "owner": {"id": owner, "name": owner.to_uppercase()},
+           "service": "hubspot",
+           "auth": {"type": "oauth2", "access_token": canary(&format!("{id}-access")),
+                    "refresh_token": canary(&format!("{id}-refresh")),
+                    "expires_at": "2030-01-01T00:00:00Z"},
+           "targets": {"tray": {"service_environment": environment}}})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tray_lists_records_that_can_never_be_imported_with_single_use_dialog_links() {
+    let sandbox = sandbox().await;
+    let mut env = sandbox.provider_env();
+    env.push(("TRAY_EMBEDDED_ID".into(), "acme".into()));
+    env.push(("TRAY_AUTH_DIALOG_URL".into(), sandbox.base_url()));
+    let dir = scratch();
+    let inputs = scratch();
+    let input = write_lines(
+        inputs.path(),
+        "in.jsonl",
+        &[
+            tray_oauth("t1/hubspot", "t1", "acme hubspot oauth"),
+            // Tray's own OAuth app cannot refresh tokens another app issued: never imported.
+            tray_oauth("t2/hubspot", "t2", "Production"),
+        ],
+    );
+    let input = input.to_str().unwrap();
+    let run = import_with_state("tray", &env, dir.path(), std::path::Path::new(input), &[]).await;
+    assert_eq!(run.out.code, 1, "{}", run.out.stderr);
+    assert_eq!(ids_with(&run.report, "imported"), set(&["t1/hubspot"]));
+
+    let status = authport(
+        dir.path(),
+        &[
+            "status",
+            "--provider",
+            "tray",
+            "--state",
+            "state.db",
+            "--input",
+            input,
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(
+        status.code, 0,
+        "every imported record is healthy: {}",
+        status.stderr
+    );
+    assert!(status.stdout.contains("healthy") && status.stdout.contains("t1/hubspot"));
+    assert!(status.stdout.contains("not_imported") && status.stdout.contains("t2/hubspot"));
+
+    let args = [
+        "reconnect",
+        "--provider",
+        "tray",
+        "--state",
+        "state.db",
+        "--input",
+        input,
+        "--links",
+    ];
+    let out = authport(dir.path(), &args, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = parse_lines(&out.stdout);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(
+        (row["owner_id"].as_str(), row["status"].as_str()),
+        (Some("t2"), Some("not_imported"))
+    );
+    let service_id = authport_sandbox::tray::stable_uuid("service:hubspot:2");
+    let environment = authport_sandbox::tray::environment_id("hubspot", 2, "Production");
+    assert_eq!(row["vendor"]["serviceId"], service_id.as_str());
+    assert_eq!(row["vendor"]["serviceEnvironmentId"], environment.as_str());
+    assert!(row["link_note"].as_str().unwrap().contains("single use"));
+    let link = row["link"].as_str().expect("a link");
+    assert!(link.starts_with(&format!(
+        "{}/external/auth/create/acme?code=",
+        sandbox.base_url()
+    )));
+    assert_eq!(reqwest::get(link).await.unwrap().status().as_u16(), 200);
+    assert_eq!(
+        reqwest::get(link).await.unwrap().status().as_u16(),
+        403,
+        "single use"
+    );
+    assert_eq!(sandbox.tray.auth_codes_minted(), 1);
+    // Journaled: a re-run mints nothing new.
+    let again = authport(dir.path(), &args, &env).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(sandbox.tray.auth_codes_minted(), 1);
+    for printed in [
+        &run.out.printed(),
+        &status.printed(),
+        &out.printed(),
+        &again.printed(),
+    ] {
+        assert_no_canary("tray output", printed);
+    }
+    assert_no_canary_in_dir(dir.path());
+}

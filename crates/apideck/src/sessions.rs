@@ -52,7 +52,7 @@ pub fn session_body(owner: &Owner, unified_apis: &[String], redirect_uri: Option
 
 #[async_trait]
 impl ReconnectLinks for ApideckImporter {
-    fn link_ids(
+    async fn link_ids(
         &self,
         record: &CredentialRecord,
         target: Option<&TargetRef>,

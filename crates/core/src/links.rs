@@ -34,9 +34,13 @@ impl std::fmt::Debug for ReconnectLink {
 pub trait ReconnectLinks: Send + Sync {
     /// The non-secret vendor identifiers a link for this record needs (Tray `serviceId` /
     /// `serviceEnvironmentId`, Apideck `unified_api` / `service_id`), from the imported object
-    /// when there is one, else from the record and the discovered catalogue. No IO.
-    fn link_ids(&self, record: &CredentialRecord, target: Option<&TargetRef>)
-    -> Map<String, Value>;
+    /// when there is one, else from the record and the discovered catalogue (read-only calls
+    /// at most, e.g. a catalogue listing the provider caches).
+    async fn link_ids(
+        &self,
+        record: &CredentialRecord,
+        target: Option<&TargetRef>,
+    ) -> Map<String, Value>;
 
     /// Whether one link serves all of an owner's services (Apideck's Vault session) rather than
     /// one link per service (Tray's auth-only dialog).

@@ -205,7 +205,7 @@ pub async fn reconnect(
             .collect();
         importer.discover(&distinct_keys(&wanted, provider)).await?;
     }
-    let mut rows = group(&listed, &records, importer.as_ref());
+    let mut rows = group(&listed, &records, importer.as_ref()).await;
     summary.rows = rows.len() as u64;
     summary.records = rows.iter().map(|r| r.record_ids.len() as u64).sum();
     if reconnect.links {
@@ -235,7 +235,7 @@ fn distinct_keys(records: &[&CredentialRecord], provider: &str) -> Vec<Discovery
 }
 
 /// Rows per (owner, service), in owner order; owner details from the input record only.
-fn group(
+async fn group(
     listed: &[Listed],
     records: &BTreeMap<String, CredentialRecord>,
     importer: &dyn AuthImporter,
@@ -247,7 +247,7 @@ fn group(
             continue;
         };
         let vendor = match importer.links() {
-            Some(links) => links.link_ids(record, item.target.as_ref()),
+            Some(links) => links.link_ids(record, item.target.as_ref()).await,
             None => item.target.clone().map(|t| t.0).unwrap_or_default(),
         };
         let key = (record.owner.id.clone(), record.service.clone());

@@ -40,6 +40,16 @@ impl Region {
         }
     }
 
+    /// Where the auth-only dialog opens (Tray's "Auth-only dialog": `embedded.tray.io`, or the
+    /// region's `embedded.eu1` / `embedded.ap1` host).
+    pub fn auth_dialog_base(self) -> &'static str {
+        match self {
+            Self::Us => "https://embedded.tray.io",
+            Self::Eu => "https://embedded.eu1.tray.io",
+            Self::Ap => "https://embedded.ap1.tray.io",
+        }
+    }
+
     pub fn graphql_url(self) -> &'static str {
         match self {
             Self::Us => "https://tray.io/graphql",
@@ -198,6 +208,8 @@ struct RawConfig {
     region: Option<String>,
     api_url: Option<String>,
     graphql_url: Option<String>,
+    auth_dialog_url: Option<String>,
+    embedded_id: Option<String>,
     default_environment: Option<String>,
     #[serde(default = "yes")]
     create_users: bool,
@@ -227,6 +239,10 @@ pub struct TrayConfig {
     pub master_token: SecretString,
     pub api_base: Url,
     pub graphql_url: Url,
+    /// The auth-only dialog's host (a white-labelled domain, or the region's).
+    pub auth_dialog_base: Url,
+    /// Tray's Embedded ID (`partnerName`), needed for reconnect links (`reconnect --links`).
+    pub embedded_id: Option<String>,
     /// Environment chosen when neither the record nor the service override names one.
     pub default_environment: String,
     /// Create missing end users with `createExternalUser` (else the record fails).
@@ -296,10 +312,20 @@ impl TrayConfig {
             .map(str::to_owned)
             .or(raw.graphql_url)
             .unwrap_or_else(|| region.graphql_url().to_owned());
+        let auth_dialog = env
+            .get("TRAY_AUTH_DIALOG_URL")
+            .map(str::to_owned)
+            .or(raw.auth_dialog_url)
+            .unwrap_or_else(|| region.auth_dialog_base().to_owned());
         Ok(Self {
             master_token,
             api_base: parse_base_url("TRAY_API_URL", &api_base)?,
             graphql_url: parse_base_url("TRAY_GRAPHQL_URL", &graphql_url)?,
+            auth_dialog_base: parse_base_url("TRAY_AUTH_DIALOG_URL", &auth_dialog)?,
+            embedded_id: env
+                .get("TRAY_EMBEDDED_ID")
+                .map(str::to_owned)
+                .or(raw.embedded_id),
             default_environment: raw
                 .default_environment
                 .unwrap_or_else(|| "Production".to_owned()),

@@ -26,10 +26,10 @@ pub use crate::users::USER_MEMO;
 
 /// Imports end users' authentications into Tray Embedded.
 pub struct TrayImporter {
-    config: TrayConfig,
-    client: TrayClient,
-    catalogue: Catalogue,
-    users: Arc<Users>,
+    pub(crate) config: TrayConfig,
+    pub(crate) client: TrayClient,
+    pub(crate) catalogue: Catalogue,
+    pub(crate) users: Arc<Users>,
     solutions: Solutions,
 }
 
@@ -435,5 +435,9 @@ impl AuthImporter for TrayImporter {
             account: None,
             credential: self.config.master_token.clone(),
         }
+    }
+
+    fn links(&self) -> Option<&dyn authport_core::ReconnectLinks> {
+        Some(self)
     }
 }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod export;
 pub mod importer;
+pub mod links;
 pub mod map;
 pub mod schema;
 pub mod solution;

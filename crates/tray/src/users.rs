@@ -146,6 +146,15 @@ impl Users {
         }
     }
 
+    /// The owner's Tray user id for a reconnect link: found, else created (unless the config
+    /// forbids it), since Tray mints dialog codes for existing end users only.
+    pub async fn user_for_link(&self, user: UserRef<'_>) -> Result<String, ProviderError> {
+        match self.existing_user(user).await? {
+            Some(user_id) => Ok(user_id),
+            None => self.create_user(user).await,
+        }
+    }
+
     /// `createExternalUser`, unless the config forbids it.
     async fn create_user(&self, user: UserRef<'_>) -> Result<String, ProviderError> {
         let owner_id = user.external_user_id;

@@ -304,6 +304,8 @@ pub mod queries {
     /// §5.2.
     pub const CREATE_EXTERNAL_USER: &str = "mutation ($name: String!, $externalUserId: String!, $isTestUser: Boolean) { createExternalUser(input: {name: $name, externalUserId: $externalUserId, isTestUser: $isTestUser}) { userId } }";
     /// §5.3.
+    /// Tray's "Create new auths": a single-use dialog code (5 minutes), master token.
+    pub const GENERATE_AUTHORIZATION_CODE: &str = "mutation ($userId: ID!) { generateAuthorizationCode(input: {userId: $userId}) { authorizationCode } }";
     pub const AUTHORIZE: &str =
         "mutation ($userId: ID!) { authorize(input: {userId: $userId}) { accessToken } }";
     /// §5.5 (no arguments, no paging).
