@@ -4,9 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use authport_core::{ConfigError, EnvSnapshot, MappingError, SecretString};
-use authport_kit::{Url, parse_base_url};
+use authport_kit::{Url, parse_base_url, record_settings, section_settings};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Apideck's only server; `APIDECK_API_URL` replaces it (paths keep `/vault/...`).
@@ -109,21 +108,7 @@ impl TargetOverride {
     /// Reads a record's `targets.apideck`. A problem is located by its field path and never
     /// quotes a value or an unknown key (a secret put in the wrong place must not be echoed).
     pub fn from_record(value: &Value, field: &str) -> Result<Self, MappingError> {
-        from_json(value, &TARGET_OVERRIDE_KEYS).map_err(|problem| match problem {
-            JsonProblem::UnknownKey => MappingError::new(
-                field,
-                format!(
-                    "has a key that is not one of {}",
-                    TARGET_OVERRIDE_KEYS.join(", ")
-                ),
-            ),
-            JsonProblem::At(path) if path.is_empty() => {
-                MappingError::new(field, "must be an object of settings")
-            }
-            JsonProblem::At(path) => {
-                MappingError::new(format!("{field}.{path}"), "has the wrong type")
-            }
-        })
+        record_settings(value, field, &TARGET_OVERRIDE_KEYS)
     }
 
     /// `self` overridden by `later`, key by key.
@@ -240,16 +225,7 @@ impl ApideckConfig {
                 }
             }
         }
-        let raw: RawConfig =
-            from_json(&Value::Object(section), &SETTINGS).map_err(|problem| match problem {
-                JsonProblem::UnknownKey => ConfigError::new(format!(
-                    "[apideck] has a key that is not a setting (settings: {})",
-                    SETTINGS.join(", ")
-                )),
-                JsonProblem::At(path) => {
-                    ConfigError::new(format!("[apideck] {path}: a value of the wrong type"))
-                }
-            })?;
+        let raw: RawConfig = section_settings("apideck", &Value::Object(section), &SETTINGS)?;
 
         let api_key = env
             .get("APIDECK_API_KEY")
@@ -309,29 +285,6 @@ impl ApideckConfig {
             redirect_uri: raw.redirect_uri,
         })
     }
-}
-
-/// Why a JSON value is not the expected shape, without its values or unknown keys.
-enum JsonProblem {
-    /// The object has a key outside the allowed ones.
-    UnknownKey,
-    /// The value at this dotted path (empty: the whole value) has the wrong type or value.
-    /// Callers check nested objects' keys first: the path would name an unknown key.
-    At(String),
-}
-
-/// Deserializes `value`, whose top-level keys must be among `allowed`. serde's own messages
-/// quote values (`invalid type: string "…"`) and unknown keys: only the path is kept.
-fn from_json<T: DeserializeOwned>(value: &Value, allowed: &[&str]) -> Result<T, JsonProblem> {
-    if let Value::Object(map) = value {
-        if map.keys().any(|key| !allowed.contains(&key.as_str())) {
-            return Err(JsonProblem::UnknownKey);
-        }
-    }
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        JsonProblem::At(if path == "." { String::new() } else { path })
-    })
 }
 
 impl ApideckConfig {

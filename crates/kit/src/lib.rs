@@ -5,16 +5,22 @@
 //!   proxy for loopback, HTTPS off loopback, bounded answers, one classification into
 //!   `ProviderError`, one scrub of secrets before any truncation);
 //! - [`url`]: the base URL rules of every provider's configuration;
-//! - [`discovery`]: the single-flight discovery cache.
+//! - [`discovery`]: the single-flight discovery cache;
+//! - [`settings`]: settings objects read from JSON, problems located without values;
+//! - [`schema`]: a provider's embedded request schema, violations without values.
 //!
 //! The pure rules live in `authport_core::transport`; this crate does the IO around them.
 
 pub mod discovery;
 pub mod http;
+pub mod schema;
+pub mod settings;
 pub mod url;
 
 pub use authport_core::transport::{Effect, RateHeaders, ResetIs, StatusOverride, Verdict};
 pub use discovery::DiscoveryCache;
 pub use http::{Answer, Body, Call, CallFailure, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Vendor};
 pub use reqwest::{Method, Url};
+pub use schema::{EmbeddedSchema, Violation};
+pub use settings::{SettingsProblem, record_settings, section_settings, settings_from_json};
 pub use url::{host_for_message, is_loopback, parse_base_url};

@@ -4,9 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use authport_core::{ConfigError, EnvSnapshot, MappingError, SecretString};
-use authport_kit::{Url, parse_base_url};
+use authport_kit::{Url, parse_base_url, record_settings, section_settings};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Nango Cloud; `NANGO_API_URL` replaces it (self-hosted: often `http://localhost:3003`).
@@ -86,21 +85,7 @@ impl RecordTarget {
     /// Reads a record's `targets.nango`; problems are located and never quote a value or an
     /// unknown key.
     pub fn from_record(value: &Value, field: &str) -> Result<Self, MappingError> {
-        from_json(value, &RECORD_TARGET_KEYS).map_err(|problem| match problem {
-            JsonProblem::UnknownKey => MappingError::new(
-                field,
-                format!(
-                    "has a key that is not one of {}",
-                    RECORD_TARGET_KEYS.join(", ")
-                ),
-            ),
-            JsonProblem::At(path) if path.is_empty() => {
-                MappingError::new(field, "must be an object of settings")
-            }
-            JsonProblem::At(path) => {
-                MappingError::new(format!("{field}.{path}"), "has the wrong type or value")
-            }
-        })
+        record_settings(value, field, &RECORD_TARGET_KEYS)
     }
 }
 
@@ -173,17 +158,7 @@ impl NangoConfig {
             Some(Value::String(key)) => Some(key),
             Some(_) => return Err(ConfigError::new("[nango] secret_key must be a string")),
         };
-        let raw: RawConfig =
-            from_json(&Value::Object(section), &SETTINGS).map_err(|problem| match problem {
-                JsonProblem::UnknownKey => ConfigError::new(format!(
-                    "[nango] has a key that is not a setting (settings: {})",
-                    SETTINGS.join(", ")
-                )),
-                // Nested unknown keys also land here: the path names where, not the key.
-                JsonProblem::At(path) => ConfigError::new(format!(
-                    "[nango] {path}: a value of the wrong type, or an unknown key"
-                )),
-            })?;
+        let raw: RawConfig = section_settings("nango", &Value::Object(section), &SETTINGS)?;
         let secret_key = env
             .get("NANGO_SECRET_KEY")
             .map(str::to_owned)
@@ -245,24 +220,4 @@ pub fn check_custom_map(map: &CustomMap) -> Result<(), String> {
         )),
         None => Ok(()),
     }
-}
-
-/// Why a JSON value is not the expected shape, without its values or unknown keys.
-enum JsonProblem {
-    UnknownKey,
-    At(String),
-}
-
-/// Deserializes `value`, whose top-level keys must be among `allowed`; only serde's path is
-/// kept (its messages quote values and unknown keys).
-fn from_json<T: DeserializeOwned>(value: &Value, allowed: &[&str]) -> Result<T, JsonProblem> {
-    if let Value::Object(map) = value {
-        if map.keys().any(|key| !allowed.contains(&key.as_str())) {
-            return Err(JsonProblem::UnknownKey);
-        }
-    }
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        JsonProblem::At(if path == "." { String::new() } else { path })
-    })
 }

@@ -90,8 +90,11 @@ impl TargetSchema {
 
 fn describe(label: &str, error: &jsonschema::ValidationError<'_>) -> SchemaProblem {
     use jsonschema::error::ValidationErrorKind as Kind;
-    let path = error.instance_path.as_str().replace('/', ".");
-    let field = format!("{label}{path}");
+    let violation = authport_kit::Violation::of(error);
+    let field = match violation.location.as_str() {
+        "" => label.to_owned(),
+        location => format!("{label}.{location}"),
+    };
     match &error.kind {
         Kind::Required { property } => SchemaProblem {
             field: format!("{label}.{}", property.as_str().unwrap_or("?")),
@@ -109,19 +112,10 @@ fn describe(label: &str, error: &jsonschema::ValidationError<'_>) -> SchemaProbl
             field,
             message: "is not one of the allowed values".to_owned(),
         },
-        _ => {
-            let keyword = error
-                .schema_path
-                .as_str()
-                .rsplit('/')
-                .next()
-                .unwrap_or("schema")
-                .to_owned();
-            SchemaProblem {
-                field,
-                message: format!("does not satisfy `{keyword}`"),
-            }
-        }
+        _ => SchemaProblem {
+            field,
+            message: format!("does not satisfy `{}`", violation.rule),
+        },
     }
 }
 
