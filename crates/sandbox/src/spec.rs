@@ -1,7 +1,6 @@
 //! Contract-test support (feature `contract`): loads Apideck's vault.yml and turns its OpenAPI 3.0.3 schemas into JSON Schema:
 //! `nullable: true` becomes a `null` type union, and for request bodies `readOnly` properties
-//! are dropped. The spec is a data file; its location: `$AUTHPORT_SPECS_DIR`, else `specs/` in
-//! the workspace, else `../shared/specs/` next to the workspace.
+//! are dropped. Also the spec-file lookup and validators every vendor's contract support uses.
 
 use std::path::PathBuf;
 
@@ -9,26 +8,38 @@ use serde_json::{Map, Value, json};
 
 pub const SPEC_FILE: &str = "apideck-vault.yml";
 
+/// Where Apideck's spec file is.
 pub fn spec_path() -> PathBuf {
+    spec_file_path(SPEC_FILE)
+}
+
+/// The whole Apideck spec as JSON.
+pub fn load_spec() -> Value {
+    load_spec_file(SPEC_FILE)
+}
+
+/// Where the spec file `file` (e.g. `nango.yaml`) is: `$AUTHPORT_SPECS_DIR`, else `specs/` in
+/// the workspace, else `../shared/specs/` next to the workspace.
+pub fn spec_file_path(file: &str) -> PathBuf {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut candidates = Vec::new();
     if let Ok(dir) = std::env::var("AUTHPORT_SPECS_DIR") {
-        candidates.push(PathBuf::from(dir).join(SPEC_FILE));
+        candidates.push(PathBuf::from(dir).join(file));
     }
-    candidates.push(workspace.join("specs").join(SPEC_FILE));
-    candidates.push(workspace.join("../shared/specs").join(SPEC_FILE));
+    candidates.push(workspace.join("specs").join(file));
+    candidates.push(workspace.join("../shared/specs").join(file));
     candidates
         .iter()
         .find(|p| p.is_file())
         .cloned()
         .unwrap_or_else(|| {
-            panic!("{SPEC_FILE} not found; looked at {candidates:?}; set AUTHPORT_SPECS_DIR")
+            panic!("{file} not found; looked at {candidates:?}; set AUTHPORT_SPECS_DIR")
         })
 }
 
-/// The whole spec as JSON.
-pub fn load_spec() -> Value {
-    let text = std::fs::read_to_string(spec_path()).expect("the spec is readable");
+/// The whole spec file `file` as JSON.
+pub fn load_spec_file(file: &str) -> Value {
+    let text = std::fs::read_to_string(spec_file_path(file)).expect("the spec is readable");
     serde_yaml::from_str::<Value>(&text).expect("the spec is YAML that maps to JSON")
 }
 
@@ -59,10 +70,27 @@ pub fn bare_component(spec: &Value, name: &str, direction: Direction) -> Value {
 }
 
 pub fn validator(schema: &Value) -> jsonschema::Validator {
-    jsonschema::options()
+    validator_for(schema, None)
+}
+
+/// A validator that checks formats; `draft: None` lets the schema decide.
+pub fn validator_for(schema: &Value, draft: Option<jsonschema::Draft>) -> jsonschema::Validator {
+    let mut options = jsonschema::options();
+    if let Some(draft) = draft {
+        options = options.with_draft(draft);
+    }
+    options
         .should_validate_formats(true)
         .build(schema)
-        .expect("the converted schema compiles")
+        .expect("the schema compiles")
+}
+
+/// Every violation `validator` finds in `instance`, by location (messages with values masked).
+pub fn violations(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
+    validator
+        .iter_errors(instance)
+        .map(|error| format!("{}: {}", error.instance_path, error.masked()))
+        .collect()
 }
 
 /// Converts OpenAPI 3.0 schema keywords to JSON Schema, recursively.

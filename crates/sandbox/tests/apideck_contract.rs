@@ -7,57 +7,20 @@ use authport_sandbox::apideck::{
 use authport_sandbox::spec::{Direction, component_schema, load_spec, validator};
 use authport_sandbox::{RunningSandbox, SandboxConfig};
 use chrono::{SecondsFormat, TimeDelta, Utc};
+use common::{Answer, call};
 use serde_json::{Map, Value, json};
+
+mod common;
 
 const CANARY_ACCESS: &str = "CANARY-sandbox-access-2f7c";
 const CANARY_REFRESH: &str = "CANARY-sandbox-refresh-81d0";
 
 async fn start(options: ApideckOptions) -> RunningSandbox {
-    let config = SandboxConfig {
+    common::start(SandboxConfig {
         apideck: options,
         ..Default::default()
-    };
-    authport_sandbox::start(config, "127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("sandbox starts")
-}
-
-/// One answer: status, JSON body (`Null` when empty) and raw text.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    body: Value,
-    text: String,
-}
-
-/// Sends a request with the given headers (`None` value = header left out).
-async fn call(
-    sandbox: &RunningSandbox,
-    method: &str,
-    path: &str,
-    headers: &[(&str, Option<&str>)],
-    body: Option<&Value>,
-) -> Answer {
-    let client = reqwest::Client::new();
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = client.request(method, format!("{}{path}", sandbox.base_url()));
-    for (name, value) in headers {
-        if let Some(value) = value {
-            request = request.header(*name, *value);
-        }
-    }
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    let response = request.send().await.expect("answers");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).expect("json body")
-    };
-    Answer { status, body, text }
+    })
+    .await
 }
 
 fn bearer() -> String {

@@ -8,29 +8,23 @@ use authport_sandbox::nango::spec::{
 };
 use authport_sandbox::nango::{NangoOptions, RateLimit, SANDBOX_SECRET_KEY};
 use authport_sandbox::{RunningSandbox, SandboxConfig};
+use common::Answer;
 use serde_json::{Value, json};
+
+mod common;
 
 const CANARY_ACCESS: &str = "CANARY-nango-access-5c1e";
 const CANARY_REFRESH: &str = "CANARY-nango-refresh-09ab";
 
 async fn start(options: NangoOptions) -> RunningSandbox {
-    let config = SandboxConfig {
+    common::start(SandboxConfig {
         nango: options,
         ..Default::default()
-    };
-    authport_sandbox::start(config, "127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("sandbox starts")
+    })
+    .await
 }
 
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-    text: String,
-}
-
+/// A call with `key` (if any) as its bearer token.
 async fn call(
     sandbox: &RunningSandbox,
     method: &str,
@@ -38,30 +32,9 @@ async fn call(
     key: Option<&str>,
     body: Option<&Value>,
 ) -> Answer {
-    let client = reqwest::Client::new();
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = client.request(method, format!("{}{path}", sandbox.base_url()));
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    let response = request.send().await.expect("answers");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).expect("json body")
-    };
-    Answer {
-        status,
-        headers,
-        body,
-        text,
-    }
+    let bearer = key.map(|key| format!("Bearer {key}"));
+    let headers = [("authorization", bearer.as_deref())];
+    common::call(sandbox, method, path, &headers, body).await
 }
 
 async fn nango(sandbox: &RunningSandbox, method: &str, path: &str, body: Option<&Value>) -> Answer {

@@ -1,53 +1,10 @@
 //! Contract: the Tray sandbox's REST answers (and the request bodies authport sends) validate
 //! against Tray's published OpenAPI 3.1 description (`shared/specs/tray-platform-api.yaml`).
 
+use common::{assert_valid_tray as assert_valid, tray_spec as spec, tray_validator as validator};
 use serde_json::{Value, json};
 
-fn spec() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/specs/tray-platform-api.yaml"
-    );
-    let text = std::fs::read_to_string(path).expect("tray spec readable");
-    let mut spec: Value = serde_yaml::from_str(&text).expect("tray spec parses");
-    strip_external_refs(&mut spec);
-    spec
-}
-
-/// Drops the `description: {$ref: descriptions/...md}` objects and external refs the spec
-/// carries from Tray's docs build (see SOURCES.md).
-fn strip_external_refs(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|key, v| {
-                let doc_description = key == "description" && v.is_object();
-                let external_ref = key == "$ref" && !v.as_str().unwrap_or("#").starts_with('#');
-                !doc_description && !external_ref
-            });
-            map.values_mut().for_each(strip_external_refs);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_external_refs),
-        _ => {}
-    }
-}
-
-fn validator(spec: &Value, schema: &str) -> jsonschema::Validator {
-    let root =
-        json!({"$ref": format!("#/components/schemas/{schema}"), "components": spec["components"]});
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
-        .build(&root)
-        .expect("schema builds")
-}
-
-fn assert_valid(spec: &Value, schema: &str, instance: &Value) {
-    let validator = validator(spec, schema);
-    let errors: Vec<String> = validator
-        .iter_errors(instance)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(errors.is_empty(), "{schema}: {errors:?}");
-}
+mod common;
 
 /// Tray's own published examples (Slack scope objects, NetSuite's `required` list) violate the
 /// value rules the spec declares for environment schemas and scopes; we relax exactly those.

@@ -4,51 +4,14 @@
 //! for the owning end user's token (also with `forceRefresh`), and the spec's error shapes for
 //! the master token (end users only), another user (404) and no token (401).
 
+use common::{assert_valid_tray as assert_valid, tray_spec as spec};
 use serde_json::{Value, json};
 
-fn spec() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/specs/tray-platform-api.yaml"
-    );
-    let text = std::fs::read_to_string(path).expect("tray spec readable");
-    serde_yaml::from_str(&text).expect("tray spec parses")
-}
-
-/// Drops the docs-build `description: {$ref: ...md}` objects and other external refs.
-fn strip_external_refs(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|key, v| {
-                let doc_description = key == "description" && v.is_object();
-                let external_ref = key == "$ref" && !v.as_str().unwrap_or("#").starts_with('#');
-                !doc_description && !external_ref
-            });
-            map.values_mut().for_each(strip_external_refs);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_external_refs),
-        _ => {}
-    }
-}
-
-fn assert_valid(spec: &Value, schema: &str, instance: &Value) {
-    let root =
-        json!({"$ref": format!("#/components/schemas/{schema}"), "components": spec["components"]});
-    let validator = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
-        .build(&root)
-        .expect("schema builds");
-    let errors: Vec<String> = validator
-        .iter_errors(instance)
-        .map(|e| format!("{e} at {}", e.instance_path))
-        .collect();
-    assert!(errors.is_empty(), "{schema}: {errors:?}");
-}
+mod common;
 
 #[tokio::test]
 async fn get_full_authentication_answers_as_the_spec_says() {
-    let mut spec = spec();
-    strip_external_refs(&mut spec);
+    let spec = spec();
     let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();

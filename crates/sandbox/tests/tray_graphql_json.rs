@@ -2,77 +2,14 @@
 //! are accepted both as JSON-encoded strings (as in all of Tray's examples) and as objects, and
 //! the auth they create is the same one `viewer.authentications` and REST GET see.
 
-use authport_sandbox::RunningSandbox;
-use authport_sandbox::tray::{DEFAULT_MASTER_TOKEN, environment_id, stable_uuid};
+use authport_sandbox::tray::{environment_id, stable_uuid};
+use common::Tray;
 use serde_json::{Value, json};
+
+mod common;
 
 const CREATE: &str = "mutation ($name: String!, $serviceId: String!, $serviceEnvironmentId: String!, $data: Json!, $formData: Json, $hidden: Boolean) { createUserAuthentication(input: {name: $name, serviceId: $serviceId, serviceEnvironmentId: $serviceEnvironmentId, data: $data, formData: $formData, scopes: [], hidden: $hidden}) { authenticationId } }";
 const VIEWER: &str = "query { viewer { authentications { edges { node { id name customFields service { id name title version icon } serviceEnvironment { id title } } } pageInfo { hasNextPage hasPreviousPage } } } }";
-
-struct Tray {
-    sandbox: RunningSandbox,
-    http: reqwest::Client,
-}
-
-impl Tray {
-    async fn start() -> Self {
-        let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        Self {
-            sandbox,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn graphql(&self, token: &str, query: &str, variables: Value) -> Value {
-        let response = self
-            .http
-            .post(format!("{}/graphql", self.sandbox.base_url()))
-            .header("authorization", format!("Bearer {token}"))
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .unwrap();
-        // Resolver errors are HTTP 200 with `errors`, like successes.
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.sandbox.base_url()))
-            .header("authorization", format!("Bearer {token}"))
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    /// A new end user and their token.
-    async fn user_token(&self, external_user_id: &str) -> String {
-        let created = self
-            .graphql(
-                DEFAULT_MASTER_TOKEN,
-                "mutation ($name: String!, $externalUserId: String!) { createExternalUser(input: {name: $name, externalUserId: $externalUserId}) { userId } }",
-                json!({"name": external_user_id, "externalUserId": external_user_id}),
-            )
-            .await;
-        let user_id = created["data"]["createExternalUser"]["userId"].clone();
-        let token = self
-            .graphql(
-                DEFAULT_MASTER_TOKEN,
-                "mutation ($userId: ID!) { authorize(input: {userId: $userId}) { accessToken } }",
-                json!({"userId": user_id}),
-            )
-            .await;
-        token["data"]["authorize"]["accessToken"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-}
 
 fn zendesk_env() -> String {
     environment_id("zendesk", 2, "Production")

@@ -5,66 +5,22 @@
 //! `createSolutionInstance` refuses an auth slot external id that is unknown or differently
 //! cased.
 
-use authport_sandbox::RunningSandbox;
 use authport_sandbox::tray::{DEFAULT_MASTER_TOKEN, environment_id, stable_uuid};
+use common::Tray;
 use serde_json::{Value, json};
+
+mod common;
 
 const SOLUTIONS: &str = "query { viewer { solutions(first: 10) { edges { node { id title description tags customFields { key value } configSlots { externalId title defaultValue } } cursor } pageInfo { hasNextPage endCursor } } } }";
 const CREATE_INSTANCE: &str = "mutation ($solutionId: ID!, $instanceName: String!, $authValues: [AuthValue!]) { createSolutionInstance(input: {solutionId: $solutionId, instanceName: $instanceName, authValues: $authValues}) { solutionInstance { id name enabled authValues { externalId authId } } } }";
 const USERS: &str = "query ($externalUserId: String, $first: Int) { users(criteria: {externalUserId: $externalUserId}, first: $first) { edges { node { id externalUserId } } } }";
 
-struct Tray {
-    sandbox: RunningSandbox,
-    http: reqwest::Client,
+/// Schema-suite helpers on the shared Tray client.
+trait TrayAuths {
+    async fn auth(&self, token: &str) -> String;
 }
 
-impl Tray {
-    async fn start() -> Self {
-        let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        Self {
-            sandbox,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// Sends one GraphQL request; every answer here, success or refusal, is HTTP 200.
-    async fn graphql(&self, token: &str, query: &str, variables: Value) -> Value {
-        let response = self
-            .http
-            .post(format!("{}/graphql", self.sandbox.base_url()))
-            .header("authorization", format!("Bearer {token}"))
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
-    }
-
-    async fn user_token(&self, external_user_id: &str) -> String {
-        let created = self
-            .graphql(
-                DEFAULT_MASTER_TOKEN,
-                "mutation ($name: String!, $externalUserId: String!) { createExternalUser(input: {name: $name, externalUserId: $externalUserId}) { userId } }",
-                json!({"name": external_user_id, "externalUserId": external_user_id}),
-            )
-            .await;
-        let user_id = created["data"]["createExternalUser"]["userId"].clone();
-        let token = self
-            .graphql(
-                DEFAULT_MASTER_TOKEN,
-                "mutation ($userId: ID!) { authorize(input: {userId: $userId}) { accessToken } }",
-                json!({"userId": user_id}),
-            )
-            .await;
-        token["data"]["authorize"]["accessToken"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{token}"))
-            .to_owned()
-    }
-
+impl TrayAuths for Tray {
     /// A token auth owned by the token's user, created over GraphQL (the sandbox does not
     /// tie a slot to a service).
     async fn auth(&self, token: &str) -> String {

@@ -1,7 +1,6 @@
 //! Contract-test support (feature `contract`): loads Nango's `nango.yaml` (OpenAPI 3.1, whose
 //! schemas are JSON Schema 2020-12 as they are) and builds validators for its request and
-//! response bodies. The file is looked up like `crate::spec`'s: `$AUTHPORT_SPECS_DIR`, else
-//! `specs/` in the workspace, else `../shared/specs/` next to the workspace.
+//! response bodies. The file is looked up by `crate::spec::spec_file_path`.
 
 use std::path::PathBuf;
 
@@ -9,27 +8,14 @@ use serde_json::{Value, json};
 
 pub const SPEC_FILE: &str = "nango.yaml";
 
+/// Where Nango's spec file is (see [`crate::spec::spec_file_path`]).
 pub fn spec_path() -> PathBuf {
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut candidates = Vec::new();
-    if let Ok(dir) = std::env::var("AUTHPORT_SPECS_DIR") {
-        candidates.push(PathBuf::from(dir).join(SPEC_FILE));
-    }
-    candidates.push(workspace.join("specs").join(SPEC_FILE));
-    candidates.push(workspace.join("../shared/specs").join(SPEC_FILE));
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!("{SPEC_FILE} not found; looked at {candidates:?}; set AUTHPORT_SPECS_DIR")
-        })
+    crate::spec::spec_file_path(SPEC_FILE)
 }
 
 /// The whole spec as JSON.
 pub fn load_spec() -> Value {
-    let text = std::fs::read_to_string(spec_path()).expect("the spec is readable");
-    serde_yaml::from_str::<Value>(&text).expect("the spec is YAML that maps to JSON")
+    crate::spec::load_spec_file(SPEC_FILE)
 }
 
 /// `schema` with the spec's components alongside, so its `$ref`s resolve.
@@ -80,17 +66,10 @@ pub fn response_schema(spec: &Value, path: &str, method: &str, status: &str) -> 
 }
 
 pub fn validator(schema: &Value) -> jsonschema::Validator {
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
-        .should_validate_formats(true)
-        .build(schema)
-        .expect("the schema compiles")
+    crate::spec::validator_for(schema, Some(jsonschema::Draft::Draft202012))
 }
 
 /// Every violation of `schema` in `instance`, by location.
 pub fn violations(schema: &Value, instance: &Value) -> Vec<String> {
-    validator(schema)
-        .iter_errors(instance)
-        .map(|error| format!("{}: {}", error.instance_path, error.masked()))
-        .collect()
+    crate::spec::violations(&validator(schema), instance)
 }

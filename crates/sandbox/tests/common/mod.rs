@@ -1,0 +1,166 @@
+//! Helpers the sandbox's HTTP suites share: starting a sandbox, raw calls, a GraphQL client for
+//! the Tray emulator, and Tray's published spec. Each test binary uses a part of this module.
+#![allow(dead_code)]
+
+use authport_sandbox::tray::DEFAULT_MASTER_TOKEN;
+use authport_sandbox::{RunningSandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+/// A sandbox on a free loopback port.
+pub async fn start(config: SandboxConfig) -> RunningSandbox {
+    authport_sandbox::start(config, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("sandbox starts")
+}
+
+/// One answer: status, headers, JSON body (`Null` when empty) and raw text.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+/// Sends a request with the given headers (`None` value = header left out).
+pub async fn call(
+    sandbox: &RunningSandbox,
+    method: &str,
+    path: &str,
+    headers: &[(&str, Option<&str>)],
+    body: Option<&Value>,
+) -> Answer {
+    let client = reqwest::Client::new();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = client.request(method, format!("{}{path}", sandbox.base_url()));
+    for (name, value) in headers {
+        if let Some(value) = value {
+            request = request.header(*name, *value);
+        }
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.expect("answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).expect("json body")
+    };
+    Answer {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+/// The Tray emulator over raw GraphQL and REST.
+pub struct Tray {
+    pub sandbox: RunningSandbox,
+    pub http: reqwest::Client,
+}
+
+impl Tray {
+    pub async fn start() -> Self {
+        Self {
+            sandbox: start(SandboxConfig::default()).await,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends one GraphQL request. Resolver errors and refusals are HTTP 200 with `errors`,
+    /// like successes.
+    pub async fn graphql(&self, token: &str, query: &str, variables: Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/graphql", self.sandbox.base_url()))
+            .header("authorization", format!("Bearer {token}"))
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// A REST `GET`: status and JSON body.
+    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.sandbox.base_url()))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// A new end user and their token.
+    pub async fn user_token(&self, external_user_id: &str) -> String {
+        let created = self
+            .graphql(
+                DEFAULT_MASTER_TOKEN,
+                "mutation ($name: String!, $externalUserId: String!) { createExternalUser(input: {name: $name, externalUserId: $externalUserId}) { userId } }",
+                json!({"name": external_user_id, "externalUserId": external_user_id}),
+            )
+            .await;
+        let user_id = created["data"]["createExternalUser"]["userId"].clone();
+        let token = self
+            .graphql(
+                DEFAULT_MASTER_TOKEN,
+                "mutation ($userId: ID!) { authorize(input: {userId: $userId}) { accessToken } }",
+                json!({"userId": user_id}),
+            )
+            .await;
+        token["data"]["authorize"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{token}"))
+            .to_owned()
+    }
+}
+
+/// Tray's published OpenAPI 3.1 description, without the `description: {$ref: ...md}` objects
+/// and external refs it carries from Tray's docs build (see SOURCES.md).
+pub fn tray_spec() -> Value {
+    let mut spec = authport_sandbox::spec::load_spec_file("tray-platform-api.yaml");
+    strip_external_refs(&mut spec);
+    spec
+}
+
+fn strip_external_refs(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|key, v| {
+                let doc_description = key == "description" && v.is_object();
+                let external_ref = key == "$ref" && !v.as_str().unwrap_or("#").starts_with('#');
+                !doc_description && !external_ref
+            });
+            map.values_mut().for_each(strip_external_refs);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_external_refs),
+        _ => {}
+    }
+}
+
+/// A validator for the Tray spec's component `schema`.
+pub fn tray_validator(spec: &Value, schema: &str) -> jsonschema::Validator {
+    let root =
+        json!({"$ref": format!("#/components/schemas/{schema}"), "components": spec["components"]});
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(&root)
+        .expect("schema builds")
+}
+
+/// `instance` is a valid `schema` of the Tray spec.
+pub fn assert_valid_tray(spec: &Value, schema: &str, instance: &Value) {
+    let errors: Vec<String> = tray_validator(spec, schema)
+        .iter_errors(instance)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{schema}: {errors:?}");
+}
