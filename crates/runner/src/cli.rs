@@ -64,6 +64,9 @@ pub enum Command {
     /// Export a provider's end-user authentications as v1 records, secrets included, to a
     /// private file (0600) or a pipe; never to a terminal.
     Export(crate::export::ExportArgs),
+    /// Move end users' auths from one platform to another (export → import in memory: no
+    /// secret touches the disk); resumable with the target's --state like `import`.
+    Migrate(crate::migrate::MigrateArgs),
     /// Receive a provider's webhooks (Apideck Vault events) and keep what they say about this
     /// migration's connections beside its state file, until SIGTERM or Ctrl-C.
     Webhooks(crate::webhooks::WebhooksArgs),

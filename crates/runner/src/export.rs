@@ -3,14 +3,16 @@
 //! never over an existing file without `--force`, never on a terminal; stderr says where the
 //! secrets are and never shows one.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use async_trait::async_trait;
 use authport_core::{
-    BuildContext, CredentialRecord, EnvSnapshot, ExportFilter, ExportSink, InMemoryMemo,
+    BuildContext, CredentialRecord, EnvSnapshot, ErrorKind, ExportFilter, ExportSink, InMemoryMemo,
     ProviderError, record_to_v1_json,
 };
 use authport_engine::files::{create_private, refuse_symlink};
@@ -94,29 +96,77 @@ fn restrict_mode(_file: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes each record as one v1 line, after checking it reads back as a valid record; reports
-/// failures and warnings on stderr by id, field and reason (never a value).
-struct FileSink {
-    out: Box<dyn Write + Send>,
-    quiet: bool,
-    written: u64,
-    failed: u64,
-    warnings: u64,
+/// A source object that did not reach the output: its non-secret id, the kind and the reason
+/// (never a value).
+#[derive(Debug)]
+pub(crate) struct ExportFailure {
+    pub source_id: String,
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// Writes each record as one v1 line, after checking it reads back as a valid record; keeps
+/// failures by id, field and reason (never a value). `export` writes to a file or stdout and
+/// prints failures on stderr; `migrate` writes to the in-memory pipe its import reads and
+/// reports failures as report lines.
+pub(crate) struct FileSink {
+    pub out: Box<dyn Write + Send>,
+    pub quiet: bool,
+    /// Print each failure on stderr as it happens (`export`); `migrate` reports them instead.
+    pub print_failures: bool,
+    /// Source service name → canonical slug (`[migrate.services]`); empty for `export`.
+    pub services: BTreeMap<String, String>,
+    /// Set when the run is stopping: the next record ends the export.
+    pub cancel: Option<Arc<AtomicBool>>,
+    pub written: u64,
+    pub failures: Vec<ExportFailure>,
+    pub warnings: u64,
+}
+
+impl FileSink {
+    pub fn new(out: Box<dyn Write + Send>, quiet: bool) -> Self {
+        Self {
+            out,
+            quiet,
+            print_failures: true,
+            services: BTreeMap::new(),
+            cancel: None,
+            written: 0,
+            failures: Vec::new(),
+            warnings: 0,
+        }
+    }
+
+    fn fail(&mut self, source_id: &str, kind: ErrorKind, message: String) {
+        if self.print_failures {
+            eprintln!("error: {source_id}: not exported: {message}");
+        }
+        self.failures.push(ExportFailure {
+            source_id: source_id.to_owned(),
+            kind,
+            message,
+        });
+    }
 }
 
 #[async_trait]
 impl ExportSink for FileSink {
-    async fn record(&mut self, record: CredentialRecord) -> Result<(), ProviderError> {
+    async fn record(&mut self, mut record: CredentialRecord) -> Result<(), ProviderError> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|cancel| cancel.load(Ordering::Relaxed))
+        {
+            return Err(ProviderError::fatal("the run is stopping"));
+        }
+        if let Some(slug) = self.services.get(&record.service) {
+            record.service.clone_from(slug);
+        }
         let json = record_to_v1_json(&record);
         if let Err(problems) = authport_core::record::from_json_located(json.expose(), Utc::now()) {
             // Problems name fields and reasons, never values.
             let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            eprintln!(
-                "error: {}: not exported: {}",
-                record.id,
-                problems.join("; ")
-            );
-            self.failed += 1;
+            self.fail(&record.id, ErrorKind::InvalidRecord, problems.join("; "));
             return Ok(());
         }
         for warning in &record.warnings {
@@ -125,9 +175,11 @@ impl ExportSink for FileSink {
                 eprintln!("warning: {}: {warning}", record.id);
             }
         }
-        let written = serde_json::to_writer(&mut self.out, json.expose())
-            .map_err(std::io::Error::from)
-            .and_then(|()| self.out.write_all(b"\n"));
+        // One write per line: a pipe reader sees whole records.
+        let mut line = serde_json::to_vec(json.expose()).unwrap_or_default();
+        line.push(b'\n');
+        let written = self.out.write_all(&line);
+        line.fill(0);
         if let Err(error) = written {
             return Err(ProviderError::fatal(format!(
                 "cannot write the export: {}",
@@ -139,8 +191,8 @@ impl ExportSink for FileSink {
     }
 
     async fn failed(&mut self, source_id: &str, error: ProviderError) -> Result<(), ProviderError> {
-        eprintln!("error: {source_id}: not exported: {error}");
-        self.failed += 1;
+        let message = format!("{} at the source: {}", error.kind(), error.message());
+        self.fail(source_id, ErrorKind::of(&error), message);
         Ok(())
     }
 }
@@ -178,13 +230,7 @@ pub async fn export(args: ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
     let filter = ExportFilter {
         owners: args.owners.clone(),
     };
-    let mut sink = FileSink {
-        out,
-        quiet,
-        written: 0,
-        failed: 0,
-        warnings: 0,
-    };
+    let mut sink = FileSink::new(out, quiet);
     let result = exporter.export(&filter, &mut sink).await;
     let flushed = sink.out.flush();
     let secrets_warning = format!(
@@ -206,10 +252,14 @@ pub async fn export(args: ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
     if !quiet {
         eprintln!(
             "exported {} record(s) of {} owner(s) from {}: {} failed, {} warning(s)",
-            sink.written, counts.owners, provider.name, sink.failed, sink.warnings
+            sink.written,
+            counts.owners,
+            provider.name,
+            sink.failures.len(),
+            sink.warnings
         );
     }
-    Ok(if sink.failed == 0 {
+    Ok(if sink.failures.is_empty() {
         Exit::Ok
     } else {
         Exit::SomeFailed

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod export;
+mod migrate;
 mod webhooks;
 mod status;
 
@@ -119,6 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Verify(args) => verify_or_rollback(args, quiet, Action::Verify).await,
         Command::Rollback(args) => verify_or_rollback(args, quiet, Action::Rollback).await,
         Command::Export(args) => export::export(args, quiet).await,
+        Command::Migrate(args) => migrate::migrate(args, quiet).await,
         Command::Webhooks(args) => webhooks::webhooks(args).await,
         Command::Status(args) => status::status(args, quiet).await,
         Command::Reconnect(args) => status::reconnect(args, quiet).await,
