@@ -135,7 +135,6 @@ struct Listed {
 }
 
 /// Builds the worklist, mints links when asked, and writes it to `out`.
-#[allow(clippy::too_many_arguments)]
 pub async fn reconnect(
     importer: Arc<dyn AuthImporter>,
     state: &StateStore,

@@ -333,17 +333,31 @@ impl StatusSummary {
     }
 }
 
-/// Writes one line per record to `out` (JSON Lines when `json`, else text) and `report`.
+/// Where `status` writes and what it also reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatusOutput<'a> {
+    /// The import's input: its records the journal never imported are `not_imported`.
+    pub input: Option<&'a Path>,
+    /// Also write the per-record JSON lines here.
+    pub report: Option<&'a Path>,
+    /// JSON Lines on `out` (else text).
+    pub json_lines: bool,
+}
+
+/// Writes one line per record to `out` (JSON Lines or text) and to the report.
 pub async fn status(
     importer: Arc<dyn AuthImporter>,
     state: &StateStore,
     options: &MaintenanceOptions,
     events: &dyn EventView,
-    input: Option<&Path>,
-    report: Option<&Path>,
-    json_lines: bool,
+    output: StatusOutput<'_>,
     out: &mut dyn Write,
 ) -> anyhow::Result<StatusSummary> {
+    let StatusOutput {
+        input,
+        report,
+        json_lines,
+    } = output;
     let started = Instant::now();
     let lines = collect(importer, state, options, events, input).await?;
     let mut writer = ReportWriter::create_optional(report)?;

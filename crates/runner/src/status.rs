@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use authport_engine::events::{EventStore, events_path};
 use authport_engine::reconnect::ReconnectOptions;
-use authport_engine::status::{EventView, NoEvents};
+use authport_engine::status::{EventView, NoEvents, StatusOutput};
 use authport_engine::{Exit, MaintenanceOptions};
 use clap::{Args, ValueEnum};
 
@@ -107,9 +107,11 @@ pub async fn status(args: StatusArgs, quiet: bool) -> anyhow::Result<Exit> {
         &state,
         &options,
         events.as_ref(),
-        args.input.as_deref(),
-        args.report.as_deref(),
-        json,
+        StatusOutput {
+            input: args.input.as_deref(),
+            report: args.report.as_deref(),
+            json_lines: json,
+        },
         &mut stdout,
     )
     .await?;
