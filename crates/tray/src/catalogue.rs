@@ -71,7 +71,10 @@ impl Catalogue {
         }
     }
 
-    pub(crate) async fn connectors(&self, client: &TrayClient) -> Result<Arc<Vec<Connector>>, ProviderError> {
+    pub(crate) async fn connectors(
+        &self,
+        client: &TrayClient,
+    ) -> Result<Arc<Vec<Connector>>, ProviderError> {
         let found = self
             .connectors
             .get_or_discover(&(), || async {
