@@ -5,8 +5,8 @@ mod cli;
 mod config;
 mod export;
 mod migrate;
-mod webhooks;
 mod status;
+mod webhooks;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
