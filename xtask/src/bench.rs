@@ -5,7 +5,7 @@
 //! load generator (`wrk`) and prints the figures, each a ratio taken within the same run.
 //!
 //! ```text
-//! cargo xtask bench [--quick] [--debug] [--only overhead|memory|ratelimit|ratelimit-short|autorate|faults|crash]
+//! cargo xtask bench [--quick] [--debug] [--only overhead|memory|ratelimit|ratelimit-short|autorate|faults|crash|webhooks]
 //! ```
 //! `--quick` shrinks every input (a smoke run, not figures); `--debug` skips the release build.
 
@@ -15,6 +15,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
+
+#[path = "bench_webhooks.rs"]
+mod bench_webhooks;
 
 /// Input sizes of one bench run.
 #[derive(Debug, Clone, Copy)]
@@ -127,6 +130,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         )?;
         print_figure("crash", &figure);
         results.insert("crash".into(), figure);
+    }
+    if wanted("webhooks") {
+        // Signed deliveries/s into `authport webhooks` while an import runs on the same state.
+        let deliveries = if quick { 2_000 } else { 20_000 };
+        let figure = bench_webhooks::webhooks(&root, debug, &work, deliveries)?;
+        print_figure("webhooks", &figure);
+        results.insert("webhooks".into(), figure);
     }
     let out = work.join("results.json");
     std::fs::write(&out, serde_json::to_string_pretty(&Value::Object(results))?)?;

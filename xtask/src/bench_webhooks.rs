@@ -1,0 +1,347 @@
+//! The `webhooks` bench case: signed Apideck deliveries per second into `authport webhooks`,
+//! while an import runs on the same state, with zero lost or double-stored events.
+//!
+//! Everything runs as the shipped binary: `authport sandbox` (Vault emulator), a first import
+//! that makes the connections the deliveries are about, the receiver, and a second, larger
+//! import started with the load. The load is plain HTTP/1.1 keep-alive from a few threads; every
+//! tenth delivery repeats the previous idempotency key (a replay, to be answered `duplicate`).
+//! Signatures come from `openssl dgst -hmac` over the bodies, which are written already in
+//! Apideck's signed form (keys sorted, compact), so raw and sorted forms agree. The store is
+//! counted afterwards with the `sqlite3` shell.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+/// Connections the deliveries are about (made by the first import).
+const OWNED: usize = 100;
+/// Sending threads, one keep-alive connection each.
+const THREADS: usize = 8;
+
+pub fn webhooks(root: &Path, debug: bool, work: &Path, deliveries: usize) -> anyhow::Result<Value> {
+    let binary = build_authport(root, debug)?;
+    let dir = work.join("webhooks");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let (mut sandbox, env) = start_sandbox(&binary)?;
+    let outcome = measure(&binary, &dir, &env, deliveries);
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+    outcome
+}
+
+fn measure(
+    binary: &Path,
+    dir: &Path,
+    env: &[(String, String)],
+    deliveries: usize,
+) -> anyhow::Result<Value> {
+    let api_key = env
+        .iter()
+        .find(|(k, _)| k == "APIDECK_API_KEY")
+        .map(|(_, v)| v.clone())
+        .context("the sandbox gave no APIDECK_API_KEY")?;
+    let owned = dir.join("owned.jsonl");
+    write_records(&owned, "owned", OWNED)?;
+    let more = dir.join("more.jsonl");
+    write_records(&more, "more", deliveries.max(2_000) / 2)?;
+    let import = |input: &Path| {
+        let mut command = Command::new(binary);
+        command
+            .current_dir(dir)
+            .args([
+                "-q",
+                "import",
+                "--provider",
+                "apideck",
+                "--state",
+                "state.db",
+            ])
+            .arg("--input")
+            .arg(input)
+            .arg("--report")
+            .arg(dir.join(format!(
+                "report-{}",
+                input.file_name().unwrap().to_string_lossy()
+            )))
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        command
+    };
+    if !import(&owned).status()?.success() {
+        bail!("the first import failed");
+    }
+
+    let mut receiver = Command::new(binary)
+        .current_dir(dir)
+        .args([
+            "webhooks",
+            "--provider",
+            "apideck",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--state", "state.db"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start authport webhooks")?;
+    let mut line = String::new();
+    BufReader::new(receiver.stdout.take().context("no stdout")?).read_line(&mut line)?;
+    let address = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|url| url.strip_prefix("http://"))
+        .map(|a| a.trim_end_matches('/').to_owned())
+        .context("the receiver printed no address")?;
+
+    let bodies = signed_bodies(dir, &api_key)?;
+    let mut import_run = import(&more)
+        .spawn()
+        .context("cannot start the second import")?;
+    let started = Instant::now();
+    let counts = load(&address, &bodies, deliveries)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let import_still_running = import_run.try_wait()?.is_none();
+    let import_ok = import_run.wait()?.success();
+
+    stop(&mut receiver)?;
+    let mut log = String::new();
+    if let Some(mut stderr) = receiver.stderr.take() {
+        stderr.read_to_string(&mut log)?;
+    }
+    let stored_in_store = sqlite_count(&dir.join("state.db.events"))?;
+    let unique = counts.sent - counts.replays;
+    Ok(json!({
+        "deliveries": counts.sent,
+        "per_second": (counts.sent as f64 / seconds).round(),
+        "stored_answers": counts.stored,
+        "duplicate_answers": counts.duplicate,
+        "other_answers": counts.other,
+        "unique_keys": unique,
+        "stored_in_store": stored_in_store,
+        "lost": unique.saturating_sub(stored_in_store),
+        "double_stored": stored_in_store.saturating_sub(unique),
+        "import_ran_throughout": import_still_running,
+        "import_ok": import_ok,
+        "receiver_summary": log.lines().last().unwrap_or_default(),
+    }))
+}
+
+fn build_authport(root: &Path, debug: bool) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(root).args(["build", "-p", "authport"]);
+    if !debug {
+        command.arg("--release");
+    }
+    if !command
+        .status()
+        .context("cannot run cargo build")?
+        .success()
+    {
+        bail!("building authport failed");
+    }
+    let profile = if debug { "debug" } else { "release" };
+    Ok(root.join("target").join(profile).join("authport"))
+}
+
+/// `authport sandbox` on a free port, and the `export NAME=VALUE` lines it prints.
+fn start_sandbox(binary: &Path) -> anyhow::Result<(Child, Vec<(String, String)>)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = Command::new(binary)
+        .args(["-q", "sandbox", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start authport sandbox")?;
+    let mut env = Vec::new();
+    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            env.push((name.to_owned(), value.to_owned()));
+        }
+        let has = |name: &str| env.iter().any(|(k, _)| k == name);
+        if has("APIDECK_API_KEY") && has("APIDECK_APP_ID") && has("APIDECK_API_URL") {
+            break;
+        }
+    }
+    // The sandbox prints more; its stdout stays read so it never meets a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    if !env.iter().any(|(k, _)| k == "APIDECK_API_KEY") {
+        bail!("the sandbox printed no Apideck credentials");
+    }
+    Ok((child, env))
+}
+
+fn write_records(path: &Path, prefix: &str, count: usize) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for i in 0..count {
+        let record = json!({"id": format!("{prefix}-{i}/hubspot"), "owner": {"id": format!("{prefix}-{i}")},
+            "service": "hubspot", "auth": {"type": "oauth2", "access_token": format!("bench-access-{i}"),
+                "refresh_token": format!("bench-refresh-{i}")},
+            "targets": {"apideck": {"unified_api": "crm", "service_id": "hubspot"}}});
+        writeln!(out, "{record}")?;
+    }
+    Ok(())
+}
+
+/// One body per owned connection, in signed form, with its hex signature.
+fn signed_bodies(dir: &Path, api_key: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let file = dir.join("body.json");
+    (0..OWNED)
+        .map(|i| {
+            // serde_json's map is sorted and `to_string` compact: Apideck's signed form.
+            let body = json!({"payload": {"event_id": format!("bench-{i}"),
+                "event_type": "vault.connection.token_refresh.failed", "service_id": "apideck-vault",
+                "entity_id": "crm+hubspot", "entity_type": "Connection", "execution_attempt": 1,
+                "occurred_at": "2026-11-25T10:00:00.000Z",
+                "entity": {"id": "crm+hubspot", "consumer_id": format!("owned-{i}"),
+                    "unified_api": "crm", "service_id": "hubspot", "state": "callable",
+                    "health": "pending_refresh", "last_refresh_failed_at": "2026-11-25T10:00:00.000Z"}}})
+            .to_string();
+            std::fs::write(&file, &body)?;
+            let output = Command::new("openssl")
+                .args(["dgst", "-sha256", "-r", "-hmac", api_key])
+                .arg(&file)
+                .output()
+                .context("cannot run openssl")?;
+            let text = String::from_utf8(output.stdout)?;
+            let signature = text.split_whitespace().next().context("no digest")?.to_owned();
+            Ok((body, signature))
+        })
+        .collect()
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    sent: usize,
+    replays: usize,
+    stored: usize,
+    duplicate: usize,
+    other: usize,
+}
+
+/// Sends `total` deliveries from [`THREADS`] keep-alive connections and tallies the answers.
+fn load(address: &str, bodies: &[(String, String)], total: usize) -> anyhow::Result<Counts> {
+    let per_thread = total.div_ceil(THREADS);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| scope.spawn(move || sender(address, bodies, t, per_thread)))
+            .collect();
+        let mut counts = Counts::default();
+        for handle in handles {
+            let part = handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("a sender panicked"))??;
+            counts.sent += part.sent;
+            counts.replays += part.replays;
+            counts.stored += part.stored;
+            counts.duplicate += part.duplicate;
+            counts.other += part.other;
+        }
+        Ok(counts)
+    })
+}
+
+fn sender(
+    address: &str,
+    bodies: &[(String, String)],
+    thread: usize,
+    count: usize,
+) -> anyhow::Result<Counts> {
+    let stream = TcpStream::connect(address)?;
+    stream.set_nodelay(true)?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let mut counts = Counts::default();
+    let mut key = String::new();
+    for i in 0..count {
+        let replay = i % 10 == 9;
+        if !replay {
+            key = format!("bench-{thread}-{i}");
+        }
+        let (body, signature) = &bodies[(thread * count + i) % bodies.len()];
+        write!(
+            writer,
+            "POST / HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+             x-apideck-event-type: vault.connection.token_refresh.failed\r\n\
+             x-apideck-signature: {signature}\r\nx-apideck-idempotency-key: {key}\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        let (status, answer) = read_response(&mut reader)?;
+        counts.sent += 1;
+        counts.replays += usize::from(replay);
+        match (
+            status,
+            answer.contains("\"stored\""),
+            answer.contains("\"duplicate\""),
+        ) {
+            (200, true, _) => counts.stored += 1,
+            (200, _, true) => counts.duplicate += 1,
+            _ => counts.other += 1,
+        }
+    }
+    Ok(counts)
+}
+
+fn read_response(reader: &mut BufReader<TcpStream>) -> anyhow::Result<(u16, String)> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no HTTP status")?;
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse()?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn stop(receiver: &mut Child) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .args(["-TERM", &receiver.id().to_string()])
+        .status()?;
+    if !status.success() {
+        bail!("cannot signal the receiver");
+    }
+    receiver.wait()?;
+    Ok(())
+}
+
+fn sqlite_count(path: &Path) -> anyhow::Result<usize> {
+    let output = Command::new("sqlite3")
+        .arg(path)
+        .arg("SELECT COUNT(*) FROM events WHERE idempotency_key LIKE 'bench-%';")
+        .output()
+        .context("cannot run sqlite3")?;
+    Ok(String::from_utf8(output.stdout)?.trim().parse()?)
+}
