@@ -3,21 +3,17 @@
 
 use std::collections::BTreeSet;
 
-use authport_sandbox::apideck::{ApideckOptions, SANDBOX_API_KEY, SANDBOX_APP_ID};
+use authport_sandbox::apideck::{SANDBOX_API_KEY, SANDBOX_APP_ID};
 use authport_sandbox::spec::{Direction, component_schema, load_spec, validator};
 use authport_sandbox::{RunningSandbox, SandboxConfig};
 use serde_json::{Map, Value, json};
 
+mod common;
+
 const PATH: &str = "/vault/consumers";
 
 async fn start() -> RunningSandbox {
-    let config = SandboxConfig {
-        apideck: ApideckOptions::default(),
-        ..Default::default()
-    };
-    authport_sandbox::start(config, "127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("sandbox starts")
+    common::start(SandboxConfig::default()).await
 }
 
 /// Status and JSON body of one `GET /vault/consumers{query}`.
