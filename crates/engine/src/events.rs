@@ -530,8 +530,9 @@ pub fn owned_in_journal(
 }
 
 /// Publishes the connections an open journal records as written for `provider` to the event
-/// store beside it: the import and verify call this when they end, while they still hold the
-/// journal, so a receiver learns what they created. Returns how many were new.
+/// store beside it, if there is one (a receiver made it): the import calls this when it ends,
+/// while it still holds the journal, so a receiver learns what it created. Returns how many
+/// were new.
 pub fn publish_owned(
     state: &StateStore,
     provider: &str,
@@ -540,6 +541,11 @@ pub fn publish_owned(
     let Some(path) = state.path() else {
         return Ok(0);
     };
+    // No receiver ever ran for this state: no file is made for nothing (it reads the journal
+    // when it starts).
+    if std::fs::symlink_metadata(events_path(path)).is_err() {
+        return Ok(0);
+    }
     let objects = state.objects(provider)?;
     let owned = owned_from(
         objects

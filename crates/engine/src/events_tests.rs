@@ -116,7 +116,13 @@ async fn the_receiver_learns_owned_connections_from_a_free_journal_and_fails_fas
             .unwrap();
         // While the run holds the journal, a read-only open fails at once...
         assert!(owned_in_journal(&path, "apideck", key_of).is_err());
-        // ...and the run publishes what it wrote.
+        // ...and the run publishes what it wrote, once a receiver made the event store.
+        assert_eq!(publish_owned(&state, "apideck", key_of).unwrap(), 0);
+        assert!(
+            !events_path(&path).exists(),
+            "no event store without a receiver"
+        );
+        EventStore::open(&path).unwrap();
         assert_eq!(publish_owned(&state, "apideck", key_of).unwrap(), 1);
     }
     assert_eq!(
