@@ -1,52 +1,18 @@
 //! The emulator's two-slot solution (two auth slots and a config slot): case-sensitive slots,
 //! and enabling with an empty slot as the SDL's `errorOnEnablingWithMissingValues` reads.
 
-use authport_sandbox::tray::{DEFAULT_MASTER_TOKEN, stable_uuid};
-use serde_json::{Value, json};
+use authport_sandbox::tray::stable_uuid;
+use common::Tray;
+use serde_json::json;
 
-struct Client {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Client {
-    async fn call(&self, bearer: &str, query: &str, variables: Value) -> Value {
-        self.http
-            .post(&self.url)
-            .header("authorization", format!("Bearer {bearer}"))
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-}
+mod common;
 
 const CREATE: &str = "mutation ($solutionId: ID!, $instanceName: String!, $authValues: [AuthValue!], $configValues: [ConfigValue!]) { createSolutionInstance(input: {solutionId: $solutionId, instanceName: $instanceName, authValues: $authValues, configValues: $configValues}) { solutionInstance { id enabled } } }";
 const ENABLE: &str = "mutation ($id: ID!, $strict: Boolean) { updateSolutionInstance(input: {solutionInstanceId: $id, enabled: true, errorOnEnablingWithMissingValues: $strict}) { solutionInstance { id enabled } } }";
 
 /// A user with a token and one auth per service given: (token, auth ids).
-async fn user_with_auths(client: &Client, owner: &str, services: &[&str]) -> (String, Vec<String>) {
-    let created = client
-        .call(
-            DEFAULT_MASTER_TOKEN,
-            "mutation ($name: String!, $externalUserId: String!) { createExternalUser(input: {name: $name, externalUserId: $externalUserId}) { userId } }",
-            json!({"name": owner, "externalUserId": owner}),
-        )
-        .await;
-    let user_id = created["data"]["createExternalUser"]["userId"].clone();
-    let token = client
-        .call(
-            DEFAULT_MASTER_TOKEN,
-            "mutation ($userId: ID!) { authorize(input: {userId: $userId}) { accessToken } }",
-            json!({"userId": user_id}),
-        )
-        .await["data"]["authorize"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+async fn user_with_auths(tray: &Tray, owner: &str, services: &[&str]) -> (String, Vec<String>) {
+    let token = tray.user_token(owner).await;
     let mut auths = Vec::new();
     for service in services {
         let (service_id, environment) = match *service {
@@ -59,8 +25,8 @@ async fn user_with_auths(client: &Client, owner: &str, services: &[&str]) -> (St
                 authport_sandbox::tray::environment_id("mailchimp", 1, "mailchimp acme oauth"),
             ),
         };
-        let answer = client
-            .call(
+        let answer = tray
+            .graphql(
                 &token,
                 "mutation ($name: String!, $serviceId: String!, $serviceEnvironmentId: String!, $data: Json!) { createUserAuthentication(input: {name: $name, serviceId: $serviceId, serviceEnvironmentId: $serviceEnvironmentId, data: $data, scopes: []}) { authenticationId } }",
                 json!({"name": format!("{owner} {service}"), "serviceId": service_id,
@@ -79,19 +45,13 @@ async fn user_with_auths(client: &Client, owner: &str, services: &[&str]) -> (St
 
 #[tokio::test]
 async fn enabling_with_an_empty_slot_errors_only_when_asked_to() {
-    let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let client = Client {
-        http: reqwest::Client::new(),
-        url: format!("{}/graphql", sandbox.base_url()),
-    };
+    let tray = Tray::start().await;
     let solution_id = stable_uuid("solution:acme-mailchimp-to-slack");
-    let (token, auths) = user_with_auths(&client, "acme-42", &["mailchimp", "slack"]).await;
+    let (token, auths) = user_with_auths(&tray, "acme-42", &["mailchimp", "slack"]).await;
 
     // A differently cased slot external id fails the create (Tray's import guide).
-    let wrong = client
-        .call(
+    let wrong = tray
+        .graphql(
             &token,
             CREATE,
             json!({"solutionId": solution_id, "instanceName": "x",
@@ -99,11 +59,11 @@ async fn enabling_with_an_empty_slot_errors_only_when_asked_to() {
         )
         .await;
     assert!(wrong["errors"][0]["message"].is_string(), "{wrong}");
-    assert!(sandbox.tray.instances().is_empty());
+    assert!(tray.sandbox.tray.instances().is_empty());
 
     // Only the Mailchimp slot filled, no channel: an instance with empty slots.
-    let half = client
-        .call(
+    let half = tray
+        .graphql(
             &token,
             CREATE,
             json!({"solutionId": solution_id, "instanceName": "half",
@@ -116,18 +76,18 @@ async fn enabling_with_an_empty_slot_errors_only_when_asked_to() {
         json!(false),
         "new instances start disabled"
     );
-    let strict = client
-        .call(&token, ENABLE, json!({"id": half_id, "strict": true}))
+    let strict = tray
+        .graphql(&token, ENABLE, json!({"id": half_id, "strict": true}))
         .await;
     assert_eq!(
         strict["errors"][0]["message"],
         json!("Solution instance has missing values"),
         "{strict}"
     );
-    assert!(!sandbox.tray.instances()[0].enabled, "nothing changed");
+    assert!(!tray.sandbox.tray.instances()[0].enabled, "nothing changed");
     // Without the flag Tray enables it anyway, empty slot and all: clients must not enable
     // an instance before every slot is filled.
-    let lax = client.call(&token, ENABLE, json!({"id": half_id})).await;
+    let lax = tray.graphql(&token, ENABLE, json!({"id": half_id})).await;
     assert_eq!(
         lax["data"]["updateSolutionInstance"]["solutionInstance"]["enabled"],
         json!(true),
@@ -135,8 +95,8 @@ async fn enabling_with_an_empty_slot_errors_only_when_asked_to() {
     );
 
     // Every slot filled: the strict enable succeeds.
-    let full = client
-        .call(
+    let full = tray
+        .graphql(
             &token,
             CREATE,
             json!({"solutionId": solution_id, "instanceName": "full",
@@ -146,15 +106,16 @@ async fn enabling_with_an_empty_slot_errors_only_when_asked_to() {
         )
         .await;
     let full_id = full["data"]["createSolutionInstance"]["solutionInstance"]["id"].clone();
-    let strict = client
-        .call(&token, ENABLE, json!({"id": full_id, "strict": true}))
+    let strict = tray
+        .graphql(&token, ENABLE, json!({"id": full_id, "strict": true}))
         .await;
     assert_eq!(
         strict["data"]["updateSolutionInstance"]["solutionInstance"]["enabled"],
         json!(true),
         "{strict}"
     );
-    let stored = sandbox
+    let stored = tray
+        .sandbox
         .tray
         .instances()
         .into_iter()
@@ -168,6 +129,6 @@ async fn enabling_with_an_empty_slot_errors_only_when_asked_to() {
             Some(json!("\"#sales\""))
         )]
     );
-    sandbox.tray.wait_for_instances(2).await;
-    sandbox.stop().await;
+    tray.sandbox.tray.wait_for_instances(2).await;
+    tray.sandbox.stop().await;
 }
