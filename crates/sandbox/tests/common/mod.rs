@@ -101,6 +101,11 @@ impl Tray {
 
     /// A new end user and their token.
     pub async fn user_token(&self, external_user_id: &str) -> String {
+        self.user(external_user_id).await.1
+    }
+
+    /// A new end user: their Tray user id and token.
+    pub async fn user(&self, external_user_id: &str) -> (String, String) {
         let created = self
             .graphql(
                 DEFAULT_MASTER_TOKEN,
@@ -108,7 +113,10 @@ impl Tray {
                 json!({"name": external_user_id, "externalUserId": external_user_id}),
             )
             .await;
-        let user_id = created["data"]["createExternalUser"]["userId"].clone();
+        let user_id = created["data"]["createExternalUser"]["userId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{created}"))
+            .to_owned();
         let token = self
             .graphql(
                 DEFAULT_MASTER_TOKEN,
@@ -116,10 +124,11 @@ impl Tray {
                 json!({"userId": user_id}),
             )
             .await;
-        token["data"]["authorize"]["accessToken"]
+        let token = token["data"]["authorize"]["accessToken"]
             .as_str()
             .unwrap_or_else(|| panic!("{token}"))
-            .to_owned()
+            .to_owned();
+        (user_id, token)
     }
 }
 
