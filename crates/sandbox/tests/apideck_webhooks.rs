@@ -14,6 +14,8 @@ use hmac::{Hmac, Mac as _};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+mod common;
+
 const CANARY_REFRESH: &str = "CANARY-webhook-refresh-5e1a";
 
 /// What the test receiver got: headers of interest and the body.
@@ -63,9 +65,7 @@ async fn receiver(status: u16) -> (String, Inbox) {
 }
 
 async fn sandbox() -> RunningSandbox {
-    authport_sandbox::start(SandboxConfig::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    common::start(SandboxConfig::default()).await
 }
 
 async fn import(sandbox: &RunningSandbox, consumer: &str, service: &str, refresh: &str) {

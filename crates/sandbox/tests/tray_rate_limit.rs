@@ -8,6 +8,8 @@ use authport_sandbox::{RunningSandbox, SandboxConfig};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
+mod common;
+
 const USERS_QUERY: &str = "query ($externalUserId: String, $first: Int) { users(criteria: {externalUserId: $externalUserId}, first: $first) { edges { node { id } } } }";
 
 async fn start(rate_limit: Option<RateLimit>) -> RunningSandbox {
@@ -18,9 +20,7 @@ async fn start(rate_limit: Option<RateLimit>) -> RunningSandbox {
         },
         ..SandboxConfig::default()
     };
-    authport_sandbox::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    common::start(config).await
 }
 
 fn master() -> String {
