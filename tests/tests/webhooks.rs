@@ -16,6 +16,16 @@ use tokio::process::{Child, Command};
 
 const FAILED: &str = "vault.connection.token_refresh.failed";
 
+/// A bad delivery: what, content type, signature, idempotency key, body, expected status.
+type Case<'a> = (
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Vec<u8>,
+    u16,
+);
+
 /// A running `authport webhooks` and the URL it listens on.
 struct Receiver {
     child: Child,
@@ -128,7 +138,7 @@ async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_ch
         .map(|(_, v)| v.clone())
         .unwrap();
     let owners = ["o1", "o2", "o3"];
-    let input = write_lines(inputs.path(), "in.jsonl", &owners.map(record).to_vec());
+    let input = write_lines(inputs.path(), "in.jsonl", owners.map(record).as_ref());
 
     // The receiver starts first, before the state exists, and runs through the import.
     let receiver = Receiver::start(dir.path(), &env).await;
@@ -217,7 +227,7 @@ async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_ch
     let wrong_key = sign("another-key", &body);
     let malformed = b"{\"payload\": ".to_vec();
     let malformed_signature = raw_signature(&api_key, &malformed);
-    let cases: Vec<(&str, Option<&str>, Option<&str>, Option<&str>, Vec<u8>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "tampered body",
             json_type,
