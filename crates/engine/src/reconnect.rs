@@ -75,19 +75,23 @@ pub struct ReconnectSummary {
     /// Records the journal never imported whose failure kind is unknown (no import report)
     /// or is one a re-run may fix: left out.
     pub left_out: u64,
+    /// Imported records whose read-back failed: their state is unknown, so they are not listed.
+    pub unreadable: u64,
 }
 
 impl ReconnectSummary {
     pub fn human(&self) -> String {
         format!(
             "reconnect: {} rows ({} records); links minted {}, minted earlier {}, failed {}; \
-             {} records left out (pre-existing, or a re-run of the import may fix them)",
+             {} records left out (pre-existing, or a re-run of the import may fix them); \
+             {} imported records could not be read back (run status to see why)",
             self.rows,
             self.records,
             self.links_minted,
             self.links_already_minted,
             self.link_errors,
-            self.left_out
+            self.left_out,
+            self.unreadable
         )
     }
 }
@@ -149,7 +153,11 @@ pub async fn reconnect(
     let statuses = collect(importer.clone(), state, options, events, None).await?;
     let journalled: BTreeSet<&str> = statuses.iter().map(|s| s.record_id.as_str()).collect();
     let mut listed = Vec::new();
+    let mut summary = ReconnectSummary::default();
     for line in &statuses {
+        if line.health.is_none() {
+            summary.unreadable += 1;
+        }
         if let Some(health) = line.health.filter(|h| h.needs_reconnect()) {
             listed.push(Listed {
                 record: line.record_id.clone(),
@@ -163,7 +171,6 @@ pub async fn reconnect(
         .values()
         .filter(|r| !journalled.contains(r.id.as_str()))
         .collect();
-    let mut summary = ReconnectSummary::default();
     let reported = match &reconnect.import_report {
         Some(path) => Some(read_import_report(path)?),
         None => None,
