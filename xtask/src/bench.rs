@@ -18,6 +18,8 @@ use serde_json::Value;
 
 #[path = "bench_webhooks.rs"]
 mod bench_webhooks;
+#[path = "bench_migrate.rs"]
+mod bench_migrate;
 
 /// Input sizes of one bench run.
 #[derive(Debug, Clone, Copy)]
@@ -137,6 +139,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let figure = bench_webhooks::webhooks(&root, debug, &work, deliveries)?;
         print_figure("webhooks", &figure);
         results.insert("webhooks".into(), figure);
+    }
+    if wanted("migrate") {
+        // `authport migrate --from tray --to nango` of 10,000 auths, rate limits off.
+        let auths = if quick { 1_000 } else { 10_000 };
+        let figure = bench_migrate::migrate(&root, debug, &work, auths)?;
+        print_figure("migrate", &figure);
+        results.insert("migrate".into(), figure);
     }
     let out = work.join("results.json");
     std::fs::write(&out, serde_json::to_string_pretty(&Value::Object(results))?)?;
