@@ -275,7 +275,8 @@ async fn failed_refreshes_and_unimportable_records_end_on_the_reconnect_list() {
         again.stderr
     );
     let mut forced: Vec<&str> = links_args.to_vec();
-    forced.extend(["--force-links", "--format", "csv"]);
+    // With trace logs: neither the API key, a record's secret nor a link reaches a log.
+    forced.extend(["--force-links", "--format", "csv", "-vvv"]);
     let at = forced.iter().position(|a| *a == "worklist.jsonl").unwrap();
     forced[at] = "worklist.csv";
     let out = authport(dir.path(), &forced, &env).await;
@@ -292,6 +293,12 @@ async fn failed_refreshes_and_unimportable_records_end_on_the_reconnect_list() {
         csv_lines.filter(|l| l.contains("/session/")).count(),
         3,
         "{csv}"
+    );
+    assert_no_canary("reconnect trace log", &out.stderr);
+    assert!(
+        !out.stderr.contains("/session/"),
+        "a link in the log: {}",
+        out.stderr
     );
 
     // Nothing written or printed holds a canary: worklists, state, event store, receiver logs.
