@@ -38,9 +38,7 @@ fn gql_user(name: &str, external: &str) -> (String, Value) {
 async fn sandbox_answers_and_client_requests_match_the_spec() {
     let mut spec = spec();
     relax_environment_values(&mut spec);
-    let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sandbox = common::start(Default::default()).await;
     let base = sandbox.base_url();
     let master = format!("Bearer {}", authport_sandbox::tray::DEFAULT_MASTER_TOKEN);
     let http = reqwest::Client::new();

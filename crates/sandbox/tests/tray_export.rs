@@ -12,9 +12,7 @@ mod common;
 #[tokio::test]
 async fn get_full_authentication_answers_as_the_spec_says() {
     let spec = spec();
-    let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sandbox = common::start(Default::default()).await;
     let base = sandbox.base_url();
     let master = format!("Bearer {}", authport_sandbox::tray::DEFAULT_MASTER_TOKEN);
     let http = reqwest::Client::new();
