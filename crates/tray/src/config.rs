@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use authport_core::{BuildContext, ConfigError, SecretString};
+use authport_kit::settings::SettingsProblem;
 use authport_kit::{Url, parse_base_url};
 use serde::Deserialize;
 use serde_json::Value;
@@ -282,10 +283,18 @@ impl TrayConfig {
                 lookup_before_create: true,
                 ..RawConfig::default()
             },
-            // serde's messages quote values only for type mismatches of scalars, which here
-            // could echo the master token: report the path alone.
-            value => serde_path_to_error::deserialize(value).map_err(|e| {
-                ConfigError::new(format!("invalid [tray] config at `{}`", e.path()))
+            // serde's messages quote values (which could echo the master token) and unknown
+            // keys: the kit reports the path alone, and for an unknown key the object holding it.
+            value => authport_kit::settings::from_json_located(value).map_err(|problem| {
+                ConfigError::new(match problem {
+                    SettingsProblem::At(path) => format!("invalid [tray] config at `{path}`"),
+                    SettingsProblem::UnknownKeyAt(path) if !path.is_empty() => {
+                        format!("invalid [tray] config: `{path}` has a key that is not a setting")
+                    }
+                    SettingsProblem::UnknownKeyAt(_) | SettingsProblem::UnknownKey => {
+                        "invalid [tray] config: a key that is not a setting".to_owned()
+                    }
+                })
             })?,
         };
         let env = &context.env;

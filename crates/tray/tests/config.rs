@@ -95,10 +95,12 @@ fn solution_slots_are_checked() {
         ),
         (
             serde_json::json!({"solution_id": "s", "slots": {"a": "slack"}, "nope": 1}),
-            "invalid [tray] config at `solution.nope`",
+            "invalid [tray] config: `solution` has a key that is not a setting",
         ),
     ] {
         let message = solution_refusal(serde_json::json!({ "solution": section }));
         assert!(message.contains(expect), "{expect}: {message}");
+        // An unknown key could be a secret pasted in the wrong place: never echoed.
+        assert!(!message.contains("nope"), "{message}");
     }
 }
