@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use authport_core::{FingerprintKey, TargetIdentity, TargetRef};
 use rand::RngCore as _;
-use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 
 use crate::files::{Refusal, precreate_private};
 use crate::state::StateStore;
@@ -254,7 +254,9 @@ impl EventStore {
     /// follows the journal). Returns how many were new.
     pub fn own(&self, provider: &str, owned: &[OwnedConnection]) -> anyhow::Result<usize> {
         let mut connection = self.lock();
-        let transaction = connection.transaction()?;
+        // Immediate: take the write lock first, so another writer (the import publishing its
+        // connections) makes this wait (busy timeout) instead of failing a read-then-write.
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut new = 0;
         {
             let mut statement = transaction.prepare_cached(
@@ -289,7 +291,9 @@ impl EventStore {
     pub fn record(&self, delivery: &Delivery) -> anyhow::Result<Recorded> {
         let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut connection = self.lock();
-        let transaction = connection.transaction()?;
+        // Immediate: take the write lock first, so another writer (the import publishing its
+        // connections) makes this wait (busy timeout) instead of failing a read-then-write.
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let owned = transaction
             .prepare_cached("SELECT 1 FROM owned WHERE provider = ?1 AND connection_key = ?2")?
             .query_row(params![delivery.provider, delivery.connection_key], |_| {

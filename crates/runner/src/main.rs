@@ -317,6 +317,8 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
         progress: !quiet && std::io::stderr().is_terminal(),
         ..defaults
     };
+    // Before (what earlier runs wrote, a killed one included) and after (what this one wrote).
+    publish_owned(&state, setup.plugin.name);
     let summary = authport_engine::import(importer, &state, &options, shutdown_signal()).await?;
     publish_owned(&state, setup.plugin.name);
     finish(

@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use authport_apideck::webhooks::{
@@ -26,15 +25,11 @@ use axum::routing::post;
 use clap::Args;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
 use crate::config::ConfigFile;
 
 /// Apideck's deliveries are small; anything larger is refused unread (413).
 pub const MAX_BODY: usize = 1024 * 1024;
-
-/// How often at most an unknown connection makes the receiver re-read the journal's owners.
-const REFRESH_OWNERS_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Args)]
 pub struct WebhooksArgs {
@@ -72,8 +67,6 @@ struct Receiver {
     api_key: SecretString,
     store: Arc<EventStore>,
     state_path: PathBuf,
-    /// When the journal's owners were last read (`None`: never).
-    owners_read: Mutex<Option<Instant>>,
     counters: Counters,
 }
 
@@ -109,7 +102,6 @@ pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Exit> {
         api_key: apideck.api_key.clone(),
         store: Arc::new(store),
         state_path: args.state.clone(),
-        owners_read: Mutex::new(None),
         counters: Counters::default(),
     });
     receiver.refresh_owners().await;
@@ -140,15 +132,11 @@ pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Exit> {
 }
 
 impl Receiver {
-    /// Learns the connections the journal owns, unless it was read moments ago. The journal is
-    /// opened read-only and fails at once while a run holds it; that run publishes its owners
-    /// to the event store when it ends.
+    /// Learns the connections the journal owns, once, at start. The journal is opened
+    /// read-only and fails at once while a run holds it; runs publish their connections to the
+    /// event store themselves (before and after the import). Reading it again later could make
+    /// an import that starts at that instant find the journal busy, so it is not.
     async fn refresh_owners(&self) {
-        let mut last = self.owners_read.lock().await;
-        if last.is_some_and(|at| at.elapsed() < REFRESH_OWNERS_EVERY) {
-            return;
-        }
-        *last = Some(Instant::now());
         let (path, store) = (self.state_path.clone(), self.store.clone());
         let learnt = tokio::task::spawn_blocking(move || learn_owners(&path, &store)).await;
         match learnt {
@@ -242,15 +230,6 @@ async fn handle(receiver: &Receiver, headers: &HeaderMap, body: &[u8]) -> Result
         })
         .ok_or_else(|| bad("the event has no event type"))?;
     let delivery = to_delivery(&event, event_type, idempotency_key);
-    // A connection not known yet may be one a run wrote since the owners were read.
-    let store = receiver.store.clone();
-    let key = delivery.connection_key.clone();
-    let known = tokio::task::spawn_blocking(move || store.owns(authport_apideck::PROVIDER, &key))
-        .await
-        .is_ok_and(|owned| owned.unwrap_or(false));
-    if !known {
-        receiver.refresh_owners().await;
-    }
     let store = receiver.store.clone();
     let to_store = delivery.clone();
     let recorded = tokio::task::spawn_blocking(move || store.record(&to_store)).await;
