@@ -58,8 +58,11 @@ pub fn redact_json(value: &Value, secrets: &[&str]) -> Value {
 /// made with it are stable across re-runs with the same credential, and the state file alone
 /// (salt and fingerprints) cannot check a guess of a record's secret: that also needs the
 /// credential. `Debug` prints nothing of the key.
+///
+/// Holds the initialised MAC rather than the key bytes: cloning it per fingerprint skips the
+/// key schedule (two SHA-256 blocks) that `new_from_slice` would redo on every call.
 #[derive(Clone)]
-pub struct FingerprintKey([u8; 32]);
+pub struct FingerprintKey(HmacSha256);
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -70,13 +73,13 @@ impl FingerprintKey {
         let mut mac = new_mac(credential.expose_secret().as_bytes());
         mac.update(Self::LABEL);
         mac.update(salt);
-        Self(mac.finalize().into_bytes().into())
+        Self(new_mac(&mac.finalize().into_bytes()))
     }
 
     /// The keyed fingerprint (hex) of `parts`, each length-prefixed so that no two different
     /// lists of parts hash the same bytes.
     pub fn fingerprint(&self, parts: &[&[u8]]) -> String {
-        let mut mac = new_mac(&self.0);
+        let mut mac = self.0.clone();
         for part in parts {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
@@ -105,5 +108,11 @@ pub fn record_tag(text: &str) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }

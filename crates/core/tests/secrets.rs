@@ -86,3 +86,20 @@ fn fingerprint_keys_depend_on_credential_and_salt_and_never_print() {
     assert_ne!(fingerprint, key.fingerprint(&[b"bodyt", b"arget"]));
     assert_eq!(format!("{key:?}"), "FingerprintKey([redacted])");
 }
+
+/// State files written before keep matching: the fingerprint is exactly
+/// `HMAC(HMAC(credential, LABEL || salt), len || part ...)` in lower-case hex (the expected
+/// value was computed with Python's `hmac`, independently of this crate).
+#[test]
+fn fingerprints_and_tags_match_an_independent_computation() {
+    use authport_core::{FingerprintKey, SecretString, record_tag};
+    let key = FingerprintKey::derive(&SecretString::from("CANARY-master-1"), b"salt-a");
+    let parts: [&[u8]; 2] = [b"body", b"target"];
+    assert_eq!(
+        key.fingerprint(&parts),
+        "903237c815f7f307b56db19dead45e70434c62b92ccbd3400621d864eeb077b2"
+    );
+    // The cloned MAC state does not leak between calls.
+    assert_eq!(key.fingerprint(&parts), key.fingerprint(&parts));
+    assert_eq!(record_tag("abc"), "ba7816bf8f01cfea");
+}
