@@ -638,3 +638,92 @@ async fn migrate_refuses_the_same_provider_and_a_source_that_cannot_export() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("cannot export"), "{}", out.stderr);
 }
+
+/// `[migrate.services]` renames the source's service to another canonical slug for the run:
+/// the target places the record by the new slug (Apideck: HubSpot's auth lands as Pipedrive).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migrate_section_renames_a_service_for_the_target() {
+    let (sandbox, planted, _in_tray) = seeded().await;
+    let dir = scratch();
+    std::fs::write(
+        dir.path().join("migrate.toml"),
+        "[migrate.services]\nhubspot = \"pipedrive\"\n",
+    )
+    .unwrap();
+    let args = migrate_args(
+        "apideck",
+        "report.jsonl",
+        &["--owner", "acme-42", "--config", "migrate.toml"],
+    );
+    let out = authport(dir.path(), &args, &sandbox.env()).await;
+    let report = read_lines(&dir.path().join("report.jsonl"));
+    assert!(out.code == 0 || out.code == 1, "{report:?} {}", out.stderr);
+    let keys = sandbox.apideck.connection_keys();
+    let pipedrive = (
+        "acme-42".to_owned(),
+        "crm".to_owned(),
+        "pipedrive".to_owned(),
+    );
+    assert!(keys.contains(&pipedrive), "{keys:?}");
+    assert!(
+        keys.iter().all(|(_, _, service)| service != "hubspot"),
+        "{keys:?}"
+    );
+    let view = sandbox
+        .apideck
+        .connection("acme-42", "crm", "pipedrive")
+        .unwrap();
+    let holds = serde_json::to_string(&view.stored.credentials).unwrap();
+    let token = planted
+        .iter()
+        .find(|p| p.record_id == "acme-42/hubspot" && p.field == "access_token")
+        .unwrap();
+    assert!(holds.contains(&token.secret));
+    assert_no_canary_in_dir(dir.path());
+}
+
+/// SIGTERM stops the migrate gracefully (exit 130, nothing unresolved) and the same command
+/// resumes it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_migrate_stops_gracefully_and_resumes() {
+    let (sandbox, planted, in_tray) = seeded().await;
+    let expect = expected(&sandbox, &planted, &in_tray).await;
+    let env = sandbox.env();
+    let dir = scratch();
+    let mut command = tokio::process::Command::new(binary());
+    command
+        .current_dir(dir.path())
+        .args(migrate_args("nango", "-", &["--concurrency", "1"]))
+        .env_remove("RUST_LOG")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = stdout.next_line().await.unwrap();
+    assert!(first.is_some());
+    let pid = child.id().unwrap().to_string();
+    let sent = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    while stdout.next_line().await.unwrap().is_some() {}
+    let status = child.wait().await.unwrap();
+    // A run that had already finished every record when the signal came exits 0 or 1.
+    let code = status.code().unwrap_or(-1);
+    assert!([130, 0, 1].contains(&code), "{code}");
+    let out = authport(dir.path(), &migrate_args("nango", "final.jsonl", &[]), &env).await;
+    let report = read_lines(&dir.path().join("final.jsonl"));
+    let (statuses, refused) = tally(&report);
+    assert_eq!(refused, expect.refused, "{report:?} {}", out.stderr);
+    assert!(
+        statuses.iter().all(|s| s == "imported" || s == "unchanged"),
+        "{report:?}"
+    );
+    assert!(check_arrived(&sandbox, "nango", &planted, &expect.arriving) >= 6 - expect.refused);
+    assert_no_canary_in_dir(dir.path());
+}
