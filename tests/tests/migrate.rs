@@ -727,3 +727,28 @@ async fn a_terminated_migrate_stops_gracefully_and_resumes() {
     assert!(check_arrived(&sandbox, "nango", &planted, &expect.arriving) >= 6 - expect.refused);
     assert_no_canary_in_dir(dir.path());
 }
+
+/// `--dry-run` reads the source and maps for the target, writes nothing there, and its plan
+/// holds no secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_migrate_plans_and_writes_nothing() {
+    let (sandbox, planted, in_tray) = seeded().await;
+    let expect = expected(&sandbox, &planted, &in_tray).await;
+    let dir = scratch();
+    let args = migrate_args("nango", "plan.jsonl", &["--dry-run"]);
+    let out = authport(dir.path(), &args, &sandbox.env()).await;
+    let report = read_lines(&dir.path().join("plan.jsonl"));
+    let code = if expect.refused == 0 { 0 } else { 1 };
+    assert_eq!(out.code, code, "{report:?} {}", out.stderr);
+    assert_eq!(
+        tally(&report),
+        (
+            vec!["planned".to_owned(); 6 - expect.refused],
+            expect.refused
+        ),
+        "{report:?}"
+    );
+    assert_eq!(sandbox.nango.connection_count(), 0);
+    assert_eq!(sandbox.nango.upsert_count(), 0);
+    assert_no_canary_in_dir(dir.path());
+}

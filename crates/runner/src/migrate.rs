@@ -297,7 +297,7 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> anyhow::Result<Exit> {
         rate_ceiling: engine.rate_ceiling,
         dry_run: args.dry_run,
         allow_target_change: args.allow_target_change,
-        progress: false,
+        progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         ..defaults
     };
 
