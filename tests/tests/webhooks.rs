@@ -182,6 +182,7 @@ async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_ch
         assert_eq!(failed, fails, "{owner}: {latest:?}");
     }
     let stored_before = store.stored_count("apideck").unwrap();
+    let unknown_before = store.unknown_count("apideck").unwrap();
 
     // A replayed delivery is stored once.
     let body = event("o2", FAILED);
@@ -214,6 +215,22 @@ async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_ch
             .count(),
         1
     );
+    assert_eq!(store.stored_count("apideck").unwrap(), stored_before + 1);
+
+    // An event about a connection this migration does not own is counted, never stored.
+    let stranger = event("stranger", FAILED);
+    let stranger_signature = sign(&api_key, &stranger);
+    let stranger = serde_json::to_vec(&stranger).unwrap();
+    let answer = post(
+        &receiver.url,
+        json_type,
+        Some(&stranger_signature),
+        Some("s-1"),
+        stranger,
+    )
+    .await;
+    assert_eq!(answer, (200, json!({"status": "ignored"})));
+    assert_eq!(store.unknown_count("apideck").unwrap(), unknown_before + 1);
     assert_eq!(store.stored_count("apideck").unwrap(), stored_before + 1);
 
     // Bad input gets a clear answer and changes nothing.
