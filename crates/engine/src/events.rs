@@ -1,3 +1,5 @@
+//! Long because the store's schema, its one write path and its readers belong together.
+//!
 //! The event store: what a vendor's webhooks said about the connections a migration owns, kept
 //! in `<state>.events` beside the `--state` journal.
 //!
