@@ -1,10 +1,11 @@
 //! `authport migrate` end to end: the example records, every secret a canary, are imported into
-//! Long because every migrate scenario shares the seeded Tray and the arrival checks.
 //! the Tray sandbox with the binary, then moved with `migrate --from tray --to apideck|nango`.
 //! Every canary must arrive exactly once, in the right field, for the right owner; a re-run
 //! changes nothing; a migrate killed (SIGKILL) after N report lines and resumed loses and
 //! duplicates nothing; `export --output - | import --input -` does the same; no canary appears
 //! in what the binary prints, its state or its report.
+//!
+//! Long because every migrate scenario shares the seeded Tray and the arrival checks.
 
 mod common;
 
