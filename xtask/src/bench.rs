@@ -5,7 +5,7 @@
 //! load generator (`wrk`) and prints the figures, each a ratio taken within the same run.
 //!
 //! ```text
-//! cargo xtask bench [--quick] [--debug] [--only overhead|memory|ratelimit|ratelimit-short|autorate|faults|crash|webhooks]
+//! cargo xtask bench [--quick] [--debug] [--only overhead|apideck|memory|ratelimit|ratelimit-short|autorate|faults|crash|webhooks]
 //! ```
 //! `--quick` shrinks every input (a smoke run, not figures); `--debug` skips the release build.
 
@@ -16,10 +16,12 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-#[path = "bench_webhooks.rs"]
-mod bench_webhooks;
+#[path = "bench_apideck.rs"]
+mod bench_apideck;
 #[path = "bench_migrate.rs"]
 mod bench_migrate;
+#[path = "bench_webhooks.rs"]
+mod bench_webhooks;
 
 /// Input sizes of one bench run.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +90,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let figure = overhead(&driver, &work, sizes)?;
         print_figure("overhead", &figure);
         results.insert("overhead".into(), figure);
+    }
+    if wanted("apideck") {
+        // Apideck: overhead vs wrk and vs the aiohttp peer, concurrency 64, rate limit off.
+        let records = if quick { 5_000 } else { 100_000 };
+        let figure = bench_apideck::apideck(&root, &driver, &work, records, 64, sizes.wrk_seconds)?;
+        print_figure("apideck", &figure);
+        results.insert("apideck".into(), figure);
     }
     if wanted("memory") {
         let figure = memory(&driver, &work, sizes)?;

@@ -9,6 +9,8 @@
 //! bench_driver ratelimit RECORDS
 //! bench_driver autorate RECORDS               # --rate auto against a hidden 40 req/s
 //! bench_driver crash RECORDS KILLS
+//! bench_driver apideck-serve                  # fixed-response Vault; counts on stdin EOF
+//! bench_driver apideck-import BASE_URL INPUT STATE CONCURRENCY   # rate limit off
 //! ```
 
 use std::collections::BTreeSet;
@@ -27,6 +29,8 @@ use rand::{Rng as _, SeedableRng as _};
 use serde_json::{Value, json};
 
 use authport_tray as _;
+
+mod bench_apideck;
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -60,6 +64,11 @@ async fn main() -> anyhow::Result<()> {
         "ratelimit" => ratelimit(number(1)?).await?,
         "autorate" => autorate(number(1)?).await?,
         "crash" => crash(number(1)?, number(2)?).await?,
+        "apideck-serve" => bench_apideck::serve(record(0, 1)).await?,
+        "apideck-import" => {
+            bench_apideck::import(arg(1)?, Path::new(arg(2)?), Path::new(arg(3)?), number(4)?)
+                .await?
+        }
         other => bail!("unknown subcommand `{other}`"),
     };
     println!("{result}");
