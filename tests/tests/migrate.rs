@@ -239,11 +239,11 @@ fn check_arrived(
 }
 
 /// What a migrate to either target must do with the seeded Tray: the Tray import ids whose secrets
-/// must arrive, and how many source objects the target must refuse (`mapping`). Derived from a
-/// real Tray export: what the Tray exporter leaves `custom` (OAuth2 sets with extra fields such
-/// as `instance_url` or `realm_id`) fits neither Apideck's OAuth2 connectors nor a Nango field
-/// map (which must place every field), so it is refused, located, and none of its secrets
-/// may arrive anywhere.
+/// must arrive, and how many source objects the target must refuse (`mapping`). Read from a
+/// real Tray export: what the Tray exporter left `custom` would fit neither Apideck's OAuth2
+/// connectors nor a Nango field map, so it would be refused. The example dataset has none:
+/// settings the Tray import stored among the credentials (`instance_url`, `realm_id`) come back
+/// as settings, so every auth is typed and every secret must arrive.
 struct Expected {
     arriving: Vec<String>,
     refused: usize,
@@ -262,6 +262,11 @@ async fn expected(sandbox: &Sandbox, planted: &[Planted], in_tray: &[String]) ->
         .into_iter()
         .filter(|record| record["auth"]["type"] == "custom")
         .collect();
+    let custom_ids: Vec<&Value> = custom.iter().map(|record| &record["id"]).collect();
+    assert!(
+        custom_ids.is_empty(),
+        "the Tray export types every example auth; custom: {custom_ids:?}"
+    );
     let refused = custom.len();
     let arriving = in_tray
         .iter()

@@ -361,18 +361,21 @@ pub fn to_record(
     full: FullAuthentication,
 ) -> Result<CredentialRecord, ProviderError> {
     let mut warnings = Vec::new();
-    let (auth, scopes_from_credentials) = type_credentials(full.credentials, &mut warnings)?;
-    let auth = match auth {
+    let typed = type_credentials(full.credentials, &mut warnings)?;
+    let auth = match typed.auth {
         Auth::OAuth2(mut oauth) => {
             oauth.scopes = full
                 .scopes
                 .filter(|s| !s.is_empty())
-                .or(scopes_from_credentials)
+                .or(typed.scopes)
                 .unwrap_or_default();
             Auth::OAuth2(oauth)
         }
         other => other,
     };
+    // Settings the import stored among the credentials join the user data (which wins).
+    let mut settings = typed.settings;
+    settings.extend(full.user_data);
     let mut metadata = Map::new();
     if let Some(Value::Object(fields)) = listed.custom_fields.as_ref().map(parse_json_text)
         && !fields.is_empty()
@@ -396,7 +399,7 @@ pub fn to_record(
         service: listed.service.name.clone(),
         name: Some(listed.name.clone()).filter(|n| !n.trim().is_empty()),
         auth,
-        settings: full.user_data,
+        settings,
         metadata,
         targets,
         warnings,

@@ -162,21 +162,22 @@ async fn every_auth_comes_back_typed_for_its_owner_and_reads_as_v1() {
     assert_eq!(oauth.expiry.unwrap().expires_at.timestamp(), 1_900_000_000);
     assert_eq!(oauth.token_type.as_deref(), Some("Bearer"));
 
-    // Keys outside the oauth2 set: the whole auth is custom, every field kept, with a warning.
+    // A setting the import stored among the credentials (Mailchimp's `dc`) comes back as a
+    // setting, and the rest is the oauth2 set it was.
     let exported = by_id(&sink.records, "extra-1");
-    let Auth::Custom { fields } = &exported.auth else {
-        panic!("expected custom, got {:?}", exported.auth)
+    let Auth::OAuth2(oauth) = &exported.auth else {
+        panic!("expected oauth2, got {:?}", exported.auth)
     };
-    assert_eq!(fields["access_token"].expose_secret(), extra);
-    assert_eq!(fields["dc"].expose_secret(), "us21");
-    assert_eq!(fields["expires_in"].expose_secret(), "3600");
-    let warning = exported
-        .warnings
-        .iter()
-        .find(|w| w.field == "auth")
-        .unwrap();
-    assert!(warning.message.contains("custom"), "{warning}");
-    assert_no_canary("warning", &warning.to_string());
+    assert_eq!(oauth.access_token.expose_secret(), extra);
+    assert_eq!(exported.settings["dc"], json!("us21"));
+    assert!(
+        exported
+            .warnings
+            .iter()
+            .any(|w| w.field == "auth.expires_in"),
+        "{:?}",
+        exported.warnings
+    );
 
     for record in &sink.records {
         // Valid v1: the record reads back as itself.

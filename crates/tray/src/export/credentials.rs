@@ -1,7 +1,10 @@
 //! Tray's `credentials` object typed into a canonical auth, by its key set: Tray stores
 //! whatever keys the service's connector uses (`access_token` or `accessToken`, `email` +
 //! `api_token`, ...), so a set that is exactly one canonical kind becomes that kind, and any
-//! other set becomes `custom` with a warning naming its keys, never dropped. Pure.
+//! other set becomes `custom` with a warning naming its keys, never dropped. The import puts a
+//! record's `settings` into `credentials` too (Salesforce's `instance_url`, QuickBooks'
+//! `realm_id`), so keys with a well-known non-secret setting's name are read back as settings
+//! when what remains is exactly one canonical kind. Pure.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +40,31 @@ const OAUTH_KEYS: &[&str] = &[
     "client_id",
 ];
 const API_KEY_KEYS: &[&str] = &["api_key", "api_token", "token", "key"];
+/// Names that are connection settings, never secrets (design.md's examples and their kin):
+/// only these move from Tray's `credentials` to the record's `settings`, a lane that is
+/// printed. Any other extra key keeps the whole set `custom` (secret) instead.
+const SETTING_KEYS: &[&str] = &[
+    "instance_url",
+    "realm_id",
+    "dc",
+    "subdomain",
+    "domain",
+    "region",
+    "site",
+    "base_url",
+    "api_domain",
+    "account_id",
+    "company_id",
+    "tenant_id",
+];
+
+/// A typed credentials object: the auth, the scopes an OAuth `scope` string names, and the
+/// settings that were stored among the credentials.
+pub(super) struct Typed {
+    pub auth: Auth,
+    pub scopes: Option<Vec<String>>,
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
 /// The names the import's mapping (`map.rs`) gives a basic auth's two halves, read back the
 /// same way, so an auth imported as basic (Zendesk's `email` + `api_token`) exports as basic.
 const USERNAME_KEYS: &[&str] = &["username", "email", "user", "login"];
@@ -55,7 +83,7 @@ fn warn(warnings: &mut Vec<RecordWarning>, field: impl Into<String>, message: im
 pub(super) fn type_credentials(
     credentials: BTreeMap<String, SecretValue>,
     warnings: &mut Vec<RecordWarning>,
-) -> Result<(Auth, Option<Vec<String>>), ProviderError> {
+) -> Result<Typed, ProviderError> {
     let mut values: BTreeMap<String, (String, SecretValue)> = BTreeMap::new();
     for (key, value) in credentials {
         let name = snake_case(&key);
@@ -67,6 +95,58 @@ pub(super) fn type_credentials(
             values.insert(name, (key, value));
         }
     }
+    let is_setting = |name: &str, value: &SecretValue| {
+        SETTING_KEYS.contains(&name)
+            && matches!(value, SecretValue::Text(_) | SecretValue::Number(_))
+    };
+    let rest: Vec<&str> = values
+        .iter()
+        .filter(|(name, (_, value))| !is_setting(name, value))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let mut settings = serde_json::Map::new();
+    if rest.len() < values.len() && is_exact_kind(&rest) {
+        let names: Vec<String> = values.keys().cloned().collect();
+        for name in names {
+            if values
+                .get(&name)
+                .is_some_and(|(_, value)| is_setting(&name, value))
+                && let Some((_, value)) = values.remove(&name)
+            {
+                settings.insert(name, setting_value(value));
+            }
+        }
+    }
+    let (auth, scopes) = type_set(values, warnings)?;
+    Ok(Typed {
+        auth,
+        scopes,
+        settings,
+    })
+}
+
+/// Whether these key names are exactly one canonical kind (the rules of `type_set`).
+fn is_exact_kind(names: &[&str]) -> bool {
+    (names.contains(&"access_token") && names.iter().all(|n| OAUTH_KEYS.contains(n)))
+        || (names.len() == 1 && API_KEY_KEYS.contains(&names[0]))
+        || basic_pair(names).is_some()
+}
+
+/// A setting's value for the record's (printed) `settings`.
+fn setting_value(value: SecretValue) -> serde_json::Value {
+    use authport_core::ExposeSecret as _;
+    match value {
+        SecretValue::Text(text) => serde_json::Value::String(text.expose_secret().to_owned()),
+        SecretValue::Number(number) => serde_json::Value::Number(number),
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// Types one key set (see the module comment).
+fn type_set(
+    mut values: BTreeMap<String, (String, SecretValue)>,
+    warnings: &mut Vec<RecordWarning>,
+) -> Result<(Auth, Option<Vec<String>>), ProviderError> {
     let names: Vec<&str> = values.keys().map(String::as_str).collect();
     let only = |allowed: &[&str]| names.iter().all(|n| allowed.contains(n));
     if names.contains(&"access_token") && only(OAUTH_KEYS) {
@@ -244,7 +324,7 @@ mod tests {
             let credentials: BTreeMap<String, SecretValue> = serde_json::from_value(value).unwrap();
             let mut warnings = Vec::new();
             let typed = type_credentials(credentials, &mut warnings);
-            (typed.map(|(auth, _)| auth.kind()), warnings.len())
+            (typed.map(|typed| typed.auth.kind()), warnings.len())
         };
         assert_eq!(read(json!({"apiKey": "k"})), (Ok("api_key"), 0));
         assert_eq!(read(json!({"token": "k"})), (Ok("api_key"), 0));
@@ -265,6 +345,45 @@ mod tests {
         assert_eq!(read(json!({"key": "k", "secret": ""})), (Ok("custom"), 2));
         assert!(read(json!({})).0.is_err());
         assert!(read(json!({"api_key": ""})).0.is_err());
+    }
+
+    #[test]
+    fn settings_stored_among_the_credentials_come_back_as_settings() {
+        let read = |value: Value| {
+            let credentials: BTreeMap<String, SecretValue> = serde_json::from_value(value).unwrap();
+            let mut warnings = Vec::new();
+            let typed = type_credentials(credentials, &mut warnings).unwrap();
+            (
+                typed.auth.kind(),
+                Value::Object(typed.settings),
+                warnings.len(),
+            )
+        };
+        // Salesforce and QuickBooks as Tray stores them after an import.
+        assert_eq!(
+            read(
+                json!({"access_token": "a", "refresh_token": "r", "token_type": "Bearer",
+                "instance_url": "https://acme.my.salesforce.com"})
+            ),
+            (
+                "oauth2",
+                json!({"instance_url": "https://acme.my.salesforce.com"}),
+                0
+            )
+        );
+        assert_eq!(
+            read(json!({"access_token": "a", "refresh_token": "r", "realm_id": 4620816365_u64})),
+            ("oauth2", json!({"realm_id": 4620816365_u64}), 0)
+        );
+        assert_eq!(
+            read(json!({"api_key": "k", "subdomain": "acme"})),
+            ("api_key", json!({"subdomain": "acme"}), 0)
+        );
+        // An unknown extra key keeps every key secret, in custom.
+        assert_eq!(
+            read(json!({"access_token": "a", "instance_url": "u", "signing_secret": "s"})),
+            ("custom", json!({}), 1)
+        );
     }
 
     #[test]
