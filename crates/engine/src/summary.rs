@@ -100,6 +100,10 @@ impl ReportWriter {
     }
 
     pub fn write(&mut self, line: &ReportLine) -> anyhow::Result<()> {
+        // Without `--report` the line is not built at all (a JSON tree per record, for nothing).
+        if self.out.is_none() {
+            return Ok(());
+        }
         self.write_value(&serde_json::to_value(line)?)
     }
 
