@@ -297,26 +297,18 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
     let defaults = ImportOptions::new(setup.plugin.name, setup.plugin.limits, &args.input);
     // One rate limit for the run, applied to every request the provider sends.
     let importer = build_importer(&setup, &state, &defaults.gate)?;
-    let options = ImportOptions {
-        max_attempts: engine.max_attempts.unwrap_or(defaults.max_attempts),
-        deadline: engine
-            .deadline_secs
-            .map(std::time::Duration::from_secs)
-            .or(defaults.deadline),
-        report: Some(report.clone()),
-        concurrency: args.concurrency.or(engine.concurrency).map(|n| n as usize),
-        rate: match args.rate {
-            Some(RateArg::Fixed(rate)) => Some(rate),
-            Some(RateArg::Auto) => None,
-            None => engine.rate,
+    let options = run_options(
+        defaults,
+        engine,
+        RunFlags {
+            concurrency: args.concurrency,
+            rate: args.rate,
+            dry_run: args.dry_run,
+            allow_target_change: args.provider.allow_target_change,
+            report: report.clone(),
+            quiet,
         },
-        auto_rate: args.rate == Some(RateArg::Auto),
-        rate_ceiling: engine.rate_ceiling,
-        dry_run: args.dry_run,
-        allow_target_change: args.provider.allow_target_change,
-        progress: !quiet && std::io::stderr().is_terminal(),
-        ..defaults
-    };
+    );
     // Before (what earlier runs wrote, a killed one included) and after (what this one wrote).
     publish_owned(&state, setup.plugin.name);
     let summary = authport_engine::import(importer, &state, &options, shutdown_signal()).await?;
@@ -397,8 +389,47 @@ async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> any
     Ok(summary.exit_code())
 }
 
-/// Resolves on Ctrl-C or SIGTERM: the engine stops taking records and finishes in-flight ones.
-async fn shutdown_signal() {
+/// The flags `import` and `migrate` share, for [`run_options`].
+pub(crate) struct RunFlags {
+    pub concurrency: Option<u32>,
+    pub rate: Option<RateArg>,
+    pub dry_run: bool,
+    pub allow_target_change: bool,
+    pub report: PathBuf,
+    pub quiet: bool,
+}
+
+/// An import run's options: the flags win over the config's `[engine]`, which wins over the
+/// provider's defaults.
+pub(crate) fn run_options(
+    defaults: ImportOptions,
+    engine: &config::EngineDefaults,
+    flags: RunFlags,
+) -> ImportOptions {
+    ImportOptions {
+        max_attempts: engine.max_attempts.unwrap_or(defaults.max_attempts),
+        deadline: engine
+            .deadline_secs
+            .map(std::time::Duration::from_secs)
+            .or(defaults.deadline),
+        report: Some(flags.report),
+        concurrency: flags.concurrency.or(engine.concurrency).map(|n| n as usize),
+        rate: match flags.rate {
+            Some(RateArg::Fixed(rate)) => Some(rate),
+            Some(RateArg::Auto) => None,
+            None => engine.rate,
+        },
+        auto_rate: flags.rate == Some(RateArg::Auto),
+        rate_ceiling: engine.rate_ceiling,
+        dry_run: flags.dry_run,
+        allow_target_change: flags.allow_target_change,
+        progress: !flags.quiet && std::io::stderr().is_terminal(),
+        ..defaults
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn interrupted() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -417,6 +448,11 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the engine stops taking records and finishes in-flight ones.
+async fn shutdown_signal() {
+    interrupted().await;
     tracing::warn!(
         "stopping: finishing records in flight; run again with the same --state to resume"
     );

@@ -280,26 +280,18 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> anyhow::Result<Exit> {
     let defaults = ImportOptions::new(setup.plugin.name, setup.plugin.limits, input);
     let importer = crate::build_importer(&setup, &state, &defaults.gate)?;
     let engine = &setup.config.engine;
-    let options = ImportOptions {
-        max_attempts: engine.max_attempts.unwrap_or(defaults.max_attempts),
-        deadline: engine
-            .deadline_secs
-            .map(std::time::Duration::from_secs)
-            .or(defaults.deadline),
-        report: Some(report.clone()),
-        concurrency: args.concurrency.or(engine.concurrency).map(|n| n as usize),
-        rate: match args.rate {
-            Some(RateArg::Fixed(rate)) => Some(rate),
-            Some(RateArg::Auto) => None,
-            None => engine.rate,
+    let options = crate::run_options(
+        defaults,
+        engine,
+        crate::RunFlags {
+            concurrency: args.concurrency,
+            rate: args.rate,
+            dry_run: args.dry_run,
+            allow_target_change: args.allow_target_change,
+            report: report.clone(),
+            quiet,
         },
-        auto_rate: args.rate == Some(RateArg::Auto),
-        rate_ceiling: engine.rate_ceiling,
-        dry_run: args.dry_run,
-        allow_target_change: args.allow_target_change,
-        progress: !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        ..defaults
-    };
+    );
 
     let cancel = Arc::new(AtomicBool::new(false));
     let mut sink = FileSink::new(Box::new(pipe_out), quiet);
