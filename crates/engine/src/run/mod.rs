@@ -1,4 +1,6 @@
 //! The import run: a streaming pipeline from the input file through mapping to the provider.
+//! (Long because the reader thread, the worker pool and the stop handling share one run's
+//! state here; what happens to one record lives in `record.rs`.)
 //!
 //! ```text
 //! reader thread ──(bounded channel, 2 × concurrency)──> N workers ──> report + tally
