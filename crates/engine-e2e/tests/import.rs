@@ -2,9 +2,10 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use authport_engine::{Exit, StateStore};
+use authport_engine::{AppliedHook, Exit, StateStore};
 use authport_sandbox::SandboxConfig;
 use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
 use common::*;
@@ -62,8 +63,32 @@ async fn import_then_rerun_is_unchanged_and_a_changed_record_is_updated_in_place
     let mut options = options("tray", &input_path, &report);
     // Drawn on stderr (indicatif hides it when stderr is not a terminal).
     options.progress = true;
+    // Every committed object is announced once, with the target the journal holds.
+    let applied: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let seen = applied.clone();
+    options.on_applied = Some(AppliedHook(Arc::new(move |record_id, target| {
+        let id = target.get_str("authentication_id").unwrap_or("").to_owned();
+        seen.lock().unwrap().push((record_id.to_owned(), id));
+    })));
     let first = run(&importer, &state, &options).await;
     assert_eq!(counts(&first), vec![("imported", 12)]);
+    let mut announced = std::mem::take(&mut *applied.lock().unwrap());
+    announced.sort();
+    let mut journalled: Vec<(String, String)> = state
+        .objects("tray")
+        .unwrap()
+        .into_iter()
+        .map(|o| {
+            let id = o
+                .target
+                .get_str("authentication_id")
+                .unwrap_or("")
+                .to_owned();
+            (o.record_id, id)
+        })
+        .collect();
+    journalled.sort();
+    assert_eq!(announced, journalled);
     assert_eq!(first.exit_code(), Exit::Ok);
     assert_one_tray_auth_per_record(&sandbox, 12);
     let lines = report_lines(&report);
@@ -76,6 +101,7 @@ async fn import_then_rerun_is_unchanged_and_a_changed_record_is_updated_in_place
 
     let second = run(&importer, &state, &options).await;
     assert_eq!(counts(&second), vec![("unchanged", 12)]);
+    assert!(applied.lock().unwrap().is_empty(), "nothing was written");
     assert_one_tray_auth_per_record(&sandbox, 12);
 
     // A new token for one record: an update of the same object, not a second create.

@@ -36,8 +36,8 @@ pub use files::Refusal;
 pub use limiter::RunGate;
 pub use maintenance::{MaintenanceOptions, rollback, verify};
 pub use run::{
-    ImportOptions, Input, Pacing, default_send_rate, import, input_identity, is_stdin, pacing,
-    validate,
+    AppliedHook, ImportOptions, Input, Pacing, default_send_rate, import, input_identity, is_stdin,
+    pacing, validate,
 };
 pub use state::StateStore;
 pub use summary::{Exit, MaintenanceSummary, ReportWriter, RunSummary};

@@ -16,7 +16,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use authport_core::{BuildContext, EnvSnapshot, ProviderPlugin};
 use authport_engine::files::refuse_same_as_input;
-use authport_engine::{Exit, ImportOptions, MaintenanceOptions, RunGate, RunSummary, StateStore};
+use authport_engine::{
+    AppliedHook, EventStore, Exit, ImportOptions, MaintenanceOptions, OwnedConnection, RunGate,
+    RunSummary, StateStore,
+};
 use authport_engine::{input_identity, is_stdin};
 use clap::Parser;
 
@@ -309,7 +312,12 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
             quiet,
         },
     );
-    // Before (what earlier runs wrote, a killed one included) and after (what this one wrote).
+    let options = ImportOptions {
+        on_applied: applied_hook(&state, setup.plugin.name),
+        ..options
+    };
+    // Before (what earlier runs wrote, a killed one included), each object as it is committed
+    // (`applied_hook`), and after (anything a busy event store made the hook miss).
     publish_owned(&state, setup.plugin.name);
     let summary = authport_engine::import(importer, &state, &options, shutdown_signal()).await?;
     publish_owned(&state, setup.plugin.name);
@@ -330,6 +338,34 @@ fn publish_owned(state: &StateStore, provider: &str) {
     if let Err(error) = authport_engine::publish_owned(state, provider, key_of) {
         tracing::warn!("cannot record the run's connections for the webhook receiver: {error:#}");
     }
+}
+
+/// When a webhook receiver keeps an event store for this state, each connection the run
+/// commits is published to it at once, so the receiver stores that connection's events from
+/// the first one (it cannot read the journal while the run holds it).
+pub(crate) fn applied_hook(state: &StateStore, provider: &'static str) -> Option<AppliedHook> {
+    let key_of = webhooks::connection_key_fn(provider)?;
+    let path = state.path()?;
+    std::fs::symlink_metadata(authport_engine::events_path(path)).ok()?;
+    let store = match EventStore::open(path) {
+        Ok(store) => Arc::new(store),
+        Err(error) => {
+            tracing::warn!("cannot open the event store for the webhook receiver: {error:#}");
+            return None;
+        }
+    };
+    Some(AppliedHook(Arc::new(move |record_id, target| {
+        let Some(connection_key) = key_of(target) else {
+            return;
+        };
+        let owned = OwnedConnection {
+            connection_key,
+            record_id: record_id.to_owned(),
+        };
+        if let Err(error) = store.own(provider, &[owned]) {
+            tracing::warn!("cannot record a connection for the webhook receiver: {error:#}");
+        }
+    })))
 }
 
 fn open_state(path: &Path, config: &ConfigFile) -> anyhow::Result<StateStore> {

@@ -292,6 +292,10 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> anyhow::Result<Exit> {
             quiet,
         },
     );
+    let options = ImportOptions {
+        on_applied: crate::applied_hook(&state, setup.plugin.name),
+        ..options
+    };
 
     let cancel = Arc::new(AtomicBool::new(false));
     let mut sink = FileSink::new(Box::new(pipe_out), quiet);

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use authport_core::input::{InputItem, InputReader};
 use authport_core::{
-    AuthImporter, CredentialRecord, ErrorKind, ProviderLimits, ReportLine, Status,
+    AuthImporter, CredentialRecord, ErrorKind, ProviderLimits, ReportLine, Status, TargetRef,
 };
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
@@ -95,6 +95,20 @@ pub struct ImportOptions {
     /// applies to every HTTP request the provider sends; the engine configures it once when the
     /// run starts and slows it down on 429s.
     pub gate: Arc<RunGate>,
+    /// Called after each record's outcome is committed with the object it wrote (e.g. to tell
+    /// the webhook receiver that this connection is now the migration's, while the run holds
+    /// the journal's lock).
+    pub on_applied: Option<AppliedHook>,
+}
+
+/// See [`ImportOptions::on_applied`]: `(record id, target)`. Must not block for long.
+#[derive(Clone)]
+pub struct AppliedHook(pub Arc<dyn Fn(&str, &TargetRef) + Send + Sync>);
+
+impl std::fmt::Debug for AppliedHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppliedHook")
+    }
 }
 
 impl ImportOptions {
@@ -123,6 +137,7 @@ impl ImportOptions {
             retry_max_delay: policy.max_delay,
             allow_target_change: false,
             gate: RunGate::new(),
+            on_applied: None,
         }
     }
 
@@ -317,6 +332,7 @@ pub async fn import(
         }),
         progress: Progress::new(options.progress, size),
         discoveries: Default::default(),
+        on_applied: options.on_applied.clone(),
     });
 
     let mut shutdown = std::pin::pin!(shutdown);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use authport_core::{
     AuthImporter, CredentialRecord, DiscoveryKey, Disposition, ErrorKind, ImportOutcome,
-    MappedRecord, PriorImport, ProviderError, ReportLine, Status,
+    MappedRecord, PriorImport, ProviderError, ReportLine, Status, TargetRef,
 };
 
 use super::discovery::{Discovered, Discoveries};
@@ -56,6 +56,7 @@ pub(super) struct Run {
     pub output: Mutex<Output>,
     pub progress: Progress,
     pub discoveries: Discoveries,
+    pub on_applied: Option<super::AppliedHook>,
 }
 
 /// How a reconcile ended.
@@ -95,6 +96,15 @@ fn not_attempted(line: ReportLine) -> ReportLine {
 
 fn interrupted(line: ReportLine) -> ReportLine {
     skipped(line, ErrorKind::Interrupted, INTERRUPTED_MESSAGE)
+}
+
+impl Run {
+    /// Tells the `on_applied` hook, if any, that this record's object is committed.
+    fn applied(&self, record_id: &str, target: &TargetRef) {
+        if let Some(hook) = &self.on_applied {
+            (hook.0)(record_id, target);
+        }
+    }
 }
 
 impl Run {
@@ -239,6 +249,7 @@ impl Run {
                             created,
                         )
                         .await?;
+                    self.applied(&record.id, &outcome.target);
                     entry = self
                         .state
                         .entry(&self.provider, &record.id)?
@@ -415,6 +426,7 @@ impl Run {
                         created,
                     )
                     .await?;
+                self.applied(record_id, &outcome.target);
                 report.status = disposition_status(outcome.disposition);
                 Ok(report)
             }
