@@ -103,7 +103,10 @@ pub struct ImportOptions {
 
 /// See [`ImportOptions::on_applied`]: `(record id, target)`. Must not block for long.
 #[derive(Clone)]
-pub struct AppliedHook(pub Arc<dyn Fn(&str, &TargetRef) + Send + Sync>);
+pub struct AppliedHook(pub Arc<AppliedFn>);
+
+/// `(record id, target)` of one committed outcome.
+pub type AppliedFn = dyn Fn(&str, &TargetRef) + Send + Sync;
 
 impl std::fmt::Debug for AppliedHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
