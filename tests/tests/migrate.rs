@@ -17,102 +17,6 @@ use common::*;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-/// One planted secret: the Tray import record it was in, its owner, service and canonical field.
-struct Planted {
-    record_id: &'static str,
-    owner: &'static str,
-    service: &'static str,
-    field: &'static str,
-    secret: String,
-}
-
-/// The example records with every secret replaced by its own canary.
-fn canary_dataset() -> (Vec<String>, Vec<Planted>) {
-    let plan: [(&str, &str, &str, &str, &str); 9] = [
-        (
-            "example-hubspot-access-token",
-            "acme-42/hubspot",
-            "acme-42",
-            "hubspot",
-            "access_token",
-        ),
-        (
-            "example-hubspot-refresh-token",
-            "acme-42/hubspot",
-            "acme-42",
-            "hubspot",
-            "refresh_token",
-        ),
-        (
-            "example-salesforce-access-token",
-            "acme-42/salesforce",
-            "acme-42",
-            "salesforce",
-            "access_token",
-        ),
-        (
-            "example-salesforce-refresh-token",
-            "acme-42/salesforce",
-            "acme-42",
-            "salesforce",
-            "refresh_token",
-        ),
-        (
-            "example-activecampaign-key",
-            "globex-7/activecampaign",
-            "globex-7",
-            "activecampaign",
-            "api_key",
-        ),
-        (
-            "example-greenhouse-key",
-            "globex-7/greenhouse",
-            "globex-7",
-            "greenhouse",
-            "api_key",
-        ),
-        (
-            "example-quickbooks-access-token",
-            "initech-3/quickbooks",
-            "initech-3",
-            "quickbooks",
-            "access_token",
-        ),
-        (
-            "example-quickbooks-refresh-token",
-            "initech-3/quickbooks",
-            "initech-3",
-            "quickbooks",
-            "refresh_token",
-        ),
-        (
-            "example-zendesk-api-token",
-            "initech-3/zendesk",
-            "initech-3",
-            "zendesk",
-            "password",
-        ),
-    ];
-    let mut text = std::fs::read_to_string(example("records.jsonl")).unwrap();
-    let mut planted = Vec::new();
-    for (example_secret, record_id, owner, service, field) in plan {
-        assert!(
-            text.contains(example_secret),
-            "examples/records.jsonl has no {example_secret}"
-        );
-        let secret = canary(&format!("migrate-{service}-{field}"));
-        text = text.replace(example_secret, &secret);
-        planted.push(Planted {
-            record_id,
-            owner,
-            service,
-            field,
-            secret,
-        });
-    }
-    (text.lines().map(str::to_owned).collect(), planted)
-}
-
 /// The key names a target may give each canonical field.
 fn names_of(field: &str) -> &'static [&'static str] {
     match field {
@@ -303,7 +207,7 @@ fn tally(report: &[Value]) -> (Vec<String>, usize) {
 /// import took.
 async fn seeded() -> (Sandbox, Vec<Planted>, Vec<String>) {
     let sandbox = sandbox().await;
-    let (lines, planted) = canary_dataset();
+    let (lines, planted) = canary_dataset("migrate-");
     let dir = scratch();
     let input = write_lines(dir.path(), "in.jsonl", &lines);
     let run = import_with_state("tray", &sandbox.env(), dir.path(), &input, &[]).await;

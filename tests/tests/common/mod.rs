@@ -148,3 +148,100 @@ pub fn example(name: &str) -> PathBuf {
         .join("../examples")
         .join(name)
 }
+
+/// One planted secret: the record it belongs to and the canonical field it sits in.
+pub struct Planted {
+    pub record_id: &'static str,
+    pub owner: &'static str,
+    pub service: &'static str,
+    pub field: &'static str,
+    pub secret: String,
+}
+
+/// The example records with every secret replaced by its own canary (`label` keeps the
+/// canaries of one test file apart from another's).
+pub fn canary_dataset(label: &str) -> (Vec<String>, Vec<Planted>) {
+    let plan: [(&str, &str, &str, &str, &str); 9] = [
+        (
+            "example-hubspot-access-token",
+            "acme-42/hubspot",
+            "acme-42",
+            "hubspot",
+            "access_token",
+        ),
+        (
+            "example-hubspot-refresh-token",
+            "acme-42/hubspot",
+            "acme-42",
+            "hubspot",
+            "refresh_token",
+        ),
+        (
+            "example-salesforce-access-token",
+            "acme-42/salesforce",
+            "acme-42",
+            "salesforce",
+            "access_token",
+        ),
+        (
+            "example-salesforce-refresh-token",
+            "acme-42/salesforce",
+            "acme-42",
+            "salesforce",
+            "refresh_token",
+        ),
+        (
+            "example-activecampaign-key",
+            "globex-7/activecampaign",
+            "globex-7",
+            "activecampaign",
+            "api_key",
+        ),
+        (
+            "example-greenhouse-key",
+            "globex-7/greenhouse",
+            "globex-7",
+            "greenhouse",
+            "api_key",
+        ),
+        (
+            "example-quickbooks-access-token",
+            "initech-3/quickbooks",
+            "initech-3",
+            "quickbooks",
+            "access_token",
+        ),
+        (
+            "example-quickbooks-refresh-token",
+            "initech-3/quickbooks",
+            "initech-3",
+            "quickbooks",
+            "refresh_token",
+        ),
+        (
+            "example-zendesk-api-token",
+            "initech-3/zendesk",
+            "initech-3",
+            "zendesk",
+            "password",
+        ),
+    ];
+    let mut text = std::fs::read_to_string(example("records.jsonl")).unwrap();
+    let mut planted = Vec::new();
+    for (example_secret, record_id, owner, service, field) in plan {
+        assert!(
+            text.contains(example_secret),
+            "examples/records.jsonl has no {example_secret}"
+        );
+        let secret = canary(&format!("{label}{service}-{field}"));
+        text = text.replace(example_secret, &secret);
+        planted.push(Planted {
+            record_id,
+            owner,
+            service,
+            field,
+            secret,
+        });
+    }
+    (text.lines().map(str::to_owned).collect(), planted)
+}
