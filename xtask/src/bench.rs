@@ -20,6 +20,8 @@ use serde_json::Value;
 mod bench_apideck;
 #[path = "bench_migrate.rs"]
 mod bench_migrate;
+#[path = "bench_support.rs"]
+mod bench_support;
 #[path = "bench_webhooks.rs"]
 mod bench_webhooks;
 

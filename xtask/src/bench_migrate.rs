@@ -6,13 +6,15 @@
 //! API-key auths, ten per end user. The timed run exports them (users, each user's
 //! authentications, Get full authentication per auth) and upserts each into Nango.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+
+use super::bench_support::{build_authport, start_sandbox};
 
 /// Auths per end user in the seeded Tray.
 const AUTHS_PER_USER: usize = 10;
@@ -28,7 +30,7 @@ pub fn migrate(root: &Path, debug: bool, work: &Path, auths: usize) -> anyhow::R
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::create_dir_all(&dir)?;
-    let (mut sandbox, env) = start_sandbox(&binary)?;
+    let (mut sandbox, env) = start_sandbox(&binary, &["NANGO_SECRET_KEY"])?;
     let result = measure(&binary, &dir, &env, auths);
     let _ = sandbox.kill();
     let _ = sandbox.wait();
@@ -157,47 +159,4 @@ fn run(
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("cannot run {}", binary.display()))
-}
-
-fn build_authport(root: &Path, debug: bool) -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.current_dir(root).args(["build", "-p", "authport"]);
-    if !debug {
-        command.arg("--release");
-    }
-    if !command
-        .status()
-        .context("cannot run cargo build")?
-        .success()
-    {
-        bail!("building authport failed");
-    }
-    let profile = if debug { "debug" } else { "release" };
-    Ok(root.join("target").join(profile).join("authport"))
-}
-
-/// `authport sandbox` on a free port, and the `export NAME=VALUE` lines it prints.
-fn start_sandbox(binary: &Path) -> anyhow::Result<(Child, Vec<(String, String)>)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut child = Command::new(binary)
-        .args(["-q", "sandbox", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot start authport sandbox")?;
-    let mut env = Vec::new();
-    let lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
-    for line in lines {
-        let line = line?;
-        if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-            env.push((name.to_owned(), value.to_owned()));
-        }
-        if env.iter().any(|(name, _)| name == "NANGO_SECRET_KEY") {
-            break;
-        }
-    }
-    Ok((child, env))
 }

@@ -11,12 +11,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+
+use super::bench_support::{build_authport, start_sandbox};
 
 /// Connections the deliveries are about (made by the first import).
 const OWNED: usize = 100;
@@ -30,7 +32,10 @@ pub fn webhooks(root: &Path, debug: bool, work: &Path, deliveries: usize) -> any
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::create_dir_all(&dir)?;
-    let (mut sandbox, env) = start_sandbox(&binary)?;
+    let (mut sandbox, env) = start_sandbox(
+        &binary,
+        &["APIDECK_API_KEY", "APIDECK_APP_ID", "APIDECK_API_URL"],
+    )?;
     let outcome = measure(&binary, &dir, &env, deliveries);
     let _ = sandbox.kill();
     let _ = sandbox.wait();
@@ -136,55 +141,6 @@ fn measure(
         "import_ok": import_ok,
         "receiver_summary": log.lines().last().unwrap_or_default(),
     }))
-}
-
-fn build_authport(root: &Path, debug: bool) -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.current_dir(root).args(["build", "-p", "authport"]);
-    if !debug {
-        command.arg("--release");
-    }
-    if !command
-        .status()
-        .context("cannot run cargo build")?
-        .success()
-    {
-        bail!("building authport failed");
-    }
-    let profile = if debug { "debug" } else { "release" };
-    Ok(root.join("target").join(profile).join("authport"))
-}
-
-/// `authport sandbox` on a free port, and the `export NAME=VALUE` lines it prints.
-fn start_sandbox(binary: &Path) -> anyhow::Result<(Child, Vec<(String, String)>)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut child = Command::new(binary)
-        .args(["-q", "sandbox", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot start authport sandbox")?;
-    let mut env = Vec::new();
-    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
-    for line in lines.by_ref() {
-        let line = line?;
-        if let Some((name, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-            env.push((name.to_owned(), value.to_owned()));
-        }
-        let has = |name: &str| env.iter().any(|(k, _)| k == name);
-        if has("APIDECK_API_KEY") && has("APIDECK_APP_ID") && has("APIDECK_API_URL") {
-            break;
-        }
-    }
-    // The sandbox prints more; its stdout stays read so it never meets a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    if !env.iter().any(|(k, _)| k == "APIDECK_API_KEY") {
-        bail!("the sandbox printed no Apideck credentials");
-    }
-    Ok((child, env))
 }
 
 fn write_records(path: &Path, prefix: &str, count: usize) -> anyhow::Result<()> {
