@@ -284,17 +284,12 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
     if let Some(report) = &args.report {
         refuse_same_as_input("report", report, input).map_err(|e| usage(e.into()))?;
     }
-    let state = match &args.state {
-        Some(path) => {
-            refuse_same_as_input("state file", path, input).map_err(|e| usage(e.into()))?;
-            if let Some(report) = &args.report {
-                // Before the state is opened: a report on it would destroy the journal.
-                refuse_same_as_input("report", report, path).map_err(|e| usage(e.into()))?;
-            }
-            open_state(path, &setup.config)?
-        }
-        None => StateStore::temporary()?,
-    };
+    let state = run_state(
+        args.state.as_deref(),
+        args.report.as_deref(),
+        Some(input),
+        &setup.config,
+    )?;
     let engine = &setup.config.engine;
     let report = report_path(args.report.as_deref());
     let defaults = ImportOptions::new(setup.plugin.name, setup.plugin.limits, &args.input);
@@ -366,6 +361,27 @@ pub(crate) fn applied_hook(state: &StateStore, provider: &'static str) -> Option
             tracing::warn!("cannot record a connection for the webhook receiver: {error:#}");
         }
     })))
+}
+
+/// The journal of an import or migrate run: `--state` (never the input file, nor the report's
+/// file: both checked before it is opened), or a private temporary one.
+pub(crate) fn run_state(
+    state: Option<&Path>,
+    report: Option<&Path>,
+    input: Option<&Path>,
+    config: &ConfigFile,
+) -> anyhow::Result<StateStore> {
+    let Some(path) = state else {
+        return StateStore::temporary();
+    };
+    if let Some(input) = input {
+        refuse_same_as_input("state file", path, input).map_err(|e| usage(e.into()))?;
+    }
+    if let Some(report) = report {
+        // Before the state is opened: a report on it would destroy the journal.
+        refuse_same_as_input("report", report, path).map_err(|e| usage(e.into()))?;
+    }
+    open_state(path, config)
 }
 
 fn open_state(path: &Path, config: &ConfigFile) -> anyhow::Result<StateStore> {

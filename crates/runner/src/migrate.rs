@@ -28,8 +28,7 @@ use authport_core::{
     AuthExporter, BuildContext, ExportCounts, ExportFilter, InMemoryMemo, ProviderError,
     ReportLine, Status,
 };
-use authport_engine::files::refuse_same_as_input;
-use authport_engine::{Exit, ImportOptions, Input, ReportWriter, RunGate, RunSummary, StateStore};
+use authport_engine::{Exit, ImportOptions, Input, ReportWriter, RunGate, RunSummary};
 use clap::Args;
 use serde::Deserialize;
 
@@ -264,16 +263,13 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> anyhow::Result<Exit> {
     let exporter = (exporter_plugin.build)(&context)
         .map_err(|e| usage(format!("provider `{}`: {e}", source.name)))?;
 
-    let state = match &args.state {
-        Some(path) => {
-            if let Some(report) = &args.report {
-                // Before the state is opened: a report on it would destroy the journal.
-                refuse_same_as_input("report", report, path).map_err(|e| crate::usage(e.into()))?;
-            }
-            crate::open_state(path, &setup.config)?
-        }
-        None => StateStore::temporary()?,
-    };
+    // The input is an in-memory pipe: no input file to protect.
+    let state = crate::run_state(
+        args.state.as_deref(),
+        args.report.as_deref(),
+        None,
+        &setup.config,
+    )?;
     let report = crate::report_path(args.report.as_deref());
     let (pipe_out, pipe_in) = pipe(PIPE_RECORDS);
     let input = Input::reader(format!("{} export", source.name), pipe_in);
