@@ -3,35 +3,17 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use authport_core::{
-    Auth, AuthExporter, AuthImporter, CredentialRecord, DiscoveryKey, ExportFilter, ExportSink,
-    ExposeSecret, ProviderError, record_to_v1_json,
+    Auth, AuthExporter, AuthImporter, CredentialRecord, DiscoveryKey, ExportFilter, ExposeSecret,
+    record_to_v1_json,
 };
-use authport_testkit::{CountingGate, Sandbox, assert_no_canary, canary, now, record, sandbox};
+use authport_testkit::{
+    Collected, CountingGate, Sandbox, assert_no_canary, canary, now, record, sandbox,
+};
 use serde_json::{Map, Value, json};
 
 // Links this crate, so its `inventory::submit!` registers "nango".
 use authport_nango as _;
-
-#[derive(Default)]
-struct Collected {
-    records: Vec<CredentialRecord>,
-    failures: Vec<(String, ProviderError)>,
-}
-
-#[async_trait]
-impl ExportSink for Collected {
-    async fn record(&mut self, record: CredentialRecord) -> Result<(), ProviderError> {
-        self.records.push(record);
-        Ok(())
-    }
-
-    async fn failed(&mut self, source_id: &str, error: ProviderError) -> Result<(), ProviderError> {
-        self.failures.push((source_id.to_owned(), error));
-        Ok(())
-    }
-}
 
 fn exporter(sandbox: &Sandbox, gate: Arc<CountingGate>) -> Box<dyn AuthExporter> {
     let plugin = authport_core::find_exporter("nango").unwrap();

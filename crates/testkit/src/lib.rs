@@ -14,12 +14,14 @@
 mod canary;
 pub mod conformance;
 mod context;
+mod export;
 mod files;
 mod gate;
 mod server;
 
 pub use canary::{CANARY, assert_no_canary, assert_no_canary_in_dir, canary};
 pub use context::{ContextBuilder, context};
+pub use export::Collected;
 pub use files::{NOW, now, read_jsonl, record, record_at, scratch, write_jsonl, write_lines};
 pub use gate::CountingGate;
 pub use server::{Sandbox, Served, Target, sandbox, sandbox_with, serve};
