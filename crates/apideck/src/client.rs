@@ -107,6 +107,10 @@ pub struct VaultClient {
     pub(crate) http: HttpClient,
     /// Without a trailing slash; paths are appended (`/vault/...`).
     base_url: String,
+    /// The parsed base and its path without a trailing slash: each call's URL is the base with
+    /// its path extended, so the scheme and host are parsed once, not per request.
+    base: Url,
+    base_path: String,
     api_key: SecretString,
     app_id: HeaderValue,
 }
@@ -128,6 +132,8 @@ impl VaultClient {
         Ok(Self {
             http: HttpClient::new(VENDOR, context, vec![config.api_key.clone()])?,
             base_url: config.api_base().to_owned(),
+            base: config.api_url.clone(),
+            base_path: config.api_url.path().trim_end_matches('/').to_owned(),
             api_key: config.api_key.clone(),
             app_id,
         })
@@ -143,7 +149,7 @@ impl VaultClient {
         let call = self
             .call(
                 Method::GET,
-                self.url(&path)?,
+                self.url(&path),
                 &path,
                 Effect::Read,
                 Some(&at.consumer_id),
@@ -165,7 +171,7 @@ impl VaultClient {
         unified_api: &str,
     ) -> Result<Vec<Connection>, ProviderError> {
         let path = "/vault/connections";
-        let mut url = self.url(path)?;
+        let mut url = self.url(path);
         url.query_pairs_mut().append_pair("api", unified_api);
         let call = self.call(Method::GET, url, path, Effect::Read, None)?;
         let answer = self.http.send(call).await.map_err(ProviderError::from)?;
@@ -180,7 +186,7 @@ impl VaultClient {
         cursor: Option<&str>,
     ) -> Result<ConsumersPage, ProviderError> {
         let path = "/vault/consumers";
-        let mut url = self.url(path)?;
+        let mut url = self.url(path);
         url.query_pairs_mut()
             .append_pair("limit", &limit.to_string());
         if let Some(cursor) = cursor {
@@ -208,7 +214,7 @@ impl VaultClient {
         let call = self
             .call(
                 Method::POST,
-                self.url(&path)?,
+                self.url(&path),
                 &path,
                 Effect::IdempotentWrite,
                 Some(&at.consumer_id),
@@ -232,7 +238,7 @@ impl VaultClient {
         let call = self
             .call(
                 Method::POST,
-                self.url(&path)?,
+                self.url(&path),
                 &path,
                 Effect::Read,
                 Some(&at.consumer_id),
@@ -248,7 +254,7 @@ impl VaultClient {
         let path = connection_path(at, "");
         let call = self.call(
             Method::DELETE,
-            self.url(&path)?,
+            self.url(&path),
             &path,
             Effect::IdempotentWrite,
             Some(&at.consumer_id),
@@ -261,9 +267,10 @@ impl VaultClient {
     }
 
     /// The URL of `path` under the configured base.
-    pub(crate) fn url(&self, path: &str) -> Result<Url, ProviderError> {
-        Url::parse(&format!("{}{path}", self.base_url))
-            .map_err(|_| ProviderError::rejected(format!("apideck {path}: not a valid URL")))
+    pub(crate) fn url(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        url.set_path(&format!("{}{path}", self.base_path));
+        url
     }
 
     /// A call to `url` with Apideck's headers. `path` (ids only: no secret, no query) names

@@ -98,7 +98,7 @@ impl ReconnectLinks for ApideckImporter {
         let call = client
             .call(
                 Method::POST,
-                client.url(path)?,
+                client.url(path),
                 path,
                 Effect::IdempotentWrite,
                 Some(&owner.id),

@@ -36,6 +36,11 @@ use crate::config::ConfigFile;
 #[derive(Debug)]
 struct UsageError(anyhow::Error);
 
+/// mimalloc rather than glibc's malloc: allocation was ~15 % of an import's CPU with many
+/// worker threads allocating and freeing small objects (BENCHMARKS.md, client overhead).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);

@@ -191,7 +191,7 @@ impl Run {
         };
         report.warnings.extend(mapped.notes.iter().cloned());
         report.target = Some(mapped.target.clone());
-        let fingerprint = self.keys.fingerprint(&mapped);
+        let (fingerprint, claim_key) = self.keys.record_keys(&mapped);
         if self.dry_run {
             let entry = self
                 .state
@@ -210,12 +210,7 @@ impl Run {
         // writes (group commit); it returns once committed, so a committed intent may be sent.
         let prepared = self
             .state
-            .prepare(
-                &self.provider,
-                &record.id,
-                &self.keys.claim_key(&mapped.target),
-                &fingerprint,
-            )
+            .prepare(&self.provider, &record.id, &claim_key, &fingerprint)
             .await?;
         let mut entry = match prepared {
             Prepared::Conflict(other) => {

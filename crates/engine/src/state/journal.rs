@@ -98,19 +98,17 @@ impl Transactional for Inner {
 }
 
 impl Inner {
+    /// Claims the target address `key` for the record; `Some(owner)` when another record
+    /// holds it. One insert when the address is new.
     pub(crate) fn claim(
         &self,
         provider: &str,
         key: &str,
         record_id: &str,
     ) -> anyhow::Result<Option<String>> {
-        self.connection
-            .prepare_cached(
-                "INSERT INTO claims (provider, target_key, record_id) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (provider, target_key) DO NOTHING",
-            )
-            .and_then(|mut statement| statement.execute(params![provider, key, record_id]))
-            .context("cannot write a target claim to the state journal")?;
+        if self.claim_new(provider, key, record_id)? {
+            return Ok(None);
+        }
         let owner: String = self
             .connection
             .prepare_cached("SELECT record_id FROM claims WHERE provider = ?1 AND target_key = ?2")
@@ -168,6 +166,10 @@ impl Inner {
     }
 
     /// Claim, entry and (when due) intent of one record: see [`StateStore::prepare`].
+    ///
+    /// A record new to the journal, the common case of a first run, costs two inserts: a claim
+    /// that inserted a row is this record's, and an intent that inserted a row had no entry
+    /// before it. Otherwise the owner and the entry are read and the intent written when due.
     pub(crate) fn prepare(
         &self,
         provider: &str,
@@ -178,12 +180,47 @@ impl Inner {
         if let Some(owner) = self.claim(provider, claim_key, record_id)? {
             return Ok(Prepared::Conflict(owner));
         }
+        if self.intent_for_new(provider, record_id, fingerprint)? {
+            return Ok(Prepared::IntentCommitted(JournalEntry::default()));
+        }
         let entry = self.entry(provider, record_id)?.unwrap_or_default();
         if entry.awaits_reconcile() || entry.is_unchanged(fingerprint) {
             return Ok(Prepared::Unwritten(entry));
         }
         self.record_intent(provider, record_id, fingerprint)?;
         Ok(Prepared::IntentCommitted(entry))
+    }
+
+    /// Inserts the claim if the address is unclaimed; `true` when it did (the record's now).
+    fn claim_new(&self, provider: &str, key: &str, record_id: &str) -> anyhow::Result<bool> {
+        let inserted = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO claims (provider, target_key, record_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (provider, target_key) DO NOTHING",
+            )
+            .and_then(|mut statement| statement.execute(params![provider, key, record_id]))
+            .context("cannot write a target claim to the state journal")?;
+        Ok(inserted == 1)
+    }
+
+    /// Writes the intent of a record the journal has no row for; `false` (nothing written)
+    /// when it has one.
+    fn intent_for_new(
+        &self,
+        provider: &str,
+        record_id: &str,
+        fingerprint: &str,
+    ) -> anyhow::Result<bool> {
+        let inserted = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO journal (provider, record_id, pending_fingerprint) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (provider, record_id) DO NOTHING",
+            )
+            .and_then(|mut statement| statement.execute(params![provider, record_id, fingerprint]))
+            .context("cannot write intent to the state journal")?;
+        Ok(inserted == 1)
     }
 
     pub(crate) fn record_outcome(

@@ -90,14 +90,28 @@ impl RunKeys {
 
     /// The fingerprint of a mapped request (body + target ids).
     pub fn fingerprint(&self, mapped: &MappedRecord) -> String {
-        let body = serde_json::to_vec(mapped.body.expose()).unwrap_or_default();
         let target = serde_json::to_vec(&mapped.target).unwrap_or_default();
-        self.key.fingerprint(&[b"record", &body, &target])
+        self.content_key(mapped, &target)
     }
 
     /// The key a target address is claimed under, so the state holds no raw names.
     pub fn claim_key(&self, target: &Map<String, Value>) -> String {
         let target = serde_json::to_vec(target).unwrap_or_default();
         self.key.fingerprint(&[b"claim", &target])
+    }
+
+    /// [`RunKeys::fingerprint`] and [`RunKeys::claim_key`] of one mapped record, its target
+    /// serialised once for both.
+    pub fn record_keys(&self, mapped: &MappedRecord) -> (String, String) {
+        let target = serde_json::to_vec(&mapped.target).unwrap_or_default();
+        (
+            self.content_key(mapped, &target),
+            self.key.fingerprint(&[b"claim", &target]),
+        )
+    }
+
+    fn content_key(&self, mapped: &MappedRecord, target_json: &[u8]) -> String {
+        let body = serde_json::to_vec(mapped.body.expose()).unwrap_or_default();
+        self.key.fingerprint(&[b"record", &body, target_json])
     }
 }
