@@ -4,15 +4,15 @@
 //! in `<state>.events` beside the `--state` journal.
 //!
 //! It is a separate SQLite file because the journal is held exclusively by a running import or
-//! verify (`locking_mode=EXCLUSIVE`): a receiver writing there would stop the import, or be
-//! stopped by it. The event store uses WAL with normal locking and a busy timeout, so the
+//! verify (a file lock, one run per state file): a receiver writing there would stop the
+//! import, or be stopped by it. The event store uses WAL with normal locking and a busy timeout, so the
 //! receiver writes while `status` reads, and none of them touches the journal's lock.
 //!
 //! Which connections the migration owns is learnt from the journal's target references, keyed by
 //! the provider (a "connection key", e.g. Apideck's consumer, unified API and service ids), and
 //! written here by [`EventStore::own`]: the import publishes what it wrote when it ends
 //! ([`publish_owned`]), and the receiver reads the journal once when it starts, through a
-//! read-only open that fails at once while a run holds it ([`owned_in_journal`]).
+//! read-only open that sees what is committed, even while a run writes ([`owned_in_journal`]).
 //!
 //! Only typed, non-secret fields of a delivery are ever stored ([`Delivery`] has no payload):
 //! for an owned connection, its latest state, health and `last_refresh_failed_at` and the event
@@ -490,7 +490,7 @@ fn store_event(
 }
 
 /// The connections the journal at `state_path` records as written for `provider`, read through
-/// a read-only open: fails at once (never waits, never locks the journal) while a run holds it.
+/// a read-only open that never waits: what is committed, even while a run writes the journal.
 /// `key_of` is the provider's connection key of a target ref (`None`: not a connection).
 pub fn owned_in_journal(
     state_path: &Path,
@@ -636,7 +636,7 @@ fn set_meta(connection: &Connection, key: &str, value: &str) -> anyhow::Result<(
 }
 
 fn decode_hex(hex: &str) -> anyhow::Result<Vec<u8>> {
-    anyhow::ensure!(hex.len() % 2 == 0 && hex.is_ascii(), "not hex");
+    anyhow::ensure!(hex.len().is_multiple_of(2) && hex.is_ascii(), "not hex");
     (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).context("not hex"))

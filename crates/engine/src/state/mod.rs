@@ -29,6 +29,7 @@
 //! their SQL), [`target`] (which target the file belongs to, fingerprint keys), `memo` (the
 //! providers' notes).
 
+mod checkpointer;
 mod journal;
 mod memo;
 pub mod schema;
@@ -43,6 +44,8 @@ use rusqlite::{Connection, params};
 
 use crate::group_commit::GroupCommit;
 
+use checkpointer::Checkpointer;
+
 pub use journal::{JournalEntry, JournalObject, Prepared};
 pub use target::{RunKeys, TargetPart};
 
@@ -51,12 +54,17 @@ use memo::StateMemo;
 use target::RecordedTarget;
 
 pub(crate) struct Shared {
+    /// Copies the WAL back off the writer's thread (state files only). Dropped first: its
+    /// connection must be closed before the last one, which removes the WAL.
+    _checkpointer: Option<Checkpointer>,
     /// Runs the `async` methods' statements in group commits. Dropped before `inner`'s last
     /// reference: its drop waits for the writer thread, so the state file's lock is released
     /// when the last handle goes.
     writer: GroupCommit<Inner>,
     inner: Arc<Mutex<Inner>>,
     salt: Vec<u8>,
+    /// The open state file whose lock keeps other runs out; released last.
+    _lock: Option<std::fs::File>,
 }
 
 impl Shared {
@@ -101,7 +109,7 @@ impl StateStore {
 
     fn open_file(path: &Path, synchronous: &str) -> anyhow::Result<StateStore> {
         schema::open_file(path, synchronous)
-            .and_then(|connection| Self::initialise(connection, Some(path)))
+            .and_then(|(connection, lock)| Self::initialise(connection, Some((path, lock))))
             .map_err(|error| {
                 if schema::is_busy(&error) {
                     anyhow::anyhow!(
@@ -125,7 +133,11 @@ impl StateStore {
         Self::initialise(connection, None)
     }
 
-    fn initialise(connection: Connection, path: Option<&Path>) -> anyhow::Result<StateStore> {
+    /// `file`: the state file's path and the open file holding its lock (`None`: temporary).
+    fn initialise(
+        connection: Connection,
+        file: Option<(&Path, std::fs::File)>,
+    ) -> anyhow::Result<StateStore> {
         let salt = schema::initialise(&connection)?;
         let next_created_seq: i64 = connection.query_row(
             "SELECT COALESCE(MAX(created_seq), 0) + 1 FROM journal",
@@ -137,11 +149,14 @@ impl StateStore {
             next_created_seq,
             seq_at_begin: next_created_seq,
         }));
+        let (path, lock) = file.unzip();
         Ok(StateStore {
             shared: Arc::new(Shared {
+                _checkpointer: path.map(Checkpointer::start).transpose()?,
                 writer: GroupCommit::start(inner.clone())?,
                 inner,
                 salt,
+                _lock: lock,
             }),
             description: path.map_or_else(|| "(temporary)".to_owned(), |p| p.display().to_string()),
             path: path.map(Path::to_owned),

@@ -1,6 +1,7 @@
 //! The state file itself: its tables, its SQLite `application_id`, how it is opened (exclusive,
 //! WAL, mode 0600, never through a symlink) and its random salt.
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -16,10 +17,9 @@ const SCHEMA_VERSION: &str = "1";
 /// open, so an unrelated database given as `--state` is refused instead of modified.
 pub(crate) const APPLICATION_ID: i32 = 0x4150_5254;
 
-/// WAL pages between automatic checkpoints (SQLite's default: 1000). A checkpoint copies every
-/// page changed since the last one back into the database file, once however often it changed:
-/// spacing them out turns many copies of the same hot pages into one. The WAL file may grow to
-/// about this many 4 KiB pages (40 MB) before it is reused.
+/// WAL pages after which the journal's writer checkpoints on its own (SQLite's default: 1000).
+/// The checkpointer thread copies the WAL back meanwhile, so this is the backstop that bounds the
+/// WAL (about this many 4 KiB pages, 40 MB) should the checkpointer fall behind.
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// The tables of a state file, as written before it had an `application_id`.
@@ -65,24 +65,63 @@ CREATE TABLE IF NOT EXISTS memo (
 
 /// Opens the state file at `path` for one run: refuses a symlink and a database that is not an
 /// authport state (before writing anything to it), creates a new file with mode 0600, then takes
-/// the file exclusively.
-pub(crate) fn open_file(path: &Path, synchronous: &str) -> anyhow::Result<Connection> {
+/// the file exclusively. Returns the connection and the open file that holds the run's lock.
+pub(crate) fn open_file(path: &Path, synchronous: &str) -> anyhow::Result<(Connection, File)> {
     precreate_private("state file", path)?;
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-    let connection = Connection::open_with_flags(path, flags)
+    // One run per state file: a second run fails at once instead of racing this one (two runs
+    // would import the same records twice). The lock is the OS's (flock), held by this open
+    // file until the store is dropped, and not SQLite's exclusive locking mode, so that the
+    // checkpointer's own connection can copy the WAL back while the journal writes on.
+    let lock = open_nofollow(path)
         .with_context(|| format!("cannot open state file {}", path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Err(InUse.into()),
+        Err(TryLockError::Error(error)) => {
+            return Err(anyhow::Error::from(error)
+                .context(format!("cannot lock state file {}", path.display())));
+        }
+    }
+    let connection = connect(path)?;
     // Only reads until the file is known to be ours.
     check_ours(&connection, path)?;
-    // Exclusive locking: a second run on the same state file fails at once instead of racing
-    // this one (two runs would import the same records twice).
+    // The writer checkpoints on its own only past this many WAL pages: the checkpointer does
+    // it meanwhile (see `super::checkpointer`), off the journal's thread.
     connection.execute_batch(&format!(
-        "PRAGMA locking_mode=EXCLUSIVE; PRAGMA busy_timeout=0; \
+        "PRAGMA busy_timeout={BUSY_TIMEOUT_MS}; \
          PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; \
          PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES};"
     ))?;
-    Ok(connection)
+    Ok((connection, lock))
+}
+
+/// A connection to the state file at `path`, never through a symlink.
+pub(crate) fn connect(path: &Path) -> anyhow::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    Connection::open_with_flags(path, flags)
+        .with_context(|| format!("cannot open state file {}", path.display()))
+}
+
+/// How long a connection waits for SQLite's own locks between the journal's writer and the
+/// checkpointer (moments in practice; the run's exclusivity is the file lock's).
+pub(crate) const BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// Another run holds the state file's lock.
+#[derive(Debug, thiserror::Error)]
+#[error("the state file is locked by another process")]
+pub(crate) struct InUse;
+
+fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
 }
 
 /// Refuses a database that holds tables and is not an authport state file. An empty file is
@@ -158,13 +197,14 @@ pub(crate) fn set_meta(connection: &Connection, key: &str, value: &str) -> anyho
 }
 
 pub(crate) fn is_busy(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<rusqlite::Error>(),
-            Some(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        )
-    })
+    error.is::<InUse>()
+        || error.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<rusqlite::Error>(),
+                Some(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            )
+        })
 }
 
 fn encode_hex(bytes: &[u8]) -> String {
@@ -173,7 +213,7 @@ fn encode_hex(bytes: &[u8]) -> String {
 
 fn decode_hex(hex: &str) -> anyhow::Result<Vec<u8>> {
     anyhow::ensure!(
-        hex.len() % 2 == 0 && hex.is_ascii(),
+        hex.len().is_multiple_of(2) && hex.is_ascii(),
         "not an even number of hex digits"
     );
     (0..hex.len())

@@ -180,6 +180,25 @@ fn a_second_run_on_the_same_file_is_refused() {
 }
 
 #[test]
+fn the_file_lock_is_released_with_the_store_and_a_second_connection_may_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let state = StateStore::open(&path).unwrap();
+    for id in ["a", "b", "c"] {
+        state.record_intent("tray", id, "fp").unwrap();
+    }
+    // The checkpointer's way in: another connection copies the WAL back while the store is
+    // open (SQLite's exclusive locking mode would refuse it), and every frame gets copied.
+    let other = schema::connect(&path).unwrap();
+    let (frames, copied) = super::checkpointer::pass(&other).unwrap();
+    assert!(frames >= 0 && copied == frames, "{frames} {copied}");
+    drop(other);
+    drop(state);
+    let reopened = StateStore::open(&path).unwrap();
+    assert_eq!(reopened.pending("tray").unwrap(), vec!["a", "b", "c"]);
+}
+
+#[test]
 fn salts_differ_between_state_files() {
     let a = StateStore::temporary().unwrap();
     let b = StateStore::temporary().unwrap();
@@ -323,6 +342,12 @@ fn fingerprints_are_keyed_by_the_credential_and_stable_with_it() {
         first.claim_key(&record.target),
         rotated.claim_key(&record.target)
     );
+    // The import computes both at once: the same keys, and not the same as each other.
+    assert_eq!(
+        first.record_keys(&record),
+        (first.fingerprint(&record), first.claim_key(&record.target))
+    );
+    assert_ne!(first.fingerprint(&record), first.claim_key(&record.target));
 }
 
 #[test]
