@@ -181,13 +181,14 @@ fn map_settings(
 /// guide): refuse rather than lose it silently.
 fn check_no_type_only_objects(section: &str, map: &Map<String, Value>) -> Result<(), MappingError> {
     for (key, value) in map {
-        if let Value::Object(inner) = value {
-            if inner.len() == 1 && inner.contains_key("type") {
-                return Err(MappingError::new(
-                    format!("{section}.{}", escaped_name(key)),
-                    "an object holding only `type` would be dropped by Apideck",
-                ));
-            }
+        if let Value::Object(inner) = value
+            && inner.len() == 1
+            && inner.contains_key("type")
+        {
+            return Err(MappingError::new(
+                format!("{section}.{}", escaped_name(key)),
+                "an object holding only `type` would be dropped by Apideck",
+            ));
         }
     }
     Ok(())
@@ -293,10 +294,10 @@ fn secret_field(
         .iter()
         .filter(|f| f.is_sensitive())
         .collect();
-    if name != "username" {
-        if let [only] = sensitive.as_slice() {
-            return Ok(only.id.clone());
-        }
+    if name != "username"
+        && let [only] = sensitive.as_slice()
+    {
+        return Ok(only.id.clone());
     }
     Err(MappingError::new(
         format!("auth.{name}"),

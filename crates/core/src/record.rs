@@ -459,18 +459,18 @@ fn parse_expiry(
         issued_at,
         suspect_milliseconds,
     });
-    if let Some(expiry) = &expiry {
-        if expiry.is_expired(now) {
-            warnings.push(RecordWarning {
-                field: format!("{path}.access_token"),
-                message: format!(
-                    "already expired at {}",
-                    expiry
-                        .expires_at
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                ),
-            });
-        }
+    if let Some(expiry) = &expiry
+        && expiry.is_expired(now)
+    {
+        warnings.push(RecordWarning {
+            field: format!("{path}.access_token"),
+            message: format!(
+                "already expired at {}",
+                expiry
+                    .expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        });
     }
     Some(expiry)
 }

@@ -234,11 +234,11 @@ impl SendLimiter {
                 let state = lock(adaptive);
                 (state.bucket.clone(), state.paused_until)
             };
-            if let Some(until) = paused_until {
-                if until > Instant::now() {
-                    tokio::time::sleep_until(until.into()).await;
-                    continue;
-                }
+            if let Some(until) = paused_until
+                && until > Instant::now()
+            {
+                tokio::time::sleep_until(until.into()).await;
+                continue;
             }
             match bucket.check() {
                 Ok(()) => {

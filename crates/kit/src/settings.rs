@@ -55,10 +55,10 @@ pub fn settings_from_json<T: DeserializeOwned>(
     value: &Value,
     allowed: &[&str],
 ) -> Result<T, SettingsProblem> {
-    if let Value::Object(map) = value {
-        if map.keys().any(|key| !allowed.contains(&key.as_str())) {
-            return Err(SettingsProblem::UnknownKey);
-        }
+    if let Value::Object(map) = value
+        && map.keys().any(|key| !allowed.contains(&key.as_str()))
+    {
+        return Err(SettingsProblem::UnknownKey);
     }
     from_json_located(value)
 }

@@ -220,20 +220,22 @@ impl Solutions {
         }
         match existing {
             Some(InstanceEntry::Enabled { id, .. }) => {
-                if changed && complete {
-                    if let Some(refused) = self.fill(user, &id, &covered.filled, &values).await? {
-                        return Ok(refused);
-                    }
+                if changed
+                    && complete
+                    && let Some(refused) = self.fill(user, &id, &covered.filled, &values).await?
+                {
+                    return Ok(refused);
                 }
                 Ok(InstanceStep::Enabled(id))
             }
             Some(InstanceEntry::Created {
                 id, complete: true, ..
             }) => {
-                if changed && complete {
-                    if let Some(refused) = self.fill(user, &id, &covered.filled, &values).await? {
-                        return Ok(refused);
-                    }
+                if changed
+                    && complete
+                    && let Some(refused) = self.fill(user, &id, &covered.filled, &values).await?
+                {
+                    return Ok(refused);
                 }
                 // Its enable is queued (by this run or a killed one); finish drains it.
                 Ok(InstanceStep::EnablePending(id))
@@ -497,10 +499,10 @@ impl Solutions {
         if let Some(id) = id {
             self.remove_instance(user, &id).await?;
         }
-        if let Some(sid) = solution_id {
-            if entry.is_some() {
-                self.put_instance(sid, user.external_user_id, &InstanceEntry::Removed);
-            }
+        if let Some(sid) = solution_id
+            && entry.is_some()
+        {
+            self.put_instance(sid, user.external_user_id, &InstanceEntry::Removed);
         }
         Ok(())
     }

@@ -138,12 +138,12 @@ pub fn config_values(
     let mut overridden: BTreeMap<&str, &Value> = BTreeMap::new();
     for (_, entry) in filled {
         for (key, value) in &entry.config {
-            if let Some(earlier) = overridden.get(key.as_str()) {
-                if *earlier != value {
-                    return Err(format!(
-                        "the owner's records give different values for config slot `{key}` (targets.tray.solution.config)"
-                    ));
-                }
+            if let Some(earlier) = overridden.get(key.as_str())
+                && *earlier != value
+            {
+                return Err(format!(
+                    "the owner's records give different values for config slot `{key}` (targets.tray.solution.config)"
+                ));
             }
             overridden.insert(key, value);
             values.insert(key.clone(), value.clone());

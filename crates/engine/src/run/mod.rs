@@ -397,14 +397,15 @@ pub async fn import(
     run.progress.finish();
     outcome?;
     // Deferred provider work (after every record, so it never holds one up).
-    if !run.dry_run && !run.control.is_interrupted() {
-        if let Err(error) = run.importer.finish().await {
-            run.control.stop(format!(
-                "the provider's last step failed ({}): {}",
-                error.kind(),
-                error.message()
-            ));
-        }
+    if !run.dry_run
+        && !run.control.is_interrupted()
+        && let Err(error) = run.importer.finish().await
+    {
+        run.control.stop(format!(
+            "the provider's last step failed ({}): {}",
+            error.kind(),
+            error.message()
+        ));
     }
 
     let output = run.output.lock().unwrap_or_else(|e| e.into_inner());

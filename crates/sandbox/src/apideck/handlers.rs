@@ -335,15 +335,15 @@ async fn import_connection(
 ) -> Answer {
     let consumer = check_headers(&state, &headers, true)?.unwrap_or_default();
     let mut inner = state.lock();
-    if let Some(limit) = inner.import_limit {
-        if inner.imports_accepted >= limit {
-            return Err(error(
-                StatusCode::PAYMENT_REQUIRED,
-                "RequestLimitError",
-                "Request Limit Reached",
-                json!(format!("You have reached your limit of {limit}")),
-            ));
-        }
+    if let Some(limit) = inner.import_limit
+        && inner.imports_accepted >= limit
+    {
+        return Err(error(
+            StatusCode::PAYMENT_REQUIRED,
+            "RequestLimitError",
+            "Request Limit Reached",
+            json!(format!("You have reached your limit of {limit}")),
+        ));
     }
     let connector = usable_connector(&inner, &unified_api, &service_id)?.clone();
     // Parse errors never quote the body: it holds secrets.
@@ -433,20 +433,18 @@ async fn validate_connection(
     let Some(stored) = inner.connections.get_mut(&key) else {
         return Err(connection_not_found());
     };
-    if refreshed {
-        if let Some(credentials) = stored.credentials.as_mut() {
-            let issued_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            credentials.insert(
-                "access_token".to_owned(),
-                json!(format!("sandbox-refreshed-{}", now_ms())),
-            );
-            credentials.insert(
-                "refresh_token".to_owned(),
-                json!(format!("sandbox-rotated-{}", now_ms())),
-            );
-            credentials.insert("issued_at".to_owned(), json!(issued_at));
-            credentials.insert("expires_in".to_owned(), json!(3600));
-        }
+    if refreshed && let Some(credentials) = stored.credentials.as_mut() {
+        let issued_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        credentials.insert(
+            "access_token".to_owned(),
+            json!(format!("sandbox-refreshed-{}", now_ms())),
+        );
+        credentials.insert(
+            "refresh_token".to_owned(),
+            json!(format!("sandbox-rotated-{}", now_ms())),
+        );
+        credentials.insert("issued_at".to_owned(), json!(issued_at));
+        credentials.insert("expires_in".to_owned(), json!(3600));
     }
     let stored = stored.clone();
     if refreshed {

@@ -64,16 +64,16 @@ pub fn upsert_body_problems(body: &Value) -> Vec<String> {
         Some(_) => problems.push("provider_config_key: must be a string".to_owned()),
         None => problems.push("provider_config_key: is required".to_owned()),
     }
-    if let Some(id) = body.get("connection_id") {
-        if !id.is_string() {
-            problems.push("connection_id: must be a string".to_owned());
-        }
+    if let Some(id) = body.get("connection_id")
+        && !id.is_string()
+    {
+        problems.push("connection_id: must be a string".to_owned());
     }
     for key in ["metadata", "connection_config"] {
-        if let Some(value) = body.get(key) {
-            if !value.is_object() {
-                problems.push(format!("{key}: must be an object"));
-            }
+        if let Some(value) = body.get(key)
+            && !value.is_object()
+        {
+            problems.push(format!("{key}: must be an object"));
         }
     }
     match body.get("credentials") {

@@ -334,16 +334,15 @@ impl Mutation {
                 updated.config_values = checked_config_values(solution, values)?;
             }
         }
-        if input.enabled == Some(true) && input.error_on_enabling_with_missing_values == Some(true)
+        if input.enabled == Some(true)
+            && input.error_on_enabling_with_missing_values == Some(true)
+            && let Some(solution) = state.catalogue.solution(&updated.solution_id)
+            && has_missing_values(solution, &updated)
         {
-            if let Some(solution) = state.catalogue.solution(&updated.solution_id) {
-                if has_missing_values(solution, &updated) {
-                    return Err(resolver_error(
-                        "Solution instance has missing values",
-                        "BAD_USER_INPUT",
-                    ));
-                }
-            }
+            return Err(resolver_error(
+                "Solution instance has missing values",
+                "BAD_USER_INPUT",
+            ));
         }
         if let Some(enabled) = input.enabled {
             updated.enabled = enabled;
