@@ -193,15 +193,12 @@ impl Inner {
 
     /// Inserts the claim if the address is unclaimed; `true` when it did (the record's now).
     fn claim_new(&self, provider: &str, key: &str, record_id: &str) -> anyhow::Result<bool> {
-        let inserted = self
-            .connection
-            .prepare_cached(
-                "INSERT INTO claims (provider, target_key, record_id) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (provider, target_key) DO NOTHING",
-            )
-            .and_then(|mut statement| statement.execute(params![provider, key, record_id]))
-            .context("cannot write a target claim to the state journal")?;
-        Ok(inserted == 1)
+        self.insert_new(
+            "INSERT INTO claims (provider, target_key, record_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (provider, target_key) DO NOTHING",
+            [provider, key, record_id],
+        )
+        .context("cannot write a target claim to the state journal")
     }
 
     /// Writes the intent of a record the journal has no row for; `false` (nothing written)
@@ -212,15 +209,18 @@ impl Inner {
         record_id: &str,
         fingerprint: &str,
     ) -> anyhow::Result<bool> {
-        let inserted = self
-            .connection
-            .prepare_cached(
-                "INSERT INTO journal (provider, record_id, pending_fingerprint) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (provider, record_id) DO NOTHING",
-            )
-            .and_then(|mut statement| statement.execute(params![provider, record_id, fingerprint]))
-            .context("cannot write intent to the state journal")?;
-        Ok(inserted == 1)
+        self.insert_new(
+            "INSERT INTO journal (provider, record_id, pending_fingerprint) VALUES (?1, ?2, ?3)
+             ON CONFLICT (provider, record_id) DO NOTHING",
+            [provider, record_id, fingerprint],
+        )
+        .context("cannot write intent to the state journal")
+    }
+
+    /// Runs an `INSERT ... ON CONFLICT DO NOTHING`: `true` when it inserted the row.
+    fn insert_new(&self, sql: &str, values: [&str; 3]) -> rusqlite::Result<bool> {
+        let mut statement = self.connection.prepare_cached(sql)?;
+        Ok(statement.execute(values)? == 1)
     }
 
     pub(crate) fn record_outcome(
