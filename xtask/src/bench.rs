@@ -95,8 +95,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     if wanted("apideck") {
         // Apideck: overhead vs wrk and vs the aiohttp peer, concurrency 64, rate limit off.
-        let records = if quick { 5_000 } else { 100_000 };
-        let figure = bench_apideck::apideck(&root, &driver, &work, records, 64, sizes.wrk_seconds)?;
+        let (records, rounds) = if quick { (5_000, 1) } else { (100_000, 3) };
+        let figure = bench_apideck::apideck(
+            &root,
+            &driver,
+            &work,
+            records,
+            64,
+            sizes.wrk_seconds,
+            rounds,
+        )?;
         print_figure("apideck", &figure);
         results.insert("apideck".into(), figure);
     }
