@@ -16,8 +16,9 @@
 //! the previous WAL sync; the records concerned are then imported again on the next run. For
 //! providers whose create is idempotent (Apideck's import is an upsert) that is harmless; for
 //! Tray, an intent lost that way cannot be reconciled and may duplicate the few records that were
-//! in flight at that instant. `StateStore::open_durable` trades speed for `synchronous=FULL`,
-//! which closes that window.
+//! in flight at that instant. While a run writes, the checkpointer syncs the WAL every 200 ms
+//! (`checkpointer`), which bounds that window to about as long. `StateStore::open_durable` trades
+//! speed for `synchronous=FULL`, which closes it.
 //!
 //! The import's per-record writes are group-committed (see `crate::group_commit`): the writes of
 //! all workers waiting at one moment share a transaction, and each returns once it is committed.
@@ -25,9 +26,10 @@
 //! The state never holds a secret: ids, fingerprints keyed by the vendor credential and a random
 //! per-file salt (see [`target`]), the target's non-secret identity and the providers' notes.
 //!
-//! Modules: [`schema`] (the file: tables, application id, opening), [`journal`] (the rows and
-//! their SQL), [`target`] (which target the file belongs to, fingerprint keys), `memo` (the
-//! providers' notes).
+//! Modules: [`schema`] (the file: tables, application id, opening, the run's file lock),
+//! [`journal`] (the rows and their SQL), [`target`] (which target the file belongs to,
+//! fingerprint keys), `memo` (the providers' notes), `checkpointer` (copies the WAL back off the
+//! writer's thread).
 
 mod checkpointer;
 mod journal;

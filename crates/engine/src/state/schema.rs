@@ -154,7 +154,7 @@ fn check_ours(connection: &Connection, path: &Path) -> anyhow::Result<()> {
 pub(crate) fn initialise(connection: &Connection) -> anyhow::Result<Vec<u8>> {
     connection.execute_batch(SCHEMA)?;
     connection.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))?;
-    // The write below takes the exclusive lock now rather than at the first record.
+    // A write at once: a file that cannot be written fails here, before anything is sent.
     connection.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
          ON CONFLICT (key) DO NOTHING",
