@@ -105,12 +105,9 @@ pub enum Lookup {
 #[derive(Clone)]
 pub struct VaultClient {
     pub(crate) http: HttpClient,
-    /// Without a trailing slash; paths are appended (`/vault/...`).
-    base_url: String,
-    /// The parsed base and its path without a trailing slash: each call's URL is the base with
-    /// its path extended, so the scheme and host are parsed once, not per request.
+    /// The configured base, parsed once: each call's URL is it with its path extended
+    /// (`/vault/...`), so scheme and host are not parsed per request.
     base: Url,
-    base_path: String,
     api_key: SecretString,
     app_id: HeaderValue,
 }
@@ -118,7 +115,7 @@ pub struct VaultClient {
 impl fmt::Debug for VaultClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultClient")
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.base.as_str().trim_end_matches('/'))
             .finish_non_exhaustive()
     }
 }
@@ -131,9 +128,7 @@ impl VaultClient {
         })?;
         Ok(Self {
             http: HttpClient::new(VENDOR, context, vec![config.api_key.clone()])?,
-            base_url: config.api_base().to_owned(),
             base: config.api_url.clone(),
-            base_path: config.api_url.path().trim_end_matches('/').to_owned(),
             api_key: config.api_key.clone(),
             app_id,
         })
@@ -269,7 +264,7 @@ impl VaultClient {
     /// The URL of `path` under the configured base.
     pub(crate) fn url(&self, path: &str) -> Url {
         let mut url = self.base.clone();
-        url.set_path(&format!("{}{path}", self.base_path));
+        url.set_path(&format!("{}{path}", self.base.path().trim_end_matches('/')));
         url
     }
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use authport_core::{AuthImporter, BuildContext, EnvSnapshot};
 use authport_engine::{ImportOptions, RunGate, StateStore};
 use serde_json::{Value, json};
@@ -159,17 +158,8 @@ pub async fn serve(sample_record: Value) -> anyhow::Result<Value> {
     let base = start_fixed(counts.clone()).await?;
     let state = StateStore::temporary()?;
     let importer = build_apideck(&base, &state, &RunGate::new())?;
-    let sample = std::io::Cursor::new(format!("{sample_record}\n").into_bytes());
-    let record =
-        authport_core::input::InputReader::from_reader("sample", sample, chrono::Utc::now())
-            .next()
-            .context("no sample record")?
-            .result
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    importer
-        .discover(&[authport_core::DiscoveryKey::for_record(&record, "apideck")])
-        .await?;
-    let mapped = importer.map(&record)?;
+    let (record, mapped) =
+        super::reference_mapping(importer.as_ref(), sample_record, "apideck").await?;
     let hello = json!({
         "base_url": base,
         "reference_path": "/vault/connections/crm/hubspot/import",
@@ -181,13 +171,7 @@ pub async fn serve(sample_record: Value) -> anyhow::Result<Value> {
         },
         "reference_body": mapped.body.expose(),
     });
-    println!("{hello}");
-    std::io::Write::flush(&mut std::io::stdout())?;
-    tokio::task::spawn_blocking(|| {
-        use std::io::BufRead as _;
-        for _ in std::io::stdin().lock().lines() {}
-    })
-    .await?;
+    super::say_hello_and_serve(&hello).await?;
     Ok(counts.to_json())
 }
 

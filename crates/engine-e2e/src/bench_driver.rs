@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use authport_core::{AuthImporter, BuildContext, EnvSnapshot, Status};
+use authport_core::{
+    AuthImporter, BuildContext, CredentialRecord, EnvSnapshot, MappedRecord, Status,
+};
 use authport_engine::{ImportOptions, RunGate, StateStore};
 use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
 use authport_sandbox::{RunningSandbox, SandboxConfig};
@@ -169,7 +171,25 @@ async fn serve(tray_rate_limit: bool) -> anyhow::Result<Value> {
     // The body the reference load generator sends: what authport sends for one record.
     let state = StateStore::temporary()?;
     let importer = build_tray(&sandbox.provider_env(), &state, &RunGate::new())?;
-    let sample = std::io::Cursor::new(format!("{}\n", record(0, 1)).into_bytes());
+    let (_, mapped) = reference_mapping(importer.as_ref(), record(0, 1), "tray").await?;
+    let hello = json!({
+        "base_url": sandbox.base_url(),
+        "env": sandbox.provider_env(),
+        "reference_path": "/core/v1/authentications",
+        "reference_body": mapped.body.expose(),
+    });
+    say_hello_and_serve(&hello).await?;
+    Ok(sandbox_stats(&sandbox))
+}
+
+/// `record` as the importer maps it after discovering its key: the request authport sends for
+/// it, which the reference load generator replays.
+async fn reference_mapping(
+    importer: &dyn AuthImporter,
+    record: Value,
+    provider: &str,
+) -> anyhow::Result<(CredentialRecord, MappedRecord)> {
+    let sample = std::io::Cursor::new(format!("{record}\n").into_bytes());
     let record =
         authport_core::input::InputReader::from_reader("sample", sample, chrono::Utc::now())
             .next()
@@ -177,24 +197,18 @@ async fn serve(tray_rate_limit: bool) -> anyhow::Result<Value> {
             .result
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     importer
-        .discover(&[authport_core::DiscoveryKey::for_record(&record, "tray")])
+        .discover(&[authport_core::DiscoveryKey::for_record(&record, provider)])
         .await?;
     let mapped = importer.map(&record)?;
-    let hello = json!({
-        "base_url": sandbox.base_url(),
-        "env": sandbox.provider_env(),
-        "reference_path": "/core/v1/authentications",
-        "reference_body": mapped.body.expose(),
-    });
+    Ok((record, mapped))
+}
+
+/// Prints the server's hello line, then serves until stdin closes (the orchestrator's stop).
+async fn say_hello_and_serve(hello: &Value) -> anyhow::Result<()> {
     println!("{hello}");
     std::io::stdout().flush()?;
-    // Serve until stdin closes, then report what the sandbox holds.
-    tokio::task::spawn_blocking(|| {
-        let stdin = std::io::stdin();
-        for _ in stdin.lock().lines() {}
-    })
-    .await?;
-    Ok(sandbox_stats(&sandbox))
+    tokio::task::spawn_blocking(|| for _ in std::io::stdin().lock().lines() {}).await?;
+    Ok(())
 }
 
 fn sandbox_stats(sandbox: &RunningSandbox) -> Value {

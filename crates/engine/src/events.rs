@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use authport_core::{FingerprintKey, TargetIdentity, TargetRef};
-use rand::RngCore as _;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 
 use crate::files::{Refusal, precreate_private};
@@ -224,19 +223,7 @@ impl EventStore {
         let key = FingerprintKey::derive(&identity.credential, &self.salt);
         let now = RecordedTarget::of(provider, identity, &key);
         let connection = self.lock();
-        let recorded = match (
-            meta(&connection, "target_provider")?,
-            meta(&connection, "target_endpoints")?,
-            meta(&connection, "target_account")?,
-        ) {
-            (Some(provider), Some(endpoints), Some(account)) => Some(RecordedTarget {
-                provider,
-                endpoints,
-                account,
-            }),
-            _ => None,
-        };
-        if let Some(recorded) = recorded {
+        if let Some(recorded) = RecordedTarget::load(&connection)? {
             let parts = recorded.differences(&now);
             if parts.is_empty() {
                 return Ok(());
@@ -246,10 +233,7 @@ impl EventStore {
                 return Err(Refusal(refusal.0.replace("state file", "event store")).into());
             }
         }
-        set_meta(&connection, "target_provider", &now.provider)?;
-        set_meta(&connection, "target_endpoints", &now.endpoints)?;
-        set_meta(&connection, "target_account", &now.account)?;
-        Ok(())
+        now.store(&connection)
     }
 
     /// Records the connections the migration owns (idempotent; a key re-owned by another record
@@ -601,46 +585,7 @@ fn check_ours(connection: &Connection, path: &Path) -> anyhow::Result<()> {
 fn initialise(connection: &Connection) -> anyhow::Result<Vec<u8>> {
     connection.execute_batch(SCHEMA)?;
     connection.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))?;
-    if let Some(hex) = meta(connection, "salt")? {
-        return decode_hex(&hex).context("event store has a malformed salt");
-    }
-    let mut salt = vec![0u8; 32];
-    rand::rng().fill_bytes(&mut salt);
-    let hex: String = salt.iter().map(|b| format!("{b:02x}")).collect();
-    connection.execute(
-        "INSERT INTO meta (key, value) VALUES ('salt', ?1) ON CONFLICT (key) DO NOTHING",
-        params![hex],
-    )?;
-    // Another process may have created the salt first: read back the one that won.
-    let hex = meta(connection, "salt")?.unwrap_or(hex);
-    decode_hex(&hex).context("event store has a malformed salt")
-}
-
-fn meta(connection: &Connection, key: &str) -> anyhow::Result<Option<String>> {
-    Ok(connection
-        .query_row(
-            "SELECT value FROM meta WHERE key = ?1",
-            params![key],
-            |row| row.get(0),
-        )
-        .optional()?)
-}
-
-fn set_meta(connection: &Connection, key: &str, value: &str) -> anyhow::Result<()> {
-    connection.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )?;
-    Ok(())
-}
-
-fn decode_hex(hex: &str) -> anyhow::Result<Vec<u8>> {
-    anyhow::ensure!(hex.len().is_multiple_of(2) && hex.is_ascii(), "not hex");
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).context("not hex"))
-        .collect()
+    crate::state::schema::salt(connection, "event store")
 }
 
 #[cfg(test)]

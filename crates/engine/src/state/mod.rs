@@ -183,19 +183,7 @@ impl StateStore {
         let now = RecordedTarget::of(provider, identity, &key);
         let inner = self.shared.lock();
         let connection = &inner.connection;
-        let recorded = match (
-            schema::meta(connection, "target_provider")?,
-            schema::meta(connection, "target_endpoints")?,
-            schema::meta(connection, "target_account")?,
-        ) {
-            (Some(provider), Some(endpoints), Some(account)) => Some(RecordedTarget {
-                provider,
-                endpoints,
-                account,
-            }),
-            _ => None,
-        };
-        if let Some(recorded) = recorded {
+        if let Some(recorded) = RecordedTarget::load(connection)? {
             let parts = recorded.differences(&now);
             if parts.is_empty() {
                 return Ok(RunKeys::new(key));
@@ -207,9 +195,7 @@ impl StateStore {
                 "--allow-target-change: the state file now belongs to this target; records imported before report updated once"
             );
         }
-        schema::set_meta(connection, "target_provider", &now.provider)?;
-        schema::set_meta(connection, "target_endpoints", &now.endpoints)?;
-        schema::set_meta(connection, "target_account", &now.account)?;
+        now.store(connection)?;
         Ok(RunKeys::new(key))
     }
 

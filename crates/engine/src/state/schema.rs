@@ -160,23 +160,25 @@ pub(crate) fn initialise(connection: &Connection) -> anyhow::Result<Vec<u8>> {
          ON CONFLICT (key) DO NOTHING",
         params![SCHEMA_VERSION],
     )?;
-    let salt_hex: Option<String> = connection
-        .query_row("SELECT value FROM meta WHERE key = 'salt'", [], |row| {
-            row.get(0)
-        })
-        .optional()?;
-    Ok(match salt_hex {
-        Some(hex) => decode_hex(&hex).context("state file has a malformed salt")?,
-        None => {
-            let mut salt = vec![0u8; 32];
-            rand::rng().fill_bytes(&mut salt);
-            connection.execute(
-                "INSERT INTO meta (key, value) VALUES ('salt', ?1)",
-                params![encode_hex(&salt)],
-            )?;
-            salt
-        }
-    })
+    salt(connection, "state file")
+}
+
+/// The file's random salt from its `meta` table, made on first use. `what` names the file in
+/// the error for a malformed salt. Should another process make it first, theirs wins.
+pub(crate) fn salt(connection: &Connection, what: &str) -> anyhow::Result<Vec<u8>> {
+    let malformed = || format!("{what} has a malformed salt");
+    if let Some(hex) = meta(connection, "salt")? {
+        return decode_hex(&hex).with_context(malformed);
+    }
+    let mut salt = vec![0u8; 32];
+    rand::rng().fill_bytes(&mut salt);
+    let hex = encode_hex(&salt);
+    connection.execute(
+        "INSERT INTO meta (key, value) VALUES ('salt', ?1) ON CONFLICT (key) DO NOTHING",
+        params![hex],
+    )?;
+    let hex = meta(connection, "salt")?.unwrap_or(hex);
+    decode_hex(&hex).with_context(malformed)
 }
 
 /// A `meta` value, if set.

@@ -9,9 +9,11 @@
 //! and the state's salt, so the state file alone cannot check guesses of a record's secret.
 
 use authport_core::{FingerprintKey, MappedRecord, TargetIdentity};
+use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 use crate::files::Refusal;
+use crate::state::schema::{meta, set_meta};
 
 /// One part of a target's identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,31 @@ impl RecordedTarget {
             endpoints: serde_json::to_string(&identity.endpoints).unwrap_or_default(),
             account,
         }
+    }
+
+    /// The target recorded in a file's `meta` table (the journal's or the event store's), if any.
+    pub(crate) fn load(connection: &Connection) -> anyhow::Result<Option<Self>> {
+        Ok(
+            match (
+                meta(connection, "target_provider")?,
+                meta(connection, "target_endpoints")?,
+                meta(connection, "target_account")?,
+            ) {
+                (Some(provider), Some(endpoints), Some(account)) => Some(Self {
+                    provider,
+                    endpoints,
+                    account,
+                }),
+                _ => None,
+            },
+        )
+    }
+
+    /// Records `self` as the file's target.
+    pub(crate) fn store(&self, connection: &Connection) -> anyhow::Result<()> {
+        set_meta(connection, "target_provider", &self.provider)?;
+        set_meta(connection, "target_endpoints", &self.endpoints)?;
+        set_meta(connection, "target_account", &self.account)
     }
 
     /// The parts of `self` that differ from `other`, in a fixed order.
