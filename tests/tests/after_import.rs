@@ -5,7 +5,7 @@
 //! `--links` mints Vault sessions the sandbox opens, once unless asked again; no canary secret
 //! reaches the worklist, the event store, the state or any output.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::process::Stdio;

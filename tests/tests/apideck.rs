@@ -1,7 +1,7 @@
 //! End to end: the `authport` binary importing into the sandbox's Apideck Vault emulator.
 //! Long because it holds every end-to-end case of one provider, each its own setup and checks.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Map, Value, json};

@@ -2,7 +2,7 @@
 //! output: stdout, stderr (at -vvv and RUST_LOG=trace), reports, state files, for every command
 //! and both providers.
 
-mod common;
+use crate::common;
 
 use common::*;
 

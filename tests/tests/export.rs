@@ -3,7 +3,7 @@
 //! must come back exactly once, in the right field, for the right owner; the file is 0600, is
 //! not overwritten without --force, and stderr never shows a secret.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -7,7 +7,7 @@
 //!
 //! Long because every migrate scenario shares the seeded Tray and the arrival checks.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Stdio;

@@ -2,7 +2,7 @@
 //! never goes through a proxy, redirects are never followed, base URLs with credentials or a
 //! query are refused without being quoted.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

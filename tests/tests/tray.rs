@@ -1,6 +1,6 @@
 //! End to end: the `authport` binary importing into the sandbox's Tray emulator.
 
-mod common;
+use crate::common;
 
 use authport_sandbox::SandboxConfig;
 use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};

@@ -1,7 +1,7 @@
 //! End to end (issue 11): the `authport` binary filling a two-slot Tray solution (Mailchimp +
 //! Slack, a channel config slot), one instance per owner.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,6 +1,6 @@
 //! `authport validate` and `authport providers`: offline, no provider, no network.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,7 +1,7 @@
 //! End to end: `authport webhooks` receiving the sandbox's signed Apideck Vault events while an
 //! import runs on the same state, and refusing what is not a genuine, well-formed delivery.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Stdio;

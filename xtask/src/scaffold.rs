@@ -17,7 +17,7 @@ use anyhow::{Context, bail, ensure};
 use crate::{cargo, describe, run};
 
 /// The generated files (paths from the workspace root, rendered too) and their templates.
-const TEMPLATES: [(&str, &str); 13] = [
+const TEMPLATES: [(&str, &str); 14] = [
     (
         "crates/{{name}}/Cargo.toml",
         include_str!("../templates/provider/Cargo.toml.tmpl"),
@@ -63,8 +63,14 @@ const TEMPLATES: [(&str, &str); 13] = [
         include_str!("../templates/provider/tests/map.rs.tmpl"),
     ),
     (
-        "crates/{{name}}/tests/snapshots/map__mapping_per_auth_kind.snap",
-        include_str!("../templates/provider/tests/snapshots/map__mapping_per_auth_kind.snap.tmpl"),
+        "crates/{{name}}/tests/suite.rs",
+        include_str!("../templates/provider/tests/suite.rs.tmpl"),
+    ),
+    (
+        "crates/{{name}}/tests/snapshots/suite__map__mapping_per_auth_kind.snap",
+        include_str!(
+            "../templates/provider/tests/snapshots/suite__map__mapping_per_auth_kind.snap.tmpl"
+        ),
     ),
     (
         "docs/{{name}}.md",
@@ -160,10 +166,10 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
                 "-p",
                 "authport-scaffolded",
                 "--test",
-                "conformance",
+                "suite",
                 "--",
                 "--exact",
-                "scaffolded_keeps_the_shared_guarantees",
+                "conformance::scaffolded_keeps_the_shared_guarantees",
             ])
             .env("CARGO_TARGET_DIR", &target_dir),
     )?;

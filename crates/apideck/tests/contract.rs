@@ -1,7 +1,7 @@
 //! Contract with Apideck's vault.yml: the embedded `ConnectionImportData` schema is the spec's,
 //! and every body the mapping produces validates against the spec itself.
 
-mod support;
+use crate::support;
 
 use authport_apideck::schema::{CONNECTION_IMPORT_DATA_SCHEMA, import_body_violations};
 use authport_sandbox::spec::{Direction, bare_component, component_schema, load_spec, validator};

@@ -2,7 +2,7 @@
 //! is classified by Apideck's rules, and no secret a vendor echoes (the record's or the API
 //! key, in any form, at any length) reaches a message or a note.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,7 +1,7 @@
 //! The pure mapping: snapshots of every catalogue connector × auth kind, expiry rendering,
 //! target resolution and located mapping errors.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

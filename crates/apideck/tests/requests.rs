@@ -2,7 +2,7 @@
 //! plain loopback server, is an operation of vault.yml with its required headers, and its body
 //! validates against the operation's request schema.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 

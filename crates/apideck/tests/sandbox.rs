@@ -1,7 +1,7 @@
 //! The provider against the Apideck sandbox over real loopback HTTP, built through the plugin
 //! registry and driven through `dyn AuthImporter`, as the engine does.
 
-mod support;
+use crate::support;
 
 use authport_core::{
     AuthImporter, CredentialRecord, DiscoveryKey, Disposition, ImportOutcome, PriorImport,

@@ -1,7 +1,7 @@
 //! The input reader: one case per kind of bad input, asserting the located message; JSON
 //! arrays; constant memory on a large file.
 
-mod input_support;
+use crate::input_support;
 
 use std::io::{BufReader, Cursor, Read};
 

@@ -2,7 +2,7 @@
 //! closing `]`), every problem is a located item of its own, and the records around a problem
 //! are still read (design invariant 3).
 
-mod input_support;
+use crate::input_support;
 
 use input_support::{good, outline, read};
 

@@ -2,7 +2,7 @@
 //! texts with control characters are refused, and no message quotes a value or a key the
 //! format does not know (a canary secret is planted in each of those places).
 
-mod input_support;
+use crate::input_support;
 
 use authport_core::input::InputItem;
 use input_support::{GOOD, check, good, outline, read};

@@ -1,10 +1,10 @@
 //! Crash safety: the import runs in a child process that is killed with SIGKILL at random
 //! points; re-running with the same state must end with every record imported exactly once.
 //!
-//! The child is this same test binary, started with `--exact child_import` and the run's
+//! The child is this same test binary, started with `--exact crash::child_import` and the run's
 //! parameters in the environment. Without them `child_import` has nothing to do.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -53,7 +53,12 @@ async fn child_import() {
 /// Starts the child import; returns it running.
 fn spawn_child(parameters: &BTreeMap<String, String>) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_import", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash::child_import",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, serde_json::to_string(parameters).unwrap())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,7 +1,7 @@
 //! Hardening of the import run (issue 8): claims of records that wrote nothing are released, and
 //! an input that can be read only once (a pipe) is imported in full: the run reads it once.
 
-mod common;
+use crate::common;
 
 use authport_engine::StateStore;
 use authport_sandbox::SandboxConfig;

@@ -1,6 +1,6 @@
 //! The engine end to end: real providers over loopback HTTP against the sandbox.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

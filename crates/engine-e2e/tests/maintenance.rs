@@ -1,6 +1,6 @@
 //! verify and rollback, driven by the state journal, against the sandbox.
 
-mod common;
+use crate::common;
 
 use authport_engine::{Exit, StateStore};
 use authport_sandbox::SandboxConfig;

@@ -2,7 +2,7 @@
 //! documents none (Apideck) gets `--rate auto` under its ceiling; the summary says which, and
 //! what bounded the run.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

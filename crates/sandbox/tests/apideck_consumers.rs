@@ -8,7 +8,7 @@ use authport_sandbox::spec::{Direction, component_schema, load_spec, validator};
 use authport_sandbox::{RunningSandbox, SandboxConfig};
 use serde_json::{Map, Value, json};
 
-mod common;
+use crate::common;
 
 const PATH: &str = "/vault/consumers";
 

@@ -10,7 +10,7 @@ use chrono::{SecondsFormat, TimeDelta, Utc};
 use common::{Answer, call};
 use serde_json::{Map, Value, json};
 
-mod common;
+use crate::common;
 
 const CANARY_ACCESS: &str = "CANARY-sandbox-access-2f7c";
 const CANARY_REFRESH: &str = "CANARY-sandbox-refresh-81d0";

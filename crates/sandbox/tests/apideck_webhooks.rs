@@ -14,7 +14,7 @@ use hmac::{Hmac, Mac as _};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-mod common;
+use crate::common;
 
 const CANARY_REFRESH: &str = "CANARY-webhook-refresh-5e1a";
 

@@ -11,7 +11,7 @@ use authport_sandbox::{RunningSandbox, SandboxConfig};
 use common::Answer;
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 
 const CANARY_ACCESS: &str = "CANARY-nango-access-5c1e";
 const CANARY_REFRESH: &str = "CANARY-nango-refresh-09ab";

@@ -4,7 +4,7 @@
 use common::{assert_valid_tray as assert_valid, tray_spec as spec, tray_validator as validator};
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 
 /// Tray's own published examples (Slack scope objects, NetSuite's `required` list) violate the
 /// value rules the spec declares for environment schemas and scopes; we relax exactly those.

@@ -7,7 +7,7 @@
 use common::{assert_valid_tray as assert_valid, tray_spec as spec};
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 
 #[tokio::test]
 async fn get_full_authentication_answers_as_the_spec_says() {

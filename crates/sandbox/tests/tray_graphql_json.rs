@@ -6,7 +6,7 @@ use authport_sandbox::tray::{environment_id, stable_uuid};
 use common::Tray;
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 
 const CREATE: &str = "mutation ($name: String!, $serviceId: String!, $serviceEnvironmentId: String!, $data: Json!, $formData: Json, $hidden: Boolean) { createUserAuthentication(input: {name: $name, serviceId: $serviceId, serviceEnvironmentId: $serviceEnvironmentId, data: $data, formData: $formData, scopes: [], hidden: $hidden}) { authenticationId } }";
 const VIEWER: &str = "query { viewer { authentications { edges { node { id name customFields service { id name title version icon } serviceEnvironment { id title } } } pageInfo { hasNextPage hasPreviousPage } } } }";

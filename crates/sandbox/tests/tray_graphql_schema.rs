@@ -9,7 +9,7 @@ use authport_sandbox::tray::{DEFAULT_MASTER_TOKEN, environment_id, stable_uuid};
 use common::Tray;
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 
 const SOLUTIONS: &str = "query { viewer { solutions(first: 10) { edges { node { id title description tags customFields { key value } configSlots { externalId title defaultValue } } cursor } pageInfo { hasNextPage endCursor } } } }";
 const CREATE_INSTANCE: &str = "mutation ($solutionId: ID!, $instanceName: String!, $authValues: [AuthValue!]) { createSolutionInstance(input: {solutionId: $solutionId, instanceName: $instanceName, authValues: $authValues}) { solutionInstance { id name enabled authValues { externalId authId } } } }";

@@ -8,7 +8,7 @@ use authport_sandbox::tray::{DEFAULT_MASTER_TOKEN, environment_id, stable_uuid};
 use common::Tray;
 use serde_json::json;
 
-mod common;
+use crate::common;
 
 const GENERATE: &str = "mutation ($userId: ID!) { generateAuthorizationCode(input: {userId: $userId, clientMutationId: \"m1\"}) { authorizationCode clientMutationId } }";
 

@@ -8,7 +8,7 @@ use authport_sandbox::{RunningSandbox, SandboxConfig};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 
 const USERS_QUERY: &str = "query ($externalUserId: String, $first: Int) { users(criteria: {externalUserId: $externalUserId}, first: $first) { edges { node { id } } } }";
 

@@ -5,7 +5,7 @@ use authport_sandbox::tray::stable_uuid;
 use common::Tray;
 use serde_json::json;
 
-mod common;
+use crate::common;
 
 const CREATE: &str = "mutation ($solutionId: ID!, $instanceName: String!, $authValues: [AuthValue!], $configValues: [ConfigValue!]) { createSolutionInstance(input: {solutionId: $solutionId, instanceName: $instanceName, authValues: $authValues, configValues: $configValues}) { solutionInstance { id enabled } } }";
 const ENABLE: &str = "mutation ($id: ID!, $strict: Boolean) { updateSolutionInstance(input: {solutionInstanceId: $id, enabled: true, errorOnEnablingWithMissingValues: $strict}) { solutionInstance { id enabled } } }";

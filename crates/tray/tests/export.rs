@@ -1,7 +1,7 @@
 //! The Tray exporter against the Tray sandbox over loopback: users paged with the master
 //! token, each user's auths with a user token, credentials from Get full authentication.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

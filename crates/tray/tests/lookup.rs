@@ -1,7 +1,7 @@
 //! Issue 8 item 1: the look-up before a create, so a run without the first run's state does not
 //! create every auth a second time, and its opt-out.
 
-mod common;
+use crate::common;
 
 use std::sync::LazyLock;
 

@@ -2,7 +2,7 @@
 //! `dyn AuthImporter` exactly as the engine drives it: users, tokens, create, update,
 //! reconcile, rate limits. The guarantees every provider keeps are in `conformance.rs`.
 
-mod common;
+use crate::common;
 
 use std::sync::LazyLock;
 

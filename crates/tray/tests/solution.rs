@@ -2,7 +2,7 @@
 //! enabled when the run finishes its deferred work, rollback, a refused auth slot (found the
 //! documented way, by `createSolutionInstance` failing), and a lost create answer.
 
-mod common;
+use crate::common;
 
 use std::sync::LazyLock;
 

@@ -2,7 +2,7 @@
 //! one instance per owner, per-owner progress in the memo (so a "later run" is a new provider
 //! on the same memo), and a lost `createSolutionInstance` answer.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

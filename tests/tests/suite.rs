@@ -1,0 +1,14 @@
+//! This crate's integration tests, linked as one binary: each test binary of a debug build
+//! is some 60 MB and a link of its own, and CI's disk and two cores pay for every one.
+
+mod after_import;
+mod apideck;
+mod canary;
+mod common;
+mod export;
+mod migrate;
+mod transport;
+mod tray;
+mod tray_solution;
+mod validate;
+mod webhooks;
