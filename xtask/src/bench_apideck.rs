@@ -91,6 +91,11 @@ pub fn apideck(
                 &concurrency.to_string(),
             ],
         )?;
+        // A rate only counts when every record was imported, as the peer's must be.
+        let imported = last["summary"]["counts"]["imported"].as_u64();
+        if imported != Some(records as u64) {
+            bail!("authport imported {imported:?} of {records} records: {last}");
+        }
         ours.push(last["records_per_second"].as_f64().unwrap_or(0.0));
         let peer = peer(root, &base, &input, concurrency)?;
         if peer["failed"].as_u64() != Some(0) {

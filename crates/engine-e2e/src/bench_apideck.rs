@@ -15,6 +15,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
 const CONNECTION: &str = r#"{"status_code":200,"status":"OK","data":{"id":"crm+hubspot","service_id":"hubspot","unified_api":"crm","name":"HubSpot","state":"callable","integration_state":"configured","auth_type":"oauth2","enabled":true}}"#;
+/// The application's connectors (`GET /vault/connections?api=crm`), which discovery reads
+/// when the per-connection read answers 404.
+const CONNECTIONS: &str = r#"{"status_code":200,"status":"OK","data":[{"id":"crm+hubspot","service_id":"hubspot","unified_api":"crm","name":"HubSpot","state":"available","integration_state":"configured","auth_type":"oauth2","enabled":true}]}"#;
 const CONSUMERS: &str =
     r#"{"status_code":200,"status":"OK","data":[],"meta":{"cursors":{"next":null}}}"#;
 const NOT_FOUND: &str = r#"{"status_code":404,"error":"Not Found","message":"no route"}"#;
@@ -104,9 +107,12 @@ fn route(method: &str, path: &str, counts: &Counts) -> (u16, &'static str) {
             (&counts.imports, (200, CONNECTION))
         }
         ("GET", "/vault/consumers") => (&counts.consumer_lists, (200, CONSUMERS)),
-        ("GET", p) if p.starts_with("/vault/connections") => {
-            (&counts.connection_reads, (200, CONNECTION))
+        // The bench's consumers are fresh: a read (a false "seen" of the importer's filter of
+        // pairs sent unchecked) finds no connection, as Vault would answer.
+        ("GET", p) if p.starts_with("/vault/connections/") => {
+            (&counts.connection_reads, (404, NOT_FOUND))
         }
+        ("GET", "/vault/connections") => (&counts.connection_reads, (200, CONNECTIONS)),
         _ => (&counts.other, (404, NOT_FOUND)),
     };
     counter.fetch_add(1, Ordering::Relaxed);
