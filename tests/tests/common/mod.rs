@@ -1,8 +1,6 @@
 //! Shared helpers for the end-to-end tests: run the built `authport` binary, against an
 //! in-process sandbox, in a scratch directory, and read what it wrote.
 
-#![allow(dead_code)] // Each test binary uses a different subset.
-
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;

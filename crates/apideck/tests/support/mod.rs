@@ -2,8 +2,6 @@
 //! sandbox catalogue as discovered connectors, and the mapping helpers. The clock, record
 //! parsing and the canary check come from `authport_testkit`.
 
-#![allow(dead_code)]
-
 use authport_apideck::config::SuspectMilliseconds;
 use authport_apideck::connector::ConnectorInfo;
 use authport_apideck::map::{MapOptions, map_record};

@@ -1,6 +1,5 @@
 //! Helpers shared by the input reader's test files: a fixed clock, a good record, and an
 //! outline of what the reader yields.
-#![allow(dead_code)] // Each test file uses a different subset.
 
 use std::io::Cursor;
 

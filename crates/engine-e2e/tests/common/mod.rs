@@ -1,8 +1,6 @@
 //! Shared pieces of the engine's end-to-end tests: a sandbox on loopback, real providers built
 //! through the plugin registry, generated input files with canary secrets.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,5 @@
 //! Helpers the sandbox's HTTP suites share: starting a sandbox, raw calls, a GraphQL client for
-//! the Tray emulator, and Tray's published spec. Each test binary uses a part of this module.
-#![allow(dead_code)]
+//! the Tray emulator, and Tray's published spec. The suites use different parts of it.
 
 use authport_sandbox::tray::DEFAULT_MASTER_TOKEN;
 use authport_sandbox::{RunningSandbox, SandboxConfig};

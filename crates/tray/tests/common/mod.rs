@@ -1,7 +1,5 @@
 //! Tray fixtures shared by this crate's sandbox tests (the generic helpers are the testkit's).
 
-#![allow(dead_code)] // Each test file uses a different subset.
-
 use std::sync::Arc;
 
 use authport_core::{AuthImporter, CredentialRecord, DiscoveryKey, InMemoryMemo, Memo};
