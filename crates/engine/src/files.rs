@@ -80,14 +80,32 @@ pub fn precreate_private(what: &str, path: &Path) -> anyhow::Result<()> {
     }
 }
 
-#[cfg(unix)]
+/// Opens the existing file at `path` for reading, never through a symbolic link.
+pub(crate) fn open_nofollow(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    no_follow(&mut options);
+    options.open(path)
+}
+
+/// Mode 0600 when created, and never through a symbolic link.
 fn restrict(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    no_follow(options);
+}
+
+#[cfg(unix)]
+fn no_follow(options: &mut OpenOptions) {
     use std::os::unix::fs::OpenOptionsExt as _;
-    options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    options.custom_flags(libc::O_NOFOLLOW);
 }
 
 #[cfg(not(unix))]
-fn restrict(_options: &mut OpenOptions) {}
+fn no_follow(_options: &mut OpenOptions) {}
 
 #[cfg(test)]
 mod tests {

@@ -295,14 +295,14 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
         Some(input),
         &setup.config,
     )?;
-    let engine = &setup.config.engine;
     let report = report_path(args.report.as_deref());
     let defaults = ImportOptions::new(setup.plugin.name, setup.plugin.limits, &args.input);
     // One rate limit for the run, applied to every request the provider sends.
     let importer = build_importer(&setup, &state, &defaults.gate)?;
     let options = run_options(
         defaults,
-        engine,
+        &setup,
+        &state,
         RunFlags {
             concurrency: args.concurrency,
             rate: args.rate,
@@ -312,10 +312,6 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
             quiet,
         },
     );
-    let options = ImportOptions {
-        on_applied: applied_hook(&state, setup.plugin.name),
-        ..options
-    };
     // Before (what earlier runs wrote, a killed one included), each object as it is committed
     // (`applied_hook`), and after (anything a busy event store made the hook miss).
     publish_owned(&state, setup.plugin.name);
@@ -343,7 +339,7 @@ fn publish_owned(state: &StateStore, provider: &str) {
 /// When a webhook receiver keeps an event store for this state, each connection the run
 /// commits is published to it at once, so the receiver stores that connection's events from
 /// the first one (it cannot read the journal while the run holds it).
-pub(crate) fn applied_hook(state: &StateStore, provider: &'static str) -> Option<AppliedHook> {
+fn applied_hook(state: &StateStore, provider: &'static str) -> Option<AppliedHook> {
     let key_of = webhooks::connection_key_fn(provider)?;
     let path = state.path()?;
     std::fs::symlink_metadata(authport_engine::events_path(path)).ok()?;
@@ -457,12 +453,14 @@ pub(crate) struct RunFlags {
 }
 
 /// An import run's options: the flags win over the config's `[engine]`, which wins over the
-/// provider's defaults.
-pub(crate) fn run_options(
+/// provider's defaults; each committed object goes to the webhook receiver ([`applied_hook`]).
+fn run_options(
     defaults: ImportOptions,
-    engine: &config::EngineDefaults,
+    setup: &ProviderSetup,
+    state: &StateStore,
     flags: RunFlags,
 ) -> ImportOptions {
+    let engine = &setup.config.engine;
     ImportOptions {
         max_attempts: engine.max_attempts.unwrap_or(defaults.max_attempts),
         deadline: engine
@@ -481,6 +479,7 @@ pub(crate) fn run_options(
         dry_run: flags.dry_run,
         allow_target_change: flags.allow_target_change,
         progress: !flags.quiet && std::io::stderr().is_terminal(),
+        on_applied: applied_hook(state, setup.plugin.name),
         ..defaults
     }
 }

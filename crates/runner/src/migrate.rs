@@ -275,10 +275,10 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> anyhow::Result<Exit> {
     let input = Input::reader(format!("{} export", source.name), pipe_in);
     let defaults = ImportOptions::new(setup.plugin.name, setup.plugin.limits, input);
     let importer = crate::build_importer(&setup, &state, &defaults.gate)?;
-    let engine = &setup.config.engine;
     let options = crate::run_options(
         defaults,
-        engine,
+        &setup,
+        &state,
         crate::RunFlags {
             concurrency: args.concurrency,
             rate: args.rate,
@@ -288,10 +288,6 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> anyhow::Result<Exit> {
             quiet,
         },
     );
-    let options = ImportOptions {
-        on_applied: crate::applied_hook(&state, setup.plugin.name),
-        ..options
-    };
 
     let cancel = Arc::new(AtomicBool::new(false));
     let mut sink = FileSink::new(Box::new(pipe_out), quiet);

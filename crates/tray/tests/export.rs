@@ -51,6 +51,15 @@ fn by_id<'a>(records: &'a [CredentialRecord], id: &str) -> &'a CredentialRecord 
         .unwrap_or_else(|| panic!("no record {id}"))
 }
 
+/// `record` carries a warning about `field`.
+fn assert_warns(record: &CredentialRecord, field: &str) {
+    assert!(
+        record.warnings.iter().any(|w| w.field == field),
+        "{:?}",
+        record.warnings
+    );
+}
+
 #[tokio::test]
 async fn every_auth_comes_back_typed_for_its_owner_and_reads_as_v1() {
     let sandbox = tray_sandbox(TrayOptions::default()).await;
@@ -119,14 +128,7 @@ async fn every_auth_comes_back_typed_for_its_owner_and_reads_as_v1() {
     );
     assert_eq!(oauth.scopes, ["chat:write", "channels:read"]);
     // Tray holds `expires_in` without its start: said, not silently dropped.
-    assert!(
-        exported
-            .warnings
-            .iter()
-            .any(|w| w.field == "auth.expires_in"),
-        "{:?}",
-        exported.warnings
-    );
+    assert_warns(exported, "auth.expires_in");
 
     let exported = by_id(&sink.records, "camel-1");
     let Auth::OAuth2(oauth) = &exported.auth else {
@@ -148,14 +150,7 @@ async fn every_auth_comes_back_typed_for_its_owner_and_reads_as_v1() {
     };
     assert_eq!(oauth.access_token.expose_secret(), extra);
     assert_eq!(exported.settings["dc"], json!("us21"));
-    assert!(
-        exported
-            .warnings
-            .iter()
-            .any(|w| w.field == "auth.expires_in"),
-        "{:?}",
-        exported.warnings
-    );
+    assert_warns(exported, "auth.expires_in");
 
     for record in &sink.records {
         // Valid v1: the record reads back as itself.

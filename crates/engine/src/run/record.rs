@@ -105,9 +105,7 @@ impl Run {
             (hook.0)(record_id, target);
         }
     }
-}
 
-impl Run {
     pub(super) fn emit(&self, line: &ReportLine) -> anyhow::Result<()> {
         let mut output = self.output.lock().unwrap_or_else(|e| e.into_inner());
         output.report.write(line)?;

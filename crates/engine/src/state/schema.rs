@@ -1,14 +1,14 @@
 //! The state file itself: its tables, its SQLite `application_id`, how it is opened (exclusive,
 //! WAL, mode 0600, never through a symlink) and its random salt.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::Path;
 
 use anyhow::Context as _;
 use rand::RngCore as _;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
-use crate::files::{Refusal, precreate_private};
+use crate::files::{Refusal, open_nofollow, precreate_private};
 
 /// The schema version this build writes; older files are migrated on open (none yet).
 const SCHEMA_VERSION: &str = "1";
@@ -115,17 +115,6 @@ pub(crate) const BUSY_TIMEOUT_MS: u32 = 5_000;
 #[derive(Debug, thiserror::Error)]
 #[error("the state file is locked by another process")]
 pub(crate) struct InUse;
-
-fn open_nofollow(path: &Path) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.custom_flags(libc::O_NOFOLLOW);
-    }
-    options.open(path)
-}
 
 /// Refuses a database that holds tables and is not an authport state file. An empty file is
 /// new; a file with exactly our tables and no id is one written before the id existed.

@@ -58,6 +58,11 @@ const SETTING_KEYS: &[&str] = &[
     "tenant_id",
 ];
 
+/// The names the import's mapping (`map.rs`) gives a basic auth's two halves, read back the
+/// same way, so an auth imported as basic (Zendesk's `email` + `api_token`) exports as basic.
+const USERNAME_KEYS: &[&str] = &["username", "email", "user", "login"];
+const PASSWORD_KEYS: &[&str] = &["password", "api_token", "token", "secret"];
+
 /// A typed credentials object: the auth, the scopes an OAuth `scope` string names, and the
 /// settings that were stored among the credentials.
 pub(super) struct Typed {
@@ -65,10 +70,6 @@ pub(super) struct Typed {
     pub scopes: Option<Vec<String>>,
     pub settings: serde_json::Map<String, serde_json::Value>,
 }
-/// The names the import's mapping (`map.rs`) gives a basic auth's two halves, read back the
-/// same way, so an auth imported as basic (Zendesk's `email` + `api_token`) exports as basic.
-const USERNAME_KEYS: &[&str] = &["username", "email", "user", "login"];
-const PASSWORD_KEYS: &[&str] = &["password", "api_token", "token", "secret"];
 
 fn warn(warnings: &mut Vec<RecordWarning>, field: impl Into<String>, message: impl Into<String>) {
     warnings.push(RecordWarning {
@@ -106,16 +107,14 @@ pub(super) fn type_credentials(
         .collect();
     let mut settings = serde_json::Map::new();
     if rest.len() < values.len() && is_exact_kind(&rest) {
-        let names: Vec<String> = values.keys().cloned().collect();
-        for name in names {
-            if values
-                .get(&name)
-                .is_some_and(|(_, value)| is_setting(&name, value))
-                && let Some((_, value)) = values.remove(&name)
-            {
-                settings.insert(name, setting_value(value));
-            }
-        }
+        let (found, others): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut values)
+            .into_iter()
+            .partition(|(name, (_, value))| is_setting(name, value));
+        values = others;
+        settings = found
+            .into_iter()
+            .map(|(name, (_, value))| (name, setting_value(value)))
+            .collect();
     }
     let (auth, scopes) = type_set(values, warnings)?;
     Ok(Typed {
