@@ -162,10 +162,32 @@ pub fn budget_spent(remaining: &str) -> bool {
 }
 
 /// Removes every form in which a secret may come back in vendor text: as it is, JSON-escaped
-/// (inside a quoted string) and URL-encoded (both `%20` and `+` for spaces). Longer secrets go
-/// first, so a secret that contains another is replaced whole. There is no length floor: a
-/// one-character secret is scrubbed too (the text may become hard to read; it cannot leak).
+/// (inside a quoted string), URL-encoded (both `%20` and `+` for spaces), and with any of the
+/// escapes a JSON string may use for any character (`\u0061` for `a`, `\/`, the HTML-safe
+/// `\u003c` and friends, surrogate pairs). Longer secrets go first, so a secret that contains
+/// another is replaced whole. There is no length floor: a one-character secret is scrubbed too
+/// (the text may become hard to read; it cannot leak).
+///
+/// The escapes are handled by decoding them and scrubbing again (a vendor's encoder may escape
+/// any subset of characters, so listing forms cannot be complete). The decoded text is kept
+/// only when it held a secret: other vendor text reads as the vendor wrote it. Runs on error
+/// text only, so the second pass (and its allocation) costs nothing on the success path.
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let forms = forms_of(secrets);
+    let scrubbed = replace_forms(text, &forms);
+    if forms.is_empty() || !scrubbed.contains('\\') {
+        return scrubbed;
+    }
+    let decoded = decode_json_escapes(&scrubbed);
+    if decoded == scrubbed {
+        return scrubbed;
+    }
+    let again = replace_forms(&decoded, &forms);
+    if again == decoded { scrubbed } else { again }
+}
+
+/// The forms of each secret matched literally, longest first.
+fn forms_of(secrets: &[&str]) -> Vec<String> {
     let mut forms: Vec<String> = Vec::new();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         forms.push((*secret).to_owned());
@@ -178,13 +200,81 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
     forms.retain(|form| !form.is_empty());
     forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
     forms.dedup();
+    forms
+}
+
+fn replace_forms(text: &str, forms: &[String]) -> String {
     let mut text = text.to_owned();
-    for form in &forms {
+    for form in forms {
         if text.contains(form.as_str()) {
             text = text.replace(form.as_str(), REDACTED);
         }
     }
     text
+}
+
+/// Decodes JSON string escapes wherever they appear (one level: `\\u0061` becomes `\u0061`).
+/// A backslash that starts no valid escape (or a lone surrogate) is kept as it is.
+fn decode_json_escapes(text: &str) -> String {
+    let mut decoded = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        decoded.push_str(&rest[..at]);
+        let escape = &rest[at..];
+        let used = match decode_escape(escape) {
+            Some((character, used)) => {
+                decoded.push(character);
+                used
+            }
+            None => {
+                decoded.push('\\');
+                1
+            }
+        };
+        rest = &escape[used..];
+    }
+    decoded.push_str(rest);
+    decoded
+}
+
+/// The character one escape at the start of `escape` stands for, and its length in bytes.
+fn decode_escape(escape: &str) -> Option<(char, usize)> {
+    let character = match escape.as_bytes().get(1)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => return decode_unicode_escape(escape),
+        _ => return None,
+    };
+    Some((character, 2))
+}
+
+/// `\uXXXX`, or a surrogate pair `\uD83D\uDE00` for a character beyond the BMP.
+fn decode_unicode_escape(escape: &str) -> Option<(char, usize)> {
+    let first = hex_unit(escape, 2)?;
+    if let Some(character) = char::from_u32(u32::from(first)) {
+        return Some((character, 6));
+    }
+    if (0xD800..0xDC00).contains(&first) && escape.get(6..8) == Some("\\u") {
+        let second = hex_unit(escape, 8)?;
+        let character = char::decode_utf16([first, second]).next()?.ok()?;
+        return Some((character, 12));
+    }
+    None
+}
+
+/// The four hex digits at `at`, as one UTF-16 unit.
+fn hex_unit(escape: &str, at: usize) -> Option<u16> {
+    let digits = escape.get(at..at + 4)?;
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u16::from_str_radix(digits, 16).ok()
 }
 
 /// Scrubs, then shortens to [`VENDOR_TEXT_LIMIT`] characters (in that order, so a secret cut

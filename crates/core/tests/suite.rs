@@ -6,4 +6,5 @@ mod input_array;
 mod input_support;
 mod record_messages;
 mod registry;
+mod scrub;
 mod secrets;
