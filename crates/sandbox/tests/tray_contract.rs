@@ -1,5 +1,5 @@
 //! Contract: the Tray sandbox's REST answers (and the request bodies authport sends) validate
-//! against Tray's published OpenAPI 3.1 description (`shared/specs/tray-platform-api.yaml`).
+//! against Tray's published OpenAPI 3.1 description (`specs/tray-platform-api.yaml`).
 
 use common::{assert_valid_tray as assert_valid, tray_spec as spec, tray_validator as validator};
 use serde_json::{Value, json};
