@@ -7,6 +7,7 @@ mod apideck_sessions;
 mod apideck_webhooks;
 mod common;
 mod nango_contract;
+mod spec_copies;
 mod tray_contract;
 mod tray_export;
 mod tray_graphql_json;
