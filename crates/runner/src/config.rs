@@ -13,11 +13,13 @@
 //!
 //! The environment overrides the file (each provider reads its own variables).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use authport_kit::SettingsProblem;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::cli::rules;
@@ -69,11 +71,70 @@ impl EngineDefaults {
     }
 }
 
+/// The `[engine]` settings and the kind of value each takes, for messages.
+const ENGINE_SETTINGS: &[(&str, &str)] = &[
+    ("concurrency", "a whole number of records in flight"),
+    ("rate", "a number of requests per second"),
+    ("rate_ceiling", "a number of requests per second"),
+    ("max_attempts", "a whole number of calls"),
+    ("request_timeout_secs", "a whole number of seconds"),
+    ("deadline_secs", "a whole number of seconds"),
+    ("durable", "true or false"),
+];
+
+/// The `[migrate]` settings (read by `migrate`) and the kind of value each takes.
+pub(crate) const MIGRATE_SETTINGS: &[(&str, &str)] = &[
+    (
+        "services",
+        "a table of source service names to service slugs (text)",
+    ),
+    ("source_rate", "a number of requests per second"),
+];
+
+/// Reads the section `[section]` of the file `file` into `T`, whose settings (and the kind of
+/// value each takes) are `settings`. serde's messages quote values and unknown key names,
+/// either of which may be a secret typed in the wrong place: a problem is located through the
+/// kit's settings reader (the one the provider sections use) and named by setting and kind.
+pub(crate) fn typed_section<T: DeserializeOwned>(
+    file: &str,
+    section: &str,
+    value: &Value,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<T> {
+    let allowed: Vec<&str> = settings.iter().map(|(name, _)| *name).collect();
+    authport_kit::settings_from_json(value, &allowed).map_err(|problem| {
+        let not_a_setting = || {
+            format!(
+                "[{section}] has a key that is not a setting (settings: {})",
+                allowed.join(", ")
+            )
+        };
+        let message = match problem {
+            SettingsProblem::UnknownKey => not_a_setting(),
+            SettingsProblem::At(path) | SettingsProblem::UnknownKeyAt(path) if path.is_empty() => {
+                format!("[{section}] must be a table of settings")
+            }
+            SettingsProblem::At(path) | SettingsProblem::UnknownKeyAt(path) => {
+                // Only the setting is named: deeper path segments are the operator's own keys
+                // (e.g. a service name), which are not repeated.
+                let setting = path.split(['.', '[']).next().unwrap_or_default();
+                match settings.iter().find(|(name, _)| *name == setting) {
+                    Some((name, kind)) => format!("[{section}] {name} must be {kind}"),
+                    None => not_a_setting(),
+                }
+            }
+        };
+        anyhow::anyhow!("{file}: {message}")
+    })
+}
+
 /// The parsed config file. Its `Debug` shows section names only: sections may hold secrets.
 #[derive(Default)]
 pub struct ConfigFile {
     pub engine: EngineDefaults,
     sections: serde_json::Map<String, Value>,
+    /// The file it was read from: commands never write over it.
+    path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ConfigFile {
@@ -81,6 +142,7 @@ impl std::fmt::Debug for ConfigFile {
         f.debug_struct("ConfigFile")
             .field("engine", &self.engine)
             .field("sections", &self.sections.keys().collect::<Vec<_>>())
+            .field("path", &self.path)
             .finish()
     }
 }
@@ -91,7 +153,14 @@ impl ConfigFile {
     pub fn load(path: &Path, providers: &[&str]) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::parse(&text, &path.display().to_string(), providers)
+        let mut config = Self::parse(&text, &path.display().to_string(), providers)?;
+        config.path = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// The file this configuration was read from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     pub fn parse(text: &str, name: &str, providers: &[&str]) -> anyhow::Result<Self> {
@@ -108,8 +177,14 @@ impl ConfigFile {
         let mut config = ConfigFile::default();
         for (key, value) in table {
             if key == "engine" {
-                config.engine = value.try_into().map_err(|error: toml::de::Error| {
-                    anyhow::anyhow!("{name}: [engine]: {}", error.message())
+                // Located through JSON (messages by setting and kind, never a value or an
+                // unknown key), then read from TOML itself: JSON has no NaN or infinity, which
+                // `validate` must see to refuse.
+                let json = serde_json::to_value(&value)
+                    .context("config section is not representable as JSON")?;
+                typed_section::<EngineDefaults>(name, "engine", &json, ENGINE_SETTINGS)?;
+                config.engine = value.try_into().map_err(|_: toml::de::Error| {
+                    anyhow::anyhow!("{name}: [engine] has a value of the wrong type")
                 })?;
                 config
                     .engine
@@ -239,7 +314,15 @@ mod tests {
             ),
             (
                 "concurrency = -1",
-                Err("c.toml: [engine]: invalid value: integer `-1`, expected u32"),
+                Err("c.toml: [engine] concurrency must be a whole number of records in flight"),
+            ),
+            (
+                "durable = \"yes\"",
+                Err("c.toml: [engine] durable must be true or false"),
+            ),
+            (
+                "rate = \"fast\"",
+                Err("c.toml: [engine] rate must be a number of requests per second"),
             ),
         ];
         for (body, expect) in cases {
@@ -265,7 +348,7 @@ mod tests {
         );
         check(
             "[engine]\nconcurency = 4\n",
-            "c.toml: [engine]: unknown field `concurency`, expected one of `concurrency`, `rate`, `rate_ceiling`, `max_attempts`, `request_timeout_secs`, `deadline_secs`, `durable`",
+            "c.toml: [engine] has a key that is not a setting (settings: concurrency, rate, rate_ceiling, max_attempts, request_timeout_secs, deadline_secs, durable)",
         );
         let error = ConfigFile::parse(
             "[tray]\nmaster_token = \"SECRET-CANARY\n",
@@ -276,5 +359,97 @@ mod tests {
         let text = format!("{error:#}");
         assert!(text.starts_with("c.toml:2: invalid TOML"), "{text}");
         assert!(!text.contains("SECRET-CANARY"), "{text}");
+    }
+
+    /// Issue 17 item 14: a secret pasted as a key name or as a value of the wrong type in
+    /// `[engine]` or `[migrate]` is never quoted; the message names the setting and its kind.
+    #[test]
+    fn engine_and_migrate_mistakes_name_the_setting_and_kind_never_the_text() {
+        const CANARY: &str = "CANARY-config-5b1f";
+        let names = ["apideck", "tray", "migrate"];
+        let cases: &[(&str, &str)] = &[
+            (
+                "[engine]\nCANARY-config-5b1f = 4\n",
+                "c.toml: [engine] has a key that is not a setting (settings: concurrency, rate, rate_ceiling, max_attempts, request_timeout_secs, deadline_secs, durable)",
+            ),
+            (
+                "[engine]\nconcurrency = \"CANARY-config-5b1f\"\n",
+                "c.toml: [engine] concurrency must be a whole number of records in flight",
+            ),
+            (
+                "[engine]\nrate = [\"CANARY-config-5b1f\"]\n",
+                "c.toml: [engine] rate must be a number of requests per second",
+            ),
+            (
+                "[engine]\ndurable = \"CANARY-config-5b1f\"\n",
+                "c.toml: [engine] durable must be true or false",
+            ),
+            (
+                "[migrate]\nCANARY-config-5b1f = 1\n",
+                "c.toml: [migrate] has a key that is not a setting (settings: services, source_rate)",
+            ),
+            (
+                "[migrate]\nsource_rate = \"CANARY-config-5b1f\"\n",
+                "c.toml: [migrate] source_rate must be a number of requests per second",
+            ),
+            (
+                "[migrate.services]\nCANARY-config-5b1f = 7\n",
+                "c.toml: [migrate] services must be a table of source service names to service slugs (text)",
+            ),
+            (
+                "[migrate]\nservices = \"CANARY-config-5b1f\"\n",
+                "c.toml: [migrate] services must be a table of source service names to service slugs (text)",
+            ),
+        ];
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)] // Read for its errors only.
+        struct Migrate {
+            #[serde(default)]
+            services: std::collections::BTreeMap<String, String>,
+            source_rate: Option<f64>,
+        }
+        for (text, expect) in cases {
+            let error = ConfigFile::parse(text, "c.toml", &names).and_then(|config| {
+                typed_section::<Migrate>(
+                    "c.toml",
+                    "migrate",
+                    &config.section("migrate"),
+                    MIGRATE_SETTINGS,
+                )
+                .map(|_| ())
+            });
+            let message = format!("{:#}", error.expect_err(text));
+            assert_eq!(&message, expect, "{text}");
+            assert!(!message.contains(CANARY), "{message}");
+        }
+    }
+
+    /// Issue 17 item 16: what a provider is built from (its config section holds its secrets)
+    /// prints setting names only.
+    #[test]
+    fn debug_of_a_config_and_a_provider_context_never_shows_a_secret() {
+        const CANARY: &str = "CANARY-debug-93c2";
+        let config = ConfigFile::parse(
+            &format!("[engine]\nconcurrency = 2\n[tray]\nmaster_token = \"{CANARY}\"\n"),
+            "c.toml",
+            PROVIDERS,
+        )
+        .unwrap();
+        let context = authport_core::BuildContext {
+            config: config.section("tray"),
+            env: authport_core::EnvSnapshot::from_pairs([("TRAY_MASTER_TOKEN", CANARY)]),
+            memo: std::sync::Arc::new(authport_core::InMemoryMemo::default()),
+            gate: authport_engine::RunGate::new(),
+            request_timeout: Duration::from_secs(1),
+        };
+        for text in [
+            format!("{config:?}"),
+            format!("{context:?}"),
+            format!("{context:#?}"),
+        ] {
+            assert!(!text.contains(CANARY), "{text}");
+        }
+        assert!(format!("{config:?}").contains("tray"));
     }
 }

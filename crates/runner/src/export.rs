@@ -225,7 +225,11 @@ pub async fn export(args: ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
     };
     let exporter = (exporter_plugin.build)(&context)
         .map_err(|e| usage(anyhow::anyhow!("provider `{}`: {e}", provider.name)))?;
-    // After every check that needs no file, so a refused configuration leaves none behind.
+    // After every check that needs no file, so a refused configuration leaves none behind;
+    // never over the config file it read, even with --force.
+    crate::ReadFiles::default()
+        .config(&config)
+        .refuse_outputs(&[("--output", Some(&args.output))])?;
     let (out, destination) = open_output(&args)?;
     let filter = ExportFilter {
         owners: args.owners.clone(),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use authport_core::{BuildContext, EnvSnapshot, ProviderPlugin};
-use authport_engine::files::refuse_same_as_input;
+use authport_engine::files::{NamedFile, refuse_outputs_over_inputs, refuse_same_as_input};
 use authport_engine::{
     AppliedHook, EventStore, Exit, ImportOptions, MaintenanceOptions, OwnedConnection, RunGate,
     RunSummary, StateStore,
@@ -117,10 +117,9 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         } => {
             check_input(&input)?;
             let report = report_path(report.as_deref());
-            if !report_is_stdout(&report) {
-                refuse_same_as_input("report", &report, input_identity(&input))
-                    .map_err(|e| usage(e.into()))?;
-            }
+            ReadFiles::default()
+                .file("--input", Some(input_identity(&input)))
+                .refuse_outputs(&[("--report", Some(&report))])?;
             let summary = authport_engine::validate(&input, Some(&report))?;
             finish(&summary, format, report_is_stdout(&report), quiet)
         }
@@ -286,9 +285,6 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
     check_input(&args.input)?;
     // `--input -`: stdin, whose file (when redirected) is protected like an input file's.
     let input = input_identity(&args.input);
-    if let Some(report) = &args.report {
-        refuse_same_as_input("report", report, input).map_err(|e| usage(e.into()))?;
-    }
     let state = run_state(
         args.state.as_deref(),
         args.report.as_deref(),
@@ -364,23 +360,70 @@ fn applied_hook(state: &StateStore, provider: &'static str) -> Option<AppliedHoo
     })))
 }
 
-/// The journal of an import or migrate run: `--state` (never the input file, nor the report's
-/// file: both checked before it is opened), or a private temporary one.
+/// Every file a command reads, for the one output check ([`refuse_outputs_over_inputs`]):
+/// its flags' files, a state's event store and the config file.
+#[derive(Default)]
+pub(crate) struct ReadFiles {
+    files: Vec<(String, PathBuf)>,
+}
+
+impl ReadFiles {
+    /// A file the command reads through `flag` (`--input`, `--import-report`...).
+    pub(crate) fn file(mut self, flag: &str, path: Option<&Path>) -> Self {
+        if let Some(path) = path {
+            self.files.push((flag.to_owned(), path.to_path_buf()));
+        }
+        self
+    }
+
+    /// `--state` and the webhook event store beside it (`<state>.events`).
+    pub(crate) fn state(self, path: Option<&Path>) -> Self {
+        let events = path.map(authport_engine::events_path);
+        self.file("--state", path)
+            .file("the event store of --state", events.as_deref())
+    }
+
+    /// The `--config` file the configuration was read from.
+    pub(crate) fn config(self, config: &ConfigFile) -> Self {
+        self.file("--config", config.path())
+    }
+
+    /// Refuses (exit 2, nothing changed) an output that is one of these files, or another
+    /// output. Called before any output is opened.
+    pub(crate) fn refuse_outputs(&self, outputs: &[(&str, Option<&Path>)]) -> anyhow::Result<()> {
+        let inputs: Vec<NamedFile<'_>> = self
+            .files
+            .iter()
+            .map(|(flag, path)| NamedFile::new(flag, path))
+            .collect();
+        let outputs: Vec<NamedFile<'_>> = outputs
+            .iter()
+            .filter_map(|(flag, path)| Some(NamedFile::new(flag, (*path)?)))
+            .collect();
+        refuse_outputs_over_inputs(&inputs, &outputs).map_err(|e| usage(e.into()))
+    }
+}
+
+/// The journal of an import or migrate run: `--state`, or a private temporary one. Before it
+/// is opened (or created), the report is checked against every file the run reads: the input,
+/// the state and its event store, the config.
 pub(crate) fn run_state(
     state: Option<&Path>,
     report: Option<&Path>,
     input: Option<&Path>,
     config: &ConfigFile,
 ) -> anyhow::Result<StateStore> {
+    ReadFiles::default()
+        .file("--input", input)
+        .state(state)
+        .config(config)
+        .refuse_outputs(&[("--report", report)])?;
     let Some(path) = state else {
         return StateStore::temporary();
     };
     if let Some(input) = input {
+        // The state is written too: never on the input.
         refuse_same_as_input("state file", path, input).map_err(|e| usage(e.into()))?;
-    }
-    if let Some(report) = report {
-        // Before the state is opened: a report on it would destroy the journal.
-        refuse_same_as_input("report", report, path).map_err(|e| usage(e.into()))?;
     }
     open_state(path, config)
 }

@@ -10,7 +10,7 @@ use authport_engine::{Exit, MaintenanceOptions};
 use clap::{Args, ValueEnum};
 
 use crate::cli::{Format, ProviderArgs};
-use crate::{build_importer, ignore_broken_pipe, open_state, provider_setup, usage};
+use crate::{ReadFiles, build_importer, ignore_broken_pipe, open_state, provider_setup, usage};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -91,10 +91,11 @@ fn existing_state(path: &Path) -> anyhow::Result<()> {
 pub async fn status(args: StatusArgs, quiet: bool) -> anyhow::Result<Exit> {
     let setup = provider_setup(&args.provider).await?;
     existing_state(&args.state)?;
-    if let Some(report) = &args.report {
-        authport_engine::files::refuse_same_as_input("report", report, &args.state)
-            .map_err(|e| usage(e.into()))?;
-    }
+    ReadFiles::default()
+        .state(Some(&args.state))
+        .file("--input", args.input.as_deref())
+        .config(&setup.config)
+        .refuse_outputs(&[("--report", args.report.as_deref())])?;
     let state = open_state(&args.state, &setup.config)?;
     let mut options = MaintenanceOptions::new(setup.plugin.name, setup.plugin.limits);
     options.allow_target_change = args.provider.allow_target_change;
@@ -135,12 +136,12 @@ pub async fn reconnect(args: ReconnectArgs, quiet: bool) -> anyhow::Result<Exit>
     };
     let setup = provider_setup(&provider_args).await?;
     existing_state(&args.state)?;
-    if let Some(output) = &args.output {
-        for (name, input) in [("state", &args.state), ("input", &args.input)] {
-            authport_engine::files::refuse_same_as_input("output", output, input.as_path())
-                .map_err(|e| usage(anyhow::anyhow!("{e} ({name})")))?;
-        }
-    }
+    ReadFiles::default()
+        .state(Some(&args.state))
+        .file("--input", Some(&args.input))
+        .file("--import-report", args.import_report.as_deref())
+        .config(&setup.config)
+        .refuse_outputs(&[("--output", args.output.as_deref())])?;
     let state = open_state(&args.state, &setup.config)?;
     let mut options = MaintenanceOptions::new(setup.plugin.name, setup.plugin.limits);
     options.allow_target_change = args.allow_target_change;
