@@ -95,8 +95,12 @@ fn section_of(config: &ConfigFile, name: &str) -> anyhow::Result<MigrateSection>
     match config.section("migrate") {
         serde_json::Value::Null => Ok(MigrateSection::default()),
         value => {
-            let section: MigrateSection = serde_json::from_value(value)
-                .map_err(|error| anyhow::anyhow!("{name}: [migrate]: {error}"))?;
+            let section: MigrateSection = crate::config::typed_section(
+                name,
+                "migrate",
+                &value,
+                crate::config::MIGRATE_SETTINGS,
+            )?;
             if let Some(rate) = section.source_rate {
                 crate::cli::rules::rate(rate).map_err(|message| {
                     anyhow::anyhow!("{name}: [migrate] source_rate {message}")
