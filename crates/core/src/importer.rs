@@ -318,8 +318,9 @@ impl fmt::Debug for EnvSnapshot {
     }
 }
 
-/// What a provider is built from.
-#[derive(Debug, Clone)]
+/// What a provider is built from. Its `Debug` is allow-list: how many settings the config
+/// section has, never its keys or values (which hold the provider's secrets).
+#[derive(Clone)]
 pub struct BuildContext {
     /// The provider's section of the config file (`[tray]`, `[apideck]`...), as JSON;
     /// `Value::Null` when the file has none. May hold secrets: never print it.
@@ -332,6 +333,18 @@ pub struct BuildContext {
     pub gate: Arc<dyn RequestGate>,
     /// Per-request timeout the operator chose.
     pub request_timeout: Duration,
+}
+
+impl fmt::Debug for BuildContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A count, not the keys: a secret pasted as a key name must not be printed either.
+        let settings = self.config.as_object().map_or(0, serde_json::Map::len);
+        f.debug_struct("BuildContext")
+            .field("config_settings", &settings)
+            .field("env", &self.env)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Configuration problems found while building a provider (exit code 2: nothing was sent).
