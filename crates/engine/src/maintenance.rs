@@ -18,10 +18,11 @@ use authport_core::{
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
+use crate::files::Refusal;
 use crate::limiter::{RunGate, SendLimiter};
 use crate::retrier::{Attempted, Effect, Retrier};
 use crate::retry::RetryPolicy;
-use crate::state::{JournalObject, StateStore};
+use crate::state::{JournalObject, StateStore, TargetPart};
 use crate::summary::{MaintenanceSummary, ReportWriter, Tally, failure_reason};
 
 /// What verify and rollback are configured with.
@@ -124,7 +125,19 @@ pub async fn rollback(
     let started = Instant::now();
     let provider = options.provider.as_str();
     // A state made for another target would make rollback forget real objects: refuse it.
-    state.bind(provider, &importer.identity(), options.allow_target_change)?;
+    // With --allow-target-change, another account is still refused (nothing it lists is there,
+    // so every object would be forgotten while it lives on at the right target); another
+    // endpoint of the same account is allowed, but what it finds gone stays in the journal.
+    let identity = importer.identity();
+    let changes = state.target_changes(provider, &identity)?;
+    if options.allow_target_change && changes.contains(&TargetPart::Account) {
+        return Err(Refusal(
+            "rollback refuses --allow-target-change against another account: the state's objects are not there, so rollback would forget objects it cannot remove; nothing was sent. Roll back with the credentials of the account the state was made for".to_owned(),
+        )
+        .into());
+    }
+    state.bind(provider, &identity, options.allow_target_change)?;
+    let target_changed = !changes.is_empty();
     let mut objects = state.objects(provider)?;
     // `objects` lists creations in order, then updated-only objects; newest creation first.
     objects.sort_by_key(|object| !object.created);
@@ -168,6 +181,13 @@ pub async fn rollback(
             break;
         };
         let line = match result {
+            // After a target change, "not there" may mean "elsewhere": keep the row, so a
+            // rollback at the target that holds the object can still remove it.
+            Ok(Removal::AlreadyGone) if target_changed => {
+                *summary.counts.entry("already_gone".to_owned()).or_default() += 1;
+                json!({"id": object.record_id, "status": "already_gone", "target": object.target,
+                       "note": "not found at this target, which the state was not made for; kept in the state"})
+            }
             Ok(removal) => {
                 state.forget(provider, &object.record_id)?;
                 let word = match removal {

@@ -199,6 +199,22 @@ impl StateStore {
         Ok(RunKeys::new(key))
     }
 
+    /// The parts of the recorded target that differ from `identity` (none when the state has
+    /// no target yet). Read-only: lets a command refuse a change before [`StateStore::bind`]
+    /// records it.
+    pub fn target_changes(
+        &self,
+        provider: &str,
+        identity: &TargetIdentity,
+    ) -> anyhow::Result<Vec<TargetPart>> {
+        let key = FingerprintKey::derive(&identity.credential, &self.shared.salt);
+        let now = RecordedTarget::of(provider, identity, &key);
+        let inner = self.shared.lock();
+        Ok(RecordedTarget::load(&inner.connection)?
+            .map(|recorded| recorded.differences(&now))
+            .unwrap_or_default())
+    }
+
     /// The providers' durable notes, stored in this state.
     pub fn memo(&self) -> Arc<dyn Memo> {
         Arc::new(StateMemo {
