@@ -396,16 +396,29 @@ pub async fn import(
     };
     run.progress.finish();
     outcome?;
-    // Deferred provider work (after every record, so it never holds one up).
-    if !run.dry_run
-        && !run.control.is_interrupted()
-        && let Err(error) = run.importer.finish().await
-    {
-        run.control.stop(format!(
-            "the provider's last step failed ({}): {}",
-            error.kind(),
-            error.message()
-        ));
+    // Deferred provider work (after every record, so it never holds one up). A signal while it
+    // runs ends it at once: what it still had to do is durable with the provider (Tray's
+    // enable queue is in the state's memo), and the next run does it.
+    if !run.dry_run && !run.control.is_interrupted() {
+        tracing::info!("every record is done; running the provider's last step");
+        let finished = tokio::select! {
+            result = run.importer.finish() => Some(result),
+            () = &mut shutdown, if watching_shutdown => None,
+        };
+        match finished {
+            Some(Ok(())) => {}
+            Some(Err(error)) => run.control.stop(format!(
+                "the provider's last step failed ({}): {}",
+                error.kind(),
+                error.message()
+            )),
+            None => {
+                tracing::warn!(
+                    "stopping: the provider's last step was interrupted; run again with the same --state to finish it"
+                );
+                run.control.interrupt();
+            }
+        }
     }
 
     let output = run.output.lock().unwrap_or_else(|e| e.into_inner());
