@@ -71,10 +71,15 @@ pub trait AuthExporter: Send + Sync + fmt::Debug {
 /// How often one read of an export is tried at most.
 pub const READ_ATTEMPTS: u32 = 5;
 
+/// The longest `Retry-After` an export read waits, the import's cap too: a source asking for
+/// hours (or a wrong clock behind an HTTP-date) must not stall an export or a `migrate`.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
 /// Whether to try a failed export read again, and after how long (`attempt` counts the tries
 /// made so far, from 1). Reads change nothing at the source, so any failure that may pass is
-/// retried: a rate limit after its `Retry-After` (else the backoff), a transient failure or a
-/// lost answer after an exponential backoff (0.5 s, 1 s, 2 s, ... up to 30 s). Pure.
+/// retried: a rate limit after its `Retry-After` (at most [`MAX_RETRY_AFTER`]; else the
+/// backoff), a transient failure or a lost answer after an exponential backoff (0.5 s, 1 s,
+/// 2 s, ... up to 30 s). Pure.
 pub fn read_retry_delay(error: &ProviderError, attempt: u32) -> Option<Duration> {
     if attempt >= READ_ATTEMPTS {
         return None;
@@ -82,14 +87,18 @@ pub fn read_retry_delay(error: &ProviderError, attempt: u32) -> Option<Duration>
     let backoff = Duration::from_millis(500u64 << attempt.saturating_sub(1).min(6))
         .min(Duration::from_secs(30));
     match error {
-        ProviderError::RateLimited { retry_after, .. } => Some(retry_after.unwrap_or(backoff)),
+        ProviderError::RateLimited { retry_after, .. } => {
+            Some(retry_after.unwrap_or(backoff).min(MAX_RETRY_AFTER))
+        }
         ProviderError::Transient { .. } | ProviderError::OutcomeUnknown { .. } => Some(backoff),
         ProviderError::Rejected { .. } | ProviderError::Fatal { .. } => None,
     }
 }
 
 /// Runs one export read with [`read_retry_delay`]; `sleep` waits (the exporter's runtime
-/// timer), so this stays free of IO. Every try goes through the provider's gate as usual.
+/// timer), so this stays free of IO. Every try goes through the provider's gate as usual. A
+/// capped `Retry-After` is logged, so the operator sees why the export pauses. The caller
+/// cancels a whole export (a signal) by dropping its future: every wait here ends with it.
 pub async fn retry_read<T, Call, Answer, Sleep, Slept>(
     mut call: Call,
     sleep: Sleep,
@@ -106,7 +115,21 @@ where
         match call().await {
             Ok(answer) => return Ok(answer),
             Err(error) => match read_retry_delay(&error, attempt) {
-                Some(delay) => sleep(delay).await,
+                Some(delay) => {
+                    if let ProviderError::RateLimited {
+                        retry_after: Some(asked),
+                        ..
+                    } = &error
+                        && *asked > delay
+                    {
+                        tracing::warn!(
+                            "the source asked to wait {}s before the next read (Retry-After); waiting {}s, the longest wait authport honours",
+                            asked.as_secs(),
+                            delay.as_secs()
+                        );
+                    }
+                    sleep(delay).await;
+                }
                 None => return Err(error),
             },
         }
@@ -391,6 +414,11 @@ mod tests {
             Some(7000),
         );
         check(&ProviderError::rate_limited(None, "x"), 3, Some(2000));
+        check(
+            &ProviderError::rate_limited(Some(Duration::from_secs(86_400)), "x"),
+            1,
+            Some(MAX_RETRY_AFTER.as_millis() as u64),
+        );
         check(&ProviderError::rejected("x"), 1, None);
         check(&ProviderError::fatal("x"), 1, None);
     }

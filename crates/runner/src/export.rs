@@ -55,6 +55,17 @@ fn open_output(args: &ExportArgs) -> anyhow::Result<(Box<dyn Write + Send>, Stri
                 "refusing to write an export (it holds secrets) to a terminal: give --output FILE or redirect stdout".to_owned(),
             ));
         }
+        // `> file` made a file with the shell's umask (often 0644): make it private before a
+        // secret is written, or refuse.
+        let restricted = restrict_stdout_file().map_err(|error| {
+            refusal(format!(
+                "stdout is a file others may read and cannot be made private ({}): give --output FILE",
+                error.kind()
+            ))
+        })?;
+        if restricted {
+            eprintln!("note: stdout is a file others could read: its mode is now 0600");
+        }
         return Ok((
             Box::new(std::io::BufWriter::new(std::io::stdout())),
             "stdout".to_owned(),
@@ -94,6 +105,26 @@ fn restrict_mode(file: &std::fs::File) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn restrict_mode(_file: &std::fs::File) -> std::io::Result<()> {
     Ok(())
+}
+
+/// When stdout is a regular file that group or others may read, sets its mode to 0600
+/// (`true`); a pipe or an already private file is left alone (`false`).
+#[cfg(unix)]
+fn restrict_stdout_file() -> std::io::Result<bool> {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let stdout = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let meta = stdout.metadata()?;
+    if !meta.is_file() || meta.permissions().mode() & 0o077 == 0 {
+        return Ok(false);
+    }
+    restrict_mode(&stdout)?;
+    Ok(true)
+}
+
+#[cfg(not(unix))]
+fn restrict_stdout_file() -> std::io::Result<bool> {
+    Ok(false)
 }
 
 /// A source object that did not reach the output: its non-secret id, the kind and the reason
@@ -235,7 +266,12 @@ pub async fn export(args: ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
         owners: args.owners.clone(),
     };
     let mut sink = FileSink::new(out, quiet);
-    let result = exporter.export(&filter, &mut sink).await;
+    // A signal drops the export wherever it waits (a source's Retry-After, a backoff, a call);
+    // each record is one write, so what was written is whole lines.
+    let result = tokio::select! {
+        result = exporter.export(&filter, &mut sink) => Some(result),
+        () = crate::interrupted() => None,
+    };
     let flushed = sink.out.flush();
     let secrets_warning = format!(
         "warning: {destination} holds {} exported credential(s) with their secrets in clear text: keep it private and delete it when done",
@@ -243,8 +279,15 @@ pub async fn export(args: ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
     );
     eprintln!("{secrets_warning}");
     let counts = match result {
-        Ok(counts) => counts,
-        Err(error) => {
+        Some(Ok(counts)) => counts,
+        None => {
+            eprintln!(
+                "interrupted: {destination} is incomplete ({} whole record(s) written); export again to get every record",
+                sink.written
+            );
+            return Ok(Exit::Interrupted);
+        }
+        Some(Err(error)) => {
             eprintln!(
                 "error: the export stopped: {error}; {destination} is incomplete ({} written)",
                 sink.written

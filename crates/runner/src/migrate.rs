@@ -198,17 +198,31 @@ struct Exported {
 }
 
 /// Runs the export on its own thread and runtime: the sink writes to a blocking pipe, and a
-/// blocked write must hold up the exporter only, never the import's workers.
+/// blocked write must hold up the exporter only, never the import's workers. When `stop` turns
+/// true (a signal, or the import ended first) the export is dropped wherever it waits: a
+/// source's `Retry-After`, a backoff or a call in flight; lines already in the pipe are whole.
 fn run_export(
     exporter: Box<dyn AuthExporter>,
     filter: ExportFilter,
     mut sink: FileSink,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Exported {
+    let stopped = async move {
+        // A sender gone without a stop is no reason to stop.
+        if stop.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
     let result = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(exporter.export(&filter, &mut sink)),
+        Ok(runtime) => runtime.block_on(async {
+            tokio::select! {
+                result = exporter.export(&filter, &mut sink) => result,
+                () = stopped => Err(ProviderError::fatal("the run is stopping")),
+            }
+        }),
         Err(error) => Err(ProviderError::fatal(format!(
             "cannot start the export's runtime: {}",
             error.kind()
@@ -301,21 +315,27 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> anyhow::Result<Exit> {
     let filter = ExportFilter {
         owners: args.owners.clone(),
     };
+    let (stop_export, export_stop) = tokio::sync::watch::channel(false);
     let export = std::thread::Builder::new()
         .name("authport-export".to_owned())
-        .spawn(move || run_export(exporter, filter, sink))
+        .spawn(move || run_export(exporter, filter, sink, export_stop))
         .context("cannot start the export thread")?;
     let shutdown = {
         let cancel = cancel.clone();
+        let stop_export = stop_export.clone();
         async move {
             crate::shutdown_signal().await;
             cancel.store(true, Ordering::Relaxed);
+            stop_export.send_replace(true);
         }
     };
     let imported = authport_engine::import(importer, &state, &options, shutdown).await;
     if imported.is_err() {
         cancel.store(true, Ordering::Relaxed);
     }
+    // The import is over: an export still waiting (a stopped run) has no reader left. One that
+    // finished already is not affected.
+    stop_export.send_replace(true);
     // The pipe's read end, if the run failed before reading it: the exporter's next write fails.
     drop(options);
     let exported = tokio::task::spawn_blocking(move || export.join())
