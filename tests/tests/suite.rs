@@ -7,6 +7,8 @@ mod canary;
 mod common;
 mod export;
 mod migrate;
+mod rollback_target;
+mod signals;
 mod transport;
 mod tray;
 mod tray_solution;
