@@ -13,6 +13,7 @@ mod rollback_target;
 mod signals;
 mod transport;
 mod tray;
+mod tray_adoption;
 mod tray_solution;
 mod validate;
 mod webhooks;

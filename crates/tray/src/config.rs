@@ -220,6 +220,8 @@ struct RawConfig {
     allow_tray_oauth_app: bool,
     #[serde(default = "yes")]
     lookup_before_create: bool,
+    #[serde(default)]
+    overwrite_existing: bool,
     name_template: Option<String>,
     #[serde(default)]
     services: BTreeMap<String, ServiceOverride>,
@@ -230,8 +232,9 @@ fn yes() -> bool {
     true
 }
 
-/// The default auth name: service title and owner, plus a short hash of the record id that
-/// makes it unique per record (names are the handle for reconciliation).
+/// The default auth name: service title and owner, plus the record's tag (`{hash}`, a short
+/// hash of the record id): authport's mark, the only thing that lets it tell its own auth from
+/// one the end user made (Tray documents no field of ours to set on a create).
 pub const DEFAULT_NAME_TEMPLATE: &str = "{service_title} — {owner} ({hash})";
 
 /// Everything the Tray provider is configured with.
@@ -254,7 +257,12 @@ pub struct TrayConfig {
     /// Before creating an auth, look for the record's own one (by its unique name) among the
     /// owner's auths and adopt it: a re-run without the state file then creates nothing twice.
     /// Costs one listing per owner per run; `false` for operators who trust their state.
+    /// Only an auth carrying the record's mark (its tag in the name) is adopted.
     pub lookup_before_create: bool,
+    /// Replace the credentials of an auth the end user made themselves that has the name the
+    /// record asks for (without authport's mark). Reported `updated`, never `created`, so
+    /// rollback leaves it in place. Default `false`: such a record is skipped (`pre_existing`).
+    pub overwrite_existing: bool,
     pub name_template: String,
     pub services: BTreeMap<String, ServiceOverride>,
     pub solution: Option<SolutionConfig>,
@@ -268,6 +276,7 @@ impl fmt::Debug for TrayConfig {
             .field("default_environment", &self.default_environment)
             .field("create_users", &self.create_users)
             .field("lookup_before_create", &self.lookup_before_create)
+            .field("overwrite_existing", &self.overwrite_existing)
             .field("services", &self.services.keys().collect::<Vec<_>>())
             .field("solution", &self.solution.as_ref().map(|s| &s.solution_id))
             .finish_non_exhaustive()
@@ -342,6 +351,7 @@ impl TrayConfig {
             is_test_user: raw.is_test_user,
             allow_tray_oauth_app: raw.allow_tray_oauth_app,
             lookup_before_create: raw.lookup_before_create,
+            overwrite_existing: raw.overwrite_existing,
             name_template: raw
                 .name_template
                 .unwrap_or_else(|| DEFAULT_NAME_TEMPLATE.to_owned()),

@@ -135,7 +135,11 @@ impl TrayExporter {
                 return stop_or_report(error, &owner.id, sink).await;
             }
         };
-        for auth in listed.viewer.authentications.into_nodes() {
+        let listing = listed.viewer.authentications;
+        // Tray documents no paging argument for this list (§5.5, §7): what `hasNextPage`
+        // leaves out cannot be asked for, so the owner is reported incomplete, never silently.
+        let incomplete = listing.has_next_page();
+        for auth in listing.into_nodes() {
             counts.objects += 1;
             let call = RestCall {
                 method: &Method::GET,
@@ -159,6 +163,14 @@ impl TrayExporter {
                 Ok(record) => sink.record(record).await?,
                 Err(error) => stop_or_report(error, &auth.id, sink).await?,
             }
+        }
+        if incomplete {
+            counts.objects += 1;
+            let error = ProviderError::rejected(format!(
+                "incomplete listing: tray listed only part of owner {}'s authentications (hasNextPage, and viewer.authentications takes no paging arguments); the export of this owner is incomplete",
+                owner.id
+            ));
+            sink.failed(&owner.id, error).await?;
         }
         Ok(())
     }

@@ -1,6 +1,10 @@
 //! The Tray [`AuthImporter`]: create, update (`prior`), the look-up before a create,
 //! reconciliation by auth name, verify and rollback, on top of the catalogue (discovery), the
 //! users (end users and their tokens) and the solution step.
+//!
+//! Only an auth whose name carries the record's mark (its tag) is ever adopted as ours; an
+//! auth of the owner with the name the record asked for, without the mark, is the end user's
+//! own: skipped (`pre_existing`), or overwritten with `overwrite_existing`, never `created`.
 
 use std::sync::Arc;
 
@@ -8,7 +12,7 @@ use async_trait::async_trait;
 use authport_core::{
     AuthImporter, BuildContext, ConfigError, CredentialRecord, DiscoveryKey, Disposition,
     ImportOutcome, MappedRecord, MappingError, PriorImport, ProviderError, Removal, TargetIdentity,
-    TargetRef, VerifyReport,
+    TargetRef, VerifyReport, record_tag,
 };
 use authport_kit::{Effect, Method};
 use serde_json::{Map, Value, json};
@@ -20,7 +24,9 @@ use crate::map::{TrayTarget, map_record, select, update_body};
 use crate::solution::{InstanceStep, Solutions};
 use crate::target::{MappedTarget, TrayRef};
 use crate::users::{UserRef, Users};
-use crate::wire::{AuthenticationInfo, AuthenticationNode, CreatedAuthentication};
+use crate::wire::{
+    AuthenticationInfo, AuthenticationListing, AuthenticationNode, CreatedAuthentication,
+};
 
 pub use crate::users::USER_MEMO;
 
@@ -55,21 +61,64 @@ fn in_record(error: ProviderError, record_id: &str) -> ProviderError {
     }
 }
 
-/// The record's auth among the owner's: same (per-record unique) name, same environment.
-fn find_own<'a>(
-    listed: &'a [AuthenticationNode],
-    target: &MappedTarget,
-) -> Option<&'a AuthenticationNode> {
-    listed.iter().find(|node| {
-        node.name == target.name && node.service_environment.id == target.service_environment_id
-    })
+/// What an owner's listing holds for one record.
+#[derive(Debug)]
+enum Found<'a> {
+    /// The record's own auth from an earlier write: its marked name, same environment.
+    Ours(&'a AuthenticationNode),
+    /// The end user's own auth with the name the record asked for, without authport's mark.
+    PreExisting(&'a AuthenticationNode),
+    /// Neither, in a listing Tray says is complete.
+    Absent,
+    /// Neither, but Tray listed only part of the owner's auths: either may exist unseen.
+    Unknown,
 }
+
+/// Looks for the record's auth among the owner's. The mark (the record's tag in the name) is
+/// what makes an auth ours: a same-named one without it is never adopted.
+fn find<'a>(listing: &'a AuthenticationListing, target: &MappedTarget, tag: &str) -> Found<'a> {
+    let in_environment =
+        |node: &&AuthenticationNode| node.service_environment.id == target.service_environment_id;
+    let ours = listing
+        .nodes
+        .iter()
+        .filter(in_environment)
+        .find(|node| node.name == target.name && node.name.contains(tag));
+    if let Some(ours) = ours {
+        return Found::Ours(ours);
+    }
+    let theirs = target.unmarked_name.as_ref().and_then(|unmarked| {
+        listing
+            .nodes
+            .iter()
+            .filter(in_environment)
+            .find(|node| &node.name == unmarked)
+    });
+    match theirs {
+        Some(theirs) => Found::PreExisting(theirs),
+        None if listing.complete => Found::Absent,
+        None => Found::Unknown,
+    }
+}
+
+/// Tray answered part of the owner's auths (`hasNextPage`) and documents no way to ask for
+/// the rest: the record's auth may exist unseen, so nothing is created for it.
+fn incomplete_listing(owner: &str) -> ProviderError {
+    ProviderError::rejected(format!(
+        "incomplete listing: tray listed only part of owner {owner}'s authentications (hasNextPage, and viewer.authentications takes no paging arguments), so this record's auth may exist unseen; not created (remove unused auths of this owner at tray, or import with the state of the run that created it)"
+    ))
+}
+
+const PRE_EXISTING_NOTE: &str = "the end user already has an auth with this name (not made by authport: it lacks the record's mark); left as it is (set [tray] overwrite_existing = true to replace its credentials)";
+const OVERWRITTEN_NOTE: &str = "overwrote the end user's own auth with this name (overwrite_existing); rollback leaves it in place";
 
 /// One record's import, with everything its calls need.
 struct Job<'a> {
     record: &'a CredentialRecord,
     mapped: &'a MappedRecord,
     target: MappedTarget,
+    /// The record's tag: authport's mark in the names of its auths.
+    tag: String,
     secrets: &'a [&'a str],
 }
 
@@ -98,14 +147,19 @@ impl TrayImporter {
         })
     }
 
-    /// `PUT` of every field (Tray has no partial update). `Ok(None)`: the auth is gone.
+    /// `PUT` of every field (Tray has no partial update) under `name`. `Ok(None)`: the auth
+    /// is gone.
     async fn update(
         &self,
         job: &Job<'_>,
         user: UserRef<'_>,
         auth_id: &str,
+        name: &str,
     ) -> Result<Option<String>, ProviderError> {
-        let update = update_body(job.mapped.body.expose());
+        let mut update = update_body(job.mapped.body.expose());
+        if let Some(fields) = update.as_object_mut() {
+            fields.insert("name".into(), Value::String(name.to_owned()));
+        }
         let answer = self
             .users
             .rest(
@@ -156,10 +210,11 @@ impl TrayImporter {
         &self,
         job: &Job<'_>,
         user_id: String,
-        auth_id: String,
+        auth: Placed,
         disposition: Disposition,
         mut notes: Vec<String>,
     ) -> Result<ImportOutcome, ProviderError> {
+        let auth_id = auth.id;
         let user = job.user().with_user_id(&user_id);
         let step = self
             .solutions
@@ -207,9 +262,10 @@ impl TrayImporter {
             user_id,
             external_user_id: job.record.owner.id.clone(),
             service_environment_id: job.target.service_environment_id.clone(),
-            name: job.target.name.clone(),
+            name: auth.name,
             solution_instance_id,
             solution_id: job.target.solution.as_ref().map(|s| s.solution_id.clone()),
+            pre_existing: auth.pre_existing,
         };
         Ok(ImportOutcome {
             disposition,
@@ -226,42 +282,82 @@ impl TrayImporter {
         if let Some(prior) = prior {
             let prior = TrayRef::from_target_ref(&prior.target)?;
             let user = job.user().with_user_id(&prior.user_id);
+            // The end user's own auth keeps its name: it never gets authport's mark.
+            let placed = if prior.pre_existing {
+                Placed::theirs(prior.authentication_id, prior.name)
+            } else {
+                Placed::ours(prior.authentication_id, job)
+            };
             // A 404 means it was deleted at Tray since: it is created again below.
-            if let Some(user_id) = self.update(job, user, &prior.authentication_id).await? {
+            if let Some(user_id) = self.update(job, user, &placed.id, &placed.name).await? {
                 return self
-                    .complete(
-                        job,
-                        user_id,
-                        prior.authentication_id,
-                        Disposition::Updated,
-                        Vec::new(),
-                    )
+                    .complete(job, user_id, placed, Disposition::Updated, Vec::new())
                     .await;
             }
         }
         if self.config.lookup_before_create {
-            let (user_id, listed) = self.users.authentications_before_create(job.user()).await?;
-            if let Some(own) = find_own(&listed, &job.target) {
-                // Ours from an earlier run whose state is not here: bring it up to date
-                // instead of creating a second one.
-                let user = job.user().with_user_id(&user_id);
-                if let Some(user_id) = self.update(job, user, &own.id).await? {
-                    let note = "found at tray by its name (no state for it): updated in place instead of creating a second one";
-                    return self
-                        .complete(
-                            job,
-                            user_id,
-                            own.id.clone(),
-                            Disposition::Created,
-                            vec![note.to_owned()],
-                        )
-                        .await;
+            let (user_id, listing) = self.users.authentications_before_create(job.user()).await?;
+            let user = job.user().with_user_id(&user_id);
+            match find(&listing, &job.target, &job.tag) {
+                Found::Ours(own) => {
+                    // Ours from an earlier run whose state is not here: bring it up to date
+                    // instead of creating a second one.
+                    let placed = Placed::ours(own.id.clone(), job);
+                    if let Some(user_id) = self.update(job, user, &placed.id, &placed.name).await? {
+                        let note = "found at tray by its name (no state for it): updated in place instead of creating a second one";
+                        return self
+                            .complete(
+                                job,
+                                user_id,
+                                placed,
+                                Disposition::Created,
+                                vec![note.to_owned()],
+                            )
+                            .await;
+                    }
                 }
+                Found::PreExisting(theirs) if self.config.overwrite_existing => {
+                    let placed = Placed::theirs(theirs.id.clone(), theirs.name.clone());
+                    if let Some(user_id) = self.update(job, user, &placed.id, &placed.name).await? {
+                        return self
+                            .complete(
+                                job,
+                                user_id,
+                                placed,
+                                Disposition::Updated,
+                                vec![OVERWRITTEN_NOTE.to_owned()],
+                            )
+                            .await;
+                    }
+                }
+                Found::PreExisting(theirs) => return Ok(self.skipped(job, &user_id, theirs)),
+                Found::Unknown => return Err(incomplete_listing(&job.record.owner.id)),
+                Found::Absent => {}
             }
         }
         let (user_id, auth_id) = self.create(job).await?;
-        self.complete(job, user_id, auth_id, Disposition::Created, Vec::new())
+        let placed = Placed::ours(auth_id, job);
+        self.complete(job, user_id, placed, Disposition::Created, Vec::new())
             .await
+    }
+
+    /// The end user's own auth, left alone: reported with its id, never journalled.
+    fn skipped(&self, job: &Job<'_>, user_id: &str, theirs: &AuthenticationNode) -> ImportOutcome {
+        let target = TrayRef {
+            authentication_id: theirs.id.clone(),
+            user_id: user_id.to_owned(),
+            external_user_id: job.record.owner.id.clone(),
+            service_environment_id: job.target.service_environment_id.clone(),
+            name: theirs.name.clone(),
+            solution_instance_id: None,
+            solution_id: None,
+            pre_existing: true,
+        };
+        ImportOutcome {
+            disposition: Disposition::Skipped,
+            note: Some(PRE_EXISTING_NOTE.to_owned()),
+            target: target.into_target_ref(),
+        }
     }
 
     async fn reconcile_job(&self, job: &Job<'_>) -> Result<Option<ImportOutcome>, ProviderError> {
@@ -271,19 +367,47 @@ impl TrayImporter {
             return Ok(None);
         };
         let user = job.user().with_user_id(&user_id);
-        let listed = self.users.authentications_now(user).await?;
-        let Some(own) = find_own(&listed, &job.target) else {
-            return Ok(None);
-        };
-        self.complete(
-            job,
-            user_id,
-            own.id.clone(),
-            Disposition::Created,
-            Vec::new(),
-        )
-        .await
-        .map(Some)
+        let listing = self.users.authentications_now(user).await?;
+        match find(&listing, &job.target, &job.tag) {
+            Found::Ours(own) => {
+                let placed = Placed::ours(own.id.clone(), job);
+                self.complete(job, user_id, placed, Disposition::Created, Vec::new())
+                    .await
+                    .map(Some)
+            }
+            // Our write did not land. With `overwrite_existing` the import that follows
+            // overwrites theirs; without, the record is the end user's: skipped.
+            Found::PreExisting(_) if self.config.overwrite_existing => Ok(None),
+            Found::PreExisting(theirs) => Ok(Some(self.skipped(job, &user_id, theirs))),
+            Found::Absent => Ok(None),
+            Found::Unknown => Err(incomplete_listing(&job.record.owner.id)),
+        }
+    }
+}
+
+/// The auth an import wrote to, with the name it has at Tray.
+struct Placed {
+    id: String,
+    name: String,
+    /// The end user's own (overwritten with `overwrite_existing`).
+    pre_existing: bool,
+}
+
+impl Placed {
+    fn ours(id: String, job: &Job<'_>) -> Self {
+        Self {
+            id,
+            name: job.target.name.clone(),
+            pre_existing: false,
+        }
+    }
+
+    fn theirs(id: String, name: String) -> Self {
+        Self {
+            id,
+            name,
+            pre_existing: true,
+        }
     }
 }
 
@@ -313,6 +437,7 @@ impl AuthImporter for TrayImporter {
             record,
             mapped,
             target: MappedTarget::from_mapped(mapped)?,
+            tag: record_tag(&record.id),
             secrets: &secrets,
         };
         self.import_job(&job, prior)
@@ -330,6 +455,7 @@ impl AuthImporter for TrayImporter {
             record,
             mapped,
             target: MappedTarget::from_mapped(mapped)?,
+            tag: record_tag(&record.id),
             secrets: &secrets,
         };
         self.reconcile_job(&job)
@@ -439,5 +565,103 @@ impl AuthImporter for TrayImporter {
 
     fn links(&self) -> Option<&dyn authport_core::ReconnectLinks> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::EnvironmentReference;
+
+    fn node(id: &str, name: &str, environment: &str) -> AuthenticationNode {
+        AuthenticationNode {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            service_environment: EnvironmentReference {
+                id: environment.to_owned(),
+            },
+        }
+    }
+
+    fn target(unmarked_name: Option<&str>) -> MappedTarget {
+        MappedTarget {
+            service: "greenhouse".into(),
+            service_version: 1,
+            service_environment: "Production".into(),
+            service_environment_id: "env-1".into(),
+            authentication_type: "token".into(),
+            name: "Acme Greenhouse (00aa)".into(),
+            unmarked_name: unmarked_name.map(str::to_owned),
+            external_user_id: "acme-42".into(),
+            solution: None,
+        }
+    }
+
+    /// `(listed nodes, complete, the target's unmarked name)` -> what `find` says, by id.
+    fn check(nodes: Vec<AuthenticationNode>, complete: bool, unmarked: Option<&str>, expect: &str) {
+        let listing = AuthenticationListing {
+            nodes: nodes.clone(),
+            complete,
+        };
+        let found = match find(&listing, &target(unmarked), "00aa") {
+            Found::Ours(node) => format!("ours {}", node.id),
+            Found::PreExisting(node) => format!("theirs {}", node.id),
+            Found::Absent => "absent".to_owned(),
+            Found::Unknown => "unknown".to_owned(),
+        };
+        assert_eq!(
+            found, expect,
+            "{nodes:?} complete={complete} unmarked={unmarked:?}"
+        );
+    }
+
+    #[test]
+    fn only_an_auth_with_the_records_mark_is_ours() {
+        let ours = node("a-ours", "Acme Greenhouse (00aa)", "env-1");
+        let theirs = node("a-theirs", "Acme Greenhouse", "env-1");
+        let elsewhere = node("a-else", "Acme Greenhouse (00aa)", "env-2");
+        let theirs_elsewhere = node("a-else2", "Acme Greenhouse", "env-2");
+        check(
+            vec![theirs.clone(), ours.clone()],
+            true,
+            Some("Acme Greenhouse"),
+            "ours a-ours",
+        );
+        check(
+            vec![theirs.clone()],
+            true,
+            Some("Acme Greenhouse"),
+            "theirs a-theirs",
+        );
+        // Without an unmarked name (the mark came from the template) nothing is theirs.
+        check(vec![theirs.clone()], true, None, "absent");
+        // Another environment is another auth.
+        check(
+            vec![elsewhere, theirs_elsewhere],
+            true,
+            Some("Acme Greenhouse"),
+            "absent",
+        );
+        // A partial listing: what it shows decides; silence is not absence.
+        check(vec![ours], false, Some("Acme Greenhouse"), "ours a-ours");
+        check(
+            vec![theirs],
+            false,
+            Some("Acme Greenhouse"),
+            "theirs a-theirs",
+        );
+        check(Vec::new(), false, Some("Acme Greenhouse"), "unknown");
+        check(Vec::new(), true, Some("Acme Greenhouse"), "absent");
+    }
+
+    #[test]
+    fn an_incomplete_listing_names_the_owner() {
+        let error = incomplete_listing("acme-42");
+        assert_eq!(error.kind(), "rejected");
+        assert!(
+            error.message().starts_with("incomplete listing: "),
+            "{error}"
+        );
+        assert!(error.message().contains("acme-42"), "{error}");
     }
 }

@@ -350,16 +350,23 @@ fn sources(record: &CredentialRecord, notes: &mut Vec<String>) -> Vec<Source> {
 
 /// Renders the auth name. Placeholders: `{service}`, `{service_title}`, `{owner}` (name, else
 /// id), `{owner.id}`, `{owner.name}`, `{record.id}`, `{record.name}`, `{hash}` (16 hex of the
-/// record id). A template without `{hash}` or `{record.id}` gets ` ({hash})` appended, so names
-/// stay unique per record.
+/// record id). A name without the record's `{hash}` gets ` ({hash})` appended: see
+/// [`with_mark`].
 pub fn auth_name(template: &str, record: &CredentialRecord, service_title: &str) -> String {
-    let hash = record_tag(&record.id);
+    with_mark(
+        render_name(template, record, service_title),
+        &record_tag(&record.id),
+    )
+    .0
+}
+
+fn render_name(template: &str, record: &CredentialRecord, service_title: &str) -> String {
     let owner = record
         .owner
         .name
         .clone()
         .unwrap_or_else(|| record.owner.id.clone());
-    let mut name = template
+    template
         .replace("{service_title}", service_title)
         .replace("{service}", &record.service)
         .replace("{owner.id}", &record.owner.id)
@@ -370,11 +377,20 @@ pub fn auth_name(template: &str, record: &CredentialRecord, service_title: &str)
             "{record.name}",
             record.name.as_deref().unwrap_or(service_title),
         )
-        .replace("{hash}", &hash);
-    if !template.contains("{hash}") && !template.contains("{record.id}") {
-        name = format!("{name} ({hash})");
+        .replace("{hash}", &record_tag(&record.id))
+}
+
+/// authport's mark on the auths it creates: the record's tag (`{hash}`) in the name. Tray
+/// documents no field of ours that a create can set (`customFields` is listed by
+/// `viewer.authentications` but is no input of REST's or GraphQL's create), so the name is
+/// where the mark goes. Returns the name to send and, when the mark had to be appended, the
+/// name as asked for: an auth with exactly that name is the end user's own (`pre_existing`).
+pub fn with_mark(name: String, tag: &str) -> (String, Option<String>) {
+    if name.contains(tag) {
+        (name, None)
+    } else {
+        (format!("{name} ({tag})"), Some(name))
     }
-    name
 }
 
 /// Maps one record to the body of `POST /core/v1/authentications`, validated against the
@@ -494,10 +510,11 @@ pub fn map_record(
     }
 
     let scopes = scopes_for(record, environment, &mut notes);
-    let name = target
+    let asked_for = target
         .name
         .clone()
-        .unwrap_or_else(|| auth_name(&config.name_template, record, &resolved.service_title));
+        .unwrap_or_else(|| render_name(&config.name_template, record, &resolved.service_title));
+    let (name, unmarked_name) = with_mark(asked_for, &record_tag(&record.id));
     let body = json!({
         "name": name,
         "serviceEnvironmentId": environment.id,
@@ -520,6 +537,7 @@ pub fn map_record(
         service_environment_id: environment.id.clone(),
         authentication_type: environment.authentication_type.clone(),
         name,
+        unmarked_name,
         external_user_id: record.owner.id.clone(),
         solution,
     };
@@ -579,4 +597,24 @@ fn scopes_for(
         ));
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_mark;
+
+    #[test]
+    fn a_name_without_the_records_tag_gets_it_appended() {
+        assert_eq!(
+            with_mark("Acme Slack".to_owned(), "00aa"),
+            (
+                "Acme Slack (00aa)".to_owned(),
+                Some("Acme Slack".to_owned())
+            )
+        );
+        assert_eq!(
+            with_mark("Slack — Acme (00aa)".to_owned(), "00aa"),
+            ("Slack — Acme (00aa)".to_owned(), None)
+        );
+    }
 }

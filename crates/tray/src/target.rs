@@ -18,8 +18,12 @@ pub struct MappedTarget {
     pub service_environment: String,
     pub service_environment_id: String,
     pub authentication_type: String,
-    /// The auth name: unique per record, the handle for finding the auth again.
+    /// The auth name: it carries the record's tag (authport's mark), the handle for finding
+    /// the auth again.
     pub name: String,
+    /// The name the record or template asked for, when the mark had to be appended to it: an
+    /// auth of the owner with exactly this name is the end user's own (`pre_existing`).
+    pub unmarked_name: Option<String>,
     pub external_user_id: String,
     /// The solution step configured for this record, if any. Part of the target so that a
     /// corrected `[tray.solution]` changes the fingerprint and the next run does the step.
@@ -50,6 +54,9 @@ pub struct TrayRef {
     pub solution_instance_id: Option<String>,
     /// The solution whose slot this auth fills: rollback removes the owner's instance first.
     pub solution_id: Option<String>,
+    /// The end user's own auth, overwritten with `overwrite_existing`: never renamed with
+    /// authport's mark, so no later run can take it for one of ours.
+    pub pre_existing: bool,
 }
 
 impl MappedTarget {
@@ -70,6 +77,9 @@ impl MappedTarget {
             json!(self.authentication_type),
         );
         map.insert("name".into(), json!(self.name));
+        if let Some(unmarked) = self.unmarked_name {
+            map.insert("unmarked_name".into(), json!(unmarked));
+        }
         map.insert("external_user_id".into(), json!(self.external_user_id));
         if let Some(solution) = self.solution {
             map.insert("solution_id".into(), json!(solution.solution_id));
@@ -113,6 +123,7 @@ impl MappedTarget {
             service_environment_id: read.required("service_environment_id")?,
             authentication_type: read.required("authentication_type")?,
             name: read.required("name")?,
+            unmarked_name: read.optional("unmarked_name")?,
             external_user_id: read.required("external_user_id")?,
             solution,
         })
@@ -136,6 +147,9 @@ impl TrayRef {
         if let Some(solution) = self.solution_id {
             map.insert("solution_id".into(), json!(solution));
         }
+        if self.pre_existing {
+            map.insert("pre_existing".into(), json!(true));
+        }
         TargetRef(map)
     }
 
@@ -152,6 +166,11 @@ impl TrayRef {
             name: read.required("name")?,
             solution_instance_id: read.optional("solution_instance_id")?,
             solution_id: read.optional("solution_id")?,
+            pre_existing: match target.0.get("pre_existing") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(flag)) => *flag,
+                Some(_) => return Err(read.problem("pre_existing")),
+            },
         })
     }
 }
@@ -196,6 +215,7 @@ mod tests {
             name: "Slack — Acme (0011)".into(),
             solution_instance_id: instance.map(str::to_owned),
             solution_id: instance.map(|_| "s-1".to_owned()),
+            pre_existing: instance.is_some(),
         }
     }
 
@@ -243,6 +263,7 @@ mod tests {
                 service_environment_id: "e-1".into(),
                 authentication_type: "oauth2".into(),
                 name: "Slack — Acme (0011)".into(),
+                unmarked_name: solution.as_ref().map(|_| "Slack — Acme".to_owned()),
                 external_user_id: "acme-42".into(),
                 solution,
             };

@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::client::{GraphqlCall, RestCall, TrayClient, master_failure};
 use crate::config::TrayConfig;
 use crate::wire::{
-    AuthenticationNode, AuthorizeData, CreateExternalUserData, UsersData,
+    AuthenticationListing, AuthorizeData, CreateExternalUserData, UsersData,
     ViewerAuthenticationsData, queries,
 };
 
@@ -74,7 +74,7 @@ pub struct Users {
     /// One async lock per owner id, so two records of one owner never create two users.
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<UserSlot>>>>,
     /// Each owner's authentications as last listed (by owner id).
-    listed: DiscoveryCache<String, Vec<AuthenticationNode>>,
+    listed: DiscoveryCache<String, AuthenticationListing>,
 }
 
 impl std::fmt::Debug for Users {
@@ -297,16 +297,21 @@ impl Users {
     }
 
     /// The owner's authentications for the look-up before a create: listed once per owner per
-    /// run (or taken from the last reconcile), and empty without a listing when this run
-    /// created the user. Creates the user when needed, as the create that follows would.
+    /// run (or taken from the last reconcile), and empty (and complete) without a listing when
+    /// this run created the user. Creates the user when needed, as the create that follows
+    /// would.
     pub async fn authentications_before_create(
         &self,
         user: UserRef<'_>,
-    ) -> Result<(String, Arc<Vec<AuthenticationNode>>), ProviderError> {
+    ) -> Result<(String, Arc<AuthenticationListing>), ProviderError> {
         let (user_id, _) = self.user_token(user, None).await?;
         let created_now = self.slot(user.external_user_id).lock().await.created_now;
         if created_now {
-            return Ok((user_id, Arc::new(Vec::new())));
+            let nothing_yet = AuthenticationListing {
+                nodes: Vec::new(),
+                complete: true,
+            };
+            return Ok((user_id, Arc::new(nothing_yet)));
         }
         let user = user.with_user_id(&user_id);
         let listed = self
@@ -325,14 +330,14 @@ impl Users {
     pub async fn authentications_now(
         &self,
         user: UserRef<'_>,
-    ) -> Result<Vec<AuthenticationNode>, ProviderError> {
+    ) -> Result<AuthenticationListing, ProviderError> {
         let listed = self.list(user).await?;
         self.listed
             .insert(user.external_user_id.to_owned(), Ok(listed.clone()));
         Ok(listed)
     }
 
-    async fn list(&self, user: UserRef<'_>) -> Result<Vec<AuthenticationNode>, ProviderError> {
+    async fn list(&self, user: UserRef<'_>) -> Result<AuthenticationListing, ProviderError> {
         let data: ViewerAuthenticationsData = self
             .graphql(
                 user,
@@ -346,6 +351,11 @@ impl Users {
             )
             .await
             .map_err(|failure| failure.error)?;
-        Ok(data.viewer.authentications.into_nodes().collect())
+        let authentications = data.viewer.authentications;
+        let complete = !authentications.has_next_page();
+        Ok(AuthenticationListing {
+            nodes: authentications.into_nodes().collect(),
+            complete,
+        })
     }
 }

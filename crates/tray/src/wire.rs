@@ -150,6 +150,16 @@ pub struct GraphqlResponse {
 pub struct Connection<T> {
     #[serde(default = "Vec::new")]
     pub edges: Vec<Edge<T>>,
+    /// Present when the query selects it.
+    #[serde(default, rename = "pageInfo")]
+    pub page_info: Option<ConnectionPageInfo>,
+}
+
+/// The part of Relay's `PageInfo` a listing needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionPageInfo {
+    pub has_next_page: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,6 +168,13 @@ pub struct Edge<T> {
 }
 
 impl<T> Connection<T> {
+    /// Tray says there is more than this answer holds.
+    pub fn has_next_page(&self) -> bool {
+        self.page_info
+            .as_ref()
+            .is_some_and(|info| info.has_next_page)
+    }
+
     pub fn into_nodes(self) -> impl Iterator<Item = T> {
         self.edges.into_iter().map(|edge| edge.node)
     }
@@ -221,6 +238,15 @@ pub struct AuthenticationNode {
     pub id: String,
     pub name: String,
     pub service_environment: EnvironmentReference,
+}
+
+/// One owner's authentications as `viewer.authentications` answered them. `complete` is
+/// false when Tray said `hasNextPage: true`: that field takes no paging argument (§5.5, §7),
+/// so the rest cannot be asked for, and an auth missing here may still exist.
+#[derive(Debug, Clone, Default)]
+pub struct AuthenticationListing {
+    pub nodes: Vec<AuthenticationNode>,
+    pub complete: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

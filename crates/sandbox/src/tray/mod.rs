@@ -183,6 +183,8 @@ pub struct TrayState {
     master_token: String,
     catalogue: Catalogue,
     user_token_max_uses: Option<u64>,
+    /// See [`TrayState::set_authentications_page_size`]; `usize::MAX` is "no limit".
+    authentications_page_size: std::sync::atomic::AtomicUsize,
     inner: Mutex<Inner>,
     /// Woken on every created instance, so tests wait for an event, never for time.
     instances_changed: tokio::sync::Notify,
@@ -235,6 +237,7 @@ impl TrayState {
             master_token: options.master_token,
             catalogue: options.catalogue,
             user_token_max_uses: options.user_token_max_uses,
+            authentications_page_size: std::sync::atomic::AtomicUsize::new(usize::MAX),
             inner: Mutex::new(inner),
             instances_changed: tokio::sync::Notify::new(),
         })
@@ -256,6 +259,22 @@ impl TrayState {
     /// Switches the rate limit while the server runs (`None` = unlimited).
     pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
         self.lock().bucket = limit.map(new_bucket);
+    }
+
+    /// How many auths one `viewer.authentications` answer holds at most (`None`: all of them,
+    /// the default). Tray documents `pageInfo { hasNextPage }` on that connection but no paging
+    /// argument and no page size (tray-api.md §5.5, §7), so a client cannot ask for the rest:
+    /// this control lets a test produce the `hasNextPage: true` a client must not ignore.
+    pub fn set_authentications_page_size(&self, size: Option<usize>) {
+        self.authentications_page_size.store(
+            size.unwrap_or(usize::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    pub(crate) fn authentications_page_size(&self) -> usize {
+        self.authentications_page_size
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Requests answered with a rate-limit error so far.

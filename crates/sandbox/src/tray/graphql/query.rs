@@ -372,7 +372,8 @@ impl Viewer {
     }
 
     /// §5.5: no arguments, no paging, edges without cursors. The master token sees the org's
-    /// own auths, not the end users'.
+    /// own auths, not the end users'. An answer holds at most the sandbox's page size (unset:
+    /// all), and says so with `hasNextPage`: Tray documents the flag but no way to follow it.
     async fn authentications(&self, ctx: &Context<'_>) -> AuthenticationConnection {
         let state = state(ctx);
         let owner = caller(ctx).owner();
@@ -383,16 +384,18 @@ impl Viewer {
             .filter(|a| a.owner == owner)
             .cloned()
             .collect();
+        let page_size = state.authentications_page_size();
         AuthenticationConnection {
             edges: auths
                 .iter()
+                .take(page_size)
                 .map(|auth| AuthenticationEdge {
                     node: auth_node(state, auth),
                 })
                 .collect(),
             page_info: PageInfo {
                 end_cursor: None,
-                has_next_page: false,
+                has_next_page: auths.len() > page_size,
                 start_cursor: None,
                 has_previous_page: false,
             },
