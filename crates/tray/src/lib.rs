@@ -2,6 +2,7 @@
 //!
 //! Registered as provider `tray`. See `docs/tray.md` for configuration and field rules.
 
+pub mod adopt;
 pub mod catalogue;
 pub mod client;
 pub mod config;

@@ -598,23 +598,3 @@ fn scopes_for(
     }
     kept
 }
-
-#[cfg(test)]
-mod tests {
-    use super::with_mark;
-
-    #[test]
-    fn a_name_without_the_records_tag_gets_it_appended() {
-        assert_eq!(
-            with_mark("Acme Slack".to_owned(), "00aa"),
-            (
-                "Acme Slack (00aa)".to_owned(),
-                Some("Acme Slack".to_owned())
-            )
-        );
-        assert_eq!(
-            with_mark("Slack — Acme (00aa)".to_owned(), "00aa"),
-            ("Slack — Acme (00aa)".to_owned(), None)
-        );
-    }
-}

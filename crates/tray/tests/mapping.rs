@@ -143,3 +143,19 @@ async fn mapped_payloads() {
     assert_eq!(sandbox.tray.auth_count(), 0);
     assert!(sandbox.tray.users().is_empty());
 }
+
+#[test]
+fn a_name_without_the_records_tag_gets_it_appended() {
+    use authport_tray::map::with_mark;
+    assert_eq!(
+        with_mark("Acme Slack".to_owned(), "00aa"),
+        (
+            "Acme Slack (00aa)".to_owned(),
+            Some("Acme Slack".to_owned())
+        )
+    );
+    assert_eq!(
+        with_mark("Slack — Acme (00aa)".to_owned(), "00aa"),
+        ("Slack — Acme (00aa)".to_owned(), None)
+    );
+}
