@@ -355,3 +355,34 @@ async fn bearer_checks_come_before_the_schema() {
     // Counted under the root field, like every request.
     assert_eq!(tray.sandbox.tray.call_count("graphql viewer"), 2);
 }
+
+/// Issue 17 item 6: `viewer.authentications` takes no paging arguments (tray-api.md §5.5, §7),
+/// as at Tray; with the sandbox's page-size control an answer holds part of the owner's auths
+/// and says so with `hasNextPage`, which a client cannot follow.
+#[tokio::test]
+async fn viewer_authentications_takes_no_paging_arguments_and_can_answer_part() {
+    let tray = Tray::start().await;
+    let token = tray.user_token("acme-5").await;
+    for _ in 0..3 {
+        tray.auth(&token).await;
+    }
+    let list = "query { viewer { authentications { edges { node { id } } pageInfo { hasNextPage hasPreviousPage } } } }";
+    let answer = tray.graphql(&token, list, json!({})).await;
+    let connection = &answer["data"]["viewer"]["authentications"];
+    assert_eq!(connection["edges"].as_array().unwrap().len(), 3, "{answer}");
+    assert_eq!(connection["pageInfo"]["hasNextPage"], false);
+
+    tray.sandbox.tray.set_authentications_page_size(Some(2));
+    let answer = tray.graphql(&token, list, json!({})).await;
+    let connection = &answer["data"]["viewer"]["authentications"];
+    assert_eq!(connection["edges"].as_array().unwrap().len(), 2, "{answer}");
+    assert_eq!(connection["pageInfo"]["hasNextPage"], true);
+
+    let paged = "query { viewer { authentications(first: 2) { edges { node { id } } } } }";
+    let answer = tray.graphql(&token, paged, json!({})).await;
+    assert_eq!(
+        answer["errors"][0]["message"],
+        "Unknown argument \"first\" on field \"Viewer.authentications\".",
+        "{answer}"
+    );
+}
