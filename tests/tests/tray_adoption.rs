@@ -321,3 +321,55 @@ async fn an_export_of_an_owner_listed_in_part_is_reported_incomplete() {
     assert_eq!(read_lines(&dir.path().join("out.jsonl")).len(), 2);
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_for_an_owner_listed_in_part_is_never_sent_again() {
+    let sandbox = sandbox().await;
+    // The owner's other auth sorts first, so a one-auth page never shows the new one.
+    end_users_own_auth(&sandbox, "Something else");
+    sandbox.tray.set_authentications_page_size(Some(1));
+    sandbox.faults.set(FaultPlan {
+        seed: 17,
+        rules: vec![FaultRule::new(
+            Some("POST"),
+            "/core/v1/authentications",
+            FaultKind::DropAfterApply,
+            Trigger::Nth(vec![1]),
+        )],
+        latency: None,
+    });
+    let dir = scratch();
+    std::fs::write(
+        dir.path().join("authport.toml"),
+        "[tray]\nlookup_before_create = false\n",
+    )
+    .unwrap();
+    let input = write_lines(
+        dir.path(),
+        "in.jsonl",
+        &[greenhouse_record(
+            "acme-42/greenhouse",
+            "migrated-greenhouse-key",
+        )],
+    );
+    let config = ["--config", "authport.toml"];
+    let run = import_with_state("tray", &sandbox.provider_env(), dir.path(), &input, &config).await;
+    assert_eq!(sandbox.faults.injected().drop_after, 1, "the fault fired");
+    assert_eq!(
+        sandbox.tray.auth_count(),
+        2,
+        "the lost create is not sent again: {:?}",
+        run.report
+    );
+    let line = line_of(&run.report, "acme-42/greenhouse");
+    assert_eq!(line["status"], "failed", "{line}");
+    assert_eq!(line["error"]["kind"], "outcome_unknown", "{line}");
+    assert!(
+        line["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("incomplete listing"),
+        "{line}"
+    );
+    sandbox.stop().await;
+}
