@@ -107,6 +107,22 @@ async fn failed_refreshes_and_unimportable_records_end_on_the_reconnect_list() {
     )
     .unwrap();
 
+    // The receiver needs the migration's state: a dry run with no records makes it.
+    let empty = write_lines(inputs.path(), "empty.jsonl", &[]);
+    let args = [
+        "import",
+        "--provider",
+        "apideck",
+        "--input",
+        empty.to_str().unwrap(),
+    ];
+    let made = authport(
+        dir.path(),
+        &[&args[..], &["--state", "state.db", "--dry-run"]].concat(),
+        &env,
+    )
+    .await;
+    assert_eq!(made.code, 0, "{}", made.stderr);
     let (mut webhooks, url) = receiver(dir.path(), &env).await;
     sandbox.apideck.set_webhook_url(Some(url));
     let run = import_with_state(

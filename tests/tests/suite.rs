@@ -17,3 +17,4 @@ mod tray_adoption;
 mod tray_solution;
 mod validate;
 mod webhooks;
+mod webhooks_security;

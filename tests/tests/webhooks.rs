@@ -27,19 +27,29 @@ type Case<'a> = (
 );
 
 /// A running `authport webhooks` and the URL it listens on.
-struct Receiver {
-    child: Child,
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
 impl Receiver {
     /// Starts the receiver on a free port; returns once it printed its address (it listens).
-    async fn start(dir: &Path, env: &[(String, String)]) -> Receiver {
+    pub(crate) async fn start(dir: &Path, env: &[(String, String)]) -> Receiver {
+        Receiver::start_with(dir, env, &[]).await
+    }
+
+    /// [`Receiver::start`] with more flags.
+    pub(crate) async fn start_with(
+        dir: &Path,
+        env: &[(String, String)],
+        extra: &[&str],
+    ) -> Receiver {
         let mut command = Command::new(binary());
         command
             .current_dir(dir)
             .args(["-vv", "webhooks", "--provider", "apideck"])
             .args(["--listen", "127.0.0.1:0", "--state", "state.db"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -67,7 +77,7 @@ impl Receiver {
     }
 
     /// Stops it with SIGTERM and returns its exit code and everything it logged.
-    async fn stop(mut self) -> (i32, String) {
+    pub(crate) async fn stop(mut self) -> (i32, String) {
         let pid = self.child.id().expect("running").to_string();
         let killed = std::process::Command::new("kill")
             .args(["-TERM", &pid])
@@ -115,11 +125,16 @@ fn record(owner: &str) -> String {
     .to_string()
 }
 
-/// A delivery as Apideck sends it for `owner`'s HubSpot connection.
+/// Now, as Apideck writes `occurred_at`.
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A delivery as Apideck sends it for `owner`'s HubSpot connection, dated now.
 fn event(owner: &str, event_type: &str) -> Value {
     json!({"payload": {"event_id": format!("{owner}-{event_type}"), "event_type": event_type,
         "service_id": "apideck-vault", "entity_id": "crm+hubspot", "entity_type": "Connection",
-        "execution_attempt": 1, "occurred_at": "2026-11-25T10:00:00.000Z",
+        "execution_attempt": 1, "occurred_at": now(),
         "entity": {"id": "crm+hubspot", "consumer_id": owner, "unified_api": "crm",
             "service_id": "hubspot", "auth_type": "oauth2", "enabled": true, "state": "callable",
             "health": "needs_auth", "last_refresh_failed_at": "2026-11-25T10:00:00.000Z",
@@ -140,7 +155,11 @@ async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_ch
     let owners = ["o1", "o2", "o3"];
     let input = write_lines(inputs.path(), "in.jsonl", owners.map(record).as_ref());
 
-    // The receiver starts first, before the state exists, and runs through the import.
+    // A first import makes the state (the receiver refuses to start without one); the
+    // receiver learns o1 from its journal, then runs through the import of the others.
+    let first = write_lines(inputs.path(), "first.jsonl", &[record("o1")]);
+    let run = import_with_state("apideck", &env, dir.path(), &first, &[]).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
     let receiver = Receiver::start(dir.path(), &env).await;
     sandbox.apideck.set_webhook_url(Some(receiver.url.clone()));
     let run = import_with_state("apideck", &env, dir.path(), &input, &[]).await;
@@ -160,8 +179,8 @@ async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_ch
     let sent = sandbox.apideck.sent_webhooks();
     assert_eq!(
         sent.len(),
-        8,
-        "created+callable per import, 2 failures: {sent:?}"
+        6,
+        "created+callable per new import (o1 was unchanged), 2 failures: {sent:?}"
     );
     assert!(
         sent.iter()
@@ -184,7 +203,7 @@ async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_ch
     let stored_before = store.stored_count("apideck").unwrap();
     let unknown_before = store.unknown_count("apideck").unwrap();
 
-    // A replayed delivery is stored once.
+    // A replayed delivery is stored once, whatever its (unsigned) idempotency key.
     let body = event("o2", FAILED);
     let signature = sign(&api_key, &body);
     let raw = serde_json::to_vec(&body).unwrap();
@@ -202,7 +221,7 @@ async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_ch
         &receiver.url,
         json_type,
         Some(&signature),
-        Some("replay-1"),
+        Some("replay-2"),
         raw.clone(),
     )
     .await;
@@ -211,7 +230,7 @@ async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_ch
     assert_eq!(
         history
             .iter()
-            .filter(|e| e.idempotency_key == "replay-1")
+            .filter(|e| e.event_id.as_deref() == Some("o2-vault.connection.token_refresh.failed"))
             .count(),
         1
     );
@@ -240,6 +259,12 @@ async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_ch
         big["payload"]["entity"]["tag_line"] = json!("x".repeat(1024 * 1024));
         let signature = sign(&api_key, &big);
         (serde_json::to_vec(&big).unwrap(), signature)
+    };
+    let no_event_id = {
+        let mut body = event("o2", FAILED);
+        body["payload"].as_object_mut().unwrap().remove("event_id");
+        let signature = sign(&api_key, &body);
+        (serde_json::to_vec(&body).unwrap(), signature)
     };
     let wrong_key = sign("another-key", &body);
     let malformed = b"{\"payload\": ".to_vec();
@@ -294,11 +319,11 @@ async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_ch
             413,
         ),
         (
-            "no idempotency key",
+            "no event id",
             json_type,
-            Some(&signature),
-            None,
-            raw.clone(),
+            Some(&no_event_id.1),
+            Some("t-7"),
+            no_event_id.0.clone(),
             400,
         ),
     ];

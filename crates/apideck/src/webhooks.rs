@@ -17,8 +17,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+/// Sent with every delivery, but not signed: never read. The event type is the signed body's.
 pub const EVENT_TYPE_HEADER: &str = "x-apideck-event-type";
 pub const SIGNATURE_HEADER: &str = "x-apideck-signature";
+/// Sent with every delivery, but not signed: deliveries are deduplicated on the signed
+/// `payload.event_id` instead, so a replay under a fresh key is still recognised.
 pub const IDEMPOTENCY_HEADER: &str = "x-apideck-idempotency-key";
 
 /// Why a delivery was refused. Messages never quote the body or a header value.
@@ -163,6 +166,15 @@ pub fn parse_event(value: &Value) -> Result<ConnectionEvent, WebhookError> {
 }
 
 impl ConnectionEvent {
+    /// When the event happened: `occurred_at` ("ISO Datetime", the spec's example is RFC 3339
+    /// with milliseconds and `Z`), as UTC; `None` when absent or not RFC 3339.
+    pub fn occurred_at_utc(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let text = self.occurred_at.as_deref()?;
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
+
     /// The connection key of the event's connection (see [`connection_key`]), when the entity
     /// names its consumer, unified API and connector.
     pub fn connection_key(&self) -> Option<String> {
@@ -263,6 +275,21 @@ mod tests {
             Some("2025-11-25T10:00:00.000Z")
         );
         assert_eq!(entity.credentials_expire_at, None);
+        let dated = |text: Value| {
+            parse_event(&json!({"payload": {"occurred_at": text}}))
+                .unwrap()
+                .occurred_at_utc()
+        };
+        assert_eq!(
+            dated(json!("2021-10-01T03:14:55.419Z")).map(|t| t.timestamp_millis()),
+            Some(1_633_058_095_419)
+        );
+        assert_eq!(
+            dated(json!("2021-10-01T05:14:55.419+02:00")),
+            dated(json!("2021-10-01T03:14:55.419Z"))
+        );
+        assert_eq!(dated(json!("yesterday")), None);
+        assert_eq!(dated(json!("2021-10-01")), None);
         let error = parse_event(&json!({"payload": {"event_id": 7}})).unwrap_err();
         assert_eq!(
             error,

@@ -16,8 +16,25 @@
 //!
 //! Only typed, non-secret fields of a delivery are ever stored ([`Delivery`] has no payload):
 //! for an owned connection, its latest state, health and `last_refresh_failed_at` and the event
-//! history; for any other connection, only a count. Deliveries are deduplicated on the vendor's
-//! idempotency key, so a replay is stored once.
+//! history; for any other connection, only a count.
+//!
+//! Events count by when they happened, not by when they arrived, and only what the vendor signed
+//! counts:
+//! - deliveries are deduplicated on the signed event id, so a replay under a fresh (unsigned)
+//!   idempotency key is stored once;
+//! - an event becomes its connection's latest only when its `occurred_at` is not older than the
+//!   latest's; an older one (a retry that arrives after what followed it) joins the history only;
+//! - an event that happened more than [`EVENT_WINDOW`] (7 days) ago, or more than
+//!   [`CLOCK_SKEW`] in the future, is refused ([`Recorded::OutsideWindow`]). A replay can only
+//!   be recognised while its event id is kept, so the ids are kept exactly that long: the
+//!   `deliveries` table expires rows whose event is older than the window, since such a replay
+//!   is refused anyway. Apideck does not document how long it retries a delivery; we assume
+//!   (apideck-api.md §8 says nothing) it gives up well within 7 days.
+//!
+//! Schema versions: 1 (no `schema_version` in `meta`) deduplicated on the idempotency key; 2 on
+//! the event id. A version 1 file is migrated in place when it is opened: its history is kept
+//! (without event ids), its dedupe rows are dropped (they hold no event id; a replay of such an
+//! event may add one history row but, being no newer, never changes the latest).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -25,6 +42,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use authport_core::{FingerprintKey, TargetIdentity, TargetRef};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 
 use crate::files::{Refusal, precreate_private};
@@ -36,6 +54,16 @@ const APPLICATION_ID: i32 = 0x4150_4556;
 
 /// How long a write waits for another writer (the receiver and an import publishing ownership).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema version this build writes (see the module docs); version 1 files are migrated.
+const SCHEMA_VERSION: &str = "2";
+
+/// Events that happened longer ago are refused, and their ids forgotten (module docs).
+pub const EVENT_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// How far in the future an event may be dated (the vendor's clock against ours). A signed event
+/// dated far ahead would otherwise stay every connection's latest until that date.
+pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -50,30 +78,35 @@ CREATE TABLE IF NOT EXISTS owned (
     PRIMARY KEY (provider, connection_key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS owned_by_record ON owned (provider, record_id);
--- Every idempotency key seen (owned or not): a replay is recognised and stored once.
+-- Every signed event id seen within the window (owned or not): a replay is stored once. Rows
+-- expire once their event is older than the window (a replay of it is refused anyway).
 CREATE TABLE IF NOT EXISTS deliveries (
-    provider        TEXT NOT NULL,
-    idempotency_key TEXT NOT NULL,
-    received_at     TEXT NOT NULL,
-    owned           INTEGER NOT NULL,
-    PRIMARY KEY (provider, idempotency_key)
+    provider    TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    owned       INTEGER NOT NULL,
+    PRIMARY KEY (provider, event_id)
 ) WITHOUT ROWID;
--- The history of owned connections' events (typed, non-secret fields only).
+CREATE INDEX IF NOT EXISTS deliveries_by_age ON deliveries (provider, occurred_at);
+-- The history of owned connections' events (typed, non-secret fields only). `occurred_at` is
+-- UTC in one fixed-width form, so text order is time order; `applied`: it became the latest.
 CREATE TABLE IF NOT EXISTS events (
     seq                    INTEGER PRIMARY KEY AUTOINCREMENT,
     provider               TEXT NOT NULL,
     connection_key         TEXT NOT NULL,
-    idempotency_key        TEXT NOT NULL,
+    event_id               TEXT,
     event_type             TEXT NOT NULL,
     occurred_at            TEXT,
     received_at            TEXT NOT NULL,
     state                  TEXT,
     health                 TEXT,
     last_refresh_failed_at TEXT,
-    connection_id          TEXT
+    connection_id          TEXT,
+    applied                INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS events_by_connection ON events (provider, connection_key, seq);
--- The latest of each owned connection: the last event's fields, by arrival order.
+-- The latest of each owned connection: the fields of its event that happened last.
 CREATE TABLE IF NOT EXISTS latest (
     provider               TEXT NOT NULL,
     connection_key         TEXT NOT NULL,
@@ -93,17 +126,19 @@ CREATE TABLE IF NOT EXISTS unknown (
 ) WITHOUT ROWID;
 ";
 
-/// One verified webhook delivery, reduced to its typed, non-secret fields by the provider.
+/// One verified webhook delivery, reduced to its typed, non-secret fields by the provider. Every
+/// field that decides something (id, type, time) comes from the signed body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub provider: String,
-    /// The vendor's idempotency key (Apideck: `x-apideck-idempotency-key`).
-    pub idempotency_key: String,
+    /// The vendor's signed id of the event (Apideck: `payload.event_id`): the dedupe key.
+    pub event_id: String,
     /// The provider's key of the connection (see [`EventStore::own`]).
     pub connection_key: String,
     /// E.g. `vault.connection.token_refresh.failed`.
     pub event_type: String,
-    pub occurred_at: Option<String>,
+    /// When the event happened (the vendor's signed word), which orders events.
+    pub occurred_at: DateTime<Utc>,
     pub state: Option<String>,
     pub health: Option<String>,
     pub last_refresh_failed_at: Option<String>,
@@ -114,12 +149,47 @@ pub struct Delivery {
 /// What [`EventStore::record`] did with a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
-    /// An owned connection's event: history and latest updated.
-    Stored,
-    /// The idempotency key was seen before: nothing changed.
+    /// An owned connection's event joined its history; `latest`: it also became the
+    /// connection's latest (false: an event that happened after it is already there).
+    Stored { latest: bool },
+    /// The event id was seen before: nothing changed.
     Duplicate,
     /// A connection this migration does not own: counted only.
     Unknown,
+    /// Dated outside the window: nothing changed.
+    OutsideWindow(OutsideWindow),
+}
+
+/// Why an event's date is refused (see [`EVENT_WINDOW`] and [`CLOCK_SKEW`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OutsideWindow {
+    #[error("the event happened more than 7 days ago")]
+    TooOld,
+    #[error("the event is dated more than 5 minutes in the future")]
+    InTheFuture,
+}
+
+/// Whether an event that happened at `occurred_at` may be recorded at `now`.
+pub fn check_window(occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), OutsideWindow> {
+    if occurred_at < now - EVENT_WINDOW {
+        Err(OutsideWindow::TooOld)
+    } else if occurred_at > now + CLOCK_SKEW {
+        Err(OutsideWindow::InTheFuture)
+    } else {
+        Ok(())
+    }
+}
+
+/// The stored form of an instant: UTC, microseconds, fixed width, so text order is time order.
+fn stamp(instant: DateTime<Utc>) -> String {
+    instant.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// A stored (or version 1) `occurred_at` read back as an instant.
+pub fn parse_stamp(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A connection the migration owns: the provider's connection key and the record that made it.
@@ -144,11 +214,13 @@ pub struct ConnectionLatest {
     pub events: u64,
 }
 
-/// One stored event of an owned connection, oldest first in [`EventStore::connection_events`].
+/// One stored event of an owned connection, in arrival order in
+/// [`EventStore::connection_events`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     pub seq: i64,
-    pub idempotency_key: String,
+    /// `None` for events stored by schema version 1.
+    pub event_id: Option<String>,
     pub event_type: String,
     pub occurred_at: Option<String>,
     pub received_at: String,
@@ -156,6 +228,8 @@ pub struct StoredEvent {
     pub health: Option<String>,
     pub last_refresh_failed_at: Option<String>,
     pub connection_id: Option<String>,
+    /// It became the connection's latest when it arrived.
+    pub applied: bool,
 }
 
 /// The event store of one migration (`<state>.events`). Cheap to share by reference.
@@ -189,12 +263,12 @@ impl EventStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-        let connection = Connection::open_with_flags(&path, flags)
+        let mut connection = Connection::open_with_flags(&path, flags)
             .with_context(|| format!("cannot open event store {}", path.display()))?;
         connection.busy_timeout(BUSY_TIMEOUT)?;
         check_ours(&connection, &path)?;
         connection.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
-        let salt = initialise(&connection)
+        let salt = initialise(&mut connection, &path)
             .with_context(|| format!("cannot initialise event store {}", path.display()))?;
         Ok(EventStore {
             connection: Mutex::new(connection),
@@ -271,15 +345,24 @@ impl EventStore {
             .is_some())
     }
 
-    /// Stores one verified delivery in one transaction: a repeated idempotency key changes
-    /// nothing; an owned connection's event joins its history and becomes its latest; any other
-    /// delivery only increments the provider's unknown count.
-    pub fn record(&self, delivery: &Delivery) -> anyhow::Result<Recorded> {
-        let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    /// Stores one verified delivery received at `now`, in one transaction: an event dated
+    /// outside the window changes nothing; a repeated event id changes nothing; an owned
+    /// connection's event joins its history and becomes its latest unless a later event is
+    /// already there; any other delivery only increments the provider's unknown count. Event ids
+    /// older than the window are forgotten on the way.
+    pub fn record(&self, delivery: &Delivery, now: DateTime<Utc>) -> anyhow::Result<Recorded> {
+        if let Err(outside) = check_window(delivery.occurred_at, now) {
+            return Ok(Recorded::OutsideWindow(outside));
+        }
+        let received_at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let occurred_at = stamp(delivery.occurred_at);
         let mut connection = self.lock();
         // Immediate: take the write lock first, so another writer (the import publishing its
         // connections) makes this wait (busy timeout) instead of failing a read-then-write.
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        transaction
+            .prepare_cached("DELETE FROM deliveries WHERE provider = ?1 AND occurred_at < ?2")?
+            .execute(params![delivery.provider, stamp(now - EVENT_WINDOW)])?;
         let owned = transaction
             .prepare_cached("SELECT 1 FROM owned WHERE provider = ?1 AND connection_key = ?2")?
             .query_row(params![delivery.provider, delivery.connection_key], |_| {
@@ -289,12 +372,13 @@ impl EventStore {
             .is_some();
         let inserted = transaction
             .prepare_cached(
-                "INSERT INTO deliveries (provider, idempotency_key, received_at, owned)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                "INSERT INTO deliveries (provider, event_id, occurred_at, received_at, owned)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
             )?
             .execute(params![
                 delivery.provider,
-                delivery.idempotency_key,
+                delivery.event_id,
+                occurred_at,
                 received_at,
                 owned
             ])?;
@@ -302,8 +386,8 @@ impl EventStore {
             return Ok(Recorded::Duplicate);
         }
         let outcome = if owned {
-            store_event(&transaction, delivery, &received_at)?;
-            Recorded::Stored
+            let latest = store_event(&transaction, delivery, &occurred_at, &received_at)?;
+            Recorded::Stored { latest }
         } else {
             transaction
                 .prepare_cached(
@@ -315,6 +399,16 @@ impl EventStore {
         };
         transaction.commit()?;
         Ok(outcome)
+    }
+
+    /// How many event ids are kept for deduplication (they expire with the window).
+    pub fn remembered_deliveries(&self, provider: &str) -> anyhow::Result<u64> {
+        let count: i64 = self.lock().query_row(
+            "SELECT COUNT(*) FROM deliveries WHERE provider = ?1",
+            params![provider],
+            |row| row.get(0),
+        )?;
+        Ok(count.try_into().unwrap_or(0))
     }
 
     /// The latest event of the connection record `record_id` made, if any arrived.
@@ -373,8 +467,8 @@ impl EventStore {
     ) -> anyhow::Result<Vec<StoredEvent>> {
         let connection = self.lock();
         let mut statement = connection.prepare_cached(
-            "SELECT e.seq, e.idempotency_key, e.event_type, e.occurred_at, e.received_at,
-                    e.state, e.health, e.last_refresh_failed_at, e.connection_id
+            "SELECT e.seq, e.event_id, e.event_type, e.occurred_at, e.received_at,
+                    e.state, e.health, e.last_refresh_failed_at, e.connection_id, e.applied
              FROM events e JOIN owned o
                ON o.provider = e.provider AND o.connection_key = e.connection_key
              WHERE e.provider = ?1 AND o.record_id = ?2
@@ -383,7 +477,7 @@ impl EventStore {
         let rows = statement.query_map(params![provider, record_id], |row| {
             Ok(StoredEvent {
                 seq: row.get(0)?,
-                idempotency_key: row.get(1)?,
+                event_id: row.get(1)?,
                 event_type: row.get(2)?,
                 occurred_at: row.get(3)?,
                 received_at: row.get(4)?,
@@ -391,6 +485,7 @@ impl EventStore {
                 health: row.get(6)?,
                 last_refresh_failed_at: row.get(7)?,
                 connection_id: row.get(8)?,
+                applied: row.get(9)?,
             })
         })?;
         rows.collect::<Result<_, _>>()
@@ -421,29 +516,55 @@ impl EventStore {
     }
 }
 
+/// Adds an owned connection's event to its history and, unless an event that happened later is
+/// already its latest, makes it the latest. Returns whether it did.
 fn store_event(
     transaction: &rusqlite::Transaction<'_>,
     delivery: &Delivery,
+    occurred_at: &str,
     received_at: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
+    // `None`: no latest yet; `Some(None)`: one without a date (version 1), which any dated
+    // event follows.
+    let current: Option<Option<String>> = transaction
+        .prepare_cached(
+            "SELECT occurred_at FROM latest WHERE provider = ?1 AND connection_key = ?2",
+        )?
+        .query_row(params![delivery.provider, delivery.connection_key], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    let applies = match &current {
+        Some(Some(latest)) => occurred_at >= latest.as_str(),
+        Some(None) | None => true,
+    };
     transaction
         .prepare_cached(
-            "INSERT INTO events (provider, connection_key, idempotency_key, event_type, occurred_at,
-                 received_at, state, health, last_refresh_failed_at, connection_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO events (provider, connection_key, event_id, event_type, occurred_at,
+                 received_at, state, health, last_refresh_failed_at, connection_id, applied)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
         .execute(params![
             delivery.provider,
             delivery.connection_key,
-            delivery.idempotency_key,
+            delivery.event_id,
             delivery.event_type,
-            delivery.occurred_at,
+            occurred_at,
             received_at,
             delivery.state,
             delivery.health,
             delivery.last_refresh_failed_at,
             delivery.connection_id,
+            applies,
         ])?;
+    if !applies {
+        transaction
+            .prepare_cached(
+                "UPDATE latest SET events = events + 1 WHERE provider = ?1 AND connection_key = ?2",
+            )?
+            .execute(params![delivery.provider, delivery.connection_key])?;
+        return Ok(false);
+    }
     // A field an event does not carry keeps its last known value (e.g. a `created` event
     // without health does not erase a failure's `last_refresh_failed_at`).
     transaction
@@ -464,13 +585,71 @@ fn store_event(
             delivery.provider,
             delivery.connection_key,
             delivery.event_type,
-            delivery.occurred_at,
+            occurred_at,
             received_at,
             delivery.state,
             delivery.health,
             delivery.last_refresh_failed_at,
         ])?;
-    Ok(())
+    Ok(true)
+}
+
+/// Refuses a `--state` for the receiver that does not exist or is not an authport state file
+/// ([`Refusal`], exit 2), before anything is created beside it: a receiver on a wrong path
+/// would acknowledge every delivery and keep none of them.
+pub fn require_state_file(state_path: &Path) -> anyhow::Result<()> {
+    match std::fs::symlink_metadata(state_path) {
+        Err(_) => {
+            return Err(Refusal(format!(
+                "state file {} does not exist: the receiver runs on a migration's state, where \
+                 it learns which connections are ours (run `authport import --state` first; a \
+                 `--dry-run` makes it)",
+                state_path.display()
+            ))
+            .into());
+        }
+        Ok(metadata) if metadata.is_dir() => {
+            return Err(Refusal(format!(
+                "state file {} is a directory",
+                state_path.display()
+            ))
+            .into());
+        }
+        Ok(_) => {}
+    }
+    open_journal_read_only(state_path).map(drop)
+}
+
+/// The journal at `state_path`, opened read-only without waiting (never through a symlink),
+/// after checking that it is an authport state file.
+fn open_journal_read_only(state_path: &Path) -> anyhow::Result<Connection> {
+    crate::files::refuse_symlink("state file", state_path)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let connection = Connection::open_with_flags(state_path, flags)
+        .with_context(|| format!("cannot open state file {} to read", state_path.display()))?;
+    connection.busy_timeout(Duration::ZERO)?;
+    let not_ours = || {
+        Refusal(format!(
+            "{} is not an authport state file; it was left untouched",
+            state_path.display()
+        ))
+    };
+    let application_id: i32 =
+        match connection.query_row("PRAGMA application_id", [], |row| row.get(0)) {
+            Ok(id) => id,
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if error.code == rusqlite::ErrorCode::NotADatabase =>
+            {
+                return Err(not_ours().into());
+            }
+            Err(error) => return Err(error.into()),
+        };
+    if application_id != crate::state::schema::APPLICATION_ID {
+        return Err(not_ours().into());
+    }
+    Ok(connection)
 }
 
 /// The connections the journal at `state_path` records as written for `provider`, read through
@@ -481,22 +660,7 @@ pub fn owned_in_journal(
     provider: &str,
     key_of: impl Fn(&TargetRef) -> Option<String>,
 ) -> anyhow::Result<Vec<OwnedConnection>> {
-    crate::files::refuse_symlink("state file", state_path)?;
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-    let connection = Connection::open_with_flags(state_path, flags)
-        .with_context(|| format!("cannot open state file {} to read", state_path.display()))?;
-    connection.busy_timeout(Duration::ZERO)?;
-    let application_id: i32 =
-        connection.query_row("PRAGMA application_id", [], |row| row.get(0))?;
-    if application_id != crate::state::schema::APPLICATION_ID {
-        return Err(Refusal(format!(
-            "{} is not an authport state file",
-            state_path.display()
-        ))
-        .into());
-    }
+    let connection = open_journal_read_only(state_path)?;
     let mut statement = connection.prepare(
         "SELECT record_id, target FROM journal WHERE provider = ?1 AND target IS NOT NULL",
     )?;
@@ -582,10 +746,78 @@ fn check_ours(connection: &Connection, path: &Path) -> anyhow::Result<()> {
     .into())
 }
 
-fn initialise(connection: &Connection) -> anyhow::Result<Vec<u8>> {
-    connection.execute_batch(SCHEMA)?;
-    connection.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))?;
+/// Creates the tables of a new file or migrates a version 1 file (module docs), in one
+/// transaction, so two processes opening an old file at once migrate it once.
+fn initialise(connection: &mut Connection, path: &Path) -> anyhow::Result<Vec<u8>> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    transaction.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+    )?;
+    let version = crate::state::schema::meta(&transaction, "schema_version")?;
+    let has_deliveries: bool = transaction.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'",
+        [],
+        |row| row.get(0),
+    )?;
+    match version.as_deref() {
+        None if has_deliveries => migrate_from_v1(&transaction)?,
+        None => transaction.execute_batch(SCHEMA)?,
+        Some(SCHEMA_VERSION) => transaction.execute_batch(SCHEMA)?,
+        Some(other) => {
+            return Err(Refusal(format!(
+                "event store {} has schema version {other}, made by a newer authport; it was left untouched",
+                path.display()
+            ))
+            .into());
+        }
+    }
+    transaction.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))?;
+    crate::state::schema::set_meta(&transaction, "schema_version", SCHEMA_VERSION)?;
+    transaction.commit()?;
     crate::state::schema::salt(connection, "event store")
+}
+
+/// Version 1 → 2: the history is kept (no event ids), dates are rewritten in the ordered form
+/// (an unreadable one becomes NULL: any dated event follows it), dedupe rows are dropped.
+fn migrate_from_v1(transaction: &rusqlite::Transaction<'_>) -> anyhow::Result<()> {
+    transaction.execute_batch(
+        "DROP INDEX IF EXISTS events_by_connection;
+         ALTER TABLE events RENAME TO events_v1;
+         DROP TABLE deliveries;",
+    )?;
+    transaction.execute_batch(SCHEMA)?;
+    transaction.execute_batch(
+        "INSERT INTO events (seq, provider, connection_key, event_id, event_type, occurred_at,
+             received_at, state, health, last_refresh_failed_at, connection_id, applied)
+         SELECT seq, provider, connection_key, NULL, event_type, occurred_at, received_at,
+             state, health, last_refresh_failed_at, connection_id, 1
+         FROM events_v1 ORDER BY seq;
+         DROP TABLE events_v1;",
+    )?;
+    normalise_dates(transaction)
+}
+
+/// Rewrites version 1's `occurred_at` texts (as the vendor sent them) in the ordered form.
+fn normalise_dates(transaction: &rusqlite::Transaction<'_>) -> anyhow::Result<()> {
+    let texts: Vec<String> = {
+        let mut statement = transaction.prepare(
+            "SELECT occurred_at FROM events WHERE occurred_at IS NOT NULL
+             UNION SELECT occurred_at FROM latest WHERE occurred_at IS NOT NULL",
+        )?;
+        statement
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    for text in texts {
+        let normal = parse_stamp(&text).map(stamp);
+        for table in ["events", "latest"] {
+            transaction.execute(
+                &format!("UPDATE {table} SET occurred_at = ?1 WHERE occurred_at = ?2"),
+                params![normal, text],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

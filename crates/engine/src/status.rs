@@ -82,6 +82,8 @@ pub struct LatestEvent {
     pub event_type: String,
     /// The connection's health the event carried, if any.
     pub health: Option<String>,
+    /// When the event happened (`None`: stored undated by an older receiver).
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Where `status` reads stored webhook events: the event store of `authport webhooks`
@@ -98,6 +100,10 @@ impl EventView for crate::events::EventStore {
     fn latest(&self, provider: &str, record_id: &str) -> Option<LatestEvent> {
         match crate::events::EventStore::latest(self, provider, record_id) {
             Ok(latest) => latest.map(|l| LatestEvent {
+                occurred_at: l
+                    .occurred_at
+                    .as_deref()
+                    .and_then(crate::events::parse_stamp),
                 event_type: l.event_type,
                 health: l.health,
             }),
@@ -129,11 +135,28 @@ fn is_set(value: Option<&Value>) -> bool {
     }
 }
 
-/// The [`Health`] of an imported object from its live read-back and its latest stored event.
-/// Pure. A deletion event explains a missing object; a failed refresh (the event, or the live
+/// The [`Health`] of an imported object from its live read-back, begun at `read_at`, and its
+/// latest stored event. Pure. A live read-back that finds the object usable outranks an event
+/// that happened before it (or is undated): the read-back is the newer word. Otherwise a deletion
+/// event explains a missing object; a failed refresh (the event, or the live
 /// `last_refresh_failed_at` while the health is not `ok`) outranks `pending_refresh`, which is
 /// what a connection whose refresh failed shows while Vault keeps retrying.
-pub fn classify(live: &VerifyReport, event: Option<&LatestEvent>) -> Health {
+pub fn classify(
+    live: &VerifyReport,
+    event: Option<&LatestEvent>,
+    read_at: chrono::DateTime<chrono::Utc>,
+) -> Health {
+    let live_alone = classify_event(live, None);
+    let older = |e: &&LatestEvent| e.occurred_at.is_none_or(|at| at < read_at);
+    if matches!(live_alone, Health::Healthy | Health::PendingRefresh)
+        && event.is_some_and(|e| older(&e))
+    {
+        return live_alone;
+    }
+    classify_event(live, event)
+}
+
+fn classify_event(live: &VerifyReport, event: Option<&LatestEvent>) -> Health {
     let event_type = event.map_or("", |e| e.event_type.as_str());
     let vendor_health = live.detail.get("health").and_then(Value::as_str);
     if live.status == "missing" || event_type.ends_with(".deleted") {
@@ -243,13 +266,15 @@ pub async fn collect(
     let objects = state.objects(provider)?;
     let imported: BTreeSet<String> = objects.iter().map(|o| o.record_id.clone()).collect();
     let mut lines = Vec::with_capacity(objects.len());
+    // Every read-back begins after this instant: an event before it is older than the read.
+    let read_at = chrono::Utc::now();
     let mut results = std::pin::pin!(read_back(importer, objects, options));
     while let Some((object, result)) = results.next().await {
         lines.push(status_of(
             provider,
             object.record_id,
             object.target,
-            result,
+            (result, read_at),
             events,
         ));
     }
@@ -274,7 +299,10 @@ fn status_of(
     provider: &str,
     record_id: String,
     target: TargetRef,
-    result: Result<VerifyReport, ProviderError>,
+    (result, read_at): (
+        Result<VerifyReport, ProviderError>,
+        chrono::DateTime<chrono::Utc>,
+    ),
     events: &dyn EventView,
 ) -> RecordStatus {
     match result {
@@ -286,7 +314,7 @@ fn status_of(
             }
             RecordStatus {
                 record_id,
-                health: Some(classify(&live, event.as_ref())),
+                health: Some(classify(&live, event.as_ref(), read_at)),
                 target: Some(target),
                 live_status: Some(live.status),
                 detail,
@@ -411,7 +439,78 @@ mod tests {
         LatestEvent {
             event_type: kind.to_owned(),
             health: None,
+            occurred_at: None,
         }
+    }
+
+    fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+        crate::events::parse_stamp(text).unwrap()
+    }
+
+    /// Events without a date (as classified before dates counted): against a read-back begun
+    /// before every event, so the event is never outranked for being older.
+    fn classify(live: &VerifyReport, event: Option<&LatestEvent>) -> Health {
+        let dated = event.map(|e| LatestEvent {
+            occurred_at: Some(at("2026-11-25T10:00:00Z")),
+            ..e.clone()
+        });
+        super::classify(live, dated.as_ref(), at("2026-11-25T09:00:00Z"))
+    }
+
+    #[test]
+    fn a_usable_live_read_back_outranks_an_event_that_happened_before_it() {
+        let ok = live(true, "callable", json!({"health": "ok"}));
+        let pending = live(
+            true,
+            "pending_refresh",
+            json!({"health": "pending_refresh"}),
+        );
+        let read_at = at("2026-11-25T10:00:00Z");
+        for kind in [
+            "vault.connection.token_refresh.failed",
+            "vault.connection.revoked",
+            "vault.connection.deleted",
+        ] {
+            let before = LatestEvent {
+                occurred_at: Some(at("2026-11-25T09:59:00Z")),
+                ..event(kind)
+            };
+            let undated = event(kind);
+            let after = LatestEvent {
+                occurred_at: Some(at("2026-11-25T10:00:01Z")),
+                ..event(kind)
+            };
+            assert_eq!(
+                super::classify(&ok, Some(&before), read_at),
+                Health::Healthy,
+                "{kind}"
+            );
+            assert_eq!(
+                super::classify(&ok, Some(&undated), read_at),
+                Health::Healthy,
+                "{kind}"
+            );
+            assert_eq!(
+                super::classify(&pending, Some(&before), read_at),
+                Health::PendingRefresh,
+                "{kind}"
+            );
+            assert_ne!(
+                super::classify(&ok, Some(&after), read_at),
+                Health::Healthy,
+                "{kind}"
+            );
+        }
+        // A read-back that finds the object gone or unusable is not outranked by anything older.
+        let missing = live(false, "missing", json!({}));
+        let deleted_before = LatestEvent {
+            occurred_at: Some(at("2026-11-25T09:59:00Z")),
+            ..event("vault.connection.deleted")
+        };
+        assert_eq!(
+            super::classify(&missing, Some(&deleted_before), read_at),
+            Health::Deleted
+        );
     }
 
     #[test]

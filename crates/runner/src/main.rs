@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod export;
 mod migrate;
+mod serve;
 mod status;
 mod webhooks;
 

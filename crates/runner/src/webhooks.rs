@@ -2,10 +2,18 @@
 //! that stores what they say about the migration's connections in the event store beside the
 //! state file (`<state>.events`, see `authport_engine::events`).
 //!
-//! Every delivery is answered at once: 401 for a missing or wrong signature, 400 for a wrong
-//! content type, malformed JSON or a missing idempotency key, 413 over 1 MiB, 200 otherwise
-//! (stored, duplicate or about a connection this migration does not own). Logs name the event
-//! type and the outcome, never a value of the payload.
+//! It starts only on an existing authport state (`--state`), so it never acknowledges deliveries
+//! it cannot keep, and listens on loopback unless `--allow-public-listen` (it speaks plain HTTP:
+//! put it behind a TLS reverse proxy). The HTTP side is [`crate::serve`]: header and body
+//! deadlines, a connection cap and a bounded stop.
+//!
+//! Every delivery is answered at once: 401 for a missing or wrong signature; 400 for a wrong
+//! content type, malformed JSON, or a signed body without `event_id`, `event_type` or a
+//! readable `occurred_at`, or dated more than 7 days ago or more than 5 minutes ahead; 413 over
+//! 1 MiB; 408 for a body slower than 10 s; 200 otherwise (stored, duplicate, or about a
+//! connection this migration does not own). Only the signed body decides: the unsigned
+//! `x-apideck-event-type` and `x-apideck-idempotency-key` headers are not read. Logs name the
+//! event type and the outcome, never a value of the payload.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,13 +21,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
-use authport_apideck::webhooks::{
-    self as apideck_webhooks, EVENT_TYPE_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
-};
+use authport_apideck::webhooks::{self as apideck_webhooks, SIGNATURE_HEADER};
 use authport_core::{EnvSnapshot, TargetIdentity, TargetRef};
+use authport_engine::events::{OutsideWindow, require_state_file};
 use authport_engine::{Delivery, EventStore, Exit, Recorded, owned_in_journal};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use clap::Args;
@@ -27,9 +34,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::config::ConfigFile;
-
-/// Apideck's deliveries are small; anything larger is refused unread (413).
-pub const MAX_BODY: usize = 1024 * 1024;
+use crate::serve::{LimitArgs, Limits, RefusalLog, StopSignals, Stopped};
 
 #[derive(Debug, Args)]
 pub struct WebhooksArgs {
@@ -40,14 +45,22 @@ pub struct WebhooksArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on, e.g. 127.0.0.1:8080 behind a TLS reverse proxy; port 0 picks one.
+    /// Loopback only, unless --allow-public-listen.
     #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// The migration's state file; events go to `<FILE>.events` beside it.
+    /// Listen on a non-loopback address. The receiver speaks plain HTTP: only behind a TLS
+    /// reverse proxy or on a private network.
+    #[arg(long)]
+    pub allow_public_listen: bool,
+    /// The state file of the migration (it must exist: run `import --state` first); events
+    /// go to `<FILE>.events` beside it. Events dated more than 7 days ago are refused.
     #[arg(long, value_name = "FILE")]
     pub state: PathBuf,
     /// Bind an event store made for another target (provider, endpoint or account) to this one.
     #[arg(long)]
     pub allow_target_change: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// The Apideck connection key of a journal target ref, for providers that send webhooks.
@@ -68,14 +81,28 @@ struct Receiver {
     store: Arc<EventStore>,
     state_path: PathBuf,
     counters: Counters,
+    log: Arc<RefusalLog>,
 }
 
-/// Runs the receiver until SIGTERM or Ctrl-C.
+/// Runs the receiver until SIGTERM or Ctrl-C (a second one stops it at once, exit 130).
 pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Exit> {
     if args.provider != authport_apideck::PROVIDER {
         return Err(crate::usage(anyhow::anyhow!(
             "webhooks are received for provider `apideck` only"
         )));
+    }
+    if !args.listen.ip().is_loopback() {
+        if !args.allow_public_listen {
+            return Err(crate::usage(anyhow::anyhow!(
+                "--listen {} is not a loopback address: the receiver speaks plain HTTP, so run it \
+                 on loopback behind a TLS reverse proxy (or give --allow-public-listen)",
+                args.listen
+            )));
+        }
+        tracing::warn!(
+            "listening on {}, not loopback: the receiver speaks plain HTTP; expose it only through a TLS reverse proxy",
+            args.listen
+        );
     }
     let names = authport_core::provider_names();
     let config = match &args.config {
@@ -87,6 +114,8 @@ pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Exit> {
         &EnvSnapshot::from_process(),
     )
     .map_err(|e| crate::usage(anyhow::anyhow!("provider `apideck`: {e}")))?;
+    // Before anything is made beside it.
+    require_state_file(&args.state)?;
     let store = EventStore::open(&args.state)?;
     let identity = TargetIdentity {
         endpoints: vec![apideck.api_base().to_owned()],
@@ -103,9 +132,12 @@ pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Exit> {
         store: Arc::new(store),
         state_path: args.state.clone(),
         counters: Counters::default(),
+        log: Arc::new(RefusalLog::default()),
     });
     receiver.refresh_owners().await;
 
+    // Listened to from now on, so a signal during the start is not lost.
+    let signals = StopSignals::install().context("cannot listen for signals")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -114,12 +146,9 @@ pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Exit> {
     println!("authport webhooks: listening on http://{address}/");
     let app = axum::Router::new()
         .route("/", post(receive))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(receiver.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop_signal())
-        .await
-        .context("the webhook receiver failed")?;
+    let limits = args.limits.apply(Limits::DEFAULT);
+    let stopped = crate::serve::serve(listener, app, limits, signals, receiver.log.clone()).await;
     let c = &receiver.counters;
     eprintln!(
         "webhooks: {} stored, {} duplicate, {} for connections not in this migration, {} rejected",
@@ -128,7 +157,17 @@ pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Exit> {
         c.unknown.load(Ordering::Relaxed),
         c.rejected.load(Ordering::Relaxed),
     );
-    Ok(Exit::Ok)
+    Ok(match stopped {
+        Stopped::Graceful => Exit::Ok,
+        Stopped::GraceExpired { cut } => {
+            tracing::warn!("{cut} connections were cut at the end of the grace period");
+            Exit::Ok
+        }
+        Stopped::Interrupted => {
+            tracing::warn!("stopped at once by a second signal");
+            Exit::Interrupted
+        }
+    })
 }
 
 impl Receiver {
@@ -153,9 +192,6 @@ impl Receiver {
 }
 
 fn learn_owners(state_path: &Path, store: &EventStore) -> anyhow::Result<Option<usize>> {
-    if !state_path.exists() {
-        return Ok(None);
-    }
     let provider = authport_apideck::PROVIDER;
     let owned = owned_in_journal(state_path, provider, apideck_webhooks::connection_key_of)?;
     Ok(Some(store.own(provider, &owned)?))
@@ -166,19 +202,25 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, axum::Json<Value>) {
-    let answer = handle(&receiver, &headers, &body).await;
-    let (status, outcome) = match &answer {
-        Ok(outcome) => (StatusCode::OK, outcome.as_str()),
-        Err((status, _)) => {
+    match handle(&receiver, &headers, &body).await {
+        Ok(outcome) => (
+            StatusCode::OK,
+            axum::Json(json!({ "status": outcome.as_str() })),
+        ),
+        Err(refused) => {
             receiver.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            (*status, "rejected")
-        }
-    };
-    match answer {
-        Ok(_) => (status, axum::Json(json!({ "status": outcome }))),
-        Err((_, message)) => {
-            tracing::warn!(status = status.as_u16(), "webhook refused: {message}");
-            (status, axum::Json(json!({ "error": message })))
+            receiver.log.refused(
+                refused.reason,
+                &format!(
+                    "webhook refused ({}): {}",
+                    refused.status.as_u16(),
+                    refused.message
+                ),
+            );
+            (
+                refused.status,
+                axum::Json(json!({ "error": refused.message })),
+            )
         }
     }
 }
@@ -201,66 +243,86 @@ impl Outcome {
     }
 }
 
-type Refused = (StatusCode, String);
+/// A refused delivery: the answer, and the reason its log lines are rate-limited by.
+struct Refused {
+    status: StatusCode,
+    reason: &'static str,
+    message: String,
+}
+
+fn bad(reason: &'static str, message: impl Into<String>) -> Refused {
+    Refused {
+        status: StatusCode::BAD_REQUEST,
+        reason,
+        message: message.into(),
+    }
+}
 
 async fn handle(receiver: &Receiver, headers: &HeaderMap, body: &[u8]) -> Result<Outcome, Refused> {
     if !is_json(headers) {
-        return Err(bad("the content type must be application/json"));
+        return Err(bad(
+            "content type",
+            "the content type must be application/json",
+        ));
     }
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    apideck_webhooks::verify(&receiver.api_key, body, parsed.as_ref(), signature)
-        .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
-    let parsed = parsed.ok_or_else(|| bad("the body is not JSON"))?;
-    let event = apideck_webhooks::parse_event(&parsed).map_err(|e| bad(&e.to_string()))?;
-    let idempotency_key = headers
-        .get(IDEMPOTENCY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .ok_or_else(|| bad("the x-apideck-idempotency-key header is missing"))?
-        .to_owned();
-    let event_type = event
-        .event_type
-        .clone()
-        .or_else(|| {
-            headers
-                .get(EVENT_TYPE_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        })
-        .ok_or_else(|| bad("the event has no event type"))?;
-    let delivery = to_delivery(&event, event_type, idempotency_key);
+    apideck_webhooks::verify(&receiver.api_key, body, parsed.as_ref(), signature).map_err(|e| {
+        Refused {
+            status: StatusCode::UNAUTHORIZED,
+            reason: "signature",
+            message: e.to_string(),
+        }
+    })?;
+    let parsed = parsed.ok_or_else(|| bad("malformed", "the body is not JSON"))?;
+    let event =
+        apideck_webhooks::parse_event(&parsed).map_err(|e| bad("malformed", e.to_string()))?;
+    let delivery = to_delivery(&event)?;
+    let now = chrono::Utc::now();
     let store = receiver.store.clone();
     let to_store = delivery.clone();
-    let recorded = tokio::task::spawn_blocking(move || store.record(&to_store)).await;
+    let recorded = tokio::task::spawn_blocking(move || store.record(&to_store, now)).await;
     let recorded = match recorded {
         Ok(Ok(recorded)) => recorded,
         Ok(Err(error)) => {
             tracing::error!("cannot store a webhook event: {error:#}");
-            return Err((
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the event store failed; deliver again".to_owned(),
-            ));
+            return Err(Refused {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                reason: "store",
+                message: "the event store failed; deliver again".to_owned(),
+            });
         }
         Err(_) => {
-            return Err((
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the receiver failed; deliver again".to_owned(),
-            ));
+            return Err(Refused {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                reason: "store",
+                message: "the receiver failed; deliver again".to_owned(),
+            });
         }
     };
     let (outcome, counter) = match recorded {
-        Recorded::Stored => (Outcome::Stored, &receiver.counters.stored),
+        Recorded::Stored { latest } => {
+            if !latest {
+                tracing::info!(
+                    event_type = %delivery.event_type,
+                    "an event older than the connection's latest: kept in its history only"
+                );
+            }
+            (Outcome::Stored, &receiver.counters.stored)
+        }
         Recorded::Duplicate => (Outcome::Duplicate, &receiver.counters.duplicate),
         Recorded::Unknown => (Outcome::Unknown, &receiver.counters.unknown),
+        Recorded::OutsideWindow(outside) => {
+            let reason = match outside {
+                OutsideWindow::TooOld => "too old",
+                OutsideWindow::InTheFuture => "in the future",
+            };
+            return Err(bad(reason, outside.to_string()));
+        }
     };
     counter.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(event_type = %delivery.event_type, outcome = outcome.as_str(), "webhook");
     Ok(outcome)
-}
-
-fn bad(message: &str) -> Refused {
-    (StatusCode::BAD_REQUEST, message.to_owned())
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -271,28 +333,36 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// The typed, non-secret fields the event store keeps.
-fn to_delivery(
-    event: &apideck_webhooks::ConnectionEvent,
-    event_type: String,
-    idempotency_key: String,
-) -> Delivery {
+/// The typed, non-secret fields the event store keeps, all from the signed body. An event
+/// without an id (nothing to deduplicate on), a type (a header's is not signed) or a readable
+/// date (nothing to order by) is refused.
+fn to_delivery(event: &apideck_webhooks::ConnectionEvent) -> Result<Delivery, Refused> {
+    let event_id = event
+        .event_id
+        .clone()
+        .filter(|id| !id.is_empty() && id.len() <= 200)
+        .ok_or_else(|| bad("no event id", "the event has no payload.event_id"))?;
+    let event_type = event
+        .event_type
+        .clone()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad("no event type", "the event has no payload.event_type"))?;
+    let occurred_at = event.occurred_at_utc().ok_or_else(|| {
+        bad(
+            "no date",
+            "the event has no payload.occurred_at in ISO 8601 (RFC 3339) form",
+        )
+    })?;
     let entity = event.entity.as_ref();
-    Delivery {
+    Ok(Delivery {
         provider: authport_apideck::PROVIDER.to_owned(),
-        idempotency_key,
+        event_id,
         connection_key: event.connection_key().unwrap_or_default(),
         event_type,
-        occurred_at: event.occurred_at.clone(),
+        occurred_at,
         state: entity.and_then(|e| e.state.clone()),
         health: entity.and_then(|e| e.health.clone()),
         last_refresh_failed_at: entity.and_then(|e| e.last_refresh_failed_at.clone()),
         connection_id: entity.and_then(|e| e.id.clone()),
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM: the server stops accepting and finishes open requests.
-async fn stop_signal() {
-    crate::interrupted().await;
-    tracing::info!("stopping the webhook receiver");
+    })
 }
