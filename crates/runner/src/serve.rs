@@ -233,9 +233,11 @@ impl Server {
     ) {
         let _permit = permit;
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let served = Arc::new(AtomicUsize::new(0));
         let service = {
-            let (server, in_flight) = (self.clone(), in_flight.clone());
+            let (server, in_flight, served) = (self.clone(), in_flight.clone(), served.clone());
             hyper::service::service_fn(move |request| {
+                served.fetch_add(1, Ordering::Relaxed);
                 let (server, guard) = (server.clone(), InFlight::enter(&in_flight));
                 async move {
                     let response = server.request(request).await;
@@ -248,7 +250,7 @@ impl Server {
         let mut connection = std::pin::pin!(connection);
         tokio::select! {
             result = connection.as_mut() => {
-                self.closed(result);
+                self.closed(result, served.load(Ordering::Relaxed));
                 return;
             }
             _ = stopping.wait_for(|stop| *stop) => {}
@@ -259,16 +261,22 @@ impl Server {
         }
         connection.as_mut().graceful_shutdown();
         let result = connection.await;
-        self.closed(result);
+        self.closed(result, served.load(Ordering::Relaxed));
     }
 
-    fn closed(&self, result: Result<(), hyper::Error>) {
+    /// Logs how a connection that `served` requests ended. The header clock also closes idle
+    /// keep-alive connections, which is routine: only a connection that never completed a
+    /// request is worth a (rate-limited) warning.
+    fn closed(&self, result: Result<(), hyper::Error>, served: usize) {
         match result {
             Ok(()) => tracing::debug!("connection closed"),
-            Err(error) if error.is_timeout() => self.log.refused(
+            Err(error) if error.is_timeout() && served == 0 => self.log.refused(
                 "header timeout",
                 "a connection was closed: no complete request head in time",
             ),
+            Err(error) if error.is_timeout() => {
+                tracing::debug!("connection closed: idle or slow after {served} requests");
+            }
             Err(error) => tracing::debug!("connection closed: {error}"),
         }
     }

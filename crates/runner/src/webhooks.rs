@@ -45,7 +45,8 @@ pub struct WebhooksArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on, e.g. 127.0.0.1:8080 behind a TLS reverse proxy; port 0 picks one.
-    /// Loopback only, unless --allow-public-listen.
+    /// Loopback only, unless --allow-public-listen. A client gets 10 s for a request head (or
+    /// between requests) and 10 s for its body; at most 512 connections are open.
     #[arg(long, value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Listen on a non-loopback address. The receiver speaks plain HTTP: only behind a TLS
