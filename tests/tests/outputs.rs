@@ -35,7 +35,7 @@ async fn imported(sandbox: &Sandbox, dir: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_and_reconnect_never_write_over_what_they_read() {
+async fn status_never_writes_over_what_it_reads() {
     let sandbox = sandbox().await;
     let env = sandbox.env();
     let dir = scratch();
@@ -43,7 +43,6 @@ async fn status_and_reconnect_never_write_over_what_they_read() {
     imported(&sandbox, dir).await;
     std::fs::write(dir.join("c.toml"), CONFIG).unwrap();
     let input = std::fs::read(dir.join("in.jsonl")).unwrap();
-    let report = std::fs::read(dir.join("report.jsonl")).unwrap();
     let base = ["--provider", "tray", "--state", "state.db"];
 
     // status: its report on the input (which holds every secret), another path to it, the
@@ -79,6 +78,19 @@ async fn status_and_reconnect_never_write_over_what_they_read() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("event store"), "{}", out.stderr);
     assert!(!dir.join("state.db.events").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_never_writes_over_what_it_reads() {
+    let sandbox = sandbox().await;
+    let env = sandbox.env();
+    let dir = scratch();
+    let dir = dir.path();
+    imported(&sandbox, dir).await;
+    std::fs::write(dir.join("c.toml"), CONFIG).unwrap();
+    let input = std::fs::read(dir.join("in.jsonl")).unwrap();
+    let report = std::fs::read(dir.join("report.jsonl")).unwrap();
+    let base = ["--provider", "tray", "--state", "state.db"];
 
     // reconnect: its worklist on the import report, the input, the config.
     for (output, flag, file, before) in [
@@ -109,7 +121,7 @@ async fn status_and_reconnect_never_write_over_what_they_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn import_export_and_migrate_never_write_over_their_config_or_state() {
+async fn import_never_writes_over_its_config_or_state() {
     let sandbox = sandbox().await;
     let env = sandbox.env();
     let dir = scratch();
@@ -161,7 +173,20 @@ async fn import_export_and_migrate_never_write_over_their_config_or_state() {
     let out = import("state.db.events", "state.db").await;
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(!dir.join("state.db.events").exists());
+}
 
+/// A sandbox and a scratch directory holding the config file `c.toml`.
+async fn with_config() -> (Sandbox, tempfile::TempDir) {
+    let sandbox = sandbox().await;
+    let dir = scratch();
+    std::fs::write(dir.path().join("c.toml"), CONFIG).unwrap();
+    (sandbox, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_never_writes_over_its_config_even_with_force() {
+    let (sandbox, dir) = with_config().await;
+    let (env, dir) = (sandbox.env(), dir.path());
     // export: never over the config it read, not even with --force.
     let out = authport(
         dir,
@@ -185,7 +210,12 @@ async fn import_export_and_migrate_never_write_over_their_config_or_state() {
         "c.toml",
         CONFIG.as_bytes(),
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_never_writes_over_its_config_or_event_store() {
+    let (sandbox, dir) = with_config().await;
+    let (env, dir) = (sandbox.env(), dir.path());
     // migrate: its report on the config, or on the state's event store.
     for (report, flag) in [
         ("c.toml", "--config"),

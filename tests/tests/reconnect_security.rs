@@ -20,9 +20,18 @@ fn unimportable(id: &str, service: &str, unified_api: &str) -> String {
     .to_string()
 }
 
-#[cfg(target_os = "linux")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn links_are_written_before_they_are_noted_and_noted_for_what_they_cover() {
+/// The sandbox, a state where both records failed to map (both on the worklist), the two
+/// inputs (`one`: the CRM record; `both`) and a scratch directory for the runs.
+struct Setup {
+    _sandbox: Sandbox,
+    env: Vec<(String, String)>,
+    dir: tempfile::TempDir,
+    _inputs: tempfile::TempDir,
+    one: std::path::PathBuf,
+    both: std::path::PathBuf,
+}
+
+async fn setup() -> Setup {
     let sandbox = sandbox().await;
     let env = sandbox.env();
     let dir = scratch();
@@ -32,18 +41,26 @@ async fn links_are_written_before_they_are_noted_and_noted_for_what_they_cover()
     let one = write_lines(inputs.path(), "one.jsonl", std::slice::from_ref(&crm));
     let both = write_lines(inputs.path(), "both.jsonl", &[crm, accounting]);
     let run = import_with_state("apideck", &env, dir.path(), &both, &[]).await;
-    assert_eq!(
-        run.report
-            .iter()
-            .filter(|l| l["error"]["kind"] == "mapping")
-            .count(),
-        2,
-        "{:?}\n{}",
-        run.report,
-        run.out.stderr
-    );
-    let reconnect = |input: &std::path::Path, extra: &[&str]| {
-        let mut args: Vec<String> = [
+    let mapping = run
+        .report
+        .iter()
+        .filter(|l| l["error"]["kind"] == "mapping")
+        .count();
+    assert_eq!(mapping, 2, "{:?}\n{}", run.report, run.out.stderr);
+    Setup {
+        _sandbox: sandbox,
+        env,
+        dir,
+        _inputs: inputs,
+        one,
+        both,
+    }
+}
+
+impl Setup {
+    /// `authport reconnect --provider apideck --state state.db --links --input INPUT EXTRA…`.
+    async fn reconnect(&self, input: &std::path::Path, extra: &[&str]) -> Output {
+        let mut args = vec![
             "reconnect",
             "--provider",
             "apideck",
@@ -51,33 +68,47 @@ async fn links_are_written_before_they_are_noted_and_noted_for_what_they_cover()
             "state.db",
             "--links",
             "--input",
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        args.push(input.to_str().unwrap().to_owned());
-        args.extend(extra.iter().map(|a| (*a).to_owned()));
-        let env = env.clone();
-        let dir = dir.path().to_owned();
-        async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            authport(&dir, &args, &env).await
-        }
-    };
+            input.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = authport(self.dir.path(), &args, &self.env).await;
+        assert_no_canary("reconnect output", &out.printed());
+        out
+    }
+}
 
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_is_on_disk_before_its_mint_is_noted() {
+    let setup = setup().await;
     // A full disk: the session is minted, the row cannot be written, the mint is not noted.
-    let full = reconnect(&one, &["--output", "/dev/full"]).await;
+    let full = setup
+        .reconnect(&setup.one, &["--output", "/dev/full"])
+        .await;
     assert_ne!(full.code, 0, "{}", full.stderr);
     assert!(!full.stderr.contains("/session/"), "{}", full.stderr);
-
-    // So this run mints again; CSV, the formula inert beside the link.
-    let out = reconnect(&one, &["--output", "w.csv", "--format", "csv"]).await;
+    // So the next run mints again, and its link is in the file.
+    let out = setup.reconnect(&setup.one, &["--output", "w.jsonl"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr.contains("links minted 1, minted earlier 0"),
         "{}",
         out.stderr
     );
-    let csv = std::fs::read_to_string(dir.path().join("w.csv")).unwrap();
+    let rows = read_lines(&setup.dir.path().join("w.jsonl"));
+    assert!(rows[0]["link"].as_str().unwrap().contains("/session/"));
+    assert!(rows[0]["link_minted_at"].is_string(), "{rows:?}");
+    assert_no_canary_in_dir(setup.dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_formula_in_an_owner_name_is_inert_in_the_csv_beside_a_link() {
+    let setup = setup().await;
+    let out = setup
+        .reconnect(&setup.one, &["--output", "w.csv", "--format", "csv"])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let csv = std::fs::read_to_string(setup.dir.path().join("w.csv")).unwrap();
     let mut lines = csv.lines();
     assert!(
         lines.next().unwrap().ends_with(",link_note,link_minted_at"),
@@ -90,33 +121,42 @@ async fn links_are_written_before_they_are_noted_and_noted_for_what_they_cover()
         "{row}"
     );
     assert!(!row.contains(r#","=HYPERLINK"#), "{row}");
+    // JSON Lines carry the name as it is: only the CSV is opened by spreadsheets.
+    let out = setup
+        .reconnect(&setup.one, &["--output", "w.jsonl", "--force-links"])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = read_lines(&setup.dir.path().join("w.jsonl"));
+    assert_eq!(rows[0]["owner_name"], FORMULA);
+}
 
-    // The same owner now needs a link for another unified API too: a new session.
-    let out = reconnect(&both, &["--output", "w.jsonl"]).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owners_vault_session_is_noted_for_the_services_it_covers() {
+    let setup = setup().await;
+    let out = setup.reconnect(&setup.one, &["--output", "w.jsonl"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("links minted 1"), "{}", out.stderr);
+    // The same owner now needs a link for another unified API too: a new session for both.
+    let out = setup.reconnect(&setup.both, &["--output", "w.jsonl"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr.contains("links minted 1, minted earlier 0"),
         "{}",
         out.stderr
     );
-    let rows = read_lines(&dir.path().join("w.jsonl"));
+    let rows = read_lines(&setup.dir.path().join("w.jsonl"));
     assert_eq!(rows.len(), 2, "{rows:?}");
-    assert!(rows.iter().all(|r| r["link"].is_string()
-        && r["link_minted_at"].is_string()
-        && r["link"] == rows[0]["link"]));
-    // JSON Lines carry the name as it is: only the CSV is read by spreadsheets.
-    assert_eq!(rows[0]["owner_name"], FORMULA);
-
-    // And a re-run for the same services mints nothing.
-    let again = reconnect(&both, &["--output", "w.jsonl"]).await;
+    assert!(
+        rows.iter()
+            .all(|r| r["link"].is_string() && r["link"] == rows[0]["link"]),
+        "{rows:?}"
+    );
+    // A re-run for the same services mints nothing.
+    let again = setup.reconnect(&setup.both, &["--output", "w.jsonl"]).await;
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(
         again.stderr.contains("links minted 0, minted earlier 1"),
         "{}",
         again.stderr
     );
-    for printed in [&full, &out, &again] {
-        assert_no_canary("reconnect output", &printed.printed());
-    }
-    assert_no_canary_in_dir(dir.path());
 }

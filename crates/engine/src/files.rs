@@ -47,13 +47,12 @@ pub fn refuse_outputs_over_inputs(
             .find(|input| same_file(output.path, input.path))
         {
             return Err(Refusal(format!(
-                "{} {} and {} {} are the same file: writing it would destroy what {} names; \
-                 nothing was changed, choose another path for {}",
+                "{} {} and {} {} are the same file: writing the one would destroy the other; \
+                 nothing was changed, give {} another path",
                 output.flag,
                 output.path.display(),
                 input.flag,
                 input.path.display(),
-                input.flag,
                 output.flag
             )));
         }
