@@ -2,5 +2,6 @@
 //! is some 60 MB and a link of its own, and CI's disk and two cores pay for every one.
 
 mod cli;
+mod config;
 mod refusals;
 mod stdin;
