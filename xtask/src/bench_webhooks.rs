@@ -3,11 +3,12 @@
 //!
 //! Everything runs as the shipped binary: `authport sandbox` (Vault emulator), a first import
 //! that makes the connections the deliveries are about, the receiver, and a second, larger
-//! import started with the load. The load is plain HTTP/1.1 keep-alive from a few threads; every
-//! tenth delivery repeats the previous idempotency key (a replay, to be answered `duplicate`).
-//! Signatures come from `openssl dgst -hmac` over the bodies, which are written already in
-//! Apideck's signed form (keys sorted, compact), so raw and sorted forms agree. The store is
-//! counted afterwards with the `sqlite3` shell.
+//! import started with the load. The load is plain HTTP/1.1 keep-alive from a few threads; each
+//! delivery is a distinct signed event dated now (the receiver refuses events older than 7 days),
+//! and every tenth repeats the previous one under a fresh idempotency key (a replay of its signed
+//! event id, to be answered `duplicate`). Signatures come from `openssl dgst -hmac` over the
+//! bodies, which are written already in Apideck's signed form (keys sorted, compact), so raw and
+//! sorted forms agree. The store is counted afterwards with the `sqlite3` shell.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -110,7 +111,7 @@ fn measure(
         .map(|a| a.trim_end_matches('/').to_owned())
         .context("the receiver printed no address")?;
 
-    let bodies = signed_bodies(dir, &api_key)?;
+    let bodies = signed_bodies(dir, &api_key, deliveries.div_ceil(THREADS) * THREADS)?;
     let mut import_run = import(&more)
         .spawn()
         .context("cannot start the second import")?;
@@ -155,31 +156,59 @@ fn write_records(path: &Path, prefix: &str, count: usize) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// One body per owned connection, in signed form, with its hex signature.
-fn signed_bodies(dir: &Path, api_key: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let file = dir.join("body.json");
-    (0..OWNED)
-        .map(|i| {
+/// `count` bodies, each a distinct event (`bench-{n}`, about owned connection `n % OWNED`,
+/// dated now), in signed form, with their hex signatures.
+fn signed_bodies(dir: &Path, api_key: &str, count: usize) -> anyhow::Result<Vec<(String, String)>> {
+    let now = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.000Z"])
+        .output()
+        .context("cannot run date")?;
+    let occurred_at = String::from_utf8(now.stdout)?.trim().to_owned();
+    let bodies_dir = dir.join("bodies");
+    std::fs::create_dir_all(&bodies_dir)?;
+    let bodies: Vec<String> = (0..count)
+        .map(|n| {
             // serde_json's map is sorted and `to_string` compact: Apideck's signed form.
-            let body = json!({"payload": {"event_id": format!("bench-{i}"),
+            json!({"payload": {"event_id": format!("bench-{n}"),
                 "event_type": "vault.connection.token_refresh.failed", "service_id": "apideck-vault",
                 "entity_id": "crm+hubspot", "entity_type": "Connection", "execution_attempt": 1,
-                "occurred_at": "2026-11-25T10:00:00.000Z",
-                "entity": {"id": "crm+hubspot", "consumer_id": format!("owned-{i}"),
+                "occurred_at": occurred_at,
+                "entity": {"id": "crm+hubspot", "consumer_id": format!("owned-{}", n % OWNED),
                     "unified_api": "crm", "service_id": "hubspot", "state": "callable",
-                    "health": "pending_refresh", "last_refresh_failed_at": "2026-11-25T10:00:00.000Z"}}})
-            .to_string();
-            std::fs::write(&file, &body)?;
-            let output = Command::new("openssl")
-                .args(["dgst", "-sha256", "-r", "-hmac", api_key])
-                .arg(&file)
-                .output()
-                .context("cannot run openssl")?;
-            let text = String::from_utf8(output.stdout)?;
-            let signature = text.split_whitespace().next().context("no digest")?.to_owned();
-            Ok((body, signature))
+                    "health": "pending_refresh", "last_refresh_failed_at": occurred_at}}})
+            .to_string()
         })
-        .collect()
+        .collect();
+    let mut signatures = Vec::with_capacity(count);
+    // One openssl run per chunk of files (its output: one `digest *file` line per file, in order).
+    for chunk in (0..count).collect::<Vec<_>>().chunks(500) {
+        let files: Vec<std::path::PathBuf> = chunk
+            .iter()
+            .map(|n| {
+                let file = bodies_dir.join(format!("{n}.json"));
+                std::fs::write(&file, &bodies[*n]).map(|()| file)
+            })
+            .collect::<Result<_, _>>()?;
+        let output = Command::new("openssl")
+            .args(["dgst", "-sha256", "-r", "-hmac", api_key])
+            .args(&files)
+            .output()
+            .context("cannot run openssl")?;
+        let text = String::from_utf8(output.stdout)?;
+        let digests: Vec<String> = text
+            .lines()
+            .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+            .collect();
+        if digests.len() != chunk.len() {
+            bail!(
+                "openssl gave {} digests for {} bodies",
+                digests.len(),
+                chunk.len()
+            );
+        }
+        signatures.extend(digests);
+    }
+    Ok(bodies.into_iter().zip(signatures).collect())
 }
 
 #[derive(Debug, Default)]
@@ -224,13 +253,14 @@ fn sender(
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut counts = Counts::default();
-    let mut key = String::new();
+    let mut event = 0;
     for i in 0..count {
         let replay = i % 10 == 9;
         if !replay {
-            key = format!("bench-{thread}-{i}");
+            event = thread * count + i;
         }
-        let (body, signature) = &bodies[(thread * count + i) % bodies.len()];
+        let key = format!("bench-{thread}-{i}");
+        let (body, signature) = &bodies[event % bodies.len()];
         write!(
             writer,
             "POST / HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
@@ -296,7 +326,7 @@ fn stop(receiver: &mut Child) -> anyhow::Result<()> {
 fn sqlite_count(path: &Path) -> anyhow::Result<usize> {
     let output = Command::new("sqlite3")
         .arg(path)
-        .arg("SELECT COUNT(*) FROM events WHERE idempotency_key LIKE 'bench-%';")
+        .arg("SELECT COUNT(*) FROM events WHERE event_id LIKE 'bench-%';")
         .output()
         .context("cannot run sqlite3")?;
     Ok(String::from_utf8(output.stdout)?.trim().parse()?)
