@@ -1,5 +1,3 @@
-//! Long because the store's schema, its one write path and its readers belong together.
-//!
 //! The event store: what a vendor's webhooks said about the connections a migration owns, kept
 //! in `<state>.events` beside the `--state` journal.
 //!
@@ -41,22 +39,22 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use authport_core::{FingerprintKey, TargetIdentity, TargetRef};
+use authport_core::{FingerprintKey, TargetIdentity};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 
 use crate::files::{Refusal, precreate_private};
-use crate::state::StateStore;
 use crate::state::target::{RecordedTarget, mismatch};
 
-/// SQLite's `application_id` of an event store ("APEV"), distinct from the journal's.
-const APPLICATION_ID: i32 = 0x4150_4556;
+mod journal;
+mod schema;
+
+pub use journal::{owned_in_journal, publish_owned, require_state_file};
+pub use schema::parse_stamp;
+use schema::{check_ours, initialise, stamp};
 
 /// How long a write waits for another writer (the receiver and an import publishing ownership).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The schema version this build writes (see the module docs); version 1 files are migrated.
-const SCHEMA_VERSION: &str = "2";
 
 /// Events that happened longer ago are refused, and their ids forgotten (module docs).
 pub const EVENT_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
@@ -64,67 +62,6 @@ pub const EVENT_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
 /// How far in the future an event may be dated (the vendor's clock against ours). A signed event
 /// dated far ahead would otherwise stay every connection's latest until that date.
 pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-) WITHOUT ROWID;
--- The connections this migration owns: the provider's key of a journal target ref -> record.
-CREATE TABLE IF NOT EXISTS owned (
-    provider       TEXT NOT NULL,
-    connection_key TEXT NOT NULL,
-    record_id      TEXT NOT NULL,
-    PRIMARY KEY (provider, connection_key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS owned_by_record ON owned (provider, record_id);
--- Every signed event id seen within the window (owned or not): a replay is stored once. Rows
--- expire once their event is older than the window (a replay of it is refused anyway).
-CREATE TABLE IF NOT EXISTS deliveries (
-    provider    TEXT NOT NULL,
-    event_id    TEXT NOT NULL,
-    occurred_at TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    owned       INTEGER NOT NULL,
-    PRIMARY KEY (provider, event_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deliveries_by_age ON deliveries (provider, occurred_at);
--- The history of owned connections' events (typed, non-secret fields only). `occurred_at` is
--- UTC in one fixed-width form, so text order is time order; `applied`: it became the latest.
-CREATE TABLE IF NOT EXISTS events (
-    seq                    INTEGER PRIMARY KEY AUTOINCREMENT,
-    provider               TEXT NOT NULL,
-    connection_key         TEXT NOT NULL,
-    event_id               TEXT,
-    event_type             TEXT NOT NULL,
-    occurred_at            TEXT,
-    received_at            TEXT NOT NULL,
-    state                  TEXT,
-    health                 TEXT,
-    last_refresh_failed_at TEXT,
-    connection_id          TEXT,
-    applied                INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS events_by_connection ON events (provider, connection_key, seq);
--- The latest of each owned connection: the fields of its event that happened last.
-CREATE TABLE IF NOT EXISTS latest (
-    provider               TEXT NOT NULL,
-    connection_key         TEXT NOT NULL,
-    event_type             TEXT NOT NULL,
-    occurred_at            TEXT,
-    received_at            TEXT NOT NULL,
-    state                  TEXT,
-    health                 TEXT,
-    last_refresh_failed_at TEXT,
-    events                 INTEGER NOT NULL,
-    PRIMARY KEY (provider, connection_key)
-) WITHOUT ROWID;
--- Deliveries about connections this migration does not own: counted, never stored.
-CREATE TABLE IF NOT EXISTS unknown (
-    provider TEXT PRIMARY KEY,
-    count    INTEGER NOT NULL
-) WITHOUT ROWID;
-";
 
 /// One verified webhook delivery, reduced to its typed, non-secret fields by the provider. Every
 /// field that decides something (id, type, time) comes from the signed body.
@@ -178,18 +115,6 @@ pub fn check_window(occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<()
     } else {
         Ok(())
     }
-}
-
-/// The stored form of an instant: UTC, microseconds, fixed width, so text order is time order.
-fn stamp(instant: DateTime<Utc>) -> String {
-    instant.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
-/// A stored (or version 1) `occurred_at` read back as an instant.
-pub fn parse_stamp(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A connection the migration owns: the provider's connection key and the record that made it.
@@ -592,232 +517,6 @@ fn store_event(
             delivery.last_refresh_failed_at,
         ])?;
     Ok(true)
-}
-
-/// Refuses a `--state` for the receiver that does not exist or is not an authport state file
-/// ([`Refusal`], exit 2), before anything is created beside it: a receiver on a wrong path
-/// would acknowledge every delivery and keep none of them.
-pub fn require_state_file(state_path: &Path) -> anyhow::Result<()> {
-    match std::fs::symlink_metadata(state_path) {
-        Err(_) => {
-            return Err(Refusal(format!(
-                "state file {} does not exist: the receiver runs on a migration's state, where \
-                 it learns which connections are ours (run `authport import --state` first; a \
-                 `--dry-run` makes it)",
-                state_path.display()
-            ))
-            .into());
-        }
-        Ok(metadata) if metadata.is_dir() => {
-            return Err(Refusal(format!(
-                "state file {} is a directory",
-                state_path.display()
-            ))
-            .into());
-        }
-        Ok(_) => {}
-    }
-    open_journal_read_only(state_path).map(drop)
-}
-
-/// The journal at `state_path`, opened read-only without waiting (never through a symlink),
-/// after checking that it is an authport state file.
-fn open_journal_read_only(state_path: &Path) -> anyhow::Result<Connection> {
-    crate::files::refuse_symlink("state file", state_path)?;
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-    let connection = Connection::open_with_flags(state_path, flags)
-        .with_context(|| format!("cannot open state file {} to read", state_path.display()))?;
-    connection.busy_timeout(Duration::ZERO)?;
-    let not_ours = || {
-        Refusal(format!(
-            "{} is not an authport state file; it was left untouched",
-            state_path.display()
-        ))
-    };
-    let application_id: i32 =
-        match connection.query_row("PRAGMA application_id", [], |row| row.get(0)) {
-            Ok(id) => id,
-            Err(rusqlite::Error::SqliteFailure(error, _))
-                if error.code == rusqlite::ErrorCode::NotADatabase =>
-            {
-                return Err(not_ours().into());
-            }
-            Err(error) => return Err(error.into()),
-        };
-    if application_id != crate::state::schema::APPLICATION_ID {
-        return Err(not_ours().into());
-    }
-    Ok(connection)
-}
-
-/// The connections the journal at `state_path` records as written for `provider`, read through
-/// a read-only open that never waits: what is committed, even while a run writes the journal.
-/// `key_of` is the provider's connection key of a target ref (`None`: not a connection).
-pub fn owned_in_journal(
-    state_path: &Path,
-    provider: &str,
-    key_of: impl Fn(&TargetRef) -> Option<String>,
-) -> anyhow::Result<Vec<OwnedConnection>> {
-    let connection = open_journal_read_only(state_path)?;
-    let mut statement = connection.prepare(
-        "SELECT record_id, target FROM journal WHERE provider = ?1 AND target IS NOT NULL",
-    )?;
-    let rows = statement
-        .query_map(params![provider], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| {
-            format!(
-                "state file {} is in use or unreadable",
-                state_path.display()
-            )
-        })?;
-    owned_from(
-        rows.into_iter().map(|(record_id, target)| {
-            (record_id, serde_json::from_str::<TargetRef>(&target).ok())
-        }),
-        key_of,
-    )
-}
-
-/// Publishes the connections an open journal records as written for `provider` to the event
-/// store beside it, if there is one (a receiver made it): the import calls this when it ends,
-/// while it still holds the journal, so a receiver learns what it created. Returns how many
-/// were new.
-pub fn publish_owned(
-    state: &StateStore,
-    provider: &str,
-    key_of: impl Fn(&TargetRef) -> Option<String>,
-) -> anyhow::Result<usize> {
-    let Some(path) = state.path() else {
-        return Ok(0);
-    };
-    // No receiver ever ran for this state: no file is made for nothing (it reads the journal
-    // when it starts).
-    if std::fs::symlink_metadata(events_path(path)).is_err() {
-        return Ok(0);
-    }
-    let objects = state.objects(provider)?;
-    let owned = owned_from(
-        objects
-            .into_iter()
-            .map(|object| (object.record_id, Some(object.target))),
-        key_of,
-    )?;
-    EventStore::open(path)?.own(provider, &owned)
-}
-
-fn owned_from(
-    rows: impl Iterator<Item = (String, Option<TargetRef>)>,
-    key_of: impl Fn(&TargetRef) -> Option<String>,
-) -> anyhow::Result<Vec<OwnedConnection>> {
-    Ok(rows
-        .filter_map(|(record_id, target)| {
-            let connection_key = key_of(target.as_ref()?)?;
-            Some(OwnedConnection {
-                connection_key,
-                record_id,
-            })
-        })
-        .collect())
-}
-
-fn check_ours(connection: &Connection, path: &Path) -> anyhow::Result<()> {
-    let application_id: i32 =
-        connection.query_row("PRAGMA application_id", [], |row| row.get(0))?;
-    if application_id == APPLICATION_ID {
-        return Ok(());
-    }
-    let tables: i64 = connection.query_row(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
-        [],
-        |row| row.get(0),
-    )?;
-    if tables == 0 {
-        return Ok(());
-    }
-    Err(Refusal(format!(
-        "{} is a SQLite database that is not an authport event store; it was left untouched",
-        path.display()
-    ))
-    .into())
-}
-
-/// Creates the tables of a new file or migrates a version 1 file (module docs), in one
-/// transaction, so two processes opening an old file at once migrate it once.
-fn initialise(connection: &mut Connection, path: &Path) -> anyhow::Result<Vec<u8>> {
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    transaction.execute_batch(
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
-    )?;
-    let version = crate::state::schema::meta(&transaction, "schema_version")?;
-    let has_deliveries: bool = transaction.query_row(
-        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'deliveries'",
-        [],
-        |row| row.get(0),
-    )?;
-    match version.as_deref() {
-        None if has_deliveries => migrate_from_v1(&transaction)?,
-        None => transaction.execute_batch(SCHEMA)?,
-        Some(SCHEMA_VERSION) => transaction.execute_batch(SCHEMA)?,
-        Some(other) => {
-            return Err(Refusal(format!(
-                "event store {} has schema version {other}, made by a newer authport; it was left untouched",
-                path.display()
-            ))
-            .into());
-        }
-    }
-    transaction.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))?;
-    crate::state::schema::set_meta(&transaction, "schema_version", SCHEMA_VERSION)?;
-    transaction.commit()?;
-    crate::state::schema::salt(connection, "event store")
-}
-
-/// Version 1 → 2: the history is kept (no event ids), dates are rewritten in the ordered form
-/// (an unreadable one becomes NULL: any dated event follows it), dedupe rows are dropped.
-fn migrate_from_v1(transaction: &rusqlite::Transaction<'_>) -> anyhow::Result<()> {
-    transaction.execute_batch(
-        "DROP INDEX IF EXISTS events_by_connection;
-         ALTER TABLE events RENAME TO events_v1;
-         DROP TABLE deliveries;",
-    )?;
-    transaction.execute_batch(SCHEMA)?;
-    transaction.execute_batch(
-        "INSERT INTO events (seq, provider, connection_key, event_id, event_type, occurred_at,
-             received_at, state, health, last_refresh_failed_at, connection_id, applied)
-         SELECT seq, provider, connection_key, NULL, event_type, occurred_at, received_at,
-             state, health, last_refresh_failed_at, connection_id, 1
-         FROM events_v1 ORDER BY seq;
-         DROP TABLE events_v1;",
-    )?;
-    normalise_dates(transaction)
-}
-
-/// Rewrites version 1's `occurred_at` texts (as the vendor sent them) in the ordered form.
-fn normalise_dates(transaction: &rusqlite::Transaction<'_>) -> anyhow::Result<()> {
-    let texts: Vec<String> = {
-        let mut statement = transaction.prepare(
-            "SELECT occurred_at FROM events WHERE occurred_at IS NOT NULL
-             UNION SELECT occurred_at FROM latest WHERE occurred_at IS NOT NULL",
-        )?;
-        statement
-            .query_map([], |row| row.get(0))?
-            .collect::<Result<_, _>>()?
-    };
-    for text in texts {
-        let normal = parse_stamp(&text).map(stamp);
-        for table in ["events", "latest"] {
-            transaction.execute(
-                &format!("UPDATE {table} SET occurred_at = ?1 WHERE occurred_at = ?2"),
-                params![normal, text],
-            )?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
 use super::*;
+use crate::state::StateStore;
+use authport_core::TargetRef;
 
 fn at(text: &str) -> DateTime<Utc> {
     parse_stamp(text).unwrap()
@@ -309,7 +311,7 @@ INSERT INTO unknown VALUES ('apideck', 3);
 
 #[test]
 fn a_version_1_event_store_is_migrated_in_place_and_keeps_its_history() {
-    assert_eq!(APPLICATION_ID, 1_095_779_670, "the id in SCHEMA_V1");
+    assert_eq!(schema::APPLICATION_ID, 1_095_779_670, "the id in SCHEMA_V1");
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.db");
     precreate_private("event store", &events_path(&state)).unwrap();
