@@ -382,3 +382,23 @@ fn the_receiver_refuses_an_absent_or_foreign_state_file() {
     drop(StateStore::open(&ours).unwrap());
     require_state_file(&ours).unwrap();
 }
+
+#[test]
+fn an_event_store_of_a_newer_schema_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    drop(EventStore::open(&state).unwrap());
+    Connection::open(events_path(&state))
+        .unwrap()
+        .execute(
+            "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+    let error = EventStore::open(&state).unwrap_err();
+    assert!(
+        error.chain().any(|e| e.downcast_ref::<Refusal>().is_some()),
+        "{error:#}"
+    );
+    assert!(format!("{error:#}").contains("newer"), "{error:#}");
+}
