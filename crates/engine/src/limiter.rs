@@ -33,6 +33,18 @@ const INCREASE_INTERVAL: Duration = Duration::from_secs(2);
 /// One recovery step, as a fraction of the configured rate.
 const INCREASE_FRACTION: f64 = 0.01;
 
+/// The longest pause a vendor can impose on every sender at once, whatever its `Retry-After` or
+/// reset header says: the same cap as one record's retry wait (`RetryPolicy::max_retry_after`),
+/// so a hostile or broken answer (`Retry-After: 86400`) cannot stall the whole run for a day.
+pub const MAX_PAUSE: Duration = Duration::from_secs(300);
+
+/// Pauses every sender until `now + wait` (at most [`MAX_PAUSE`]), never shortening a pause
+/// already in force.
+fn pause(state: &mut Adaptive, now: Instant, wait: Duration) {
+    let until = now + wait.min(MAX_PAUSE);
+    state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+}
+
 /// The rate after a 429.
 pub fn decreased_rate(current: f64, configured: f64) -> f64 {
     (current * DECREASE_FACTOR).max(configured * FLOOR_FRACTION)
@@ -264,8 +276,7 @@ impl SendLimiter {
         let mut state = lock(adaptive);
         let now = Instant::now();
         if let Some(retry_after) = retry_after {
-            let until = now + retry_after;
-            state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+            pause(&mut state, now, retry_after);
         }
         if now.duration_since(state.last_change) < DECREASE_INTERVAL {
             return;
@@ -295,8 +306,7 @@ impl SendLimiter {
             return;
         };
         let mut state = lock(adaptive);
-        let until = Instant::now() + wait;
-        state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+        pause(&mut state, Instant::now(), wait);
     }
 
     /// A provider call took `busy` (whatever its answer): for the summary's bound.
@@ -529,6 +539,15 @@ mod tests {
             .paused_until
             .unwrap();
         assert!(paused > Instant::now() + Duration::from_secs(25));
+
+        // A day's Retry-After (or reset) pauses the run for MAX_PAUSE at most.
+        let limiter = SendLimiter::new(10.0, 1);
+        limiter.throttled(Some(Duration::from_secs(86_400)));
+        limiter.hold(Duration::from_secs(86_400));
+        let paused = lock(limiter.adaptive.as_ref().unwrap())
+            .paused_until
+            .unwrap();
+        assert!(paused <= Instant::now() + MAX_PAUSE);
 
         let unlimited = SendLimiter::unlimited();
         assert_eq!(unlimited.current_rate(), None);
