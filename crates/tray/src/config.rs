@@ -77,8 +77,9 @@ pub struct ServiceOverride {
 }
 
 /// The optional solution step (`[tray.solution]`): one instance of one solution per owner,
-/// with one auth slot per service. See docs/tray.md.
-#[derive(Debug, Clone, PartialEq)]
+/// with one auth slot per service. See docs/tray.md. `Debug` is allow-list: a config slot's
+/// value may be a secret (an API key a workflow needs), so only the slots' names are shown.
+#[derive(Clone, PartialEq)]
 pub struct SolutionConfig {
     pub solution_id: String,
     /// Auth slot External ID (case-sensitive, as in the solution editor) -> the records'
@@ -93,6 +94,25 @@ pub struct SolutionConfig {
     /// Milliseconds between create and enable. Tray asks for at least 2000: lower values are
     /// for tests against the sandbox only.
     pub enable_delay_ms: u64,
+}
+
+impl std::fmt::Debug for SolutionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SolutionConfig")
+            .field("solution_id", &self.solution_id)
+            .field("slots", &self.slots)
+            .field(
+                "config_values",
+                &self.config_values.keys().collect::<Vec<_>>(),
+            )
+            .field("instance_name_template", &self.instance_name_template)
+            .field(
+                "create_incomplete_disabled",
+                &self.create_incomplete_disabled,
+            )
+            .field("enable_delay_ms", &self.enable_delay_ms)
+            .finish()
+    }
 }
 
 /// The default instance name: one instance per owner, named after the owner.

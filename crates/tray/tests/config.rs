@@ -104,3 +104,21 @@ fn solution_slots_are_checked() {
         assert!(!message.contains("nope"), "{message}");
     }
 }
+
+/// Issue 17 item 16: a config slot's value may be a secret a workflow needs; the solution
+/// step's `Debug` names the slots, never their values.
+#[test]
+fn debug_of_the_solution_step_never_shows_a_config_value() {
+    let secret = canary("tray-config-slot-value");
+    let built = context()
+        .var("TRAY_MASTER_TOKEN", &canary("tray-master-token"))
+        .config(serde_json::json!({"solution": {
+            "solution_id": "s", "slots": {"external_slack": "slack"},
+            "config_values": {"external_api_key": secret}}}))
+        .build();
+    let config = authport_tray::TrayConfig::from_context(&built).expect("the config is valid");
+    let solution = config.solution.expect("a solution step");
+    let shown = format!("{solution:?} {config:?}", config = built);
+    assert!(shown.contains("external_api_key"), "{shown}");
+    assert!(!shown.contains(CANARY), "{shown}");
+}
