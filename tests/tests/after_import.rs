@@ -43,7 +43,7 @@ async fn receiver(
     dir: &std::path::Path,
     env: &[(String, String)],
 ) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(binary())
+    let mut child = authport_command()
         .current_dir(dir)
         .args([
             "webhooks",
@@ -54,7 +54,6 @@ async fn receiver(
             "--state",
             "state.db",
         ])
-        .env_remove("RUST_LOG")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -307,17 +307,8 @@ async fn kill_after(
     env: &[(String, String)],
     lines: usize,
 ) -> Vec<String> {
-    let mut command = tokio::process::Command::new(binary());
+    let mut command = authport_command();
     command.current_dir(dir).args(args).kill_on_drop(true);
-    for (name, _) in std::env::vars() {
-        if ["TRAY_", "APIDECK_", "NANGO_"]
-            .iter()
-            .any(|p| name.starts_with(p))
-            || name == "RUST_LOG"
-        {
-            command.env_remove(name);
-        }
-    }
     command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn().expect("run authport");
@@ -391,12 +382,11 @@ async fn export_piped_into_import_moves_every_canary_once() {
     let env = sandbox.env();
     let dir = scratch();
     let spawn = |args: &[&str]| {
-        let mut command = tokio::process::Command::new(binary());
+        let mut command = authport_command();
         command
             .current_dir(dir.path())
             .args(args)
             .kill_on_drop(true);
-        command.env_remove("RUST_LOG");
         command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         command
     };
@@ -602,11 +592,10 @@ async fn a_terminated_migrate_stops_gracefully_and_resumes() {
     let expect = expected(&sandbox, &planted, &in_tray).await;
     let env = sandbox.env();
     let dir = scratch();
-    let mut command = tokio::process::Command::new(binary());
+    let mut command = authport_command();
     command
         .current_dir(dir.path())
         .args(migrate_args("nango", "-", &["--concurrency", "1"]))
-        .env_remove("RUST_LOG")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -257,16 +257,10 @@ async fn an_export_to_a_redirected_stdout_leaves_a_private_file() {
     let file = std::fs::File::create(&path).unwrap();
     file.set_permissions(std::fs::Permissions::from_mode(0o644))
         .unwrap();
-    let mut command = tokio::process::Command::new(binary());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TRAY_") || name.starts_with("APIDECK_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = authport_command();
     let status = command
         .current_dir(dir.path())
         .args(["export", "--provider", "tray"])
-        .env_remove("RUST_LOG")
         .envs(sandbox.env())
         .stdout(std::process::Stdio::from(file))
         .stderr(std::process::Stdio::null())

@@ -10,7 +10,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
-use authport_sandbox::tray::stable_uuid;
 use common::*;
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStderr};
@@ -30,7 +29,7 @@ struct Running {
 
 impl Running {
     fn spawn(dir: &Path, args: &[&str], env: &[(String, String)]) -> Self {
-        let mut command = tokio::process::Command::new(binary());
+        let mut command = authport_command();
         command
             .current_dir(dir)
             .args(args)
@@ -38,15 +37,6 @@ impl Running {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for (name, _) in std::env::vars() {
-            if ["TRAY_", "APIDECK_", "NANGO_"]
-                .iter()
-                .any(|p| name.starts_with(p))
-                || name == "RUST_LOG"
-            {
-                command.env_remove(name);
-            }
-        }
         command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut child = command.spawn().expect("run authport");
         let stderr = BufReader::new(child.stderr.take().unwrap()).lines();
@@ -208,32 +198,6 @@ async fn a_migrate_caps_a_huge_retry_after_and_a_sigterm_during_the_wait_exits_1
     assert_no_canary_in_dir(dir.path());
 }
 
-/// A two-slot Tray solution whose enables wait `enable_delay_ms` after each create.
-fn solution_config(enable_delay_ms: u64) -> String {
-    format!(
-        r##"[tray.services.slack]
-service_environment = "acme slack oauth"
-
-[tray.services.mailchimp]
-service_environment = "mailchimp acme oauth"
-
-[tray.solution]
-solution_id = "{}"
-slots = {{ external_mailchimp_authentication = "mailchimp", external_slack_authentication = "slack" }}
-config_values = {{ external_slack_channel = "#general" }}
-enable_delay_ms = {enable_delay_ms}
-"##,
-        stable_uuid("solution:acme-mailchimp-to-slack")
-    )
-}
-
-fn solution_line(owner: &str, service: &str) -> String {
-    format!(
-        r#"{{"id":"{owner}/{service}","owner":{{"id":"{owner}","name":"{owner} inc"}},"service":"{service}","auth":{{"type":"oauth2","access_token":"{}"}}}}"#,
-        canary(&format!("signals-{owner}-{service}"))
-    )
-}
-
 /// SIGTERM while the run's last step waits to enable Tray's instances (an hour's wait) ends the
 /// run with 130; the enable stays queued in the state, and the next run enables it.
 #[cfg(unix)]
@@ -241,10 +205,14 @@ fn solution_line(owner: &str, service: &str) -> String {
 async fn a_sigterm_during_the_tray_enables_exits_130_and_the_next_run_enables() {
     let sandbox = sandbox().await;
     let dir = scratch();
-    std::fs::write(dir.path().join("authport.toml"), solution_config(3_600_000)).unwrap();
+    std::fs::write(
+        dir.path().join("authport.toml"),
+        tray_solution_config(3_600_000),
+    )
+    .unwrap();
     let lines = vec![
-        solution_line("acme", "mailchimp"),
-        solution_line("acme", "slack"),
+        tray_solution_line("acme", "mailchimp"),
+        tray_solution_line("acme", "slack"),
     ];
     // The input holds the canaries: apart from the directory checked for leaks.
     let inputs = scratch();
@@ -276,7 +244,7 @@ async fn a_sigterm_during_the_tray_enables_exits_130_and_the_next_run_enables() 
         "{instances:?}"
     );
 
-    std::fs::write(dir.path().join("authport.toml"), solution_config(0)).unwrap();
+    std::fs::write(dir.path().join("authport.toml"), tray_solution_config(0)).unwrap();
     let run = import_with_state(
         "tray",
         &sandbox.env(),

@@ -185,22 +185,7 @@ async fn a_lost_create_is_reconciled_to_authports_own_auth_never_the_end_users()
     let sandbox = sandbox().await;
     end_users_own_auth(&sandbox, "Acme Greenhouse");
     // Without the look-up the create is sent; its answer is lost after Tray applied it.
-    sandbox.faults.set(FaultPlan {
-        seed: 17,
-        rules: vec![FaultRule::new(
-            Some("POST"),
-            "/core/v1/authentications",
-            FaultKind::DropAfterApply,
-            Trigger::Nth(vec![1]),
-        )],
-        latency: None,
-    });
-    let dir = scratch();
-    std::fs::write(
-        dir.path().join("authport.toml"),
-        "[tray]\nlookup_before_create = false\n",
-    )
-    .unwrap();
+    let dir = lose_the_first_create_without_a_look_up(&sandbox);
     let input = write_lines(
         dir.path(),
         "in.jsonl",
@@ -328,22 +313,7 @@ async fn a_lost_create_for_an_owner_listed_in_part_is_never_sent_again() {
     // The owner's other auth sorts first, so a one-auth page never shows the new one.
     end_users_own_auth(&sandbox, "Something else");
     sandbox.tray.set_authentications_page_size(Some(1));
-    sandbox.faults.set(FaultPlan {
-        seed: 17,
-        rules: vec![FaultRule::new(
-            Some("POST"),
-            "/core/v1/authentications",
-            FaultKind::DropAfterApply,
-            Trigger::Nth(vec![1]),
-        )],
-        latency: None,
-    });
-    let dir = scratch();
-    std::fs::write(
-        dir.path().join("authport.toml"),
-        "[tray]\nlookup_before_create = false\n",
-    )
-    .unwrap();
+    let dir = lose_the_first_create_without_a_look_up(&sandbox);
     let input = write_lines(
         dir.path(),
         "in.jsonl",
@@ -372,4 +342,27 @@ async fn a_lost_create_for_an_owner_listed_in_part_is_never_sent_again() {
         "{line}"
     );
     sandbox.stop().await;
+}
+
+/// Tray applies the first create but its answer is lost, and the config sends the create
+/// without a look-up first: the next step is the engine's reconcile. Returns the run's folder,
+/// holding that `authport.toml`.
+fn lose_the_first_create_without_a_look_up(sandbox: &Sandbox) -> tempfile::TempDir {
+    sandbox.faults.set(FaultPlan {
+        seed: 17,
+        rules: vec![FaultRule::new(
+            Some("POST"),
+            "/core/v1/authentications",
+            FaultKind::DropAfterApply,
+            Trigger::Nth(vec![1]),
+        )],
+        latency: None,
+    });
+    let dir = scratch();
+    std::fs::write(
+        dir.path().join("authport.toml"),
+        "[tray]\nlookup_before_create = false\n",
+    )
+    .unwrap();
+    dir
 }

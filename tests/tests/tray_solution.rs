@@ -5,35 +5,8 @@ use crate::common;
 
 use std::path::Path;
 
-use authport_sandbox::tray::stable_uuid;
 use common::*;
 use serde_json::Value;
-
-fn config(enable_delay_ms: u64) -> String {
-    format!(
-        r##"[tray.services.slack]
-service_environment = "acme slack oauth"
-
-[tray.services.mailchimp]
-service_environment = "mailchimp acme oauth"
-
-[tray.solution]
-solution_id = "{}"
-slots = {{ external_mailchimp_authentication = "mailchimp", external_slack_authentication = "slack" }}
-config_values = {{ external_slack_channel = "#general" }}
-instance_name_template = "{{owner}} sync ({{owner.id}})"
-enable_delay_ms = {enable_delay_ms}
-"##,
-        stable_uuid("solution:acme-mailchimp-to-slack")
-    )
-}
-
-fn line(owner: &str, service: &str) -> String {
-    format!(
-        r#"{{"id":"{owner}/{service}","owner":{{"id":"{owner}","name":"{owner} inc"}},"service":"{service}","auth":{{"type":"oauth2","access_token":"{}"}}}}"#,
-        canary(&format!("{owner}-{service}"))
-    )
-}
 
 async fn import(sandbox: &Sandbox, dir: &Path, lines: &[String]) -> Run {
     let input = write_lines(dir, "in.jsonl", lines);
@@ -87,15 +60,15 @@ fn assert_complete(sandbox: &Sandbox, owner: &str) {
 async fn owners_with_every_slot_get_one_enabled_instance_and_the_others_a_reason() {
     let sandbox = sandbox().await;
     let dir = scratch();
-    std::fs::write(dir.path().join("authport.toml"), config(0)).unwrap();
+    std::fs::write(dir.path().join("authport.toml"), tray_solution_config(0)).unwrap();
     // Owners' records spread through the file; initech lacks Slack, umbrella Mailchimp.
     let mut lines = vec![
-        line("acme", "mailchimp"),
-        line("initech", "mailchimp"),
-        line("globex", "slack"),
-        line("umbrella", "slack"),
-        line("acme", "slack"),
-        line("globex", "mailchimp"),
+        tray_solution_line("acme", "mailchimp"),
+        tray_solution_line("initech", "mailchimp"),
+        tray_solution_line("globex", "slack"),
+        tray_solution_line("umbrella", "slack"),
+        tray_solution_line("acme", "slack"),
+        tray_solution_line("globex", "mailchimp"),
     ];
     let run = import(&sandbox, dir.path(), &lines).await;
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
@@ -121,8 +94,8 @@ async fn owners_with_every_slot_get_one_enabled_instance_and_the_others_a_reason
     assert_no_canary("the first run's output", &run.out.printed());
 
     // A later run with the missing records completes those owners, and no other instance.
-    lines.push(line("initech", "slack"));
-    lines.push(line("umbrella", "mailchimp"));
+    lines.push(tray_solution_line("initech", "slack"));
+    lines.push(tray_solution_line("umbrella", "mailchimp"));
     let run = import(&sandbox, dir.path(), &lines).await;
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
     assert_eq!(sandbox.tray.instances().len(), 4);
@@ -176,14 +149,23 @@ async fn a_run_killed_in_the_solution_step_resumes_without_a_second_instance() {
     let sandbox = sandbox().await;
     let dir = scratch();
     // A wait far longer than the test: the first run cannot get past it.
-    std::fs::write(dir.path().join("authport.toml"), config(3_600_000)).unwrap();
+    std::fs::write(
+        dir.path().join("authport.toml"),
+        tray_solution_config(3_600_000),
+    )
+    .unwrap();
     let owners = ["acme", "globex", "initech"];
     let lines: Vec<String> = owners
         .iter()
-        .flat_map(|owner| [line(owner, "mailchimp"), line(owner, "slack")])
+        .flat_map(|owner| {
+            [
+                tray_solution_line(owner, "mailchimp"),
+                tray_solution_line(owner, "slack"),
+            ]
+        })
         .collect();
     let input = write_lines(dir.path(), "in.jsonl", &lines);
-    let mut command = tokio::process::Command::new(binary());
+    let mut command = authport_command();
     command
         .current_dir(dir.path())
         .args([
@@ -200,11 +182,6 @@ async fn a_run_killed_in_the_solution_step_resumes_without_a_second_instance() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TRAY_") || name.starts_with("APIDECK_") || name == "RUST_LOG" {
-            command.env_remove(name);
-        }
-    }
     command.envs(sandbox.provider_env());
     let mut child = command.spawn().unwrap();
     // An event, not a timer: every owner's instance has been created.
@@ -215,7 +192,7 @@ async fn a_run_killed_in_the_solution_step_resumes_without_a_second_instance() {
         "killed before any enable"
     );
 
-    std::fs::write(dir.path().join("authport.toml"), config(0)).unwrap();
+    std::fs::write(dir.path().join("authport.toml"), tray_solution_config(0)).unwrap();
     let run = import(&sandbox, dir.path(), &lines).await;
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
     assert_eq!(sandbox.tray.instances().len(), owners.len());
@@ -250,8 +227,11 @@ async fn a_lost_instance_create_answer_is_reconciled_not_duplicated() {
         latency: None,
     });
     let dir = scratch();
-    std::fs::write(dir.path().join("authport.toml"), config(0)).unwrap();
-    let lines = vec![line("acme", "mailchimp"), line("acme", "slack")];
+    std::fs::write(dir.path().join("authport.toml"), tray_solution_config(0)).unwrap();
+    let lines = vec![
+        tray_solution_line("acme", "mailchimp"),
+        tray_solution_line("acme", "slack"),
+    ];
     let run = import(&sandbox, dir.path(), &lines).await;
     assert_eq!(run.out.code, 0, "{}", run.out.stderr);
     assert_eq!(sandbox.faults.injected().drop_after, 1);
@@ -281,8 +261,11 @@ async fn a_failed_enable_fails_the_run_and_the_next_run_enables_it() {
         latency: None,
     });
     let dir = scratch();
-    std::fs::write(dir.path().join("authport.toml"), config(0)).unwrap();
-    let lines = vec![line("acme", "mailchimp"), line("acme", "slack")];
+    std::fs::write(dir.path().join("authport.toml"), tray_solution_config(0)).unwrap();
+    let lines = vec![
+        tray_solution_line("acme", "mailchimp"),
+        tray_solution_line("acme", "slack"),
+    ];
     let run = import(&sandbox, dir.path(), &lines).await;
     assert_ne!(run.out.code, 0, "{}", run.out.stderr);
     assert!(

@@ -12,7 +12,7 @@ use authport_sandbox::apideck::webhooks::sign;
 use common::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const FAILED: &str = "vault.connection.token_refresh.failed";
 
@@ -44,7 +44,7 @@ impl Receiver {
         env: &[(String, String)],
         extra: &[&str],
     ) -> Receiver {
-        let mut command = Command::new(binary());
+        let mut command = authport_command();
         command
             .current_dir(dir)
             .args(["-vv", "webhooks", "--provider", "apideck"])
@@ -53,11 +53,6 @@ impl Receiver {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for (name, _) in std::env::vars() {
-            if name.starts_with("APIDECK_") || name == "RUST_LOG" {
-                command.env_remove(name);
-            }
-        }
         command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut child = command.spawn().expect("start authport webhooks");
         let stdout = child.stdout.take().expect("stdout");

@@ -16,7 +16,7 @@ use authport_sandbox::apideck::webhooks::sign;
 use common::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const FAILED: &str = "vault.connection.token_refresh.failed";
 const RECOVERED: &str = "vault.connection.token_refresh.recovered";
@@ -218,7 +218,7 @@ struct Watched {
 
 impl Watched {
     async fn start(dir: &Path, env: &[(String, String)], extra: &[&str]) -> Watched {
-        let mut command = Command::new(binary());
+        let mut command = authport_command();
         command
             .current_dir(dir)
             .args([
@@ -232,7 +232,6 @@ impl Watched {
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .env_remove("RUST_LOG")
             .kill_on_drop(true);
         command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if !extra.contains(&"--listen") {

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use authport_sandbox::tray::stable_uuid;
 use serde_json::Value;
 
 // The sandbox with canary credentials and the leak checks, shared with every other test crate.
@@ -43,16 +44,34 @@ impl Output {
     }
 }
 
-/// Runs `authport ARGS` in `dir` with `env` added to a clean copy of the environment (no
-/// vendor variables inherited from the machine).
-pub async fn authport(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
+/// The built `authport` with a clean copy of the environment: no vendor variable, log filter or
+/// authport setting inherited from the machine, so a developer's own account or config never
+/// reaches a test run. Killed when dropped. Every test that starts the binary starts it here.
+pub fn authport_command() -> tokio::process::Command {
     let mut command = tokio::process::Command::new(binary());
-    command.current_dir(dir).args(args).kill_on_drop(true);
     for (name, _) in std::env::vars() {
-        if name.starts_with("TRAY_") || name.starts_with("APIDECK_") || name == "RUST_LOG" {
+        if is_inherited_setting(&name) {
             command.env_remove(name);
         }
     }
+    command.kill_on_drop(true);
+    command
+}
+
+/// A variable of the machine that would change what the binary does: every vendor's settings,
+/// authport's own and the log filter.
+pub fn is_inherited_setting(name: &str) -> bool {
+    ["TRAY_", "APIDECK_", "NANGO_", "AUTHPORT_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        || name == "RUST_LOG"
+}
+
+/// Runs `authport ARGS` in `dir` with `env` added to a clean copy of the environment (no
+/// vendor variables inherited from the machine).
+pub async fn authport(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
+    let mut command = authport_command();
+    command.current_dir(dir).args(args);
     command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let output = command.output().await.expect("run authport");
     Output {
@@ -242,4 +261,33 @@ pub fn canary_dataset(label: &str) -> (Vec<String>, Vec<Planted>) {
         });
     }
     (text.lines().map(str::to_owned).collect(), planted)
+}
+
+/// A two-slot Tray solution (slack and mailchimp) whose enables wait `enable_delay_ms` after
+/// each create.
+pub fn tray_solution_config(enable_delay_ms: u64) -> String {
+    format!(
+        r##"[tray.services.slack]
+service_environment = "acme slack oauth"
+
+[tray.services.mailchimp]
+service_environment = "mailchimp acme oauth"
+
+[tray.solution]
+solution_id = "{}"
+slots = {{ external_mailchimp_authentication = "mailchimp", external_slack_authentication = "slack" }}
+config_values = {{ external_slack_channel = "#general" }}
+instance_name_template = "{{owner}} sync ({{owner.id}})"
+enable_delay_ms = {enable_delay_ms}
+"##,
+        stable_uuid("solution:acme-mailchimp-to-slack")
+    )
+}
+
+/// An OAuth record of `owner` for `service` with a canary token, for the Tray solution runs.
+pub fn tray_solution_line(owner: &str, service: &str) -> String {
+    format!(
+        r#"{{"id":"{owner}/{service}","owner":{{"id":"{owner}","name":"{owner} inc"}},"service":"{service}","auth":{{"type":"oauth2","access_token":"{}"}}}}"#,
+        canary(&format!("{owner}-{service}"))
+    )
 }
