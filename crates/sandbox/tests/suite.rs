@@ -7,6 +7,7 @@ mod apideck_sessions;
 mod apideck_webhooks;
 mod common;
 mod nango_contract;
+mod persist;
 mod spec_copies;
 mod tray_contract;
 mod tray_export;

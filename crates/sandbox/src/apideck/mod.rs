@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use catalogue::{AuthType, Connector, FormField, IntegrationState, default_catalogue};
@@ -74,8 +75,9 @@ impl fmt::Debug for ApideckOptions {
 pub type ConnectionKey = (String, String, String);
 
 /// A stored connection. `credentials` keeps the imported object as sent, so tests can check what
-/// arrived; the HTTP API never returns it.
-#[derive(Clone)]
+/// arrived; the HTTP API never returns it. `Serialize` is for the sandbox's own data file only
+/// ([`crate::persist`]).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct StoredConnection {
     pub credentials: Option<Map<String, Value>>,
     pub settings: Map<String, Value>,
@@ -119,6 +121,16 @@ pub(crate) struct Inner {
     pub(crate) consumers_listing_broken: bool,
     /// Requests received, by `METHOD /route/template`.
     pub(crate) requests: BTreeMap<String, u64>,
+}
+
+/// What a durable sandbox keeps of Apideck ([`crate::persist`]): consumers, their connections
+/// and the count of accepted imports (the plan limit counts them).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApideckData {
+    consumers: Vec<String>,
+    connections: Vec<(ConnectionKey, StoredConnection)>,
+    imports_accepted: u64,
 }
 
 /// The Apideck emulator's state.
@@ -170,6 +182,28 @@ impl ApideckState {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The data a durable sandbox keeps.
+    pub(crate) fn data(&self) -> ApideckData {
+        let inner = self.lock();
+        ApideckData {
+            consumers: inner.consumers.iter().cloned().collect(),
+            connections: inner
+                .connections
+                .iter()
+                .map(|(key, stored)| (key.clone(), stored.clone()))
+                .collect(),
+            imports_accepted: inner.imports_accepted,
+        }
+    }
+
+    /// Puts back what [`ApideckState::data`] returned (before the server serves).
+    pub(crate) fn restore(&self, data: ApideckData) {
+        let mut inner = self.lock();
+        inner.consumers = data.consumers.into_iter().collect();
+        inner.connections = data.connections.into_iter().collect();
+        inner.imports_accepted = data.imports_accepted;
     }
 
     /// Switches the plan limit while the server runs: after `limit` accepted imports in total

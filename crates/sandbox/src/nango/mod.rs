@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use validate::upsert_body_problems;
@@ -113,8 +114,9 @@ impl fmt::Debug for NangoOptions {
 pub type ConnectionKey = (String, String);
 
 /// A stored connection. `credentials` is kept as sent so tests can check what arrived; only
-/// `GET /connections/{id}` returns it.
-#[derive(Clone)]
+/// `GET /connections/{id}` returns it. `Serialize` is for the sandbox's own data file only
+/// ([`crate::persist`]).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct StoredConnection {
     pub id: u64,
     pub provider: String,
@@ -168,6 +170,16 @@ pub(crate) struct Inner {
     pub(crate) rate_limited: u64,
 }
 
+/// What a durable sandbox keeps of Nango ([`crate::persist`]): the connections, the next
+/// connection id and the count of accepted upserts.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NangoData {
+    connections: Vec<(ConnectionKey, StoredConnection)>,
+    next_id: u64,
+    upserts_accepted: u64,
+}
+
 /// The Nango emulator's state.
 pub struct NangoState {
     pub(crate) secret_key: String,
@@ -207,6 +219,30 @@ impl NangoState {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The data a durable sandbox keeps.
+    pub(crate) fn data(&self) -> NangoData {
+        let inner = self.lock();
+        NangoData {
+            connections: inner
+                .connections
+                .iter()
+                .map(|(key, stored)| (key.clone(), stored.clone()))
+                .collect(),
+            next_id: inner.next_id,
+            upserts_accepted: inner.upserts_accepted,
+        }
+    }
+
+    /// Puts back what [`NangoState::data`] returned (before the server serves).
+    pub(crate) fn restore(&self, data: NangoData) {
+        let mut inner = self.lock();
+        inner.connections = data.connections.into_iter().collect();
+        // Ids are never reused, even by a hand-edited file.
+        let highest = inner.connections.values().map(|c| c.id).max().unwrap_or(0);
+        inner.next_id = data.next_id.max(highest + 1);
+        inner.upserts_accepted = data.upserts_accepted;
     }
 
     /// Switches the plan's limit while the server runs (`None`: no limit, no headers).
@@ -255,6 +291,23 @@ impl NangoState {
                 upserts: 0,
             },
         );
+    }
+
+    /// Replaces a connection's tags (Nango's `PATCH /connections/{id}` does the same for an
+    /// end user's own connection, e.g. `end_user_id` set by Nango Connect).
+    pub fn set_tags(
+        &self,
+        provider_config_key: &str,
+        connection_id: &str,
+        tags: BTreeMap<String, String>,
+    ) {
+        let mut inner = self.lock();
+        if let Some(stored) = inner
+            .connections
+            .get_mut(&(provider_config_key.to_owned(), connection_id.to_owned()))
+        {
+            stored.tags = tags;
+        }
     }
 
     /// Adds a `ConnectionError` of `kind` (`auth` or `sync`) to a connection.

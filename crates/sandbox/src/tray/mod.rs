@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use catalogue::{
@@ -79,7 +80,7 @@ impl fmt::Debug for TrayOptions {
 }
 
 /// Who owns an authentication or instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Owner {
     /// Created with the master token: lands in the org's own admin account.
     Org,
@@ -88,7 +89,7 @@ pub enum Owner {
 }
 
 /// An embedded end user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredUser {
     pub id: String,
     pub name: String,
@@ -96,8 +97,9 @@ pub struct StoredUser {
     pub is_test_user: bool,
 }
 
-/// An authentication as stored. `Debug` hides credentials.
-#[derive(Clone, PartialEq)]
+/// An authentication as stored. `Debug` hides credentials; `Serialize` is for the sandbox's
+/// own data file only ([`crate::persist`]).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredAuth {
     pub id: String,
     pub owner: Owner,
@@ -128,7 +130,7 @@ impl fmt::Debug for StoredAuth {
 }
 
 /// A solution instance.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredInstance {
     pub id: String,
     pub owner: Owner,
@@ -176,6 +178,17 @@ struct Inner {
     calls: BTreeMap<String, u64>,
     bucket: Option<Bucket>,
     rate_limited: u64,
+}
+
+/// What a durable sandbox keeps of Tray ([`crate::persist`]): the end users, their
+/// authentications and solution instances. User tokens and dialog codes are not kept: they are
+/// short-lived, and each authport command mints its own.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TrayData {
+    users: Vec<StoredUser>,
+    auths: Vec<StoredAuth>,
+    instances: Vec<StoredInstance>,
 }
 
 /// The Tray emulator's state.
@@ -254,6 +267,28 @@ impl TrayState {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The data a durable sandbox keeps.
+    pub(crate) fn data(&self) -> TrayData {
+        let inner = self.lock();
+        TrayData {
+            users: inner.users.values().cloned().collect(),
+            auths: inner.auths.values().cloned().collect(),
+            instances: inner.instances.values().cloned().collect(),
+        }
+    }
+
+    /// Puts back what [`TrayState::data`] returned (before the server serves).
+    pub(crate) fn restore(&self, data: TrayData) {
+        let mut inner = self.lock();
+        inner.users = data.users.into_iter().map(|u| (u.id.clone(), u)).collect();
+        inner.auths = data.auths.into_iter().map(|a| (a.id.clone(), a)).collect();
+        inner.instances = data
+            .instances
+            .into_iter()
+            .map(|i| (i.id.clone(), i))
+            .collect();
     }
 
     /// Switches the rate limit while the server runs (`None` = unlimited).
