@@ -8,6 +8,7 @@ mod common;
 mod export;
 mod migrate;
 mod outputs;
+mod read_commands;
 mod reconnect_security;
 mod rollback_target;
 mod signals;

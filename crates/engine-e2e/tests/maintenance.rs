@@ -58,6 +58,7 @@ async fn verify_reads_back_every_object_and_rollback_removes_exactly_what_was_cr
         &maintenance("tray"),
         Some(&verify_report),
         &mut out,
+        std::future::pending(),
     )
     .await
     .unwrap();

@@ -17,6 +17,7 @@ mod dedupe;
 pub mod events;
 pub mod files;
 mod group_commit;
+pub mod health;
 pub mod limiter;
 mod maintenance;
 mod progress;

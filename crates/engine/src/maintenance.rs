@@ -1,6 +1,11 @@
-//! `verify` and `rollback`, both driven by the state journal.
+//! `verify` and `rollback`, both driven by the state journal, and the read pass `verify` and
+//! `status` share ([`read_each`]).
 //!
-//! verify reads back every object the journal says a run applied and reports its live status.
+//! verify reads back every object the journal says a run applied and reports its live status
+//! and its [`Health`](crate::health::Health) (the taxonomy `status` uses: `pending_refresh` is usable in both). Reads
+//! run `concurrency` at a time through the run's gate; lines come in journal order as soon as
+//! they and every line before them are known, with a progress bar on stderr; a signal stops
+//! the pass (exit 130) and the summary counts what was not read.
 //! rollback removes exactly the objects this tool created, newest first, and forgets each one in
 //! the journal as soon as it is gone, so an interrupted rollback resumes where it stopped.
 //! Objects that were only updated (pre-existing at the target) are never removed.
@@ -15,11 +20,13 @@ use std::time::Instant;
 use authport_core::{
     AuthImporter, ErrorKind, ProviderError, ProviderLimits, Removal, VerifyReport,
 };
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use serde_json::{Value, json};
 
 use crate::files::Refusal;
+use crate::health::classify;
 use crate::limiter::{RunGate, SendLimiter};
+use crate::progress::Progress;
 use crate::retrier::{Attempted, Effect, Retrier};
 use crate::retry::RetryPolicy;
 use crate::state::{JournalObject, StateStore, TargetPart};
@@ -35,6 +42,11 @@ pub struct MaintenanceOptions {
     pub gate: Arc<RunGate>,
     /// Rebind a state made for another target to this one instead of refusing.
     pub allow_target_change: bool,
+    /// Objects read or removed at once (default: the provider's `default_concurrency`, as
+    /// `import`'s).
+    pub concurrency: Option<usize>,
+    /// Draw a progress bar on stderr while reading back (the runner decides: TTY and not `-q`).
+    pub progress: bool,
 }
 
 impl MaintenanceOptions {
@@ -44,18 +56,24 @@ impl MaintenanceOptions {
             limits,
             gate: RunGate::new(),
             allow_target_change: false,
+            concurrency: None,
+            progress: false,
         }
     }
 }
 
 /// Reads back every journalled object of `options.provider`. One JSON line per object goes to
-/// `out` (and to `report` when given): `{"id", "status", "healthy", "target", "detail"}`.
+/// `out` (and to `report` when given), in journal order as each is known:
+/// `{"id", "status", "health", "healthy", "target", "detail"}` (`status` is the provider's live
+/// word, `health` the [`Health`](crate::health::Health) word, `healthy` whether it is usable). `shutdown` stops it:
+/// the summary is `interrupted` and counts the objects `not_read`.
 pub async fn verify(
     importer: Arc<dyn AuthImporter>,
     state: &StateStore,
     options: &MaintenanceOptions,
     report: Option<&Path>,
     out: &mut dyn Write,
+    shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<MaintenanceSummary> {
     let started = Instant::now();
     let provider = options.provider.as_str();
@@ -64,51 +82,132 @@ pub async fn verify(
     let mut writer = ReportWriter::create_optional(report)?;
     let mut summary = summary_for("verify", provider);
     let mut failures = Tally::default();
-    let mut results = std::pin::pin!(read_back(importer, objects, options));
-    while let Some((object, result)) = results.next().await {
-        let line = match result {
+    // Every read begins after this instant (verify has no events, so it only keeps `classify`
+    // whole).
+    let read_at = chrono::Utc::now();
+    let pass = read_each(importer, objects, options, shutdown, |object, result| {
+        let (line, problem) = match result {
             Ok(live) => {
-                if !live.healthy {
-                    summary.problems += 1;
-                }
+                let health = classify(&live, None, read_at);
                 *summary.counts.entry(live.status.clone()).or_default() += 1;
-                json!({"id": object.record_id, "status": live.status, "healthy": live.healthy,
-                       "target": object.target, "detail": live.detail})
+                let line = json!({"id": object.record_id, "status": live.status,
+                    "health": health.as_str(), "healthy": health.is_usable(),
+                    "target": object.target, "detail": live.detail});
+                (line, !health.is_usable())
             }
             Err(error) => {
-                summary.problems += 1;
                 *summary.counts.entry("error".to_owned()).or_default() += 1;
                 note_failure(&mut failures, &error);
-                error_line(&object, &error)
+                (error_line(&object, &error), true)
             }
         };
+        if problem {
+            summary.problems += 1;
+        }
         emit(&mut writer, out, &line)?;
-    }
+        Ok(problem)
+    })
+    .await?;
+    pass.note(&mut summary);
     summary.top_failures = failures.top_failures();
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
 
+/// How many finished reads may wait, per read in flight, for a slower read before them: lines
+/// come in journal order, so one slow read holds back at most this many others while the
+/// remaining reads go on.
+const REORDER_PER_READ: usize = 4;
+
+/// How a read pass ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ReadPass {
+    /// A signal stopped it.
+    pub interrupted: bool,
+    /// Objects whose answer was not handed over (a stop).
+    pub not_read: u64,
+}
+
+impl ReadPass {
+    /// Marks the summary interrupted and counts the objects not read.
+    pub(crate) fn note(self, summary: &mut MaintenanceSummary) {
+        summary.interrupted |= self.interrupted;
+        if self.not_read > 0 {
+            *summary.counts.entry("not_read".to_owned()).or_default() += self.not_read;
+        }
+    }
+}
+
 /// The live read-back of journalled objects, shared by `verify` and `status`: each object with
-/// the provider's answer, paced by the run's gate and retried like any idempotent read, in
-/// journal order.
-pub(crate) fn read_back(
+/// the provider's answer, paced by the run's gate and retried like any idempotent read.
+///
+/// At most `concurrency` reads are in flight; `each` gets every answer in journal order, as soon
+/// as it and every answer before it are known (a bounded reorder window), and says whether the
+/// object is a problem (for the progress bar). `shutdown` ends the pass at once: reads in
+/// flight are dropped (a read has nothing to finish, and a re-run reads again), answers already
+/// known in order are still handed over, and the rest are counted `not_read`.
+pub(crate) async fn read_each(
     importer: Arc<dyn AuthImporter>,
     objects: Vec<JournalObject>,
     options: &MaintenanceOptions,
-) -> impl futures_util::Stream<Item = (JournalObject, Result<VerifyReport, ProviderError>)> + '_ {
+    shutdown: impl Future<Output = ()>,
+    mut each: impl FnMut(JournalObject, Result<VerifyReport, ProviderError>) -> anyhow::Result<bool>,
+) -> anyhow::Result<ReadPass> {
+    let total = objects.len() as u64;
+    let progress = Progress::reads(options.progress, total);
     let context = Arc::new(CallContext::new(options));
-    let concurrency = context.concurrency;
-    futures_util::stream::iter(objects)
-        .map(move |object| {
-            let importer = importer.clone();
-            let context = context.clone();
+    // Permits for reads in flight; the window of `buffered` bounds the answers held back. The
+    // semaphore is fair, and `buffered` polls in journal order, so reads start in that order.
+    let reads = Arc::new(tokio::sync::Semaphore::new(context.concurrency));
+    let window = context.concurrency.saturating_mul(REORDER_PER_READ);
+    let results = futures_util::stream::iter(objects)
+        .map(|object| {
+            let (importer, context, reads) = (importer.clone(), context.clone(), reads.clone());
             async move {
+                // Closed on a stop: a read not begun never starts.
+                let _permit = reads.acquire().await.ok()?;
                 let result = context.call(|| importer.verify(&object.target)).await;
-                (object, result)
+                Some((object, result))
             }
         })
-        .buffered(concurrency)
+        .buffered(window.max(1));
+    let mut results = std::pin::pin!(results);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut handed = 0_u64;
+    let mut interrupted = false;
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = &mut shutdown => {
+                interrupted = true;
+                break;
+            }
+            next = results.next() => next,
+        };
+        let Some(Some((object, result))) = next else {
+            break;
+        };
+        let problem = each(object, result)?;
+        progress.read_one(problem);
+        handed += 1;
+    }
+    if interrupted {
+        reads.close();
+        tracing::warn!(
+            "stopping: reads in flight are dropped; the summary counts the objects not read"
+        );
+        // The answers already known, in order, up to the first read still in flight.
+        while let Some(Some(Some((object, result)))) = results.next().now_or_never() {
+            let problem = each(object, result)?;
+            progress.read_one(problem);
+            handed += 1;
+        }
+    }
+    progress.finish();
+    Ok(ReadPass {
+        interrupted,
+        not_read: total - handed,
+    })
 }
 
 /// Removes every object of `options.provider` this tool created, newest first. One JSON line
@@ -262,7 +361,10 @@ impl CallContext {
         Self {
             limiter: crate::run::pacing(&limits, None, None, false, None).configure(&options.gate),
             policy: RetryPolicy::default(),
-            concurrency: limits.default_concurrency.max(1),
+            concurrency: options
+                .concurrency
+                .unwrap_or(limits.default_concurrency)
+                .max(1),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The progress bar on stderr: records done / failed / rate. The input is read once, so its
 //! record count is not known in advance: for a file the bar, percentage and ETA follow the bytes
-//! read; for stdin (total unknown) it is a spinner with the count and rate. Hidden when the
-//! runner says so (stderr is not a TTY, or `-q`).
+//! read; for stdin (total unknown) it is a spinner with the count and rate. The read commands
+//! (`verify`, `status`) know their total from the journal: their bar counts objects read.
+//! Hidden when the runner says so (stderr is not a TTY, or `-q`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,6 +76,41 @@ impl Progress {
             records,
             read: size.map(|s| s.read),
         }
+    }
+
+    /// A bar over `total` journalled objects read back (`verify`, `status`), with the count of
+    /// problems found so far.
+    pub(crate) fn reads(visible: bool, total: u64) -> Self {
+        let records = Arc::new(AtomicU64::new(0));
+        let bar = if visible {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{elapsed_precise} [{wide_bar}] {pos}/{len} read {per_sec} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_message("problems 0");
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Self {
+            bar,
+            failed: AtomicU64::new(0),
+            records,
+            read: None,
+        }
+    }
+
+    /// One object read back; `problem`: not usable, or the read failed.
+    pub(crate) fn read_one(&self, problem: bool) {
+        if problem {
+            let problems = self.failed.fetch_add(1, Ordering::Relaxed) + 1;
+            self.bar.set_message(format!("problems {problems}"));
+        }
+        self.records.fetch_add(1, Ordering::Relaxed);
+        self.bar.inc(1);
     }
 
     pub(crate) fn record(&self, status: Status) {

@@ -1,90 +1,29 @@
 //! `status`: per record, what the operator must do after the import.
 //!
-//! It combines the journal (which records have an object at the target), the live read-back
-//! that `verify` also uses ([`crate::maintenance::read_back`]), the stored webhook events (the
-//! [`EventView`] seam) and, when given, the input file (records the journal never imported).
-//! Each record gets one [`Health`]; `reconnect` builds its worklist from the same lines.
+//! It combines the journal (which records have an object at the target, and which rollback
+//! removed), the live read-back that `verify` also uses ([`crate::maintenance::read_each`]:
+//! concurrent, in journal order, stoppable), the stored webhook events (the [`EventView`]
+//! seam) and, when given, the input file (records the journal never imported). Each record gets
+//! one [`Health`] (the taxonomy lives in [`crate::health`]); `reconnect` builds its worklist
+//! from the same lines.
+//!
+//! Lines stream as they are known: the journal's objects in journal order, then the records
+//! rolled back, then the input's records never imported.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use authport_core::{AuthImporter, ProviderError, TargetRef, VerifyReport};
-use futures_util::StreamExt as _;
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::maintenance::{MaintenanceOptions, emit, read_back, summary_for};
+pub use crate::health::{Health, LatestEvent, classify};
+use crate::maintenance::{MaintenanceOptions, ReadPass, emit, read_each, summary_for};
 use crate::state::StateStore;
 use crate::summary::{Exit, MaintenanceSummary, ReportWriter, Tally};
-
-/// What an operator must do about one record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Health {
-    /// Imported and usable: nothing to do.
-    Healthy,
-    /// Imported; the target still has to refresh the token (wait, then look again).
-    PendingRefresh,
-    /// Imported, then a token refresh failed: the end user must connect again.
-    RefreshFailed,
-    /// Imported, then revoked or otherwise unusable at the target: connect again.
-    Revoked,
-    /// Imported, then deleted at the target (a webhook said so): connect again.
-    Deleted,
-    /// The journal has an object the target no longer has.
-    Missing,
-    /// In the input, never imported (failed or skipped): see `reconnect`.
-    NotImported,
-}
-
-impl Health {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Healthy => "healthy",
-            Health::PendingRefresh => "pending_refresh",
-            Health::RefreshFailed => "refresh_failed",
-            Health::Revoked => "revoked",
-            Health::Deleted => "deleted",
-            Health::Missing => "missing",
-            Health::NotImported => "not_imported",
-        }
-    }
-
-    /// The end user must connect again (`reconnect` lists the record).
-    pub fn needs_reconnect(self) -> bool {
-        matches!(
-            self,
-            Health::RefreshFailed | Health::Revoked | Health::Deleted
-        )
-    }
-
-    /// The reason in plain words, for the worklist.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Health::Healthy => "connected",
-            Health::PendingRefresh => "waiting for the first token refresh",
-            Health::RefreshFailed => "the imported token could not be refreshed",
-            Health::Revoked => "the connection was revoked or is no longer usable",
-            Health::Deleted => "the connection was deleted at the target",
-            Health::Missing => "the imported connection is gone",
-            Health::NotImported => "the credentials could not be imported",
-        }
-    }
-}
-
-/// The latest stored webhook event of one imported object, as [`EventView`] hands it over.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LatestEvent {
-    /// The vendor's event type, e.g. `vault.connection.token_refresh.failed`.
-    pub event_type: String,
-    /// The connection's health the event carried, if any.
-    pub health: Option<String>,
-    /// When the event happened (`None`: stored undated by an older receiver).
-    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
-}
 
 /// Where `status` reads stored webhook events: the event store of `authport webhooks`
 /// ([`crate::events::EventStore`]); without one, [`NoEvents`] stands in and the live
@@ -122,69 +61,6 @@ pub struct NoEvents;
 impl EventView for NoEvents {
     fn latest(&self, _provider: &str, _record_id: &str) -> Option<LatestEvent> {
         None
-    }
-}
-
-/// A timestamp field that says a refresh failed: set, and not the vendor's "never" (`0`, empty).
-fn is_set(value: Option<&Value>) -> bool {
-    match value {
-        None | Some(Value::Null) => false,
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
-        Some(Value::String(s)) => !s.trim().is_empty() && s != "0",
-        Some(_) => true,
-    }
-}
-
-/// The [`Health`] of an imported object from its live read-back, begun at `read_at`, and its
-/// latest stored event. Pure. A live read-back that finds the object usable outranks an event
-/// that happened before it (or is undated): the read-back is the newer word. Otherwise a deletion
-/// event explains a missing object; a failed refresh (the event, or the live
-/// `last_refresh_failed_at` while the health is not `ok`) outranks `pending_refresh`, which is
-/// what a connection whose refresh failed shows while Vault keeps retrying.
-pub fn classify(
-    live: &VerifyReport,
-    event: Option<&LatestEvent>,
-    read_at: chrono::DateTime<chrono::Utc>,
-) -> Health {
-    let live_alone = classify_event(live, None);
-    let older = |e: &&LatestEvent| e.occurred_at.is_none_or(|at| at < read_at);
-    if matches!(live_alone, Health::Healthy | Health::PendingRefresh)
-        && event.is_some_and(|e| older(&e))
-    {
-        return live_alone;
-    }
-    classify_event(live, event)
-}
-
-fn classify_event(live: &VerifyReport, event: Option<&LatestEvent>) -> Health {
-    let event_type = event.map_or("", |e| e.event_type.as_str());
-    let vendor_health = live.detail.get("health").and_then(Value::as_str);
-    if live.status == "missing" || event_type.ends_with(".deleted") {
-        return if event_type.ends_with(".deleted") {
-            Health::Deleted
-        } else {
-            Health::Missing
-        };
-    }
-    if vendor_health == Some("revoked") || event_type.ends_with(".revoked") {
-        return Health::Revoked;
-    }
-    let failed_live =
-        is_set(live.detail.get("last_refresh_failed_at")) && vendor_health != Some("ok");
-    if event_type.ends_with("token_refresh.failed") || failed_live {
-        return Health::RefreshFailed;
-    }
-    if live.healthy
-        && (live.status == "pending_refresh" || vendor_health == Some("pending_refresh"))
-    {
-        return Health::PendingRefresh;
-    }
-    if live.healthy {
-        Health::Healthy
-    } else {
-        // Not usable for another reason (needs_auth, missing settings, changed): the end user
-        // has to connect again; the vendor's word is in `detail`.
-        Health::Revoked
     }
 }
 
@@ -253,7 +129,8 @@ pub fn input_ids(input: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 /// Every record's status: journalled objects read back live (with their stored events), then
-/// the records of `input` the journal has no object for, as [`Health::NotImported`].
+/// the records rollback removed as [`Health::RolledBack`], then the records of `input` the
+/// journal has neither, as [`Health::NotImported`].
 pub async fn collect(
     importer: Arc<dyn AuthImporter>,
     state: &StateStore,
@@ -261,38 +138,68 @@ pub async fn collect(
     events: &dyn EventView,
     input: Option<&Path>,
 ) -> anyhow::Result<Vec<RecordStatus>> {
+    let mut lines = Vec::new();
+    let never = std::future::pending::<()>();
+    each_status(importer, state, options, events, input, never, |line| {
+        lines.push(line);
+        Ok(())
+    })
+    .await?;
+    Ok(lines)
+}
+
+/// Hands every record's status to `each` as soon as it is known (see [`collect`] for which
+/// and in what order). The input is read before anything is sent. `shutdown` stops the
+/// read-back (see [`read_each`]); the lines that need no read still follow.
+async fn each_status(
+    importer: Arc<dyn AuthImporter>,
+    state: &StateStore,
+    options: &MaintenanceOptions,
+    events: &dyn EventView,
+    input: Option<&Path>,
+    shutdown: impl Future<Output = ()>,
+    mut each: impl FnMut(RecordStatus) -> anyhow::Result<()>,
+) -> anyhow::Result<ReadPass> {
     let provider = options.provider.as_str();
     state.bind(provider, &importer.identity(), options.allow_target_change)?;
     let objects = state.objects(provider)?;
-    let imported: BTreeSet<String> = objects.iter().map(|o| o.record_id.clone()).collect();
-    let mut lines = Vec::with_capacity(objects.len());
+    let rolled_back = state.rolled_back(provider)?;
+    let input_ids = input.map(input_ids).transpose()?;
+    let mut known: BTreeSet<String> = objects.iter().map(|o| o.record_id.clone()).collect();
     // Every read-back begins after this instant: an event before it is older than the read.
     let read_at = chrono::Utc::now();
-    let mut results = std::pin::pin!(read_back(importer, objects, options));
-    while let Some((object, result)) = results.next().await {
-        lines.push(status_of(
+    let pass = read_each(importer, objects, options, shutdown, |object, result| {
+        let line = status_of(
             provider,
             object.record_id,
             object.target,
             (result, read_at),
             events,
-        ));
-    }
-    if let Some(input) = input {
-        for id in input_ids(input)? {
-            if !imported.contains(&id) {
-                lines.push(RecordStatus {
-                    record_id: id,
-                    health: Some(Health::NotImported),
-                    target: None,
-                    live_status: None,
-                    detail: Map::new(),
-                    error: None,
-                });
-            }
+        );
+        let problem = line.health.is_none_or(Health::is_problem);
+        each(line)?;
+        Ok(problem)
+    })
+    .await?;
+    let without_object = |id: String, health: Health| RecordStatus {
+        record_id: id,
+        health: Some(health),
+        target: None,
+        live_status: None,
+        detail: Map::new(),
+        error: None,
+    };
+    for id in rolled_back {
+        if known.insert(id.clone()) {
+            each(without_object(id, Health::RolledBack))?;
         }
     }
-    Ok(lines)
+    for id in input_ids.into_iter().flatten() {
+        if known.insert(id.clone()) {
+            each(without_object(id, Health::NotImported))?;
+        }
+    }
+    Ok(pass)
 }
 
 fn status_of(
@@ -336,14 +243,17 @@ fn status_of(
     }
 }
 
-/// `status`'s totals: the maintenance summary, whose exit code is [`Exit::Unhealthy`] when an
-/// imported record is not healthy (or could not be read back).
+/// `status`'s totals: the maintenance summary. Exit: 130 when a signal stopped it, else 5
+/// ([`Exit::Unhealthy`]) when a record still imported is not usable or could not be read back
+/// ([`Health::is_problem`]), else 0.
 #[derive(Debug, Clone)]
 pub struct StatusSummary(pub MaintenanceSummary);
 
 impl StatusSummary {
     pub fn exit_code(&self) -> Exit {
-        if self.0.problems > 0 {
+        if self.0.interrupted {
+            Exit::Interrupted
+        } else if self.0.problems > 0 {
             Exit::Unhealthy
         } else {
             Exit::Ok
@@ -372,7 +282,9 @@ pub struct StatusOutput<'a> {
     pub json_lines: bool,
 }
 
-/// Writes one line per record to `out` (JSON Lines or text) and to the report.
+/// Writes one line per record to `out` (JSON Lines or text) and to the report, each as soon as
+/// it is known. `shutdown` (Ctrl-C, SIGTERM) stops the read-back: the summary is
+/// `interrupted` (exit 130) and counts the objects `not_read`.
 pub async fn status(
     importer: Arc<dyn AuthImporter>,
     state: &StateStore,
@@ -380,6 +292,7 @@ pub async fn status(
     events: &dyn EventView,
     output: StatusOutput<'_>,
     out: &mut dyn Write,
+    shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<StatusSummary> {
     let StatusOutput {
         input,
@@ -387,15 +300,18 @@ pub async fn status(
         json_lines,
     } = output;
     let started = Instant::now();
-    let lines = collect(importer, state, options, events, input).await?;
-    let mut writer = ReportWriter::create_optional(report)?;
+    let mut writer = None;
     let mut summary = summary_for("status", &options.provider);
     let mut failures = Tally::default();
-    for line in &lines {
+    let pass = each_status(importer, state, options, events, input, shutdown, |line| {
+        // Opened with the first line: a bad input or state fails with nothing written.
+        let writer = match &mut writer {
+            Some(writer) => writer,
+            None => writer.insert(ReportWriter::create_optional(report)?),
+        };
         let word = line.health.map_or("error", Health::as_str);
         *summary.counts.entry(word.to_owned()).or_default() += 1;
-        // Records never imported are `reconnect`'s business; the exit code is about imports.
-        if line.target.is_some() && line.health != Some(Health::Healthy) {
+        if line.health.is_none_or(Health::is_problem) {
             summary.problems += 1;
         }
         if let Some(error) = &line.error {
@@ -405,12 +321,18 @@ pub async fn status(
             );
         }
         if json_lines {
-            emit(&mut writer, out, &line.to_json())?;
+            emit(writer, out, &line.to_json())
         } else {
             writer.write_value(&line.to_json())?;
-            write_text(out, &line.text())?;
+            write_text(out, &line.text())
         }
+    })
+    .await?;
+    if writer.is_none() {
+        // No line at all: the report still exists, empty, as before.
+        ReportWriter::create_optional(report)?;
     }
+    pass.note(&mut summary);
     summary.top_failures = failures.top_failures();
     summary.elapsed = started.elapsed();
     Ok(StatusSummary(summary))
@@ -420,165 +342,5 @@ fn write_text(out: &mut dyn Write, text: &str) -> anyhow::Result<()> {
     match writeln!(out, "{text}") {
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn live(healthy: bool, status: &str, detail: Value) -> VerifyReport {
-        VerifyReport {
-            healthy,
-            status: status.to_owned(),
-            detail: detail.as_object().cloned().unwrap_or_default(),
-        }
-    }
-
-    fn event(kind: &str) -> LatestEvent {
-        LatestEvent {
-            event_type: kind.to_owned(),
-            health: None,
-            occurred_at: None,
-        }
-    }
-
-    fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
-        crate::events::parse_stamp(text).unwrap()
-    }
-
-    /// Events without a date (as classified before dates counted): against a read-back begun
-    /// before every event, so the event is never outranked for being older.
-    fn classify(live: &VerifyReport, event: Option<&LatestEvent>) -> Health {
-        let dated = event.map(|e| LatestEvent {
-            occurred_at: Some(at("2026-11-25T10:00:00Z")),
-            ..e.clone()
-        });
-        super::classify(live, dated.as_ref(), at("2026-11-25T09:00:00Z"))
-    }
-
-    #[test]
-    fn a_usable_live_read_back_outranks_an_event_that_happened_before_it() {
-        let ok = live(true, "callable", json!({"health": "ok"}));
-        let pending = live(
-            true,
-            "pending_refresh",
-            json!({"health": "pending_refresh"}),
-        );
-        let read_at = at("2026-11-25T10:00:00Z");
-        for kind in [
-            "vault.connection.token_refresh.failed",
-            "vault.connection.revoked",
-            "vault.connection.deleted",
-        ] {
-            let before = LatestEvent {
-                occurred_at: Some(at("2026-11-25T09:59:00Z")),
-                ..event(kind)
-            };
-            let undated = event(kind);
-            let after = LatestEvent {
-                occurred_at: Some(at("2026-11-25T10:00:01Z")),
-                ..event(kind)
-            };
-            assert_eq!(
-                super::classify(&ok, Some(&before), read_at),
-                Health::Healthy,
-                "{kind}"
-            );
-            assert_eq!(
-                super::classify(&ok, Some(&undated), read_at),
-                Health::Healthy,
-                "{kind}"
-            );
-            assert_eq!(
-                super::classify(&pending, Some(&before), read_at),
-                Health::PendingRefresh,
-                "{kind}"
-            );
-            assert_ne!(
-                super::classify(&ok, Some(&after), read_at),
-                Health::Healthy,
-                "{kind}"
-            );
-        }
-        // A read-back that finds the object gone or unusable is not outranked by anything older.
-        let missing = live(false, "missing", json!({}));
-        let deleted_before = LatestEvent {
-            occurred_at: Some(at("2026-11-25T09:59:00Z")),
-            ..event("vault.connection.deleted")
-        };
-        assert_eq!(
-            super::classify(&missing, Some(&deleted_before), read_at),
-            Health::Deleted
-        );
-    }
-
-    #[test]
-    fn each_live_answer_and_event_gets_the_operator_word() {
-        let ok = live(
-            true,
-            "callable",
-            json!({"health": "ok", "last_refresh_failed_at": 0}),
-        );
-        assert_eq!(classify(&ok, None), Health::Healthy);
-        let pending = live(
-            true,
-            "pending_refresh",
-            json!({"health": "pending_refresh"}),
-        );
-        assert_eq!(classify(&pending, None), Health::PendingRefresh);
-        let failed = live(
-            true,
-            "pending_refresh",
-            json!({"health": "pending_refresh", "last_refresh_failed_at": "2026-11-25T10:00:00Z"}),
-        );
-        assert_eq!(classify(&failed, None), Health::RefreshFailed);
-        let recovered = live(
-            true,
-            "callable",
-            json!({"health": "ok", "last_refresh_failed_at": 1_764_000_000_000_i64}),
-        );
-        assert_eq!(classify(&recovered, None), Health::Healthy);
-        assert_eq!(
-            classify(
-                &pending,
-                Some(&event("vault.connection.token_refresh.failed"))
-            ),
-            Health::RefreshFailed
-        );
-        let revoked = live(false, "callable", json!({"health": "revoked"}));
-        assert_eq!(classify(&revoked, None), Health::Revoked);
-        let missing = live(false, "missing", json!({}));
-        assert_eq!(classify(&missing, None), Health::Missing);
-        assert_eq!(
-            classify(&missing, Some(&event("vault.connection.deleted"))),
-            Health::Deleted
-        );
-        assert_eq!(
-            classify(&live(false, "changed", json!({})), None),
-            Health::Revoked
-        );
-        assert_eq!(
-            classify(&live(true, "present", json!({})), None),
-            Health::Healthy
-        );
-    }
-
-    #[test]
-    fn only_lost_connections_need_a_reconnect() {
-        let needing: Vec<&str> = [
-            Health::Healthy,
-            Health::PendingRefresh,
-            Health::RefreshFailed,
-            Health::Revoked,
-            Health::Deleted,
-            Health::Missing,
-            Health::NotImported,
-        ]
-        .into_iter()
-        .filter(|h| h.needs_reconnect())
-        .map(Health::as_str)
-        .collect();
-        assert_eq!(needing, ["refresh_failed", "revoked", "deleted"]);
     }
 }

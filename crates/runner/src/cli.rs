@@ -55,8 +55,8 @@ pub enum Command {
     /// Remove what a run created (never objects that existed before it), from its state file.
     Rollback(StateArgs),
     /// The migration's health after the import, one line per record: healthy,
-    /// pending_refresh, refresh_failed, revoked, deleted, missing or not_imported. Exit 0 only
-    /// when every imported record is healthy (5 otherwise).
+    /// pending_refresh, refresh_failed, revoked, deleted, missing, not_imported or rolled_back.
+    /// Exit 0 when every record still imported is healthy or pending_refresh (5 otherwise).
     Status(crate::status::StatusArgs),
     /// The worklist of end users who must connect again (JSON Lines or CSV), with reconnect
     /// links on request.
@@ -139,6 +139,10 @@ pub struct StateArgs {
     /// Per-record report (JSON Lines); default: stdout.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Objects read (verify) or removed (rollback) at once, 1 to 1024 (default: the
+    /// provider's, as for import), within the vendor's rate.
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
+    pub concurrency: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -452,13 +452,17 @@ async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> any
             args.state.display()
         )));
     }
-    if let Some(report) = &args.report {
-        // The state is this command's input: a report on it would destroy it.
-        refuse_same_as_input("report", report, &args.state).map_err(|e| usage(e.into()))?;
-    }
+    // The state (and its event store) and the config are this command's inputs: a report on
+    // one of them would destroy it.
+    ReadFiles::default()
+        .state(Some(&args.state))
+        .config(&setup.config)
+        .refuse_outputs(&[("--report", args.report.as_deref())])?;
     let state = open_state(&args.state, &setup.config)?;
     let mut options = MaintenanceOptions::new(setup.plugin.name, setup.plugin.limits);
     options.allow_target_change = args.provider.allow_target_change;
+    options.concurrency = status::read_concurrency(args.concurrency, &setup.config);
+    options.progress = !quiet && std::io::stderr().is_terminal();
     let importer = build_importer(&setup, &state, &options.gate)?;
     let report = args.report.as_deref();
     // Per-object lines go to stdout unless a report file takes them.
@@ -470,7 +474,9 @@ async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> any
         &mut stdout
     };
     let summary = match action {
-        Action::Verify => authport_engine::verify(importer, &state, &options, report, out).await?,
+        Action::Verify => {
+            authport_engine::verify(importer, &state, &options, report, out, interrupted()).await?
+        }
         Action::Rollback => {
             authport_engine::rollback(importer, &state, &options, report, out, shutdown_signal())
                 .await?

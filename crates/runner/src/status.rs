@@ -11,6 +11,7 @@ use authport_engine::{Exit, MaintenanceOptions};
 use clap::{Args, ValueEnum};
 
 use crate::cli::{Format, ProviderArgs};
+use crate::config::ConfigFile;
 use crate::{ReadFiles, build_importer, ignore_broken_pipe, open_state, provider_setup, usage};
 
 #[derive(Debug, Args)]
@@ -26,6 +27,16 @@ pub struct StatusArgs {
     /// Also write the per-record lines (JSON Lines) here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Objects read back at once, 1 to 1024 (default: the provider's, as for import), within
+    /// the vendor's rate.
+    #[arg(long, value_name = "N", value_parser = crate::cli::parse_concurrency)]
+    pub concurrency: Option<u32>,
+}
+
+/// Objects a read command (or rollback) handles at once: `--concurrency`, else `[engine]
+/// concurrency`, else the provider's default (as for `import`).
+pub(crate) fn read_concurrency(flag: Option<u32>, config: &ConfigFile) -> Option<usize> {
+    flag.or(config.engine.concurrency).map(|n| n as usize)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -100,6 +111,8 @@ pub async fn status(args: StatusArgs, quiet: bool) -> anyhow::Result<Exit> {
     let state = open_state(&args.state, &setup.config)?;
     let mut options = MaintenanceOptions::new(setup.plugin.name, setup.plugin.limits);
     options.allow_target_change = args.provider.allow_target_change;
+    options.concurrency = read_concurrency(args.concurrency, &setup.config);
+    options.progress = !quiet && std::io::stderr().is_terminal();
     let importer = build_importer(&setup, &state, &options.gate)?;
     let json = args.provider.format == Format::Json;
     let mut stdout = std::io::stdout().lock();
@@ -115,6 +128,7 @@ pub async fn status(args: StatusArgs, quiet: bool) -> anyhow::Result<Exit> {
             json_lines: json,
         },
         &mut stdout,
+        crate::interrupted(),
     )
     .await?;
     if json {

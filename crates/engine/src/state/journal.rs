@@ -278,13 +278,22 @@ impl Inner {
             .context("cannot release a target claim in the state journal")?;
         Ok(())
     }
-    /// Removes a record's row and claims after rollback removed its object.
+
+    /// Removes a record's row and claims after rollback removed its object, and remembers the
+    /// record as rolled back (in the same transaction).
     pub(crate) fn forget(&self, provider: &str, record_id: &str) -> anyhow::Result<()> {
         self.connection
             .execute_batch("BEGIN")
             .and_then(|()| {
                 self.connection.execute(
                     "DELETE FROM journal WHERE provider = ?1 AND record_id = ?2",
+                    params![provider, record_id],
+                )
+            })
+            .and_then(|_| {
+                self.connection.execute(
+                    "INSERT INTO rolled_back (provider, record_id) VALUES (?1, ?2)
+                     ON CONFLICT (provider, record_id) DO NOTHING",
                     params![provider, record_id],
                 )
             })

@@ -313,9 +313,28 @@ impl StateStore {
             .await
     }
 
-    /// Removes a record's row and its claims after rollback removed its object.
+    /// Removes a record's row and its claims after rollback removed its object; the record is
+    /// remembered as rolled back ([`StateStore::rolled_back`]).
     pub fn forget(&self, provider: &str, record_id: &str) -> anyhow::Result<()> {
         self.shared.lock().forget(provider, record_id)
+    }
+
+    /// Records of `provider` whose object rollback removed and that have no object now (one
+    /// imported again is the journal's), by id.
+    pub fn rolled_back(&self, provider: &str) -> anyhow::Result<Vec<String>> {
+        let inner = self.shared.lock();
+        let mut statement = inner.connection.prepare(
+            "SELECT record_id FROM rolled_back WHERE provider = ?1
+             AND NOT EXISTS (SELECT 1 FROM journal WHERE journal.provider = ?1
+                             AND journal.record_id = rolled_back.record_id
+                             AND journal.target IS NOT NULL)
+             ORDER BY record_id",
+        )?;
+        let ids = statement
+            .query_map(params![provider], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()
+            .context("cannot read the state journal")?;
+        Ok(ids)
     }
 
     /// Every applied object of `provider`, in creation order (objects only updated last).

@@ -25,7 +25,8 @@ pub(crate) const APPLICATION_ID: i32 = 0x4150_5254;
 /// about this many 4 KiB pages (160 MB) during a run and is removed when the run ends.
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 40_000;
 
-/// The tables of a state file, as written before it had an `application_id`.
+/// The tables of a state file, as written before it had an `application_id` (before
+/// [`ADDED_TABLES`] too).
 const TABLES: [&str; 4] = ["claims", "journal", "memo", "meta"];
 
 pub(crate) const SCHEMA: &str = "
@@ -63,6 +64,20 @@ CREATE TABLE IF NOT EXISTS memo (
     key       TEXT NOT NULL,
     value     TEXT NOT NULL,
     PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+";
+
+/// Tables added to schema version 1 in place: every open creates them if missing, and older
+/// binaries ignore them.
+///
+/// `rolled_back`: records whose object `rollback` removed (their journal row is gone), so
+/// `status` shows them as `rolled_back` instead of forgetting them. A record imported again
+/// has a journal row, which outranks this one.
+pub(crate) const ADDED_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS rolled_back (
+    provider  TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (provider, record_id)
 ) WITHOUT ROWID;
 ";
 
@@ -142,6 +157,7 @@ fn check_ours(connection: &Connection, path: &Path) -> anyhow::Result<()> {
 /// Creates the tables (new file) and returns the state's salt (made on first use).
 pub(crate) fn initialise(connection: &Connection) -> anyhow::Result<Vec<u8>> {
     connection.execute_batch(SCHEMA)?;
+    connection.execute_batch(ADDED_TABLES)?;
     connection.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))?;
     // A write at once: a file that cannot be written fails here, before anything is sent.
     connection.execute(

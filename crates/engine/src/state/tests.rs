@@ -133,6 +133,27 @@ fn objects_come_in_creation_order_and_providers_are_separate() {
     assert_eq!(state.objects("apideck").unwrap().len(), 1);
 }
 
+/// Issue 21 item 6: rollback's `forget` remembers the record, so `status` can say
+/// `rolled_back`; a record imported again is the journal's once more.
+#[test]
+fn forgotten_records_are_remembered_as_rolled_back_until_imported_again() {
+    let state = StateStore::temporary().unwrap();
+    for id in ["a", "b"] {
+        state
+            .record_outcome("tray", id, "f", &target(id), true)
+            .unwrap();
+    }
+    assert!(state.rolled_back("tray").unwrap().is_empty());
+    state.forget("tray", "b").unwrap();
+    state.forget("tray", "a").unwrap();
+    assert_eq!(state.rolled_back("tray").unwrap(), ["a", "b"]);
+    assert!(state.rolled_back("apideck").unwrap().is_empty());
+    state
+        .record_outcome("tray", "a", "f", &target("a2"), true)
+        .unwrap();
+    assert_eq!(state.rolled_back("tray").unwrap(), ["b"]);
+}
+
 #[test]
 fn reopened_file_keeps_journal_salt_memo_and_creation_order() {
     let dir = tempfile::tempdir().unwrap();
