@@ -6,7 +6,9 @@
 //!   client, importer), registered and linked from the runner, with its mapping snapshot test, a
 //!   loopback emulator and the conformance suite wired in;
 //! - `scaffold-check`: the scaffold proof on its own;
-//! - `bench`: the benchmarks (release build), figures for BENCHMARKS.md.
+//! - `bench`: the benchmarks (release build), figures for BENCHMARKS.md;
+//! - `man [DIR]`: the man pages (default `target/man`), written by the binary's hidden
+//!   `authport man`, so xtask needs neither clap_mangen nor the CLI's definition.
 
 mod bench;
 mod scaffold;
@@ -38,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         }
         "scaffold-check" => scaffold::check(&workspace_root()?),
         "bench" => bench::run(rest),
+        "man" => man(rest),
         "help" | "--help" | "-h" => {
             print_help();
             Ok(())
@@ -51,7 +54,7 @@ fn main() -> anyhow::Result<()> {
 
 fn print_help() {
     eprintln!(
-        "cargo xtask TASK\n\n  ci               fmt check, clippy -D warnings, all tests, snapshot check, scaffold check\n  new-provider N   scaffold provider crate crates/N (package authport-N)\n  scaffold-check   prove the scaffold in a scratch copy of the workspace\n  bench            run the benchmarks (release) and print the figures"
+        "cargo xtask TASK\n\n  ci               fmt check, clippy -D warnings, all tests, snapshot check, scaffold check\n  new-provider N   scaffold provider crate crates/N (package authport-N)\n  scaffold-check   prove the scaffold in a scratch copy of the workspace\n  bench            run the benchmarks (release) and print the figures\n  man [DIR]        write the man pages (default target/man)"
     );
 }
 
@@ -86,6 +89,22 @@ pub fn describe(command: &Command) -> String {
 
 pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+}
+
+/// `cargo xtask man [DIR]`: builds the binary and has it write its pages.
+fn man(rest: &[String]) -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    let dir = match rest {
+        [] => root.join("target/man"),
+        [dir] => PathBuf::from(dir),
+        _ => bail!("usage: cargo xtask man [DIR]"),
+    };
+    run(cargo()
+        .current_dir(&root)
+        .args(["run", "--quiet", "-p", "authport", "--", "man", "--out-dir"])
+        .arg(&dir))?;
+    eprintln!("man pages in {}", dir.display());
+    Ok(())
 }
 
 fn ci() -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
+use authport_core::record::escaped_name;
 use authport_core::{
     AuthImporter, BuildContext, ConfigError, CredentialRecord, DiscoveryKey, Disposition,
     ImportOutcome, MappedRecord, MappingError, PriorImport, ProviderError, Removal, TargetIdentity,
@@ -177,6 +178,36 @@ impl ApideckImporter {
         Ok(Err(unusable))
     }
 
+    /// The reads before an import, shared by the import and the dry run's prediction.
+    async fn before_write(
+        &self,
+        record: &CredentialRecord,
+        at: &ApideckRef,
+        prior: Option<&PriorImport>,
+    ) -> Result<(Disposition, Option<String>), ProviderError> {
+        let existing = if prior.is_some() {
+            Existing::Ours
+        } else if !self.needs_check(at).await? {
+            // The run's consumer list shows no connection here (see `crate::consumers`).
+            Existing::Absent
+        } else {
+            // Pre-existing check: import is an upsert and would overwrite what is there.
+            match self
+                .client
+                .get_connection(at, &record.secret_values())
+                .await?
+            {
+                Lookup::Found(connection) => classify_existing(Some(&connection), &record.id),
+                Lookup::NotFound(_) => Existing::Absent,
+            }
+        };
+        Ok(decide(
+            &existing,
+            prior.is_some(),
+            self.config.overwrite_existing,
+        ))
+    }
+
     fn validate_wanted(&self, auth_type: Option<&str>) -> bool {
         match self.config.validate_after_import {
             ValidateAfterImport::Never => false,
@@ -196,8 +227,13 @@ pub enum Existing {
     /// Someone else's connection without a grant yet (`added`).
     ForeignEmpty { state: String },
     /// Someone else's connection that holds credentials (`authorized`, `callable`, `invalid`,
-    /// or a state Apideck adds later: assumed to hold credentials, the safe side).
-    ForeignWithCredentials { state: String },
+    /// or a state Apideck adds later: assumed to hold credentials, the safe side). `marker`
+    /// is the record id authport marked it with (another record's: an earlier run under other
+    /// record ids, or another state), `None` without authport's mark.
+    ForeignWithCredentials {
+        state: String,
+        marker: Option<String>,
+    },
 }
 
 /// Classifies the connection found before an import.
@@ -220,7 +256,10 @@ pub fn classify_existing(connection: Option<&Connection>, record_id: &str) -> Ex
     if state == "added" {
         Existing::ForeignEmpty { state }
     } else {
-        Existing::ForeignWithCredentials { state }
+        Existing::ForeignWithCredentials {
+            state,
+            marker: marker.map(str::to_owned),
+        }
     }
 }
 
@@ -241,18 +280,30 @@ pub fn decide(
                 "connection existed before (state {state}); rollback leaves it in place"
             )),
         ),
-        Existing::ForeignWithCredentials { state } if overwrite_existing => (
+        Existing::ForeignWithCredentials { state, .. } if overwrite_existing => (
             Disposition::Updated,
             Some(format!(
                 "overwrote a pre-existing connection (state {state}); rollback leaves it in place"
             )),
         ),
-        Existing::ForeignWithCredentials { state } => (
+        Existing::ForeignWithCredentials { state, marker } => (
             Disposition::Skipped,
             Some(format!(
-                "a connection with credentials already exists (state {state}) and was not imported by authport; not overwritten (set [apideck] overwrite_existing = true to replace it)"
+                "a connection with credentials already exists (state {state}), {}; not overwritten (set [apideck] overwrite_existing = true to replace it)",
+                made_by(marker.as_deref())
             )),
         ),
+    }
+}
+
+/// Who made a connection, as far as its metadata tells: never more than is known.
+fn made_by(marker: Option<&str>) -> String {
+    match marker {
+        Some(marker) => format!(
+            "imported by authport for record `{}` (another record id: an earlier run, or another state)",
+            escaped_name(marker)
+        ),
+        None => "without authport's record mark (not imported by authport)".to_owned(),
     }
 }
 
@@ -355,20 +406,7 @@ impl AuthImporter for ApideckImporter {
     ) -> Result<ImportOutcome, ProviderError> {
         let at = ApideckRef::from_map(&mapped.target)?;
         let secrets = record.secret_values();
-        let existing = if prior.is_some() {
-            Existing::Ours
-        } else if !self.needs_check(&at).await? {
-            // The run's consumer list shows no connection here (see `crate::consumers`).
-            Existing::Absent
-        } else {
-            // Pre-existing check: import is an upsert and would overwrite what is there.
-            match self.client.get_connection(&at, &secrets).await? {
-                Lookup::Found(connection) => classify_existing(Some(&connection), &record.id),
-                Lookup::NotFound(_) => Existing::Absent,
-            }
-        };
-        let (disposition, decision_note) =
-            decide(&existing, prior.is_some(), self.config.overwrite_existing);
+        let (disposition, decision_note) = self.before_write(record, &at, prior).await?;
         if disposition == Disposition::Skipped {
             return Ok(ImportOutcome {
                 disposition,
@@ -398,6 +436,17 @@ impl AuthImporter for ApideckImporter {
             target: TargetRef::from(&at.with_connection_id(connection.id)),
             note: Some(notes.join("; ")),
         })
+    }
+
+    async fn predict_skip(
+        &self,
+        record: &CredentialRecord,
+        mapped: &MappedRecord,
+        prior: Option<&PriorImport>,
+    ) -> Result<Option<String>, ProviderError> {
+        let at = ApideckRef::from_map(&mapped.target)?;
+        let (disposition, note) = self.before_write(record, &at, prior).await?;
+        Ok(note.filter(|_| disposition == Disposition::Skipped))
     }
 
     async fn reconcile(

@@ -194,6 +194,19 @@ pub trait AuthImporter: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// For `--dry-run`: the read-only half of [`AuthImporter::import`] (the same pre-existing
+    /// checks, no write). `Ok(Some(note))` predicts that the import would skip the record as
+    /// `pre_existing` with that note; `Ok(None)` that it would write. The default predicts a
+    /// write: a provider without a pre-existing check.
+    async fn predict_skip(
+        &self,
+        _record: &CredentialRecord,
+        _mapped: &MappedRecord,
+        _prior: Option<&PriorImport>,
+    ) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
+
     /// The provider's reconnect links, when it can mint them (`authport reconnect --links`).
     fn links(&self) -> Option<&dyn crate::links::ReconnectLinks> {
         None

@@ -130,6 +130,8 @@ impl ReportWriter {
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
     pub counts: BTreeMap<Status, u64>,
+    /// Of the `skipped`, those the run never attempted (it stopped or was interrupted first).
+    pub not_attempted: u64,
     reasons: HashMap<String, u64>,
     other_reasons: u64,
 }
@@ -137,6 +139,9 @@ pub struct Tally {
 impl Tally {
     pub fn add(&mut self, line: &ReportLine) {
         *self.counts.entry(line.status).or_default() += 1;
+        if line.error.as_ref().map(|e| e.kind) == Some(ErrorKind::NotAttempted) {
+            self.not_attempted += 1;
+        }
         if line.status.is_failure() {
             let reason = line.error.as_ref().map_or_else(
                 || "unknown".to_owned(),
@@ -203,12 +208,25 @@ fn strip_location(message: &str) -> &str {
     message
 }
 
+/// `  label  count` lines with every count in one column, however long the labels
+/// (`pending_refresh`, `not attempted`).
+fn aligned(rows: &[(&str, u64)]) -> String {
+    let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(label, count)| format!("  {label:<width$}  {count}\n"))
+        .collect()
+}
+
 /// What an import (or validate) run did.
 #[derive(Debug, Clone, Default)]
 pub struct RunSummary {
     pub provider: String,
     pub dry_run: bool,
     pub counts: BTreeMap<Status, u64>,
+    /// Of the `skipped` in `counts`, the records the run never attempted (it stopped or was
+    /// interrupted first): not part of the rate, and shown apart from records skipped on
+    /// purpose.
+    pub not_attempted: u64,
     pub top_failures: Vec<(String, u64)>,
     /// Why the run stopped early (fatal target error, deadline).
     pub stopped: Option<String>,
@@ -236,6 +254,7 @@ impl RunSummary {
     pub fn from_tally(tally: &Tally) -> Self {
         Self {
             counts: tally.counts.clone(),
+            not_attempted: tally.not_attempted,
             top_failures: tally.top_failures(),
             ..Self::default()
         }
@@ -270,8 +289,10 @@ impl RunSummary {
     pub fn human(&self) -> String {
         let mut text = String::new();
         let seconds = self.elapsed.as_secs_f64();
+        // Records the run never reached took no time: the rate is of the attempted ones.
+        let attempted = self.total().saturating_sub(self.not_attempted);
         let rate = if seconds > 0.0 {
-            self.total() as f64 / seconds
+            attempted as f64 / seconds
         } else {
             0.0
         };
@@ -286,12 +307,23 @@ impl RunSummary {
             ""
         };
         text.push_str(&format!(
-            "{subject}{} records in {seconds:.1}s ({rate:.1}/s){mode}\n",
-            self.total()
+            "{subject}{attempted} records in {seconds:.1}s ({rate:.1}/s){mode}\n"
         ));
+        let mut rows: Vec<(&str, u64)> = Vec::new();
         for (status, count) in &self.counts {
-            text.push_str(&format!("  {:<10} {count}\n", status.as_str()));
+            let count = if *status == Status::Skipped {
+                count.saturating_sub(self.not_attempted)
+            } else {
+                *count
+            };
+            if count > 0 || *status != Status::Skipped {
+                rows.push((status.as_str(), count));
+            }
         }
+        if self.not_attempted > 0 {
+            rows.push(("not attempted", self.not_attempted));
+        }
+        text.push_str(&aligned(&rows));
         if self.retries + self.throttled + self.reconciled > 0 {
             text.push_str(&format!(
                 "  retries {}, rate-limited answers {}, reconciled {}\n",
@@ -344,6 +376,7 @@ impl RunSummary {
             "dry_run": self.dry_run,
             "total": self.total(),
             "counts": counts,
+            "not_attempted": self.not_attempted,
             "top_failures": self.top_failures.iter()
                 .map(|(reason, count)| json!({"reason": reason, "count": count}))
                 .collect::<Vec<_>>(),
@@ -402,9 +435,12 @@ impl MaintenanceSummary {
             self.action,
             self.elapsed.as_secs_f64()
         );
-        for (word, count) in &self.counts {
-            text.push_str(&format!("  {word:<14} {count}\n"));
-        }
+        let rows: Vec<(&str, u64)> = self
+            .counts
+            .iter()
+            .map(|(word, count)| (word.as_str(), *count))
+            .collect();
+        text.push_str(&aligned(&rows));
         if !self.top_failures.is_empty() {
             text.push_str("top failure reasons:\n");
             for (reason, count) in &self.top_failures {
@@ -470,6 +506,70 @@ mod tests {
             "settings.subdomain: is required",
             "mapping: settings.subdomain: is required",
         );
+    }
+
+    /// The column where each count line's number starts.
+    fn count_columns(text: &str) -> Vec<usize> {
+        text.lines()
+            .filter(|line| line.starts_with("  ") && line.ends_with(|c: char| c.is_ascii_digit()))
+            .map(|line| line.rfind(' ').unwrap_or(0))
+            .collect()
+    }
+
+    #[test]
+    fn an_interrupted_run_neither_rates_nor_skips_the_records_it_never_reached() {
+        let mut tally = Tally::default();
+        for _ in 0..10 {
+            tally.add(&line(Status::Imported, None));
+        }
+        tally.add(&line(
+            Status::Skipped,
+            Some((ErrorKind::PreExisting, "theirs")),
+        ));
+        for _ in 0..89 {
+            tally.add(&line(
+                Status::Skipped,
+                Some((ErrorKind::NotAttempted, "stopped")),
+            ));
+        }
+        let mut summary = RunSummary::from_tally(&tally);
+        summary.provider = "tray".into();
+        summary.interrupted = true;
+        summary.elapsed = Duration::from_secs(2);
+        let text = summary.human();
+        assert!(
+            text.starts_with("tray: 11 records in 2.0s (5.5/s)\n"),
+            "{text}"
+        );
+        assert!(text.contains("  skipped        1\n"), "{text}");
+        assert!(text.contains("  not attempted  89\n"), "{text}");
+        let columns = count_columns(&text);
+        assert!(
+            columns.len() >= 3 && columns.windows(2).all(|w| w[0] == w[1]),
+            "{text}"
+        );
+        assert_eq!(summary.to_json()["not_attempted"], 89);
+    }
+
+    #[test]
+    fn the_verify_summary_keeps_its_counts_in_one_column() {
+        let summary = MaintenanceSummary {
+            action: "verify".into(),
+            provider: "apideck".into(),
+            counts: [
+                ("present", 3),
+                ("pending_refresh", 12),
+                ("refresh_failed_long", 1),
+            ]
+            .into_iter()
+            .map(|(word, count)| (word.to_owned(), count))
+            .collect(),
+            ..MaintenanceSummary::default()
+        };
+        let text = summary.human();
+        let columns = count_columns(&text);
+        assert_eq!(columns.len(), 3, "{text}");
+        assert!(columns.windows(2).all(|w| w[0] == w[1]), "{text}");
     }
 
     fn line(status: Status, error: Option<(ErrorKind, &str)>) -> ReportLine {

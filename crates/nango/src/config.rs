@@ -90,11 +90,12 @@ impl RecordTarget {
 }
 
 /// The keys of `[nango]`.
-pub const SETTINGS: [&str; 6] = [
+pub const SETTINGS: [&str; 7] = [
     "secret_key",
     "api_url",
     "provider_config_key",
     "overwrite_existing",
+    "allow_second_connection",
     "services",
     "integrations",
 ];
@@ -110,6 +111,9 @@ pub struct NangoConfig {
     pub provider_config_key: Option<String>,
     /// Upsert over connections that exist and were not imported by this tool.
     pub overwrite_existing: bool,
+    /// Create a record's connection even when its owner already has another one in the same
+    /// integration (otherwise the record is skipped as `pre_existing`).
+    pub allow_second_connection: bool,
     pub services: BTreeMap<String, ServiceSettings>,
     pub integrations: BTreeMap<String, IntegrationSettings>,
 }
@@ -120,6 +124,7 @@ impl fmt::Debug for NangoConfig {
             .field("api_url", &self.api_base())
             .field("provider_config_key", &self.provider_config_key)
             .field("overwrite_existing", &self.overwrite_existing)
+            .field("allow_second_connection", &self.allow_second_connection)
             .field("services", &self.services.keys().collect::<Vec<_>>())
             .field(
                 "integrations",
@@ -138,6 +143,8 @@ struct RawConfig {
     provider_config_key: Option<String>,
     #[serde(default)]
     overwrite_existing: bool,
+    #[serde(default)]
+    allow_second_connection: bool,
     #[serde(default)]
     services: BTreeMap<String, ServiceSettings>,
     #[serde(default)]
@@ -194,6 +201,7 @@ impl NangoConfig {
             api_url,
             provider_config_key: raw.provider_config_key.filter(|k| !k.trim().is_empty()),
             overwrite_existing: raw.overwrite_existing,
+            allow_second_connection: raw.allow_second_connection,
             services: raw.services,
             integrations: raw.integrations,
         })

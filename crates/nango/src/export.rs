@@ -126,9 +126,29 @@ impl AuthExporter for NangoExporter {
         if filter.owners.is_empty() {
             self.export_listing(None, sink, &mut progress).await?;
         } else {
+            // An owner named twice is exported once.
+            let mut owners: Vec<&String> = Vec::new();
             for owner in &filter.owners {
+                if !owners.contains(&owner) {
+                    owners.push(owner);
+                }
+            }
+            for owner in owners {
+                let before = progress.objects;
                 self.export_listing(Some(owner), sink, &mut progress)
                     .await?;
+                if progress.objects == before {
+                    // Named, as Tray's exporter names an unknown owner: an owner id with a
+                    // typo must not pass as "nothing to export".
+                    progress.objects += 1;
+                    sink.failed(
+                        owner,
+                        ProviderError::rejected(
+                            "nango has no connection tagged with this end_user_id",
+                        ),
+                    )
+                    .await?;
+                }
             }
         }
         Ok(ExportCounts {

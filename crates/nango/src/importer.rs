@@ -4,6 +4,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use authport_core::record::escaped_name;
 use authport_core::{
     AuthImporter, BuildContext, ConfigError, CredentialRecord, DiscoveryKey, Disposition,
     ImportOutcome, MappedRecord, MappingError, PriorImport, ProviderError, Removal, TargetIdentity,
@@ -48,14 +49,31 @@ impl NangoImporter {
     }
 }
 
+/// Owner listings read before the pre-existing decision stop after this many pages of
+/// [`OWNER_PAGE_SIZE`]: an owner with more connections than that is not an end user.
+const OWNER_PAGES_MAX: u64 = 20;
+const OWNER_PAGE_SIZE: u64 = 100;
+
 /// How a record's connection stands before the upsert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Existing {
     Absent,
     /// A connection authport imported for this very record (metadata marker).
     Ours,
-    /// A connection someone else made (no marker, or another record's).
-    Foreign,
+    /// A connection this record did not make: `marker` is the record id authport marked it
+    /// with (another record's, from this or another state), `None` without authport's mark.
+    Foreign {
+        marker: Option<String>,
+    },
+}
+
+/// The record id authport marked a connection with, if any.
+fn marker_of(connection: &Connection) -> Option<&str> {
+    connection
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get(RECORD_ID_METADATA_KEY))
+        .and_then(Value::as_str)
 }
 
 /// Classifies the connection with the record's id in its integration, if any.
@@ -63,16 +81,37 @@ pub fn classify_existing(connection: Option<&Connection>, record_id: &str) -> Ex
     let Some(connection) = connection else {
         return Existing::Absent;
     };
-    let marker = connection
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get(RECORD_ID_METADATA_KEY))
-        .and_then(Value::as_str);
-    if marker == Some(record_id) {
-        Existing::Ours
-    } else {
-        Existing::Foreign
+    match marker_of(connection) {
+        Some(marker) if marker == record_id => Existing::Ours,
+        marker => Existing::Foreign {
+            marker: marker.map(str::to_owned),
+        },
     }
+}
+
+/// Who made a connection, as far as its metadata tells: never more than is known.
+fn made_by(marker: Option<&str>) -> String {
+    match marker {
+        Some(marker) => format!(
+            "imported by authport for record `{}` (another record id: an earlier run, or another state)",
+            escaped_name(marker)
+        ),
+        None => "without authport's record mark (not imported by authport)".to_owned(),
+    }
+}
+
+/// The note of a record skipped because its owner already has `other` in the integration.
+pub fn second_connection_note(other: &Connection, others: usize) -> String {
+    let more = match others {
+        0 | 1 => String::new(),
+        n => format!(" and {} more", n - 1),
+    };
+    format!(
+        "the owner already has a connection in integration `{}` (connection `{}`{more}, {}); no second connection created (set [nango] allow_second_connection = true to create it)",
+        escaped_name(&other.provider_config_key),
+        escaped_name(&other.connection_id),
+        made_by(marker_of(other)),
+    )
 }
 
 /// What to do about it: the disposition to report (`Skipped`: send nothing) and a note.
@@ -86,19 +125,19 @@ pub fn decide(
     }
     match existing {
         Existing::Absent | Existing::Ours => (Disposition::Created, None),
-        Existing::Foreign if overwrite_existing => (
+        Existing::Foreign { .. } if overwrite_existing => (
             Disposition::Updated,
             Some(
                 "overwrote a pre-existing connection (overwrite_existing); rollback leaves it in place"
                     .to_owned(),
             ),
         ),
-        Existing::Foreign => (
+        Existing::Foreign { marker } => (
             Disposition::Skipped,
-            Some(
-                "a connection with this id already exists and was not imported by authport; not overwritten (set [nango] overwrite_existing = true to replace it)"
-                    .to_owned(),
-            ),
+            Some(format!(
+                "a connection with this id already exists, {}; not overwritten (set [nango] overwrite_existing = true to replace it)",
+                made_by(marker.as_deref())
+            )),
         ),
     }
 }
@@ -130,6 +169,85 @@ pub fn verify_report(lookup: &Lookup) -> VerifyReport {
         healthy,
         status,
         detail,
+    }
+}
+
+impl NangoImporter {
+    /// The reads before an upsert, shared by the import and the dry run's prediction: the
+    /// connection with the record's id (the upsert would overwrite it), then, for a new one,
+    /// the owner's other connections in the integration (a second one is not made unasked).
+    async fn before_write(
+        &self,
+        record: &CredentialRecord,
+        at: &NangoRef,
+        prior: Option<&PriorImport>,
+    ) -> Result<(Disposition, Option<String>), ProviderError> {
+        if prior.is_some() {
+            return Ok(decide(
+                &Existing::Ours,
+                true,
+                self.config.overwrite_existing,
+            ));
+        }
+        // Without credentials, and without the refresh a read of one connection may trigger.
+        let found = self.client.find_connections(&at.connection_id).await?;
+        let existing = classify_existing(
+            found
+                .iter()
+                .find(|c| c.provider_config_key == at.provider_config_key),
+            &record.id,
+        );
+        let decision = decide(&existing, false, self.config.overwrite_existing);
+        if existing != Existing::Absent || self.config.allow_second_connection {
+            return Ok(decision);
+        }
+        let others = self.owner_connections(&record.owner.id, at).await?;
+        match others.first() {
+            Some(other) => Ok((
+                Disposition::Skipped,
+                Some(second_connection_note(other, others.len())),
+            )),
+            None => Ok(decision),
+        }
+    }
+
+    /// The owner's connections in `at`'s integration other than `at` (by the `end_user_id`
+    /// tag every import sets and Nango recommends), read page by page until a short page or
+    /// one that repeats what was seen (the page base is not documented).
+    async fn owner_connections(
+        &self,
+        owner: &str,
+        at: &NangoRef,
+    ) -> Result<Vec<Connection>, ProviderError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut others = Vec::new();
+        for page in 0..OWNER_PAGES_MAX {
+            let listed = self
+                .client
+                .list_connections_page(Some(owner), page, OWNER_PAGE_SIZE)
+                .await?;
+            let short = (listed.len() as u64) < OWNER_PAGE_SIZE;
+            let mut new = false;
+            for connection in listed {
+                let key = (
+                    connection.provider_config_key.clone(),
+                    connection.connection_id.clone(),
+                );
+                if !seen.insert(key) {
+                    continue;
+                }
+                new = true;
+                if connection.provider_config_key == at.provider_config_key
+                    && connection.connection_id != at.connection_id
+                {
+                    others.push(connection);
+                }
+            }
+            if short || !new {
+                break;
+            }
+        }
+        Ok(others)
     }
 }
 
@@ -174,20 +292,7 @@ impl AuthImporter for NangoImporter {
     ) -> Result<ImportOutcome, ProviderError> {
         let at = NangoRef::from_map(&mapped.target)?;
         let secrets = record.secret_values();
-        let existing = if prior.is_some() {
-            Existing::Ours
-        } else {
-            // The upsert would overwrite what is there: look first, without credentials.
-            let found = self.client.find_connections(&at.connection_id).await?;
-            classify_existing(
-                found
-                    .iter()
-                    .find(|c| c.provider_config_key == at.provider_config_key),
-                &record.id,
-            )
-        };
-        let (disposition, decision_note) =
-            decide(&existing, prior.is_some(), self.config.overwrite_existing);
+        let (disposition, decision_note) = self.before_write(record, &at, prior).await?;
         if disposition == Disposition::Skipped {
             return Ok(ImportOutcome {
                 disposition,
@@ -208,6 +313,17 @@ impl AuthImporter for NangoImporter {
             target: TargetRef::from(&at),
             note: (!notes.is_empty()).then(|| notes.join("; ")),
         })
+    }
+
+    async fn predict_skip(
+        &self,
+        record: &CredentialRecord,
+        mapped: &MappedRecord,
+        prior: Option<&PriorImport>,
+    ) -> Result<Option<String>, ProviderError> {
+        let at = NangoRef::from_map(&mapped.target)?;
+        let (disposition, note) = self.before_write(record, &at, prior).await?;
+        Ok(note.filter(|_| disposition == Disposition::Skipped))
     }
 
     async fn reconcile(

@@ -248,3 +248,32 @@ async fn rate_limits_and_server_errors_are_waited_out_and_retried() {
     assert!(sandbox.faults.injected().too_many_requests >= 2);
     assert_eq!(sandbox.faults.injected().error_before, 1);
 }
+
+#[tokio::test]
+async fn an_owner_with_no_connection_is_named_as_a_failure_not_passed_over() {
+    let sandbox = sandbox().await;
+    import(&sandbox, &three(&canary("nobody"))).await;
+    let mut sink = Collected::default();
+    let filter = ExportFilter {
+        owners: vec!["globex-7".into(), "nobody".into(), "nobody".into()],
+    };
+    let counts = exporter(&sandbox, CountingGate::new())
+        .export(&filter, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(sink.records.len(), 1);
+    let failed: Vec<(&str, String)> = sink
+        .failures
+        .iter()
+        .map(|(owner, error)| (owner.as_str(), error.to_string()))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "nobody");
+    assert!(
+        failed[0]
+            .1
+            .contains("no connection tagged with this end_user_id"),
+        "{failed:?}"
+    );
+    assert_eq!(counts.objects, 2);
+}

@@ -29,14 +29,39 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Fills the command's `--config` when it was not given: `AUTHPORT_CONFIG`, else
+    /// `./authport.toml` if it exists (`crate::config::discover`). `config show` resolves its
+    /// own, to say where the file came from.
+    pub fn discover_config(&mut self) {
+        let slot = match &mut self.command {
+            Command::Import(args) => &mut args.provider.config,
+            Command::Verify(args) | Command::Rollback(args) => &mut args.provider.config,
+            Command::Status(args) => &mut args.provider.config,
+            Command::Reconnect(args) => &mut args.config,
+            Command::Export(args) => &mut args.config,
+            Command::Migrate(args) => &mut args.config,
+            Command::Webhooks(args) => &mut args.config,
+            _ => return,
+        };
+        let (path, source) = crate::config::discover(slot.take());
+        if let (Some(path), Some(from)) = (&path, source.discovered()) {
+            tracing::info!("using the config file {} ({from})", path.display());
+        }
+        *slot = path;
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the registered providers.
+    #[command(after_help = examples::PROVIDERS)]
     Providers {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
     /// Check an input file against the record format, offline (no provider, no network).
+    #[command(after_help = examples::VALIDATE)]
     Validate {
         /// Input file: JSON Lines (one record per line) or a JSON array; `-` reads stdin.
         #[arg(long, value_name = "FILE")]
@@ -49,28 +74,37 @@ pub enum Command {
         format: Format,
     },
     /// Import every record of the input into a provider.
+    #[command(after_help = examples::IMPORT)]
     Import(ImportArgs),
     /// Read back what a run imported, from its state file, and report the live status.
+    #[command(after_help = examples::VERIFY)]
     Verify(StateArgs),
     /// Remove what a run created (never objects that existed before it), from its state file.
+    #[command(after_help = examples::ROLLBACK)]
     Rollback(StateArgs),
     /// The migration's health after the import, one line per record: healthy,
     /// pending_refresh, refresh_failed, revoked, deleted, missing, not_imported or rolled_back.
     /// Exit 0 when every record still imported is healthy or pending_refresh (5 otherwise).
+    #[command(after_help = examples::STATUS)]
     Status(crate::status::StatusArgs),
     /// The worklist of end users who must connect again (JSON Lines or CSV), with reconnect
     /// links on request.
+    #[command(after_help = examples::RECONNECT)]
     Reconnect(crate::status::ReconnectArgs),
     /// Export a provider's end-user authentications as v1 records, secrets included, to a
     /// private file (0600) or a pipe; never to a terminal.
+    #[command(after_help = examples::EXPORT)]
     Export(crate::export::ExportArgs),
     /// Move end users' auths from one platform to another (export → import in memory: no
     /// secret touches the disk); resumable with the target's --state like `import`.
+    #[command(after_help = examples::MIGRATE)]
     Migrate(crate::migrate::MigrateArgs),
     /// Receive a provider's webhooks (Apideck Vault events) and keep what they say about this
     /// migration's connections beside its state file, until SIGTERM or Ctrl-C.
+    #[command(after_help = examples::WEBHOOKS)]
     Webhooks(crate::webhooks::WebhooksArgs),
-    /// Run the bundled sandbox (local Tray and Apideck emulators) until Ctrl-C.
+    /// Run the bundled sandbox (local Tray, Apideck and Nango emulators) until Ctrl-C.
+    #[command(after_help = examples::SANDBOX)]
     Sandbox {
         /// Address to listen on; loopback only.
         #[arg(long, default_value = "127.0.0.1:8787")]
@@ -79,6 +113,40 @@ pub enum Command {
         #[arg(long)]
         tray_rate_limit: bool,
     },
+    /// The configuration a command would use: the file (`--config`, else `AUTHPORT_CONFIG`,
+    /// else `./authport.toml`) and the environment that overrides it, secrets redacted.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script to stdout.
+    #[command(after_help = examples::COMPLETIONS)]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (authport.1 and one per command) into a directory; run by
+    /// `cargo xtask man`.
+    #[command(hide = true)]
+    Man {
+        /// Directory to write the pages into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration: where the file came from, `[engine]`, each section
+    /// and the environment variables that override it; secrets are never printed.
+    #[command(after_help = examples::CONFIG_SHOW)]
+    Show(ConfigShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigShowArgs {
+    /// TOML config file (default: `AUTHPORT_CONFIG`, else `./authport.toml` if present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -86,11 +154,13 @@ pub struct ProviderArgs {
     /// Provider name (see `authport providers`).
     #[arg(long, short = 'p', value_name = "NAME")]
     pub provider: String,
-    /// TOML config file: `[engine]` defaults and one section per provider.
+    /// TOML config file: `[engine]` defaults and one section per provider (default:
+    /// `AUTHPORT_CONFIG`, else `./authport.toml` if present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Start the bundled sandbox in-process and point the provider at it (no account needed;
-    /// everything it holds is gone when the command ends).
+    /// Start the bundled sandbox in-process and point the provider at it (no account needed).
+    /// With --state FILE its data is kept in FILE.sandbox.json, so later commands on that state
+    /// meet the same sandbox; without a state it is gone when the command ends.
     #[arg(long)]
     pub sandbox: bool,
     /// Summary format on stdout.
@@ -240,6 +310,98 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
     rules::rate(number.parse::<f64>().unwrap_or(f64::NAN))
 }
 
+/// The examples at the end of each command's `--help`: the two or three invocations a new
+/// user needs first, with flags that exist (`help_examples_run` parses every one).
+pub mod examples {
+    pub const PROVIDERS: &str = "\
+Examples:
+  authport providers
+  authport providers --format json";
+
+    pub const VALIDATE: &str = "\
+Examples:
+  authport validate --input auths.jsonl
+  authport validate --input auths.json --report problems.jsonl --format json
+  pg-export | authport validate --input -";
+
+    pub const IMPORT: &str = "\
+Examples:
+  authport import --provider tray --sandbox --input auths.jsonl --state run.db
+  authport import -p apideck --input auths.jsonl --state run.db --report report.jsonl
+  authport import -p nango --input auths.jsonl --dry-run --report plan.jsonl";
+
+    pub const VERIFY: &str = "\
+Examples:
+  authport verify --provider tray --state run.db
+  authport verify -p apideck --state run.db --report verify.jsonl --format json";
+
+    pub const ROLLBACK: &str = "\
+Examples:
+  authport rollback --provider tray --state run.db
+  authport rollback -p nango --state run.db --report rollback.jsonl";
+
+    pub const STATUS: &str = "\
+Examples:
+  authport status --provider tray --state run.db
+  authport status -p apideck --state run.db --input auths.jsonl --report status.jsonl";
+
+    pub const RECONNECT: &str = "\
+Examples:
+  authport reconnect -p tray --state run.db --input auths.jsonl --format csv --output todo.csv
+  authport reconnect -p apideck --state run.db --input auths.jsonl --links --output links.jsonl";
+
+    pub const EXPORT: &str = "\
+Examples:
+  authport export --provider tray --output tray-auths.jsonl
+  authport export -p nango --owner user-42 --output user-42.jsonl
+  authport export -p tray | authport import -p nango --input - --state run.db";
+
+    pub const MIGRATE: &str = "\
+Examples:
+  authport migrate --from tray --to nango --state run.db --dry-run
+  authport migrate --from tray --to apideck --state run.db --report report.jsonl
+  authport migrate --from nango --to tray --owner user-42 --state run.db";
+
+    pub const WEBHOOKS: &str = "\
+Examples:
+  authport webhooks --provider apideck --listen 127.0.0.1:8088 --state run.db";
+
+    pub const SANDBOX: &str = "\
+Examples:
+  authport sandbox
+  authport sandbox --listen 127.0.0.1:9000 --tray-rate-limit";
+
+    pub const CONFIG_SHOW: &str = "\
+Examples:
+  authport config show
+  authport config show --config prod.toml
+  AUTHPORT_CONFIG=prod.toml authport config show";
+
+    /// Every block, for the test that parses each example.
+    #[cfg(test)]
+    pub const ALL: &[&str] = &[
+        PROVIDERS,
+        VALIDATE,
+        IMPORT,
+        VERIFY,
+        ROLLBACK,
+        STATUS,
+        RECONNECT,
+        EXPORT,
+        MIGRATE,
+        WEBHOOKS,
+        SANDBOX,
+        CONFIG_SHOW,
+        COMPLETIONS,
+    ];
+
+    pub const COMPLETIONS: &str = "\
+Examples:
+  authport completions bash > ~/.local/share/bash-completion/completions/authport
+  authport completions zsh > ~/.zfunc/_authport
+  authport completions fish > ~/.config/fish/completions/authport.fish";
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -249,6 +411,32 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// Each `authport …` in the examples (after an `X=y` prefix, between pipes, before a
+    /// redirection) parses as the command line it shows.
+    #[test]
+    fn help_examples_parse() {
+        let mut parsed = 0;
+        for block in examples::ALL {
+            for line in block.lines().filter(|line| line.starts_with("  ")) {
+                for part in line.split('|') {
+                    let words: Vec<&str> = part
+                        .split_whitespace()
+                        .skip_while(|word| word.contains('='))
+                        .take_while(|word| *word != ">")
+                        .collect();
+                    if words.first() != Some(&"authport") {
+                        continue;
+                    }
+                    if let Err(error) = Cli::try_parse_from(&words) {
+                        panic!("example `{}` does not parse: {error}", words.join(" "));
+                    }
+                    parsed += 1;
+                }
+            }
+        }
+        assert!(parsed >= 30, "{parsed}");
     }
 
     #[test]

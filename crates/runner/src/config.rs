@@ -205,10 +205,70 @@ impl ConfigFile {
         Ok(config)
     }
 
+    /// The sections other than `[engine]`, by name (the providers' and `[migrate]`).
+    pub fn sections(&self) -> &serde_json::Map<String, Value> {
+        &self.sections
+    }
+
     /// The provider's section as JSON, `Null` when absent.
     pub fn section(&self, provider: &str) -> Value {
         self.sections.get(provider).cloned().unwrap_or(Value::Null)
     }
+}
+
+/// The variable that names the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "AUTHPORT_CONFIG";
+/// The config file read from the current directory when neither `--config` nor
+/// `AUTHPORT_CONFIG` names one (and only if it exists).
+pub const DEFAULT_CONFIG_FILE: &str = "authport.toml";
+
+/// Where the config file a command reads came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    Flag,
+    Environment,
+    CurrentDirectory,
+    /// No file: every setting is a default or comes from the environment.
+    None,
+}
+
+impl ConfigSource {
+    /// How a file that was not given on the command line was found, for the log.
+    pub fn discovered(self) -> Option<&'static str> {
+        match self {
+            ConfigSource::Environment => Some("from AUTHPORT_CONFIG"),
+            ConfigSource::CurrentDirectory => Some("found in the current directory"),
+            ConfigSource::Flag | ConfigSource::None => None,
+        }
+    }
+}
+
+/// The config file to read: `--config`, else `AUTHPORT_CONFIG` (a missing file it names is
+/// an error later, as for `--config`), else `./authport.toml` when it exists, else none.
+pub fn discover(flag: Option<PathBuf>) -> (Option<PathBuf>, ConfigSource) {
+    discover_in(
+        flag,
+        std::env::var_os(CONFIG_ENV),
+        Path::new(DEFAULT_CONFIG_FILE),
+    )
+}
+
+fn discover_in(
+    flag: Option<PathBuf>,
+    env: Option<std::ffi::OsString>,
+    default: &Path,
+) -> (Option<PathBuf>, ConfigSource) {
+    if let Some(path) = flag {
+        return (Some(path), ConfigSource::Flag);
+    }
+    // An empty variable is unset, as the providers read theirs.
+    if let Some(path) = env.filter(|value| !value.is_empty()) {
+        return (Some(PathBuf::from(path)), ConfigSource::Environment);
+    }
+    if std::fs::symlink_metadata(default).is_ok() {
+        return (Some(default.to_path_buf()), ConfigSource::CurrentDirectory);
+    }
+    (None, ConfigSource::None)
 }
 
 fn line_of(text: &str, byte: usize) -> usize {
@@ -224,6 +284,32 @@ mod tests {
     use super::*;
 
     const PROVIDERS: &[&str] = &["apideck", "tray"];
+
+    #[test]
+    fn the_config_file_is_the_flag_then_the_environment_then_the_current_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let present = dir.path().join("authport.toml");
+        std::fs::write(&present, "").unwrap();
+        let absent = dir.path().join("absent.toml");
+        let flag = Some(PathBuf::from("flag.toml"));
+        let env = Some(std::ffi::OsString::from("env.toml"));
+        let check = |flag: &Option<PathBuf>, env: &Option<std::ffi::OsString>, default: &Path| {
+            discover_in(flag.clone(), env.clone(), default)
+        };
+        assert_eq!(
+            check(&flag, &env, &present),
+            (flag.clone(), ConfigSource::Flag)
+        );
+        assert_eq!(
+            check(&None, &env, &present),
+            (Some(PathBuf::from("env.toml")), ConfigSource::Environment)
+        );
+        assert_eq!(
+            check(&None, &Some("".into()), &present),
+            (Some(present.clone()), ConfigSource::CurrentDirectory)
+        );
+        assert_eq!(check(&None, &None, &absent), (None, ConfigSource::None));
+    }
 
     #[test]
     fn sections_and_engine_defaults_are_read() {

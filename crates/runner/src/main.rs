@@ -2,9 +2,13 @@
 //! plugin registry and hands the run to the engine. It holds no migration logic of its own.
 
 mod cli;
+mod completions;
 mod config;
+mod config_show;
 mod export;
 mod migrate;
+#[cfg(test)]
+mod readme_tables;
 mod serve;
 mod status;
 mod webhooks;
@@ -43,8 +47,9 @@ struct UsageError(anyhow::Error);
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    cli.discover_config();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -136,6 +141,9 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
             listen,
             tray_rate_limit,
         } => run_sandbox(listen, tray_rate_limit).await,
+        Command::Config(cli::ConfigCommand::Show(args)) => config_show::show(args),
+        Command::Completions { shell } => completions::print(shell),
+        Command::Man { out_dir } => completions::man(&out_dir),
     }
 }
 
@@ -188,6 +196,12 @@ fn ignore_broken_pipe(result: std::io::Result<()>) -> anyhow::Result<()> {
 fn check_input(input: &Path) -> anyhow::Result<()> {
     if is_stdin(input) || input.is_file() {
         return Ok(());
+    }
+    if input.is_dir() {
+        return Err(usage(anyhow::anyhow!(
+            "input {} is a directory; give a file of records (or `-` to read stdin)",
+            input.display()
+        )));
     }
     Err(usage(anyhow::anyhow!(
         "input file {} does not exist (give `-` to read stdin)",

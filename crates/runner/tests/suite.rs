@@ -3,5 +3,6 @@
 
 mod cli;
 mod config;
+mod first_hour;
 mod refusals;
 mod stdin;

@@ -308,6 +308,32 @@ impl TrayImporter {
         }
     }
 
+    /// The dry run's half of [`Self::import_job`]: the same listing, read-only (no Tray user
+    /// is created to look), and the same decision. The note of a predicted skip, if any.
+    async fn predict_job(
+        &self,
+        job: &Job<'_>,
+        prior: Option<&PriorImport>,
+    ) -> Result<Option<String>, ProviderError> {
+        if prior.is_some() || !self.config.lookup_before_create {
+            return Ok(None);
+        }
+        let Some(user_id) = self.users.existing_user(job.user()).await? else {
+            return Ok(None);
+        };
+        let listing = self
+            .users
+            .authentications_now(job.user().with_user_id(&user_id))
+            .await?;
+        match find(&listing, &job.target, &job.tag) {
+            Found::PreExisting(_) if !self.config.overwrite_existing => {
+                Ok(Some(PRE_EXISTING_NOTE.to_owned()))
+            }
+            Found::Unknown => Err(incomplete_listing(&job.record.owner.id)),
+            _ => Ok(None),
+        }
+    }
+
     async fn reconcile_job(&self, job: &Job<'_>) -> Result<Option<ImportOutcome>, ProviderError> {
         // Read-only: an owner with no Tray user cannot own the auth yet, so there is nothing
         // to adopt (and no user is created just to look).
@@ -389,6 +415,25 @@ impl AuthImporter for TrayImporter {
             secrets: &secrets,
         };
         self.import_job(&job, prior)
+            .await
+            .map_err(|e| in_record(e, &record.id))
+    }
+
+    async fn predict_skip(
+        &self,
+        record: &CredentialRecord,
+        mapped: &MappedRecord,
+        prior: Option<&PriorImport>,
+    ) -> Result<Option<String>, ProviderError> {
+        let secrets = record.secret_values();
+        let job = Job {
+            record,
+            mapped,
+            target: MappedTarget::from_mapped(mapped)?,
+            tag: record_tag(&record.id),
+            secrets: &secrets,
+        };
+        self.predict_job(&job, prior)
             .await
             .map_err(|e| in_record(e, &record.id))
     }

@@ -313,7 +313,7 @@ pub async fn import(
         provider = %options.provider,
         input = %options.input,
         concurrency,
-        pacing = ?pacing,
+        pacing = %pacing,
         "starting import"
     );
     let run = Arc::new(Run {

@@ -45,6 +45,19 @@ impl Pacing {
     }
 }
 
+/// The words of the run's starting log line (`pacing=3.25/s, burst 5`), never Rust's `Debug`.
+impl std::fmt::Display for Pacing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pacing::Fixed { rate, .. } if !(rate.is_finite() && *rate > 0.0) => {
+                f.write_str("no rate limit")
+            }
+            Pacing::Fixed { rate, burst } => write!(f, "{rate}/s, burst {burst}"),
+            Pacing::Auto(policy) => write!(f, "auto (ceiling {}/s)", policy.ceiling),
+        }
+    }
+}
+
 /// The run's pacing: `--rate auto` when asked, else the operator's rate, else the vendor's
 /// documented rate and burst, else (no documented limit) auto under the provider's ceiling.
 /// `ceiling` (`[engine] rate_ceiling`) replaces the provider's ceiling.

@@ -196,12 +196,11 @@ impl Run {
                 .entry(&self.provider, &record.id)?
                 .unwrap_or_default();
             report.plan = Some(mapped.redacted_body.clone());
-            report.status = if entry.is_unchanged(&fingerprint) {
-                Status::Unchanged
-            } else {
-                Status::Planned
-            };
-            return Ok(report);
+            if entry.is_unchanged(&fingerprint) {
+                report.status = Status::Unchanged;
+                return Ok(report);
+            }
+            return Ok(self.predict(report, record, &mapped, entry.prior()).await);
         }
 
         // Claim, entry and intent in one transaction, shared with the other workers' journal
@@ -362,6 +361,39 @@ impl Run {
                     }
                     return Ok(failed_with(report, &error));
                 }
+            }
+        }
+    }
+
+    /// A dry run's line for a record the real run would write: the provider's read-only
+    /// pre-existing checks (the real run's reads, retried as reads) tell `skipped` with the
+    /// note the real run would give from `planned`. A read that fails is the record's failure,
+    /// as it would be in the real run.
+    async fn predict(
+        &self,
+        mut report: ReportLine,
+        record: &CredentialRecord,
+        mapped: &MappedRecord,
+        prior: Option<PriorImport>,
+    ) -> ReportLine {
+        let attempted = self
+            .retrier()
+            .call(Effect::Idempotent, 0, || {
+                self.importer.predict_skip(record, mapped, prior.as_ref())
+            })
+            .await;
+        match attempted {
+            Attempted::Done(None) => {
+                report.status = Status::Planned;
+                report
+            }
+            Attempted::Done(Some(note)) => skipped(report, ErrorKind::PreExisting, &note),
+            Attempted::Stopped { .. } | Attempted::Abandoned => not_attempted(report),
+            Attempted::Failed { error, step, .. } => {
+                if step == NextStep::StopRun {
+                    self.control.stop(error.message().to_owned());
+                }
+                failed_with(report, &error)
             }
         }
     }

@@ -134,8 +134,9 @@ pub(crate) struct InUse;
 /// Refuses a database that holds tables and is not an authport state file. An empty file is
 /// new; a file with exactly our tables and no id is one written before the id existed.
 fn check_ours(connection: &Connection, path: &Path) -> anyhow::Result<()> {
-    let application_id: i32 =
-        connection.query_row("PRAGMA application_id", [], |row| row.get(0))?;
+    let application_id: i32 = connection
+        .query_row("PRAGMA application_id", [], |row| row.get(0))
+        .map_err(|error| not_a_database(error, path))?;
     if application_id == APPLICATION_ID {
         return Ok(());
     }
@@ -152,6 +153,19 @@ fn check_ours(connection: &Connection, path: &Path) -> anyhow::Result<()> {
         path.display()
     ))
     .into())
+}
+
+/// A file that is not a SQLite database at all (a text file given as `--state`) is the
+/// operator's mistake, refused in a plain sentence (exit 2), not SQLite's own words.
+fn not_a_database(error: rusqlite::Error, path: &Path) -> anyhow::Error {
+    if error.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+        return Refusal(format!(
+            "{} is not an authport state file (not a SQLite database); it was left untouched (give the state file a run wrote, or a new path for --state)",
+            path.display()
+        ))
+        .into();
+    }
+    error.into()
 }
 
 /// Creates the tables (new file) and returns the state's salt (made on first use).
