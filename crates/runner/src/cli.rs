@@ -104,6 +104,9 @@ pub enum Command {
     #[command(after_help = examples::WEBHOOKS)]
     Webhooks(crate::webhooks::WebhooksArgs),
     /// Run the bundled sandbox (local Tray, Apideck and Nango emulators) until Ctrl-C.
+    ///
+    /// Prints the environment that points authport at it: each vendor's URL and fake
+    /// credentials, and Tray's TRAY_EMBEDDED_ID and TRAY_AUTH_DIALOG_URL for `reconnect --links`.
     #[command(after_help = examples::SANDBOX)]
     Sandbox {
         /// Address to listen on; loopback only.

@@ -9,6 +9,7 @@ mod export;
 mod migrate;
 #[cfg(test)]
 mod readme_tables;
+mod sandbox_mode;
 mod serve;
 mod status;
 mod webhooks;
@@ -36,6 +37,7 @@ use authport_tray as _;
 
 use crate::cli::{Cli, Command, Format, ImportArgs, ProviderArgs, RateArg, StateArgs};
 use crate::config::ConfigFile;
+use crate::sandbox_mode::SandboxData;
 
 /// A failure before anything was sent: bad flags, config or environment (exit 2).
 #[derive(Debug)]
@@ -250,7 +252,12 @@ struct ProviderSetup {
     _sandbox: Option<authport_sandbox::RunningSandbox>,
 }
 
-async fn provider_setup(args: &ProviderArgs) -> anyhow::Result<ProviderSetup> {
+/// The provider's plugin, config and environment; with `--sandbox`, the environment points at
+/// the bundled sandbox, whose data is where `sandbox_data` says.
+async fn provider_setup_for(
+    args: &ProviderArgs,
+    sandbox_data: SandboxData<'_>,
+) -> anyhow::Result<ProviderSetup> {
     let plugin = authport_core::find_provider(&args.provider).map_err(|e| usage(e.into()))?;
     let names = authport_core::provider_names();
     let config = match &args.config {
@@ -259,10 +266,7 @@ async fn provider_setup(args: &ProviderArgs) -> anyhow::Result<ProviderSetup> {
     };
     let mut env = EnvSnapshot::from_process();
     let sandbox = if args.sandbox {
-        let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse()?)
-            .await
-            .context("cannot start the bundled sandbox")?;
-        tracing::info!(url = %sandbox.base_url(), "using the bundled sandbox: nothing leaves this machine");
+        let sandbox = sandbox_mode::start(sandbox_data).await?;
         for (name, value) in sandbox.provider_env() {
             env.set(name, value);
         }
@@ -296,7 +300,8 @@ fn build_importer(
 }
 
 async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
-    let setup = provider_setup(&args.provider).await?;
+    let setup =
+        provider_setup_for(&args.provider, SandboxData::for_run(args.state.as_deref())).await?;
     check_input(&args.input)?;
     // `--input -`: stdin, whose file (when redirected) is protected like an input file's.
     let input = input_identity(&args.input);
@@ -459,7 +464,7 @@ enum Action {
 }
 
 async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> anyhow::Result<Exit> {
-    let setup = provider_setup(&args.provider).await?;
+    let setup = provider_setup_for(&args.provider, SandboxData::for_state(&args.state)).await?;
     if !args.state.is_file() {
         return Err(usage(anyhow::anyhow!(
             "state file {} does not exist",

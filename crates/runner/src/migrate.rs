@@ -259,7 +259,11 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> anyhow::Result<Exit> {
         format: args.format,
         allow_target_change: args.allow_target_change,
     };
-    let mut setup = crate::provider_setup(&target_args).await?;
+    let mut setup = crate::provider_setup_for(
+        &target_args,
+        crate::sandbox_mode::SandboxData::for_run(args.state.as_deref()),
+    )
+    .await?;
     setup.config = config;
 
     // The source, paced at its own documented rate (the target's limit is the import's).

@@ -12,7 +12,8 @@ use clap::{Args, ValueEnum};
 
 use crate::cli::{Format, ProviderArgs};
 use crate::config::ConfigFile;
-use crate::{ReadFiles, build_importer, ignore_broken_pipe, open_state, provider_setup, usage};
+use crate::sandbox_mode::SandboxData;
+use crate::{ReadFiles, build_importer, ignore_broken_pipe, open_state, provider_setup_for, usage};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -77,6 +78,9 @@ pub struct ReconnectArgs {
     /// Use a state file made for another target anyway, and bind it to this one.
     #[arg(long)]
     pub allow_target_change: bool,
+    /// Use the bundled sandbox the import ran against (its data beside --state).
+    #[arg(long)]
+    pub sandbox: bool,
 }
 
 /// The webhook event store beside the state, when `authport webhooks` made one; never
@@ -101,7 +105,7 @@ fn existing_state(path: &Path) -> anyhow::Result<()> {
 }
 
 pub async fn status(args: StatusArgs, quiet: bool) -> anyhow::Result<Exit> {
-    let setup = provider_setup(&args.provider).await?;
+    let setup = provider_setup_for(&args.provider, SandboxData::for_state(&args.state)).await?;
     existing_state(&args.state)?;
     ReadFiles::default()
         .state(Some(&args.state))
@@ -166,11 +170,11 @@ pub async fn reconnect(args: ReconnectArgs, quiet: bool) -> anyhow::Result<Exit>
     let provider_args = ProviderArgs {
         provider: args.provider.clone(),
         config: args.config.clone(),
-        sandbox: false,
+        sandbox: args.sandbox,
         format: Format::Text,
         allow_target_change: args.allow_target_change,
     };
-    let setup = provider_setup(&provider_args).await?;
+    let setup = provider_setup_for(&provider_args, SandboxData::for_state(&args.state)).await?;
     existing_state(&args.state)?;
     ReadFiles::default()
         .state(Some(&args.state))

@@ -1,0 +1,95 @@
+//! `--sandbox`: the bundled emulator, started in-process for one command.
+//!
+//! Without a state file its data lives in memory and ends with the command. With `--state FILE`
+//! it lives in `FILE.sandbox.json` ([`authport_sandbox::persist`]) and the sandbox listens on the
+//! same loopback address every time, so the state's target (its endpoint) stays the same and
+//! every later command on that state (a re-run, `verify`, `status`, `reconnect`, `rollback`)
+//! meets the sandbox the import wrote to. Nothing else changes: the providers see an ordinary
+//! endpoint, the state binds it as any other.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use authport_sandbox::RunningSandbox;
+use authport_sandbox::persist::{PersistError, data_path, start_durable};
+
+use crate::usage;
+
+/// Where a `--sandbox` command's emulator keeps its data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SandboxData<'a> {
+    /// In memory: gone when the command ends (no `--state`).
+    InMemory,
+    /// Beside this state file. `create`: the command may start a new sandbox (an import or
+    /// migrate whose state does not exist yet); the other commands need the one the state was
+    /// made with.
+    BesideState { state: &'a Path, create: bool },
+}
+
+impl<'a> SandboxData<'a> {
+    /// For `import` and `migrate`: beside `--state` when one is given.
+    pub(crate) fn for_run(state: Option<&'a Path>) -> Self {
+        match state {
+            Some(state) => SandboxData::BesideState {
+                state,
+                create: true,
+            },
+            None => SandboxData::InMemory,
+        }
+    }
+
+    /// For the commands that read a state (`verify`, `rollback`, `status`, `reconnect`).
+    pub(crate) fn for_state(state: &'a Path) -> Self {
+        SandboxData::BesideState {
+            state,
+            create: false,
+        }
+    }
+}
+
+/// Starts the sandbox for one command (see the module docs). Refusals are exit 2 with nothing
+/// changed: a state made without `--sandbox`, a data file that is not sandbox data, the
+/// sandbox's address taken by another program.
+pub(crate) async fn start(data: SandboxData<'_>) -> anyhow::Result<RunningSandbox> {
+    let (state, create) = match data {
+        SandboxData::InMemory => return in_memory().await,
+        SandboxData::BesideState { state, create } => (state, create),
+    };
+    let state_exists = std::fs::symlink_metadata(state).is_ok();
+    if !state_exists && !create {
+        // The command refuses the missing state itself, in its own words.
+        return in_memory().await;
+    }
+    let path = data_path(state);
+    // A new sandbox only for a new state: an existing state without sandbox data was bound to
+    // another target, and a fresh sandbox would only be refused as "endpoint differs".
+    let create = create && !state_exists;
+    let sandbox = match start_durable(Default::default(), &path, create).await {
+        Ok(sandbox) => sandbox,
+        Err(PersistError::Missing(_)) => {
+            return Err(usage(anyhow::anyhow!(
+                "--sandbox: state file {} was not made with --sandbox (there is no {} beside it): give a new --state for a sandbox run, or leave out --sandbox",
+                state.display(),
+                path.display()
+            )));
+        }
+        Err(error @ (PersistError::Invalid { .. } | PersistError::AddressInUse(_))) => {
+            return Err(usage(anyhow::Error::new(error)));
+        }
+        Err(error @ PersistError::Io { .. }) => return Err(error.into()),
+    };
+    tracing::info!(
+        url = %sandbox.base_url(),
+        data = %path.display(),
+        "using the bundled sandbox, its data beside the state: nothing leaves this machine"
+    );
+    Ok(sandbox)
+}
+
+async fn in_memory() -> anyhow::Result<RunningSandbox> {
+    let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse()?)
+        .await
+        .context("cannot start the bundled sandbox")?;
+    tracing::info!(url = %sandbox.base_url(), "using the bundled sandbox: nothing leaves this machine");
+    Ok(sandbox)
+}
