@@ -232,3 +232,31 @@ async fn the_sandbox_command_prints_what_tray_reconnect_links_need() {
     let help = authport(Path::new("."), &["sandbox", "--help"], &[]).await;
     assert!(help.stdout.contains("Nango"), "{}", help.stdout);
 }
+
+#[tokio::test]
+async fn an_output_on_the_sandbox_data_is_refused() {
+    let dir = scratch();
+    let dir = dir.path();
+    let input = example("records.jsonl");
+    let input = input.to_str().expect("utf-8 path");
+    // The sandbox replaces its file by rename after each change: a report there would vanish.
+    let out = run(
+        dir,
+        "tray",
+        &[
+            "import",
+            "--input",
+            input,
+            "--report",
+            "state.db.sandbox.json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the sandbox data of --state"),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.join("state.db").exists(), "no state was made");
+}

@@ -396,11 +396,15 @@ impl ReadFiles {
         self
     }
 
-    /// `--state` and the webhook event store beside it (`<state>.events`).
+    /// `--state` and the files beside it: the webhook event store (`<state>.events`) and the
+    /// sandbox's data (`<state>.sandbox.json`).
     pub(crate) fn state(self, path: Option<&Path>) -> Self {
         let events = path.map(authport_engine::events_path);
+        // `--sandbox` rewrites this file by rename: an output there would be lost.
+        let sandbox = path.map(authport_sandbox::persist::data_path);
         self.file("--state", path)
             .file("the event store of --state", events.as_deref())
+            .file("the sandbox data of --state", sandbox.as_deref())
     }
 
     /// The `--config` file the configuration was read from.
