@@ -260,3 +260,59 @@ async fn an_output_on_the_sandbox_data_is_refused() {
     );
     assert!(!dir.join("state.db").exists(), "no state was made");
 }
+
+#[tokio::test]
+async fn a_killed_sandbox_run_resumes_without_losing_or_doubling_an_object() {
+    use tokio::io::AsyncBufReadExt as _;
+    let dir = scratch();
+    let dir = dir.path();
+    let input = example("records.jsonl");
+    let input = input.to_str().expect("utf-8 path");
+    let mut child = crate::common::authport_command()
+        .current_dir(dir)
+        .args(["import", "--provider", "tray", "--input", input])
+        .args(["--sandbox", "--state", "state.db", "--concurrency", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the import");
+    // Killed (SIGKILL: nothing runs at exit) once the first record is reported imported.
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    while let Some(line) = lines.next_line().await.expect("read") {
+        if line.contains("\"imported\"") {
+            break;
+        }
+    }
+    child.kill().await.expect("kill the import");
+
+    let again = run(
+        dir,
+        "tray",
+        &["import", "--input", input, "--report", "rerun.jsonl"],
+    )
+    .await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let rerun = read_lines(&dir.join("rerun.jsonl"));
+    assert_eq!(
+        ids_with(&rerun, "status", &["unchanged", "imported"]).len(),
+        RECORDS,
+        "{rerun:?}"
+    );
+    assert!(
+        !ids_with(&rerun, "status", &["unchanged"]).is_empty(),
+        "what the killed run acknowledged is still there: {rerun:?}"
+    );
+    let verify = run(dir, "tray", &["verify", "--report", "verify.jsonl"]).await;
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    let saved: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("state.db.sandbox.json")).expect("sandbox data"),
+    )
+    .expect("json");
+    assert_eq!(
+        saved["tray"]["auths"].as_array().map(Vec::len),
+        Some(RECORDS),
+        "one auth per record, none lost or doubled"
+    );
+}

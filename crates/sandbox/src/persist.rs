@@ -74,7 +74,7 @@ impl fmt::Display for PersistError {
             }
             PersistError::AddressInUse(addr) => write!(
                 f,
-                "the sandbox must listen on {addr} (its address is part of the state's target), and another program holds it: stop that program and run again"
+                "the sandbox must listen on {addr} (its address is part of the state's target), and another program holds it (perhaps another authport command on this state): stop it and run again"
             ),
             PersistError::Io { path, error } => {
                 write!(
