@@ -15,6 +15,7 @@ pub mod defaults;
 pub mod expiry;
 pub mod importer;
 pub mod map;
+pub mod offers;
 pub mod schema;
 pub mod sessions;
 pub mod target;
@@ -40,5 +41,12 @@ authport_core::inventory::submit! {
         // Apideck publishes no Vault rate limit: a conservative default.
         limits: ProviderLimits { requests_per_second: 100.0, documented: false, burst: 10, default_concurrency: 4 },
         build: build_importer,
+    }
+}
+
+authport_core::inventory::submit! {
+    authport_core::CatalogPlugin {
+        name: "apideck",
+        build: offers::build_catalog,
     }
 }

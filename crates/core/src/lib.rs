@@ -1,6 +1,7 @@
 //! authport-core: the canonical credential model, the input reader, the [`AuthImporter`]
 //! trait, the plugin registry, the error taxonomy and secret types. No network IO.
 
+pub mod catalog;
 pub mod error;
 pub mod export;
 pub mod importer;
@@ -12,6 +13,7 @@ pub mod report;
 pub mod secret;
 pub mod transport;
 
+pub use catalog::{CatalogPlugin, Offer, TargetCatalog, catalog_names, find_catalog};
 pub use error::{MappingError, ProviderError};
 pub use export::{
     AuthExporter, ExportCounts, ExportFilter, ExportSink, ExporterPlugin, NoExporter, SecretValue,

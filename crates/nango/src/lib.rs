@@ -7,6 +7,7 @@
 //! on the kit's HTTP path) and `importer` (the [`AuthImporter`]).
 //! Operator documentation: `docs/nango.md`.
 
+pub mod catalog;
 pub mod client;
 pub mod config;
 pub mod export;
@@ -56,5 +57,12 @@ authport_core::inventory::submit! {
         name: "nango",
         description: "Nango: connections with their credentials (read with refresh_token=true)",
         build: export::build_exporter,
+    }
+}
+
+authport_core::inventory::submit! {
+    authport_core::CatalogPlugin {
+        name: "nango",
+        build: catalog::build_catalog,
     }
 }

@@ -42,6 +42,7 @@ impl Cli {
             Command::Export(args) => &mut args.config,
             Command::Migrate(args) => &mut args.config,
             Command::Webhooks(args) => &mut args.config,
+            Command::Targets(args) => &mut args.config,
             _ => return,
         };
         let (path, source) = crate::config::discover(slot.take());
@@ -116,6 +117,11 @@ pub enum Command {
         #[arg(long)]
         tray_rate_limit: bool,
     },
+    /// What a target offers that records and errors ask you to name, read live: Tray's
+    /// services (with --service, that service's environments), Apideck's connectors, Nango's
+    /// integrations.
+    #[command(after_help = examples::TARGETS)]
+    Targets(TargetsArgs),
     /// The configuration a command would use: the file (`--config`, else `AUTHPORT_CONFIG`,
     /// else `./authport.toml`) and the environment that overrides it, secrets redacted.
     #[command(subcommand)]
@@ -135,6 +141,22 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct TargetsArgs {
+    /// Provider name (see `authport providers`).
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub provider: String,
+    /// Only what serves this service (a record's `service` slug, or the vendor's own id).
+    #[arg(long, value_name = "SLUG")]
+    pub service: Option<String>,
+    /// TOML config file (default: `AUTHPORT_CONFIG`, else `./authport.toml` if present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output: aligned text, or JSON Lines (one object per offer).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,6 +396,12 @@ Examples:
   authport sandbox
   authport sandbox --listen 127.0.0.1:9000 --tray-rate-limit";
 
+    pub const TARGETS: &str = "\
+Examples:
+  authport targets --provider nango
+  authport targets -p tray --service slack
+  authport targets -p apideck --service hubspot --format json";
+
     pub const CONFIG_SHOW: &str = "\
 Examples:
   authport config show
@@ -394,6 +422,7 @@ Examples:
         MIGRATE,
         WEBHOOKS,
         SANDBOX,
+        TARGETS,
         CONFIG_SHOW,
         COMPLETIONS,
     ];

@@ -12,6 +12,7 @@ mod readme_tables;
 mod sandbox_mode;
 mod serve;
 mod status;
+mod targets;
 mod webhooks;
 
 use std::io::{IsTerminal, Write};
@@ -144,6 +145,7 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
             tray_rate_limit,
         } => run_sandbox(listen, tray_rate_limit).await,
         Command::Config(cli::ConfigCommand::Show(args)) => config_show::show(args),
+        Command::Targets(args) => targets::targets(args).await,
         Command::Completions { shell } => completions::print(shell),
         Command::Man { out_dir } => completions::man(&out_dir),
     }

@@ -301,3 +301,51 @@ fn config_show_prints_the_effective_config_and_never_a_secret() {
         out.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_lists_what_each_provider_offers_and_what_to_name() {
+    let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let env = sandbox.provider_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let dir = tempdir();
+    let run = |args: &[&str]| {
+        let out = authport_in(dir.path(), args, &env);
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+        out.stdout
+    };
+    let nango = run(&["targets", "-p", "nango"]);
+    assert!(
+        nango.contains("slack            integration  slack  targets.nango.provider_config_key"),
+        "{nango}"
+    );
+    let apideck = run(&[
+        "targets",
+        "-p",
+        "apideck",
+        "--service",
+        "hubspot",
+        "--format",
+        "json",
+    ]);
+    let line: serde_json::Value = serde_json::from_str(apideck.trim()).unwrap();
+    assert_eq!(line["name"], "crm/hubspot", "{apideck}");
+    assert_eq!(line["kind"], "connector");
+    let tray = run(&["targets", "-p", "tray", "--service", "slack"]);
+    assert!(tray.contains("slack            service "), "{tray}");
+    assert!(
+        tray.contains("service environment  Production  targets.tray.service_environment"),
+        "{tray}"
+    );
+    // An error a record gets names what `targets` lists: the same words.
+    let unknown = authport_in(dir.path(), &["targets", "-p", "nope"], &env);
+    assert_eq!(unknown.code, Some(2));
+    assert!(
+        unknown
+            .stderr
+            .contains("registered providers: apideck, nango, tray"),
+        "{}",
+        unknown.stderr
+    );
+}

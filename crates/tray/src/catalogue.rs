@@ -99,7 +99,7 @@ impl Catalogue {
     }
 
     /// A service's environments; `Ok(Err(text))` when Tray has no such service version.
-    async fn environments(
+    pub(crate) async fn environments(
         &self,
         client: &TrayClient,
         service: &str,

@@ -10,6 +10,7 @@ pub mod export;
 pub mod importer;
 pub mod links;
 pub mod map;
+pub mod offers;
 pub mod schema;
 pub mod solution;
 pub mod solution_enable;
@@ -43,5 +44,12 @@ authport_core::inventory::submit! {
         name: "tray",
         description: "Tray.ai Embedded: end users' authentications with their credentials (Get full authentication)",
         build: export::build_exporter,
+    }
+}
+
+authport_core::inventory::submit! {
+    authport_core::CatalogPlugin {
+        name: "tray",
+        build: offers::build_catalog,
     }
 }

@@ -1,0 +1,78 @@
+//! `authport targets --provider NAME [--service SLUG]`: what a target offers that records and
+//! errors ask the operator to name, read live with the provider's own read calls (Tray's
+//! services and, for one service, its environments; Apideck's connectors; Nango's
+//! integrations). Read-only, paced at the provider's documented rate.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use authport_core::{BuildContext, EnvSnapshot, InMemoryMemo};
+use authport_engine::{Exit, RunGate};
+
+use crate::cli::{Format, TargetsArgs};
+use crate::config::ConfigFile;
+
+pub async fn targets(args: TargetsArgs) -> anyhow::Result<Exit> {
+    let provider =
+        authport_core::find_provider(&args.provider).map_err(|e| crate::usage(e.into()))?;
+    let Some(catalog) = authport_core::find_catalog(provider.name) else {
+        return Err(crate::usage(anyhow::anyhow!(
+            "provider `{}` cannot list its targets; providers that can: {}",
+            provider.name,
+            authport_core::catalog_names().join(", ")
+        )));
+    };
+    let names = authport_core::provider_names();
+    let config = match &args.config {
+        Some(path) => ConfigFile::load(path, &names).map_err(crate::usage)?,
+        None => ConfigFile::default(),
+    };
+    let gate = RunGate::new();
+    let rate = config
+        .engine
+        .rate
+        .unwrap_or(provider.limits.requests_per_second);
+    if rate > 0.0 {
+        gate.configure(rate, provider.limits.burst);
+    }
+    let context = BuildContext {
+        config: config.section(provider.name),
+        env: EnvSnapshot::from_process(),
+        memo: Arc::new(InMemoryMemo::default()),
+        gate,
+        request_timeout: config.engine.request_timeout(),
+    };
+    let catalog = (catalog.build)(&context)
+        .map_err(|e| crate::usage(anyhow::anyhow!("provider `{}`: {e}", provider.name)))?;
+    let offers = catalog
+        .offers(args.service.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot list what {} offers: {e}", provider.name))?;
+    let mut out = std::io::stdout().lock();
+    let written = match args.format {
+        Format::Text => (|| {
+            if offers.is_empty() {
+                writeln!(out, "# {} offers nothing that matches", provider.name)?;
+            }
+            let width = offers.iter().map(|o| o.kind.len()).max().unwrap_or(0);
+            for offer in &offers {
+                writeln!(
+                    out,
+                    "{:<16} {:<width$}  {}  {}",
+                    offer.service.as_deref().unwrap_or("-"),
+                    offer.kind,
+                    offer.name,
+                    offer.detail
+                )?;
+            }
+            Ok(())
+        })(),
+        Format::Json => offers.iter().try_for_each(|offer| {
+            let line = serde_json::json!({"provider": provider.name, "service": offer.service,
+                "kind": offer.kind, "name": offer.name, "detail": offer.detail});
+            writeln!(out, "{line}")
+        }),
+    };
+    crate::ignore_broken_pipe(written)?;
+    Ok(Exit::Ok)
+}
