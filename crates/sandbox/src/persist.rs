@@ -89,6 +89,13 @@ impl fmt::Display for PersistError {
 
 impl std::error::Error for PersistError {}
 
+/// The part of the file every version keeps.
+#[derive(Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+}
+
 /// The file's content: the address and every vendor's data.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,20 +166,21 @@ fn load(path: &Path) -> Result<Saved, PersistError> {
         path: path.to_owned(),
         error,
     })?;
-    // serde_json's messages name the line and column, never a value.
-    let saved: Saved = serde_json::from_slice(&bytes).map_err(|e| {
+    // What the file says it is comes first, so another version is named as such. serde_json's
+    // messages name the line and column, never a value; the file's own words are not quoted
+    // either: it is not known to be ours.
+    let unreadable = |e: serde_json::Error| {
         invalid(format!(
-            "not readable as version {VERSION} (line {}, column {})",
+            "not readable as {FORMAT} version {VERSION} (line {}, column {})",
             e.line(),
             e.column()
         ))
-    })?;
-    if saved.format != FORMAT || saved.version != VERSION {
-        return Err(invalid(format!(
-            "format {} version {}, expected {FORMAT} version {VERSION}",
-            saved.format, saved.version
-        )));
+    };
+    let header: Header = serde_json::from_slice(&bytes).map_err(unreadable)?;
+    if header.format != FORMAT || header.version != VERSION {
+        return Err(invalid(format!("not {FORMAT} data of version {VERSION}")));
     }
+    let saved: Saved = serde_json::from_slice(&bytes).map_err(unreadable)?;
     if !saved.listen.ip().is_loopback() {
         return Err(invalid("its address is not a loopback address".to_owned()));
     }

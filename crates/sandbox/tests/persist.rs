@@ -116,19 +116,45 @@ async fn a_missing_file_is_created_only_when_asked() {
 async fn files_that_are_not_sandbox_data_are_refused_untouched() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("other.json");
-    for content in [
-        "not json".to_owned(),
-        json!({"format": "something-else", "version": 1}).to_string(),
-        json!({"format": "authport-sandbox", "version": 99, "listen": "127.0.0.1:20001",
-               "tray": {}, "apideck": {}, "nango": {}})
-        .to_string(),
-        json!({"format": "authport-sandbox", "version": 1, "listen": "192.0.2.1:20001",
-               "tray": {}, "apideck": {}, "nango": {}})
-        .to_string(),
+    let file = |format: &str, version: u32, listen: &str| {
+        json!({"format": format, "version": version, "listen": listen,
+               "tray": {"users": [], "auths": [], "instances": []},
+               "apideck": {"consumers": [], "connections": [], "imports_accepted": 0},
+               "nango": {"connections": [], "next_id": 1, "upserts_accepted": 0}})
+        .to_string()
+    };
+    // The well-formed file is accepted, so each refusal below is its own check's (on a port
+    // the system just gave out, so no other program holds it).
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .to_string();
+    std::fs::write(&path, file("authport-sandbox", 1, &free)).expect("write");
+    let accepted = durable(&path, false).await.expect("sandbox data");
+    accepted.stop().await;
+    for (content, why) in [
+        ("not json".to_owned(), "not readable"),
+        (
+            file("CANARY-sandbox-format", 1, "127.0.0.1:20001"),
+            "not authport-sandbox data of version 1",
+        ),
+        (
+            file("authport-sandbox", 99, "127.0.0.1:20001"),
+            "not authport-sandbox data of version 1",
+        ),
+        (
+            file("authport-sandbox", 1, "192.0.2.1:20001"),
+            "not a loopback address",
+        ),
     ] {
         std::fs::write(&path, &content).expect("write");
         let error = durable(&path, true).await.expect_err("refused");
         assert!(matches!(error, PersistError::Invalid { .. }), "{error}");
+        assert!(error.to_string().contains(why), "{why}: {error}");
+        assert!(
+            !error.to_string().contains("CANARY"),
+            "quoted the file: {error}"
+        );
         assert_eq!(std::fs::read_to_string(&path).expect("read"), content);
     }
     #[cfg(unix)]
