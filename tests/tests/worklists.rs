@@ -38,26 +38,36 @@ fn row<'a>(rows: &'a [Value], service: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {service} row: {rows:?}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn config_fixes_are_their_own_rows_without_a_link_and_links_cover_their_row() {
+/// The sandbox, the imported state (in `dir`), the input and the import's report.
+struct Imported {
+    sandbox: Sandbox,
+    dir: tempfile::TempDir,
+    _inputs: tempfile::TempDir,
+    input: String,
+    report: String,
+}
+
+async fn imported() -> Imported {
     let sandbox = sandbox().await;
     let env = sandbox.provider_env();
     let dir = scratch();
     let inputs = scratch();
     let input = write_lines(inputs.path(), "in.jsonl", &input_lines());
-    let input = input.to_str().unwrap();
-    let run = import_with_state(
-        "apideck",
-        &env,
-        dir.path(),
-        std::path::Path::new(input),
-        &[],
-    )
-    .await;
+    let run = import_with_state("apideck", &env, dir.path(), &input, &[]).await;
     assert_eq!(run.out.code, 1, "{:?}\n{}", run.report, run.out.stderr);
     let report = dir.path().join("report.jsonl");
+    Imported {
+        sandbox,
+        input: input.to_str().unwrap().to_owned(),
+        report: report.to_str().unwrap().to_owned(),
+        dir,
+        _inputs: inputs,
+    }
+}
 
-    let reconnect = |extra: &[&str]| {
+impl Imported {
+    /// `authport reconnect --provider apideck --state state.db --input INPUT EXTRA…`.
+    async fn reconnect(&self, extra: &[&str]) -> Output {
         let mut args = vec![
             "reconnect",
             "--provider",
@@ -65,24 +75,54 @@ async fn config_fixes_are_their_own_rows_without_a_link_and_links_cover_their_ro
             "--state",
             "state.db",
             "--input",
-            input,
+            &self.input,
         ];
         args.extend_from_slice(extra);
-        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
-    };
-    // With the import's report and without it (records are mapped again), the same rows.
-    for extra in [vec!["--import-report", report.to_str().unwrap()], vec![]] {
-        let args = reconnect(&extra);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = authport(dir.path(), &args, &env).await;
+        let out = authport(self.dir.path(), &args, &self.sandbox.provider_env()).await;
         assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_no_canary("reconnect output", &out.printed());
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_covers_its_rows_service_and_never_a_configuration_fix() {
+    let setup = imported().await;
+    // --links: the end user's row gets a session for its own unified API; the Slack row gets
+    // none (a crm session could not reconnect Slack, and the fix is the operator's).
+    let out = setup
+        .reconnect(&["--links", "--output", "worklist.jsonl"])
+        .await;
+    let rows = read_lines(&setup.dir.path().join("worklist.jsonl"));
+    let slack = row(&rows, "slack");
+    assert!(slack["link"].is_null(), "{slack}");
+    assert!(slack["link_minted_at"].is_null(), "{slack}");
+    let hubspot = row(&rows, "hubspot");
+    let link = hubspot["link"].as_str().expect("a link for the end user");
+    let page: Value = reqwest::get(link).await.unwrap().json().await.unwrap();
+    assert_eq!(page["consumer_id"], "u1");
+    assert_eq!(page["unified_apis"], json!(["crm"]));
+    assert!(
+        out.stderr.contains("1 of them configuration fixes"),
+        "{}",
+        out.stderr
+    );
+    assert_no_canary_in_dir(setup.dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_fixes_name_the_setting_and_reasons_keep_the_field() {
+    let setup = imported().await;
+    // With the import's report and without it (records are mapped again), the same rows.
+    for extra in [vec!["--import-report", setup.report.as_str()], vec![]] {
+        let out = setup.reconnect(&extra).await;
         let rows = parse_lines(&out.stdout);
         assert_eq!(rows.len(), 2, "{rows:?}");
         let hubspot = row(&rows, "hubspot");
-        assert_eq!(hubspot["kind"], "end_user", "{hubspot}");
-        assert!(hubspot["setting"].is_null(), "{hubspot}");
         let reason = hubspot["reason"].as_str().unwrap();
         assert!(reason.contains("(auth.type)"), "{extra:?}: {reason}");
+        assert_eq!(hubspot["kind"], "end_user", "{hubspot}");
+        assert!(hubspot["setting"].is_null(), "{hubspot}");
         let slack = row(&rows, "slack");
         assert_eq!(slack["kind"], "config_fix", "{slack}");
         assert!(
@@ -99,35 +139,10 @@ async fn config_fixes_are_their_own_rows_without_a_link_and_links_cover_their_ro
                 .contains("no Apideck connector known"),
             "{slack}"
         );
-        assert_no_canary("reconnect output", &out.printed());
     }
 
-    // --links: the end user's row gets a session for its own unified API; the configuration
-    // fix gets none (a crm session could not reconnect Slack).
-    let args = reconnect(&["--links", "--output", "worklist.jsonl"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = authport(dir.path(), &args, &env).await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let rows = read_lines(&dir.path().join("worklist.jsonl"));
-    let slack = row(&rows, "slack");
-    assert!(slack["link"].is_null(), "{slack}");
-    assert!(slack["link_minted_at"].is_null(), "{slack}");
-    let hubspot = row(&rows, "hubspot");
-    let link = hubspot["link"].as_str().expect("a link for the end user");
-    let page: Value = reqwest::get(link).await.unwrap().json().await.unwrap();
-    assert_eq!(page["consumer_id"], "u1");
-    assert_eq!(page["unified_apis"], json!(["crm"]));
-    assert!(
-        out.stderr.contains("1 of them configuration fixes"),
-        "{}",
-        out.stderr
-    );
-
     // CSV: the kind and the setting are columns of their own.
-    let args = reconnect(&["--format", "csv"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = authport(dir.path(), &args, &env).await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = setup.reconnect(&["--format", "csv"]).await;
     let mut lines = out.stdout.lines();
     assert!(
         lines.next().unwrap().ends_with(",kind,setting"),
@@ -141,5 +156,4 @@ async fn config_fixes_are_their_own_rows_without_a_link_and_links_cover_their_ro
         "{}",
         out.stdout
     );
-    assert_no_canary_in_dir(dir.path());
 }
