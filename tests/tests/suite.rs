@@ -15,6 +15,7 @@ mod read_commands;
 mod reconnect_security;
 mod rollback_target;
 mod signals;
+mod summaries;
 mod transport;
 mod tray;
 mod tray_adoption;

@@ -41,4 +41,6 @@ pub use run::{
     pacing, validate,
 };
 pub use state::StateStore;
-pub use summary::{Exit, MaintenanceSummary, ReportWriter, RunSummary};
+pub use summary::{
+    Exit, MaintenanceSummary, ReportWriter, RunSummary, SUMMARY_SCHEMA, json_summary,
+};

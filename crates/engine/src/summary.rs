@@ -43,6 +43,28 @@ impl Exit {
     }
 }
 
+/// The version of the JSON summary's shape (docs/output.md). Removing or renaming a field
+/// bumps it; adding one does not.
+pub const SUMMARY_SCHEMA: u32 = 1;
+
+/// A command's `--format json` summary in the one shape every command prints: `type` tells it
+/// apart from the record lines beside it, `schema` versions the shape, `command` names what
+/// ran and `exit_code` is the process's; the command's own `fields` follow (a field of the
+/// same name as one of these four never replaces it).
+pub fn json_summary(command: &str, exit: Exit, fields: Value) -> Value {
+    let mut summary = serde_json::Map::new();
+    summary.insert("type".into(), json!("summary"));
+    summary.insert("schema".into(), json!(SUMMARY_SCHEMA));
+    summary.insert("command".into(), json!(command));
+    summary.insert("exit_code".into(), json!(exit.code()));
+    if let Value::Object(fields) = fields {
+        for (name, value) in fields {
+            summary.entry(name).or_insert(value);
+        }
+    }
+    Value::Object(summary)
+}
+
 /// Distinct failure reasons kept for the summary; the rest are counted under "other reasons".
 const MAX_DISTINCT_REASONS: usize = 1000;
 /// Failure reasons shown in the summary.
@@ -633,6 +655,23 @@ mod tests {
         check(2, true, false, Exit::Stopped);
         check(2, true, true, Exit::Interrupted);
         check(0, false, true, Exit::Interrupted);
+    }
+
+    #[test]
+    fn every_json_summary_starts_with_the_shared_tagged_fields() {
+        let summary = json_summary(
+            "verify",
+            Exit::SomeFailed,
+            json!({"counts": {"present": 2}, "type": "record", "exit_code": 0}),
+        );
+        assert_eq!(
+            summary["type"], "summary",
+            "a command's field never replaces the tag"
+        );
+        assert_eq!(summary["schema"], SUMMARY_SCHEMA);
+        assert_eq!(summary["command"], "verify");
+        assert_eq!(summary["exit_code"], 1);
+        assert_eq!(summary["counts"], json!({"present": 2}));
     }
 
     #[test]

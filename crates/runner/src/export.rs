@@ -20,6 +20,7 @@ use authport_engine::{Exit, Refusal, RunGate};
 use chrono::Utc;
 use clap::Args;
 
+use crate::cli::Format;
 use crate::config::ConfigFile;
 
 #[derive(Debug, Args)]
@@ -40,6 +41,10 @@ pub struct ExportArgs {
     /// Replace an existing output file.
     #[arg(long)]
     pub force: bool,
+    /// Summary format: `json` prints the one summary shape every command shares (on stdout,
+    /// or on stderr when the records go to stdout, so a pipe stays records only).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 fn refusal(message: String) -> anyhow::Error {
@@ -278,39 +283,65 @@ pub async fn export(args: ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
         sink.written
     );
     eprintln!("{secrets_warning}");
-    let counts = match result {
-        Some(Ok(counts)) => counts,
+    // One summary for every ending, so `--format json` is never silently ignored.
+    let (exit, ending, owners) = match result {
+        Some(Ok(counts)) => {
+            flushed.with_context(|| format!("cannot write the export to {destination}"))?;
+            let exit = if sink.failures.is_empty() {
+                Exit::Ok
+            } else {
+                Exit::SomeFailed
+            };
+            (exit, "complete".to_owned(), Some(counts.owners))
+        }
         None => {
             eprintln!(
                 "interrupted: {destination} is incomplete ({} whole record(s) written); export again to get every record",
                 sink.written
             );
-            return Ok(Exit::Interrupted);
+            (Exit::Interrupted, "interrupted".to_owned(), None)
         }
         Some(Err(error)) => {
             eprintln!(
                 "error: the export stopped: {error}; {destination} is incomplete ({} written)",
                 sink.written
             );
-            return Ok(Exit::Stopped);
+            (Exit::Stopped, "stopped".to_owned(), None)
         }
     };
-    flushed.with_context(|| format!("cannot write the export to {destination}"))?;
-    if !quiet {
-        eprintln!(
-            "exported {} record(s) of {} owner(s) from {}: {} failed, {} warning(s)",
-            sink.written,
-            counts.owners,
-            provider.name,
-            sink.failures.len(),
-            sink.warnings
-        );
-    }
-    Ok(if sink.failures.is_empty() {
-        Exit::Ok
-    } else {
-        Exit::SomeFailed
-    })
+    let human = format!(
+        "exported {} record(s){} from {}: {} failed, {} warning(s)",
+        sink.written,
+        owners.map_or_else(String::new, |owners| format!(" of {owners} owner(s)")),
+        provider.name,
+        sink.failures.len(),
+        sink.warnings
+    );
+    let fields = serde_json::json!({
+        "provider": provider.name,
+        "ending": ending,
+        "written": sink.written,
+        "owners": owners,
+        "failed": sink.failures.len(),
+        "warnings": sink.warnings,
+    });
+    crate::summary_out::print_summary(
+        crate::summary_out::Summary {
+            command: "export",
+            human,
+            fields,
+            exit,
+        },
+        args.format,
+        if args.output == Path::new("-") {
+            crate::summary_out::Stdout::Records
+        } else {
+            // The text summary stays on stderr beside the secrets warning, as it always has;
+            // the JSON one is stdout's only line.
+            crate::summary_out::Stdout::RecordLines
+        },
+        quiet,
+    )
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod readme_tables;
 mod sandbox_mode;
 mod serve;
 mod status;
+mod summary_out;
 mod targets;
 mod webhooks;
 
@@ -130,7 +131,13 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 .file("--input", Some(input_identity(&input)))
                 .refuse_outputs(&[("--report", Some(&report))])?;
             let summary = authport_engine::validate(&input, Some(&report))?;
-            finish(&summary, format, report_is_stdout(&report), quiet)
+            finish(
+                "validate",
+                &summary,
+                format,
+                report_is_stdout(&report),
+                quiet,
+            )
         }
         Command::Import(args) => import(args, quiet).await,
         Command::Verify(args) => verify_or_rollback(args, quiet, Action::Verify).await,
@@ -222,27 +229,30 @@ fn report_is_stdout(report: &Path) -> bool {
     report == Path::new("-")
 }
 
-/// Prints the summary and picks the exit code. With the report on stdout, the human summary
-/// goes to stderr; with the report in a file, stdout gets the summary (text or JSON).
+/// Prints a run's summary (`import`, `validate`, `migrate`) by the one rule of
+/// [`summary_out`] and picks the exit code.
 fn finish(
+    command: &'static str,
     summary: &RunSummary,
     format: Format,
     report_on_stdout: bool,
     quiet: bool,
 ) -> anyhow::Result<Exit> {
-    let human = summary.human();
-    let to_stdout = match (report_on_stdout, format) {
-        (true, _) => None,
-        (false, Format::Json) => Some(summary.to_json().to_string()),
-        (false, Format::Text) => Some(human.trim_end().to_owned()),
-    };
-    if !quiet && (report_on_stdout || format == Format::Json) {
-        eprintln!("{}", human.trim_end());
-    }
-    if let Some(text) = to_stdout {
-        ignore_broken_pipe(writeln!(std::io::stdout().lock(), "{text}"))?;
-    }
-    Ok(summary.exit_code())
+    summary_out::print_summary(
+        summary_out::Summary {
+            command,
+            human: summary.human(),
+            fields: summary.to_json(),
+            exit: summary.exit_code(),
+        },
+        format,
+        if report_on_stdout {
+            summary_out::Stdout::RecordLines
+        } else {
+            summary_out::Stdout::Free
+        },
+        quiet,
+    )
 }
 
 /// Everything needed to build a provider: the plugin, its config and the environment.
@@ -336,6 +346,7 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
     let summary = authport_engine::import(importer, &state, &options, shutdown_signal()).await?;
     publish_owned(&state, setup.plugin.name);
     finish(
+        "import",
         &summary,
         args.provider.format,
         report_is_stdout(&report),
@@ -508,13 +519,24 @@ async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> any
         }
     };
     drop(stdout);
-    if !quiet {
-        eprintln!("{}", summary.human());
-    }
-    if report.is_some() && args.provider.format == Format::Json {
-        ignore_broken_pipe(writeln!(std::io::stdout().lock(), "{}", summary.to_json()))?;
-    }
-    Ok(summary.exit_code())
+    summary_out::print_summary(
+        summary_out::Summary {
+            command: match action {
+                Action::Verify => "verify",
+                Action::Rollback => "rollback",
+            },
+            human: summary.human(),
+            fields: summary.to_json(),
+            exit: summary.exit_code(),
+        },
+        args.provider.format,
+        if report.is_some() {
+            summary_out::Stdout::Free
+        } else {
+            summary_out::Stdout::RecordLines
+        },
+        quiet,
+    )
 }
 
 /// The flags `import` and `migrate` share, for [`run_options`].

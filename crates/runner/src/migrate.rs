@@ -361,6 +361,7 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> anyhow::Result<Exit> {
     }
     crate::publish_owned(&state, setup.plugin.name);
     crate::finish(
+        "migrate",
         &summary,
         args.format,
         crate::report_is_stdout(&report),

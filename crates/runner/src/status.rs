@@ -1,6 +1,6 @@
 //! `authport status` and `authport reconnect`: after the import.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use authport_engine::Refusal;
@@ -13,7 +13,7 @@ use clap::{Args, ValueEnum};
 use crate::cli::{Format, ProviderArgs};
 use crate::config::ConfigFile;
 use crate::sandbox_mode::SandboxData;
-use crate::{ReadFiles, build_importer, ignore_broken_pipe, open_state, provider_setup_for, usage};
+use crate::{ReadFiles, build_importer, open_state, provider_setup_for, usage};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -135,14 +135,20 @@ pub async fn status(args: StatusArgs, quiet: bool) -> anyhow::Result<Exit> {
         crate::interrupted(),
     )
     .await?;
-    if json {
-        ignore_broken_pipe(writeln!(stdout, "{}", summary.to_json()))?;
-    }
     drop(stdout);
-    if !quiet {
-        eprintln!("{}", summary.human());
-    }
-    Ok(summary.exit_code())
+    crate::summary_out::print_summary(
+        crate::summary_out::Summary {
+            command: "status",
+            human: summary.human(),
+            fields: summary.to_json(),
+            exit: summary.exit_code(),
+        },
+        args.provider.format,
+        // Text statuses stay on stderr with or without --report, as before the one rule: the
+        // per-record lines are what a script reads from stdout.
+        crate::summary_out::Stdout::RecordLines,
+        quiet,
+    )
 }
 
 /// `--links` with the worklist on stdout is refused when stdout is a terminal (exit 2): live
