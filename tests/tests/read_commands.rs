@@ -127,7 +127,7 @@ struct Running {
 
 impl Running {
     fn spawn(dir: &Path, args: &[&str], env: &[(String, String)]) -> Self {
-        let mut command = tokio::process::Command::new(binary());
+        let mut command = authport_command();
         command
             .current_dir(dir)
             .args(args)
@@ -135,15 +135,6 @@ impl Running {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for (name, _) in std::env::vars() {
-            if ["TRAY_", "APIDECK_", "NANGO_", "AUTHPORT_"]
-                .iter()
-                .any(|p| name.starts_with(p))
-                || name == "RUST_LOG"
-            {
-                command.env_remove(name);
-            }
-        }
         command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut child = command.spawn().expect("run authport");
         let stdout = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -1,12 +1,9 @@
 //! The binary's command line as a user meets it. (This test target also makes `cargo test`
 //! build the `authport` binary that the workspace's end-to-end tests in `tests/` run.)
 
-use std::process::Command;
-
 fn authport(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_authport"))
+    authport_testkit::clean_command(env!("CARGO_BIN_EXE_authport"))
         .args(args)
-        .env_remove("RUST_LOG")
         .output()
         .expect("run authport")
 }

@@ -3,15 +3,13 @@
 //! the setting and the kind of value it takes (exit 2, before anything is sent).
 
 use std::path::Path;
-use std::process::Command;
 
 const CANARY: &str = "CANARY-runner-config-41d7";
 
 fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_authport"))
+    let output = authport_testkit::clean_command(env!("CARGO_BIN_EXE_authport"))
         .current_dir(dir)
         .args(args)
-        .env_remove("RUST_LOG")
         .output()
         .expect("run authport");
     (

@@ -2,7 +2,6 @@
 //! it creates (mode 0600). Each run talks to a sandbox on loopback started by the test.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use authport_sandbox::RunningSandbox;
 
@@ -13,13 +12,8 @@ struct Out {
 
 /// Runs `authport ARGS` in `dir` with `env` (no vendor variable inherited).
 fn authport(dir: &Path, args: &[&str], env: &[(String, String)]) -> Out {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_authport"));
-    command.current_dir(dir).args(args).env_remove("RUST_LOG");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TRAY_") || name.starts_with("APIDECK_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = authport_testkit::clean_command(env!("CARGO_BIN_EXE_authport"));
+    command.current_dir(dir).args(args);
     let output = command
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()

@@ -4,7 +4,7 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use authport_sandbox::RunningSandbox;
 
@@ -17,13 +17,8 @@ struct Out {
 /// Runs `authport ARGS` in `dir` with `stdin` piped in and the sandbox's provider environment
 /// (no vendor variable inherited).
 fn authport(dir: &Path, args: &[&str], stdin: &str, sandbox: &RunningSandbox) -> Out {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_authport"));
-    command.current_dir(dir).args(args).env_remove("RUST_LOG");
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TRAY_") || name.starts_with("APIDECK_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = authport_testkit::clean_command(env!("CARGO_BIN_EXE_authport"));
+    command.current_dir(dir).args(args);
     let mut child = command
         .envs(sandbox.provider_env())
         .stdin(Stdio::piped())
@@ -152,7 +147,7 @@ async fn a_report_on_the_file_redirected_to_stdin_is_refused() {
     let input = dir.join("input.jsonl");
     let text = examples().join("\n") + "\n";
     std::fs::write(&input, &text).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_authport"))
+    let output = authport_testkit::clean_command(env!("CARGO_BIN_EXE_authport"))
         .current_dir(dir)
         .args([
             "import",
@@ -164,7 +159,6 @@ async fn a_report_on_the_file_redirected_to_stdin_is_refused() {
             "input.jsonl",
             "-q",
         ])
-        .env_remove("RUST_LOG")
         .envs(sandbox.provider_env())
         .stdin(std::fs::File::open(&input).unwrap())
         .output()

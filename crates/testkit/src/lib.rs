@@ -8,12 +8,14 @@
 //! - [`canary`] / [`assert_no_canary`] / [`assert_no_canary_in_dir`]: planted secrets and the
 //!   one check that they never show;
 //! - [`CountingGate`]: a `RequestGate` that counts permits, to prove every request is paced;
+//! - [`inherited_settings`]: the one environment scrub for a child process (the binary);
 //! - [`record`] / [`write_jsonl`] / [`read_jsonl`] / [`scratch`]: fixtures and files;
 //! - [`conformance`]: the shared guarantees every provider's `tests/conformance.rs` checks.
 
 mod canary;
 pub mod conformance;
 mod context;
+mod env;
 mod export;
 mod files;
 mod gate;
@@ -21,6 +23,7 @@ mod server;
 
 pub use canary::{CANARY, assert_no_canary, assert_no_canary_in_dir, canary};
 pub use context::{ContextBuilder, context};
+pub use env::{INHERITED_PREFIXES, clean_command, inherited_settings, is_inherited_setting};
 pub use export::Collected;
 pub use files::{NOW, now, read_jsonl, record, record_at, scratch, write_jsonl, write_lines};
 pub use gate::CountingGate;

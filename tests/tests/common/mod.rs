@@ -49,22 +49,11 @@ impl Output {
 /// reaches a test run. Killed when dropped. Every test that starts the binary starts it here.
 pub fn authport_command() -> tokio::process::Command {
     let mut command = tokio::process::Command::new(binary());
-    for (name, _) in std::env::vars() {
-        if is_inherited_setting(&name) {
-            command.env_remove(name);
-        }
+    for name in authport_testkit::inherited_settings() {
+        command.env_remove(name);
     }
     command.kill_on_drop(true);
     command
-}
-
-/// A variable of the machine that would change what the binary does: every vendor's settings,
-/// authport's own and the log filter.
-pub fn is_inherited_setting(name: &str) -> bool {
-    ["TRAY_", "APIDECK_", "NANGO_", "AUTHPORT_"]
-        .iter()
-        .any(|prefix| name.starts_with(prefix))
-        || name == "RUST_LOG"
 }
 
 /// Runs `authport ARGS` in `dir` with `env` added to a clean copy of the environment (no
