@@ -13,7 +13,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use authport_core::{
     BuildContext, CredentialRecord, EnvSnapshot, ErrorKind, ExportFilter, ExportSink, InMemoryMemo,
-    ProviderError, record_to_v1_json,
+    ProviderError, ProviderPlugin, record_to_v1_json,
 };
 use authport_engine::files::{create_private, refuse_symlink};
 use authport_engine::{Exit, Refusal, RunGate};
@@ -233,17 +233,18 @@ impl ExportSink for FileSink {
     }
 }
 
-pub async fn export(args: ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
-    let usage = |error: anyhow::Error| anyhow::Error::new(Refusal(format!("{error:#}")));
-    let exporter_plugin =
-        authport_core::find_exporter(&args.provider).map_err(|e| usage(e.into()))?;
-    let provider = authport_core::find_provider(&args.provider).map_err(|e| usage(e.into()))?;
+/// The config file (when given) and a provider's build context for a command that keeps no
+/// state (`export`, `targets`): its config section, the environment, a memo in memory, and a
+/// gate at the provider's documented rate, or `[engine] rate`, for every request it sends.
+pub(crate) fn stateless_context(
+    provider: &ProviderPlugin,
+    config_path: Option<&Path>,
+) -> anyhow::Result<(ConfigFile, BuildContext)> {
     let names = authport_core::provider_names();
-    let config = match &args.config {
-        Some(path) => ConfigFile::load(path, &names).map_err(usage)?,
+    let config = match config_path {
+        Some(path) => ConfigFile::load(path, &names)?,
         None => ConfigFile::default(),
     };
-    // The provider's documented rate (or the config's), for every request the export sends.
     let gate = RunGate::new();
     let rate = config
         .engine
@@ -259,6 +260,15 @@ pub async fn export(args: ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
         gate,
         request_timeout: config.engine.request_timeout(),
     };
+    Ok((config, context))
+}
+
+pub async fn export(args: ExportArgs, quiet: bool) -> anyhow::Result<Exit> {
+    let usage = |error: anyhow::Error| anyhow::Error::new(Refusal(format!("{error:#}")));
+    let exporter_plugin =
+        authport_core::find_exporter(&args.provider).map_err(|e| usage(e.into()))?;
+    let provider = authport_core::find_provider(&args.provider).map_err(|e| usage(e.into()))?;
+    let (config, context) = stateless_context(provider, args.config.as_deref()).map_err(usage)?;
     let exporter = (exporter_plugin.build)(&context)
         .map_err(|e| usage(anyhow::anyhow!("provider `{}`: {e}", provider.name)))?;
     // After every check that needs no file, so a refused configuration leaves none behind;

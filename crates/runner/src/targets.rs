@@ -4,13 +4,10 @@
 //! integrations). Read-only, paced at the provider's documented rate.
 
 use std::io::Write;
-use std::sync::Arc;
 
-use authport_core::{BuildContext, EnvSnapshot, InMemoryMemo};
-use authport_engine::{Exit, RunGate};
+use authport_engine::Exit;
 
 use crate::cli::{Format, TargetsArgs};
-use crate::config::ConfigFile;
 
 pub async fn targets(args: TargetsArgs) -> anyhow::Result<Exit> {
     let provider =
@@ -22,26 +19,8 @@ pub async fn targets(args: TargetsArgs) -> anyhow::Result<Exit> {
             authport_core::catalog_names().join(", ")
         )));
     };
-    let names = authport_core::provider_names();
-    let config = match &args.config {
-        Some(path) => ConfigFile::load(path, &names).map_err(crate::usage)?,
-        None => ConfigFile::default(),
-    };
-    let gate = RunGate::new();
-    let rate = config
-        .engine
-        .rate
-        .unwrap_or(provider.limits.requests_per_second);
-    if rate > 0.0 {
-        gate.configure(rate, provider.limits.burst);
-    }
-    let context = BuildContext {
-        config: config.section(provider.name),
-        env: EnvSnapshot::from_process(),
-        memo: Arc::new(InMemoryMemo::default()),
-        gate,
-        request_timeout: config.engine.request_timeout(),
-    };
+    let (_config, context) =
+        crate::export::stateless_context(provider, args.config.as_deref()).map_err(crate::usage)?;
     let catalog = (catalog.build)(&context)
         .map_err(|e| crate::usage(anyhow::anyhow!("provider `{}`: {e}", provider.name)))?;
     let offers = catalog

@@ -70,7 +70,22 @@ struct Job<'a> {
     secrets: &'a [&'a str],
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    /// The job of one record: its mapped target and its tag (authport's mark).
+    fn new(
+        record: &'a CredentialRecord,
+        mapped: &'a MappedRecord,
+        secrets: &'a [&'a str],
+    ) -> Result<Self, ProviderError> {
+        Ok(Job {
+            record,
+            mapped,
+            target: MappedTarget::from_mapped(mapped)?,
+            tag: record_tag(&record.id),
+            secrets,
+        })
+    }
+
     fn user(&self) -> UserRef<'_> {
         UserRef::of(self.record, self.secrets)
     }
@@ -407,13 +422,7 @@ impl AuthImporter for TrayImporter {
         prior: Option<&PriorImport>,
     ) -> Result<ImportOutcome, ProviderError> {
         let secrets = record.secret_values();
-        let job = Job {
-            record,
-            mapped,
-            target: MappedTarget::from_mapped(mapped)?,
-            tag: record_tag(&record.id),
-            secrets: &secrets,
-        };
+        let job = Job::new(record, mapped, &secrets)?;
         self.import_job(&job, prior)
             .await
             .map_err(|e| in_record(e, &record.id))
@@ -426,13 +435,7 @@ impl AuthImporter for TrayImporter {
         prior: Option<&PriorImport>,
     ) -> Result<Option<String>, ProviderError> {
         let secrets = record.secret_values();
-        let job = Job {
-            record,
-            mapped,
-            target: MappedTarget::from_mapped(mapped)?,
-            tag: record_tag(&record.id),
-            secrets: &secrets,
-        };
+        let job = Job::new(record, mapped, &secrets)?;
         self.predict_job(&job, prior)
             .await
             .map_err(|e| in_record(e, &record.id))
@@ -444,13 +447,7 @@ impl AuthImporter for TrayImporter {
         mapped: &MappedRecord,
     ) -> Result<Option<ImportOutcome>, ProviderError> {
         let secrets = record.secret_values();
-        let job = Job {
-            record,
-            mapped,
-            target: MappedTarget::from_mapped(mapped)?,
-            tag: record_tag(&record.id),
-            secrets: &secrets,
-        };
+        let job = Job::new(record, mapped, &secrets)?;
         self.reconcile_job(&job)
             .await
             .map_err(|e| in_record(e, &record.id))
