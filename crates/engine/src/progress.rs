@@ -26,6 +26,15 @@ pub(crate) struct Progress {
     read: Option<Arc<AtomicU64>>,
 }
 
+/// A visible bar in `style`, starting with `message`, redrawn even while a slow target holds
+/// every request in flight.
+fn shown(bar: ProgressBar, style: ProgressStyle, message: &'static str) -> ProgressBar {
+    bar.set_style(style);
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
 impl Progress {
     /// `size`: a file's (bar, percent and ETA by bytes); `None` for stdin (a spinner).
     pub(crate) fn new(visible: bool, size: Option<InputSize>) -> Self {
@@ -62,11 +71,7 @@ impl Progress {
                         );
                     },
                 );
-            bar.set_style(style);
-            bar.set_message("failed 0");
-            // Redrawn even while a slow target holds every record in flight.
-            bar.enable_steady_tick(std::time::Duration::from_millis(200));
-            bar
+            shown(bar, style, "failed 0")
         } else {
             ProgressBar::hidden()
         };
@@ -88,10 +93,7 @@ impl Progress {
                 "{elapsed_precise} [{wide_bar}] {pos}/{len} read {per_sec} eta {eta} {msg}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar());
-            bar.set_style(style);
-            bar.set_message("problems 0");
-            bar.enable_steady_tick(std::time::Duration::from_millis(200));
-            bar
+            shown(bar, style, "problems 0")
         } else {
             ProgressBar::hidden()
         };
