@@ -1,5 +1,7 @@
 //! `reconnect`: the worklist of end users who must connect again, one row per owner and
 //! service, built from the same per-record status as `status` ([`crate::status::collect`]).
+//! Long because building, minting and writing share the row type and the memo rule (a little
+//! over 600 lines); the pure classification is in `kind`, the unit tests in `tests`.
 //!
 //! It lists records imported and later `refresh_failed`, `revoked` or `deleted`, and records
 //! that failed permanently: their mapping can never succeed (e.g. an API key for an OAuth
@@ -27,9 +29,6 @@
 //! the setting to change in `setting` and never get a link: a link cannot fix the
 //! configuration, and a one-link-per-owner session minted with them would not cover their
 //! service ([`config_setting`]).
-//!
-//! A little over 600 lines: building, minting and writing share the row type and the memo
-//! rule; the pure classification is in `kind`, the unit tests in `tests`.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -7,6 +7,7 @@ mod config;
 mod config_show;
 mod export;
 mod migrate;
+mod read_files;
 #[cfg(test)]
 mod readme_tables;
 mod sandbox_mode;
@@ -16,6 +17,8 @@ mod summary_out;
 mod targets;
 mod webhooks;
 
+pub(crate) use read_files::ReadFiles;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,7 +26,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use authport_core::{BuildContext, EnvSnapshot, ProviderPlugin};
-use authport_engine::files::{NamedFile, refuse_outputs_over_inputs, refuse_same_as_input};
+use authport_engine::files::refuse_same_as_input;
 use authport_engine::{
     AppliedHook, EventStore, Exit, ImportOptions, MaintenanceOptions, OwnedConnection, RunGate,
     RunSummary, StateStore,
@@ -150,7 +153,7 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Sandbox {
             listen,
             tray_rate_limit,
-        } => run_sandbox(listen, tray_rate_limit).await,
+        } => sandbox_mode::serve_until_stopped(listen, tray_rate_limit).await,
         Command::Config(cli::ConfigCommand::Show(args)) => config_show::show(args),
         Command::Targets(args) => targets::targets(args).await,
         Command::Completions { shell } => completions::print(shell),
@@ -393,54 +396,6 @@ fn applied_hook(state: &StateStore, provider: &'static str) -> Option<AppliedHoo
     })))
 }
 
-/// Every file a command reads, for the one output check ([`refuse_outputs_over_inputs`]):
-/// its flags' files, a state's event store and the config file.
-#[derive(Default)]
-pub(crate) struct ReadFiles {
-    files: Vec<(String, PathBuf)>,
-}
-
-impl ReadFiles {
-    /// A file the command reads through `flag` (`--input`, `--import-report`...).
-    pub(crate) fn file(mut self, flag: &str, path: Option<&Path>) -> Self {
-        if let Some(path) = path {
-            self.files.push((flag.to_owned(), path.to_path_buf()));
-        }
-        self
-    }
-
-    /// `--state` and the files beside it: the webhook event store (`<state>.events`) and the
-    /// sandbox's data (`<state>.sandbox.json`).
-    pub(crate) fn state(self, path: Option<&Path>) -> Self {
-        let events = path.map(authport_engine::events_path);
-        // `--sandbox` rewrites this file by rename: an output there would be lost.
-        let sandbox = path.map(authport_sandbox::persist::data_path);
-        self.file("--state", path)
-            .file("the event store of --state", events.as_deref())
-            .file("the sandbox data of --state", sandbox.as_deref())
-    }
-
-    /// The `--config` file the configuration was read from.
-    pub(crate) fn config(self, config: &ConfigFile) -> Self {
-        self.file("--config", config.path())
-    }
-
-    /// Refuses (exit 2, nothing changed) an output that is one of these files, or another
-    /// output. Called before any output is opened.
-    pub(crate) fn refuse_outputs(&self, outputs: &[(&str, Option<&Path>)]) -> anyhow::Result<()> {
-        let inputs: Vec<NamedFile<'_>> = self
-            .files
-            .iter()
-            .map(|(flag, path)| NamedFile::new(flag, path))
-            .collect();
-        let outputs: Vec<NamedFile<'_>> = outputs
-            .iter()
-            .filter_map(|(flag, path)| Some(NamedFile::new(flag, (*path)?)))
-            .collect();
-        refuse_outputs_over_inputs(&inputs, &outputs).map_err(|e| usage(e.into()))
-    }
-}
-
 /// The journal of an import or migrate run: `--state`, or a private temporary one. Before it
 /// is opened (or created), the report is checked against every file the run reads: the input,
 /// the state and its event store, the config.
@@ -609,35 +564,6 @@ async fn shutdown_signal() {
     tracing::warn!(
         "stopping: finishing records in flight; run again with the same --state to resume"
     );
-}
-
-async fn run_sandbox(listen: std::net::SocketAddr, tray_rate_limit: bool) -> anyhow::Result<Exit> {
-    if !listen.ip().is_loopback() {
-        return Err(usage(anyhow::anyhow!(
-            "the sandbox listens on loopback addresses only, not {listen}"
-        )));
-    }
-    let mut config = authport_sandbox::SandboxConfig::default();
-    if tray_rate_limit {
-        config.tray.rate_limit = Some(authport_sandbox::tray::RateLimit::DOCUMENTED);
-    }
-    let sandbox = authport_sandbox::start(config, listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "# authport sandbox on {}; export these, then run authport:",
-        sandbox.base_url()
-    )?;
-    for (name, value) in sandbox.provider_env() {
-        writeln!(out, "export {name}={value}")?;
-    }
-    out.flush()?;
-    drop(out);
-    let _ = tokio::signal::ctrl_c().await;
-    sandbox.stop().await;
-    Ok(Exit::Ok)
 }
 
 #[cfg(test)]

@@ -7,9 +7,11 @@
 //! meets the sandbox the import wrote to. Nothing else changes: the providers see an ordinary
 //! endpoint, the state binds it as any other.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
+use authport_engine::Exit;
 use authport_sandbox::RunningSandbox;
 use authport_sandbox::persist::{PersistError, data_path, start_durable};
 
@@ -92,4 +94,38 @@ async fn in_memory() -> anyhow::Result<RunningSandbox> {
         .context("cannot start the bundled sandbox")?;
     tracing::info!(url = %sandbox.base_url(), "using the bundled sandbox: nothing leaves this machine");
     Ok(sandbox)
+}
+
+/// `authport sandbox`: the emulator as a server on `listen` (loopback only) until Ctrl-C, after
+/// printing the environment that points authport at it.
+pub(crate) async fn serve_until_stopped(
+    listen: std::net::SocketAddr,
+    tray_rate_limit: bool,
+) -> anyhow::Result<Exit> {
+    if !listen.ip().is_loopback() {
+        return Err(usage(anyhow::anyhow!(
+            "the sandbox listens on loopback addresses only, not {listen}"
+        )));
+    }
+    let mut config = authport_sandbox::SandboxConfig::default();
+    if tray_rate_limit {
+        config.tray.rate_limit = Some(authport_sandbox::tray::RateLimit::DOCUMENTED);
+    }
+    let sandbox = authport_sandbox::start(config, listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "# authport sandbox on {}; export these, then run authport:",
+        sandbox.base_url()
+    )?;
+    for (name, value) in sandbox.provider_env() {
+        writeln!(out, "export {name}={value}")?;
+    }
+    out.flush()?;
+    drop(out);
+    let _ = tokio::signal::ctrl_c().await;
+    sandbox.stop().await;
+    Ok(Exit::Ok)
 }
