@@ -604,13 +604,7 @@ async fn a_terminated_migrate_stops_gracefully_and_resumes() {
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = stdout.next_line().await.unwrap();
     assert!(first.is_some());
-    let pid = child.id().unwrap().to_string();
-    let sent = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(sent.success());
+    signal(&child, "-TERM");
     while stdout.next_line().await.unwrap().is_some() {}
     let status = child.wait().await.unwrap();
     // A run that had already finished every record when the signal came exits 0 or 1.

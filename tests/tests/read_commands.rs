@@ -172,13 +172,7 @@ impl Running {
 
     /// Sends SIGTERM and waits for the exit: its code, every stdout line and stderr.
     async fn terminate(mut self) -> (i32, Vec<String>, String) {
-        let pid = self.child.id().expect("still running").to_string();
-        let sent = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap();
-        assert!(sent.success());
+        signal(&self.child, "-TERM");
         let mut stderr = self.child.stderr.take().unwrap();
         let ended = tokio::time::timeout(SAFETY, async {
             while let Some(line) = self.stdout.next_line().await.unwrap() {

@@ -74,13 +74,7 @@ impl Running {
 
     /// Sends SIGTERM and waits for the exit: its code and everything printed on stderr.
     async fn terminate(mut self) -> (i32, String) {
-        let pid = self.child.id().expect("still running").to_string();
-        let sent = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap();
-        assert!(sent.success());
+        signal(&self.child, "-TERM");
         let ended = tokio::time::timeout(SAFETY, async {
             while let Some(line) = self.stderr.next_line().await.unwrap() {
                 self.printed.push_str(&line);

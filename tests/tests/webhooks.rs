@@ -73,12 +73,7 @@ impl Receiver {
 
     /// Stops it with SIGTERM and returns its exit code and everything it logged.
     pub(crate) async fn stop(mut self) -> (i32, String) {
-        let pid = self.child.id().expect("running").to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
+        signal(&self.child, "-TERM");
         let mut stderr = String::new();
         let mut pipe = self.child.stderr.take().expect("stderr");
         pipe.read_to_string(&mut stderr).await.expect("stderr");

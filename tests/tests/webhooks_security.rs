@@ -276,12 +276,7 @@ impl Watched {
     }
 
     fn signal(&self, name: &str) {
-        let pid = self.child.id().expect("running").to_string();
-        let sent = std::process::Command::new("kill")
-            .args([name, &pid])
-            .status()
-            .unwrap();
-        assert!(sent.success());
+        signal(&self.child, name);
     }
 
     /// Waits for the process to end (the safety timeout only fails a test that would hang).

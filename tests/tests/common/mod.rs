@@ -56,6 +56,16 @@ pub fn authport_command() -> tokio::process::Command {
     command
 }
 
+/// Sends `signal` (`-TERM`, `-INT`) to a running child, as an operator's `kill` would.
+pub fn signal(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().expect("still running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill {signal} {pid}");
+}
+
 /// Runs `authport ARGS` in `dir` with `env` added to a clean copy of the environment (no
 /// vendor variables inherited from the machine).
 pub async fn authport(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
