@@ -8,6 +8,7 @@
 //! lives in a module of its own; [`faults`] wraps them with switchable, seeded fault injection.
 
 pub mod apideck;
+mod emulator;
 pub mod faults;
 pub mod nango;
 pub mod persist;
@@ -22,32 +23,154 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Everything a sandbox run can be configured with.
-#[derive(Debug, Clone, Default)]
-pub struct SandboxConfig {
-    pub tray: tray::TrayOptions,
-    pub apideck: apideck::ApideckOptions,
-    pub nango: nango::NangoOptions,
-    pub faults: faults::FaultPlan,
-}
+pub use emulator::Emulator;
 
 /// The Embedded ID the sandbox hands out for Tray's auth-only dialog (`reconnect --links`).
-pub const SANDBOX_TRAY_EMBEDDED_ID: &str = "sandbox-embedded-id";
+pub const SANDBOX_TRAY_EMBEDDED_ID: &str = tray::SANDBOX_EMBEDDED_ID;
 
-/// A sandbox serving on a loopback port. Dropping it stops the server.
-#[derive(Debug)]
-pub struct RunningSandbox {
-    pub addr: SocketAddr,
-    /// The Tray emulator's state, for tests that inspect what was created.
-    pub tray: Arc<tray::TrayState>,
-    /// The Apideck emulator's state, for tests that inspect what was created.
-    pub apideck: Arc<apideck::ApideckState>,
-    /// The Nango emulator's state, for tests that inspect what was created.
-    pub nango: Arc<nango::NangoState>,
-    /// The fault injector, switchable while the server runs.
-    pub faults: Arc<faults::Faults>,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<()>>,
+/// Builds the sandbox from one list of emulators: `field: StateType` per vendor, each type an
+/// [`Emulator`]. From it come [`SandboxConfig`] (one options field per vendor),
+/// [`RunningSandbox`] (one typed state field per vendor: `sandbox.tray`), the combined router,
+/// the environment, the canary list, [`env_prefixes`] and the durable sandbox's data file (one
+/// key per vendor). A macro, not a `Vec<Box<dyn ...>>`, so tests keep typed fields.
+macro_rules! emulators {
+    ($($name:ident: $state:ty),+ $(,)?) => {
+        /// Everything a sandbox run can be configured with.
+        #[derive(Debug, Clone, Default)]
+        pub struct SandboxConfig {
+            $(pub $name: <$state as Emulator>::Options,)+
+            pub faults: faults::FaultPlan,
+        }
+
+        impl SandboxConfig {
+            /// Replaces every vendor secret still at its default with `canary(label)` (labels
+            /// like `tray-master-token`), so a leak check also covers the credentials a
+            /// provider sends.
+            pub fn with_canaries(mut self, canary: impl Fn(&str) -> String) -> Self {
+                $(emulator::replace_default_secrets::<$state>(&mut self.$name, &canary);)+
+                self
+            }
+        }
+
+        /// A sandbox serving on a loopback port. Dropping it stops the server.
+        #[derive(Debug)]
+        pub struct RunningSandbox {
+            pub addr: SocketAddr,
+            /// Each vendor's emulator state, for tests that inspect what was created.
+            $(pub $name: Arc<$state>,)+
+            /// The fault injector, switchable while the server runs.
+            pub faults: Arc<faults::Faults>,
+            shutdown: Option<oneshot::Sender<()>>,
+            server: Option<JoinHandle<()>>,
+        }
+
+        impl RunningSandbox {
+            /// Another handle on the running states.
+            fn states(&self) -> States {
+                States {
+                    $($name: self.$name.clone(),)+
+                    faults: self.faults.clone(),
+                }
+            }
+        }
+
+        /// Every vendor's emulator state and the fault injector, before the server runs.
+        #[derive(Debug, Clone)]
+        pub(crate) struct States {
+            $(pub(crate) $name: Arc<$state>,)+
+            pub(crate) faults: Arc<faults::Faults>,
+        }
+
+        impl States {
+            pub(crate) fn new(config: SandboxConfig) -> Self {
+                Self {
+                    $($name: <$state as Emulator>::new(config.$name),)+
+                    faults: faults::Faults::new(config.faults),
+                }
+            }
+
+            /// Every vendor's routes (their paths do not overlap), wrapped in the fault
+            /// injector.
+            fn router(&self) -> axum::Router {
+                axum::Router::new()
+                    $(.merge(Emulator::router(self.$name.clone())))+
+                    .layer(axum::middleware::from_fn_with_state(
+                        self.faults.clone(),
+                        faults::inject,
+                    ))
+            }
+
+            fn env(&self, base_url: &str) -> Vec<(String, String)> {
+                let mut env = Vec::new();
+                $(env.extend(self.$name.env(base_url));)+
+                env
+            }
+
+            fn canary_credentials(&self) -> Vec<String> {
+                let mut secrets = Vec::new();
+                $(secrets.extend(self.$name.canary_credentials());)+
+                secrets
+            }
+
+            pub(crate) fn saved(&self, listen: SocketAddr) -> Saved {
+                Saved {
+                    format: persist::FORMAT.to_owned(),
+                    version: persist::VERSION,
+                    listen,
+                    $($name: self.$name.data(),)+
+                }
+            }
+
+            pub(crate) fn restore(&self, saved: Saved) {
+                $(self.$name.restore(saved.$name);)+
+            }
+
+            fn into_running(
+                self,
+                addr: SocketAddr,
+                shutdown: oneshot::Sender<()>,
+                server: JoinHandle<()>,
+            ) -> RunningSandbox {
+                RunningSandbox {
+                    addr,
+                    $($name: self.$name,)+
+                    faults: self.faults,
+                    shutdown: Some(shutdown),
+                    server: Some(server),
+                }
+            }
+        }
+
+        /// The durable sandbox's file ([`persist`]): what it is, its address, and every
+        /// vendor's data under the vendor's field name.
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) struct Saved {
+            pub(crate) format: String,
+            pub(crate) version: u32,
+            pub(crate) listen: SocketAddr,
+            $($name: <$state as Emulator>::Data,)+
+        }
+
+        /// Every variable prefix an emulator's environment uses (`TRAY_`, `APIDECK_`,
+        /// `NANGO_`, ...): a child process started by a test is scrubbed of these.
+        pub fn env_prefixes() -> Vec<&'static str> {
+            vec![$(<$state as Emulator>::ENV_PREFIX),+]
+        }
+
+        /// The vendors the sandbox emulates, as `--provider` names them.
+        pub fn emulator_names() -> Vec<&'static str> {
+            vec![$(<$state as Emulator>::NAME),+]
+        }
+    };
+}
+
+// The one list of emulators. `cargo xtask new-provider` appends a line above the anchor.
+emulators! {
+    tray: tray::TrayState,
+    apideck: apideck::ApideckState,
+    nango: nango::NangoState,
+    // new-provider: emulators above this line
 }
 
 impl RunningSandbox {
@@ -59,23 +182,13 @@ impl RunningSandbox {
     /// Environment variables that point authport's providers at this sandbox, with the
     /// sandbox's own (fake) credentials.
     pub fn provider_env(&self) -> Vec<(String, String)> {
-        let base = self.base_url();
-        let mut env = vec![
-            ("TRAY_API_URL".to_owned(), base.clone()),
-            ("TRAY_GRAPHQL_URL".to_owned(), format!("{base}/graphql")),
-            // The auth-only dialog Tray's reconnect links open is served here too.
-            ("TRAY_AUTH_DIALOG_URL".to_owned(), base.clone()),
-            (
-                "TRAY_EMBEDDED_ID".to_owned(),
-                SANDBOX_TRAY_EMBEDDED_ID.to_owned(),
-            ),
-            ("APIDECK_API_URL".to_owned(), base.clone()),
-            ("NANGO_API_URL".to_owned(), base),
-        ];
-        env.extend(self.tray.credentials_env());
-        env.extend(self.apideck.credentials_env());
-        env.extend(self.nango.credentials_env());
-        env
+        self.states().env(&self.base_url())
+    }
+
+    /// Every secret the sandbox hands out in [`RunningSandbox::provider_env`]: what tests grep
+    /// outputs for.
+    pub fn canary_credentials(&self) -> Vec<String> {
+        self.states().canary_credentials()
     }
 
     /// Stops the server and waits for it to finish.
@@ -102,16 +215,8 @@ impl Drop for RunningSandbox {
 }
 
 /// Builds the combined router for every vendor, wrapped in the fault injector.
-pub fn router(
-    tray: Arc<tray::TrayState>,
-    apideck: Arc<apideck::ApideckState>,
-    nango: Arc<nango::NangoState>,
-    faults: Arc<faults::Faults>,
-) -> axum::Router {
-    tray::router(tray)
-        .merge(apideck::router(apideck))
-        .merge(nango::router(nango))
-        .layer(axum::middleware::from_fn_with_state(faults, faults::inject))
+pub fn router(config: SandboxConfig) -> axum::Router {
+    States::new(config).router()
 }
 
 /// Starts a sandbox on `addr` (use `127.0.0.1:0` for a random port). Its data lives in memory
@@ -121,25 +226,6 @@ pub async fn start(config: SandboxConfig, addr: SocketAddr) -> std::io::Result<R
     launch(listener, States::new(config), None)
 }
 
-/// Every vendor's emulator state and the fault injector, before the server runs.
-pub(crate) struct States {
-    pub(crate) tray: Arc<tray::TrayState>,
-    pub(crate) apideck: Arc<apideck::ApideckState>,
-    pub(crate) nango: Arc<nango::NangoState>,
-    pub(crate) faults: Arc<faults::Faults>,
-}
-
-impl States {
-    pub(crate) fn new(config: SandboxConfig) -> Self {
-        Self {
-            tray: tray::TrayState::new(config.tray),
-            apideck: apideck::ApideckState::new(config.apideck),
-            nango: nango::NangoState::new(config.nango),
-            faults: faults::Faults::new(config.faults),
-        }
-    }
-}
-
 /// Serves `states` on `listener`; with a `saver`, the data is saved after each change.
 pub(crate) fn launch(
     listener: TcpListener,
@@ -147,13 +233,7 @@ pub(crate) fn launch(
     saver: Option<Arc<persist::Saver>>,
 ) -> std::io::Result<RunningSandbox> {
     let addr = listener.local_addr()?;
-    let States {
-        tray,
-        apideck,
-        nango,
-        faults,
-    } = states;
-    let mut app = router(tray.clone(), apideck.clone(), nango.clone(), faults.clone());
+    let mut app = states.router();
     if let Some(saver) = saver {
         // Outermost: it saves whatever the handlers and the fault injector let happen.
         app = app.layer(axum::middleware::from_fn_with_state(
@@ -169,13 +249,46 @@ pub(crate) fn launch(
             })
             .await;
     });
-    Ok(RunningSandbox {
-        addr,
-        tray,
-        apideck,
-        nango,
-        faults,
-        shutdown: Some(shutdown_tx),
-        server: Some(server),
-    })
+    Ok(states.into_running(addr, shutdown_tx, server))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_emulator_variable_starts_with_a_listed_prefix() {
+        let prefixes = env_prefixes();
+        assert!(prefixes.contains(&"NANGO_"), "{prefixes:?}");
+        let states = States::new(SandboxConfig::default());
+        for (name, _) in states.env("http://127.0.0.1:1") {
+            assert!(
+                prefixes.iter().any(|p| name.starts_with(p)),
+                "{name} has no listed prefix"
+            );
+        }
+        assert_eq!(emulator_names(), ["tray", "apideck", "nango"]);
+    }
+
+    #[test]
+    fn canaries_replace_only_default_secrets_and_are_listed() {
+        let mut config = SandboxConfig::default();
+        config.apideck.api_key = "chosen-by-the-test".to_owned();
+        let config = config.with_canaries(|label| format!("CANARY-{label}"));
+        assert_eq!(config.tray.master_token, "CANARY-tray-master-token");
+        assert_eq!(config.apideck.api_key, "chosen-by-the-test");
+        let states = States::new(config);
+        let secrets = states.canary_credentials();
+        assert!(
+            secrets.contains(&"CANARY-nango-secret-key".to_owned()),
+            "{secrets:?}"
+        );
+        let env = states.env("http://127.0.0.1:1");
+        for secret in &secrets {
+            assert!(
+                env.iter().any(|(_, v)| v == secret),
+                "{secret} is handed out"
+            );
+        }
+    }
 }

@@ -26,14 +26,14 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::net::{TcpListener, TcpSocket};
 
-use crate::{SandboxConfig, apideck, nango, tray};
+use crate::{SandboxConfig, Saved, States};
 
 /// What the file says it is, so another JSON file is never taken for sandbox data.
-const FORMAT: &str = "authport-sandbox";
-const VERSION: u32 = 1;
+pub(crate) const FORMAT: &str = "authport-sandbox";
+pub(crate) const VERSION: u32 = 1;
 
 /// Ports a first start picks from: below every common ephemeral range (Linux 32768-60999,
 /// BSD/macOS/Windows 49152-65535) and above most well-known services.
@@ -96,18 +96,6 @@ struct Header {
     version: u32,
 }
 
-/// The file's content: the address and every vendor's data.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Saved {
-    format: String,
-    version: u32,
-    listen: SocketAddr,
-    tray: tray::TrayData,
-    apideck: apideck::ApideckData,
-    nango: nango::NangoData,
-}
-
 /// Starts a sandbox whose data lives in `path`: the data and address recorded there, or, when
 /// the file does not exist and `create` is set, an empty sandbox on a newly picked port,
 /// recorded before this returns (so a state bound to it can always find it again).
@@ -137,18 +125,14 @@ pub async fn start_durable(
         None => return Err(PersistError::Missing(path.to_owned())),
     };
     let listen = listener.local_addr().map_err(io)?;
-    let states = crate::States::new(config);
+    let states = States::new(config);
     if let Some(saved) = data {
-        states.tray.restore(saved.tray);
-        states.apideck.restore(saved.apideck);
-        states.nango.restore(saved.nango);
+        states.restore(saved);
     }
     let saver = Arc::new(Saver {
         path: path.to_owned(),
         listen,
-        tray: states.tray.clone(),
-        apideck: states.apideck.clone(),
-        nango: states.nango.clone(),
+        states: states.clone(),
         written: Mutex::new(Vec::new()),
     });
     // Written now, even when loaded: the address is durable before anyone binds a state to it,
@@ -228,9 +212,7 @@ async fn listen_on_a_new_port() -> std::io::Result<TcpListener> {
 pub(crate) struct Saver {
     path: PathBuf,
     listen: SocketAddr,
-    tray: Arc<tray::TrayState>,
-    apideck: Arc<apideck::ApideckState>,
-    nango: Arc<nango::NangoState>,
+    states: States,
     /// The bytes last written; held while writing, so the file ends with the latest snapshot.
     written: Mutex<Vec<u8>>,
 }
@@ -248,14 +230,7 @@ impl Saver {
     fn save(&self) -> std::io::Result<()> {
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         // The snapshot is taken under the lock: a later save always holds every earlier change.
-        let saved = Saved {
-            format: FORMAT.to_owned(),
-            version: VERSION,
-            listen: self.listen,
-            tray: self.tray.data(),
-            apideck: self.apideck.data(),
-            nango: self.nango.data(),
-        };
+        let saved = self.states.saved(self.listen);
         let bytes = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
         if *written == bytes {
             return Ok(());

@@ -127,7 +127,7 @@ pub(crate) struct Inner {
 /// and the count of accepted imports (the plan limit counts them).
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ApideckData {
+pub struct ApideckData {
     consumers: Vec<String>,
     connections: Vec<(ConnectionKey, StoredConnection)>,
     imports_accepted: u64,
@@ -182,28 +182,6 @@ impl ApideckState {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The data a durable sandbox keeps.
-    pub(crate) fn data(&self) -> ApideckData {
-        let inner = self.lock();
-        ApideckData {
-            consumers: inner.consumers.iter().cloned().collect(),
-            connections: inner
-                .connections
-                .iter()
-                .map(|(key, stored)| (key.clone(), stored.clone()))
-                .collect(),
-            imports_accepted: inner.imports_accepted,
-        }
-    }
-
-    /// Puts back what [`ApideckState::data`] returned (before the server serves).
-    pub(crate) fn restore(&self, data: ApideckData) {
-        let mut inner = self.lock();
-        inner.consumers = data.consumers.into_iter().collect();
-        inner.connections = data.connections.into_iter().collect();
-        inner.imports_accepted = data.imports_accepted;
     }
 
     /// Switches the plan limit while the server runs: after `limit` accepted imports in total
@@ -408,7 +386,52 @@ fn is_filled(value: &Value) -> bool {
     }
 }
 
-/// The Apideck Vault routes.
-pub fn router(state: Arc<ApideckState>) -> axum::Router {
-    handlers::routes(state.clone()).merge(webhooks::routes(state))
+impl crate::Emulator for ApideckState {
+    type Options = ApideckOptions;
+    type Data = ApideckData;
+
+    const NAME: &'static str = "apideck";
+    const ENV_PREFIX: &'static str = "APIDECK_";
+
+    fn new(options: ApideckOptions) -> Arc<Self> {
+        ApideckState::new(options)
+    }
+
+    fn router(self: Arc<Self>) -> axum::Router {
+        handlers::routes(self.clone()).merge(webhooks::routes(self))
+    }
+
+    fn env(&self, base_url: &str) -> Vec<(String, String)> {
+        let mut env = vec![("APIDECK_API_URL".to_owned(), base_url.to_owned())];
+        env.extend(self.credentials_env());
+        env
+    }
+
+    fn canary_credentials(&self) -> Vec<String> {
+        vec![self.api_key.clone()]
+    }
+
+    fn secrets_mut(options: &mut ApideckOptions) -> Vec<(&'static str, &mut String)> {
+        vec![("apideck-api-key", &mut options.api_key)]
+    }
+
+    fn data(&self) -> Self::Data {
+        let inner = self.lock();
+        ApideckData {
+            consumers: inner.consumers.iter().cloned().collect(),
+            connections: inner
+                .connections
+                .iter()
+                .map(|(key, stored)| (key.clone(), stored.clone()))
+                .collect(),
+            imports_accepted: inner.imports_accepted,
+        }
+    }
+
+    fn restore(&self, data: Self::Data) {
+        let mut inner = self.lock();
+        inner.consumers = data.consumers.into_iter().collect();
+        inner.connections = data.connections.into_iter().collect();
+        inner.imports_accepted = data.imports_accepted;
+    }
 }

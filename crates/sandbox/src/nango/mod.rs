@@ -174,7 +174,7 @@ pub(crate) struct Inner {
 /// connection id and the count of accepted upserts.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct NangoData {
+pub struct NangoData {
     connections: Vec<(ConnectionKey, StoredConnection)>,
     next_id: u64,
     upserts_accepted: u64,
@@ -219,30 +219,6 @@ impl NangoState {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The data a durable sandbox keeps.
-    pub(crate) fn data(&self) -> NangoData {
-        let inner = self.lock();
-        NangoData {
-            connections: inner
-                .connections
-                .iter()
-                .map(|(key, stored)| (key.clone(), stored.clone()))
-                .collect(),
-            next_id: inner.next_id,
-            upserts_accepted: inner.upserts_accepted,
-        }
-    }
-
-    /// Puts back what [`NangoState::data`] returned (before the server serves).
-    pub(crate) fn restore(&self, data: NangoData) {
-        let mut inner = self.lock();
-        inner.connections = data.connections.into_iter().collect();
-        // Ids are never reused, even by a hand-edited file.
-        let highest = inner.connections.values().map(|c| c.id).max().unwrap_or(0);
-        inner.next_id = data.next_id.max(highest + 1);
-        inner.upserts_accepted = data.upserts_accepted;
     }
 
     /// Switches the plan's limit while the server runs (`None`: no limit, no headers).
@@ -370,7 +346,54 @@ pub(crate) fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The Nango routes.
-pub fn router(state: Arc<NangoState>) -> axum::Router {
-    handlers::routes(state)
+impl crate::Emulator for NangoState {
+    type Options = NangoOptions;
+    type Data = NangoData;
+
+    const NAME: &'static str = "nango";
+    const ENV_PREFIX: &'static str = "NANGO_";
+
+    fn new(options: NangoOptions) -> Arc<Self> {
+        NangoState::new(options)
+    }
+
+    fn router(self: Arc<Self>) -> axum::Router {
+        handlers::routes(self)
+    }
+
+    fn env(&self, base_url: &str) -> Vec<(String, String)> {
+        let mut env = vec![("NANGO_API_URL".to_owned(), base_url.to_owned())];
+        env.extend(self.credentials_env());
+        env
+    }
+
+    fn canary_credentials(&self) -> Vec<String> {
+        vec![self.secret_key.clone()]
+    }
+
+    fn secrets_mut(options: &mut NangoOptions) -> Vec<(&'static str, &mut String)> {
+        vec![("nango-secret-key", &mut options.secret_key)]
+    }
+
+    fn data(&self) -> Self::Data {
+        let inner = self.lock();
+        NangoData {
+            connections: inner
+                .connections
+                .iter()
+                .map(|(key, stored)| (key.clone(), stored.clone()))
+                .collect(),
+            next_id: inner.next_id,
+            upserts_accepted: inner.upserts_accepted,
+        }
+    }
+
+    fn restore(&self, data: Self::Data) {
+        let mut inner = self.lock();
+        inner.connections = data.connections.into_iter().collect();
+        // Ids are never reused, even by a hand-edited file.
+        let highest = inner.connections.values().map(|c| c.id).max().unwrap_or(0);
+        inner.next_id = data.next_id.max(highest + 1);
+        inner.upserts_accepted = data.upserts_accepted;
+    }
 }

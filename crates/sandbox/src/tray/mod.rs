@@ -30,6 +30,9 @@ pub use validate::{check_object, check_value_shapes};
 /// The master token the sandbox accepts unless configured otherwise.
 pub const DEFAULT_MASTER_TOKEN: &str = "sandbox-tray-master-token-0000000000000000";
 
+/// The Embedded ID the sandbox hands out for Tray's auth-only dialog (`reconnect --links`).
+pub const SANDBOX_EMBEDDED_ID: &str = "sandbox-embedded-id";
+
 /// How long a user token lives: "This access token expires after 2 days".
 const USER_TOKEN_LIFETIME_HOURS: i64 = 48;
 
@@ -185,7 +188,7 @@ struct Inner {
 /// short-lived, and each authport command mints its own.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct TrayData {
+pub struct TrayData {
     users: Vec<StoredUser>,
     auths: Vec<StoredAuth>,
     instances: Vec<StoredInstance>,
@@ -267,28 +270,6 @@ impl TrayState {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The data a durable sandbox keeps.
-    pub(crate) fn data(&self) -> TrayData {
-        let inner = self.lock();
-        TrayData {
-            users: inner.users.values().cloned().collect(),
-            auths: inner.auths.values().cloned().collect(),
-            instances: inner.instances.values().cloned().collect(),
-        }
-    }
-
-    /// Puts back what [`TrayState::data`] returned (before the server serves).
-    pub(crate) fn restore(&self, data: TrayData) {
-        let mut inner = self.lock();
-        inner.users = data.users.into_iter().map(|u| (u.id.clone(), u)).collect();
-        inner.auths = data.auths.into_iter().map(|a| (a.id.clone(), a)).collect();
-        inner.instances = data
-            .instances
-            .into_iter()
-            .map(|i| (i.id.clone(), i))
-            .collect();
     }
 
     /// Switches the rate limit while the server runs (`None` = unlimited).
@@ -496,9 +477,64 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-pub fn router(state: Arc<TrayState>) -> axum::Router {
-    rest::routes()
-        .merge(graphql::routes())
-        .merge(dialog::routes())
-        .with_state(state)
+impl crate::Emulator for TrayState {
+    type Options = TrayOptions;
+    type Data = TrayData;
+
+    const NAME: &'static str = "tray";
+    const ENV_PREFIX: &'static str = "TRAY_";
+
+    fn new(options: TrayOptions) -> Arc<Self> {
+        TrayState::new(options)
+    }
+
+    fn router(self: Arc<Self>) -> axum::Router {
+        rest::routes()
+            .merge(graphql::routes())
+            .merge(dialog::routes())
+            .with_state(self)
+    }
+
+    fn env(&self, base_url: &str) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("TRAY_API_URL".to_owned(), base_url.to_owned()),
+            ("TRAY_GRAPHQL_URL".to_owned(), format!("{base_url}/graphql")),
+            // The auth-only dialog Tray's reconnect links open is served here too.
+            ("TRAY_AUTH_DIALOG_URL".to_owned(), base_url.to_owned()),
+            (
+                "TRAY_EMBEDDED_ID".to_owned(),
+                SANDBOX_EMBEDDED_ID.to_owned(),
+            ),
+        ];
+        env.extend(self.credentials_env());
+        env
+    }
+
+    fn canary_credentials(&self) -> Vec<String> {
+        vec![self.master_token.clone()]
+    }
+
+    fn secrets_mut(options: &mut TrayOptions) -> Vec<(&'static str, &mut String)> {
+        vec![("tray-master-token", &mut options.master_token)]
+    }
+
+    fn data(&self) -> Self::Data {
+        let inner = self.lock();
+        TrayData {
+            users: inner.users.values().cloned().collect(),
+            auths: inner.auths.values().cloned().collect(),
+            instances: inner.instances.values().cloned().collect(),
+        }
+    }
+
+    fn restore(&self, data: Self::Data) {
+        let mut inner = self.lock();
+        inner.users = data.users.into_iter().map(|u| (u.id.clone(), u)).collect();
+        inner.auths = data.auths.into_iter().map(|a| (a.id.clone(), a)).collect();
+        inner.instances = data
+            .instances
+            .into_iter()
+            .map(|i| (i.id.clone(), i))
+            .collect();
+    }
 }
