@@ -480,8 +480,4 @@ impl AuthImporter for ApideckImporter {
             credential: self.config.api_key.clone(),
         }
     }
-
-    fn links(&self) -> Option<&dyn authport_core::ReconnectLinks> {
-        Some(self)
-    }
 }

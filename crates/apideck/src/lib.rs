@@ -41,12 +41,10 @@ authport_core::inventory::submit! {
         // Apideck publishes no Vault rate limit: a conservative default.
         limits: ProviderLimits { requests_per_second: 100.0, documented: false, burst: 10, default_concurrency: 4 },
         build: build_importer,
-    }
-}
-
-authport_core::inventory::submit! {
-    authport_core::CatalogPlugin {
-        name: "apideck",
-        build: offers::build_catalog,
+        capabilities: authport_core::Capabilities {
+            links: Some(authport_core::LinksCapability { of: authport_core::links_of::<ApideckImporter> }),
+            catalog: Some(authport_core::CatalogCapability { build: offers::build_catalog }),
+            ..authport_core::Capabilities::NONE
+        },
     }
 }

@@ -1,8 +1,6 @@
 //! The optional export side of a provider: [`AuthExporter`] reads end users' authentications
-//! back out of a platform as canonical v1 records, and [`ExporterPlugin`] registers it.
-//!
-//! Exporters are registered apart from importers (their own `inventory::collect!`), so a
-//! provider crate opts in with one more `submit!` and importers need no change. Records cross
+//! back out of a platform as canonical v1 records. A provider declares it as the `export`
+//! capability of its `ProviderPlugin`; importers need no change. Records cross
 //! the trait as [`CredentialRecord`]s, secrets still in `SecretString`s; only
 //! [`record_to_v1_json`] exposes them, into a [`SecretJson`] the writer exposes once, when it
 //! writes the line.
@@ -17,7 +15,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use crate::error::ProviderError;
-use crate::importer::{BuildContext, ConfigError};
 use crate::record::{Auth, CredentialRecord};
 use crate::secret::SecretJson;
 
@@ -133,64 +130,6 @@ where
                 None => return Err(error),
             },
         }
-    }
-}
-
-/// One exporter, as registered by its provider crate next to its [`crate::ProviderPlugin`]
-/// (whose `limits` pace the export):
-///
-/// ```text
-/// inventory::submit! {
-///     authport_core::ExporterPlugin { name: "tray", description: "...", build: build_exporter }
-/// }
-/// ```
-#[derive(Debug)]
-pub struct ExporterPlugin {
-    /// The `--provider` name; the same as the provider's importer.
-    pub name: &'static str,
-    /// One line for `authport providers`.
-    pub description: &'static str,
-    /// Builds the exporter from config and environment (no network calls).
-    pub build: fn(&BuildContext) -> Result<Box<dyn AuthExporter>, ConfigError>,
-}
-
-inventory::collect!(ExporterPlugin);
-
-/// Every registered exporter, sorted by name.
-///
-/// # Panics
-/// When two crates register the same name: that is a build mistake.
-pub fn exporters() -> Vec<&'static ExporterPlugin> {
-    let mut plugins: Vec<&'static ExporterPlugin> =
-        inventory::iter::<ExporterPlugin>.into_iter().collect();
-    plugins.sort_by_key(|p| p.name);
-    for pair in plugins.windows(2) {
-        assert!(
-            pair[0].name != pair[1].name,
-            "two exporters are registered under the name `{}`",
-            pair[0].name
-        );
-    }
-    plugins
-}
-
-/// An unknown or export-less `--provider` name, with the names that can export.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("provider `{name}` cannot export; providers that can: {}", if valid.is_empty() { "(none)".to_owned() } else { valid.join(", ") })]
-pub struct NoExporter {
-    pub name: String,
-    pub valid: Vec<&'static str>,
-}
-
-/// Looks an exporter up by provider name.
-pub fn find_exporter(name: &str) -> Result<&'static ExporterPlugin, NoExporter> {
-    let plugins = exporters();
-    match plugins.iter().find(|p| p.name == name) {
-        Some(plugin) => Ok(plugin),
-        None => Err(NoExporter {
-            name: name.to_owned(),
-            valid: plugins.iter().map(|p| p.name).collect(),
-        }),
     }
 }
 

@@ -14,6 +14,7 @@
 //! Providers classify failures into [`ProviderError`]; the engine alone decides whether to retry,
 //! wait, reconcile, give up on the record or stop the run.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -49,11 +50,14 @@ impl DiscoveryKey {
 /// A record mapped to the provider's request, ready to send. Built by [`AuthImporter::map`].
 ///
 /// `target` and `redacted_body` are safe to print; `body` is not (it holds the secrets and is
-/// only exposed where the request is built).
+/// only exposed where the request is built). `payload` is the provider's own typed value for
+/// `import`, `reconcile` and `predict_skip`, so a provider never parses its printable `target`
+/// back.
 #[derive(Debug, Clone)]
 pub struct MappedRecord {
     /// Where the record goes, as non-secret ids and names (e.g. consumer, unified API, service;
-    /// or Tray's service environment and auth name). Shown in the plan and report.
+    /// or Tray's service environment and auth name). Shown in the plan and report, and
+    /// fingerprinted by the engine; the provider reads its typed `payload` instead.
     pub target: Map<String, Value>,
     /// The request body as it will be sent, with one allowance: a value that depends on the
     /// moment of sending is stated here in a form that does not (e.g. an absolute expiry where
@@ -66,6 +70,53 @@ pub struct MappedRecord {
     pub redacted_body: Value,
     /// Things the operator should know (e.g. "expiry omitted: Vault will queue a refresh").
     pub notes: Vec<String>,
+    /// The provider's typed form of where the record goes, put in by `map` and read back with
+    /// [`MappedRecord::payload`]. Never printed, fingerprinted or stored.
+    pub payload: Payload,
+}
+
+impl MappedRecord {
+    /// The provider's typed payload, if `map` put one of type `T` in.
+    pub fn payload<T: Any>(&self) -> Option<&T> {
+        self.payload.get()
+    }
+}
+
+/// A provider's typed value carried by a [`MappedRecord`] from `map` to `import`. Cheap to
+/// clone (shared). Its `Debug` says only whether one is present, so nothing inside it can reach
+/// a log or a plan; even so, put in ids and names only, never a secret-bearing type (the body
+/// already carries the secrets).
+#[derive(Clone, Default)]
+pub struct Payload(Option<Arc<dyn Any + Send + Sync>>);
+
+impl Payload {
+    pub fn new<T: Any + Send + Sync>(value: T) -> Self {
+        Self(Some(Arc::new(value)))
+    }
+
+    /// No payload (a provider that needs none, or a test's hand-built record).
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// The value, if one of type `T` is present.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.as_deref().and_then(|value| value.downcast_ref())
+    }
+
+    pub fn is_present(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_present() {
+            "Payload(present)"
+        } else {
+            "Payload(none)"
+        })
+    }
 }
 
 /// Non-secret handle of what an import created or updated at the target, as the provider needs
@@ -148,7 +199,7 @@ pub struct ProviderLimits {
 
 /// A provider's importer. Object-safe: the runner holds a `Box<dyn AuthImporter>`.
 #[async_trait]
-pub trait AuthImporter: Send + Sync + fmt::Debug {
+pub trait AuthImporter: std::any::Any + Send + Sync + fmt::Debug {
     /// Read-only calls that learn what the target offers for these services (connectors,
     /// environments, form fields...). Called once per run before any write; the provider keeps
     /// the catalogue inside itself. An error here is fatal for the run (nothing was written).
@@ -205,11 +256,6 @@ pub trait AuthImporter: Send + Sync + fmt::Debug {
         _prior: Option<&PriorImport>,
     ) -> Result<Option<String>, ProviderError> {
         Ok(None)
-    }
-
-    /// The provider's reconnect links, when it can mint them (`authport reconnect --links`).
-    fn links(&self) -> Option<&dyn crate::links::ReconnectLinks> {
-        None
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod error;
 pub mod export;
+pub mod health;
 pub mod importer;
 pub mod input;
 pub mod links;
@@ -12,13 +13,15 @@ pub mod registry;
 pub mod report;
 pub mod secret;
 pub mod transport;
+pub mod webhook;
 
-pub use catalog::{CatalogPlugin, Offer, TargetCatalog, catalog_names, find_catalog};
+pub use catalog::{Offer, TargetCatalog};
 pub use error::{MappingError, ProviderError};
 pub use export::{
-    AuthExporter, ExportCounts, ExportFilter, ExportSink, ExporterPlugin, NoExporter, SecretValue,
-    StructuredSecret, exporters, find_exporter, read_retry_delay, record_to_v1_json, retry_read,
+    AuthExporter, ExportCounts, ExportFilter, ExportSink, SecretValue, StructuredSecret,
+    read_retry_delay, record_to_v1_json, retry_read,
 };
+pub use health::Health;
 pub use importer::{
     AuthImporter, BuildContext, ConfigError, DiscoveryKey, Disposition, EnvSnapshot, ImportOutcome,
     InMemoryMemo, MappedRecord, Memo, PriorImport, ProviderLimits, Removal, RequestGate,
@@ -26,11 +29,16 @@ pub use importer::{
 };
 pub use links::{ReconnectLink, ReconnectLinks};
 pub use record::{Auth, CredentialRecord, Expiry, OAuth2, Owner, RecordWarning};
-pub use registry::{ProviderPlugin, UnknownProvider, find_provider, provider_names, providers};
+pub use registry::{
+    Capabilities, CatalogCapability, ExportCapability, Lacks, LinksCapability, ProviderPlugin,
+    UnknownProvider, WebhooksCapability, find_capability, find_catalog, find_exporter,
+    find_provider, find_webhooks, links_of, names_with, provider_names, providers,
+};
 pub use report::{ErrorKind, ReportError, ReportLine, Status};
 pub use secret::{
     ExposeSecret, FingerprintKey, REDACTED, SecretJson, SecretString, record_tag, redact_json,
 };
+pub use webhook::{HealthEvent, WebhookHeaders, WebhookRefusal, WebhookSource};
 
 // Re-exported so provider crates register with the same `inventory` the registry collects.
 pub use inventory;

@@ -1,6 +1,7 @@
 //! The optional reconnect side of a provider: [`ReconnectLinks`] names the vendor identifiers
-//! an end user's reconnect link needs and mints such links. A provider opts in by returning
-//! itself from [`crate::AuthImporter::links`]; the rest of the importer needs no change.
+//! an end user's reconnect link needs and mints such links. The importer implements it (it holds
+//! the discovered catalogue) and the provider declares it as the `links` capability of its
+//! `ProviderPlugin` (see [`crate::links_of`]); the rest of the importer needs no change.
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};

@@ -1,7 +1,15 @@
-//! The plugin registry: provider crates submit a [`ProviderPlugin`] with `inventory::submit!`;
-//! the runner lists and builds them by name at runtime.
+//! The plugin registry: provider crates submit one [`ProviderPlugin`] with `inventory::submit!`;
+//! the runner lists and builds them by name at runtime. The plugin is the one place a provider
+//! declares what it can do: import (always), and the optional [`Capabilities`] (export, webhooks,
+//! reconnect links, target catalogue).
 
+use std::any::Any;
+
+use crate::catalog::TargetCatalog;
+use crate::export::AuthExporter;
 use crate::importer::{AuthImporter, BuildContext, ConfigError, ProviderLimits};
+use crate::links::ReconnectLinks;
+use crate::webhook::WebhookSource;
 
 /// One provider, as registered by its crate:
 ///
@@ -12,6 +20,10 @@ use crate::importer::{AuthImporter, BuildContext, ConfigError, ProviderLimits};
 ///         description: "Tray.ai Embedded: create end users' authentications",
 ///         limits: ProviderLimits { requests_per_second: 30.0, documented: true, burst: 50, default_concurrency: 8 },
 ///         build: build_importer,
+///         capabilities: Capabilities {
+///             export: Some(ExportCapability { description: "...", build: build_exporter }),
+///             ..Capabilities::NONE
+///         },
 ///     }
 /// }
 /// ```
@@ -26,6 +38,78 @@ pub struct ProviderPlugin {
     pub limits: ProviderLimits,
     /// Builds the importer from config and environment (no network calls).
     pub build: fn(&BuildContext) -> Result<Box<dyn AuthImporter>, ConfigError>,
+    /// What else the provider can do.
+    pub capabilities: Capabilities,
+}
+
+/// A provider's optional capabilities, each `None` when it lacks it.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities {
+    /// A migration source: `authport export` and `migrate --from`.
+    pub export: Option<ExportCapability>,
+    /// Signed webhooks about its connections: `authport webhooks`.
+    pub webhooks: Option<WebhooksCapability>,
+    /// Reconnect links for end users: `authport reconnect --links`.
+    pub links: Option<LinksCapability>,
+    /// What the target offers: `authport targets`.
+    pub catalog: Option<CatalogCapability>,
+}
+
+impl Capabilities {
+    /// Import only.
+    pub const NONE: Capabilities = Capabilities {
+        export: None,
+        webhooks: None,
+        links: None,
+        catalog: None,
+    };
+}
+
+/// Export: builds the exporter (paced by the plugin's `limits`).
+#[derive(Debug, Clone, Copy)]
+pub struct ExportCapability {
+    /// One line for `authport providers`.
+    pub description: &'static str,
+    /// Builds the exporter from config and environment (no network calls).
+    pub build: fn(&BuildContext) -> Result<Box<dyn AuthExporter>, ConfigError>,
+}
+
+/// Webhooks: builds the source that verifies and parses deliveries (no network calls).
+#[derive(Debug, Clone, Copy)]
+pub struct WebhooksCapability {
+    pub build: fn(&BuildContext) -> Result<Box<dyn WebhookSource>, ConfigError>,
+}
+
+/// Reconnect links: minted by the importer itself (it holds the discovered catalogue the link
+/// ids come from), so the capability is a view of the built importer. Declare it with
+/// [`links_of`]: `LinksCapability { of: links_of::<MyImporter> }`.
+#[derive(Debug, Clone, Copy)]
+pub struct LinksCapability {
+    pub of: for<'a> fn(&'a dyn AuthImporter) -> Option<&'a dyn ReconnectLinks>,
+}
+
+/// The [`LinksCapability`] view for an importer of type `T` (`None` for another type).
+pub fn links_of<T: AuthImporter + ReconnectLinks>(
+    importer: &dyn AuthImporter,
+) -> Option<&dyn ReconnectLinks> {
+    let any: &dyn Any = importer;
+    any.downcast_ref::<T>()
+        .map(|links| links as &dyn ReconnectLinks)
+}
+
+/// The target catalogue: builds it from config and environment (no network calls).
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogCapability {
+    pub build: fn(&BuildContext) -> Result<Box<dyn TargetCatalog>, ConfigError>,
+}
+
+impl ProviderPlugin {
+    /// The reconnect links of an importer this plugin built, when the provider declares them.
+    pub fn links<'a>(&self, importer: &'a dyn AuthImporter) -> Option<&'a dyn ReconnectLinks> {
+        self.capabilities
+            .links
+            .and_then(|links| (links.of)(importer))
+    }
 }
 
 inventory::collect!(ProviderPlugin);
@@ -71,4 +155,55 @@ pub fn find_provider(name: &str) -> Result<&'static ProviderPlugin, UnknownProvi
             valid: plugins.iter().map(|p| p.name).collect(),
         }),
     }
+}
+
+/// An unknown provider, or one that lacks a capability, with the names that have it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("provider `{name}` cannot {what}; providers that can: {}", if valid.is_empty() { "(none)".to_owned() } else { valid.join(", ") })]
+pub struct Lacks {
+    pub name: String,
+    /// What it cannot do, as a verb phrase (`export`, `receive webhooks`, `list its targets`).
+    pub what: &'static str,
+    pub valid: Vec<&'static str>,
+}
+
+/// The names of the providers whose plugin has the capability `has` picks, sorted.
+pub fn names_with<T>(has: impl Fn(&Capabilities) -> Option<T>) -> Vec<&'static str> {
+    providers()
+        .into_iter()
+        .filter(|plugin| has(&plugin.capabilities).is_some())
+        .map(|plugin| plugin.name)
+        .collect()
+}
+
+/// The capability `has` picks of provider `name`, or which providers have it.
+pub fn find_capability<T>(
+    name: &str,
+    what: &'static str,
+    has: impl Fn(&Capabilities) -> Option<T>,
+) -> Result<T, Lacks> {
+    providers()
+        .into_iter()
+        .find(|plugin| plugin.name == name)
+        .and_then(|plugin| has(&plugin.capabilities))
+        .ok_or_else(|| Lacks {
+            name: name.to_owned(),
+            what,
+            valid: names_with(&has),
+        })
+}
+
+/// The export capability of provider `name`.
+pub fn find_exporter(name: &str) -> Result<ExportCapability, Lacks> {
+    find_capability(name, "export", |c| c.export)
+}
+
+/// The webhook capability of provider `name`.
+pub fn find_webhooks(name: &str) -> Result<WebhooksCapability, Lacks> {
+    find_capability(name, "receive webhooks", |c| c.webhooks)
+}
+
+/// The catalogue capability of provider `name`.
+pub fn find_catalog(name: &str) -> Result<CatalogCapability, Lacks> {
+    find_capability(name, "list its targets", |c| c.catalog)
 }

@@ -63,10 +63,10 @@ fn build_refusing(_context: &BuildContext) -> Result<Box<dyn AuthImporter>, Conf
 }
 
 inventory::submit! {
-    ProviderPlugin { name: "zzz-refusing", description: "refuses everything", limits: ONE_PER_SECOND, build: build_refusing }
+    ProviderPlugin { name: "zzz-refusing", description: "refuses everything", limits: ONE_PER_SECOND, build: build_refusing, capabilities: authport_core::Capabilities::NONE }
 }
 inventory::submit! {
-    ProviderPlugin { name: "aaa-refusing", description: "refuses everything too", limits: ONE_PER_SECOND, build: build_refusing }
+    ProviderPlugin { name: "aaa-refusing", description: "refuses everything too", limits: ONE_PER_SECOND, build: build_refusing, capabilities: authport_core::Capabilities::NONE }
 }
 
 #[test]

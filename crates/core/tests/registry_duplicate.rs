@@ -17,10 +17,10 @@ fn build_nothing(_context: &BuildContext) -> Result<Box<dyn AuthImporter>, Confi
 }
 
 inventory::submit! {
-    ProviderPlugin { name: "twin", description: "first", limits: LIMITS, build: build_nothing }
+    ProviderPlugin { name: "twin", description: "first", limits: LIMITS, build: build_nothing, capabilities: authport_core::Capabilities::NONE }
 }
 inventory::submit! {
-    ProviderPlugin { name: "twin", description: "second", limits: LIMITS, build: build_nothing }
+    ProviderPlugin { name: "twin", description: "second", limits: LIMITS, build: build_nothing, capabilities: authport_core::Capabilities::NONE }
 }
 
 #[test]

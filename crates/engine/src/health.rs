@@ -4,93 +4,9 @@
 //! the latest stored webhook event. Kept in one module so it can move into the core as one
 //! piece (the core `Health` type of issue 18).
 
+pub use authport_core::Health;
 use authport_core::VerifyReport;
-use serde::Serialize;
 use serde_json::Value;
-
-/// What an operator must do about one record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Health {
-    /// Imported and usable: nothing to do.
-    Healthy,
-    /// Imported; the target still has to refresh the token (wait, then look again).
-    PendingRefresh,
-    /// Imported, then a token refresh failed: the end user must connect again.
-    RefreshFailed,
-    /// Imported, then revoked or otherwise unusable at the target: connect again.
-    Revoked,
-    /// Imported, then deleted at the target (a webhook said so): connect again.
-    Deleted,
-    /// The journal has an object the target no longer has.
-    Missing,
-    /// In the input, never imported (failed or skipped): see `reconnect`.
-    NotImported,
-    /// Imported, then removed by `authport rollback` (the journal remembers it).
-    RolledBack,
-}
-
-impl Health {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Healthy => "healthy",
-            Health::PendingRefresh => "pending_refresh",
-            Health::RefreshFailed => "refresh_failed",
-            Health::Revoked => "revoked",
-            Health::Deleted => "deleted",
-            Health::Missing => "missing",
-            Health::NotImported => "not_imported",
-            Health::RolledBack => "rolled_back",
-        }
-    }
-
-    /// The target holds a token it can use: `healthy`, and `pending_refresh` (the platform
-    /// refreshes the token itself; a refresh that fails turns it into `refresh_failed`). Both
-    /// `verify`'s `healthy` and `status`'s exit code follow this.
-    pub fn is_usable(self) -> bool {
-        matches!(self, Health::Healthy | Health::PendingRefresh)
-    }
-
-    /// `status` exits 5 for it: an imported object that is not usable. Records never imported
-    /// (`reconnect`'s business) and records rolled back (removed on purpose) do not count.
-    pub fn is_problem(self) -> bool {
-        !self.is_usable() && !matches!(self, Health::NotImported | Health::RolledBack)
-    }
-
-    /// Every word, in the order `status` documents them.
-    pub const ALL: [Health; 8] = [
-        Health::Healthy,
-        Health::PendingRefresh,
-        Health::RefreshFailed,
-        Health::Revoked,
-        Health::Deleted,
-        Health::Missing,
-        Health::NotImported,
-        Health::RolledBack,
-    ];
-
-    /// The end user must connect again (`reconnect` lists the record).
-    pub fn needs_reconnect(self) -> bool {
-        matches!(
-            self,
-            Health::RefreshFailed | Health::Revoked | Health::Deleted
-        )
-    }
-
-    /// The reason in plain words, for the worklist.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Health::Healthy => "connected",
-            Health::PendingRefresh => "waiting for the first token refresh",
-            Health::RefreshFailed => "the imported token could not be refreshed",
-            Health::Revoked => "the connection was revoked or is no longer usable",
-            Health::Deleted => "the connection was deleted at the target",
-            Health::Missing => "the imported connection is gone",
-            Health::NotImported => "the credentials could not be imported",
-            Health::RolledBack => "the imported connection was removed by rollback",
-        }
-    }
-}
 
 /// The latest stored webhook event of one imported object, as `status::EventView` hands it over.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

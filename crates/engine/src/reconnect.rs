@@ -37,7 +37,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use authport_core::{
-    AuthImporter, CredentialRecord, DiscoveryKey, ErrorKind, ReportLine, TargetRef,
+    AuthImporter, CredentialRecord, DiscoveryKey, ErrorKind, ReconnectLinks, ReportLine, TargetRef,
 };
 use serde_json::{Map, Value, json};
 
@@ -342,7 +342,7 @@ pub async fn worklist(
             .collect();
         importer.discover(&distinct_keys(&wanted, provider)).await?;
     }
-    let rows = group(&listed, &records, importer.as_ref()).await;
+    let rows = group(&listed, &records, links_of(provider, importer.as_ref())).await;
     summary.rows = rows.len() as u64;
     summary.records = rows.iter().map(|r| r.record_ids.len() as u64).sum();
     summary.config_fixes = rows.iter().filter(|r| r.kind == CONFIG_FIX).count() as u64;
@@ -395,11 +395,18 @@ fn distinct_keys(records: &[&CredentialRecord], provider: &str) -> Vec<Discovery
     keys
 }
 
+/// The reconnect links of `importer`, when its provider's plugin declares them.
+fn links_of<'a>(provider: &str, importer: &'a dyn AuthImporter) -> Option<&'a dyn ReconnectLinks> {
+    authport_core::find_provider(provider)
+        .ok()
+        .and_then(|plugin| plugin.links(importer))
+}
+
 /// Rows per (owner, service, kind), in owner order; owner details from the input record only.
 async fn group(
     listed: &[Listed],
     records: &BTreeMap<String, CredentialRecord>,
-    importer: &dyn AuthImporter,
+    links: Option<&dyn ReconnectLinks>,
 ) -> Vec<WorkRow> {
     let mut rows: BTreeMap<(String, String, &'static str), WorkRow> = BTreeMap::new();
     for item in listed {
@@ -407,7 +414,7 @@ async fn group(
         let Some(record) = records.get(&item.record) else {
             continue;
         };
-        let vendor = match importer.links() {
+        let vendor = match links {
             Some(links) => links.link_ids(record, item.target.as_ref()).await,
             None => item.target.clone().map(|t| t.0).unwrap_or_default(),
         };
@@ -466,7 +473,7 @@ async fn mint_links(
     summary: &mut ReconnectSummary,
     writer: &mut RowWriter<'_>,
 ) -> anyhow::Result<()> {
-    let Some(links) = importer.links() else {
+    let Some(links) = links_of(&options.provider, importer) else {
         anyhow::bail!("provider {} cannot mint reconnect links", options.provider);
     };
     let memo = state.memo();

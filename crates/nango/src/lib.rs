@@ -49,20 +49,13 @@ authport_core::inventory::submit! {
         description: "Nango: import end users' connections (upsert per integration and connection id)",
         limits: LIMITS,
         build: build_importer,
-    }
-}
-
-authport_core::inventory::submit! {
-    authport_core::ExporterPlugin {
-        name: "nango",
-        description: "Nango: connections with their credentials (read with refresh_token=true)",
-        build: export::build_exporter,
-    }
-}
-
-authport_core::inventory::submit! {
-    authport_core::CatalogPlugin {
-        name: "nango",
-        build: catalog::build_catalog,
+        capabilities: authport_core::Capabilities {
+            export: Some(authport_core::ExportCapability {
+                description: "Nango: connections with their credentials (read with refresh_token=true)",
+                build: export::build_exporter,
+            }),
+            catalog: Some(authport_core::CatalogCapability { build: catalog::build_catalog }),
+            ..authport_core::Capabilities::NONE
+        },
     }
 }

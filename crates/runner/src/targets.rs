@@ -12,13 +12,7 @@ use crate::cli::{Format, TargetsArgs};
 pub async fn targets(args: TargetsArgs) -> anyhow::Result<Exit> {
     let provider =
         authport_core::find_provider(&args.provider).map_err(|e| crate::usage(e.into()))?;
-    let Some(catalog) = authport_core::find_catalog(provider.name) else {
-        return Err(crate::usage(anyhow::anyhow!(
-            "provider `{}` cannot list its targets; providers that can: {}",
-            provider.name,
-            authport_core::catalog_names().join(", ")
-        )));
-    };
+    let catalog = authport_core::find_catalog(provider.name).map_err(|e| crate::usage(e.into()))?;
     let (_config, context) =
         crate::export::stateless_context(provider, args.config.as_deref()).map_err(crate::usage)?;
     let catalog = (catalog.build)(&context)

@@ -82,6 +82,7 @@ authport_core::inventory::submit! {
         description: "a provider with switchable flaws, for the suite's own tests",
         limits: ProviderLimits { requests_per_second: 100.0, documented: true, burst: 10, default_concurrency: 2 },
         build,
+        capabilities: authport_core::Capabilities::NONE,
     }
 }
 
@@ -165,6 +166,7 @@ impl AuthImporter for Probe {
             redacted_body: redact_json(&body, &record.secret_values()),
             body: SecretJson::new(body),
             notes: Vec::new(),
+            payload: Default::default(),
         })
     }
 

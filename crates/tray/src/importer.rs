@@ -552,8 +552,4 @@ impl AuthImporter for TrayImporter {
             credential: self.config.master_token.clone(),
         }
     }
-
-    fn links(&self) -> Option<&dyn authport_core::ReconnectLinks> {
-        Some(self)
-    }
 }

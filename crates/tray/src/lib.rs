@@ -36,20 +36,14 @@ authport_core::inventory::submit! {
         // Tray: 30 requests/second, bursts up to 50 (REST and GraphQL).
         limits: ProviderLimits { requests_per_second: 30.0, documented: true, burst: 50, default_concurrency: 8 },
         build,
-    }
-}
-
-authport_core::inventory::submit! {
-    authport_core::ExporterPlugin {
-        name: "tray",
-        description: "Tray.ai Embedded: end users' authentications with their credentials (Get full authentication)",
-        build: export::build_exporter,
-    }
-}
-
-authport_core::inventory::submit! {
-    authport_core::CatalogPlugin {
-        name: "tray",
-        build: offers::build_catalog,
+        capabilities: authport_core::Capabilities {
+            export: Some(authport_core::ExportCapability {
+                description: "Tray.ai Embedded: end users' authentications with their credentials (Get full authentication)",
+                build: export::build_exporter,
+            }),
+            links: Some(authport_core::LinksCapability { of: authport_core::links_of::<TrayImporter> }),
+            catalog: Some(authport_core::CatalogCapability { build: offers::build_catalog }),
+            ..authport_core::Capabilities::NONE
+        },
     }
 }
