@@ -56,6 +56,20 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// What a provider can do, in the words `authport providers` prints: `import` always, then
+    /// each capability it declares, by the command that uses it.
+    pub fn words(&self) -> Vec<&'static str> {
+        let declared = [
+            (self.export.is_some(), "export"),
+            (self.webhooks.is_some(), "webhooks"),
+            (self.links.is_some(), "links"),
+            (self.catalog.is_some(), "targets"),
+        ];
+        std::iter::once("import")
+            .chain(declared.into_iter().filter(|(has, _)| *has).map(|(_, word)| word))
+            .collect()
+    }
+
     /// Import only.
     pub const NONE: Capabilities = Capabilities {
         export: None,

@@ -359,7 +359,7 @@ mod tests {
     #[rustfmt::skip]
     #[test]
     fn registry_lists_every_exporter() {
-        let names: Vec<&str> = authport_core::exporters().iter().map(|p| p.name).collect();
+        let names = authport_core::names_with(|c| c.export);
         assert_eq!(names, vec!["nango", "tray"]);
     }
 }

@@ -163,23 +163,14 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
 
 fn print_providers(format: Format) -> anyhow::Result<()> {
     let providers = authport_core::providers();
-    let exporters = authport_core::exporters();
-    // What each provider can do: every registered provider imports; some also export.
-    let abilities = |name: &str| -> Vec<&'static str> {
-        let mut abilities = vec!["import"];
-        if exporters.iter().any(|e| e.name == name) {
-            abilities.push("export");
-        }
-        abilities
-    };
     let mut out = std::io::stdout().lock();
     let written = match format {
         Format::Text => providers.iter().try_for_each(|p| {
             writeln!(
                 out,
-                "{:<10} {:<16} {}",
+                "{:<10} {:<40} {}",
                 p.name,
-                abilities(p.name).join(", "),
+                p.capabilities.words().join(", "),
                 p.description
             )
         }),
@@ -188,7 +179,7 @@ fn print_providers(format: Format) -> anyhow::Result<()> {
                 .iter()
                 .map(|p| {
                     serde_json::json!({"name": p.name, "description": p.description,
-                        "abilities": abilities(p.name)})
+                        "abilities": p.capabilities.words()})
                 })
                 .collect();
             writeln!(out, "{}", serde_json::Value::Array(list))
