@@ -9,7 +9,9 @@
 //!   424 for a connection whose refresh is exhausted; `GET /connections` (no credentials);
 //!   `DELETE /connections/{id}` (200 `{"success": true}`, 404 when absent);
 //! - the plan's rate limit when switched on: a fixed one-minute window, `X-RateLimit-*` on
-//!   every answer, 429 with `Retry-After` over the limit.
+//!   every answer, 429 with `Retry-After` over the limit;
+//! - signed auth webhooks, sent when a test asks (`POST /_sandbox/nango/auth-webhook`,
+//!   [`webhooks`]).
 //!
 //! Fault injection is the sandbox's common layer (`crate::faults`).
 
@@ -17,6 +19,7 @@ mod handlers;
 #[cfg(feature = "contract")]
 pub mod spec;
 mod validate;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,9 +29,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use validate::upsert_body_problems;
+pub use webhooks::{AuthWebhook, SentWebhook};
 
 /// The fake secret key the sandbox accepts (also handed out by [`NangoState::credentials_env`]).
 pub const SANDBOX_SECRET_KEY: &str = "sandbox-nango-secret-key";
+/// The fake webhook signing key the sandbox signs its webhooks with (handed out as
+/// `NANGO_WEBHOOK_SECRET`; see [`webhooks`]).
+pub const SANDBOX_WEBHOOK_SECRET: &str = "sandbox-nango-webhook-secret";
 
 /// One integration (`Integration` in the spec).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +94,8 @@ impl RateLimit {
 #[derive(Clone)]
 pub struct NangoOptions {
     pub secret_key: String,
+    /// The key [`webhooks`] are signed with (`X-Nango-Hmac-Sha256`).
+    pub webhook_secret: String,
     pub integrations: Vec<Integration>,
     pub rate_limit: Option<RateLimit>,
 }
@@ -95,6 +104,7 @@ impl Default for NangoOptions {
     fn default() -> Self {
         Self {
             secret_key: SANDBOX_SECRET_KEY.to_owned(),
+            webhook_secret: SANDBOX_WEBHOOK_SECRET.to_owned(),
             integrations: default_integrations(),
             rate_limit: None,
         }
@@ -183,7 +193,9 @@ pub struct NangoData {
 /// The Nango emulator's state.
 pub struct NangoState {
     pub(crate) secret_key: String,
+    pub(crate) webhook_secret: String,
     pub(crate) inner: Mutex<Inner>,
+    pub(crate) sent_webhooks: Mutex<Vec<SentWebhook>>,
 }
 
 impl fmt::Debug for NangoState {
@@ -200,6 +212,8 @@ impl NangoState {
     pub fn new(options: NangoOptions) -> Arc<Self> {
         Arc::new(Self {
             secret_key: options.secret_key,
+            webhook_secret: options.webhook_secret,
+            sent_webhooks: Mutex::new(Vec::new()),
             inner: Mutex::new(Inner {
                 integrations: options.integrations,
                 connections: BTreeMap::new(),
@@ -214,7 +228,13 @@ impl NangoState {
 
     /// Environment variables holding the sandbox's fake credentials for this vendor.
     pub fn credentials_env(&self) -> Vec<(String, String)> {
-        vec![("NANGO_SECRET_KEY".to_owned(), self.secret_key.clone())]
+        vec![
+            ("NANGO_SECRET_KEY".to_owned(), self.secret_key.clone()),
+            (
+                "NANGO_WEBHOOK_SECRET".to_owned(),
+                self.webhook_secret.clone(),
+            ),
+        ]
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -358,7 +378,7 @@ impl crate::Emulator for NangoState {
     }
 
     fn router(self: Arc<Self>) -> axum::Router {
-        handlers::routes(self)
+        handlers::routes(self.clone()).merge(webhooks::routes(self))
     }
 
     fn env(&self, base_url: &str) -> Vec<(String, String)> {
@@ -368,11 +388,14 @@ impl crate::Emulator for NangoState {
     }
 
     fn canary_credentials(&self) -> Vec<String> {
-        vec![self.secret_key.clone()]
+        vec![self.secret_key.clone(), self.webhook_secret.clone()]
     }
 
     fn secrets_mut(options: &mut NangoOptions) -> Vec<(&'static str, &mut String)> {
-        vec![("nango-secret-key", &mut options.secret_key)]
+        vec![
+            ("nango-secret-key", &mut options.secret_key),
+            ("nango-webhook-secret", &mut options.webhook_secret),
+        ]
     }
 
     fn data(&self) -> Self::Data {
