@@ -1,21 +1,28 @@
-//! The Apideck Vault emulator over real HTTP: its requests checks and responses against
-//! Apideck's vault.yml, and its stateful behaviour (upsert, consumers, state/health, limits).
+//! The Apideck Vault emulator against Apideck's vault.yml, as `(method, path template, status,
+//! body)` tables driven by the testkit's contract loop: every answer is what the spec declares
+//! for its status, header checks answer 401/400 in Apideck's envelope, and state/health follow
+//! what was imported. Stateful behaviour beyond one request is in `apideck_vault.rs`.
 
 use authport_sandbox::apideck::{
-    ApideckOptions, IntegrationState, SANDBOX_API_KEY, SANDBOX_APP_ID, import_body_problems,
+    ApideckOptions, SANDBOX_API_KEY, SANDBOX_APP_ID, import_body_problems,
 };
 use authport_sandbox::spec::{Direction, component_schema, load_spec, validator};
 use authport_sandbox::{RunningSandbox, SandboxConfig};
+use authport_testkit::contract::{self, Answer, Body, Case, Server, Spec};
 use chrono::{SecondsFormat, TimeDelta, Utc};
-use common::{Answer, call};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::common;
 
-const CANARY_ACCESS: &str = "CANARY-sandbox-access-2f7c";
-const CANARY_REFRESH: &str = "CANARY-sandbox-refresh-81d0";
+pub const CANARY_ACCESS: &str = "CANARY-sandbox-access-2f7c";
+pub const CANARY_REFRESH: &str = "CANARY-sandbox-refresh-81d0";
 
-async fn start(options: ApideckOptions) -> RunningSandbox {
+pub const ONE: &str = "/vault/connections/{unified_api}/{service_id}";
+pub const IMPORT: &str = "/vault/connections/{unified_api}/{service_id}/import";
+pub const VALIDATE: &str = "/vault/connections/{unified_api}/{service_id}/validate";
+pub const LIST: &str = "/vault/connections";
+
+pub async fn start(options: ApideckOptions) -> RunningSandbox {
     common::start(SandboxConfig {
         apideck: options,
         ..Default::default()
@@ -23,78 +30,91 @@ async fn start(options: ApideckOptions) -> RunningSandbox {
     .await
 }
 
-fn bearer() -> String {
+pub fn bearer() -> String {
     format!("Bearer {SANDBOX_API_KEY}")
 }
 
-/// The headers of a well-formed Vault call for `consumer`.
-async fn vault(
-    sandbox: &RunningSandbox,
-    method: &str,
-    path: &str,
-    consumer: Option<&str>,
-    body: Option<&Value>,
-) -> Answer {
-    let bearer = bearer();
-    let headers = [
-        ("authorization", Some(bearer.as_str())),
-        ("x-apideck-app-id", Some(SANDBOX_APP_ID)),
-        ("x-apideck-consumer-id", consumer),
-    ];
-    call(sandbox, method, path, &headers, body).await
+/// The sandbox as a Vault client sees it: every row sends the key and the application id.
+pub fn server(sandbox: &RunningSandbox) -> Server {
+    Server::new(sandbox.base_url())
+        .header("authorization", bearer())
+        .header("x-apideck-app-id", SANDBOX_APP_ID)
 }
 
-fn fresh_oauth_body() -> Value {
+/// A Vault row for `consumer` (`None`: the consumer header left out).
+pub fn vault(
+    method: &str,
+    template: &'static str,
+    path: &str,
+    consumer: Option<&str>,
+    status: u16,
+) -> Case {
+    let case = Case::new(method, template, path, status);
+    match consumer {
+        Some(consumer) => case.header("x-apideck-consumer-id", consumer),
+        None => case,
+    }
+}
+
+pub fn fresh_oauth_body() -> Value {
     let issued_at = (Utc::now() - TimeDelta::minutes(5)).to_rfc3339_opts(SecondsFormat::Secs, true);
     json!({"credentials": {"access_token": CANARY_ACCESS, "refresh_token": CANARY_REFRESH,
                            "issued_at": issued_at, "expires_in": 3600},
            "metadata": {"source": "test"}})
 }
 
-/// The component schema the spec declares for `method path` answering `status`.
-fn response_schema_name(spec: &Value, path: &str, method: &str, status: u16) -> Option<String> {
-    let responses = &spec["paths"][path][method]["responses"];
-    let mut response = responses
-        .get(status.to_string())
-        .or_else(|| responses.get("default"))?
-        .clone();
-    if let Some(reference) = response.get("$ref").and_then(Value::as_str) {
-        let name = reference.rsplit('/').next().expect("a ref");
-        response = spec["components"]["responses"][name].clone();
+/// Apideck's vault.yml: an answer is the component its operation declares for the status, or
+/// empty when the status is declared without content.
+pub struct Vault(pub Value);
+
+impl Vault {
+    /// The component schema the spec declares for `method path` answering `status`.
+    fn response_schema_name(&self, path: &str, method: &str, status: u16) -> Option<String> {
+        let spec = &self.0;
+        let responses = &spec["paths"][path][method]["responses"];
+        let mut response = responses
+            .get(status.to_string())
+            .or_else(|| responses.get("default"))?
+            .clone();
+        if let Some(reference) = response.get("$ref").and_then(Value::as_str) {
+            let name = reference.rsplit('/').next().expect("a ref");
+            response = spec["components"]["responses"][name].clone();
+        }
+        let schema = response.pointer("/content/application~1json/schema")?;
+        let reference = schema.get("$ref").and_then(Value::as_str)?;
+        Some(reference.rsplit('/').next().expect("a ref").to_owned())
     }
-    let schema = response.pointer("/content/application~1json/schema")?;
-    let reference = schema.get("$ref").and_then(Value::as_str)?;
-    Some(reference.rsplit('/').next().expect("a ref").to_owned())
+
+    fn problems(&self, name: &str, instance: &Value) -> Vec<String> {
+        let schema = component_schema(&self.0, name, Direction::Response);
+        validator(&schema)
+            .iter_errors(instance)
+            .map(|e| format!("not a {name}: {e}"))
+            .collect()
+    }
 }
 
-/// Asserts that `answer` is what the spec declares for the operation.
-fn assert_matches_spec(spec: &Value, path: &str, method: &str, answer: &Answer) {
-    match response_schema_name(spec, path, method, answer.status) {
-        Some(name) => {
-            let schema = component_schema(spec, &name, Direction::Response);
-            let errors: Vec<String> = validator(&schema)
-                .iter_errors(&answer.body)
-                .map(|e| e.to_string())
-                .collect();
-            assert!(
-                errors.is_empty(),
-                "{method} {path} {}: not a {name}: {errors:?}\n{}",
-                answer.status,
-                answer.text
-            );
-        }
-        None => {
-            let declared = spec["paths"][path][method]["responses"].get(answer.status.to_string());
-            assert!(
-                declared.is_some(),
-                "{method} {path}: status {} is not declared",
-                answer.status
-            );
-            assert!(
-                answer.text.is_empty(),
-                "{method} {path}: {} must have no body",
-                answer.status
-            );
+impl Spec for Vault {
+    fn answer_problems(&self, case: &Case, answer: &Answer) -> Vec<String> {
+        let method = case.method.to_ascii_lowercase();
+        let declared = match &case.body {
+            Body::Schema(name) => Some((*name).to_owned()),
+            _ => self.response_schema_name(case.template, &method, answer.status),
+        };
+        match declared {
+            Some(name) => self.problems(&name, &answer.body),
+            None => {
+                let status = answer.status.to_string();
+                let responses = &self.0["paths"][case.template][method.as_str()]["responses"];
+                let mut problems = Vec::new();
+                if responses.get(&status).is_none() {
+                    problems.push(format!("status {status} is not declared"));
+                }
+                if !answer.text.is_empty() {
+                    problems.push(format!("{status} must have no body"));
+                }
+                problems
+            }
         }
     }
 }
@@ -102,7 +122,7 @@ fn assert_matches_spec(spec: &Value, path: &str, method: &str, answer: &Answer) 
 #[test]
 fn handwritten_import_validation_agrees_with_the_spec() {
     let spec = load_spec();
-    let import = &spec["paths"]["/vault/connections/{unified_api}/{service_id}/import"]["post"];
+    let import = &spec["paths"][IMPORT]["post"];
     let reference = import
         .pointer("/requestBody/content/application~1json/schema/$ref")
         .and_then(Value::as_str)
@@ -155,475 +175,172 @@ fn handwritten_import_validation_agrees_with_the_spec() {
     }
 }
 
-#[tokio::test]
-async fn every_response_matches_the_spec() {
+#[test]
+fn the_converted_schemas_reject_wrong_shapes() {
     let spec = load_spec();
-    // Negative controls: the converted schemas do reject wrong shapes.
     let get_connection = validator(&component_schema(
         &spec,
         "GetConnectionResponse",
         Direction::Response,
     ));
-    assert!(
-        !get_connection
-            .is_valid(&json!({"status_code": 200, "status": "OK", "data": {"state": "sleeping"}}))
-    );
-    assert!(!get_connection.is_valid(
-        &json!({"status_code": 200, "status": "OK", "data": {"created_at": "2026-11-01"}})
-    ));
-    assert!(!get_connection.is_valid(&json!({"status": "OK", "data": {}})));
-    assert!(get_connection.is_valid(
-        &json!({"status_code": 200, "status": "OK", "data": {"settings": null, "updated_at": null}})
-    ));
+    for (body, valid) in [
+        (
+            json!({"status_code": 200, "status": "OK", "data": {"state": "sleeping"}}),
+            false,
+        ),
+        (
+            json!({"status_code": 200, "status": "OK", "data": {"created_at": "2026-11-01"}}),
+            false,
+        ),
+        (json!({"status": "OK", "data": {}}), false),
+        (
+            json!({"status_code": 200, "status": "OK", "data": {"settings": null, "updated_at": null}}),
+            true,
+        ),
+    ] {
+        assert_eq!(get_connection.is_valid(&body), valid, "{body}");
+    }
+}
+
+/// Every operation the emulator serves, in the order a session meets them: successes, then
+/// errors in Apideck's envelope, then a delete (204 without a body) after which the consumer
+/// sees the connector as available again.
+fn every_operation() -> Vec<Case> {
+    let acme = Some("acme-42");
+    let hubspot = "/vault/connections/crm/hubspot";
+    vec![
+        vault("GET", LIST, LIST, None, 200),
+        vault("GET", LIST, "/vault/connections?api=crm", acme, 200),
+        vault("GET", ONE, hubspot, acme, 200).fields(json!({"data": {"state": "available"}})),
+        vault(
+            "POST",
+            IMPORT,
+            "/vault/connections/crm/hubspot/import",
+            acme,
+            200,
+        )
+        .send(fresh_oauth_body())
+        .fields(json!({"data": {"state": "callable"}})),
+        vault(
+            "POST",
+            IMPORT,
+            "/vault/connections/ats/greenhouse/import",
+            acme,
+            200,
+        )
+        .send(json!({"settings": {"api_key": "gh-key"}})),
+        vault("GET", ONE, hubspot, acme, 200),
+        vault("GET", LIST, LIST, acme, 200),
+        vault(
+            "POST",
+            VALIDATE,
+            "/vault/connections/ats/greenhouse/validate",
+            acme,
+            200,
+        )
+        .send(json!({}))
+        .fields(json!({"data": {"state": "callable"}})),
+        // Errors, in Apideck's envelope.
+        vault("GET", ONE, hubspot, Some("a"), 401).without("authorization"),
+        vault("GET", ONE, hubspot, Some("a"), 400).without("x-apideck-app-id"),
+        vault("GET", ONE, hubspot, None, 400),
+        vault("GET", ONE, "/vault/connections/crm/nope", Some("a"), 404),
+        vault(
+            "POST",
+            IMPORT,
+            "/vault/connections/crm/hubspot/import",
+            Some("a"),
+            400,
+        )
+        .send(json!({"credentials": {"access_token": null}})),
+        vault(
+            "POST",
+            IMPORT,
+            "/vault/connections/crm/nope/import",
+            Some("a"),
+            404,
+        )
+        .send(json!({})),
+        vault(
+            "POST",
+            IMPORT,
+            "/vault/connections/crm/pipedrive/import",
+            Some("a"),
+            200,
+        )
+        .send(json!({})),
+        // Three imports so far: a fourth is over the plan limit of 3.
+        vault(
+            "POST",
+            IMPORT,
+            "/vault/connections/crm/pipedrive/import",
+            Some("b"),
+            402,
+        )
+        .send(json!({})),
+        vault(
+            "POST",
+            VALIDATE,
+            "/vault/connections/crm/hubspot/validate",
+            Some("nobody"),
+            404,
+        ),
+        vault("DELETE", ONE, hubspot, acme, 204),
+        vault("DELETE", ONE, hubspot, acme, 404),
+        vault("GET", ONE, hubspot, acme, 200).fields(json!({"data": {"state": "available"}})),
+    ]
+}
+
+#[tokio::test]
+async fn every_response_matches_the_spec() {
     let sandbox = start(ApideckOptions {
         import_limit: Some(3),
         ..Default::default()
     })
     .await;
-    let one = "/vault/connections/{unified_api}/{service_id}";
-    let import = "/vault/connections/{unified_api}/{service_id}/import";
-    let validate = "/vault/connections/{unified_api}/{service_id}/validate";
-    let list = "/vault/connections";
-    let bearer = bearer();
-    let mut seen = Vec::new();
-    let mut check = |template: &str, method: &str, answer: Answer, status: u16| {
-        assert_eq!(
-            answer.status, status,
-            "{method} {template}: {}",
-            answer.text
-        );
-        assert_matches_spec(&spec, template, method, &answer);
-        seen.push(format!("{method} {template} {status}"));
-        answer
-    };
-
-    check(
-        list,
-        "get",
-        vault(&sandbox, "GET", "/vault/connections", None, None).await,
-        200,
-    );
-    check(
-        list,
-        "get",
-        vault(
-            &sandbox,
-            "GET",
-            "/vault/connections?api=crm",
-            Some("acme-42"),
-            None,
-        )
-        .await,
-        200,
-    );
-    let available = check(
-        one,
-        "get",
-        vault(
-            &sandbox,
-            "GET",
-            "/vault/connections/crm/hubspot",
-            Some("acme-42"),
-            None,
-        )
-        .await,
-        200,
-    );
-    assert_eq!(available.body["data"]["state"], json!("available"));
-    let imported = check(
-        import,
-        "post",
-        vault(
-            &sandbox,
-            "POST",
-            "/vault/connections/crm/hubspot/import",
-            Some("acme-42"),
-            Some(&fresh_oauth_body()),
-        )
-        .await,
-        200,
-    );
-    assert_eq!(imported.body["data"]["state"], json!("callable"));
-    let api_key = json!({"settings": {"api_key": "gh-key"}});
-    check(
-        import,
-        "post",
-        vault(
-            &sandbox,
-            "POST",
-            "/vault/connections/ats/greenhouse/import",
-            Some("acme-42"),
-            Some(&api_key),
-        )
-        .await,
-        200,
-    );
-    check(
-        one,
-        "get",
-        vault(
-            &sandbox,
-            "GET",
-            "/vault/connections/crm/hubspot",
-            Some("acme-42"),
-            None,
-        )
-        .await,
-        200,
-    );
-    check(
-        list,
-        "get",
-        vault(&sandbox, "GET", "/vault/connections", Some("acme-42"), None).await,
-        200,
-    );
-    let validated = check(
-        validate,
-        "post",
-        vault(
-            &sandbox,
-            "POST",
-            "/vault/connections/ats/greenhouse/validate",
-            Some("acme-42"),
-            Some(&json!({})),
-        )
-        .await,
-        200,
-    );
-    assert_eq!(validated.body["data"]["state"], json!("callable"));
-
-    // Errors, in Apideck's envelope.
-    check(
-        one,
-        "get",
-        call(
-            &sandbox,
-            "GET",
-            "/vault/connections/crm/hubspot",
-            &[
-                ("x-apideck-app-id", Some(SANDBOX_APP_ID)),
-                ("x-apideck-consumer-id", Some("a")),
-            ],
-            None,
-        )
-        .await,
-        401,
-    );
-    check(
-        one,
-        "get",
-        call(
-            &sandbox,
-            "GET",
-            "/vault/connections/crm/hubspot",
-            &[
-                ("authorization", Some(bearer.as_str())),
-                ("x-apideck-consumer-id", Some("a")),
-            ],
-            None,
-        )
-        .await,
-        400,
-    );
-    check(
-        one,
-        "get",
-        vault(
-            &sandbox,
-            "GET",
-            "/vault/connections/crm/hubspot",
-            None,
-            None,
-        )
-        .await,
-        400,
-    );
-    check(
-        one,
-        "get",
-        vault(
-            &sandbox,
-            "GET",
-            "/vault/connections/crm/nope",
-            Some("a"),
-            None,
-        )
-        .await,
-        404,
-    );
-    check(
-        import,
-        "post",
-        vault(
-            &sandbox,
-            "POST",
-            "/vault/connections/crm/hubspot/import",
-            Some("a"),
-            Some(&json!({"credentials": {"access_token": null}})),
-        )
-        .await,
-        400,
-    );
-    check(
-        import,
-        "post",
-        vault(
-            &sandbox,
-            "POST",
-            "/vault/connections/crm/nope/import",
-            Some("a"),
-            Some(&json!({})),
-        )
-        .await,
-        404,
-    );
-    check(
-        import,
-        "post",
-        vault(
-            &sandbox,
-            "POST",
-            "/vault/connections/crm/pipedrive/import",
-            Some("a"),
-            Some(&json!({})),
-        )
-        .await,
-        200,
-    );
-    check(
-        import,
-        "post",
-        vault(
-            &sandbox,
-            "POST",
-            "/vault/connections/crm/pipedrive/import",
-            Some("b"),
-            Some(&json!({})),
-        )
-        .await,
-        402,
-    );
-    check(
-        validate,
-        "post",
-        vault(
-            &sandbox,
-            "POST",
-            "/vault/connections/crm/hubspot/validate",
-            Some("nobody"),
-            None,
-        )
-        .await,
-        404,
-    );
-
-    // Delete: 204 without a body, then the consumer sees the connector as available again.
-    check(
-        one,
-        "delete",
-        vault(
-            &sandbox,
-            "DELETE",
-            "/vault/connections/crm/hubspot",
-            Some("acme-42"),
-            None,
-        )
-        .await,
-        204,
-    );
-    check(
-        one,
-        "delete",
-        vault(
-            &sandbox,
-            "DELETE",
-            "/vault/connections/crm/hubspot",
-            Some("acme-42"),
-            None,
-        )
-        .await,
-        404,
-    );
-    let after = check(
-        one,
-        "get",
-        vault(
-            &sandbox,
-            "GET",
-            "/vault/connections/crm/hubspot",
-            Some("acme-42"),
-            None,
-        )
-        .await,
-        200,
-    );
-    assert_eq!(after.body["data"]["state"], json!("available"));
-    assert!(seen.len() >= 20);
+    let cases = every_operation();
+    assert_eq!(cases.len(), 20);
+    contract::run(&server(&sandbox), &Vault(load_spec()), &cases).await;
 }
 
 #[tokio::test]
 async fn header_checks_answer_401_and_400() {
     let sandbox = start(ApideckOptions::default()).await;
-    let good = bearer();
-    let check = |authorization: Option<&'static str>,
-                 app: Option<&'static str>,
-                 consumer: Option<&'static str>,
-                 expect: (u16, &'static str, &'static str)| {
-        let sandbox = &sandbox;
-        let good = good.clone();
-        async move {
-            let authorization = authorization.map(|a| {
-                if a == "GOOD" {
-                    good.clone()
-                } else {
-                    a.to_owned()
-                }
-            });
-            let headers = [
-                ("authorization", authorization.as_deref()),
-                ("x-apideck-app-id", app),
-                ("x-apideck-consumer-id", consumer),
-            ];
-            let answer = call(
-                sandbox,
-                "POST",
-                "/vault/connections/crm/hubspot/import",
-                &headers,
-                Some(&json!({})),
-            )
-            .await;
-            let got = (
-                answer.status,
-                answer.body["type_name"].as_str().unwrap_or(""),
-                answer.body["detail"].as_str().unwrap_or(""),
-            );
-            assert_eq!(got, expect, "{authorization:?} {app:?} {consumer:?}");
-        }
+    let path = "/vault/connections/crm/hubspot/import";
+    let refused = |status: u16, type_name: &str, detail: &str| {
+        Case::new("POST", IMPORT, path, status)
+            .send(json!({}))
+            .header("x-apideck-consumer-id", "c")
+            .fields(json!({"type_name": type_name, "detail": detail}))
     };
-    check(
-        None,
-        Some(SANDBOX_APP_ID),
-        Some("c"),
-        (401, "UnauthorizedError", "Missing authentication"),
-    )
-    .await;
-    check(
-        Some("Bearer wrong"),
-        Some(SANDBOX_APP_ID),
-        Some("c"),
-        (401, "UnauthorizedError", "Invalid API key"),
-    )
-    .await;
-    check(
-        Some(SANDBOX_API_KEY),
-        Some(SANDBOX_APP_ID),
-        Some("c"),
-        (401, "UnauthorizedError", "Invalid API key"),
-    )
-    .await;
-    check(
-        Some("GOOD"),
-        None,
-        Some("c"),
-        (
+    let cases = [
+        refused(401, "UnauthorizedError", "Missing authentication").without("authorization"),
+        refused(401, "UnauthorizedError", "Invalid API key")
+            .header("authorization", "Bearer wrong"),
+        refused(401, "UnauthorizedError", "Invalid API key")
+            .header("authorization", SANDBOX_API_KEY),
+        refused(
             400,
             "RequestHeadersValidationError",
             "Missing Header: x-apideck-app-id",
-        ),
-    )
-    .await;
-    check(
-        Some("GOOD"),
-        Some("other-app"),
-        Some("c"),
-        (401, "UnauthorizedError", "Unknown application id"),
-    )
-    .await;
-    check(
-        Some("GOOD"),
-        Some(SANDBOX_APP_ID),
-        None,
-        (
+        )
+        .without("x-apideck-app-id"),
+        refused(401, "UnauthorizedError", "Unknown application id")
+            .header("x-apideck-app-id", "other-app"),
+        refused(
             400,
             "RequestHeadersValidationError",
             "Missing Header: x-apideck-consumer-id",
-        ),
-    )
-    .await;
-    check(Some("GOOD"), Some(SANDBOX_APP_ID), Some("c"), (200, "", "")).await;
-    assert_eq!(sandbox.apideck.consumer_ids(), ["c"]);
-}
-
-#[tokio::test]
-async fn import_upserts_per_consumer_and_never_echoes_credentials() {
-    let sandbox = start(ApideckOptions::default()).await;
-    for consumer in ["acme-42", "acme-42", "globex-7"] {
-        let answer = vault(
-            &sandbox,
-            "POST",
-            "/vault/connections/crm/hubspot/import",
-            Some(consumer),
-            Some(&fresh_oauth_body()),
         )
-        .await;
-        assert_eq!(answer.status, 200);
-        assert!(
-            !answer.text.contains(CANARY_ACCESS) && !answer.text.contains(CANARY_REFRESH),
-            "{}",
-            answer.text
-        );
-        let created_at = answer.body["data"]["created_at"]
-            .as_f64()
-            .expect("created_at");
-        assert!(
-            created_at > 1.0e12,
-            "created_at is in milliseconds: {created_at}"
-        );
-    }
-    assert_eq!(sandbox.apideck.connection_count(), 2);
-    assert_eq!(sandbox.apideck.import_count(), 3);
-    assert_eq!(sandbox.apideck.consumer_ids(), ["acme-42", "globex-7"]);
-    for path in ["/vault/connections/crm/hubspot", "/vault/connections"] {
-        let answer = vault(&sandbox, "GET", path, Some("acme-42"), None).await;
-        assert!(
-            !answer.text.contains(CANARY_ACCESS) && !answer.text.contains(CANARY_REFRESH),
-            "{}",
-            answer.text
-        );
-    }
-    // What an import omits is kept: a settings-only re-import keeps the tokens.
-    let answer = vault(
-        &sandbox,
-        "POST",
-        "/vault/connections/crm/hubspot/import",
-        Some("acme-42"),
-        Some(&json!({"metadata": {"x": 1}})),
-    )
-    .await;
-    assert_eq!(answer.body["data"]["state"], json!("callable"));
-    let stored = sandbox
-        .apideck
-        .connection("acme-42", "crm", "hubspot")
-        .expect("stored");
-    assert_eq!(
-        stored.stored.credentials.expect("kept")["access_token"],
-        json!(CANARY_ACCESS)
-    );
-    // Reads never create consumers.
-    vault(
-        &sandbox,
-        "GET",
-        "/vault/connections/crm/hubspot",
-        Some("reader"),
-        None,
-    )
-    .await;
-    assert!(
-        !sandbox
-            .apideck
-            .consumer_ids()
-            .contains(&"reader".to_owned())
-    );
+        .without("x-apideck-consumer-id"),
+        Case::new("POST", IMPORT, path, 200)
+            .send(json!({}))
+            .header("x-apideck-consumer-id", "c"),
+    ];
+    let answers = contract::run(&server(&sandbox), &Vault(load_spec()), &cases).await;
+    let accepted = &answers[cases.len() - 1].body;
+    assert!(accepted.get("type_name").is_none() && accepted.get("detail").is_none());
+    assert_eq!(sandbox.apideck.consumer_ids(), ["c"]);
 }
 
 #[tokio::test]
@@ -632,7 +349,7 @@ async fn state_and_health_follow_what_was_imported() {
     let at = |minutes: i64| {
         (Utc::now() + TimeDelta::minutes(minutes)).to_rfc3339_opts(SecondsFormat::Secs, true)
     };
-    let cases = [
+    let expected = [
         ("crm/hubspot", fresh_oauth_body(), ("callable", "ok")),
         (
             "crm/hubspot",
@@ -695,171 +412,30 @@ async fn state_and_health_follow_what_was_imported() {
             ("added", "missing_settings"),
         ),
     ];
-    for (index, (connector, body, expect)) in cases.into_iter().enumerate() {
-        let consumer = format!("consumer-{index}");
-        let answer = vault(
-            &sandbox,
-            "POST",
-            &format!("/vault/connections/{connector}/import"),
-            Some(&consumer),
-            Some(&body),
-        )
-        .await;
-        assert_eq!(answer.status, 200, "{connector} {body}: {}", answer.text);
-        let got = (
-            answer.body["data"]["state"].as_str().unwrap_or(""),
-            answer.body["data"]["health"].as_str().unwrap_or(""),
-        );
-        assert_eq!(got, expect, "{connector} {body}");
+    let cases: Vec<Case> = expected
+        .iter()
+        .enumerate()
+        .map(|(index, (connector, body, (state, health)))| {
+            let path = format!("/vault/connections/{connector}/import");
+            vault(
+                "POST",
+                IMPORT,
+                &path,
+                Some(&format!("consumer-{index}")),
+                200,
+            )
+            .send(body.clone())
+            .fields(json!({"data": {"state": state, "health": health}}))
+        })
+        .collect();
+    contract::run(&server(&sandbox), &Vault(load_spec()), &cases).await;
+    // The emulator's own view agrees with what it answered.
+    for (index, (connector, _, expect)) in expected.iter().enumerate() {
         let (unified_api, service_id) = connector.split_once('/').expect("u/s");
         let view = sandbox
             .apideck
-            .connection(&consumer, unified_api, service_id)
+            .connection(&format!("consumer-{index}"), unified_api, service_id)
             .expect("stored");
-        assert_eq!((view.state.as_str(), view.health.as_str()), expect);
+        assert_eq!((view.state.as_str(), view.health.as_str()), *expect);
     }
-}
-
-#[tokio::test]
-async fn plan_limit_precreated_connections_and_disabled_integrations() {
-    let sandbox = start(ApideckOptions::default()).await;
-    // Switchable limit: counts imports already made.
-    let empty = json!({});
-    let import = |consumer: &'static str| {
-        vault(
-            &sandbox,
-            "POST",
-            "/vault/connections/crm/hubspot/import",
-            Some(consumer),
-            Some(&empty),
-        )
-    };
-    assert_eq!(import("a").await.status, 200);
-    sandbox.apideck.set_import_limit(Some(1));
-    let limited = import("b").await;
-    assert_eq!(
-        (limited.status, limited.body["type_name"].clone()),
-        (402, json!("RequestLimitError"))
-    );
-    sandbox.apideck.set_import_limit(None);
-    assert_eq!(import("b").await.status, 200);
-
-    // A connection the consumer made before authport ran.
-    let mut credentials = Map::new();
-    credentials.insert("access_token".to_owned(), json!("theirs"));
-    let mut settings = Map::new();
-    settings.insert("realm_id".to_owned(), json!("9"));
-    sandbox.apideck.precreate_connection(
-        "pre",
-        "accounting",
-        "quickbooks",
-        settings,
-        Some(credentials),
-    );
-    let answer = vault(
-        &sandbox,
-        "GET",
-        "/vault/connections/accounting/quickbooks",
-        Some("pre"),
-        None,
-    )
-    .await;
-    assert_eq!(answer.body["data"]["state"], json!("callable"));
-    assert!(!answer.text.contains("theirs"));
-    assert!(
-        sandbox
-            .apideck
-            .connection("pre", "accounting", "quickbooks")
-            .expect("there")
-            .stored
-            .pre_existing
-    );
-
-    // A disabled integration: visible as such, refuses imports.
-    sandbox
-        .apideck
-        .set_integration_state("crm", "pipedrive", IntegrationState::Disabled);
-    let answer = vault(
-        &sandbox,
-        "GET",
-        "/vault/connections/crm/pipedrive",
-        Some("a"),
-        None,
-    )
-    .await;
-    assert_eq!(answer.body["data"]["integration_state"], json!("disabled"));
-    let answer = vault(
-        &sandbox,
-        "POST",
-        "/vault/connections/crm/pipedrive/import",
-        Some("a"),
-        Some(&json!({})),
-    )
-    .await;
-    assert_eq!(
-        (answer.status, answer.body["type_name"].clone()),
-        (404, json!("IntegrationNotFoundError"))
-    );
-}
-
-#[tokio::test]
-async fn validate_forces_an_oauth_refresh_and_only_checks_fields_otherwise() {
-    let sandbox = start(ApideckOptions::default()).await;
-    vault(
-        &sandbox,
-        "POST",
-        "/vault/connections/crm/hubspot/import",
-        Some("a"),
-        Some(&fresh_oauth_body()),
-    )
-    .await;
-    vault(
-        &sandbox,
-        "POST",
-        "/vault/connections/ats/greenhouse/import",
-        Some("a"),
-        Some(&json!({"settings": {"api_key": "k"}})),
-    )
-    .await;
-    let answer = vault(
-        &sandbox,
-        "POST",
-        "/vault/connections/ats/greenhouse/validate",
-        Some("a"),
-        None,
-    )
-    .await;
-    assert_eq!(answer.status, 200);
-    assert_eq!(sandbox.apideck.forced_refresh_count(), 0);
-    let answer = vault(
-        &sandbox,
-        "POST",
-        "/vault/connections/crm/hubspot/validate",
-        Some("a"),
-        Some(&json!({})),
-    )
-    .await;
-    assert_eq!(answer.status, 200);
-    assert_eq!(sandbox.apideck.forced_refresh_count(), 1);
-    let credentials = sandbox
-        .apideck
-        .connection("a", "crm", "hubspot")
-        .expect("there")
-        .stored
-        .credentials
-        .expect("tokens");
-    assert_ne!(
-        credentials["refresh_token"],
-        json!(CANARY_REFRESH),
-        "the refresh token was rotated"
-    );
-    let answer = vault(
-        &sandbox,
-        "POST",
-        "/vault/connections/crm/hubspot/validate",
-        Some("a"),
-        Some(&json!({"access_token": "x"})),
-    )
-    .await;
-    assert_eq!(answer.status, 400);
 }

@@ -1,6 +1,7 @@
-//! The Nango emulator over real HTTP: its answers validated against Nango's nango.yaml, its
-//! refusals of bodies the spec does not allow, and its stateful behaviour (upsert, errors[],
-//! 424, the rate window, fault injection).
+//! The Nango emulator against Nango's nango.yaml, as `(method, path template, status, body)`
+//! tables driven by the testkit's contract loop: its answers are what the spec declares, it
+//! refuses bodies the spec does not allow, and its stateful behaviour (upsert, errors[], 424,
+//! the rate window, fault injection) shows in what it answers.
 
 use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
 use authport_sandbox::nango::spec::{
@@ -8,13 +9,17 @@ use authport_sandbox::nango::spec::{
 };
 use authport_sandbox::nango::{NangoOptions, RateLimit, SANDBOX_SECRET_KEY};
 use authport_sandbox::{RunningSandbox, SandboxConfig};
-use common::Answer;
+use authport_testkit::contract::{self, Answer, Body, Case, Server, Spec};
 use serde_json::{Value, json};
 
 use crate::common;
 
 const CANARY_ACCESS: &str = "CANARY-nango-access-5c1e";
 const CANARY_REFRESH: &str = "CANARY-nango-refresh-09ab";
+
+const INTEGRATIONS: &str = "/integrations";
+const CONNECTIONS: &str = "/connections";
+const CONNECTION: &str = "/connections/{connectionId}";
 
 async fn start(options: NangoOptions) -> RunningSandbox {
     common::start(SandboxConfig {
@@ -24,21 +29,13 @@ async fn start(options: NangoOptions) -> RunningSandbox {
     .await
 }
 
-/// A call with `key` (if any) as its bearer token.
-async fn call(
-    sandbox: &RunningSandbox,
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    body: Option<&Value>,
-) -> Answer {
-    let bearer = key.map(|key| format!("Bearer {key}"));
-    let headers = [("authorization", bearer.as_deref())];
-    common::call(sandbox, method, path, &headers, body).await
+/// The sandbox as a Nango client sees it: every row sends the secret key.
+fn server(sandbox: &RunningSandbox) -> Server {
+    Server::new(sandbox.base_url()).header("authorization", format!("Bearer {SANDBOX_SECRET_KEY}"))
 }
 
-async fn nango(sandbox: &RunningSandbox, method: &str, path: &str, body: Option<&Value>) -> Answer {
-    call(sandbox, method, path, Some(SANDBOX_SECRET_KEY), body).await
+async fn run(sandbox: &RunningSandbox, cases: &[Case]) -> Vec<Answer> {
+    contract::run(&server(sandbox), &NangoSpec(load_spec()), cases).await
 }
 
 fn oauth_body(connection_id: &str) -> Value {
@@ -49,55 +46,86 @@ fn oauth_body(connection_id: &str) -> Value {
            "tags": {"End_User_Id": "acme-42", "end_user_email": "ops@acme.example"}})
 }
 
-#[track_caller]
-fn assert_valid(what: &str, schema: &Value, instance: &Value) {
-    let problems = violations(schema, instance);
-    assert!(problems.is_empty(), "{what}: {problems:?}");
+/// `POST /connections` with `body`, which the spec allows.
+fn upsert(body: Value, status: u16) -> Case {
+    Case::new("POST", CONNECTIONS, CONNECTIONS, status)
+        .send(body)
+        .request_valid(true)
 }
 
-/// `ConnectionFull` as the spec describes it, except `credentials`: the spec's
-/// `OAuth2CredentialsWithRaw` is `allOf` two closed objects (each `additionalProperties:
+/// nango.yaml. `ConnectionFull` is checked as the spec describes it except `credentials`: the
+/// spec's `OAuth2CredentialsWithRaw` is `allOf` two closed objects (each `additionalProperties:
 /// false` without the other's properties), which no object satisfies. OAuth credentials are
 /// checked against `OAuth2Credentials` plus an object `raw` instead.
-fn assert_connection_full(spec: &Value, schema: &Value, connection: &Value) {
-    let mut without = connection.clone();
-    let credentials = without["credentials"].take();
-    // `UnauthCredentials` (an empty closed object) stands in for them.
-    without["credentials"] = json!({});
-    assert_valid("ConnectionFull", schema, &without);
-    if credentials["type"] == "OAUTH2" {
-        let mut plain = credentials.clone();
-        let raw = plain.as_object_mut().unwrap().remove("raw");
-        assert!(
-            raw.is_some_and(|raw| raw.is_object()),
-            "OAuth credentials carry raw"
-        );
-        assert_valid(
-            "OAuth2Credentials",
-            &component_schema(spec, "OAuth2Credentials"),
-            &plain,
-        );
-    } else {
-        assert_valid(
-            "AllAuthCredentials",
-            &component_schema(spec, "AllAuthCredentials"),
-            &credentials,
-        );
+struct NangoSpec(Value);
+
+impl NangoSpec {
+    fn declares_connection_full(&self, template: &str, method: &str, status: u16) -> bool {
+        self.0["paths"][template][method]["responses"][status.to_string()]
+            .pointer("/content/application~1json/schema/$ref")
+            .and_then(Value::as_str)
+            .is_some_and(|reference| reference.ends_with("/ConnectionFull"))
+    }
+
+    fn connection_full_problems(&self, connection: &Value) -> Vec<String> {
+        let spec = &self.0;
+        let mut without = connection.clone();
+        let credentials = without["credentials"].take();
+        // `UnauthCredentials` (an empty closed object) stands in for them.
+        without["credentials"] = json!({});
+        let mut problems = violations(&component_schema(spec, "ConnectionFull"), &without);
+        if credentials["type"] == "OAUTH2" {
+            let mut plain = credentials.clone();
+            let raw = plain.as_object_mut().and_then(|map| map.remove("raw"));
+            if !raw.is_some_and(|raw| raw.is_object()) {
+                problems.push("OAuth credentials carry no raw object".to_owned());
+            }
+            problems.extend(violations(
+                &component_schema(spec, "OAuth2Credentials"),
+                &plain,
+            ));
+        } else {
+            problems.extend(violations(
+                &component_schema(spec, "AllAuthCredentials"),
+                &credentials,
+            ));
+        }
+        problems
+    }
+}
+
+impl Spec for NangoSpec {
+    fn answer_problems(&self, case: &Case, answer: &Answer) -> Vec<String> {
+        let method = case.method.to_ascii_lowercase();
+        match case.body {
+            Body::Schema("ConnectionFull") => self.connection_full_problems(&answer.body),
+            Body::Schema(name) => violations(&component_schema(&self.0, name), &answer.body),
+            _ if self.declares_connection_full(case.template, &method, answer.status) => {
+                self.connection_full_problems(&answer.body)
+            }
+            _ => {
+                let status = answer.status.to_string();
+                let schema = response_schema(&self.0, case.template, &method, &status);
+                violations(&schema, &answer.body)
+            }
+        }
+    }
+
+    fn request_problems(&self, case: &Case, body: &Value) -> Vec<String> {
+        let schema = request_schema(&self.0, case.template, &case.method.to_ascii_lowercase());
+        violations(&schema, body)
     }
 }
 
 #[tokio::test]
 async fn integrations_answer_the_documented_list() {
-    let spec = load_spec();
     let sandbox = start(NangoOptions::default()).await;
-    let answer = nango(&sandbox, "GET", "/integrations", None).await;
-    assert_eq!(answer.status, 200);
-    assert_valid(
-        "GET /integrations",
-        &response_schema(&spec, "/integrations", "get", "200"),
-        &answer.body,
-    );
-    let providers: Vec<&str> = answer.body["data"]
+    let answers = run(
+        &sandbox,
+        &[Case::new("GET", INTEGRATIONS, INTEGRATIONS, 200)],
+    )
+    .await;
+    let providers: Vec<&str> = answers[0].body["data"]
         .as_array()
         .unwrap()
         .iter()
@@ -118,222 +146,149 @@ async fn integrations_answer_the_documented_list() {
 
 #[tokio::test]
 async fn the_upsert_creates_then_updates_one_connection_and_answers_connection_full() {
-    let spec = load_spec();
-    let full = component_schema(&spec, "ConnectionFull");
-    let request = request_schema(&spec, "/connections", "post");
     let sandbox = start(NangoOptions::default()).await;
-
     let body = oauth_body("acme-42-hubspot");
-    assert_valid("our request", &request, &body);
-    let created = nango(&sandbox, "POST", "/connections", Some(&body)).await;
-    assert_eq!(created.status, 200, "{}", created.text);
-    assert_connection_full(&spec, &full, &created.body);
-    assert_eq!(
-        created.body["tags"]["end_user_id"], "acme-42",
-        "keys lowercased"
-    );
+    let mut changed = body.clone();
+    changed["credentials"]["access_token"] = json!("CANARY-second-access");
+    let one = "/connections/acme-42-hubspot?provider_config_key=hubspot";
+    let greenhouse = json!({"provider_config_key": "greenhouse", "connection_id": "c1",
+                            "credentials": {"type": "API_KEY", "apiKey": "k"}});
+    let zendesk = json!({"provider_config_key": "zendesk", "connection_id": "c1",
+                         "credentials": {"type": "BASIC", "username": "u", "password": "p"}});
+    let cases = [
+        upsert(body, 200).fields(json!({"tags": {"end_user_id": "acme-42"}})),
+        upsert(changed, 200),
+        Case::new("GET", CONNECTION, one, 200),
+        Case::new("GET", CONNECTION, format!("{one}&refresh_token=true"), 200)
+            .fields(json!({"credentials": {"refresh_token": CANARY_REFRESH,
+                                   "access_token": "CANARY-second-access"}})),
+    ];
+    let answers = run(&sandbox, &cases).await;
+    let (created, updated, read) = (&answers[0], &answers[1], &answers[2]);
     assert!(
         !created.text.contains(CANARY_REFRESH),
         "no refresh token unless asked"
     );
-
-    let mut changed = body.clone();
-    changed["credentials"]["access_token"] = json!("CANARY-second-access");
-    let updated = nango(&sandbox, "POST", "/connections", Some(&changed)).await;
-    assert_eq!(updated.status, 200);
     assert_eq!(
         updated.body["id"], created.body["id"],
         "the same connection"
     );
+    assert!(read.body["credentials"].get("refresh_token").is_none());
     assert_eq!(sandbox.nango.connection_count(), 1);
     assert_eq!(sandbox.nango.upsert_count(), 2);
-
-    let read = nango(
-        &sandbox,
-        "GET",
-        "/connections/acme-42-hubspot?provider_config_key=hubspot",
-        None,
-    )
-    .await;
-    assert_eq!(read.status, 200);
-    assert_connection_full(&spec, &full, &read.body);
-    assert!(read.body["credentials"].get("refresh_token").is_none());
-    let with_refresh = nango(
-        &sandbox,
-        "GET",
-        "/connections/acme-42-hubspot?provider_config_key=hubspot&refresh_token=true",
-        None,
-    )
-    .await;
-    assert_eq!(
-        with_refresh.body["credentials"]["refresh_token"],
-        CANARY_REFRESH
-    );
-    assert_eq!(
-        with_refresh.body["credentials"]["access_token"],
-        "CANARY-second-access"
-    );
-    assert_connection_full(&spec, &full, &with_refresh.body);
-
-    for (kind, credentials) in [
-        ("API_KEY", json!({"type": "API_KEY", "apiKey": "k"})),
-        (
-            "BASIC",
-            json!({"type": "BASIC", "username": "u", "password": "p"}),
-        ),
-    ] {
-        let key = if kind == "API_KEY" {
-            "greenhouse"
-        } else {
-            "zendesk"
-        };
-        let body =
-            json!({"provider_config_key": key, "connection_id": "c1", "credentials": credentials});
-        assert_valid("our request", &request, &body);
-        let answer = nango(&sandbox, "POST", "/connections", Some(&body)).await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        assert_connection_full(&spec, &full, &answer.body);
-    }
+    // The other credential kinds answer ConnectionFull too.
+    run(&sandbox, &[upsert(greenhouse, 200), upsert(zendesk, 200)]).await;
 }
 
 #[tokio::test]
 async fn list_and_delete_answer_the_documented_shapes() {
-    let spec = load_spec();
     let sandbox = start(NangoOptions::default()).await;
-    for id in ["a", "b"] {
-        let answer = nango(&sandbox, "POST", "/connections", Some(&oauth_body(id))).await;
-        assert_eq!(answer.status, 200);
-    }
-    sandbox.nango.add_connection_error("hubspot", "a", "auth");
-    let list = nango(&sandbox, "GET", "/connections", None).await;
-    assert_valid(
-        "GET /connections",
-        &response_schema(&spec, "/connections", "get", "200"),
-        &list.body,
-    );
-    assert!(!list.text.contains("CANARY"), "the list has no credentials");
-    assert_eq!(list.body["connections"].as_array().unwrap().len(), 2);
-    let one = nango(&sandbox, "GET", "/connections?connectionId=a", None).await;
-    assert_eq!(one.body["connections"][0]["errors"][0]["type"], "auth");
-    assert_eq!(one.body["connections"].as_array().unwrap().len(), 1);
-    let tagged = nango(
+    run(
         &sandbox,
-        "GET",
-        "/connections?tags%5Bend_user_id%5D=nobody",
-        None,
+        &[upsert(oauth_body("a"), 200), upsert(oauth_body("b"), 200)],
     )
     .await;
-    assert_eq!(tagged.body["connections"], json!([]));
-
+    sandbox.nango.add_connection_error("hubspot", "a", "auth");
     let path = "/connections/a?provider_config_key=hubspot";
-    let deleted = nango(&sandbox, "DELETE", path, None).await;
-    assert_eq!(
-        (deleted.status, &deleted.body),
-        (200, &json!({"success": true}))
-    );
-    assert_valid(
-        "DELETE",
-        &response_schema(&spec, "/connections/{connectionId}", "delete", "200"),
-        &deleted.body,
-    );
-    for method in ["DELETE", "GET"] {
-        let gone = nango(&sandbox, method, path, None).await;
-        assert_eq!(gone.status, 404);
-        assert_valid(
-            "404",
-            &response_schema(&spec, "/connections/{connectionId}", "delete", "404"),
-            &gone.body,
-        );
-    }
+    let cases = [
+        Case::new("GET", CONNECTIONS, CONNECTIONS, 200),
+        Case::new("GET", CONNECTIONS, "/connections?connectionId=a", 200)
+            .fields(json!({"connections": [{"errors": [{"type": "auth"}]}]})),
+        Case::new(
+            "GET",
+            CONNECTIONS,
+            "/connections?tags%5Bend_user_id%5D=nobody",
+            200,
+        )
+        .fields(json!({"connections": []})),
+        Case::new("DELETE", CONNECTION, path, 200).fields(json!({"success": true})),
+        Case::new("DELETE", CONNECTION, path, 404),
+        Case::new("GET", CONNECTION, path, 404),
+    ];
+    let answers = run(&sandbox, &cases).await;
+    let (list, one, deleted) = (&answers[0], &answers[1], &answers[3]);
+    assert!(!list.text.contains("CANARY"), "the list has no credentials");
+    assert_eq!(list.body["connections"].as_array().unwrap().len(), 2);
+    assert_eq!(one.body["connections"].as_array().unwrap().len(), 1);
+    assert_eq!(deleted.body, json!({"success": true}));
 }
 
 #[tokio::test]
 async fn refresh_exhaustion_answers_424_and_errors_show_in_reads() {
-    let spec = load_spec();
     let sandbox = start(NangoOptions::default()).await;
-    nango(&sandbox, "POST", "/connections", Some(&oauth_body("x"))).await;
     let path = "/connections/x?provider_config_key=hubspot";
+    run(&sandbox, &[upsert(oauth_body("x"), 200)]).await;
     sandbox.nango.add_connection_error("hubspot", "x", "sync");
-    let read = nango(&sandbox, "GET", path, None).await;
+    let read = run(&sandbox, &[Case::new("GET", CONNECTION, path, 200)]).await;
     assert_eq!(
-        read.body["errors"],
+        read[0].body["errors"],
         json!([{"type": "sync", "log_id": "log1"}])
     );
     sandbox.nango.exhaust_refresh("hubspot", "x");
-    let exhausted = nango(&sandbox, "GET", path, None).await;
-    assert_eq!(exhausted.status, 424);
-    assert_valid(
-        "424",
-        &response_schema(&spec, "/connections/{connectionId}", "get", "424"),
-        &exhausted.body,
-    );
-    assert!(!exhausted.text.contains("CANARY"));
+    let exhausted = run(&sandbox, &[Case::new("GET", CONNECTION, path, 424)]).await;
+    assert!(!exhausted[0].text.contains("CANARY"));
 }
 
 #[tokio::test]
 async fn bodies_the_spec_refuses_are_refused_without_quoting_them() {
-    let spec = load_spec();
-    let request = request_schema(&spec, "/connections", "post");
-    let std_error = component_schema(&spec, "StdError");
     let sandbox = start(NangoOptions::default()).await;
-    let cases = [
-        json!({"connection_id": "c", "credentials": {"type": "API_KEY", "apiKey": CANARY_ACCESS}}),
-        json!({"provider_config_key": "greenhouse", "credentials": {"type": "API_KEY", "api_key": CANARY_ACCESS}}),
-        json!({"provider_config_key": "hubspot", "credentials": {"type": "OAUTH2", "access_token": CANARY_ACCESS, "scopes": "a"}}),
-        json!({"provider_config_key": "hubspot", "credentials": {"type": "OAUTH2", "access_token": CANARY_ACCESS, "expires_at": "soon"}}),
-    ];
-    for body in cases {
-        assert!(
-            !violations(&request, &body).is_empty(),
-            "the spec refuses {body}"
-        );
-        let answer = nango(&sandbox, "POST", "/connections", Some(&body)).await;
-        assert_eq!(answer.status, 400, "{body}");
-        assert_eq!(answer.body["error"]["code"], "invalid_body");
-        assert_valid("400", &std_error, &answer.body);
-        assert!(!answer.text.contains("CANARY"), "{}", answer.text);
-    }
+    let refused = |body: Value| {
+        Case::new("POST", CONNECTIONS, CONNECTIONS, 400)
+            .send(body)
+            .request_valid(false)
+            .body(Body::Schema("StdError"))
+            .fields(json!({"error": {"code": "invalid_body"}}))
+    };
     // Valid for the spec, refused by the integration: an unknown key, a credential type the
     // integration's auth mode does not take.
-    for (body, code) in [
-        (
+    let refused_by_the_integration = |body: Value, code: &str| {
+        Case::new("POST", CONNECTIONS, CONNECTIONS, 400)
+            .send(body)
+            .request_valid(true)
+            .body(Body::Schema("StdError"))
+            .fields(json!({"error": {"code": code}}))
+    };
+    let cases = [
+        refused(
+            json!({"connection_id": "c", "credentials": {"type": "API_KEY", "apiKey": CANARY_ACCESS}}),
+        ),
+        refused(
+            json!({"provider_config_key": "greenhouse", "credentials": {"type": "API_KEY", "api_key": CANARY_ACCESS}}),
+        ),
+        refused(
+            json!({"provider_config_key": "hubspot", "credentials": {"type": "OAUTH2", "access_token": CANARY_ACCESS, "scopes": "a"}}),
+        ),
+        refused(
+            json!({"provider_config_key": "hubspot", "credentials": {"type": "OAUTH2", "access_token": CANARY_ACCESS, "expires_at": "soon"}}),
+        ),
+        refused_by_the_integration(
             json!({"provider_config_key": "nope", "credentials": {"type": "API_KEY", "apiKey": "k"}}),
             "unknown_provider_config",
         ),
-        (
+        refused_by_the_integration(
             json!({"provider_config_key": "hubspot", "credentials": {"type": "API_KEY", "apiKey": "k"}}),
             "invalid_credentials",
         ),
-    ] {
-        assert_valid("the spec allows it", &request, &body);
-        let answer = nango(&sandbox, "POST", "/connections", Some(&body)).await;
-        assert_eq!(
-            (answer.status, answer.body["error"]["code"].as_str()),
-            (400, Some(code))
-        );
-        assert_valid("400", &std_error, &answer.body);
+    ];
+    for answer in run(&sandbox, &cases).await {
+        assert!(!answer.text.contains("CANARY"), "{}", answer.text);
     }
     assert_eq!(sandbox.nango.connection_count(), 0);
 }
 
 #[tokio::test]
 async fn a_missing_or_wrong_key_is_401() {
-    let spec = load_spec();
     let sandbox = start(NangoOptions::default()).await;
-    for key in [None, Some("not-the-key")] {
-        let answer = call(&sandbox, "GET", "/integrations", key, None).await;
-        assert_eq!(answer.status, 401);
-        assert_valid(
-            "401",
-            &response_schema(&spec, "/integrations", "get", "401"),
-            &answer.body,
-        );
-    }
+    let cases = [
+        Case::new("GET", INTEGRATIONS, INTEGRATIONS, 401).without("authorization"),
+        Case::new("GET", INTEGRATIONS, INTEGRATIONS, 401)
+            .header("authorization", "Bearer not-the-key"),
+    ];
+    run(&sandbox, &cases).await;
 }
 
 #[tokio::test]
 async fn over_the_plan_limit_answers_429_with_retry_after_and_rate_headers() {
-    let spec = load_spec();
     let sandbox = start(NangoOptions {
         rate_limit: Some(RateLimit { per_minute: 3 }),
         ..Default::default()
@@ -342,31 +297,34 @@ async fn over_the_plan_limit_answers_429_with_retry_after_and_rate_headers() {
     let header = |answer: &Answer, name: &str| -> i64 {
         answer.headers[name].to_str().unwrap().parse().unwrap()
     };
+    let integrations = |status| Case::new("GET", INTEGRATIONS, INTEGRATIONS, status);
+    let cases = [
+        integrations(200),
+        integrations(200),
+        integrations(200),
+        integrations(429).body(Body::Schema("StdError")),
+    ];
+    let answers = run(&sandbox, &cases).await;
     let mut resets = Vec::new();
-    for expected_remaining in [2, 1, 0] {
-        let answer = nango(&sandbox, "GET", "/integrations", None).await;
-        assert_eq!(answer.status, 200);
-        assert_eq!(header(&answer, "x-ratelimit-limit"), 3);
-        assert_eq!(header(&answer, "x-ratelimit-remaining"), expected_remaining);
-        resets.push(header(&answer, "x-ratelimit-reset"));
+    for (answer, expected_remaining) in answers.iter().zip([2, 1, 0]) {
+        assert_eq!(header(answer, "x-ratelimit-limit"), 3);
+        assert_eq!(header(answer, "x-ratelimit-remaining"), expected_remaining);
+        resets.push(header(answer, "x-ratelimit-reset"));
     }
-    let refused = nango(&sandbox, "GET", "/integrations", None).await;
-    assert_eq!(refused.status, 429);
-    assert_eq!(header(&refused, "x-ratelimit-remaining"), 0);
-    let retry_after = header(&refused, "retry-after");
+    let refused = &answers[3];
+    assert_eq!(header(refused, "x-ratelimit-remaining"), 0);
+    let retry_after = header(refused, "retry-after");
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert!(resets.iter().all(|r| *r == resets[0]), "one fixed window");
     assert!(
         resets[0] > chrono::Utc::now().timestamp() - 1,
         "reset is a Unix time ahead"
     );
-    assert_valid("429", &component_schema(&spec, "StdError"), &refused.body);
     assert_eq!(sandbox.nango.rate_limited_count(), 1);
     // Without a limit (self-hosted), no headers.
     sandbox.nango.set_rate_limit(None);
-    let free = nango(&sandbox, "GET", "/integrations", None).await;
-    assert_eq!(free.status, 200);
-    assert!(free.headers.get("x-ratelimit-limit").is_none());
+    let free = run(&sandbox, &[integrations(200)]).await;
+    assert!(free[0].headers.get("x-ratelimit-limit").is_none());
 }
 
 #[tokio::test]
@@ -391,14 +349,8 @@ async fn faults_apply_to_nango_like_the_other_vendors() {
         .await;
     assert!(lost.is_err(), "the answer was dropped");
     assert_eq!(sandbox.nango.connection_count(), 1, "the write was applied");
-    let second = nango(
-        &sandbox,
-        "POST",
-        "/connections",
-        Some(&oauth_body("dropped")),
-    )
-    .await;
-    assert_eq!(second.status, 200);
+    // The retry is the same upsert.
+    run(&sandbox, &[upsert(oauth_body("dropped"), 200)]).await;
     assert_eq!(
         sandbox.nango.connection_count(),
         1,

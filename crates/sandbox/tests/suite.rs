@@ -4,6 +4,7 @@
 mod apideck_consumers;
 mod apideck_contract;
 mod apideck_sessions;
+mod apideck_vault;
 mod apideck_webhooks;
 mod common;
 mod nango_contract;

@@ -1,7 +1,10 @@
 //! Contract: the Tray sandbox's REST answers (and the request bodies authport sends) validate
-//! against Tray's published OpenAPI 3.1 description (`specs/tray-platform-api.yaml`).
+//! against Tray's published OpenAPI 3.1 description (`specs/tray-platform-api.yaml`), as
+//! `(method, path template, status, body)` tables driven by the testkit's contract loop.
 
-use common::{assert_valid_tray as assert_valid, tray_spec as spec, tray_validator as validator};
+use authport_sandbox::tray::DEFAULT_MASTER_TOKEN;
+use authport_testkit::contract::{self, Answer, Body, Case, Server, Spec};
+use common::{Tray, tray_spec as spec, tray_validator as validator};
 use serde_json::{Value, json};
 
 use crate::common;
@@ -15,8 +18,56 @@ fn relax_environment_values(spec: &mut Value) {
     env["scopes"] = json!({"type": "array"});
 }
 
+const CONNECTORS: &str = "/core/v1/connectors";
 const ENVIRONMENTS: &str =
     "/core/v1/services/{service-name}/versions/{service-version}/environments";
+const AUTHENTICATIONS: &str = "/core/v1/authentications";
+const AUTHENTICATION: &str = "/core/v1/authentications/{authentication-id}";
+
+/// Tray's spec names one component per status; a status declared without one (the delete's
+/// 204) has no body.
+struct TraySpec(Value);
+
+impl TraySpec {
+    fn problems(&self, name: &str, instance: &Value) -> Vec<String> {
+        validator(&self.0, name)
+            .iter_errors(instance)
+            .map(|e| format!("not a {name}: {e} at {}", e.instance_path))
+            .collect()
+    }
+}
+
+impl Spec for TraySpec {
+    fn answer_problems(&self, case: &Case, answer: &Answer) -> Vec<String> {
+        let method = case.method.to_ascii_lowercase();
+        let declared = &self.0["paths"][case.template][method.as_str()]["responses"]
+            [answer.status.to_string()];
+        let name = match case.body {
+            Body::Schema(name) => Some(name),
+            _ => declared
+                .pointer("/content/application~1json/schema/$ref")
+                .or_else(|| declared.get("$ref"))
+                .and_then(Value::as_str)
+                .and_then(|reference| reference.rsplit('/').next()),
+        };
+        match name {
+            Some(name) => self.problems(name, &answer.body),
+            None if answer.text.is_empty() => Vec::new(),
+            None => vec![format!("{} must have no body", answer.status)],
+        }
+    }
+
+    fn request_problems(&self, case: &Case, body: &Value) -> Vec<String> {
+        let method = case.method.to_ascii_lowercase();
+        let name = self.0["paths"][case.template][method.as_str()]
+            .pointer("/requestBody/content/application~1json/schema/$ref")
+            .and_then(Value::as_str)
+            .and_then(|reference| reference.rsplit('/').next())
+            .unwrap_or_else(|| panic!("{} {} takes no body", case.method, case.template))
+            .to_owned();
+        self.problems(&name, body)
+    }
+}
 
 #[test]
 fn tray_examples_violate_the_strict_environment_schema() {
@@ -27,45 +78,25 @@ fn tray_examples_violate_the_strict_environment_schema() {
     assert!(!validator(&spec, "PublicServiceEnvironmentList").is_valid(example));
 }
 
-fn gql_user(name: &str, external: &str) -> (String, Value) {
-    (
-        "mutation ($name: String!, $externalUserId: String!) { createExternalUser(input: {name: $name, externalUserId: $externalUserId}) { userId } }".to_owned(),
-        json!({"name": name, "externalUserId": external}),
-    )
+/// A row sent with `token` as the bearer.
+fn as_user(case: Case, token: &str) -> Case {
+    case.header("authorization", format!("Bearer {token}"))
 }
 
 #[tokio::test]
 async fn sandbox_answers_and_client_requests_match_the_spec() {
     let mut spec = spec();
     relax_environment_values(&mut spec);
-    let sandbox = common::start(Default::default()).await;
-    let base = sandbox.base_url();
-    let master = format!("Bearer {}", authport_sandbox::tray::DEFAULT_MASTER_TOKEN);
-    let http = reqwest::Client::new();
-    let gql = |query: String, variables: Value| {
-        http.post(format!("{base}/graphql"))
-            .header("authorization", &master)
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-    };
-    let user_token = |user_id: Value| {
-        gql(
-            "mutation ($userId: ID!) { authorize(input: {userId: $userId}) { accessToken } }"
-                .to_owned(),
-            json!({"userId": user_id}),
-        )
-    };
+    let spec = TraySpec(spec);
+    let tray = Tray::start().await;
+    let server = Server::new(tray.sandbox.base_url());
+    let user = tray.user_token("globex-7").await;
+    let other_user = tray.user_token("other-1").await;
 
-    let connectors: Value = http
-        .get(format!("{base}/core/v1/connectors"))
-        .header("authorization", &master)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_valid(&spec, "PublicConnectorList", &connectors);
+    let mut catalogue = vec![as_user(
+        Case::new("GET", CONNECTORS, CONNECTORS, 200),
+        DEFAULT_MASTER_TOKEN,
+    )];
     for service in [
         "slack/versions/4",
         "netsuite/versions/1",
@@ -73,140 +104,62 @@ async fn sandbox_answers_and_client_requests_match_the_spec() {
         "sqs/versions/1",
         "hubspot/versions/2",
     ] {
-        let response = http
-            .get(format!("{base}/core/v1/services/{service}/environments"))
-            .header("authorization", &master)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        assert_valid(
-            &spec,
-            "PublicServiceEnvironmentList",
-            &response.json().await.unwrap(),
-        );
+        let path = format!("/core/v1/services/{service}/environments");
+        catalogue.push(as_user(
+            Case::new("GET", ENVIRONMENTS, path, 200),
+            DEFAULT_MASTER_TOKEN,
+        ));
     }
-
-    let (query, variables) = gql_user("Globex", "globex-7");
-    let created: Value = gql(query, variables).await.unwrap().json().await.unwrap();
-    let token: Value = user_token(created["data"]["createExternalUser"]["userId"].clone())
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let user = format!(
-        "Bearer {}",
-        token["data"]["authorize"]["accessToken"].as_str().unwrap()
-    );
-
     let env_id = authport_sandbox::tray::environment_id("greenhouse", 1, "Production");
     let create = json!({"name": "Greenhouse — Globex (1234abcd)", "serviceEnvironmentId": env_id,
         "credentials": {"api_key": "k"}, "userData": {}, "scopes": []});
-    assert_valid(&spec, "CreatePublicUserAuthentication", &create);
-    let response = http
-        .post(format!("{base}/core/v1/authentications"))
-        .header("authorization", &user)
-        .json(&create)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let created: Value = response.json().await.unwrap();
-    assert_valid(&spec, "CreatePublicUserAuthenticationResult", &created);
-    let id = created["id"].as_str().unwrap();
+    catalogue.push(as_user(
+        Case::new("POST", AUTHENTICATIONS, AUTHENTICATIONS, 200)
+            .send(create)
+            .request_valid(true),
+        &user,
+    ));
+    let answers = contract::run(&server, &spec, &catalogue).await;
+    let id = answers[catalogue.len() - 1].body["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
 
-    let got: Value = http
-        .get(format!("{base}/core/v1/authentications/{id}"))
-        .header("authorization", &user)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_valid(&spec, "GetUserAuthenticationResult", &got);
-
+    let one = format!("/core/v1/authentications/{id}");
     let update = json!({"name": "Greenhouse — Globex (1234abcd)", "credentials": {"api_key": "k2"}, "userData": {}, "scopes": []});
-    assert_valid(&spec, "UpdatePublicUserAuthenticationHttp", &update);
-    let updated: Value = http
-        .put(format!("{base}/core/v1/authentications/{id}"))
-        .header("authorization", &user)
-        .json(&update)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_valid(&spec, "UpdatePublicUserAuthenticationResult", &updated);
-
-    // Error envelopes: 400 (schema), 401, 404 (another user's auth is invisible).
     let bad = json!({"name": "x", "serviceEnvironmentId": env_id, "credentials": {}});
-    let response = http
-        .post(format!("{base}/core/v1/authentications"))
-        .header("authorization", &user)
-        .json(&bad)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    assert_valid(&spec, "InvalidInput", &response.json().await.unwrap());
-    let response = http
-        .get(format!("{base}/core/v1/connectors"))
-        .header("authorization", "Bearer nope")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    assert_valid(&spec, "Unauthorized", &response.json().await.unwrap());
-    let (query, variables) = gql_user("Other", "other-1");
-    let other: Value = gql(query, variables).await.unwrap().json().await.unwrap();
-    let other_token: Value = user_token(other["data"]["createExternalUser"]["userId"].clone())
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let other_user = format!(
-        "Bearer {}",
-        other_token["data"]["authorize"]["accessToken"]
-            .as_str()
-            .unwrap()
-    );
-    let response = http
-        .get(format!("{base}/core/v1/authentications/{id}"))
-        .header("authorization", &other_user)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
-    assert_valid(&spec, "ResourceNotFound", &response.json().await.unwrap());
+    let lifecycle = [
+        as_user(Case::new("GET", AUTHENTICATION, &one, 200), &user),
+        as_user(
+            Case::new("PUT", AUTHENTICATION, &one, 200)
+                .send(update)
+                .request_valid(true),
+            &user,
+        ),
+        // Error envelopes: 400 (schema), 401, 404 (another user's auth is invisible).
+        as_user(
+            Case::new("POST", AUTHENTICATIONS, AUTHENTICATIONS, 400).send(bad),
+            &user,
+        ),
+        as_user(Case::new("GET", CONNECTORS, CONNECTORS, 401), "nope"),
+        as_user(Case::new("GET", AUTHENTICATION, &one, 404), &other_user),
+        // Delete: 204 with an empty body; then 404.
+        as_user(
+            Case::new("DELETE", AUTHENTICATION, &one, 204).body(Body::Empty),
+            &user,
+        ),
+        as_user(Case::new("DELETE", AUTHENTICATION, &one, 404), &user),
+    ];
+    contract::run(&server, &spec, &lifecycle).await;
 
-    // Delete: 204 with an empty body; then 404.
-    let response = http
-        .delete(format!("{base}/core/v1/authentications/{id}"))
-        .header("authorization", &user)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
-    assert!(response.bytes().await.unwrap().is_empty());
-    let response = http
-        .delete(format!("{base}/core/v1/authentications/{id}"))
-        .header("authorization", &user)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
-
-    // Unknown GraphQL operations answer 200 with an errors entry.
-    let unknown: Value = gql("query { nosuchfield { id } }".to_owned(), json!({}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Unknown GraphQL operations answer 200 with an errors entry (GraphQL is not in the spec).
+    let unknown = tray
+        .graphql(
+            DEFAULT_MASTER_TOKEN,
+            "query { nosuchfield { id } }",
+            json!({}),
+        )
+        .await;
     assert!(
         unknown["errors"][0]["message"]
             .as_str()

@@ -10,10 +10,13 @@
 //! - [`CountingGate`]: a `RequestGate` that counts permits, to prove every request is paced;
 //! - [`inherited_settings`]: the one environment scrub for a child process (the binary);
 //! - [`record`] / [`write_jsonl`] / [`read_jsonl`] / [`scratch`]: fixtures and files;
+//! - [`contract`]: `(method, path template, status, body)` tables checking an emulator
+//!   against its vendor's published spec, driven by one loop;
 //! - [`conformance`]: the shared guarantees every provider's `tests/conformance.rs` checks.
 
 mod canary;
 pub mod conformance;
+pub mod contract;
 mod context;
 mod env;
 mod export;

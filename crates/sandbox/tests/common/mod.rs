@@ -1,8 +1,10 @@
-//! Helpers the sandbox's HTTP suites share: starting a sandbox, raw calls, a GraphQL client for
+//! Helpers the sandbox's HTTP suites share: starting a sandbox, raw calls (through the
+//! testkit's contract client), a GraphQL client for
 //! the Tray emulator, and Tray's published spec. The suites use different parts of it.
 
 use authport_sandbox::tray::DEFAULT_MASTER_TOKEN;
 use authport_sandbox::{RunningSandbox, SandboxConfig};
+use authport_testkit::contract::{Case, Server};
 use serde_json::{Value, json};
 
 /// A sandbox on a free loopback port.
@@ -12,16 +14,10 @@ pub async fn start(config: SandboxConfig) -> RunningSandbox {
         .expect("sandbox starts")
 }
 
-/// One answer: status, headers, JSON body (`Null` when empty) and raw text.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: Value,
-    pub text: String,
-}
+pub use authport_testkit::contract::Answer;
 
-/// Sends a request with the given headers (`None` value = header left out).
+/// Sends a request with the given headers (`None` value = header left out): one row of the
+/// testkit's contract tables, sent alone, for suites that check state rather than the spec.
 pub async fn call(
     sandbox: &RunningSandbox,
     method: &str,
@@ -29,32 +25,17 @@ pub async fn call(
     headers: &[(&str, Option<&str>)],
     body: Option<&Value>,
 ) -> Answer {
-    let client = reqwest::Client::new();
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = client.request(method, format!("{}{path}", sandbox.base_url()));
+    let mut case = Case::new(method, "", path, 0);
     for (name, value) in headers {
-        if let Some(value) = value {
-            request = request.header(*name, *value);
-        }
+        case = match value {
+            Some(value) => case.header(name, *value),
+            None => case.without(name),
+        };
     }
     if let Some(body) = body {
-        request = request.json(body);
+        case = case.send(body.clone());
     }
-    let response = request.send().await.expect("answers");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).expect("json body")
-    };
-    Answer {
-        status,
-        headers,
-        body,
-        text,
-    }
+    Server::new(sandbox.base_url()).send(&case).await
 }
 
 /// The Tray emulator over raw GraphQL and REST.
