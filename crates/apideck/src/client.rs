@@ -11,7 +11,8 @@ use std::fmt;
 use authport_core::transport::{Effect, Verdict};
 use authport_core::{BuildContext, ConfigError, ProviderError, Removal, SecretString};
 use authport_kit::{
-    Call, CallFailure, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Method, Url, Vendor,
+    Call, CallFailure, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Method, Url, Vendor, read_answer,
+    url_at,
 };
 use reqwest::header::{HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
@@ -140,19 +141,16 @@ impl VaultClient {
         at: &ApideckRef,
         secrets: &[&str],
     ) -> Result<Lookup, ProviderError> {
-        let path = connection_path(at, "");
+        let (url, path) = self.connection_url(at, None)?;
         let call = self
-            .call(
-                Method::GET,
-                self.url(&path),
-                &path,
-                Effect::Read,
-                Some(&at.consumer_id),
-            )?
+            .call(Method::GET, url, &path, Effect::Read, Some(&at.consumer_id))?
             .secrets(secrets);
-        match self.http.send(call).await {
-            Ok(answer) => parse_data::<Connection>(&path, answer.body.bytes())
-                .map(|c| Lookup::Found(Box::new(c))),
+        match self
+            .http
+            .send_json::<Envelope<Connection>>(call, "envelope")
+            .await
+        {
+            Ok(envelope) => Ok(Lookup::Found(Box::new(envelope.data))),
             Err(failure) if failure.is_not_found() => {
                 Ok(Lookup::NotFound(failure.error.message().to_owned()))
             }
@@ -166,11 +164,11 @@ impl VaultClient {
         unified_api: &str,
     ) -> Result<Vec<Connection>, ProviderError> {
         let path = "/vault/connections";
-        let mut url = self.url(path);
+        let mut url = url_at(&self.base, &["vault", "connections"])?;
         url.query_pairs_mut().append_pair("api", unified_api);
         let call = self.call(Method::GET, url, path, Effect::Read, None)?;
-        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
-        parse_data(path, answer.body.bytes())
+        let envelope: Envelope<Vec<Connection>> = self.http.send_json(call, "envelope").await?;
+        Ok(envelope.data)
     }
 
     /// One page of `GET /vault/consumers?limit={limit}[&cursor=...]` (no consumer header: the
@@ -181,20 +179,15 @@ impl VaultClient {
         cursor: Option<&str>,
     ) -> Result<ConsumersPage, ProviderError> {
         let path = "/vault/consumers";
-        let mut url = self.url(path);
+        let mut url = url_at(&self.base, &["vault", "consumers"])?;
         url.query_pairs_mut()
             .append_pair("limit", &limit.to_string());
         if let Some(cursor) = cursor {
             url.query_pairs_mut().append_pair("cursor", cursor);
         }
         let call = self.call(Method::GET, url, path, Effect::Read, None)?;
-        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
         // The whole answer, not only `data`: the cursors are in `meta`.
-        serde_json::from_slice::<ConsumersPage>(answer.body.bytes()).map_err(|_| {
-            ProviderError::transient(format!(
-                "apideck {path}: the answer is not the expected page shape"
-            ))
-        })
+        Ok(self.http.send_json(call, "page").await?)
     }
 
     /// `POST /vault/connections/{u}/{s}/import`: an upsert, so sending it twice leaves the
@@ -205,20 +198,24 @@ impl VaultClient {
         body: &Value,
         secrets: &[&str],
     ) -> Result<Connection, ProviderError> {
-        let path = connection_path(at, "/import");
+        let (url, path) = self.connection_url(at, Some("import"))?;
+        let effect = Effect::IdempotentWrite;
         let call = self
-            .call(
-                Method::POST,
-                self.url(&path),
-                &path,
-                Effect::IdempotentWrite,
-                Some(&at.consumer_id),
-            )?
+            .call(Method::POST, url, &path, effect, Some(&at.consumer_id))?
             .json(body)
             .secrets(secrets);
         let answer = self.http.send(call).await.map_err(ProviderError::from)?;
-        // The import happened; an answer of another shape only loses the note's details.
-        Ok(parse_data(&path, answer.body.bytes()).unwrap_or_default())
+        // The kit's rule would make an unreadable answer an unknown outcome; this 2xx is the
+        // documented upsert's, so the import happened and only the note's details are lost.
+        Ok(read_answer::<Envelope<Connection>>(
+            answer.body.bytes(),
+            effect,
+            VENDOR.name,
+            &format!("POST {path}"),
+            "envelope",
+        )
+        .map(|envelope| envelope.data)
+        .unwrap_or_default())
     }
 
     /// `POST /vault/connections/{u}/{s}/validate` with the closed empty body. `secrets` are the
@@ -228,28 +225,29 @@ impl VaultClient {
         at: &ApideckRef,
         secrets: &[&str],
     ) -> Result<ValidatedState, ProviderError> {
-        let path = connection_path(at, "/validate");
+        let (url, path) = self.connection_url(at, Some("validate"))?;
         let empty = Value::Object(serde_json::Map::new());
+        // A read: it changes no credentials we sent (Vault refreshes with what it holds).
         let call = self
             .call(
                 Method::POST,
-                self.url(&path),
+                url,
                 &path,
                 Effect::Read,
                 Some(&at.consumer_id),
             )?
             .json(&empty)
             .secrets(secrets);
-        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
-        parse_data(&path, answer.body.bytes())
+        let envelope: Envelope<ValidatedState> = self.http.send_json(call, "envelope").await?;
+        Ok(envelope.data)
     }
 
     /// `DELETE /vault/connections/{u}/{s}`: 204 removed, 404 already gone.
     pub async fn delete(&self, at: &ApideckRef) -> Result<Removal, ProviderError> {
-        let path = connection_path(at, "");
+        let (url, path) = self.connection_url(at, None)?;
         let call = self.call(
             Method::DELETE,
-            self.url(&path),
+            url,
             &path,
             Effect::IdempotentWrite,
             Some(&at.consumer_id),
@@ -261,11 +259,26 @@ impl VaultClient {
         }
     }
 
-    /// The URL of `path` under the configured base.
+    /// The URL of a fixed `path` (no ids) under the configured base.
     pub(crate) fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        url.set_path(&format!("{}{path}", self.base.path().trim_end_matches('/')));
-        url
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        // A configured base is http(s) with a host (the kit's rules), so it takes a path.
+        url_at(&self.base, &segments).unwrap_or_else(|_| self.base.clone())
+    }
+
+    /// `/vault/connections/{u}/{s}[/{action}]`: the URL, each id a percent-encoded segment,
+    /// and the path that names the call in messages (ids only: no secret, no query).
+    fn connection_url(
+        &self,
+        at: &ApideckRef,
+        action: Option<&str>,
+    ) -> Result<(Url, String), ProviderError> {
+        let mut segments = vec!["vault", "connections", &at.unified_api, &at.service_id];
+        segments.extend(action);
+        Ok((
+            url_at(&self.base, &segments)?,
+            format!("/{}", segments.join("/")),
+        ))
     }
 
     /// A call to `url` with Apideck's headers. `path` (ids only: no secret, no query) names
@@ -292,21 +305,8 @@ impl VaultClient {
     }
 }
 
-fn connection_path(at: &ApideckRef, suffix: &str) -> String {
-    format!(
-        "/vault/connections/{}/{}{suffix}",
-        at.unified_api, at.service_id
-    )
-}
-
-/// The `data` of Apideck's success envelope.
+/// The `data` of Apideck's success envelope, read by the kit's rule for a read (sessions).
 pub(crate) fn parse_data<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ProviderError> {
-    // serde's message could quote a value: report the shape problem only.
-    serde_json::from_slice::<Envelope<T>>(body)
+    read_answer::<Envelope<T>>(body, Effect::Read, VENDOR.name, path, "envelope")
         .map(|envelope| envelope.data)
-        .map_err(|_| {
-            ProviderError::transient(format!(
-                "apideck {path}: the answer is not the expected envelope shape"
-            ))
-        })
 }

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use authport_core::{ConfigError, EnvSnapshot, MappingError, SecretString};
-use authport_kit::{Url, parse_base_url, record_settings, section_settings};
+use authport_kit::{Loader, SecretSetting, Url, record_settings};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Apideck's only server; `APIDECK_API_URL` replaces it (paths keep `/vault/...`).
 pub const DEFAULT_API_URL: &str = "https://unify.apideck.com";
@@ -168,13 +168,11 @@ impl fmt::Debug for ApideckConfig {
     }
 }
 
-/// The config section minus `api_key`, which is taken out first so that no serde message can
-/// ever quote it.
+/// The config section minus `api_key`, `app_id` and `api_url`, which the kit's loader takes
+/// out first (so that no serde message can ever quote the key).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    app_id: Option<String>,
-    api_url: Option<String>,
     discovery_consumer_id: Option<String>,
     #[serde(default)]
     overwrite_existing: bool,
@@ -191,62 +189,20 @@ struct RawConfig {
     redirect_uri: Option<String>,
 }
 
+/// `APIDECK_API_KEY`, else `[apideck] api_key`, with or without its `Bearer ` prefix.
+pub const API_KEY: SecretSetting = SecretSetting::new("api_key", "APIDECK_API_KEY", "an api key")
+    .normalised(without_bearer_prefix);
+
 impl ApideckConfig {
     /// Reads the `[apideck]` section (`Value::Null` when absent) and the environment, which
     /// wins. No network IO.
     pub fn from_sources(section: &Value, env: &EnvSnapshot) -> Result<Self, ConfigError> {
-        let mut section = match section {
-            Value::Null => serde_json::Map::new(),
-            Value::Object(map) => map.clone(),
-            _ => return Err(ConfigError::new("[apideck] must be a table of settings")),
-        };
-        let file_key = match section.remove("api_key") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(key)) => Some(key),
-            Some(_) => return Err(ConfigError::new("[apideck] api_key must be a string")),
-        };
-        if let Some(key) = ENGINE_KEYS.iter().find(|key| section.contains_key(**key)) {
-            return Err(ConfigError::new(format!(
-                "[apideck] {key} is no longer read: set the run's pace in [engine] (`rate`, `rate_ceiling`, `concurrency`) or with --rate and --concurrency, and remove it from [apideck]"
-            )));
-        }
-        if let Some(Value::Object(services)) = section.get("services") {
-            for (service, table) in services {
-                let unknown = table.as_object().is_some_and(|keys| {
-                    keys.keys()
-                        .any(|key| !TARGET_OVERRIDE_KEYS.contains(&key.as_str()))
-                });
-                if unknown {
-                    return Err(ConfigError::new(format!(
-                        "[apideck.services.{}] has a key that is not one of {}",
-                        authport_core::record::escaped_name(service),
-                        TARGET_OVERRIDE_KEYS.join(", ")
-                    )));
-                }
-            }
-        }
-        let raw: RawConfig = section_settings("apideck", &Value::Object(section), &SETTINGS)?;
-
-        let api_key = env
-            .get("APIDECK_API_KEY")
-            .map(str::to_owned)
-            .or(file_key)
-            .map(|key| without_bearer_prefix(&key).to_owned())
-            .filter(|key| !key.is_empty())
-            .ok_or_else(|| {
-                ConfigError::new(
-                    "apideck needs an api key: set APIDECK_API_KEY (or api_key in [apideck])",
-                )
-            })?;
-        if !api_key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ConfigError::new(
-                "the apideck api key must be printable ASCII without spaces: it is sent in a header",
-            ));
-        }
-        let app_id = env
-            .get("APIDECK_APP_ID")
-            .map(str::to_owned)
-            .or(raw.app_id)
+        let mut loader = Loader::new("apideck", section, env)?;
+        let api_key = loader.secret(API_KEY)?;
+        refuse_engine_keys(loader.table())?;
+        refuse_unknown_service_keys(loader.table())?;
+        let app_id = loader
+            .text("app_id", "APIDECK_APP_ID")?
             .filter(|id| !id.trim().is_empty())
             .ok_or_else(|| {
                 ConfigError::new(
@@ -258,11 +214,8 @@ impl ApideckConfig {
                 "the apideck application id must be printable ASCII: it is sent in a header",
             ));
         }
-        let api_url = match (env.get("APIDECK_API_URL"), raw.api_url.as_deref()) {
-            (Some(text), _) => parse_base_url("APIDECK_API_URL", text)?,
-            (None, Some(text)) => parse_base_url("[apideck] api_url", text)?,
-            (None, None) => parse_base_url("APIDECK_API_URL", DEFAULT_API_URL)?,
-        };
+        let api_url = loader.base_url("api_url", "APIDECK_API_URL", DEFAULT_API_URL)?;
+        let raw: RawConfig = loader.finish(&SETTINGS)?;
         let discovery_consumer_id = raw
             .discovery_consumer_id
             .unwrap_or_else(|| DEFAULT_DISCOVERY_CONSUMER_ID.to_owned());
@@ -272,7 +225,7 @@ impl ApideckConfig {
             ));
         }
         Ok(Self {
-            api_key: SecretString::from(api_key),
+            api_key,
             app_id,
             api_url,
             discovery_consumer_id,
@@ -285,6 +238,38 @@ impl ApideckConfig {
             redirect_uri: raw.redirect_uri,
         })
     }
+}
+
+/// The pace is `[engine]`'s: a key that once set it here is refused with a pointer there.
+fn refuse_engine_keys(section: &Map<String, Value>) -> Result<(), ConfigError> {
+    match ENGINE_KEYS.iter().find(|key| section.contains_key(**key)) {
+        Some(key) => Err(ConfigError::new(format!(
+            "[apideck] {key} is no longer read: set the run's pace in [engine] (`rate`, `rate_ceiling`, `concurrency`) or with --rate and --concurrency, and remove it from [apideck]"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `[apideck.services.<service>]` keys, with the allowed ones listed (the service name is the
+/// operator's, shown escaped; the unknown key is not).
+fn refuse_unknown_service_keys(section: &Map<String, Value>) -> Result<(), ConfigError> {
+    let Some(Value::Object(services)) = section.get("services") else {
+        return Ok(());
+    };
+    for (service, table) in services {
+        let unknown = table.as_object().is_some_and(|keys| {
+            keys.keys()
+                .any(|key| !TARGET_OVERRIDE_KEYS.contains(&key.as_str()))
+        });
+        if unknown {
+            return Err(ConfigError::new(format!(
+                "[apideck.services.{}] has a key that is not one of {}",
+                authport_core::record::escaped_name(service),
+                TARGET_OVERRIDE_KEYS.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl ApideckConfig {
@@ -304,10 +289,8 @@ pub fn without_bearer_prefix(key: &str) -> &str {
     }
 }
 
-/// Printable ASCII only: the value travels in an HTTP header.
-pub fn is_header_safe(value: &str) -> bool {
-    !value.trim().is_empty() && value.bytes().all(|b| (0x20..0x7f).contains(&b))
-}
+/// Printable ASCII only: the value travels in an HTTP header (the kit's rule).
+pub use authport_kit::is_header_safe;
 
 #[cfg(test)]
 mod tests {

@@ -6,13 +6,13 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
-use authport_core::record::escaped_name;
 use authport_core::{
     AuthImporter, BuildContext, ConfigError, CredentialRecord, DiscoveryKey, Disposition,
     ImportOutcome, MappedRecord, MappingError, PriorImport, ProviderError, Removal, TargetIdentity,
     TargetRef, VerifyReport,
 };
-use authport_kit::DiscoveryCache;
+use authport_kit::ownership::{self, Existing, Words};
+use authport_kit::{DiscoveryCache, payload_of};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
@@ -217,26 +217,17 @@ impl ApideckImporter {
     }
 }
 
-/// How a record's connection stands before the import.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Existing {
-    /// No connection (404, or the connector is merely `available` to the consumer).
-    Absent,
-    /// A connection authport imported for this very record (metadata marker).
-    Ours,
-    /// Someone else's connection without a grant yet (`added`).
-    ForeignEmpty { state: String },
-    /// Someone else's connection that holds credentials (`authorized`, `callable`, `invalid`,
-    /// or a state Apideck adds later: assumed to hold credentials, the safe side). `marker`
-    /// is the record id authport marked it with (another record's: an earlier run under other
-    /// record ids, or another state), `None` without authport's mark.
-    ForeignWithCredentials {
-        state: String,
-        marker: Option<String>,
-    },
-}
+/// Apideck's words in the ownership notes.
+const WORDS: Words = Words {
+    section: "apideck",
+    object: "connection",
+    foreign: "a connection with credentials",
+};
 
-/// Classifies the connection found before an import.
+/// Classifies the connection found before an import: absent when the connector is merely
+/// `available` to the consumer; a foreign `added` one holds no grant yet; any other state
+/// (`authorized`, `callable`, `invalid`, or one Apideck adds later) is assumed to hold
+/// credentials, the safe side.
 pub fn classify_existing(connection: Option<&Connection>, record_id: &str) -> Existing {
     let Some(connection) = connection else {
         return Existing::Absent;
@@ -250,61 +241,21 @@ pub fn classify_existing(connection: Option<&Connection>, record_id: &str) -> Ex
         .as_ref()
         .and_then(|m| m.get(RECORD_ID_METADATA_KEY))
         .and_then(Value::as_str);
-    if marker == Some(record_id) {
-        return Existing::Ours;
-    }
-    if state == "added" {
-        Existing::ForeignEmpty { state }
-    } else {
-        Existing::ForeignWithCredentials {
-            state,
-            marker: marker.map(str::to_owned),
-        }
+    match Existing::by_marker(marker, record_id, Some(state)) {
+        Existing::Foreign {
+            state: Some(state), ..
+        } if state == "added" => Existing::ForeignEmpty { state },
+        existing => existing,
     }
 }
 
-/// What to do about it: the disposition to report, or `None` to skip, and a note.
+/// What to do about it ([`authport_kit::ownership::decide`] in Apideck's words).
 pub fn decide(
     existing: &Existing,
     has_prior: bool,
     overwrite_existing: bool,
 ) -> (Disposition, Option<String>) {
-    if has_prior {
-        return (Disposition::Updated, None);
-    }
-    match existing {
-        Existing::Absent | Existing::Ours => (Disposition::Created, None),
-        Existing::ForeignEmpty { state } => (
-            Disposition::Updated,
-            Some(format!(
-                "connection existed before (state {state}); rollback leaves it in place"
-            )),
-        ),
-        Existing::ForeignWithCredentials { state, .. } if overwrite_existing => (
-            Disposition::Updated,
-            Some(format!(
-                "overwrote a pre-existing connection (state {state}); rollback leaves it in place"
-            )),
-        ),
-        Existing::ForeignWithCredentials { state, marker } => (
-            Disposition::Skipped,
-            Some(format!(
-                "a connection with credentials already exists (state {state}), {}; not overwritten (set [apideck] overwrite_existing = true to replace it)",
-                made_by(marker.as_deref())
-            )),
-        ),
-    }
-}
-
-/// Who made a connection, as far as its metadata tells: never more than is known.
-fn made_by(marker: Option<&str>) -> String {
-    match marker {
-        Some(marker) => format!(
-            "imported by authport for record `{}` (another record id: an earlier run, or another state)",
-            escaped_name(marker)
-        ),
-        None => "without authport's record mark (not imported by authport)".to_owned(),
-    }
+    ownership::decide(existing, has_prior, overwrite_existing, WORDS)
 }
 
 /// `state X, health Y`, for notes.
@@ -404,13 +355,13 @@ impl AuthImporter for ApideckImporter {
         mapped: &MappedRecord,
         prior: Option<&PriorImport>,
     ) -> Result<ImportOutcome, ProviderError> {
-        let at = ApideckRef::from_map(&mapped.target)?;
+        let at: &ApideckRef = payload_of(mapped, PROVIDER)?;
         let secrets = record.secret_values();
-        let (disposition, decision_note) = self.before_write(record, &at, prior).await?;
+        let (disposition, decision_note) = self.before_write(record, at, prior).await?;
         if disposition == Disposition::Skipped {
             return Ok(ImportOutcome {
                 disposition,
-                target: TargetRef::from(&at),
+                target: TargetRef::from(at),
                 note: decision_note,
             });
         }
@@ -418,11 +369,11 @@ impl AuthImporter for ApideckImporter {
         // The one rendering of the mapped body for the wire: an absolute expiry becomes
         // `issued_at` + `expires_in` at the run's clock (see `crate::expiry`).
         let body = render_at_send(mapped.body.expose(), self.now);
-        let connection = self.client.import(&at, &body, &secrets).await?;
+        let connection = self.client.import(at, &body, &secrets).await?;
         let mut notes: Vec<String> = decision_note.into_iter().collect();
         notes.push(state_words(&connection));
         if self.validate_wanted(connection.auth_type.as_deref()) {
-            match self.client.validate(&at, &secrets).await {
+            match self.client.validate(at, &secrets).await {
                 Ok(validated) => notes.push(format!(
                     "validated: state {}",
                     validated.state.as_deref().unwrap_or("unknown")
@@ -433,7 +384,7 @@ impl AuthImporter for ApideckImporter {
         }
         Ok(ImportOutcome {
             disposition,
-            target: TargetRef::from(&at.with_connection_id(connection.id)),
+            target: TargetRef::from(&at.clone().with_connection_id(connection.id)),
             note: Some(notes.join("; ")),
         })
     }
@@ -444,8 +395,8 @@ impl AuthImporter for ApideckImporter {
         mapped: &MappedRecord,
         prior: Option<&PriorImport>,
     ) -> Result<Option<String>, ProviderError> {
-        let at = ApideckRef::from_map(&mapped.target)?;
-        let (disposition, note) = self.before_write(record, &at, prior).await?;
+        let at: &ApideckRef = payload_of(mapped, PROVIDER)?;
+        let (disposition, note) = self.before_write(record, at, prior).await?;
         Ok(note.filter(|_| disposition == Disposition::Skipped))
     }
 

@@ -7,6 +7,7 @@ use authport_core::{
     Auth, CredentialRecord, ExposeSecret, MappedRecord, MappingError, OAuth2, SecretJson,
     redact_json,
 };
+use authport_kit::Payload;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
@@ -110,6 +111,7 @@ pub fn map_record(
         body: SecretJson::new(body),
         redacted_body,
         notes,
+        payload: Payload::new(destination),
     })
 }
 

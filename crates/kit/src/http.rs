@@ -21,6 +21,7 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::answer::read_answer;
 use crate::url::{host_for_message, is_loopback};
 
 /// The largest answer read by default; vendors' answers for one object are a few KiB.
@@ -269,6 +270,31 @@ impl HttpClient {
                 self.vendor.status_override,
             ),
             vendor_text: text,
+        })
+    }
+
+    /// Sends the call and reads its 2xx answer as `T`; an answer that cannot be read is
+    /// classified by the call's effect ([`crate::answer`]: unknown outcome after a write,
+    /// transient after a read). `what` names the shape expected in the message.
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+        what: &str,
+    ) -> Result<T, CallFailure> {
+        let effect = call.effect;
+        let operation = call.operation.clone();
+        let answer = self.send(call).await?;
+        read_answer(
+            answer.body.bytes(),
+            effect,
+            self.vendor.name,
+            &operation,
+            what,
+        )
+        .map_err(|error| CallFailure {
+            status: None,
+            vendor_text: String::new(),
+            error,
         })
     }
 

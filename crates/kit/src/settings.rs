@@ -107,8 +107,11 @@ pub fn section_settings<T: DeserializeOwned>(
         SettingsProblem::At(path) => ConfigError::new(format!(
             "[{section}] {path}: a value of the wrong type, or an unknown key"
         )),
+        SettingsProblem::UnknownKeyAt(path) if path.is_empty() => ConfigError::new(format!(
+            "invalid [{section}] config: a key that is not a setting"
+        )),
         SettingsProblem::UnknownKeyAt(path) => ConfigError::new(format!(
-            "[{section}] {path}: a value of the wrong type, or an unknown key"
+            "invalid [{section}] config: `{path}` has a key that is not a setting"
         )),
     })
 }

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use authport_core::ConfigError;
+use authport_core::{ConfigError, ProviderError};
 use reqwest::Url;
 
 /// Parses the base URL given for `setting` (e.g. `TRAY_API_URL`). The path is kept (Tray's
@@ -41,6 +41,24 @@ pub fn parse_base_url(setting: &str, text: &str) -> Result<Url, ConfigError> {
         ))),
         _ => Err(ConfigError::new(format!("{setting} must be an https URL"))),
     }
+}
+
+/// `base` with `segments` appended to its path, each percent-encoded as one segment (an id
+/// holding `/`, `?` or `..` never changes the path's shape). The base's own path is kept, a
+/// trailing slash of it is not significant: `https://h/api/` + `["v1", "x"]` is
+/// `https://h/api/v1/x`.
+pub fn url_at(base: &Url, segments: &[&str]) -> Result<Url, ProviderError> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .map_err(|()| {
+            ProviderError::fatal(format!(
+                "the base URL of {} cannot take a path",
+                host_for_message(base)
+            ))
+        })?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
 }
 
 /// Whether `url` points at this machine: `localhost` (any case, with or without a trailing
@@ -105,6 +123,23 @@ mod tests {
         check("https://api.tray.io/?key=hunter2", Err("query string"));
         check("https://api.tray.io/#hunter2", Err("fragment"));
         check("not a url hunter2", Err("not a valid URL"));
+    }
+
+    #[test]
+    fn segments_are_appended_percent_encoded() {
+        let at = |base: &str, segments: &[&str]| {
+            url_at(&Url::parse(base).unwrap(), segments)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(at("https://h", &["v1", "x"]), "https://h/v1/x");
+        assert_eq!(at("https://h/", &["v1"]), "https://h/v1");
+        assert_eq!(at("https://h/api/", &["v1", "x"]), "https://h/api/v1/x");
+        assert_eq!(at("https://h/api", &["v1"]), "https://h/api/v1");
+        assert_eq!(
+            at("http://127.0.0.1:9", &["c", "a/b?c#d", ".."]),
+            "http://127.0.0.1:9/c/a%2Fb%3Fc%23d/%2E%2E"
+        );
     }
 
     #[test]

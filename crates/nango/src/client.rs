@@ -12,7 +12,7 @@ use authport_core::transport::{Effect, Verdict};
 use authport_core::{BuildContext, ConfigError, ProviderError, Removal, SecretString};
 use authport_kit::{
     Call, CallFailure, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Method, RateHeaders, ResetIs, Url,
-    Vendor,
+    Vendor, read_answer, url_at,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -75,14 +75,15 @@ pub enum CredentialRead<T> {
 #[derive(Clone)]
 pub struct NangoClient {
     http: HttpClient,
-    base_url: String,
+    /// The configured base; each call's URL is it plus percent-encoded segments.
+    base: Url,
     secret_key: SecretString,
 }
 
 impl fmt::Debug for NangoClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NangoClient")
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.base.as_str().trim_end_matches('/'))
             .finish_non_exhaustive()
     }
 }
@@ -91,17 +92,21 @@ impl NangoClient {
     pub fn new(config: &NangoConfig, context: &BuildContext) -> Result<Self, ConfigError> {
         Ok(Self {
             http: HttpClient::new(VENDOR, context, vec![config.secret_key.clone()])?,
-            base_url: config.api_base().to_owned(),
+            base: config.api_url.clone(),
             secret_key: config.secret_key.clone(),
         })
     }
 
     /// `GET /integrations`.
     pub async fn list_integrations(&self) -> Result<Vec<Integration>, ProviderError> {
-        let path = "/integrations";
-        let call = self.call(Method::GET, self.url(&[path])?, path, Effect::Read);
-        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
-        parse::<IntegrationList>(path, answer.body.bytes()).map(|list| list.data)
+        let call = self.call(
+            Method::GET,
+            url_at(&self.base, &["integrations"])?,
+            "GET /integrations",
+            Effect::Read,
+        );
+        let list: IntegrationList = self.http.send_json(call, "integration list").await?;
+        Ok(list.data)
     }
 
     /// `POST /connections`: the documented upsert, so sending it twice leaves one connection.
@@ -110,19 +115,27 @@ impl NangoClient {
         body: &Value,
         secrets: &[&str],
     ) -> Result<Connection, ProviderError> {
-        let path = "/connections";
+        let operation = "POST /connections";
         let call = self
             .call(
                 Method::POST,
-                self.url(&[path])?,
-                "POST /connections",
+                url_at(&self.base, &["connections"])?,
+                operation,
                 Effect::IdempotentWrite,
             )
             .json(body)
             .secrets(secrets);
         let answer = self.http.send(call).await.map_err(ProviderError::from)?;
-        // The upsert happened; an answer of another shape only loses the note's details.
-        Ok(parse(path, answer.body.bytes()).unwrap_or_default())
+        // The kit's rule would make an unreadable answer an unknown outcome; this 2xx is the
+        // documented upsert's, so the write happened and only the note's details are lost.
+        Ok(read_answer(
+            answer.body.bytes(),
+            Effect::IdempotentWrite,
+            VENDOR.name,
+            operation,
+            "connection",
+        )
+        .unwrap_or_default())
     }
 
     /// `GET /connections/{id}?provider_config_key=…` (no refresh token asked for). The answer
@@ -138,9 +151,8 @@ impl NangoClient {
         let call = self
             .call(Method::GET, url, "GET /connections/{id}", Effect::Read)
             .secrets(secrets);
-        match self.http.send(call).await {
-            Ok(answer) => parse::<Connection>("/connections/{id}", answer.body.bytes())
-                .map(|c| Lookup::Found(Box::new(c))),
+        match self.http.send_json::<Connection>(call, "connection").await {
+            Ok(connection) => Ok(Lookup::Found(Box::new(connection))),
             Err(failure) if failure.is_not_found() => Ok(Lookup::Missing),
             Err(failure) if failure.status == Some(424) => Ok(Lookup::RefreshExhausted),
             Err(failure) => Err(failure.error),
@@ -153,13 +165,12 @@ impl NangoClient {
         &self,
         connection_id: &str,
     ) -> Result<Vec<Connection>, ProviderError> {
-        let path = "/connections";
-        let mut url = self.url(&[path])?;
+        let mut url = url_at(&self.base, &["connections"])?;
         url.query_pairs_mut()
             .append_pair("connectionId", connection_id);
         let call = self.call(Method::GET, url, "GET /connections", Effect::Read);
-        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
-        parse::<ConnectionList>(path, answer.body.bytes()).map(|list| list.connections)
+        let list: ConnectionList = self.http.send_json(call, "connection list").await?;
+        Ok(list.connections)
     }
 
     /// `GET /connections?limit=…&page=…` (and `tags[end_user_id]=…` for one owner): one page
@@ -170,8 +181,7 @@ impl NangoClient {
         page: u64,
         limit: u64,
     ) -> Result<Vec<Connection>, ProviderError> {
-        let path = "/connections";
-        let mut url = self.url(&[path])?;
+        let mut url = url_at(&self.base, &["connections"])?;
         {
             let mut query = url.query_pairs_mut();
             if let Some(owner) = end_user_id {
@@ -182,8 +192,8 @@ impl NangoClient {
                 .append_pair("page", &page.to_string());
         }
         let call = self.call(Method::GET, url, "GET /connections", Effect::Read);
-        let answer = self.http.send(call).await.map_err(ProviderError::from)?;
-        parse::<ConnectionList>(path, answer.body.bytes()).map(|list| list.connections)
+        let list: ConnectionList = self.http.send_json(call, "connection list").await?;
+        Ok(list.connections)
     }
 
     /// `GET /connections/{id}?provider_config_key=…&refresh_token=true`, for an export: the
@@ -198,9 +208,8 @@ impl NangoClient {
             .append_pair("provider_config_key", &at.provider_config_key)
             .append_pair("refresh_token", "true");
         let call = self.call(Method::GET, url, "GET /connections/{id}", Effect::Read);
-        match self.http.send(call).await {
-            Ok(answer) => parse::<T>("/connections/{id}", answer.body.bytes())
-                .map(|read| CredentialRead::Found(Box::new(read))),
+        match self.http.send_json::<T>(call, "connection").await {
+            Ok(read) => Ok(CredentialRead::Found(Box::new(read))),
             Err(failure) if failure.is_not_found() => Ok(CredentialRead::Missing),
             Err(failure) if failure.status == Some(424) => Ok(CredentialRead::RefreshExhausted),
             Err(failure) => Err(failure.error),
@@ -227,16 +236,7 @@ impl NangoClient {
 
     /// `{base}/connections/{id}`, the id percent-encoded as one path segment.
     fn connection_url(&self, at: &NangoRef) -> Result<Url, ProviderError> {
-        let mut url = self.url(&["/connections"])?;
-        url.path_segments_mut()
-            .map_err(|_| ProviderError::rejected("nango: the api url cannot take a path"))?
-            .push(&at.connection_id);
-        Ok(url)
-    }
-
-    fn url(&self, parts: &[&str]) -> Result<Url, ProviderError> {
-        Url::parse(&format!("{}{}", self.base_url, parts.concat()))
-            .map_err(|_| ProviderError::rejected("nango: not a valid URL"))
+        url_at(&self.base, &["connections", &at.connection_id])
     }
 
     /// A call with the bearer key. `operation` names it in messages: a path template, never
@@ -244,13 +244,4 @@ impl NangoClient {
     fn call<'a>(&'a self, method: Method, url: Url, operation: &str, effect: Effect) -> Call<'a> {
         Call::new(method, url, effect, operation.to_owned()).bearer(&self.secret_key)
     }
-}
-
-fn parse<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ProviderError> {
-    // serde's message could quote a value: report the shape problem only.
-    serde_json::from_slice::<T>(body).map_err(|_| {
-        ProviderError::transient(format!(
-            "nango {path}: the answer is not the expected shape"
-        ))
-    })
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use authport_core::{ConfigError, EnvSnapshot, MappingError, SecretString};
-use authport_kit::{Url, parse_base_url, record_settings, section_settings};
+use authport_kit::{Loader, SecretSetting, Url, record_settings};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -134,12 +134,11 @@ impl fmt::Debug for NangoConfig {
     }
 }
 
-/// The config section minus `secret_key`, which is taken out first so that no serde message
-/// can ever quote it.
+/// The config section minus `secret_key` and `api_url`, which the kit's loader takes out first
+/// (so that no serde message can ever quote the key).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    api_url: Option<String>,
     provider_config_key: Option<String>,
     #[serde(default)]
     overwrite_existing: bool,
@@ -151,42 +150,18 @@ struct RawConfig {
     integrations: BTreeMap<String, IntegrationSettings>,
 }
 
+/// `NANGO_SECRET_KEY`, else `[nango] secret_key`.
+pub const SECRET_KEY: SecretSetting =
+    SecretSetting::new("secret_key", "NANGO_SECRET_KEY", "a secret key");
+
 impl NangoConfig {
     /// Reads the `[nango]` section (`Value::Null` when absent) and the environment, which
     /// wins. No network IO.
     pub fn from_sources(section: &Value, env: &EnvSnapshot) -> Result<Self, ConfigError> {
-        let mut section = match section {
-            Value::Null => serde_json::Map::new(),
-            Value::Object(map) => map.clone(),
-            _ => return Err(ConfigError::new("[nango] must be a table of settings")),
-        };
-        let file_key = match section.remove("secret_key") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(key)) => Some(key),
-            Some(_) => return Err(ConfigError::new("[nango] secret_key must be a string")),
-        };
-        let raw: RawConfig = section_settings("nango", &Value::Object(section), &SETTINGS)?;
-        let secret_key = env
-            .get("NANGO_SECRET_KEY")
-            .map(str::to_owned)
-            .or(file_key)
-            .map(|key| key.trim().to_owned())
-            .filter(|key| !key.is_empty())
-            .ok_or_else(|| {
-                ConfigError::new(
-                    "nango needs a secret key: set NANGO_SECRET_KEY (or secret_key in [nango])",
-                )
-            })?;
-        if !secret_key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ConfigError::new(
-                "the nango secret key must be printable ASCII without spaces: it is sent in a header",
-            ));
-        }
-        let api_url = match (env.get("NANGO_API_URL"), raw.api_url.as_deref()) {
-            (Some(text), _) => parse_base_url("NANGO_API_URL", text)?,
-            (None, Some(text)) => parse_base_url("[nango] api_url", text)?,
-            (None, None) => parse_base_url("NANGO_API_URL", DEFAULT_API_URL)?,
-        };
+        let mut loader = Loader::new("nango", section, env)?;
+        let secret_key = loader.secret(SECRET_KEY)?;
+        let api_url = loader.base_url("api_url", "NANGO_API_URL", DEFAULT_API_URL)?;
+        let raw: RawConfig = loader.finish(&SETTINGS)?;
         for (name, map) in raw
             .integrations
             .iter()
@@ -197,7 +172,7 @@ impl NangoConfig {
             })?;
         }
         Ok(Self {
-            secret_key: SecretString::from(secret_key),
+            secret_key,
             api_url,
             provider_config_key: raw.provider_config_key.filter(|k| !k.trim().is_empty()),
             overwrite_existing: raw.overwrite_existing,

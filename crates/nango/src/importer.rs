@@ -10,7 +10,8 @@ use authport_core::{
     ImportOutcome, MappedRecord, MappingError, PriorImport, ProviderError, Removal, TargetIdentity,
     TargetRef, VerifyReport,
 };
-use authport_kit::DiscoveryCache;
+use authport_kit::ownership::{self, Existing, Words};
+use authport_kit::{DiscoveryCache, payload_of};
 use serde_json::{Map, Value, json};
 
 use crate::client::{Lookup, NangoClient};
@@ -54,18 +55,12 @@ impl NangoImporter {
 const OWNER_PAGES_MAX: u64 = 20;
 const OWNER_PAGE_SIZE: u64 = 100;
 
-/// How a record's connection stands before the upsert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Existing {
-    Absent,
-    /// A connection authport imported for this very record (metadata marker).
-    Ours,
-    /// A connection this record did not make: `marker` is the record id authport marked it
-    /// with (another record's, from this or another state), `None` without authport's mark.
-    Foreign {
-        marker: Option<String>,
-    },
-}
+/// Nango's words in the ownership notes.
+const WORDS: Words = Words {
+    section: "nango",
+    object: "connection",
+    foreign: "a connection with this id",
+};
 
 /// The record id authport marked a connection with, if any.
 fn marker_of(connection: &Connection) -> Option<&str> {
@@ -78,26 +73,19 @@ fn marker_of(connection: &Connection) -> Option<&str> {
 
 /// Classifies the connection with the record's id in its integration, if any.
 pub fn classify_existing(connection: Option<&Connection>, record_id: &str) -> Existing {
-    let Some(connection) = connection else {
-        return Existing::Absent;
-    };
-    match marker_of(connection) {
-        Some(marker) if marker == record_id => Existing::Ours,
-        marker => Existing::Foreign {
-            marker: marker.map(str::to_owned),
-        },
+    match connection {
+        None => Existing::Absent,
+        Some(connection) => Existing::by_marker(marker_of(connection), record_id, None),
     }
 }
 
-/// Who made a connection, as far as its metadata tells: never more than is known.
-fn made_by(marker: Option<&str>) -> String {
-    match marker {
-        Some(marker) => format!(
-            "imported by authport for record `{}` (another record id: an earlier run, or another state)",
-            escaped_name(marker)
-        ),
-        None => "without authport's record mark (not imported by authport)".to_owned(),
-    }
+/// What to do about it ([`authport_kit::ownership::decide`] in Nango's words).
+pub fn decide(
+    existing: &Existing,
+    has_prior: bool,
+    overwrite_existing: bool,
+) -> (Disposition, Option<String>) {
+    ownership::decide(existing, has_prior, overwrite_existing, WORDS)
 }
 
 /// The note of a record skipped because its owner already has `other` in the integration.
@@ -110,36 +98,8 @@ pub fn second_connection_note(other: &Connection, others: usize) -> String {
         "the owner already has a connection in integration `{}` (connection `{}`{more}, {}); no second connection created (set [nango] allow_second_connection = true to create it)",
         escaped_name(&other.provider_config_key),
         escaped_name(&other.connection_id),
-        made_by(marker_of(other)),
+        ownership::made_by(marker_of(other)),
     )
-}
-
-/// What to do about it: the disposition to report (`Skipped`: send nothing) and a note.
-pub fn decide(
-    existing: &Existing,
-    has_prior: bool,
-    overwrite_existing: bool,
-) -> (Disposition, Option<String>) {
-    if has_prior {
-        return (Disposition::Updated, None);
-    }
-    match existing {
-        Existing::Absent | Existing::Ours => (Disposition::Created, None),
-        Existing::Foreign { .. } if overwrite_existing => (
-            Disposition::Updated,
-            Some(
-                "overwrote a pre-existing connection (overwrite_existing); rollback leaves it in place"
-                    .to_owned(),
-            ),
-        ),
-        Existing::Foreign { marker } => (
-            Disposition::Skipped,
-            Some(format!(
-                "a connection with this id already exists, {}; not overwritten (set [nango] overwrite_existing = true to replace it)",
-                made_by(marker.as_deref())
-            )),
-        ),
-    }
 }
 
 /// The verify report of a read: healthy only when the connection exists, Nango can refresh
@@ -290,13 +250,13 @@ impl AuthImporter for NangoImporter {
         mapped: &MappedRecord,
         prior: Option<&PriorImport>,
     ) -> Result<ImportOutcome, ProviderError> {
-        let at = NangoRef::from_map(&mapped.target)?;
+        let at: &NangoRef = payload_of(mapped, PROVIDER)?;
         let secrets = record.secret_values();
-        let (disposition, decision_note) = self.before_write(record, &at, prior).await?;
+        let (disposition, decision_note) = self.before_write(record, at, prior).await?;
         if disposition == Disposition::Skipped {
             return Ok(ImportOutcome {
                 disposition,
-                target: TargetRef::from(&at),
+                target: TargetRef::from(at),
                 note: decision_note,
             });
         }
@@ -310,7 +270,7 @@ impl AuthImporter for NangoImporter {
         }
         Ok(ImportOutcome {
             disposition,
-            target: TargetRef::from(&at),
+            target: TargetRef::from(at),
             note: (!notes.is_empty()).then(|| notes.join("; ")),
         })
     }
@@ -321,8 +281,8 @@ impl AuthImporter for NangoImporter {
         mapped: &MappedRecord,
         prior: Option<&PriorImport>,
     ) -> Result<Option<String>, ProviderError> {
-        let at = NangoRef::from_map(&mapped.target)?;
-        let (disposition, note) = self.before_write(record, &at, prior).await?;
+        let at: &NangoRef = payload_of(mapped, PROVIDER)?;
+        let (disposition, note) = self.before_write(record, at, prior).await?;
         Ok(note.filter(|_| disposition == Disposition::Skipped))
     }
 

@@ -13,6 +13,7 @@ use authport_core::{
     Auth, CredentialRecord, ExposeSecret, MappedRecord, MappingError, OAuth2, SecretJson,
     SecretString, record_tag, redact_json,
 };
+use authport_kit::Payload;
 use chrono::SecondsFormat;
 use serde_json::{Map, Value, json};
 
@@ -131,6 +132,7 @@ pub fn map_record(
         body: SecretJson::new(body),
         redacted_body,
         notes,
+        payload: Payload::new(destination),
     })
 }
 

@@ -6,8 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use authport_core::{BuildContext, ConfigError, SecretString};
-use authport_kit::settings::SettingsProblem;
-use authport_kit::{Url, parse_base_url};
+use authport_kit::{Loader, SecretSetting, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -221,16 +220,11 @@ fn check_instance_template(template: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The `[tray]` section as written by the operator.
-#[derive(Default, Deserialize)]
+/// The `[tray]` section minus what the kit's loader takes out first (the master token, the
+/// region, the URLs and the embedded id).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    master_token: Option<SecretString>,
-    region: Option<String>,
-    api_url: Option<String>,
-    graphql_url: Option<String>,
-    auth_dialog_url: Option<String>,
-    embedded_id: Option<String>,
     default_environment: Option<String>,
     #[serde(default = "yes")]
     create_users: bool,
@@ -247,6 +241,29 @@ struct RawConfig {
     services: BTreeMap<String, ServiceOverride>,
     solution: Option<RawSolution>,
 }
+
+/// The keys of `[tray]`.
+pub const SETTINGS: [&str; 15] = [
+    "master_token",
+    "region",
+    "api_url",
+    "graphql_url",
+    "auth_dialog_url",
+    "embedded_id",
+    "default_environment",
+    "create_users",
+    "is_test_user",
+    "allow_tray_oauth_app",
+    "lookup_before_create",
+    "overwrite_existing",
+    "name_template",
+    "services",
+    "solution",
+];
+
+/// `TRAY_MASTER_TOKEN`, else `[tray] master_token`.
+pub const MASTER_TOKEN: SecretSetting =
+    SecretSetting::new("master_token", "TRAY_MASTER_TOKEN", "a master token");
 
 fn yes() -> bool {
     true
@@ -306,64 +323,28 @@ impl fmt::Debug for TrayConfig {
 impl TrayConfig {
     /// Reads the config section, then lets `TRAY_*` environment variables override it.
     pub fn from_context(context: &BuildContext) -> Result<Self, ConfigError> {
-        let raw: RawConfig = match &context.config {
-            Value::Null => RawConfig {
-                create_users: true,
-                lookup_before_create: true,
-                ..RawConfig::default()
-            },
-            // serde's messages quote values (which could echo the master token) and unknown
-            // keys: the kit reports the path alone, and for an unknown key the object holding it.
-            value => authport_kit::settings::from_json_located(value).map_err(|problem| {
-                ConfigError::new(match problem {
-                    SettingsProblem::At(path) => format!("invalid [tray] config at `{path}`"),
-                    SettingsProblem::UnknownKeyAt(path) if !path.is_empty() => {
-                        format!("invalid [tray] config: `{path}` has a key that is not a setting")
-                    }
-                    SettingsProblem::UnknownKeyAt(_) | SettingsProblem::UnknownKey => {
-                        "invalid [tray] config: a key that is not a setting".to_owned()
-                    }
-                })
-            })?,
-        };
-        let env = &context.env;
-        let master_token = env
-            .get("TRAY_MASTER_TOKEN")
-            .map(|t| SecretString::from(t.to_owned()))
-            .or(raw.master_token)
-            .ok_or_else(|| {
-                ConfigError::new(
-                    "tray needs a master token: set TRAY_MASTER_TOKEN or [tray] master_token",
-                )
-            })?;
-        let region = match env.get("TRAY_REGION").map(str::to_owned).or(raw.region) {
+        let mut loader = Loader::new("tray", &context.config, &context.env)?;
+        let master_token = loader.secret(MASTER_TOKEN)?;
+        let region = match loader.text("region", "TRAY_REGION")? {
             Some(text) => Region::parse(&text)?,
             None => Region::Us,
         };
-        let api_base = env
-            .get("TRAY_API_URL")
-            .map(str::to_owned)
-            .or(raw.api_url)
-            .unwrap_or_else(|| region.api_base().to_owned());
-        let graphql_url = env
-            .get("TRAY_GRAPHQL_URL")
-            .map(str::to_owned)
-            .or(raw.graphql_url)
-            .unwrap_or_else(|| region.graphql_url().to_owned());
-        let auth_dialog = env
-            .get("TRAY_AUTH_DIALOG_URL")
-            .map(str::to_owned)
-            .or(raw.auth_dialog_url)
-            .unwrap_or_else(|| region.auth_dialog_base().to_owned());
+        let api_base = loader.base_url("api_url", "TRAY_API_URL", region.api_base())?;
+        let graphql_url =
+            loader.base_url("graphql_url", "TRAY_GRAPHQL_URL", region.graphql_url())?;
+        let auth_dialog_base = loader.base_url(
+            "auth_dialog_url",
+            "TRAY_AUTH_DIALOG_URL",
+            region.auth_dialog_base(),
+        )?;
+        let embedded_id = loader.text("embedded_id", "TRAY_EMBEDDED_ID")?;
+        let raw: RawConfig = loader.finish(&SETTINGS)?;
         Ok(Self {
             master_token,
-            api_base: parse_base_url("TRAY_API_URL", &api_base)?,
-            graphql_url: parse_base_url("TRAY_GRAPHQL_URL", &graphql_url)?,
-            auth_dialog_base: parse_base_url("TRAY_AUTH_DIALOG_URL", &auth_dialog)?,
-            embedded_id: env
-                .get("TRAY_EMBEDDED_ID")
-                .map(str::to_owned)
-                .or(raw.embedded_id),
+            api_base,
+            graphql_url,
+            auth_dialog_base,
+            embedded_id,
             default_environment: raw
                 .default_environment
                 .unwrap_or_else(|| "Production".to_owned()),

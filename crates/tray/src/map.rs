@@ -522,7 +522,6 @@ pub fn map_record(
         "userData": user_data,
         "scopes": scopes,
     });
-    let redacted_body = redact_json(&body, &record.secret_values());
     let solution = config.solution.as_ref().and_then(|s| {
         s.slot_for(&record.service).map(|slot| SolutionTarget {
             solution_id: s.solution_id.clone(),
@@ -542,10 +541,11 @@ pub fn map_record(
         solution,
     };
     Ok(MappedRecord {
-        target: target.into_map(),
+        target: target.to_map(),
+        redacted_body: redact_json(&body, &record.secret_values()),
         body: SecretJson::new(body),
-        redacted_body,
         notes,
+        payload: authport_kit::Payload::new(target),
     })
 }
 

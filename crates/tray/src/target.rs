@@ -6,7 +6,11 @@
 use std::collections::BTreeMap;
 
 use authport_core::{MappedRecord, ProviderError, TargetRef};
+use authport_kit::payload_of;
 use serde_json::{Map, Value, json};
+
+/// The provider name, also the key of `targets.<provider>` in records.
+pub const PROVIDER: &str = "tray";
 
 /// Where a mapped record goes (`MappedRecord.target`). No secret.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +64,8 @@ pub struct TrayRef {
 }
 
 impl MappedTarget {
-    pub fn into_map(self) -> Map<String, Value> {
+    /// The printable form (`MappedRecord.target`: plans, reports, the engine's fingerprint).
+    pub fn to_map(&self) -> Map<String, Value> {
         let mut map = Map::new();
         map.insert("service".into(), json!(self.service));
         map.insert("service_version".into(), json!(self.service_version));
@@ -77,11 +82,11 @@ impl MappedTarget {
             json!(self.authentication_type),
         );
         map.insert("name".into(), json!(self.name));
-        if let Some(unmarked) = self.unmarked_name {
+        if let Some(unmarked) = &self.unmarked_name {
             map.insert("unmarked_name".into(), json!(unmarked));
         }
         map.insert("external_user_id".into(), json!(self.external_user_id));
-        if let Some(solution) = self.solution {
+        if let Some(solution) = &self.solution {
             map.insert("solution_id".into(), json!(solution.solution_id));
             map.insert("auth_external_id".into(), json!(solution.auth_external_id));
             if !solution.config.is_empty() {
@@ -91,42 +96,10 @@ impl MappedTarget {
         map
     }
 
-    /// Reads back what [`crate::map::map_record`] wrote (a record mapped by another provider
-    /// is a caller's mistake, reported as such).
+    /// What [`crate::map::map_record`] put in the record's typed payload (read back, never
+    /// parsed from the printable `target`); a record mapped elsewhere is refused.
     pub fn from_mapped(mapped: &MappedRecord) -> Result<Self, ProviderError> {
-        let map = &mapped.target;
-        let read = Reader {
-            map,
-            what: "the mapped tray target",
-        };
-        let solution = match read.optional("solution_id")? {
-            Some(solution_id) => Some(SolutionTarget {
-                solution_id,
-                auth_external_id: read.required("auth_external_id")?,
-                config: match map.get("solution_config") {
-                    None | Some(Value::Null) => BTreeMap::new(),
-                    Some(Value::Object(values)) => {
-                        values.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-                    }
-                    Some(_) => return Err(read.problem("solution_config")),
-                },
-            }),
-            None => None,
-        };
-        Ok(Self {
-            service: read.required("service")?,
-            service_version: map
-                .get("service_version")
-                .and_then(Value::as_i64)
-                .ok_or_else(|| read.problem("service_version"))?,
-            service_environment: read.required("service_environment")?,
-            service_environment_id: read.required("service_environment_id")?,
-            authentication_type: read.required("authentication_type")?,
-            name: read.required("name")?,
-            unmarked_name: read.optional("unmarked_name")?,
-            external_user_id: read.required("external_user_id")?,
-            solution,
-        })
+        payload_of::<Self>(mapped, PROVIDER).cloned()
     }
 }
 
@@ -247,7 +220,7 @@ mod tests {
     }
 
     #[test]
-    fn mapped_targets_round_trip() {
+    fn mapped_targets_come_back_from_the_payload() {
         for solution in [
             None,
             Some(SolutionTarget {
@@ -267,13 +240,18 @@ mod tests {
                 external_user_id: "acme-42".into(),
                 solution,
             };
-            let mapped = MappedRecord {
-                target: original.clone().into_map(),
+            let mut mapped = MappedRecord {
+                target: original.to_map(),
                 body: authport_core::SecretJson::new(json!({})),
                 redacted_body: json!({}),
                 notes: Vec::new(),
+                payload: authport_kit::Payload::new(original.clone()),
             };
             assert_eq!(MappedTarget::from_mapped(&mapped).unwrap(), original);
+            // Read from the payload only: the printable target is never parsed back.
+            mapped.payload = authport_kit::Payload::none();
+            let error = MappedTarget::from_mapped(&mapped).unwrap_err();
+            assert!(matches!(error, ProviderError::Fatal { .. }), "{error}");
         }
     }
 }

@@ -19,6 +19,7 @@ fn mapped(secret: &str) -> MappedRecord {
         body: SecretJson::new(json!({"api_key": secret})),
         redacted_body: json!({"api_key": "[redacted]"}),
         notes: Vec::new(),
+        payload: Default::default(),
     }
 }
 
