@@ -6,6 +6,7 @@
 use authport_core::{BuildContext, ConfigError, ProviderError, SecretString};
 use authport_kit::{
     Body, Call, CallFailure, DEFAULT_MAX_RESPONSE_BYTES, Effect, HttpClient, Method, Url, Vendor,
+    unreadable_answer, url_at,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -124,11 +125,9 @@ impl TrayClient {
         token: &SecretString,
         call: RestCall<'_>,
     ) -> Result<Body, CallFailure> {
-        let mut url = self.api_base.clone();
-        url.path_segments_mut()
-            .map_err(|_| no_answer(ProviderError::fatal("TRAY_API_URL cannot hold a path")))?
-            .pop_if_empty()
-            .extend(call.resource.segments());
+        let segments = call.resource.segments();
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let url = url_at(&self.api_base, &segments).map_err(no_answer)?;
         let mut request = Call::new(call.method.clone(), url, call.effect, call.operation)
             .bearer(token)
             .secrets(call.secrets);
@@ -202,14 +201,13 @@ impl TrayClient {
     }
 }
 
-/// A 2xx answer that cannot be read. After a create the write may well have happened, so the
-/// engine must reconcile; a read may simply be asked again.
+/// A 2xx answer that cannot be read, by the kit's one rule: after a create the write may well
+/// have happened, so the engine must reconcile; a read may simply be asked again.
 fn unexpected_answer(effect: Effect, operation: &str, problem: &str) -> CallFailure {
-    let message = format!("tray {operation}: {problem}");
-    no_answer(match effect {
-        Effect::Read => ProviderError::transient(message),
-        Effect::IdempotentWrite | Effect::Create => ProviderError::outcome_unknown(message),
-    })
+    no_answer(unreadable_answer(
+        effect,
+        format!("tray {operation}: {problem}"),
+    ))
 }
 
 fn no_answer(error: ProviderError) -> CallFailure {
@@ -261,11 +259,8 @@ mod tests {
             version: 4,
         }
         .segments();
-        let mut url = Url::parse("http://127.0.0.1:9").unwrap();
-        url.path_segments_mut()
-            .unwrap()
-            .pop_if_empty()
-            .extend(segments);
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let url = url_at(&Url::parse("http://127.0.0.1:9").unwrap(), &segments).unwrap();
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:9/core/v1/services/a%2Fb%3Fc/versions/4/environments"
@@ -279,7 +274,7 @@ mod tests {
             vendor_text: String::new(),
             error: ProviderError::rejected("tray list connectors: answered"),
         };
-        assert_eq!(master_failure(failure(401)).kind(), "fatal");
-        assert_eq!(master_failure(failure(403)).kind(), "rejected");
+        assert_eq!(master_failure(failure(401)).kind().as_str(), "fatal");
+        assert_eq!(master_failure(failure(403)).kind().as_str(), "rejected");
     }
 }
