@@ -5,6 +5,10 @@
 //! wired in. `scaffold-check` proves all of that in a scratch copy of the workspace, so the real
 //! tree is never touched.
 //!
+//! `scaffold-check` also proves the generated crate is built on the kit one layer up: it calls
+//! the settings loader, `url_at`, `send_json` (the one rule for an unreadable answer) and the
+//! typed payload, and re-implements none of them ([`KIT_CALLS`], [`REIMPLEMENTED`]).
+//!
 //! The generated files are the templates under `xtask/templates/provider/`, with `{{name}}`
 //! (`acme-crm`), `{{module}}` (`acme_crm`), `{{title}}` (`AcmeCrm`) and `{{ENV}}` (`ACME_CRM`)
 //! replaced.
@@ -78,6 +82,96 @@ const TEMPLATES: [(&str, &str); 14] = [
     ),
 ];
 
+/// What a generated provider must take from the kit rather than write again: (file under
+/// `src/`, the call). `scaffold-check` fails when one is missing.
+const KIT_CALLS: [(&str, &str); 8] = [
+    ("config.rs", "Loader::new("),
+    ("config.rs", ".secret("),
+    ("config.rs", ".base_url("),
+    ("config.rs", ".finish("),
+    ("client.rs", "url_at("),
+    ("client.rs", ".send_json("),
+    ("map.rs", "Payload::new("),
+    ("importer.rs", "payload_of("),
+];
+
+/// What a generated provider must not do itself (anywhere under `src/`), and the kit's
+/// replacement: `scaffold-check` fails when a template re-implements one.
+const REIMPLEMENTED: [(&str, &str); 8] = [
+    ("path_segments_mut", "build URLs with authport_kit::url_at"),
+    (
+        "serde_json::from_slice",
+        "read answers with HttpClient::send_json",
+    ),
+    (".body.json(", "read answers with HttpClient::send_json"),
+    (
+        "outcome_unknown(",
+        "an unreadable answer is the kit's rule (send_json)",
+    ),
+    (
+        "parse_base_url(",
+        "take base URLs with the kit's Loader::base_url",
+    ),
+    (
+        "section_settings(",
+        "read the section with the kit's Loader::finish",
+    ),
+    (
+        "keys().find(",
+        "unknown keys are counted by the kit's Loader, never named",
+    ),
+    (
+        "mapped.target",
+        "read the typed payload with authport_kit::payload_of",
+    ),
+];
+
+/// Checks generated sources (`(file name under src/, text)`) against [`KIT_CALLS`] and
+/// [`REIMPLEMENTED`]; the error lists every problem.
+fn uses_the_kit(sources: &[(String, String)]) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for (file, call) in KIT_CALLS {
+        let found = sources
+            .iter()
+            .any(|(name, text)| name == file && text.contains(call));
+        if !found {
+            problems.push(format!("src/{file} does not call the kit's `{call}`"));
+        }
+    }
+    for (name, text) in sources {
+        for (pattern, instead) in REIMPLEMENTED {
+            // `wire::error_text` reads the vendor's error envelope for the kit: its one parse.
+            let error_envelope = name == "wire.rs" && pattern == "serde_json::from_slice";
+            if text.contains(pattern) && !error_envelope {
+                problems.push(format!("src/{name} has `{pattern}`: {instead}"));
+            }
+        }
+    }
+    ensure!(
+        problems.is_empty(),
+        "the provider template does not use the kit:\n  {}",
+        problems.join("\n  ")
+    );
+    Ok(())
+}
+
+/// The generated crate's `src/*.rs`, by file name.
+fn generated_sources(crate_dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut sources = Vec::new();
+    for entry in std::fs::read_dir(crate_dir.join("src"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let name = path
+                .file_name()
+                .context("a file without a name")?
+                .to_string_lossy()
+                .into_owned();
+            sources.push((name, std::fs::read_to_string(&path)?));
+        }
+    }
+    Ok(sources)
+}
+
 /// Creates `crates/NAME` and `docs/NAME.md`, and wires the crate into the workspace and the
 /// runner.
 pub fn new_provider(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
@@ -130,7 +224,8 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&scratch)?;
     }
     copy_workspace(root, &scratch)?;
-    new_provider(&scratch, "scaffolded")?;
+    let crate_dir = new_provider(&scratch, "scaffolded")?;
+    uses_the_kit(&generated_sources(&crate_dir)?)?;
     let target_dir = root.join("target");
     for args in [
         vec![
@@ -184,7 +279,7 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
         .current_dir(root)
         .args(["build", "-p", "authport", "--bin", "authport"]))?;
     eprintln!(
-        "scaffold-check: a new provider builds, is clippy-clean, registers, is linked, and passes its snapshot and conformance tests (every request paced by the run's gate)"
+        "scaffold-check: a new provider uses the kit (settings loader, url_at, the answer rule, the typed payload), builds, is clippy-clean, registers, is linked, and passes its snapshot and conformance tests (every request paced by the run's gate)"
     );
     Ok(())
 }
@@ -346,6 +441,44 @@ mod tests {
             let text = render(template, "acme-crm", "acme_crm", "AcmeCrm");
             assert!(!has_placeholder(&text), "{relative} keeps a placeholder");
         }
+    }
+
+    /// The templates as generated, by file name under `src/`.
+    fn rendered_sources() -> Vec<(String, String)> {
+        TEMPLATES
+            .iter()
+            .filter_map(|(relative, template)| {
+                let name = relative.strip_prefix("crates/{{name}}/src/")?;
+                Some((
+                    name.to_owned(),
+                    render(template, "acme-crm", "acme_crm", "AcmeCrm"),
+                ))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_templates_use_the_kit() {
+        uses_the_kit(&rendered_sources()).unwrap();
+    }
+
+    #[test]
+    fn a_template_that_reimplements_the_kit_is_refused() {
+        let mut sources = rendered_sources();
+        for (name, text) in &mut sources {
+            if name == "config.rs" {
+                *text = text.replace("Loader::new(", "Settings::read(");
+            }
+            if name == "client.rs" {
+                text.push_str("// url.path_segments_mut()\n");
+            }
+        }
+        let message = uses_the_kit(&sources).unwrap_err().to_string();
+        assert!(message.contains("`Loader::new(`"), "{message}");
+        assert!(
+            message.contains("src/client.rs has `path_segments_mut`"),
+            "{message}"
+        );
     }
 
     #[test]
