@@ -145,9 +145,9 @@ impl TrayImporter {
     }
 
     async fn create(&self, job: &Job<'_>) -> Result<(String, String), ProviderError> {
-        let (user_id, answer) = self
+        let (user_id, created) = self
             .users
-            .rest(
+            .rest_json::<CreatedAuthentication>(
                 job.user(),
                 RestCall {
                     method: &Method::POST,
@@ -160,9 +160,6 @@ impl TrayImporter {
             )
             .await
             .map_err(|failure| failure.error)?;
-        let created: CreatedAuthentication = answer.json("create answer").map_err(|_| {
-            ProviderError::outcome_unknown("tray create authentication: the answer has no id")
-        })?;
         Ok((user_id, created.id))
     }
 

@@ -282,6 +282,19 @@ impl Users {
         .await
     }
 
+    /// A REST call with the owner's user token whose answer is read as `T`, by the kit's rule
+    /// for an unreadable answer (after a create: outcome unknown).
+    pub async fn rest_json<T: DeserializeOwned>(
+        &self,
+        user: UserRef<'_>,
+        call: RestCall<'_>,
+    ) -> Result<(String, T), CallFailure> {
+        self.with_token(user, |token| async move {
+            self.client.rest_json::<T>(&token, call).await
+        })
+        .await
+    }
+
     /// A GraphQL call with the owner's user token.
     pub async fn graphql<T: DeserializeOwned>(
         &self,
