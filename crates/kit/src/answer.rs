@@ -36,3 +36,33 @@ pub fn read_answer<T: DeserializeOwned>(
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_answer_after_a_write_is_an_unknown_outcome() {
+        let read = |effect| read_answer::<Vec<u8>>(b"{\"CANARY\"", effect, "v", "op", "list");
+        for (effect, unknown) in [
+            (Effect::Read, false),
+            (Effect::IdempotentWrite, true),
+            (Effect::Create, true),
+        ] {
+            let error = read(effect).unwrap_err();
+            assert_eq!(
+                matches!(error, ProviderError::OutcomeUnknown { .. }),
+                unknown
+            );
+            assert_eq!(matches!(error, ProviderError::Transient { .. }), !unknown);
+            assert_eq!(
+                error.message(),
+                "v op: the answer is not the expected list shape"
+            );
+        }
+        assert_eq!(
+            read_answer::<Vec<u8>>(b"[1]", Effect::Create, "v", "op", "list"),
+            Ok(vec![1])
+        );
+    }
+}

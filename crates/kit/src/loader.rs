@@ -178,3 +178,127 @@ pub fn is_token_safe(value: &str) -> bool {
 pub fn is_header_safe(value: &str) -> bool {
     !value.trim().is_empty() && value.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
+
+#[cfg(test)]
+mod tests {
+    use authport_core::ExposeSecret;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+
+    const KEY: SecretSetting = SecretSetting::new("api_key", "X_API_KEY", "an api key");
+    const SECRET: &str = "CANARY-loader-41c2";
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Rest {
+        #[serde(default)]
+        flag: bool,
+    }
+
+    /// Reads `[x]` with `env`: the key, the base URL and the rest, or the message.
+    fn load(section: Value, env: &[(&str, &str)]) -> Result<(String, Url, bool), String> {
+        let env = EnvSnapshot::from_pairs(env.iter().copied());
+        let read = || {
+            let mut loader = Loader::new("x", &section, &env)?;
+            let key = loader.secret(KEY)?;
+            let url = loader.base_url("api_url", "X_API_URL", "https://api.x.example")?;
+            let rest: Rest = loader.finish(&["api_key", "api_url", "flag"])?;
+            Ok::<_, ConfigError>((key.expose_secret().to_owned(), url, rest.flag))
+        };
+        read().map_err(|error| {
+            assert!(!error.message.contains(SECRET), "{}", error.message);
+            error.message
+        })
+    }
+
+    #[test]
+    fn the_environment_wins_then_the_section_then_the_default() {
+        let section = json!({"api_key": "from-file", "api_url": "https://file.example"});
+        let (key, url, _) = load(section.clone(), &[("X_API_KEY", " from-env\n")]).unwrap();
+        assert_eq!(
+            (key.as_str(), url.as_str()),
+            ("from-env", "https://file.example/")
+        );
+        let (key, url, flag) = load(section, &[("X_API_URL", "http://127.0.0.1:9")]).unwrap();
+        assert_eq!(
+            (key.as_str(), url.as_str()),
+            ("from-file", "http://127.0.0.1:9/")
+        );
+        assert!(!flag);
+        let (_, url, flag) = load(json!({"flag": true}), &[("X_API_KEY", "k")]).unwrap();
+        assert_eq!(url.as_str(), "https://api.x.example/");
+        assert!(flag);
+    }
+
+    #[test]
+    fn a_secret_must_be_there_and_header_safe() {
+        let missing = "x needs an api key: set X_API_KEY (or api_key in [x])";
+        assert_eq!(load(Value::Null, &[]).unwrap_err(), missing);
+        assert_eq!(load(json!({"api_key": "  "}), &[]).unwrap_err(), missing);
+        for bad in [
+            format!("{SECRET} x"),
+            format!("{SECRET}\r\nX-Injected: 1"),
+            format!("{SECRET}\u{7}"),
+            format!("{SECRET}é"),
+        ] {
+            let message = load(Value::Null, &[("X_API_KEY", &bad)]).unwrap_err();
+            assert_eq!(
+                message,
+                "the x api key must be printable ASCII without spaces: it is sent in a header"
+            );
+        }
+        let message = load(json!({"api_key": 5}), &[]).unwrap_err();
+        assert_eq!(message, "[x] api_key must be a string");
+        let prefixed = KEY.normalised(|text| text.strip_prefix("Bearer ").unwrap_or(text));
+        let env = EnvSnapshot::from_pairs([("X_API_KEY", " Bearer k-1 ")]);
+        let mut loader = Loader::new("x", &Value::Null, &env).unwrap();
+        assert_eq!(loader.secret(prefixed).unwrap().expose_secret(), "k-1");
+    }
+
+    #[test]
+    fn a_base_url_problem_names_where_the_url_came_from() {
+        let url = format!("https://user:{SECRET}@x.example");
+        let message = load(json!({"api_url": url}), &[("X_API_KEY", "k")]).unwrap_err();
+        assert!(
+            message.starts_with("[x] api_url must not contain"),
+            "{message}"
+        );
+        let message = load(Value::Null, &[("X_API_KEY", "k"), ("X_API_URL", &url)]).unwrap_err();
+        assert!(
+            message.starts_with("X_API_URL must not contain"),
+            "{message}"
+        );
+        let message = load(
+            Value::Null,
+            &[("X_API_KEY", "k"), ("X_API_URL", "http://x.example")],
+        )
+        .unwrap_err();
+        assert!(message.contains("must use https"), "{message}");
+    }
+
+    #[test]
+    fn unknown_keys_are_counted_never_named() {
+        let message = load(json!({SECRET: 1}), &[("X_API_KEY", "k")]).unwrap_err();
+        assert_eq!(
+            message,
+            "[x] has a key that is not a setting (settings: api_key, api_url, flag)"
+        );
+        let message = load(json!({"flag": SECRET}), &[("X_API_KEY", "k")]).unwrap_err();
+        assert!(message.contains("flag"), "{message}");
+        let message = load(json!([SECRET]), &[]).unwrap_err();
+        assert_eq!(message, "[x] must be a table of settings");
+    }
+
+    #[test]
+    fn debug_counts_the_keys_only() {
+        let env = EnvSnapshot::from_pairs([("X_API_KEY", SECRET)]);
+        let loader = Loader::new("x", &json!({SECRET: SECRET}), &env).unwrap();
+        let shown = format!("{loader:?}");
+        assert!(
+            !shown.contains(SECRET) && shown.contains("keys: 1"),
+            "{shown}"
+        );
+    }
+}

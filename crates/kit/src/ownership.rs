@@ -108,3 +108,95 @@ pub fn made_by(marker: Option<&str>) -> String {
         None => "without authport's record mark (not imported by authport)".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WORDS: Words = Words {
+        section: "v",
+        object: "connection",
+        foreign: "a connection with credentials",
+    };
+
+    fn note(existing: Existing, overwrite: bool) -> (Disposition, String) {
+        let (disposition, note) = decide(&existing, false, overwrite, WORDS);
+        (disposition, note.unwrap_or_default())
+    }
+
+    #[test]
+    fn ours_is_found_by_the_mark_and_foreign_objects_are_never_claimed() {
+        assert_eq!(
+            Existing::by_marker(Some("r-1"), "r-1", None),
+            Existing::Ours
+        );
+        assert_eq!(
+            Existing::by_marker(Some("r-2"), "r-1", Some("authorized".into())),
+            Existing::Foreign {
+                state: Some("authorized".into()),
+                marker: Some("r-2".into())
+            }
+        );
+        assert_eq!(
+            Existing::by_marker(None, "r-1", None),
+            Existing::Foreign {
+                state: None,
+                marker: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_foreign_object_is_overwritten_only_when_allowed_and_never_rolled_back() {
+        for existing in [Existing::Absent, Existing::Ours] {
+            assert_eq!(
+                decide(&existing, false, false, WORDS),
+                (Disposition::Created, None)
+            );
+        }
+        let foreign = |state: Option<&str>, marker: Option<&str>| Existing::Foreign {
+            state: state.map(str::to_owned),
+            marker: marker.map(str::to_owned),
+        };
+        assert_eq!(
+            decide(&foreign(None, None), true, false, WORDS),
+            (Disposition::Updated, None),
+            "a prior import of this record updates"
+        );
+        assert_eq!(
+            note(foreign(Some("callable"), None), true),
+            (
+                Disposition::Updated,
+                "overwrote a pre-existing connection (state callable); rollback leaves it in place"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            note(foreign(None, None), true).1,
+            "overwrote a pre-existing connection (overwrite_existing); rollback leaves it in place"
+        );
+        assert_eq!(
+            note(foreign(Some("callable"), Some("r`2")), false),
+            (
+                Disposition::Skipped,
+                "a connection with credentials already exists (state callable), imported by authport for record `r\\u{60}2` (another record id: an earlier run, or another state); not overwritten (set [v] overwrite_existing = true to replace it)".to_owned()
+            )
+        );
+        assert_eq!(
+            note(foreign(None, None), false).1,
+            "a connection with credentials already exists, without authport's record mark (not imported by authport); not overwritten (set [v] overwrite_existing = true to replace it)"
+        );
+        assert_eq!(
+            note(
+                Existing::ForeignEmpty {
+                    state: "added".into()
+                },
+                false
+            ),
+            (
+                Disposition::Updated,
+                "connection existed before (state added); rollback leaves it in place".to_owned()
+            )
+        );
+    }
+}

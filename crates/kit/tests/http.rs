@@ -145,7 +145,7 @@ async fn redirects_are_not_followed_and_name_only_the_host() {
         )
         .await
         .unwrap_err();
-    assert_eq!(failure.error.kind(), "rejected");
+    assert_eq!(failure.error.kind().as_str(), "rejected");
     let message = failure.error.to_string();
     let thief_host = thief_base.trim_start_matches("http://");
     assert!(message.contains("307"), "{message}");
@@ -174,7 +174,7 @@ async fn plain_http_off_loopback_is_refused_before_connecting() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(failure.error.kind(), "fatal");
+    assert_eq!(failure.error.kind().as_str(), "fatal");
     let message = failure.error.to_string();
     assert!(message.contains("api.example.invalid"), "{message}");
     assert!(!message.contains("key=abc"), "{message}");
@@ -237,7 +237,7 @@ async fn loopback_never_goes_through_a_proxy_and_remote_https_does() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(failure.error.kind(), "transient");
+    assert_eq!(failure.error.kind().as_str(), "transient");
     let first_line = seen.recv().await.unwrap();
     assert!(
         first_line.starts_with("CONNECT api.example.invalid:443"),
@@ -262,7 +262,12 @@ async fn no_proxy_hosts_bypass_the_proxy() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(failure.error.kind(), "transient", "{:?}", failure.error);
+    assert_eq!(
+        failure.error.kind().as_str(),
+        "transient",
+        "{:?}",
+        failure.error
+    );
     assert!(seen.recv().now_or_never().is_none(), "NO_PROXY was ignored");
 }
 
@@ -295,7 +300,7 @@ async fn vendor_text_is_scrubbed_in_every_form_before_it_is_shortened() {
     assert!(!shown.contains("CANARY"), "{shown}");
     assert!(!shown.contains("ord"), "{shown}");
     assert!(shown.contains(REDACTED) || shown.ends_with('…'), "{shown}");
-    assert_eq!(failure.error.kind(), "rejected");
+    assert_eq!(failure.error.kind().as_str(), "rejected");
 }
 
 #[tokio::test]
@@ -336,17 +341,23 @@ async fn statuses_are_classified_by_effect_with_retry_after() {
             busy.message().to_owned()
         )
     );
-    assert_eq!(kind("/down", Effect::Read).await.kind(), "transient");
     assert_eq!(
-        kind("/down", Effect::Create).await.kind(),
+        kind("/down", Effect::Read).await.kind().as_str(),
+        "transient"
+    );
+    assert_eq!(
+        kind("/down", Effect::Create).await.kind().as_str(),
         "outcome_unknown"
     );
     // One rule for every provider: a 408 after a create may have been applied.
     assert_eq!(
-        kind("/slow", Effect::Create).await.kind(),
+        kind("/slow", Effect::Create).await.kind().as_str(),
         "outcome_unknown"
     );
-    assert_eq!(kind("/slow", Effect::Read).await.kind(), "transient");
+    assert_eq!(
+        kind("/slow", Effect::Read).await.kind().as_str(),
+        "transient"
+    );
 }
 
 #[tokio::test]
@@ -367,7 +378,7 @@ async fn answers_larger_than_the_limit_are_refused() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(read.error.kind(), "rejected");
+    assert_eq!(read.error.kind().as_str(), "rejected");
     let create = http
         .send(Call::new(
             Method::POST,
@@ -377,7 +388,7 @@ async fn answers_larger_than_the_limit_are_refused() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(create.error.kind(), "outcome_unknown");
+    assert_eq!(create.error.kind().as_str(), "outcome_unknown");
 }
 
 #[tokio::test]
@@ -405,7 +416,7 @@ async fn a_timeout_after_a_create_is_outcome_unknown() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(create.error.kind(), "outcome_unknown");
+    assert_eq!(create.error.kind().as_str(), "outcome_unknown");
     let read = http
         .send(Call::new(
             Method::GET,
@@ -415,7 +426,7 @@ async fn a_timeout_after_a_create_is_outcome_unknown() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(read.error.kind(), "transient");
+    assert_eq!(read.error.kind().as_str(), "transient");
 }
 
 #[tokio::test]
@@ -498,4 +509,57 @@ async fn a_spent_budget_holds_the_gate_until_the_reset_and_sets_a_429s_wait() {
         wait >= Duration::from_secs(15) && wait <= Duration::from_secs(20),
         "{wait:?}"
     );
+}
+
+/// Issue 18: one rule for a 2xx answer that cannot be read, by the call's effect: after a
+/// write the outcome is unknown (the engine reconciles), after a read it is transient; the
+/// message names the shape expected, never the body (which echoes the record's secret).
+#[tokio::test]
+async fn an_unreadable_answer_is_classified_by_the_calls_effect() {
+    let app = Router::new()
+        .route(
+            "/garbled",
+            any(|| async { format!("not json {RECORD_SECRET}") }),
+        )
+        .route("/fine", get(|| async { r#"{"id":"a-1"}"# }));
+    let base = serve(app).await;
+    let http = client(CountingGate::new(), &[]);
+    #[derive(Debug, serde::Deserialize)]
+    struct Created {
+        id: String,
+    }
+    let read = |effect| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            http.send_json::<Created>(
+                Call::new(Method::POST, url(&base, "/garbled"), effect, "create thing"),
+                "created thing",
+            )
+            .await
+            .unwrap_err()
+        }
+    };
+    for (effect, kind) in [
+        (Effect::Read, "transient"),
+        (Effect::IdempotentWrite, "outcome_unknown"),
+        (Effect::Create, "outcome_unknown"),
+    ] {
+        let failure = read(effect).await;
+        assert_eq!(failure.error.kind().as_str(), kind, "{effect:?}");
+        assert_eq!(failure.status, None);
+        let message = failure.error.message();
+        assert_eq!(
+            message,
+            "testvendor create thing: the answer is not the expected created thing shape"
+        );
+    }
+    let fine: Created = http
+        .send_json(
+            Call::new(Method::GET, url(&base, "/fine"), Effect::Read, "get thing"),
+            "thing",
+        )
+        .await
+        .unwrap();
+    assert_eq!(fine.id, "a-1");
 }
