@@ -1,20 +1,29 @@
-//! The connectors the emulated Unify application offers, with their auth types and form fields.
+//! The connectors the emulated Unify application offers, with their auth types and form fields,
+//! seeded from `fixtures/apideck-catalogue.json` (a connector's `integration_state` is
+//! `configured` unless the fixture says otherwise).
 //!
 //! Form field ids of real connectors are only visible through Apideck's API; the ids here are
 //! plausible choices for the sandbox, not a record of Apideck's catalogue.
 
+use std::sync::LazyLock;
+
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// How a connector authenticates (`AuthType` in vault.yml).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum AuthType {
+    #[serde(rename = "oauth2")]
     OAuth2,
+    #[serde(rename = "apiKey")]
     ApiKey,
+    #[serde(rename = "basic")]
     Basic,
+    #[serde(rename = "custom")]
     Custom,
+    #[serde(rename = "none")]
     None,
 }
-
 impl AuthType {
     /// The wire value.
     pub fn as_str(self) -> &'static str {
@@ -29,7 +38,8 @@ impl AuthType {
 }
 
 /// App-level set-up of an integration (`IntegrationState` in vault.yml).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IntegrationState {
     Disabled,
     NeedsConfiguration,
@@ -47,11 +57,13 @@ impl IntegrationState {
 }
 
 /// One form field of a connector (`FormField` in vault.yml, the parts the sandbox uses).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FormField {
     pub id: String,
     pub label: String,
     /// `text`, `password`, `url`, ...
+    #[serde(rename = "type")]
     pub field_type: String,
     pub required: bool,
     pub sensitive: bool,
@@ -85,12 +97,14 @@ impl FormField {
 }
 
 /// A connector enabled (or not) for the emulated application.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Connector {
     pub unified_api: String,
     pub service_id: String,
     pub name: String,
     pub auth_type: AuthType,
+    #[serde(default = "configured")]
     pub integration_state: IntegrationState,
     pub form_fields: Vec<FormField>,
 }
@@ -141,58 +155,52 @@ impl Connector {
     }
 }
 
+fn configured() -> IntegrationState {
+    IntegrationState::Configured
+}
+
+/// The bundled catalogue, parsed once.
+static BUNDLED: LazyLock<Vec<Connector>> = LazyLock::new(|| {
+    serde_json::from_str(include_str!("../../fixtures/apideck-catalogue.json"))
+        .expect("the bundled Apideck catalogue fixture is valid")
+});
+
 /// The default catalogue: every connector the bundled example file and the tests need.
 pub fn default_catalogue() -> Vec<Connector> {
-    let text =
-        |id: &str, label: &str, required: bool| FormField::new(id, label, "text", required, false);
-    let url =
-        |id: &str, label: &str, required: bool| FormField::new(id, label, "url", required, false);
-    let secret = |id: &str, label: &str| FormField::new(id, label, "password", true, true);
-    vec![
-        Connector::new(
-            "crm",
-            "salesforce",
-            "Salesforce",
-            AuthType::OAuth2,
-            vec![url("instance_url", "Instance URL", false)],
-        ),
-        Connector::new("crm", "hubspot", "HubSpot", AuthType::OAuth2, vec![]),
-        Connector::new("crm", "pipedrive", "Pipedrive", AuthType::OAuth2, vec![]),
-        Connector::new(
-            "accounting",
-            "quickbooks",
-            "QuickBooks",
-            AuthType::OAuth2,
-            vec![text("realm_id", "Company ID (realm id)", true)],
-        ),
-        Connector::new("accounting", "xero", "Xero", AuthType::OAuth2, vec![]),
-        Connector::new(
-            "ats",
-            "greenhouse",
-            "Greenhouse",
-            AuthType::ApiKey,
-            vec![secret("api_key", "Harvest API Key")],
-        ),
-        Connector::new(
-            "crm",
-            "activecampaign",
-            "ActiveCampaign",
-            AuthType::ApiKey,
-            vec![
-                secret("api_key", "API Key"),
-                url("instance_url", "Account URL", true),
-            ],
-        ),
-        Connector::new(
-            "ticketing",
-            "zendesk",
-            "Zendesk",
-            AuthType::Basic,
-            vec![
-                FormField::new("username", "Email address", "email", true, false),
-                secret("password", "API token"),
-                text("subdomain", "Subdomain", true),
-            ],
-        ),
-    ]
+    BUNDLED.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_fixture_loads_with_wire_names() {
+        let catalogue = default_catalogue();
+        assert_eq!(catalogue.len(), 8);
+        let zendesk = catalogue
+            .iter()
+            .find(|c| c.service_id == "zendesk")
+            .expect("zendesk");
+        assert_eq!(zendesk.auth_type, AuthType::Basic);
+        assert_eq!(zendesk.integration_state, IntegrationState::Configured);
+        assert_eq!(
+            zendesk.required_field_ids().collect::<Vec<_>>(),
+            ["username", "password", "subdomain"]
+        );
+        let greenhouse = catalogue
+            .iter()
+            .find(|c| c.service_id == "greenhouse")
+            .expect("greenhouse");
+        assert_eq!(
+            greenhouse.form_fields,
+            [FormField::new(
+                "api_key",
+                "Harvest API Key",
+                "password",
+                true,
+                true
+            )]
+        );
+    }
 }

@@ -23,7 +23,7 @@ pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -38,7 +38,8 @@ pub const SANDBOX_SECRET_KEY: &str = "sandbox-nango-secret-key";
 pub const SANDBOX_WEBHOOK_SECRET: &str = "sandbox-nango-webhook-secret";
 
 /// One integration (`Integration` in the spec).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Integration {
     /// The provider config key.
     pub unique_key: String,
@@ -62,20 +63,14 @@ impl Integration {
 }
 
 /// One integration per service of `examples/records.jsonl` (and Slack), keyed by the
-/// provider's name, with the auth mode of the example's record.
+/// provider's name, with the auth mode of the example's record: seeded from
+/// `fixtures/nango-integrations.json`.
 pub fn default_integrations() -> Vec<Integration> {
-    [
-        ("hubspot", "HubSpot", "OAUTH2"),
-        ("salesforce", "Salesforce", "OAUTH2"),
-        ("activecampaign", "ActiveCampaign", "API_KEY"),
-        ("greenhouse", "Greenhouse", "API_KEY"),
-        ("quickbooks", "QuickBooks", "OAUTH2"),
-        ("zendesk", "Zendesk", "BASIC"),
-        ("slack", "Slack", "OAUTH2"),
-    ]
-    .into_iter()
-    .map(|(provider, name, mode)| Integration::new(provider, provider, name, mode))
-    .collect()
+    static BUNDLED: LazyLock<Vec<Integration>> = LazyLock::new(|| {
+        serde_json::from_str(include_str!("../../fixtures/nango-integrations.json"))
+            .expect("the bundled Nango integrations fixture is valid")
+    });
+    BUNDLED.clone()
 }
 
 /// The plan's limit: requests per fixed one-minute window (Nango: 200 free, 1,000 starter,

@@ -1,11 +1,24 @@
-//! The sandbox's Tray catalogue: services, connectors, service environments and solutions.
+//! The sandbox's Tray catalogue: services, connectors, service environments and solutions,
+//! seeded from `fixtures/tray-catalogue.json`.
 //!
 //! Schemas are deliberately written in the loose dialects Tray publishes (draft-03 `required:
 //! true` on properties, draft-04 `required` arrays, `id`/`schema` keys, `advanced`, `format:
 //! password`, even the `tytpe` typo from Tray's own NetSuite example), so clients are tested
-//! against what the real API returns rather than against tidy JSON Schema.
+//! against what the real API returns rather than against tidy JSON Schema. Slack has an older
+//! service version still used by an older connector: clients must pick the service version of
+//! the highest connector version, not the first match. One solution has two auth slots and a
+//! config slot (Tray's "Mailchimp audiences to Slack" kind): an owner needs both auths.
+//!
+//! The fixture holds no ids: they are derived from names ([`stable_uuid`]): a service from
+//! `service:NAME:VERSION`, an environment from `env:NAME:VERSION:TITLE`
+//! ([`environment_id`]), a solution from `solution:KEY`. An environment's absent schema is
+//! `{}`; its `scopes` names an entry of `scope_sets`.
 
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
 /// Everything the emulated Tray organisation offers.
 #[derive(Debug, Clone)]
@@ -47,7 +60,8 @@ pub struct SolutionDef {
     pub config_slots: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSlotDef {
     pub external_id: String,
     pub title: String,
@@ -82,372 +96,126 @@ pub fn environment_id(service: &str, version: i64, title: &str) -> String {
     stable_uuid(&format!("env:{service}:{version}:{title}"))
 }
 
-/// `(title, authentication type, credentials schema, user-data schema, scopes)`.
-type EnvironmentSpec<'a> = (&'a str, &'a str, Value, Value, &'a [(&'a str, &'a str)]);
-
-fn service(
-    name: &str,
-    title: &str,
-    version: i64,
-    connectors: &[(&str, &str)],
-    environments: Vec<EnvironmentSpec<'_>>,
-) -> ServiceDef {
-    ServiceDef {
-        id: stable_uuid(&format!("service:{name}:{version}")),
-        name: name.to_owned(),
-        title: title.to_owned(),
-        version,
-        connectors: connectors
-            .iter()
-            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-            .collect(),
-        environments: environments
-            .into_iter()
-            .map(
-                |(env_title, kind, credentials, user_data, scopes)| EnvironmentDef {
-                    id: environment_id(name, version, env_title),
-                    title: env_title.to_owned(),
-                    authentication_type: kind.to_owned(),
-                    credentials_schema: credentials,
-                    user_data_schema: user_data,
-                    scopes: scopes
-                        .iter()
-                        .map(|(s, d)| ((*s).to_owned(), (*d).to_owned()))
-                        .collect(),
-                },
-            )
-            .collect(),
-    }
+/// The fixture's shape (see the module docs).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Seed {
+    scope_sets: BTreeMap<String, Vec<ScopeSeed>>,
+    services: Vec<ServiceSeed>,
+    solutions: Vec<SolutionSeed>,
 }
 
-const SLACK_SCOPES: &[(&str, &str)] = &[
-    (
-        "channels:read",
-        "Access information about user's public channels",
-    ),
-    ("channels:history", "Access user's public channels"),
-    ("chat:write", "Send messages as the app"),
-    ("users:read", "Access your workspace's profile information"),
-];
-const HUBSPOT_SCOPES: &[(&str, &str)] = &[
-    ("oauth", "Basic OAuth access"),
-    ("crm.objects.contacts.read", "Read contacts"),
-    ("crm.objects.contacts.write", "Write contacts"),
-    ("crm.objects.companies.read", "Read companies"),
-];
-const SALESFORCE_SCOPES: &[(&str, &str)] = &[
-    ("api", "Access and manage your data"),
-    ("refresh_token", "Perform requests at any time"),
-    ("full", "Full access"),
-];
-const QUICKBOOKS_SCOPES: &[(&str, &str)] = &[(
-    "com.intuit.quickbooks.accounting",
-    "QuickBooks Online accounting",
-)];
-const ZENDESK_SCOPES: &[(&str, &str)] = &[("read", "Read access"), ("write", "Write access")];
-const NO_SCOPES: &[(&str, &str)] = &[];
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeSeed {
+    scope: String,
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceSeed {
+    name: String,
+    title: String,
+    version: i64,
+    connectors: Vec<(String, String)>,
+    environments: Vec<EnvironmentSeed>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvironmentSeed {
+    title: String,
+    authentication_type: String,
+    #[serde(default = "empty")]
+    credentials_schema: Value,
+    #[serde(default = "empty")]
+    user_data_schema: Value,
+    /// A `scope_sets` key.
+    #[serde(default)]
+    scopes: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SolutionSeed {
+    key: String,
+    title: String,
+    auth_slots: Vec<AuthSlotDef>,
+    config_slots: Vec<String>,
+}
 
 fn empty() -> Value {
-    json!({})
+    Value::Object(Map::new())
 }
+
+/// The bundled catalogue, parsed once.
+static BUNDLED: LazyLock<Catalogue> = LazyLock::new(|| {
+    Catalogue::from_json(include_str!("../../fixtures/tray-catalogue.json"))
+        .expect("the bundled Tray catalogue fixture is valid")
+});
 
 impl Default for Catalogue {
     fn default() -> Self {
-        let slack_user_data = json!({
-            "advanced": [],
-            "additionalProperties": false,
-            "type": "object",
-            "properties": {
-                "signing_secret": {"format": "password", "type": "string",
-                    "title": "Slash command signing secret",
-                    "description": "Used in the slack trigger version 5.0 and later to verify slash commands"}
-            }
-        });
-        let services = vec![
-            service(
-                "slack",
-                "Slack",
-                4,
-                &[("slack", "9.0"), ("slack", "9.1")],
-                vec![
-                    (
-                        "Production",
-                        "oauth2",
-                        empty(),
-                        slack_user_data.clone(),
-                        SLACK_SCOPES,
-                    ),
-                    (
-                        "acme slack oauth",
-                        "oauth2",
-                        empty(),
-                        slack_user_data,
-                        SLACK_SCOPES,
-                    ),
-                ],
-            ),
-            // An older service version still used by an older connector: clients must pick the
-            // service version of the highest connector version, not the first match.
-            service(
-                "slack",
-                "Slack",
-                3,
-                &[("slack", "8.1")],
-                vec![("Production", "oauth2", empty(), empty(), SLACK_SCOPES)],
-            ),
-            service(
-                "mailchimp",
-                "Mailchimp",
-                1,
-                &[("mailchimp", "8.2")],
-                vec![
-                    ("Production", "oauth2", empty(), empty(), NO_SCOPES),
-                    (
-                        "mailchimp acme oauth",
-                        "oauth2",
-                        empty(),
-                        empty(),
-                        NO_SCOPES,
-                    ),
-                ],
-            ),
-            service(
-                "airtable",
-                "Airtable",
-                2,
-                &[("airtable", "3.1")],
-                vec![(
-                    "Production",
-                    "token",
-                    // Draft-04 style: a `required` array and `$schema`.
-                    json!({
-                        "$schema": "http://json-schema.org/draft-04/schema#",
-                        "type": "object",
-                        "properties": {
-                            "access_token": {"type": "string", "title": "Personal access token", "format": "password"}
-                        },
-                        "required": ["access_token"],
-                        "additionalProperties": false
-                    }),
-                    empty(),
-                    NO_SCOPES,
-                )],
-            ),
-            service(
-                "zendesk",
-                "Zendesk",
-                2,
-                &[("zendesk", "4.0")],
-                vec![
-                    (
-                        "Production",
-                        "token",
-                        // Draft-03 style: `required: true` on each property.
-                        json!({
-                            "type": "object",
-                            "schema": "http://json-schema.org/draft-03/schema",
-                            "properties": {
-                                "email": {"type": "string", "title": "Email", "required": true},
-                                "api_token": {"type": "string", "title": "API token", "format": "password", "required": true}
-                            },
-                            "additionalProperties": false
-                        }),
-                        json!({
-                            "type": "object",
-                            "properties": {
-                                "subdomain": {"type": "string", "title": "Subdomain", "required": true,
-                                    "description": "The part before .zendesk.com"}
-                            },
-                            "advanced": []
-                        }),
-                        NO_SCOPES,
-                    ),
-                    (
-                        "acme zendesk oauth",
-                        "oauth2",
-                        empty(),
-                        json!({"type": "object", "properties": {"subdomain": {"type": "string", "required": true}}}),
-                        ZENDESK_SCOPES,
-                    ),
-                ],
-            ),
-            service(
-                "netsuite",
-                "NetSuite",
-                1,
-                &[("netsuite", "2.3")],
-                vec![(
-                    "Production",
-                    "token",
-                    // Tray's own published example, typo (`tytpe`) included.
-                    json!({
-                        "id": "http://jsonschema.net",
-                        "type": "object",
-                        "schema": "http://json-schema.org/draft-03/schema",
-                        "properties": {
-                            "email": {"id": "http://jsonschema.net/key", "title": "Email", "type": "string", "description": "The user email of the account."},
-                            "password": {"id": "http://jsonschema.net/password", "title": "Password", "type": "string", "description": "The user password of the account.", "format": "password"},
-                            "account": {"title": "Account", "tytpe": "string", "description": "The account ID."},
-                            "role": {"title": "Role", "type": "integer", "description": "The role ID."}
-                        },
-                        "additionalProperties": false,
-                        "required": ["email", "password", "account", "role"]
-                    }),
-                    empty(),
-                    NO_SCOPES,
-                )],
-            ),
-            service(
-                "salesforce",
-                "Salesforce",
-                3,
-                &[("salesforce", "8.5")],
-                vec![
-                    ("Production", "oauth2", empty(), empty(), SALESFORCE_SCOPES),
-                    (
-                        "acme salesforce oauth",
-                        "oauth2",
-                        empty(),
-                        empty(),
-                        SALESFORCE_SCOPES,
-                    ),
-                ],
-            ),
-            service(
-                "hubspot",
-                "HubSpot",
-                2,
-                &[("hubspot", "5.1")],
-                vec![
-                    ("Production", "oauth2", empty(), empty(), HUBSPOT_SCOPES),
-                    (
-                        "acme hubspot oauth",
-                        "oauth2",
-                        empty(),
-                        empty(),
-                        HUBSPOT_SCOPES,
-                    ),
-                ],
-            ),
-            service(
-                "sqs",
-                "AWS SQS",
-                1,
-                &[("sqs", "3.2")],
-                vec![(
-                    "Production",
-                    "token",
-                    json!({
-                        "type": "object",
-                        "properties": {
-                            "access_key_id": {"type": "string", "title": "Access key ID", "required": true},
-                            "secret_access_key": {"type": "string", "title": "Secret access key", "format": "password", "required": true}
-                        },
-                        "additionalProperties": false
-                    }),
-                    json!({
-                        "type": "object",
-                        "properties": {
-                            "region": {"type": "string", "title": "Region", "required": true,
-                                "enum": ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"]}
-                        },
-                        "additionalProperties": false
-                    }),
-                    NO_SCOPES,
-                )],
-            ),
-            service(
-                "activecampaign",
-                "ActiveCampaign",
-                1,
-                &[("activecampaign", "2.0")],
-                vec![(
-                    "Production",
-                    "token",
-                    json!({"type": "object", "properties": {"api_key": {"type": "string", "title": "API key", "required": true}}}),
-                    json!({"type": "object", "properties": {"account_url": {"type": "string", "title": "Account URL", "required": true}}}),
-                    NO_SCOPES,
-                )],
-            ),
-            service(
-                "greenhouse",
-                "Greenhouse",
-                1,
-                &[("greenhouse", "1.3")],
-                vec![(
-                    "Production",
-                    "token",
-                    json!({"type": "object", "properties": {"api_key": {"type": "string", "title": "Harvest API key"}}, "required": ["api_key"]}),
-                    empty(),
-                    NO_SCOPES,
-                )],
-            ),
-            service(
-                "quickbooks",
-                "QuickBooks Online",
-                2,
-                &[("quickbooks", "4.0")],
-                vec![
-                    ("Production", "oauth2", empty(), empty(), QUICKBOOKS_SCOPES),
-                    (
-                        "initech quickbooks oauth",
-                        "oauth2",
-                        empty(),
-                        empty(),
-                        QUICKBOOKS_SCOPES,
-                    ),
-                ],
-            ),
-        ];
-        let solutions = vec![
-            SolutionDef {
-                id: stable_uuid("solution:acme-slack-sync"),
-                title: "Acme Slack Sync".to_owned(),
-                auth_slots: vec![AuthSlotDef {
-                    external_id: "external_slack_authentication".to_owned(),
-                    title: "Slack".to_owned(),
-                    service_name: "slack".to_owned(),
-                }],
-                config_slots: vec!["external_channel".to_owned()],
-            },
-            // Two auth slots and a config slot, as in Tray's "Mailchimp audiences to Slack"
-            // kind of solution: an owner needs both auths for a working instance.
-            SolutionDef {
-                id: stable_uuid("solution:acme-mailchimp-to-slack"),
-                title: "Acme Mailchimp to Slack".to_owned(),
-                auth_slots: vec![
-                    AuthSlotDef {
-                        external_id: "external_mailchimp_authentication".to_owned(),
-                        title: "Mailchimp".to_owned(),
-                        service_name: "mailchimp".to_owned(),
-                    },
-                    AuthSlotDef {
-                        external_id: "external_slack_authentication".to_owned(),
-                        title: "Slack".to_owned(),
-                        service_name: "slack".to_owned(),
-                    },
-                ],
-                config_slots: vec!["external_slack_channel".to_owned()],
-            },
-            SolutionDef {
-                id: stable_uuid("solution:acme-hubspot-sync"),
-                title: "Acme HubSpot Sync".to_owned(),
-                auth_slots: vec![AuthSlotDef {
-                    external_id: "External_HubSpot_Authentication".to_owned(),
-                    title: "HubSpot".to_owned(),
-                    service_name: "hubspot".to_owned(),
-                }],
-                config_slots: Vec::new(),
-            },
-        ];
-        Self {
-            services,
-            solutions,
-        }
+        BUNDLED.clone()
     }
 }
 
 impl Catalogue {
+    /// A catalogue from a fixture of `fixtures/tray-catalogue.json`'s shape.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let seed: Seed = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let scopes = |name: &Option<String>| -> Result<Vec<(String, String)>, String> {
+            let Some(name) = name else {
+                return Ok(Vec::new());
+            };
+            let set = seed
+                .scope_sets
+                .get(name)
+                .ok_or_else(|| format!("no scope set `{name}`"))?;
+            Ok(set
+                .iter()
+                .map(|s| (s.scope.clone(), s.description.clone()))
+                .collect())
+        };
+        let mut services = Vec::new();
+        for service in &seed.services {
+            let mut environments = Vec::new();
+            for env in &service.environments {
+                environments.push(EnvironmentDef {
+                    id: environment_id(&service.name, service.version, &env.title),
+                    title: env.title.clone(),
+                    authentication_type: env.authentication_type.clone(),
+                    credentials_schema: env.credentials_schema.clone(),
+                    user_data_schema: env.user_data_schema.clone(),
+                    scopes: scopes(&env.scopes)?,
+                });
+            }
+            services.push(ServiceDef {
+                id: stable_uuid(&format!("service:{}:{}", service.name, service.version)),
+                name: service.name.clone(),
+                title: service.title.clone(),
+                version: service.version,
+                connectors: service.connectors.clone(),
+                environments,
+            });
+        }
+        let solutions = seed
+            .solutions
+            .into_iter()
+            .map(|solution| SolutionDef {
+                id: stable_uuid(&format!("solution:{}", solution.key)),
+                title: solution.title,
+                auth_slots: solution.auth_slots,
+                config_slots: solution.config_slots,
+            })
+            .collect();
+        Ok(Self {
+            services,
+            solutions,
+        })
+    }
+
     pub fn environment(&self, id: &str) -> Option<(&ServiceDef, &EnvironmentDef)> {
         self.services.iter().find_map(|service| {
             service
@@ -460,5 +228,46 @@ impl Catalogue {
 
     pub fn solution(&self, id: &str) -> Option<&SolutionDef> {
         self.solutions.iter().find(|s| s.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_fixture_loads_with_ids_derived_from_names() {
+        let catalogue = Catalogue::default();
+        assert_eq!(catalogue.services.len(), 12);
+        assert_eq!(catalogue.solutions.len(), 3);
+        let id = environment_id("greenhouse", 1, "Production");
+        let (service, env) = catalogue
+            .environment(&id)
+            .expect("greenhouse's environment");
+        assert_eq!(service.id, stable_uuid("service:greenhouse:1"));
+        assert_eq!(env.authentication_type, "token");
+        assert!(env.scopes.is_empty());
+        let slack = environment_id("slack", 4, "Production");
+        let (_, slack) = catalogue.environment(&slack).expect("slack's environment");
+        assert_eq!(slack.scopes.len(), 4);
+        assert_eq!(slack.credentials_schema, empty());
+        assert!(
+            catalogue
+                .solution(&stable_uuid("solution:acme-hubspot-sync"))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_fixture_naming_an_unknown_scope_set_or_field_is_refused() {
+        let unknown_set = r#"{"scope_sets": {}, "solutions": [], "services": [{"name": "s",
+            "title": "S", "version": 1, "connectors": [], "environments": [{"title": "P",
+            "authentication_type": "oauth2", "scopes": "nope"}]}]}"#;
+        assert_eq!(
+            Catalogue::from_json(unknown_set).err().as_deref(),
+            Some("no scope set `nope`")
+        );
+        let extra = r#"{"scope_sets": {}, "services": [], "solutions": [], "ids": []}"#;
+        assert!(Catalogue::from_json(extra).is_err());
     }
 }
