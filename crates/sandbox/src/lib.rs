@@ -7,14 +7,12 @@
 //! --state FILE` keeps its data beside the state with [`persist::start_durable`]. Each vendor
 //! lives in a module of its own; [`faults`] wraps them with switchable, seeded fault injection.
 
-pub mod apideck;
 mod emulator;
 pub mod faults;
-pub mod nango;
 pub mod persist;
 #[cfg(feature = "contract")]
 pub mod spec;
-pub mod tray;
+// The vendors' modules are declared by `emulators!` below.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,17 +26,19 @@ pub use emulator::Emulator;
 /// The Embedded ID the sandbox hands out for Tray's auth-only dialog (`reconnect --links`).
 pub const SANDBOX_TRAY_EMBEDDED_ID: &str = tray::SANDBOX_EMBEDDED_ID;
 
-/// Builds the sandbox from one list of emulators: `field: StateType` per vendor, each type an
-/// [`Emulator`]. From it come [`SandboxConfig`] (one options field per vendor),
+/// Builds the sandbox from one list of emulators: `module::StateType` per vendor, the type an
+/// [`Emulator`]. It declares each module. From it come [`SandboxConfig`] (one options field per vendor),
 /// [`RunningSandbox`] (one typed state field per vendor: `sandbox.tray`), the combined router,
 /// the environment, the canary list, [`env_prefixes`] and the durable sandbox's data file (one
 /// key per vendor). A macro, not a `Vec<Box<dyn ...>>`, so tests keep typed fields.
 macro_rules! emulators {
-    ($($name:ident: $state:ty),+ $(,)?) => {
+    ($($name:ident::$state:ident),+ $(,)?) => {
+        $(pub mod $name;)+
+
         /// Everything a sandbox run can be configured with.
         #[derive(Debug, Clone, Default)]
         pub struct SandboxConfig {
-            $(pub $name: <$state as Emulator>::Options,)+
+            $(pub $name: <$name::$state as Emulator>::Options,)+
             pub faults: faults::FaultPlan,
         }
 
@@ -47,7 +47,7 @@ macro_rules! emulators {
             /// like `tray-master-token`), so a leak check also covers the credentials a
             /// provider sends.
             pub fn with_canaries(mut self, canary: impl Fn(&str) -> String) -> Self {
-                $(emulator::replace_default_secrets::<$state>(&mut self.$name, &canary);)+
+                $(emulator::replace_default_secrets::<$name::$state>(&mut self.$name, &canary);)+
                 self
             }
         }
@@ -57,7 +57,7 @@ macro_rules! emulators {
         pub struct RunningSandbox {
             pub addr: SocketAddr,
             /// Each vendor's emulator state, for tests that inspect what was created.
-            $(pub $name: Arc<$state>,)+
+            $(pub $name: Arc<$name::$state>,)+
             /// The fault injector, switchable while the server runs.
             pub faults: Arc<faults::Faults>,
             shutdown: Option<oneshot::Sender<()>>,
@@ -77,14 +77,14 @@ macro_rules! emulators {
         /// Every vendor's emulator state and the fault injector, before the server runs.
         #[derive(Debug, Clone)]
         pub(crate) struct States {
-            $(pub(crate) $name: Arc<$state>,)+
+            $(pub(crate) $name: Arc<$name::$state>,)+
             pub(crate) faults: Arc<faults::Faults>,
         }
 
         impl States {
             pub(crate) fn new(config: SandboxConfig) -> Self {
                 Self {
-                    $($name: <$state as Emulator>::new(config.$name),)+
+                    $($name: <$name::$state as Emulator>::new(config.$name),)+
                     faults: faults::Faults::new(config.faults),
                 }
             }
@@ -149,27 +149,29 @@ macro_rules! emulators {
             pub(crate) format: String,
             pub(crate) version: u32,
             pub(crate) listen: SocketAddr,
-            $($name: <$state as Emulator>::Data,)+
+            $($name: <$name::$state as Emulator>::Data,)+
         }
 
         /// Every variable prefix an emulator's environment uses (`TRAY_`, `APIDECK_`,
         /// `NANGO_`, ...): a child process started by a test is scrubbed of these.
         pub fn env_prefixes() -> Vec<&'static str> {
-            vec![$(<$state as Emulator>::ENV_PREFIX),+]
+            vec![$(<$name::$state as Emulator>::ENV_PREFIX),+]
         }
 
         /// The vendors the sandbox emulates, as `--provider` names them.
         pub fn emulator_names() -> Vec<&'static str> {
-            vec![$(<$state as Emulator>::NAME),+]
+            vec![$(<$name::$state as Emulator>::NAME),+]
         }
     };
 }
 
-// The one list of emulators. `cargo xtask new-provider` appends a line above the anchor.
+// The one list of emulators: `module::StateType`, the module in `src/<module>/`, its field in
+// `SandboxConfig`, `RunningSandbox` and the data file named after it. `cargo xtask
+// new-provider` appends a line above the anchor.
 emulators! {
-    tray: tray::TrayState,
-    apideck: apideck::ApideckState,
-    nango: nango::NangoState,
+    tray::TrayState,
+    apideck::ApideckState,
+    nango::NangoState,
     // new-provider: emulators above this line
 }
 
