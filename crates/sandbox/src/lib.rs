@@ -5,7 +5,9 @@
 //! `/connections`). Tests start it in-process on a
 //! random port with [`start`]; `authport sandbox` runs it as a command; `authport --sandbox
 //! --state FILE` keeps its data beside the state with [`persist::start_durable`]. Each vendor
-//! lives in a module of its own; [`faults`] wraps them with switchable, seeded fault injection.
+//! lives in a module of its own whose state implements [`Emulator`], and the sandbox is built
+//! from one list of them (`emulators!` below); [`faults`] wraps them with switchable, seeded
+//! fault injection.
 
 mod emulator;
 pub mod faults;
@@ -27,10 +29,10 @@ pub use emulator::Emulator;
 pub const SANDBOX_TRAY_EMBEDDED_ID: &str = tray::SANDBOX_EMBEDDED_ID;
 
 /// Builds the sandbox from one list of emulators: `module::StateType` per vendor, the type an
-/// [`Emulator`]. It declares each module. From it come [`SandboxConfig`] (one options field per vendor),
-/// [`RunningSandbox`] (one typed state field per vendor: `sandbox.tray`), the combined router,
-/// the environment, the canary list, [`env_prefixes`] and the durable sandbox's data file (one
-/// key per vendor). A macro, not a `Vec<Box<dyn ...>>`, so tests keep typed fields.
+/// [`Emulator`]. It declares each module. From it come [`SandboxConfig`] (one options field per
+/// vendor), [`RunningSandbox`] (one typed state field per vendor: `sandbox.tray`), the combined
+/// router, the environment, the canary list, [`env_prefixes`] and the durable sandbox's data
+/// file (one key per vendor). A macro, not a `Vec<Box<dyn ...>>`, so tests keep typed fields.
 macro_rules! emulators {
     ($($name:ident::$state:ident),+ $(,)?) => {
         $(pub mod $name;)+
@@ -176,7 +178,7 @@ emulators! {
 }
 
 impl RunningSandbox {
-    /// `http://127.0.0.1:PORT`, the base that replaces both vendors' API hosts.
+    /// `http://127.0.0.1:PORT`, the base that replaces every vendor's API host.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
