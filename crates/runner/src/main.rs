@@ -255,7 +255,7 @@ struct ProviderSetup {
     config: ConfigFile,
     env: EnvSnapshot,
     /// Keeps the in-process sandbox alive for the run (`--sandbox`).
-    _sandbox: Option<authport_sandbox::RunningSandbox>,
+    _sandbox: Option<sandbox_mode::Sandbox>,
 }
 
 /// The provider's plugin, config and environment; with `--sandbox`, the environment points at

@@ -29,7 +29,7 @@ impl ReadFiles {
     pub(crate) fn state(self, path: Option<&Path>) -> Self {
         let events = path.map(authport_engine::events_path);
         // `--sandbox` rewrites this file by rename: an output there would be lost.
-        let sandbox = path.map(authport_sandbox::persist::data_path);
+        let sandbox = path.and_then(crate::sandbox_mode::data_path);
         self.file("--state", path)
             .file("the event store of --state", events.as_deref())
             .file("the sandbox data of --state", sandbox.as_deref())

@@ -6,16 +6,18 @@
 //! every later command on that state (a re-run, `verify`, `status`, `reconnect`, `rollback`)
 //! meets the sandbox the import wrote to. Nothing else changes: the providers see an ordinary
 //! endpoint, the state binds it as any other.
+//!
+//! The emulators are linked only with the default-on cargo feature `sandbox`: a build without
+//! it (`--no-default-features`) keeps the flags, and `--sandbox` / `authport sandbox` answer
+//! that it was built without the sandbox (exit 2). The rest of the runner sees the same names
+//! either way.
 
-use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
-use authport_engine::Exit;
-use authport_sandbox::RunningSandbox;
-use authport_sandbox::persist::{PersistError, data_path, start_durable};
-
-use crate::usage;
+#[cfg(feature = "sandbox")]
+pub(crate) use bundled::{Sandbox, serve_until_stopped, start};
+#[cfg(not(feature = "sandbox"))]
+pub(crate) use without::{Sandbox, serve_until_stopped, start};
 
 /// Where a `--sandbox` command's emulator keeps its data.
 #[derive(Debug, Clone, Copy)]
@@ -49,83 +51,146 @@ impl<'a> SandboxData<'a> {
     }
 }
 
-/// Starts the sandbox for one command (see the module docs). Refusals are exit 2 with nothing
-/// changed: a state made without `--sandbox`, a data file that is not sandbox data, the
-/// sandbox's address taken by another program.
-pub(crate) async fn start(data: SandboxData<'_>) -> anyhow::Result<RunningSandbox> {
-    let (state, create) = match data {
-        SandboxData::InMemory => return in_memory().await,
-        SandboxData::BesideState { state, create } => (state, create),
-    };
-    let state_exists = std::fs::symlink_metadata(state).is_ok();
-    if !state_exists && !create {
-        // The command refuses the missing state itself, in its own words.
-        return in_memory().await;
+/// The sandbox data file beside a state file (`FILE.sandbox.json`), which no output may
+/// overwrite.
+#[cfg(feature = "sandbox")]
+pub(crate) fn data_path(state: &Path) -> Option<PathBuf> {
+    Some(authport_sandbox::persist::data_path(state))
+}
+
+/// A build without the sandbox keeps no data beside a state.
+#[cfg(not(feature = "sandbox"))]
+pub(crate) fn data_path(_state: &Path) -> Option<PathBuf> {
+    None
+}
+
+#[cfg(feature = "sandbox")]
+mod bundled {
+    use std::io::Write as _;
+
+    use anyhow::Context as _;
+    use authport_engine::Exit;
+    use authport_sandbox::persist::{PersistError, data_path, start_durable};
+
+    use super::SandboxData;
+    use crate::usage;
+
+    /// The sandbox running for one command.
+    pub(crate) type Sandbox = authport_sandbox::RunningSandbox;
+
+    /// Starts the sandbox for one command (see the module docs). Refusals are exit 2 with nothing
+    /// changed: a state made without `--sandbox`, a data file that is not sandbox data, the
+    /// sandbox's address taken by another program.
+    pub(crate) async fn start(data: SandboxData<'_>) -> anyhow::Result<Sandbox> {
+        let (state, create) = match data {
+            SandboxData::InMemory => return in_memory().await,
+            SandboxData::BesideState { state, create } => (state, create),
+        };
+        let state_exists = std::fs::symlink_metadata(state).is_ok();
+        if !state_exists && !create {
+            // The command refuses the missing state itself, in its own words.
+            return in_memory().await;
+        }
+        let path = data_path(state);
+        // A new sandbox only for a new state: an existing state without sandbox data was bound to
+        // another target, and a fresh sandbox would only be refused as "endpoint differs".
+        let create = create && !state_exists;
+        let sandbox = match start_durable(Default::default(), &path, create).await {
+            Ok(sandbox) => sandbox,
+            Err(PersistError::Missing(_)) => {
+                return Err(usage(anyhow::anyhow!(
+                    "--sandbox: state file {} was not made with --sandbox (there is no {} beside it): give a new --state for a sandbox run, or leave out --sandbox",
+                    state.display(),
+                    path.display()
+                )));
+            }
+            Err(error @ (PersistError::Invalid { .. } | PersistError::AddressInUse(_))) => {
+                return Err(usage(anyhow::Error::new(error)));
+            }
+            Err(error @ PersistError::Io { .. }) => return Err(error.into()),
+        };
+        tracing::info!(
+            url = %sandbox.base_url(),
+            data = %path.display(),
+            "using the bundled sandbox, its data beside the state: nothing leaves this machine"
+        );
+        Ok(sandbox)
     }
-    let path = data_path(state);
-    // A new sandbox only for a new state: an existing state without sandbox data was bound to
-    // another target, and a fresh sandbox would only be refused as "endpoint differs".
-    let create = create && !state_exists;
-    let sandbox = match start_durable(Default::default(), &path, create).await {
-        Ok(sandbox) => sandbox,
-        Err(PersistError::Missing(_)) => {
+
+    async fn in_memory() -> anyhow::Result<Sandbox> {
+        let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse()?)
+            .await
+            .context("cannot start the bundled sandbox")?;
+        tracing::info!(url = %sandbox.base_url(), "using the bundled sandbox: nothing leaves this machine");
+        Ok(sandbox)
+    }
+
+    /// `authport sandbox`: the emulator as a server on `listen` (loopback only) until Ctrl-C, after
+    /// printing the environment that points authport at it.
+    pub(crate) async fn serve_until_stopped(
+        listen: std::net::SocketAddr,
+        tray_rate_limit: bool,
+    ) -> anyhow::Result<Exit> {
+        if !listen.ip().is_loopback() {
             return Err(usage(anyhow::anyhow!(
-                "--sandbox: state file {} was not made with --sandbox (there is no {} beside it): give a new --state for a sandbox run, or leave out --sandbox",
-                state.display(),
-                path.display()
+                "the sandbox listens on loopback addresses only, not {listen}"
             )));
         }
-        Err(error @ (PersistError::Invalid { .. } | PersistError::AddressInUse(_))) => {
-            return Err(usage(anyhow::Error::new(error)));
+        let mut config = authport_sandbox::SandboxConfig::default();
+        if tray_rate_limit {
+            config.tray.rate_limit = Some(authport_sandbox::tray::RateLimit::DOCUMENTED);
         }
-        Err(error @ PersistError::Io { .. }) => return Err(error.into()),
-    };
-    tracing::info!(
-        url = %sandbox.base_url(),
-        data = %path.display(),
-        "using the bundled sandbox, its data beside the state: nothing leaves this machine"
-    );
-    Ok(sandbox)
+        let sandbox = authport_sandbox::start(config, listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "# authport sandbox on {}; export these, then run authport:",
+            sandbox.base_url()
+        )?;
+        for (name, value) in sandbox.provider_env() {
+            writeln!(out, "export {name}={value}")?;
+        }
+        out.flush()?;
+        drop(out);
+        let _ = tokio::signal::ctrl_c().await;
+        sandbox.stop().await;
+        Ok(Exit::Ok)
+    }
 }
 
-async fn in_memory() -> anyhow::Result<RunningSandbox> {
-    let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse()?)
-        .await
-        .context("cannot start the bundled sandbox")?;
-    tracing::info!(url = %sandbox.base_url(), "using the bundled sandbox: nothing leaves this machine");
-    Ok(sandbox)
-}
+#[cfg(not(feature = "sandbox"))]
+mod without {
+    use authport_engine::Exit;
 
-/// `authport sandbox`: the emulator as a server on `listen` (loopback only) until Ctrl-C, after
-/// printing the environment that points authport at it.
-pub(crate) async fn serve_until_stopped(
-    listen: std::net::SocketAddr,
-    tray_rate_limit: bool,
-) -> anyhow::Result<Exit> {
-    if !listen.ip().is_loopback() {
-        return Err(usage(anyhow::anyhow!(
-            "the sandbox listens on loopback addresses only, not {listen}"
-        )));
+    use super::SandboxData;
+    use crate::usage;
+
+    /// Never made: a build without the sandbox has none to run.
+    #[derive(Debug)]
+    pub(crate) enum Sandbox {}
+
+    impl Sandbox {
+        pub(crate) fn provider_env(&self) -> Vec<(String, String)> {
+            match *self {}
+        }
     }
-    let mut config = authport_sandbox::SandboxConfig::default();
-    if tray_rate_limit {
-        config.tray.rate_limit = Some(authport_sandbox::tray::RateLimit::DOCUMENTED);
+
+    fn built_without() -> anyhow::Error {
+        usage(anyhow::anyhow!(
+            "this authport was built without the sandbox (cargo feature `sandbox`): leave out --sandbox, or use a build with it"
+        ))
     }
-    let sandbox = authport_sandbox::start(config, listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "# authport sandbox on {}; export these, then run authport:",
-        sandbox.base_url()
-    )?;
-    for (name, value) in sandbox.provider_env() {
-        writeln!(out, "export {name}={value}")?;
+
+    pub(crate) async fn start(_data: SandboxData<'_>) -> anyhow::Result<Sandbox> {
+        Err(built_without())
     }
-    out.flush()?;
-    drop(out);
-    let _ = tokio::signal::ctrl_c().await;
-    sandbox.stop().await;
-    Ok(Exit::Ok)
+
+    pub(crate) async fn serve_until_stopped(
+        _listen: std::net::SocketAddr,
+        _tray_rate_limit: bool,
+    ) -> anyhow::Result<Exit> {
+        Err(built_without())
+    }
 }
