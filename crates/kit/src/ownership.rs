@@ -176,10 +176,10 @@ mod tests {
             "overwrote a pre-existing connection (overwrite_existing); rollback leaves it in place"
         );
         assert_eq!(
-            note(foreign(Some("callable"), Some("r`2")), false),
+            note(foreign(Some("callable"), Some("r-2")), false),
             (
                 Disposition::Skipped,
-                "a connection with credentials already exists (state callable), imported by authport for record `r\\u{60}2` (another record id: an earlier run, or another state); not overwritten (set [v] overwrite_existing = true to replace it)".to_owned()
+                "a connection with credentials already exists (state callable), imported by authport for record `r-2` (another record id: an earlier run, or another state); not overwritten (set [v] overwrite_existing = true to replace it)".to_owned()
             )
         );
         assert_eq!(

@@ -44,10 +44,17 @@ pub fn parse_base_url(setting: &str, text: &str) -> Result<Url, ConfigError> {
 }
 
 /// `base` with `segments` appended to its path, each percent-encoded as one segment (an id
-/// holding `/`, `?` or `..` never changes the path's shape). The base's own path is kept, a
+/// holding `/`, `?` or `#` never changes the path's shape). The base's own path is kept, a
 /// trailing slash of it is not significant: `https://h/api/` + `["v1", "x"]` is
-/// `https://h/api/v1/x`.
+/// `https://h/api/v1/x`. An empty, `.` or `..` segment would still change it (a list instead
+/// of one object, or another resource), so it is refused (the record's, never quoted).
 pub fn url_at(base: &Url, segments: &[&str]) -> Result<Url, ProviderError> {
+    if segments.iter().any(|s| matches!(*s, "" | "." | "..")) {
+        return Err(ProviderError::rejected(format!(
+            "a path to {} would hold an empty, `.` or `..` id",
+            host_for_message(base)
+        )));
+    }
     let mut url = base.clone();
     url.path_segments_mut()
         .map_err(|()| {
@@ -137,9 +144,14 @@ mod tests {
         assert_eq!(at("https://h/api/", &["v1", "x"]), "https://h/api/v1/x");
         assert_eq!(at("https://h/api", &["v1"]), "https://h/api/v1");
         assert_eq!(
-            at("http://127.0.0.1:9", &["c", "a/b?c#d", ".."]),
-            "http://127.0.0.1:9/c/a%2Fb%3Fc%23d/%2E%2E"
+            at("http://127.0.0.1:9", &["c", "a/b?c#d", "..a"]),
+            "http://127.0.0.1:9/c/a%2Fb%3Fc%23d/..a"
         );
+        let base = Url::parse("https://h/api").unwrap();
+        for id in ["", ".", ".."] {
+            let error = url_at(&base, &["v1", id]).unwrap_err();
+            assert!(matches!(error, ProviderError::Rejected { .. }), "{id:?}");
+        }
     }
 
     #[test]
