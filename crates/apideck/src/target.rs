@@ -78,7 +78,8 @@ pub fn is_path_segment(value: &str) -> bool {
 /// the engine stores (as [`TargetRef`]) to update, verify and remove it later.
 ///
 /// Converted to and from the engine's JSON form only here ([`ApideckRef::to_map`],
-/// [`ApideckRef::from_map`]), for both `MappedRecord.target` and `TargetRef`.
+/// [`ApideckRef::from_map`]): `MappedRecord.target` is its printable form (the record carries
+/// the value itself as its typed payload, never parsed back) and `TargetRef` its stored one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApideckRef {
     /// The record's `owner.id`; sent as `x-apideck-consumer-id`.
@@ -201,7 +202,7 @@ mod tests {
         let check = |value: Value, key: &str| {
             let map = value.as_object().cloned().unwrap();
             let error = ApideckRef::from_map(&map).expect_err("refused");
-            assert_eq!(error.kind(), "rejected");
+            assert_eq!(error.kind().as_str(), "rejected");
             assert!(error.message().contains(key), "{error}");
             assert!(!error.message().contains("SECRETISH"), "{error}");
         };
