@@ -22,7 +22,7 @@ pub mod target;
 pub mod webhooks;
 pub mod wire;
 
-use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderLimits};
+use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderLimits, VendorRate};
 
 pub use config::ApideckConfig;
 pub use importer::ApideckImporter;
@@ -39,7 +39,7 @@ authport_core::inventory::submit! {
         name: "apideck",
         description: "Apideck Vault: import end users' connections (upsert per consumer)",
         // Apideck publishes no Vault rate limit: a conservative default.
-        limits: ProviderLimits { requests_per_second: 100.0, documented: false, burst: 10, default_concurrency: 4 },
+        limits: ProviderLimits { rate: VendorRate::Undocumented { ceiling: 100.0 }, default_concurrency: 4 },
         build: build_importer,
         capabilities: authport_core::Capabilities {
             links: Some(authport_core::LinksCapability { of: authport_core::links_of::<ApideckImporter> }),

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::report::ErrorKind;
+
 /// A failure talking to a target, classified by what the engine may do next.
 ///
 /// Messages must never contain a secret, a request body or a response body that may echo
@@ -60,15 +62,9 @@ impl ProviderError {
         }
     }
 
-    /// The report's `error.kind` for this failure.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Transient { .. } => "transient",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::OutcomeUnknown { .. } => "outcome_unknown",
-            Self::Rejected { .. } => "rejected",
-            Self::Fatal { .. } => "fatal",
-        }
+    /// The report's `error.kind` for this failure (its `Display` is the report's word).
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::of(self)
     }
 
     /// The message without the classification prefix.

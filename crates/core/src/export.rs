@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
+use std::pin::Pin;
 
 use async_trait::async_trait;
 use chrono::SecondsFormat;
@@ -41,6 +41,9 @@ pub trait ExportSink: Send {
     /// A source object that could not be exported (`source_id` is the source's non-secret
     /// id). The export goes on with the next object.
     async fn failed(&mut self, source_id: &str, error: ProviderError) -> Result<(), ProviderError>;
+
+    /// How the exporter retries its reads: call each through [`retry_read`] with this.
+    fn reads(&self) -> &dyn ReadRetry;
 }
 
 /// What an export saw, for the summary.
@@ -65,72 +68,51 @@ pub trait AuthExporter: Send + Sync + fmt::Debug {
     ) -> Result<ExportCounts, ProviderError>;
 }
 
-/// How often one read of an export is tried at most.
-pub const READ_ATTEMPTS: u32 = 5;
+/// The future of one erased read (see [`ReadRetry`]).
+pub type ReadFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ProviderError>> + Send + 'a>>;
 
-/// The longest `Retry-After` an export read waits, the import's cap too: a source asking for
-/// hours (or a wrong clock behind an HTTP-date) must not stall an export or a `migrate`.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
-
-/// Whether to try a failed export read again, and after how long (`attempt` counts the tries
-/// made so far, from 1). Reads change nothing at the source, so any failure that may pass is
-/// retried: a rate limit after its `Retry-After` (at most [`MAX_RETRY_AFTER`]; else the
-/// backoff), a transient failure or a lost answer after an exponential backoff (0.5 s, 1 s,
-/// 2 s, ... up to 30 s). Pure.
-pub fn read_retry_delay(error: &ProviderError, attempt: u32) -> Option<Duration> {
-    if attempt >= READ_ATTEMPTS {
-        return None;
-    }
-    let backoff = Duration::from_millis(500u64 << attempt.saturating_sub(1).min(6))
-        .min(Duration::from_secs(30));
-    match error {
-        ProviderError::RateLimited { retry_after, .. } => {
-            Some(retry_after.unwrap_or(backoff).min(MAX_RETRY_AFTER))
-        }
-        ProviderError::Transient { .. } | ProviderError::OutcomeUnknown { .. } => Some(backoff),
-        ProviderError::Rejected { .. } | ProviderError::Fatal { .. } => None,
-    }
+/// How an exporter's reads are retried: the engine's retry loop (its backoff, `Retry-After`
+/// cap and rate limiter), handed to the exporter by its sink ([`ExportSink::reads`]), so a
+/// provider never writes a retry loop of its own. Object-safe: a read is erased to `()` here
+/// and its answer kept by [`retry_read`], the one way to call it.
+pub trait ReadRetry: Send + Sync {
+    /// Calls `call` until it succeeds or the engine gives up; the last failure comes back.
+    fn read<'a>(
+        &'a self,
+        call: &'a mut (dyn FnMut() -> ReadFuture<'a> + Send + 'a),
+    ) -> ReadFuture<'a>;
 }
 
-/// Runs one export read with [`read_retry_delay`]; `sleep` waits (the exporter's runtime
-/// timer), so this stays free of IO. Every try goes through the provider's gate as usual. A
-/// capped `Retry-After` is logged, so the operator sees why the export pauses. The caller
-/// cancels a whole export (a signal) by dropping its future: every wait here ends with it.
-pub async fn retry_read<T, Call, Answer, Sleep, Slept>(
+/// Runs one export read through `retry`: every try goes through the provider's gate as usual,
+/// and failures that may pass (a rate limit, a transient failure, a lost answer: reads change
+/// nothing at the source) are tried again. The caller cancels a whole export (a signal) by
+/// dropping its future: every wait ends with it.
+pub async fn retry_read<'a, T, Call, Answer>(
+    retry: &'a dyn ReadRetry,
     mut call: Call,
-    sleep: Sleep,
 ) -> Result<T, ProviderError>
 where
-    Call: FnMut() -> Answer,
-    Answer: Future<Output = Result<T, ProviderError>>,
-    Sleep: Fn(Duration) -> Slept,
-    Slept: Future<Output = ()>,
+    T: Send + 'a,
+    Call: FnMut() -> Answer + Send + 'a,
+    Answer: Future<Output = Result<T, ProviderError>> + Send + 'a,
 {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match call().await {
-            Ok(answer) => return Ok(answer),
-            Err(error) => match read_retry_delay(&error, attempt) {
-                Some(delay) => {
-                    if let ProviderError::RateLimited {
-                        retry_after: Some(asked),
-                        ..
-                    } = &error
-                        && *asked > delay
-                    {
-                        tracing::warn!(
-                            "the source asked to wait {}s before the next read (Retry-After); waiting {}s, the longest wait authport honours",
-                            asked.as_secs(),
-                            delay.as_secs()
-                        );
-                    }
-                    sleep(delay).await;
-                }
-                None => return Err(error),
-            },
-        }
+    let answer: std::sync::Mutex<Option<T>> = std::sync::Mutex::new(None);
+    {
+        let slot = &answer;
+        let mut erased = || -> ReadFuture<'_> {
+            let read = call();
+            Box::pin(async move {
+                let value = read.await?;
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+                Ok(())
+            })
+        };
+        retry.read(&mut erased).await?;
     }
+    answer
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .ok_or_else(|| ProviderError::fatal("a read succeeded without an answer"))
 }
 
 /// One value of a vendor's credentials object as an exporter reads it: text is secret from
@@ -332,34 +314,51 @@ mod tests {
         assert!(!format!("{value:?}").contains("CANARY"));
     }
 
+    /// Tries each read up to three times, at once.
+    struct ThreeTries;
+
+    impl ReadRetry for ThreeTries {
+        fn read<'a>(
+            &'a self,
+            call: &'a mut (dyn FnMut() -> ReadFuture<'a> + Send + 'a),
+        ) -> ReadFuture<'a> {
+            Box::pin(async move {
+                let mut last = None;
+                for _ in 0..3 {
+                    match call().await {
+                        Ok(()) => return Ok(()),
+                        Err(error) => last = Some(error),
+                    }
+                }
+                Err(last.unwrap_or_else(|| ProviderError::fatal("no try")))
+            })
+        }
+    }
+
+    /// Polls a future that never waits (these reads answer at once).
+    fn ready<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(output) => output,
+            std::task::Poll::Pending => panic!("the read waited"),
+        }
+    }
+
     #[test]
-    fn reads_are_retried_while_they_may_pass() {
-        let transient = ProviderError::transient("x");
-        let check = |error: &ProviderError, attempt, expect: Option<u64>| {
-            assert_eq!(
-                read_retry_delay(error, attempt).map(|d| d.as_millis() as u64),
-                expect,
-                "{error} attempt {attempt}"
-            );
-        };
-        check(&transient, 1, Some(500));
-        check(&transient, 2, Some(1000));
-        check(&transient, 4, Some(4000));
-        check(&transient, READ_ATTEMPTS, None);
-        check(&ProviderError::outcome_unknown("x"), 1, Some(500));
-        check(
-            &ProviderError::rate_limited(Some(Duration::from_secs(7)), "x"),
-            1,
-            Some(7000),
-        );
-        check(&ProviderError::rate_limited(None, "x"), 3, Some(2000));
-        check(
-            &ProviderError::rate_limited(Some(Duration::from_secs(86_400)), "x"),
-            1,
-            Some(MAX_RETRY_AFTER.as_millis() as u64),
-        );
-        check(&ProviderError::rejected("x"), 1, None);
-        check(&ProviderError::fatal("x"), 1, None);
+    fn a_read_through_the_retry_gives_its_answer_or_the_last_failure() {
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let answer = ready(retry_read(&ThreeTries, || async {
+            match tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+                0 | 1 => Err(ProviderError::transient("503")),
+                n => Ok(n),
+            }
+        }));
+        assert_eq!(answer, Ok(2));
+        let refused: Result<u32, _> = ready(retry_read(&ThreeTries, || async {
+            Err(ProviderError::rejected("404"))
+        }));
+        assert_eq!(refused, Err(ProviderError::rejected("404")));
     }
 
     #[test]

@@ -186,13 +186,8 @@ pub enum Removal {
 /// [`crate::ProviderPlugin`], so the run's gate is configured once, before the provider is built.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProviderLimits {
-    /// Requests per second the vendor documents; when it documents none (`documented: false`),
-    /// the ceiling of the adaptive rate (`--rate auto`) the engine then uses by default.
-    pub requests_per_second: f64,
-    /// Whether the vendor publishes its limit. `false`: the default is `--rate auto`.
-    pub documented: bool,
-    /// Burst the vendor tolerates above that rate.
-    pub burst: u32,
+    /// What the vendor says about its rate: the engine's default pacing.
+    pub rate: VendorRate,
     /// Records in flight at once by default.
     pub default_concurrency: usize,
 }
@@ -208,6 +203,37 @@ pub trait AuthImporter: std::any::Any + Send + Sync + fmt::Debug {
     /// Pure mapping of one record to the provider's request, validated against the catalogue
     /// that `discover` learned. No IO.
     fn map(&self, record: &CredentialRecord) -> Result<MappedRecord, MappingError>;
+/// What a vendor publishes about its request rate. Two different facts, so two variants: a
+/// documented limit is the pace to keep; without one, the engine finds the pace (`--rate auto`)
+/// and never goes above the ceiling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum VendorRate {
+    /// The vendor's published limit: requests per second and the burst it tolerates above it.
+    Documented { per_second: f64, burst: u32 },
+    /// No published limit: the default is `--rate auto`, never above `ceiling` requests per
+    /// second.
+    Undocumented { ceiling: f64 },
+}
+
+impl VendorRate {
+    /// The most requests per second the engine sends by default: the documented rate, or the
+    /// ceiling of the adaptive rate.
+    pub fn ceiling(self) -> f64 {
+        match self {
+            Self::Documented { per_second, .. } => per_second,
+            Self::Undocumented { ceiling } => ceiling,
+        }
+    }
+
+    /// The documented burst, if the vendor publishes one.
+    pub fn burst(self) -> Option<u32> {
+        match self {
+            Self::Documented { burst, .. } => Some(burst),
+            Self::Undocumented { .. } => None,
+        }
+    }
+}
+
 
     /// Writes one record to the target: creates it, or updates `prior` when the state knows an
     /// earlier import of this record. Providers must only return

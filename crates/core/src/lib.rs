@@ -18,14 +18,14 @@ pub mod webhook;
 pub use catalog::{Offer, TargetCatalog};
 pub use error::{MappingError, ProviderError};
 pub use export::{
-    AuthExporter, ExportCounts, ExportFilter, ExportSink, SecretValue, StructuredSecret,
-    read_retry_delay, record_to_v1_json, retry_read,
+    AuthExporter, ExportCounts, ExportFilter, ExportSink, ReadFuture, ReadRetry, SecretValue,
+    StructuredSecret, record_to_v1_json, retry_read,
 };
 pub use health::Health;
 pub use importer::{
     AuthImporter, BuildContext, ConfigError, DiscoveryKey, Disposition, EnvSnapshot, ImportOutcome,
     InMemoryMemo, MappedRecord, Memo, PriorImport, ProviderLimits, Removal, RequestGate,
-    TargetIdentity, TargetRef, Ungated, VerifyReport,
+    TargetIdentity, TargetRef, Ungated, VendorRate, VerifyReport,
 };
 pub use links::{ReconnectLink, ReconnectLinks};
 pub use record::{Auth, CredentialRecord, Expiry, OAuth2, Owner, RecordWarning};

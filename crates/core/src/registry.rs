@@ -18,7 +18,7 @@ use crate::webhook::WebhookSource;
 ///     authport_core::ProviderPlugin {
 ///         name: "tray",
 ///         description: "Tray.ai Embedded: create end users' authentications",
-///         limits: ProviderLimits { requests_per_second: 30.0, documented: true, burst: 50, default_concurrency: 8 },
+///         limits: ProviderLimits { rate: VendorRate::Documented { per_second: 30.0, burst: 50 }, default_concurrency: 8 },
 ///         build: build_importer,
 ///         capabilities: Capabilities {
 ///             export: Some(ExportCapability { description: "...", build: build_exporter }),

@@ -192,7 +192,7 @@ mod tests {
             ProviderError::rejected("x"),
             ProviderError::fatal("x"),
         ] {
-            assert_eq!(ErrorKind::of(&error).as_str(), error.kind());
+            assert_eq!(ErrorKind::of(&error), error.kind());
         }
     }
 }

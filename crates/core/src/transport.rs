@@ -316,7 +316,7 @@ mod tests {
 
     fn check_status(status: u16, effect: Effect, expect: &str) {
         let error = classify_status(status, effect, None, "", "m".to_owned(), None);
-        assert_eq!(error.kind(), expect, "{status} {effect:?}");
+        assert_eq!(error.kind().as_str(), expect, "{status} {effect:?}");
     }
 
     #[test]
@@ -346,14 +346,14 @@ mod tests {
         let error = classify_status(401, Effect::Read, None, "", "m".into(), Some(apideck_like));
         assert_eq!(error, ProviderError::fatal("m; check the key"));
         let error = classify_status(404, Effect::Read, None, "", "m".into(), Some(apideck_like));
-        assert_eq!(error.kind(), "rejected");
+        assert_eq!(error.kind().as_str(), "rejected");
     }
 
     #[test]
     fn transport_failures_before_and_after_sending() {
         use Effect::*;
         use TransportFailure::*;
-        let kind = |f, e| classify_transport(f, e, "op").kind();
+        let kind = |f, e| classify_transport(f, e, "op").kind().as_str();
         assert_eq!(kind(Connect, Create), "transient");
         assert_eq!(kind(Timeout, Read), "transient");
         assert_eq!(kind(Broken, Read), "transient");

@@ -52,9 +52,10 @@ impl AuthImporter for Refusing {
 }
 
 const ONE_PER_SECOND: ProviderLimits = ProviderLimits {
-    requests_per_second: 1.0,
-    documented: true,
-    burst: 1,
+    rate: authport_core::VendorRate::Documented {
+        per_second: 1.0,
+        burst: 1,
+    },
     default_concurrency: 1,
 };
 
@@ -85,7 +86,7 @@ fn a_provider_is_found_by_name_and_builds() {
         gate: std::sync::Arc::new(authport_core::Ungated),
         request_timeout: std::time::Duration::from_secs(1),
     };
-    assert_eq!(plugin.limits.burst, 1);
+    assert_eq!(plugin.limits.rate.burst(), Some(1));
     let importer = (plugin.build)(&context).unwrap();
     let identity = importer.identity();
     assert_eq!(identity.endpoints, vec!["http://127.0.0.1:9".to_owned()]);

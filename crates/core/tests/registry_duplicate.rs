@@ -6,9 +6,10 @@ use authport_core::{
 };
 
 const LIMITS: ProviderLimits = ProviderLimits {
-    requests_per_second: 1.0,
-    documented: true,
-    burst: 1,
+    rate: authport_core::VendorRate::Documented {
+        per_second: 1.0,
+        burst: 1,
+    },
     default_concurrency: 1,
 };
 

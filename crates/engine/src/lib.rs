@@ -14,12 +14,15 @@
 pub mod adaptive;
 mod control;
 mod dedupe;
+mod error;
 pub mod events;
+pub mod export;
 pub mod files;
 mod group_commit;
 pub mod health;
 pub mod limiter;
 mod maintenance;
+pub mod migrate;
 mod progress;
 pub mod reconnect;
 mod retrier;
@@ -29,6 +32,7 @@ pub mod state;
 pub mod status;
 pub mod summary;
 
+pub use error::EngineError;
 pub use events::{
     ConnectionLatest, Delivery, EventStore, OwnedConnection, Recorded, StoredEvent, events_path,
     owned_in_journal, publish_owned,
@@ -36,9 +40,10 @@ pub use events::{
 pub use files::Refusal;
 pub use limiter::RunGate;
 pub use maintenance::{MaintenanceOptions, rollback, verify};
+pub use migrate::{Migration, migrate};
 pub use run::{
-    AppliedHook, ImportOptions, Input, Pacing, default_send_rate, import, input_identity, is_stdin,
-    pacing, validate,
+    AppliedHook, ImportOptions, Input, Pacing, RateChoice, default_send_rate, import,
+    input_identity, is_stdin, pacing, validate,
 };
 pub use state::StateStore;
 pub use summary::{

@@ -131,7 +131,7 @@ const AUTO_WINDOW: Duration = Duration::from_secs(1);
 
 /// The burst of `--rate auto`: a tenth of a second's worth (a target with no published limit
 /// may have no burst to give).
-fn auto_burst(rate: f64) -> u32 {
+pub(crate) fn auto_burst(rate: f64) -> u32 {
     (rate / 10.0).ceil().max(1.0) as u32
 }
 
@@ -368,6 +368,11 @@ impl RunGate {
         self.install(SendLimiter::new(rate, burst))
     }
 
+    /// Lifts the rate limit for the run starting now (`--rate 0`).
+    pub fn configure_unlimited(&self) -> Arc<SendLimiter> {
+        self.install(SendLimiter::unlimited())
+    }
+
     /// Sets `--rate auto` for the run starting now.
     pub fn configure_auto(&self, policy: AutoRate) -> Arc<SendLimiter> {
         self.install(SendLimiter::auto(policy))
@@ -379,7 +384,7 @@ impl RunGate {
         limiter
     }
 
-    fn current(&self) -> Arc<SendLimiter> {
+    pub(crate) fn current(&self) -> Arc<SendLimiter> {
         self.limiter
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -27,7 +27,7 @@ use crate::files::Refusal;
 use crate::health::classify;
 use crate::limiter::{RunGate, SendLimiter};
 use crate::progress::Progress;
-use crate::retrier::{Attempted, Effect, Retrier};
+use crate::retrier::{Attempted, Retrier, WriteEffect};
 use crate::retry::RetryPolicy;
 use crate::state::{JournalObject, StateStore, TargetPart};
 use crate::summary::{MaintenanceSummary, ReportWriter, Tally, failure_reason};
@@ -359,7 +359,8 @@ impl CallContext {
     pub(crate) fn new(options: &MaintenanceOptions) -> Self {
         let limits = options.limits;
         Self {
-            limiter: crate::run::pacing(&limits, None, None, false, None).configure(&options.gate),
+            limiter: crate::run::pacing(&limits, crate::RateChoice::VendorDefault, None)
+                .configure(&options.gate),
             policy: RetryPolicy::default(),
             concurrency: options
                 .concurrency
@@ -380,7 +381,7 @@ impl CallContext {
             deadline: None,
             counters: None,
         };
-        match retrier.call(Effect::Idempotent, 0, call).await {
+        match retrier.call(WriteEffect::Idempotent, 0, call).await {
             Attempted::Done(value) => Ok(value),
             Attempted::Failed { error, .. } => Err(error),
             // Without a control the retrier neither stops nor abandons a call.

@@ -1,7 +1,7 @@
 //! The one retry loop. Discovery, the import's writes and reconciles, verify and rollback all
 //! call the provider through [`Retrier::call`]: attempt, classify the failure ([`next_step`]),
 //! tell the rate limiter about 429s, wait and try again, or hand the decision back. What differs
-//! between them is a parameter: the call's [`Effect`], whether the run can stop it (a
+//! between them is a parameter: the call's [`WriteEffect`], whether the run can stop it (a
 //! [`Control`]) and its deadline.
 
 use std::future::Future;
@@ -14,9 +14,11 @@ use crate::control::Control;
 use crate::limiter::{SendLimiter, timed};
 use crate::retry::{NextStep, RetryPolicy, backoff_delay, next_step};
 
-/// What a call may have changed at the target, which decides what an ambiguous failure means.
+/// What a call may have written at the target, which decides what an ambiguous failure means.
+/// (Its own name: the kit's `transport::Effect` classifies HTTP failures, this one the engine's
+/// retries of a whole provider call.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Effect {
+pub(crate) enum WriteEffect {
     /// Reads and deletes: repeating them is harmless, so a lost answer is retried like a
     /// transient failure.
     Idempotent,
@@ -79,7 +81,7 @@ impl Retrier<'_> {
     /// count).
     pub(crate) async fn call<T, F, Fut>(
         &self,
-        effect: Effect,
+        effect: WriteEffect,
         already: u32,
         mut call: F,
     ) -> Attempted<T>
@@ -142,13 +144,13 @@ impl Retrier<'_> {
     /// What follows `error` on the `attempt`-th call of this effect.
     fn step(
         &self,
-        effect: Effect,
+        effect: WriteEffect,
         error: ProviderError,
         attempt: u32,
     ) -> (ProviderError, NextStep) {
         let error = match (effect, error) {
             // Nothing can have been applied twice by repeating it: as good as transient.
-            (Effect::Idempotent, ProviderError::OutcomeUnknown { message }) => {
+            (WriteEffect::Idempotent, ProviderError::OutcomeUnknown { message }) => {
                 ProviderError::Transient { message }
             }
             (_, error) => error,
@@ -156,7 +158,7 @@ impl Retrier<'_> {
         let step = match (effect, &error) {
             // An ambiguous update: the object is ours and an update overwrites it, so retrying
             // is safe where a create would need a reconcile.
-            (Effect::Update, ProviderError::OutcomeUnknown { .. }) => {
+            (WriteEffect::Update, ProviderError::OutcomeUnknown { .. }) => {
                 if attempt >= self.policy.max_attempts {
                     NextStep::GiveUp
                 } else {
@@ -210,7 +212,7 @@ mod tests {
 
     /// Answers with `script` in order, then succeeds; records the calls.
     async fn scripted(
-        effect: Effect,
+        effect: WriteEffect,
         script: Vec<ProviderError>,
     ) -> (Attempted<&'static str>, usize) {
         let limiter = SendLimiter::unlimited();
@@ -231,14 +233,14 @@ mod tests {
     #[tokio::test]
     async fn the_effect_decides_what_a_lost_answer_means() {
         let lost = || ProviderError::outcome_unknown("reset");
-        let (outcome, calls) = scripted(Effect::Idempotent, vec![lost(), lost()]).await;
+        let (outcome, calls) = scripted(WriteEffect::Idempotent, vec![lost(), lost()]).await;
         assert!(matches!(outcome, Attempted::Done("done")), "{outcome:?}");
         assert_eq!(calls, 3);
 
-        let (outcome, calls) = scripted(Effect::Update, vec![lost()]).await;
+        let (outcome, calls) = scripted(WriteEffect::Update, vec![lost()]).await;
         assert!(matches!(outcome, Attempted::Done("done")), "{outcome:?}");
         assert_eq!(calls, 2);
-        let (outcome, _) = scripted(Effect::Update, vec![lost(), lost(), lost()]).await;
+        let (outcome, _) = scripted(WriteEffect::Update, vec![lost(), lost(), lost()]).await;
         assert!(
             matches!(
                 outcome,
@@ -251,7 +253,7 @@ mod tests {
             "{outcome:?}"
         );
 
-        let (outcome, calls) = scripted(Effect::Create, vec![lost()]).await;
+        let (outcome, calls) = scripted(WriteEffect::Create, vec![lost()]).await;
         assert!(
             matches!(
                 outcome,
@@ -269,7 +271,7 @@ mod tests {
     #[tokio::test]
     async fn failures_are_retried_within_the_policy_then_handed_back() {
         let (outcome, calls) = scripted(
-            Effect::Create,
+            WriteEffect::Create,
             vec![
                 ProviderError::transient("503"),
                 ProviderError::rate_limited(None, "429"),
@@ -278,8 +280,11 @@ mod tests {
         .await;
         assert!(matches!(outcome, Attempted::Done("done")), "{outcome:?}");
         assert_eq!(calls, 3);
-        let (outcome, calls) =
-            scripted(Effect::Idempotent, vec![ProviderError::transient("503"); 5]).await;
+        let (outcome, calls) = scripted(
+            WriteEffect::Idempotent,
+            vec![ProviderError::transient("503"); 5],
+        )
+        .await;
         assert!(
             matches!(
                 outcome,
@@ -292,7 +297,8 @@ mod tests {
             "{outcome:?}"
         );
         assert_eq!(calls, 3);
-        let (outcome, calls) = scripted(Effect::Create, vec![ProviderError::rejected("400")]).await;
+        let (outcome, calls) =
+            scripted(WriteEffect::Create, vec![ProviderError::rejected("400")]).await;
         assert!(matches!(
             outcome,
             Attempted::Failed {
@@ -301,7 +307,8 @@ mod tests {
             }
         ));
         assert_eq!(calls, 1);
-        let (outcome, _) = scripted(Effect::Idempotent, vec![ProviderError::fatal("401")]).await;
+        let (outcome, _) =
+            scripted(WriteEffect::Idempotent, vec![ProviderError::fatal("401")]).await;
         assert!(matches!(
             outcome,
             Attempted::Failed {
@@ -321,7 +328,7 @@ mod tests {
             ..retrier(&limiter)
         };
         let outcome: Attempted<()> = retrier
-            .call(Effect::Create, 0, || async {
+            .call(WriteEffect::Create, 0, || async {
                 panic!("no call after a stop")
             })
             .await;

@@ -51,10 +51,9 @@ impl NangoExporter {
     ) -> Result<(), ProviderError> {
         let mut page = 0;
         loop {
-            let listed = retry_read(
-                || self.client.list_connections_page(owner, page, PAGE_SIZE),
-                tokio::time::sleep,
-            )
+            let listed = retry_read(sink.reads(), || {
+                self.client.list_connections_page(owner, page, PAGE_SIZE)
+            })
             .await?;
             let full_page = listed.len() as u64 >= PAGE_SIZE;
             let mut new_on_page = 0;
@@ -73,10 +72,9 @@ impl NangoExporter {
                 new_on_page += 1;
                 progress.objects += 1;
                 let source_id = source_id(&at);
-                let read = retry_read(
-                    || self.client.read_connection_with_credentials(&at),
-                    tokio::time::sleep,
-                )
+                let read = retry_read(sink.reads(), || {
+                    self.client.read_connection_with_credentials(&at)
+                })
                 .await;
                 let outcome = match read {
                     Ok(CredentialRead::Found(full)) => to_record(*full),

@@ -18,7 +18,7 @@ pub mod schema;
 pub mod target;
 pub mod wire;
 
-use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderLimits};
+use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderLimits, VendorRate};
 
 pub use config::NangoConfig;
 pub use importer::NangoImporter;
@@ -31,9 +31,10 @@ const BURST: u32 = 5;
 /// bucket sends at most `burst + rate × 60 s` in any minute, so the steady rate leaves room for
 /// the burst: at most 200 requests in any minute, hence in any of Nango's fixed windows.
 pub const LIMITS: ProviderLimits = ProviderLimits {
-    requests_per_second: (config::FREE_PLAN_REQUESTS_PER_MINUTE - BURST) as f64 / 60.0,
-    documented: true,
-    burst: BURST,
+    rate: VendorRate::Documented {
+        per_second: (config::FREE_PLAN_REQUESTS_PER_MINUTE - BURST) as f64 / 60.0,
+        burst: BURST,
+    },
     default_concurrency: 4,
 };
 

@@ -85,7 +85,7 @@ mod tests {
             ),
         ] {
             let error = NangoRef::from_map(value.as_object().unwrap()).expect_err("refused");
-            assert_eq!(error.kind(), "rejected");
+            assert_eq!(error.kind().as_str(), "rejected");
             assert!(error.message().contains(key), "{error}");
         }
     }

@@ -329,7 +329,7 @@ async fn a_wrong_key_stops_the_run_without_showing_the_key() {
         .var("NANGO_SECRET_KEY", &wrong)
         .provider("nango");
     let error = importer.discover(&[]).await.expect_err("refused");
-    assert_eq!(error.kind(), "fatal", "{error}");
+    assert_eq!(error.kind().as_str(), "fatal", "{error}");
     assert!(error.message().contains("NANGO_SECRET_KEY"), "{error}");
     assert_no_canary("401 error", &format!("{error} {error:?} {importer:?}"));
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use authport_engine::RateChoice;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Move end users' existing third-party authentications (OAuth2 tokens, API keys, basic
@@ -221,7 +222,7 @@ pub struct ImportArgs {
     /// rate the target accepts (up to `[engine] rate_ceiling`). Default: the vendor's
     /// documented limit, or `auto` for vendors that document none (Apideck).
     #[arg(long, value_name = "R/s|auto", value_parser = parse_rate_arg)]
-    pub rate: Option<RateArg>,
+    pub rate: Option<RateChoice>,
 }
 
 #[derive(Debug, Args)]
@@ -311,21 +312,26 @@ pub fn parse_concurrency(text: &str) -> Result<u32, String> {
     rules::concurrency(text.trim().parse::<u32>().unwrap_or(0))
 }
 
-/// `--rate`: a number of requests per second, or `auto`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum RateArg {
-    Fixed(f64),
-    Auto,
-}
-
-/// Parses `--rate`: `auto`, or a rate for [`parse_rate`].
-pub fn parse_rate_arg(text: &str) -> Result<RateArg, String> {
+/// Parses `--rate`: `auto` (under `[engine] rate_ceiling`), or a rate for [`parse_rate`].
+pub fn parse_rate_arg(text: &str) -> Result<RateChoice, String> {
     if text.trim() == "auto" {
-        return Ok(RateArg::Auto);
+        return Ok(RateChoice::Auto { ceiling: None });
     }
-    parse_rate(text).map(RateArg::Fixed).map_err(|_| {
+    parse_rate(text).map(rate_choice).map_err(|_| {
         "must be requests per second, e.g. 30 or 30/s (0 for no limit), or auto".to_owned()
     })
+}
+
+/// A checked rate ([`rules::rate`]) as the engine's choice: `0` is no limit.
+pub fn rate_choice(per_second: f64) -> RateChoice {
+    if per_second == 0.0 {
+        RateChoice::Unlimited
+    } else {
+        RateChoice::Fixed {
+            per_second,
+            burst: None,
+        }
+    }
 }
 
 /// Parses `30`, `30/s` or `2.5/s` into requests per second; `0` means no limit.
@@ -485,8 +491,18 @@ mod tests {
         check("30/m", Err(()));
         check("nan", Err(()));
         check("inf/s", Err(()));
-        assert_eq!(parse_rate_arg("auto"), Ok(RateArg::Auto));
-        assert_eq!(parse_rate_arg("30/s"), Ok(RateArg::Fixed(30.0)));
+        assert_eq!(
+            parse_rate_arg("auto"),
+            Ok(RateChoice::Auto { ceiling: None })
+        );
+        assert_eq!(
+            parse_rate_arg("30/s"),
+            Ok(RateChoice::Fixed {
+                per_second: 30.0,
+                burst: None
+            })
+        );
+        assert_eq!(parse_rate_arg("0"), Ok(RateChoice::Unlimited));
         assert!(parse_rate_arg("automatic").is_err());
         assert_eq!(rules::rate_ceiling(40.0), Ok(40.0));
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {

@@ -214,6 +214,25 @@ impl ConfigFile {
     pub fn section(&self, provider: &str) -> Value {
         self.sections.get(provider).cloned().unwrap_or(Value::Null)
     }
+
+    /// The one way the runner builds a provider's context: its section of this file, the
+    /// environment, `[engine] request_timeout_secs`, and the memo and gate of the command (the
+    /// state's memo for a run, one in memory for a command that keeps no state).
+    pub fn build_context(
+        &self,
+        provider: &str,
+        env: &authport_core::EnvSnapshot,
+        memo: std::sync::Arc<dyn authport_core::Memo>,
+        gate: std::sync::Arc<dyn authport_core::RequestGate>,
+    ) -> authport_core::BuildContext {
+        authport_core::BuildContext {
+            config: self.section(provider),
+            env: env.clone(),
+            memo,
+            gate,
+            request_timeout: self.engine.request_timeout(),
+        }
+    }
 }
 
 /// The variable that names the config file when `--config` is not given.
@@ -522,13 +541,12 @@ mod tests {
             PROVIDERS,
         )
         .unwrap();
-        let context = authport_core::BuildContext {
-            config: config.section("tray"),
-            env: authport_core::EnvSnapshot::from_pairs([("TRAY_MASTER_TOKEN", CANARY)]),
-            memo: std::sync::Arc::new(authport_core::InMemoryMemo::default()),
-            gate: authport_engine::RunGate::new(),
-            request_timeout: Duration::from_secs(1),
-        };
+        let context = config.build_context(
+            "tray",
+            &authport_core::EnvSnapshot::from_pairs([("TRAY_MASTER_TOKEN", CANARY)]),
+            std::sync::Arc::new(authport_core::InMemoryMemo::default()),
+            authport_engine::RunGate::new(),
+        );
         for text in [
             format!("{config:?}"),
             format!("{context:?}"),

@@ -80,7 +80,7 @@ authport_core::inventory::submit! {
     authport_core::ProviderPlugin {
         name: NAME,
         description: "a provider with switchable flaws, for the suite's own tests",
-        limits: ProviderLimits { requests_per_second: 100.0, documented: true, burst: 10, default_concurrency: 2 },
+        limits: ProviderLimits { rate: authport_core::VendorRate::Documented { per_second: 100.0, burst: 10 }, default_concurrency: 2 },
         build,
         capabilities: authport_core::Capabilities::NONE,
     }

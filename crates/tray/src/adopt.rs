@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn an_incomplete_listing_names_the_owner() {
         let error = incomplete_listing("acme-42");
-        assert_eq!(error.kind(), "rejected");
+        assert_eq!(error.kind().as_str(), "rejected");
         assert!(
             error.message().starts_with("incomplete listing: "),
             "{error}"

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use authport_core::{
     Auth, AuthExporter, BuildContext, ConfigError, CredentialRecord, ExportCounts, ExportFilter,
-    ExportSink, Owner, ProviderError, SecretValue, retry_read,
+    ExportSink, Owner, ProviderError, ReadRetry, SecretValue, retry_read,
 };
 use authport_kit::{CallFailure, Effect, Method};
 use serde::Deserialize;
@@ -54,8 +54,9 @@ impl TrayExporter {
         Ok(Self { client, users })
     }
 
-    async fn master<T: serde::de::DeserializeOwned>(
+    async fn master<T: serde::de::DeserializeOwned + Send>(
         &self,
+        reads: &dyn ReadRetry,
         document: &'static str,
         variables: &Value,
         operation: &'static str,
@@ -67,24 +68,30 @@ impl TrayExporter {
             operation,
             secrets: &[],
         };
-        retry_read(
-            || async {
-                self.client
-                    .graphql(self.client.master(), call)
-                    .await
-                    .map_err(master_failure)
-            },
-            tokio::time::sleep,
-        )
+        retry_read(reads, || async {
+            self.client
+                .graphql(self.client.master(), call)
+                .await
+                .map_err(master_failure)
+        })
         .await
     }
 
     /// One owner's users (normally one) by `externalUserId`.
-    async fn users_of(&self, owner_id: &str) -> Result<Vec<ExportUser>, ProviderError> {
+    async fn users_of(
+        &self,
+        reads: &dyn ReadRetry,
+        owner_id: &str,
+    ) -> Result<Vec<ExportUser>, ProviderError> {
         // A few, so duplicates of one external id are all exported rather than one guessed.
         let variables = json!({"externalUserId": owner_id, "first": 10});
         let page: UsersPage = self
-            .master(queries::USERS_BY_EXTERNAL_ID, &variables, "find user")
+            .master(
+                reads,
+                queries::USERS_BY_EXTERNAL_ID,
+                &variables,
+                "find user",
+            )
             .await?;
         Ok(page
             .users
@@ -118,15 +125,12 @@ impl TrayExporter {
             operation: "list authentications",
             secrets: &[],
         };
-        let listed = retry_read(
-            || async {
-                self.users
-                    .graphql::<ViewerAuthenticationsData>(user_ref, list)
-                    .await
-                    .map_err(|failure| failure.error)
-            },
-            tokio::time::sleep,
-        )
+        let listed = retry_read(sink.reads(), || async {
+            self.users
+                .graphql::<ViewerAuthenticationsData>(user_ref, list)
+                .await
+                .map_err(|failure| failure.error)
+        })
         .await;
         let listed = match listed {
             Ok(listed) => listed,
@@ -149,15 +153,12 @@ impl TrayExporter {
                 operation: "get full authentication",
                 secrets: &[],
             };
-            let full = retry_read(
-                || async {
-                    match self.users.rest(user_ref, call).await {
-                        Ok((_, body)) => read_full(body.bytes()),
-                        Err(failure) => Err(full_refusal(failure)),
-                    }
-                },
-                tokio::time::sleep,
-            )
+            let full = retry_read(sink.reads(), || async {
+                match self.users.rest(user_ref, call).await {
+                    Ok((_, body)) => read_full(body.bytes()),
+                    Err(failure) => Err(full_refusal(failure)),
+                }
+            })
             .await;
             match full.and_then(|full| to_record(&owner, &auth, full)) {
                 Ok(record) => sink.record(record).await?,
@@ -225,7 +226,7 @@ impl AuthExporter for TrayExporter {
                 }
             }
             for owner_id in owners {
-                let users = self.users_of(owner_id).await?;
+                let users = self.users_of(sink.reads(), owner_id).await?;
                 if users.is_empty() {
                     counts.objects += 1;
                     sink.failed(
@@ -243,7 +244,9 @@ impl AuthExporter for TrayExporter {
         let mut after: Option<String> = None;
         loop {
             let variables = json!({"first": USERS_PAGE_SIZE, "after": after});
-            let page: UsersPage = self.master(USERS_PAGE, &variables, "list users").await?;
+            let page: UsersPage = self
+                .master(sink.reads(), USERS_PAGE, &variables, "list users")
+                .await?;
             for user in page.users.edges.into_iter().map(|edge| edge.node) {
                 self.export_user(&user, sink, &mut counts).await?;
             }
@@ -498,8 +501,8 @@ mod tests {
             error: ProviderError::rejected("tray get full authentication: refused"),
         };
         let refused = full_refusal(failure(403));
-        assert_eq!(refused.kind(), "fatal");
+        assert_eq!(refused.kind().as_str(), "fatal");
         assert!(refused.message().contains("Tray support"), "{refused}");
-        assert_eq!(full_refusal(failure(404)).kind(), "rejected");
+        assert_eq!(full_refusal(failure(404)).kind().as_str(), "rejected");
     }
 }

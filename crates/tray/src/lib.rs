@@ -19,7 +19,7 @@ pub mod target;
 pub mod users;
 pub mod wire;
 
-use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderLimits};
+use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderLimits, VendorRate};
 
 pub use config::{Region, TrayConfig};
 pub use importer::TrayImporter;
@@ -34,7 +34,7 @@ authport_core::inventory::submit! {
         name: "tray",
         description: "Tray.ai Embedded: create end users' authentications (REST core/v1 + GraphQL)",
         // Tray: 30 requests/second, bursts up to 50 (REST and GraphQL).
-        limits: ProviderLimits { requests_per_second: 30.0, documented: true, burst: 50, default_concurrency: 8 },
+        limits: ProviderLimits { rate: VendorRate::Documented { per_second: 30.0, burst: 50 }, default_concurrency: 8 },
         build,
         capabilities: authport_core::Capabilities {
             export: Some(authport_core::ExportCapability {

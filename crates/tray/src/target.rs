@@ -208,7 +208,7 @@ mod tests {
         let mut stored = tray_ref(None).into_target_ref();
         stored.0.remove("user_id");
         let error = TrayRef::from_target_ref(&stored).unwrap_err();
-        assert_eq!(error.kind(), "rejected");
+        assert_eq!(error.kind().as_str(), "rejected");
         assert!(error.message().contains("`user_id`"), "{error}");
         let mut stored = tray_ref(None).into_target_ref();
         stored.0.insert("name".into(), json!(42));

@@ -178,7 +178,7 @@ async fn the_owner_filter_reads_only_the_named_owners() {
     assert_eq!(sink.records[0].owner.name.as_deref(), Some("Acme"));
     assert_eq!(sink.failures.len(), 1);
     assert_eq!(sink.failures[0].0, "nobody-9");
-    assert_eq!(sink.failures[0].1.kind(), "rejected");
+    assert_eq!(sink.failures[0].1.kind().as_str(), "rejected");
 }
 
 #[tokio::test]

@@ -109,7 +109,7 @@ async fn user_creation_can_be_forbidden() {
     discover(provider.as_ref(), &[&record]).await;
     let mapped = provider.map(&record).unwrap();
     let error = provider.import(&record, &mapped, None).await.unwrap_err();
-    assert_eq!(error.kind(), "rejected");
+    assert_eq!(error.kind().as_str(), "rejected");
     assert!(
         error.message().contains("nobody-1/greenhouse") && error.message().contains("create_users"),
         "{error}"
@@ -245,7 +245,7 @@ async fn ambiguous_create_is_reconciled_without_duplicate() {
         });
         let before = sandbox.tray.auth_count();
         let error = provider.import(&record, &mapped, None).await.unwrap_err();
-        assert_eq!(error.kind(), "outcome_unknown", "{error}");
+        assert_eq!(error.kind().as_str(), "outcome_unknown", "{error}");
         assert!(!format!("{error} {error:?}").contains(CANARY));
         // The write happened; reconcile adopts it instead of creating a second one.
         assert_eq!(sandbox.tray.auth_count(), before + 1);
@@ -332,7 +332,7 @@ async fn bad_master_token_is_fatal() {
         }])
         .await
         .unwrap_err();
-    assert_eq!(error.kind(), "fatal");
+    assert_eq!(error.kind().as_str(), "fatal");
     assert!(!format!("{error} {error:?} {provider:?}").contains(CANARY));
 }
 

@@ -23,7 +23,7 @@ mod discovery;
 mod pacing;
 mod record;
 
-pub use pacing::{Pacing, default_send_rate, pacing};
+pub use pacing::{Pacing, RateChoice, default_send_rate, pacing};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -64,15 +64,11 @@ pub struct ImportOptions {
     pub report: Option<PathBuf>,
     /// Records in flight at once (default: the provider's `default_concurrency`).
     pub concurrency: Option<usize>,
-    /// Provider calls per second (default: the provider's documented limit). `0` or a
-    /// non-finite value: no limit.
-    pub rate: Option<f64>,
-    /// Calls allowed at once above the rate (default: the provider's documented burst).
-    pub burst: Option<u32>,
-    /// `--rate auto`: find the rate the target accepts (see [`crate::adaptive`]); the default
-    /// for providers whose vendor documents no limit. Wins over `rate`.
-    pub auto_rate: bool,
-    /// The ceiling of `--rate auto` (default: the provider's `requests_per_second`).
+    /// The pace of provider calls (default: the vendor's documented rate, or `--rate auto`
+    /// — see [`crate::adaptive`] — for a vendor that documents none).
+    pub rate: RateChoice,
+    /// `[engine] rate_ceiling`: the ceiling wherever the pace is auto (default: the vendor's
+    /// ceiling or documented rate).
     pub rate_ceiling: Option<f64>,
     pub dry_run: bool,
     /// Draw a progress bar on stderr (the runner decides: TTY and not `-q`).
@@ -127,9 +123,7 @@ impl ImportOptions {
             input: input.into(),
             report: None,
             concurrency: None,
-            rate: None,
-            burst: None,
-            auto_rate: false,
+            rate: RateChoice::VendorDefault,
             rate_ceiling: None,
             dry_run: false,
             progress: false,
@@ -302,13 +296,7 @@ pub async fn import(
         .concurrency
         .unwrap_or(limits.default_concurrency)
         .max(1);
-    let pacing = pacing(
-        &limits,
-        options.rate,
-        options.burst,
-        options.auto_rate,
-        options.rate_ceiling,
-    );
+    let pacing = pacing(&limits, options.rate, options.rate_ceiling);
     tracing::info!(
         provider = %options.provider,
         input = %options.input,

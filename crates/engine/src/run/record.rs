@@ -27,7 +27,7 @@ use super::discovery::{Discovered, Discoveries};
 use crate::control::Control;
 use crate::limiter::SendLimiter;
 use crate::progress::Progress;
-use crate::retrier::{Attempted, Effect, Retrier, RetryCounters};
+use crate::retrier::{Attempted, Retrier, RetryCounters, WriteEffect};
 use crate::retry::{NextStep, RetryPolicy, backoff_delay};
 use crate::state::{JournalEntry, Prepared, RunKeys, StateStore};
 use crate::summary::{ReportWriter, Tally};
@@ -144,7 +144,7 @@ impl Run {
             let keys = std::slice::from_ref(&key);
             match self
                 .retrier()
-                .call(Effect::Idempotent, 0, || self.importer.discover(keys))
+                .call(WriteEffect::Idempotent, 0, || self.importer.discover(keys))
                 .await
             {
                 Attempted::Done(()) => Discovered::Ready,
@@ -286,9 +286,9 @@ impl Run {
         fingerprint: &str,
     ) -> anyhow::Result<ReportLine> {
         let effect = if prior.is_some() {
-            Effect::Update
+            WriteEffect::Update
         } else {
-            Effect::Create
+            WriteEffect::Create
         };
         let retrier = self.retrier();
         let mut attempts = 0;
@@ -378,7 +378,7 @@ impl Run {
     ) -> ReportLine {
         let attempted = self
             .retrier()
-            .call(Effect::Idempotent, 0, || {
+            .call(WriteEffect::Idempotent, 0, || {
                 self.importer.predict_skip(record, mapped, prior.as_ref())
             })
             .await;
@@ -411,7 +411,7 @@ impl Run {
     async fn reconcile(&self, record: &CredentialRecord, mapped: &MappedRecord) -> Resolution {
         let attempted = self
             .retrier()
-            .call(Effect::Idempotent, 0, || {
+            .call(WriteEffect::Idempotent, 0, || {
                 self.importer.reconcile(record, mapped)
             })
             .await;
