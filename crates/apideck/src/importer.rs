@@ -21,7 +21,7 @@ use crate::config::{ApideckConfig, PreExistingCheck, ValidateAfterImport};
 use crate::connector::ConnectorInfo;
 use crate::consumers::{ConsumerListing, SentUnchecked, list_consumers};
 use crate::expiry::render_at_send;
-use crate::map::{MapOptions, RECORD_ID_METADATA_KEY, map_record};
+use crate::map::{MapOptions, map_record};
 use crate::target::{ApideckRef, PROVIDER, resolve_target};
 use crate::wire::Connection;
 
@@ -236,11 +236,7 @@ pub fn classify_existing(connection: Option<&Connection>, record_id: &str) -> Ex
     if state.is_empty() || state == "available" {
         return Existing::Absent;
     }
-    let marker = connection
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get(RECORD_ID_METADATA_KEY))
-        .and_then(Value::as_str);
+    let marker = ownership::marker_in(connection.metadata.as_ref());
     match Existing::by_marker(marker, record_id, Some(state)) {
         Existing::Foreign {
             state: Some(state), ..

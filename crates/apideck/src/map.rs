@@ -20,7 +20,7 @@ use crate::wire::FormField;
 
 /// Metadata key marking a connection as imported by authport for one record. Lets a later
 /// import tell "ours" (safe to update) from a connection someone else set up (skipped).
-pub const RECORD_ID_METADATA_KEY: &str = "authport_record_id";
+pub use authport_kit::ownership::RECORD_ID_METADATA_KEY;
 
 /// Per-run mapping policy.
 #[derive(Debug, Clone, Copy)]

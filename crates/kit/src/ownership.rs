@@ -6,6 +6,18 @@
 
 use authport_core::Disposition;
 use authport_core::record::escaped_name;
+use serde_json::{Map, Value};
+
+/// The metadata key authport marks an object with, holding the id of the record it imported:
+/// how a later run tells its own object from someone else's.
+pub const RECORD_ID_METADATA_KEY: &str = "authport_record_id";
+
+/// The record id an object's metadata is marked with, if any.
+pub fn marker_in(metadata: Option<&Map<String, Value>>) -> Option<&str> {
+    metadata
+        .and_then(|m| m.get(RECORD_ID_METADATA_KEY))
+        .and_then(Value::as_str)
+}
 
 /// How a record's object stands before the write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +134,16 @@ mod tests {
     fn note(existing: Existing, overwrite: bool) -> (Disposition, String) {
         let (disposition, note) = decide(&existing, false, overwrite, WORDS);
         (disposition, note.unwrap_or_default())
+    }
+
+    #[test]
+    fn the_mark_is_read_from_the_metadata() {
+        let metadata = |value: Value| value.as_object().cloned();
+        let marked = metadata(serde_json::json!({RECORD_ID_METADATA_KEY: "r-1", "x": 1}));
+        assert_eq!(marker_in(marked.as_ref()), Some("r-1"));
+        let unmarked = metadata(serde_json::json!({RECORD_ID_METADATA_KEY: 7}));
+        assert_eq!(marker_in(unmarked.as_ref()), None);
+        assert_eq!(marker_in(None), None);
     }
 
     #[test]

@@ -12,11 +12,11 @@ use authport_core::{
 };
 use authport_kit::ownership::{self, Existing, Words};
 use authport_kit::{DiscoveryCache, payload_of};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use crate::client::{Lookup, NangoClient};
 use crate::config::NangoConfig;
-use crate::map::{RECORD_ID_METADATA_KEY, map_record};
+use crate::map::map_record;
 use crate::resolve::resolve_destination;
 use crate::target::{NangoRef, PROVIDER};
 use crate::wire::{Connection, Integration};
@@ -64,11 +64,7 @@ const WORDS: Words = Words {
 
 /// The record id authport marked a connection with, if any.
 fn marker_of(connection: &Connection) -> Option<&str> {
-    connection
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get(RECORD_ID_METADATA_KEY))
-        .and_then(Value::as_str)
+    ownership::marker_in(connection.metadata.as_ref())
 }
 
 /// Classifies the connection with the record's id in its integration, if any.

@@ -23,7 +23,7 @@ use crate::target::{NangoRef, PROVIDER};
 
 /// Metadata key marking a connection as imported by authport for one record. Lets a later
 /// import tell "ours" (safe to update) from a connection someone else made (left alone).
-pub const RECORD_ID_METADATA_KEY: &str = "authport_record_id";
+pub use authport_kit::ownership::RECORD_ID_METADATA_KEY;
 
 /// Nango's tag value limit (`Tags`: `maxLength: 255`).
 const TAG_VALUE_MAX_CHARS: usize = 255;
