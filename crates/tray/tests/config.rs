@@ -122,3 +122,40 @@ fn debug_of_the_solution_step_never_shows_a_config_value() {
     assert!(shown.contains("external_api_key"), "{shown}");
     assert!(!shown.contains(CANARY), "{shown}");
 }
+
+/// Issue 18: the kit's settings loader reads `[tray]`: the master token is trimmed and refused
+/// when it could not travel in a header, a URL's problem names where it came from, and an
+/// unknown key is counted, never named.
+#[test]
+fn the_master_token_and_urls_are_read_by_the_kits_loader() {
+    let token = canary("tray-master-token");
+    context()
+        .var("TRAY_MASTER_TOKEN", &format!(" {token}\n"))
+        .provider("tray");
+    let refusal = |builder: authport_testkit::ContextBuilder| match builder.try_provider("tray") {
+        Ok(provider) => panic!("accepted: {provider:?}"),
+        Err(error) => error.message,
+    };
+    let injected = format!("{token}\r\nX-Injected: 1");
+    for (builder, expect) in [
+        (
+            context().var("TRAY_MASTER_TOKEN", &injected),
+            "printable ASCII",
+        ),
+        (context(), "TRAY_MASTER_TOKEN"),
+        (
+            context().config(
+                serde_json::json!({"master_token": token, "api_url": "http://api.tray.io"}),
+            ),
+            "[tray] api_url must use https",
+        ),
+        (
+            context().config(serde_json::json!({"master_token": token, CANARY: 1})),
+            "not a setting",
+        ),
+    ] {
+        let message = refusal(builder);
+        assert!(message.contains(expect), "{expect}: {message}");
+        assert!(!message.contains(CANARY), "{message}");
+    }
+}
