@@ -21,6 +21,13 @@ pub(crate) use without::{Sandbox, serve_until_stopped, start};
 
 /// Where a `--sandbox` command's emulator keeps its data.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(
+    not(feature = "sandbox"),
+    expect(
+        dead_code,
+        reason = "only the bundled sandbox reads where its data goes"
+    )
+)]
 pub(crate) enum SandboxData<'a> {
     /// In memory: gone when the command ends (no `--state`).
     InMemory,
