@@ -201,10 +201,9 @@ async fn a_state_made_without_the_sandbox_is_refused_with_a_plain_sentence() {
 #[tokio::test]
 async fn the_sandbox_command_prints_what_tray_reconnect_links_need() {
     use tokio::io::AsyncBufReadExt as _;
-    let mut child = tokio::process::Command::new(crate::common::binary())
+    let mut child = crate::common::authport_command()
         .args(["sandbox", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("start the sandbox");
     let stdout = child.stdout.take().expect("stdout");

@@ -3,11 +3,13 @@
 
 mod after_import;
 mod apideck;
+mod apideck_requests;
 mod canary;
 mod common;
 mod dry_run;
 mod export;
 mod migrate;
+mod migrate_edges;
 mod nango_second;
 mod outputs;
 mod quick_start;

@@ -1,7 +1,7 @@
 //! The shared provider guarantees (`authport_testkit::conformance`), for Apideck against the
 //! sandbox. Apideck-specific behaviour is tested in `sandbox.rs`, `errors.rs` and `requests.rs`.
 
-use authport_testkit::conformance::{self, Subject, WriteRequest};
+use authport_testkit::conformance::{self, Delivery, Subject, WriteRequest};
 use serde_json::{Value, json};
 
 // Links this crate, so its `inventory::submit!` registers "apideck".
@@ -15,6 +15,26 @@ fn fixture(id: &str, secret: &str) -> Value {
            "targets": {"apideck": {"unified_api": "ats", "service_id": "greenhouse"}}})
 }
 
+/// A failed token refresh, signed as Vault signs it (HMAC-SHA256 keyed with the API key).
+fn refresh_failed(env: &[(String, String)]) -> Delivery {
+    let key = env
+        .iter()
+        .find(|(name, _)| name == "APIDECK_API_KEY")
+        .map(|(_, key)| key.as_str())
+        .expect("the sandbox sets APIDECK_API_KEY");
+    let body = json!({"payload": {"event_id": "conformance-refresh-failed",
+        "event_type": "vault.connection.token_refresh.failed", "service_id": "apideck-vault",
+        "entity_id": "ats+greenhouse", "entity_type": "Connection",
+        "occurred_at": "2026-11-01T10:00:00.000Z",
+        "entity": {"id": "ats+greenhouse", "consumer_id": "conformance", "unified_api": "ats",
+                   "service_id": "greenhouse"}}});
+    let signature = authport_sandbox::apideck::webhooks::sign(key, &body);
+    Delivery {
+        headers: vec![("x-apideck-signature".to_owned(), signature)],
+        body: body.to_string().into_bytes(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apideck_keeps_the_shared_guarantees() {
     let sandbox = authport_testkit::sandbox().await;
@@ -25,6 +45,7 @@ async fn apideck_keeps_the_shared_guarantees() {
             "POST",
             "/vault/connections/ats/greenhouse/import",
         ))
-        .objects(move || vault.connection_count());
+        .objects(move || vault.connection_count())
+        .webhook(refresh_failed);
     conformance::run_all(&subject).await;
 }

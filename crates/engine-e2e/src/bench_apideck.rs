@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use authport_core::{AuthImporter, BuildContext, EnvSnapshot};
+use authport_core::AuthImporter;
 use authport_engine::{ImportOptions, RunGate, StateStore};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -144,16 +144,10 @@ fn build_apideck(
     state: &StateStore,
     gate: &Arc<RunGate>,
 ) -> anyhow::Result<Arc<dyn AuthImporter>> {
-    let context = BuildContext {
-        config: Value::Null,
-        env: EnvSnapshot::from_pairs(env(base)),
-        memo: state.memo(),
-        gate: gate.clone(),
-        request_timeout: Duration::from_secs(30),
-    };
-    Ok(Arc::from(
-        authport_apideck::build_importer(&context).map_err(|e| anyhow::anyhow!("{e}"))?,
-    ))
+    let importer = super::bench_context(env(base), state, gate)
+        .try_provider("apideck")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Arc::from(importer))
 }
 
 /// `apideck-serve`: the fixed server in its own process. Says hello (base URL, the reference
@@ -198,8 +192,7 @@ pub async fn import(
     let mut options = ImportOptions::new("apideck", limits, input);
     options.gate = gate;
     options.concurrency = Some(concurrency);
-    options.rate = Some(0.0);
-    options.auto_rate = false;
+    options.rate = authport_engine::RateChoice::Unlimited;
     let started = Instant::now();
     let summary =
         authport_engine::import(importer, &state, &options, std::future::pending()).await?;

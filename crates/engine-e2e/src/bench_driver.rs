@@ -21,15 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use authport_core::{
-    AuthImporter, BuildContext, CredentialRecord, EnvSnapshot, MappedRecord, Status,
-};
+use authport_core::{AuthImporter, CredentialRecord, MappedRecord, Status};
 use authport_engine::{ImportOptions, RunGate, StateStore};
 use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
 use authport_sandbox::{RunningSandbox, SandboxConfig};
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::{Value, json};
 
+use authport_apideck as _;
 use authport_tray as _;
 
 mod bench_apideck;
@@ -125,16 +124,25 @@ fn build_tray(
     state: &StateStore,
     gate: &Arc<RunGate>,
 ) -> anyhow::Result<Arc<dyn AuthImporter>> {
-    let context = BuildContext {
-        config: Value::Null,
-        env: EnvSnapshot::from_pairs(env.iter().cloned()),
-        memo: state.memo(),
-        gate: gate.clone(),
-        request_timeout: Duration::from_secs(30),
-    };
-    Ok(Arc::from(
-        authport_tray::build(&context).map_err(|e| anyhow::anyhow!("{e}"))?,
-    ))
+    let importer = bench_context(env.to_vec(), state, gate)
+        .try_provider("tray")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Arc::from(importer))
+}
+
+/// The context a bench importer is built with: the testkit's, with the state's memo, the
+/// run's gate and the binary's 30-second request timeout.
+fn bench_context(
+    env: Vec<(String, String)>,
+    state: &StateStore,
+    gate: &Arc<RunGate>,
+) -> authport_testkit::ContextBuilder {
+    let gate: Arc<dyn authport_core::RequestGate> = gate.clone();
+    authport_testkit::context()
+        .env(env)
+        .memo(state.memo())
+        .gate(gate)
+        .timeout(Duration::from_secs(30))
 }
 
 fn tray_limits() -> authport_core::ProviderLimits {
@@ -154,7 +162,15 @@ fn options(
     options.gate = gate.clone();
     options.report = report;
     options.concurrency = Some(concurrency);
-    options.rate = Some(rate);
+    // The bench's RATE argument: 0 is no limit, as `--rate 0`.
+    options.rate = if rate == 0.0 {
+        authport_engine::RateChoice::Unlimited
+    } else {
+        authport_engine::RateChoice::Fixed {
+            per_second: rate,
+            burst: None,
+        }
+    };
     options.max_attempts = 12;
     options.retry_base_delay = Duration::from_millis(20);
     options.retry_max_delay = Duration::from_secs(2);
@@ -167,7 +183,7 @@ async fn serve(tray_rate_limit: bool) -> anyhow::Result<Value> {
     if tray_rate_limit {
         config.tray.rate_limit = Some(authport_sandbox::tray::RateLimit::DOCUMENTED);
     }
-    let sandbox = authport_sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+    let sandbox = authport_testkit::sandbox_with(config).await;
     // The body the reference load generator sends: what authport sends for one record.
     let state = StateStore::temporary()?;
     let importer = build_tray(&sandbox.provider_env(), &state, &RunGate::new())?;
@@ -248,7 +264,7 @@ async fn import(
 /// 10% 5xx (half after the write), 5% dropped connections (half after), added latency.
 async fn faults(records: usize) -> anyhow::Result<Value> {
     let dir = tempdir()?;
-    let sandbox = authport_sandbox::start(SandboxConfig::default(), "127.0.0.1:0".parse()?).await?;
+    let sandbox = authport_testkit::sandbox_with(SandboxConfig::default()).await;
     let rule = |kind, p| FaultRule::new(None, "/", kind, Trigger::Probability(p));
     sandbox.faults.set(FaultPlan {
         seed: 2026,
@@ -308,7 +324,7 @@ async fn ratelimit(records: usize) -> anyhow::Result<Value> {
     let dir = tempdir()?;
     let mut config = SandboxConfig::default();
     config.tray.rate_limit = Some(authport_sandbox::tray::RateLimit::DOCUMENTED);
-    let sandbox = authport_sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+    let sandbox = authport_testkit::sandbox_with(config).await;
     let input = dir.join("input.jsonl");
     generate(&input, records, 10)?;
     let state = StateStore::open(&dir.join("state.db"))?;
@@ -353,7 +369,7 @@ async fn autorate(records: usize) -> anyhow::Result<Value> {
     let dir = tempdir()?;
     let mut config = SandboxConfig::default();
     config.tray.rate_limit = Some(HIDDEN);
-    let sandbox = authport_sandbox::start(config, "127.0.0.1:0".parse()?).await?;
+    let sandbox = authport_testkit::sandbox_with(config).await;
     let input = dir.join("input.jsonl");
     generate(&input, records, 10)?;
     let state = StateStore::open(&dir.join("state.db"))?;
@@ -361,7 +377,7 @@ async fn autorate(records: usize) -> anyhow::Result<Value> {
     let importer = build_tray(&sandbox.provider_env(), &state, &gate)?;
     let mut options = ImportOptions::new("tray", tray_limits(), &input);
     options.gate = gate;
-    options.auto_rate = true;
+    options.rate = authport_engine::RateChoice::Auto { ceiling: None };
     options.rate_ceiling = Some(100.0);
     // Enough records in flight that the client is not what bounds the run.
     options.concurrency = Some(16);
@@ -433,7 +449,7 @@ fn ideal_seconds(accepted: u64) -> f64 {
 /// SIGKILL the importer (a child process) at random points, resume each time.
 async fn crash(records: usize, kills: usize) -> anyhow::Result<Value> {
     let dir = tempdir()?;
-    let sandbox = authport_sandbox::start(SandboxConfig::default(), "127.0.0.1:0".parse()?).await?;
+    let sandbox = authport_testkit::sandbox_with(SandboxConfig::default()).await;
     sandbox.faults.set(FaultPlan {
         seed: 5,
         rules: Vec::new(),

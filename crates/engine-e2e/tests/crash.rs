@@ -7,7 +7,7 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use authport_engine::StateStore;
@@ -26,16 +26,12 @@ async fn child_import() {
     let parameters: BTreeMap<String, String> = serde_json::from_str(&parameters).unwrap();
     let env: Vec<(String, String)> = serde_json::from_str(&parameters["env"]).unwrap();
     let state = StateStore::open(parameters["state"].as_ref()).unwrap();
-    let context = authport_core::BuildContext {
-        config: serde_json::Value::Null,
-        env: authport_core::EnvSnapshot::from_pairs(env),
-        memo: state.memo(),
-        gate: std::sync::Arc::new(authport_core::Ungated),
-        request_timeout: Duration::from_secs(10),
-    };
-    let plugin = authport_core::find_provider(&parameters["provider"]).unwrap();
-    let importer: std::sync::Arc<dyn authport_core::AuthImporter> =
-        std::sync::Arc::from((plugin.build)(&context).unwrap());
+    let importer: std::sync::Arc<dyn authport_core::AuthImporter> = std::sync::Arc::from(
+        authport_testkit::context()
+            .env(env)
+            .memo(state.memo())
+            .provider(&parameters["provider"]),
+    );
     let options = options(
         &parameters["provider"],
         parameters["input"].as_ref(),
@@ -52,7 +48,7 @@ async fn child_import() {
 
 /// Starts the child import; returns it running.
 fn spawn_child(parameters: &BTreeMap<String, String>) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
+    authport_testkit::clean_command(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "crash::child_import",

@@ -45,7 +45,7 @@ async fn undocumented_vendors_default_to_auto_and_documented_ones_to_their_rate(
         );
         let report = dir.path().join(format!("{provider}-report.jsonl"));
         let mut options = options(provider, &input, &report);
-        options.rate = None;
+        options.rate = authport_engine::RateChoice::VendorDefault;
         let importer = gated(provider, &sandbox, &state, &options);
         let summary = run(&importer, &state, &options).await;
         assert_eq!(
@@ -75,7 +75,7 @@ async fn undocumented_vendors_default_to_auto_and_documented_ones_to_their_rate(
     let state = StateStore::temporary().unwrap();
     let input = write_lines(&dir.path().join("auto.jsonl"), &records(3, 1));
     let mut options = options("tray", &input, &dir.path().join("auto-report.jsonl"));
-    options.auto_rate = true;
+    options.rate = authport_engine::RateChoice::Auto { ceiling: None };
     options.rate_ceiling = Some(50.0);
     let importer = gated("tray", &sandbox, &state, &options);
     let summary = run(&importer, &state, &options).await;

@@ -3,6 +3,7 @@
 
 mod common;
 mod crash;
+mod faults;
 mod hardening;
 mod import;
 mod maintenance;

@@ -1,7 +1,7 @@
 //! The shared provider guarantees (`authport_testkit::conformance`), for Nango against the
 //! sandbox. Nango-specific behaviour is tested in `sandbox.rs`.
 
-use authport_testkit::conformance::{self, Subject, WriteRequest};
+use authport_testkit::conformance::{self, Delivery, Subject, WriteRequest};
 use serde_json::{Value, json};
 
 // Links this crate, so its `inventory::submit!` registers "nango".
@@ -24,6 +24,29 @@ fn refused(id: &str, secret: &str) -> Value {
            "auth": {"type": "api_key", "api_key": secret}})
 }
 
+/// A failed refresh (`type: auth, operation: refresh, success: false`), signed as Nango signs
+/// it (`X-Nango-Hmac-Sha256`, keyed with the webhook secret). Checked once the plugin declares
+/// webhooks.
+fn refresh_failed(env: &[(String, String)]) -> Delivery {
+    let secret = env
+        .iter()
+        .find(|(name, _)| name == "NANGO_WEBHOOK_SECRET")
+        .map(|(_, secret)| secret.as_str())
+        .expect("the sandbox sets NANGO_WEBHOOK_SECRET");
+    let body = json!({"type": "auth", "operation": "refresh", "success": false,
+        "connectionId": "conformance", "providerConfigKey": "hubspot", "provider": "hubspot",
+        "environment": "prod", "authMode": "OAUTH2",
+        "error": {"type": "refresh_token_external_error",
+                  "description": "The provider refused to refresh the token"}})
+    .to_string()
+    .into_bytes();
+    let signature = authport_sandbox::nango::webhooks::sign(secret, &body);
+    Delivery {
+        headers: vec![("X-Nango-Hmac-Sha256".to_owned(), signature)],
+        body,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nango_keeps_the_shared_guarantees() {
     let sandbox = authport_testkit::sandbox().await;
@@ -32,6 +55,7 @@ async fn nango_keeps_the_shared_guarantees() {
         // The upsert that writes a record's connection.
         .write(WriteRequest::new("POST", "/connections"))
         .objects(move || nango.connection_count())
-        .refused(refused);
+        .refused(refused)
+        .webhook(refresh_failed);
     conformance::run_all(&subject).await;
 }

@@ -4,11 +4,7 @@
 
 use std::path::Path;
 
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+use authport_testkit::Output as Out;
 
 /// Runs `authport ARGS` in `dir` with `env`; no vendor or config variable is inherited.
 fn authport_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
@@ -18,11 +14,7 @@ fn authport_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
         .envs(env.iter().copied())
         .output()
         .expect("run authport");
-    Out {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Out::from(output)
 }
 
 fn tempdir() -> tempfile::TempDir {

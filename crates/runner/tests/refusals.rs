@@ -4,11 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use authport_sandbox::RunningSandbox;
-
-struct Out {
-    code: Option<i32>,
-    stderr: String,
-}
+use authport_testkit::{Output as Out, sandbox};
 
 /// Runs `authport ARGS` in `dir` with `env` (no vendor variable inherited).
 fn authport(dir: &Path, args: &[&str], env: &[(String, String)]) -> Out {
@@ -18,16 +14,7 @@ fn authport(dir: &Path, args: &[&str], env: &[(String, String)]) -> Out {
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
         .expect("run authport");
-    Out {
-        code: output.status.code(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-async fn sandbox() -> RunningSandbox {
-    authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    Out::from(output)
 }
 
 /// The example records, copied into `dir`.

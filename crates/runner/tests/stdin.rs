@@ -7,12 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use authport_sandbox::RunningSandbox;
-
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
+use authport_testkit::{Output as Out, sandbox};
 
 /// Runs `authport ARGS` in `dir` with `stdin` piped in and the sandbox's provider environment
 /// (no vendor variable inherited).
@@ -34,17 +29,7 @@ fn authport(dir: &Path, args: &[&str], stdin: &str, sandbox: &RunningSandbox) ->
     });
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap();
-    Out {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-async fn sandbox() -> RunningSandbox {
-    authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    Out::from(output)
 }
 
 /// The example records, one JSON Lines string.

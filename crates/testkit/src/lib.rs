@@ -8,7 +8,8 @@
 //! - [`canary`] / [`assert_no_canary`] / [`assert_no_canary_in_dir`]: planted secrets and the
 //!   one check that they never show;
 //! - [`CountingGate`]: a `RequestGate` that counts permits, to prove every request is paced;
-//! - [`inherited_settings`]: the one environment scrub for a child process (the binary);
+//! - [`clean_command`] / [`clean_async_command`] / [`Output`]: the one environment scrub for a
+//!   child process (the binary, built from every emulator's variables) and what it printed;
 //! - [`record`] / [`write_jsonl`] / [`read_jsonl`] / [`scratch`]: fixtures and files;
 //! - [`contract`]: `(method, path template, status, body)` tables checking an emulator
 //!   against its vendor's published spec, driven by one loop;
@@ -16,18 +17,23 @@
 
 mod canary;
 pub mod conformance;
-pub mod contract;
 mod context;
+pub mod contract;
 mod env;
 mod export;
 mod files;
 mod gate;
 mod server;
 
-pub use canary::{CANARY, assert_no_canary, assert_no_canary_in_dir, canary};
+pub use canary::{
+    CANARY, assert_no_canary, assert_no_canary_in_dir, assert_no_canary_in_dir_except, canary,
+};
 pub use context::{ContextBuilder, context};
-pub use env::{INHERITED_PREFIXES, clean_command, inherited_settings, is_inherited_setting};
-pub use export::Collected;
+pub use env::{
+    Output, clean_async_command, clean_command, inherited_prefixes, inherited_settings,
+    is_inherited_setting,
+};
+pub use export::{Attempts, Collected};
 pub use files::{NOW, now, read_jsonl, record, record_at, scratch, write_jsonl, write_lines};
 pub use gate::CountingGate;
 pub use server::{Sandbox, Served, Target, sandbox, sandbox_with, serve};

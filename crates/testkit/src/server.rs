@@ -6,10 +6,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use authport_core::EnvSnapshot;
-use authport_sandbox::apideck::SANDBOX_API_KEY;
 use authport_sandbox::faults::{FaultPlan, Faults};
-use authport_sandbox::nango::SANDBOX_SECRET_KEY;
-use authport_sandbox::tray::DEFAULT_MASTER_TOKEN;
 use authport_sandbox::{RunningSandbox, SandboxConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -41,17 +38,8 @@ pub async fn sandbox() -> Sandbox {
 /// The bundled sandbox on a random loopback port. Credentials left at the sandbox's defaults
 /// are replaced by canaries ([`crate::canary`]), so every leak check also covers the vendor
 /// credentials a provider sends.
-pub async fn sandbox_with(mut config: SandboxConfig) -> Sandbox {
-    if config.tray.master_token == DEFAULT_MASTER_TOKEN {
-        config.tray.master_token = canary("tray-master-token");
-    }
-    if config.apideck.api_key == SANDBOX_API_KEY {
-        config.apideck.api_key = canary("apideck-api-key");
-    }
-    if config.nango.secret_key == SANDBOX_SECRET_KEY {
-        config.nango.secret_key = canary("nango-secret-key");
-    }
-    let running = authport_sandbox::start(config, loopback())
+pub async fn sandbox_with(config: SandboxConfig) -> Sandbox {
+    let running = authport_sandbox::start(config.with_canaries(canary), loopback())
         .await
         .expect("the sandbox starts on loopback");
     Sandbox { running }

@@ -48,12 +48,7 @@ impl Output {
 /// authport setting inherited from the machine, so a developer's own account or config never
 /// reaches a test run. Killed when dropped. Every test that starts the binary starts it here.
 pub fn authport_command() -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(binary());
-    for name in authport_testkit::inherited_settings() {
-        command.env_remove(name);
-    }
-    command.kill_on_drop(true);
-    command
+    authport_testkit::clean_async_command(binary())
 }
 
 /// Sends `signal` (`-TERM`, `-INT`) to a running child, as an operator's `kill` would.

@@ -1,46 +1,30 @@
-//! Shared pieces of the engine's end-to-end tests: a sandbox on loopback, real providers built
-//! through the plugin registry, generated input files with canary secrets.
+//! What the engine's end-to-end tests add to the testkit (which starts the sandbox with canary
+//! credentials, builds providers through the registry and checks for leaks): the HubSpot
+//! records both providers' default catalogues take, fast run options, and assertions on runs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use authport_core::{AuthImporter, BuildContext, EnvSnapshot, find_provider};
-use authport_engine::{ImportOptions, MaintenanceOptions, RunSummary, StateStore};
-use authport_sandbox::{RunningSandbox, SandboxConfig};
+use authport_core::{AuthImporter, find_provider};
+use authport_engine::{ImportOptions, MaintenanceOptions, RateChoice, RunSummary, StateStore};
+use authport_testkit::{Sandbox, canary};
 use serde_json::{Value, json};
+
+pub use authport_testkit::read_jsonl as report_lines;
+pub use authport_testkit::sandbox_with as sandbox;
 
 // Link the providers so their `inventory::submit!` registrations are collected.
 use authport_apideck as _;
 use authport_tray as _;
 
-/// Every generated secret contains this, so a test can grep any output for it.
-pub const CANARY: &str = "CANARY-5ecret";
-
-pub async fn sandbox(config: SandboxConfig) -> RunningSandbox {
-    authport_sandbox::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
 /// Builds `provider` against `sandbox` with the state's memo, as the runner does.
-pub fn importer(
-    provider: &str,
-    sandbox: &RunningSandbox,
-    state: &StateStore,
-) -> Arc<dyn AuthImporter> {
-    let plugin = find_provider(provider).unwrap();
-    let context = BuildContext {
-        config: Value::Null,
-        env: EnvSnapshot::from_pairs(sandbox.provider_env()),
-        memo: state.memo(),
-        gate: std::sync::Arc::new(authport_core::Ungated),
-        request_timeout: Duration::from_secs(10),
-    };
-    Arc::from((plugin.build)(&context).unwrap())
+pub fn importer(provider: &str, sandbox: &Sandbox, state: &StateStore) -> Arc<dyn AuthImporter> {
+    Arc::from(sandbox.context().memo(state.memo()).provider(provider))
 }
 
-/// One HubSpot OAuth record, valid for both providers' default sandbox catalogues.
+/// One HubSpot OAuth record, valid for both providers' default sandbox catalogues, its
+/// secrets canaries.
 pub fn record(index: usize, owners: usize, token_version: u32) -> Value {
     let owner = format!("owner-{}", index % owners.max(1));
     json!({
@@ -50,8 +34,8 @@ pub fn record(index: usize, owners: usize, token_version: u32) -> Value {
         "name": format!("HubSpot {index}"),
         "auth": {
             "type": "oauth2",
-            "access_token": format!("{CANARY}-access-{index}-v{token_version}"),
-            "refresh_token": format!("{CANARY}-refresh-{index}"),
+            "access_token": canary(&format!("access-{index}-v{token_version}")),
+            "refresh_token": canary(&format!("refresh-{index}")),
             "token_type": "Bearer",
             "scopes": ["crm.objects.contacts.read"],
             "expires_at": "2036-11-01T10:00:00Z"
@@ -65,9 +49,7 @@ pub fn record(index: usize, owners: usize, token_version: u32) -> Value {
 
 /// Writes `records` as JSON Lines.
 pub fn write_lines(path: &Path, records: &[Value]) -> PathBuf {
-    let text: String = records.iter().map(|r| format!("{r}\n")).collect();
-    std::fs::write(path, text).unwrap();
-    path.to_owned()
+    authport_testkit::write_jsonl(path, records)
 }
 
 pub fn records(count: usize, owners: usize) -> Vec<Value> {
@@ -79,7 +61,7 @@ pub fn options(provider: &str, input: &Path, report: &Path) -> ImportOptions {
     let limits = find_provider(provider).unwrap().limits;
     let mut options = ImportOptions::new(provider, limits, input);
     options.report = Some(report.to_owned());
-    options.rate = Some(0.0);
+    options.rate = RateChoice::Unlimited;
     options.concurrency = Some(4);
     options.retry_base_delay = Duration::from_millis(5);
     options.retry_max_delay = Duration::from_millis(50);
@@ -97,15 +79,6 @@ pub async fn run(
         .unwrap()
 }
 
-/// The report's lines.
-pub fn report_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
 /// Verify and rollback options for `provider`, with its registered limits.
 pub fn maintenance(provider: &str) -> MaintenanceOptions {
     MaintenanceOptions::new(provider, find_provider(provider).unwrap().limits)
@@ -121,25 +94,31 @@ pub fn counts(summary: &RunSummary) -> Vec<(&'static str, u64)> {
         .collect()
 }
 
-/// Asserts that no file under `dir` and none of `texts` contains a canary secret.
+/// Asserts that no file under `dir` but the inputs (`input*.jsonl`, canaries on purpose), and
+/// none of `texts`, contains a canary: the sandbox's credentials included.
+#[track_caller]
 pub fn assert_no_canary(dir: &Path, texts: &[&str]) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "jsonl")
+    let input = |path: &Path| {
+        path.extension().is_some_and(|e| e == "jsonl")
             && path
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("input"))
-        {
-            continue;
-        }
-        let bytes = std::fs::read(&path).unwrap();
-        assert!(
-            !bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
-            "{} contains a secret",
-            path.display()
-        );
-    }
+    };
+    authport_testkit::assert_no_canary_in_dir_except(dir, input);
     for text in texts {
-        assert!(!text.contains(CANARY), "output contains a secret: {text}");
+        authport_testkit::assert_no_canary("output", text);
     }
+}
+
+/// Every Tray record has exactly one authentication in the sandbox, named after its record.
+pub fn assert_one_tray_auth_per_record(sandbox: &authport_sandbox::RunningSandbox, records: usize) {
+    assert_eq!(
+        sandbox.tray.auth_count(),
+        records,
+        "authentications in the sandbox"
+    );
+    let mut names: Vec<String> = sandbox.tray.auths().into_iter().map(|a| a.name).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), records, "duplicate authentication names");
 }

@@ -106,7 +106,7 @@ pub async fn unchanged_on_rerun(subject: &Subject) {
     probe.assert_objects(before, "after rollback");
     let importer = probe.importer();
     assert!(
-        verify(&probe, &*importer, &foreign.target).await.healthy,
+        verify(&probe, &*importer, &foreign.target).await.healthy(),
         "{}",
         probe.what("rollback left the object it did not create")
     );
@@ -192,7 +192,7 @@ async fn engine_import(
     options.report = Some(report.to_owned());
     // No rate limit, to keep the suite fast: pacing is about passing the gate, which the
     // counting gate proves, not about the rate.
-    options.rate = Some(0.0);
+    options.rate = authport_engine::RateChoice::Unlimited;
     options.concurrency = Some(2);
     options.retry_base_delay = Duration::from_millis(5);
     options.retry_max_delay = Duration::from_millis(50);

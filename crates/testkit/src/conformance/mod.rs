@@ -48,10 +48,17 @@
 //!   error, a `Debug`, a target ref, a note, a plan, a report or the state file, whatever
 //!   failure the server injects, nor in the target's own refusal of a [`Subject::refused`]
 //!   record;
-//! - [`every_request_paced`]: every request the server sees was preceded by a gate permit.
+//! - [`every_request_paced`]: every request the server sees was preceded by a gate permit;
+//! - [`export_writes_valid_records`] (when the plugin declares `export`): imported records
+//!   come back out as valid v1 records holding their secrets, a failed read is retried, and no
+//!   `Debug`, failure or error holds a secret;
+//! - [`webhooks_verify_and_parse`] (when the plugin declares `webhooks`): a delivery signed as
+//!   the vendor signs it ([`Subject::webhook`]) parses to a `HealthEvent`; a tampered body, a
+//!   wrong and a missing signature are refused with 401; nothing printed holds a secret.
 //!
 //! Every check also asserts pacing for the requests it caused.
 
+mod capabilities;
 mod direct;
 mod engine;
 
@@ -65,6 +72,9 @@ use authport_core::{
 use authport_sandbox::faults::{FaultKind, FaultPlan, FaultRule, Trigger};
 use serde_json::Value;
 
+pub use capabilities::{
+    Delivery, SignedDelivery, export_writes_valid_records, webhooks_verify_and_parse,
+};
 pub use direct::{
     every_error_scrubbed, every_request_paced, import_once, reconcile_adopts_after_lost_answer,
     rollback_removes_only_what_was_created, update_on_changed_content, verify_reads_back,
@@ -126,6 +136,7 @@ pub struct Subject {
     write: Option<WriteRequest>,
     objects: Option<ObjectCount>,
     refused: Option<Fixture>,
+    webhook: Option<SignedDelivery>,
 }
 
 impl fmt::Debug for Subject {
@@ -151,6 +162,7 @@ impl Subject {
             write: None,
             objects: None,
             refused: None,
+            webhook: None,
         }
     }
 
@@ -177,6 +189,17 @@ impl Subject {
     /// reaches the engine as `Rejected` and without the secret.
     pub fn refused(mut self, fixture: Fixture) -> Self {
         self.refused = Some(fixture);
+        self
+    }
+
+    /// A webhook delivery signed as the vendor signs it, about a connection's health, built
+    /// from the subject's environment (where the signing secret is). Required when the
+    /// provider declares webhooks: [`webhooks_verify_and_parse`] checks it and forgeries of it.
+    pub fn webhook(
+        mut self,
+        delivery: impl Fn(&[(String, String)]) -> Delivery + Send + Sync + 'static,
+    ) -> Self {
+        self.webhook = Some(Box::new(delivery));
         self
     }
 
@@ -266,6 +289,8 @@ pub async fn run_all(subject: &Subject) {
     rollback_removes_only_what_was_created(subject).await;
     every_error_scrubbed(subject).await;
     every_request_paced(subject).await;
+    export_writes_valid_records(subject).await;
+    webhooks_verify_and_parse(subject);
     subject.clear_faults();
 }
 
