@@ -91,7 +91,7 @@ async fn apideck_answers_are_classified_and_scrubbed() {
                 Via::Delete => client.delete(&hubspot()).await.err(),
             }
             .unwrap_or_else(|| panic!("{via:?} {status}: expected an error"));
-            assert_eq!(error.kind(), expect, "{via:?} {status}: {error}");
+            assert_eq!(error.kind().as_str(), expect, "{via:?} {status}: {error}");
             assert_no_canary("classified error", &format!("{error} {error:?}"));
             error
         }

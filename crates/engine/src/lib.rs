@@ -1,7 +1,8 @@
 //! authport-engine: the migration run.
 //!
-//! A thin runner calls four entry points: [`import`], [`verify`], [`rollback`] and
-//! [`validate`]. The engine streams records from the input through the provider's mapping to its
+//! A thin runner calls one entry point per command: [`import`], [`verify`], [`rollback`],
+//! [`validate`], [`export::export`] and [`migrate()`]; a command that cannot run is an
+//! [`EngineError`], whose `exit()` is the process's exit code. The engine streams records from the input through the provider's mapping to its
 //! `import`, within a rate limit ([`limiter`]), retrying what may be retried ([`retry`]),
 //! journalling intent and outcome of every write in the `--state` file ([`state`]) so a run
 //! killed at any instant resumes without duplicates, and writes one report line per input record
