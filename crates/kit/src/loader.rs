@@ -153,6 +153,23 @@ impl<'a> Loader<'a> {
     /// Reads what is left of the section into `T`, whose keys are `allowed` (the taken ones
     /// may be listed too). Problems are located by path; unknown keys are never named.
     pub fn finish<T: DeserializeOwned>(self, allowed: &[&str]) -> Result<T, ConfigError> {
+        let unknown = self
+            .table
+            .keys()
+            .filter(|key| !allowed.contains(&key.as_str()))
+            .count();
+        if unknown > 0 {
+            // Counted, never named: an unknown key may be a secret pasted in the wrong place.
+            let keys = match unknown {
+                1 => "a key that is not a setting".to_owned(),
+                n => format!("{n} keys that are not settings"),
+            };
+            return Err(ConfigError::new(format!(
+                "[{}] has {keys} (settings: {})",
+                self.section,
+                allowed.join(", ")
+            )));
+        }
         section_settings(self.section, &Value::Object(self.table), allowed)
     }
 
@@ -284,6 +301,11 @@ mod tests {
         assert_eq!(
             message,
             "[x] has a key that is not a setting (settings: api_key, api_url, flag)"
+        );
+        let message = load(json!({SECRET: 1, "b": 2}), &[("X_API_KEY", "k")]).unwrap_err();
+        assert_eq!(
+            message,
+            "[x] has 2 keys that are not settings (settings: api_key, api_url, flag)"
         );
         let message = load(json!({"flag": SECRET}), &[("X_API_KEY", "k")]).unwrap_err();
         assert!(message.contains("flag"), "{message}");
