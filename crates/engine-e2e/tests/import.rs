@@ -189,17 +189,14 @@ async fn a_rejected_master_token_stops_before_any_write() {
     let input = write_lines(&dir.path().join("input.jsonl"), &records(5, 2));
     let report = dir.path().join("report.jsonl");
     let state = StateStore::temporary().unwrap();
-    let mut env = authport_core::EnvSnapshot::from_pairs(sandbox.provider_env());
-    env.set("TRAY_MASTER_TOKEN", "not-the-master-token");
-    let context = authport_core::BuildContext {
-        config: Value::Null,
-        env,
-        memo: state.memo(),
-        gate: std::sync::Arc::new(authport_core::Ungated),
-        request_timeout: Duration::from_secs(5),
-    };
-    let importer: std::sync::Arc<dyn authport_core::AuthImporter> =
-        std::sync::Arc::from(authport_tray::build(&context).unwrap());
+    let importer: std::sync::Arc<dyn authport_core::AuthImporter> = std::sync::Arc::from(
+        sandbox
+            .context()
+            .var("TRAY_MASTER_TOKEN", "not-the-master-token")
+            .memo(state.memo())
+            .timeout(Duration::from_secs(5))
+            .provider("tray"),
+    );
     let summary = run(&importer, &state, &options("tray", &input, &report)).await;
     assert_eq!(summary.exit_code(), Exit::Stopped, "{}", summary.human());
     assert_eq!(counts(&summary), vec![("skipped", 5)]);

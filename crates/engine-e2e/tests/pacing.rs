@@ -5,9 +5,8 @@
 use crate::common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use authport_core::{AuthImporter, BuildContext, EnvSnapshot, find_provider};
+use authport_core::AuthImporter;
 use authport_engine::{ImportOptions, StateStore};
 use authport_sandbox::{RunningSandbox, SandboxConfig};
 use common::*;
@@ -19,14 +18,14 @@ fn gated(
     state: &StateStore,
     options: &ImportOptions,
 ) -> Arc<dyn AuthImporter> {
-    let context = BuildContext {
-        config: serde_json::Value::Null,
-        env: EnvSnapshot::from_pairs(sandbox.provider_env()),
-        memo: state.memo(),
-        gate: options.gate.clone(),
-        request_timeout: Duration::from_secs(10),
-    };
-    Arc::from((find_provider(provider).unwrap().build)(&context).unwrap())
+    let gate: Arc<dyn authport_core::RequestGate> = options.gate.clone();
+    Arc::from(
+        authport_testkit::context()
+            .env(sandbox.provider_env())
+            .memo(state.memo())
+            .gate(gate)
+            .provider(provider),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -283,9 +283,7 @@ fn config_show_prints_the_effective_config_and_never_a_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn targets_lists_what_each_provider_offers_and_what_to_name() {
-    let sandbox = authport_sandbox::start(Default::default(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sandbox = authport_testkit::sandbox().await;
     let env = sandbox.provider_env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let dir = tempdir();
