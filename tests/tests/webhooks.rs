@@ -6,6 +6,7 @@ use crate::common;
 use std::path::Path;
 use std::process::Stdio;
 
+use authport_core::Health;
 use authport_engine::EventStore;
 use authport_sandbox::apideck::FailRefresh;
 use authport_sandbox::apideck::webhooks::sign;
@@ -44,10 +45,20 @@ impl Receiver {
         env: &[(String, String)],
         extra: &[&str],
     ) -> Receiver {
+        Receiver::start_for("apideck", dir, env, extra).await
+    }
+
+    /// [`Receiver::start_with`] for `provider`'s webhooks.
+    pub(crate) async fn start_for(
+        provider: &str,
+        dir: &Path,
+        env: &[(String, String)],
+        extra: &[&str],
+    ) -> Receiver {
         let mut command = authport_command();
         command
             .current_dir(dir)
-            .args(["-vv", "webhooks", "--provider", "apideck"])
+            .args(["-vv", "webhooks", "--provider", provider])
             .args(["--listen", "127.0.0.1:0", "--state", "state.db"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -183,11 +194,9 @@ async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_ch
         let latest = store
             .latest("apideck", &format!("{owner}/hubspot"))
             .unwrap();
-        let failed = latest.as_ref().is_some_and(|l| {
-            l.event_type == FAILED
-                && l.health.as_deref() == Some("pending_refresh")
-                && l.last_refresh_failed_at.is_some()
-        });
+        let failed = latest
+            .as_ref()
+            .is_some_and(|l| l.kind == FAILED && l.health == Some(Health::RefreshFailed));
         assert_eq!(failed, fails, "{owner}: {latest:?}");
     }
     let stored_before = store.stored_count("apideck").unwrap();
@@ -323,11 +332,7 @@ async fn signed_events_reach_the_store_once_while_an_import_runs_and_bad_ones_ch
     }
     assert_eq!(store.stored_count("apideck").unwrap(), stored_before + 1);
     assert_eq!(
-        store
-            .latest("apideck", "o2/hubspot")
-            .unwrap()
-            .unwrap()
-            .event_type,
+        store.latest("apideck", "o2/hubspot").unwrap().unwrap().kind,
         FAILED,
         "the tampered `revoked` was not stored"
     );

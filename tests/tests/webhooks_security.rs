@@ -134,7 +134,7 @@ async fn events_apply_by_when_they_happened_and_only_signed_words_count() {
     );
     let store = EventStore::open(&dir.path().join("state.db")).unwrap();
     let latest = store.latest("apideck", "o1/hubspot").unwrap().unwrap();
-    assert_eq!(latest.event_type, RECOVERED, "{latest:?}");
+    assert_eq!(latest.kind, RECOVERED, "{latest:?}");
     assert_eq!(latest.events, 2, "both are in the history");
 
     // The same signed body under a fresh idempotency key is a duplicate.
@@ -175,7 +175,7 @@ async fn events_apply_by_when_they_happened_and_only_signed_words_count() {
     assert_eq!(deliver(&url, &key, &misdated, &[]).await.0, 400);
 
     let latest = store.latest("apideck", "o1/hubspot").unwrap().unwrap();
-    assert_eq!((latest.event_type.as_str(), latest.events), (RECOVERED, 2));
+    assert_eq!((latest.kind.as_str(), latest.events), (RECOVERED, 2));
     let (code, lines) = status_of(dir.path(), &env).await;
     assert_eq!(code, 0, "{lines:?}");
     assert_eq!(lines[0]["status"], "healthy", "{lines:?}");
@@ -184,11 +184,7 @@ async fn events_apply_by_when_they_happened_and_only_signed_words_count() {
     let failure = event("o1", "e-failed-now", FAILED, &ago(0));
     assert_eq!(deliver(&url, &key, &failure, &[]).await.0, 200);
     assert_eq!(
-        store
-            .latest("apideck", "o1/hubspot")
-            .unwrap()
-            .unwrap()
-            .event_type,
+        store.latest("apideck", "o1/hubspot").unwrap().unwrap().kind,
         FAILED
     );
     let (code, lines) = status_of(dir.path(), &env).await;

@@ -11,6 +11,7 @@ use authport_core::{
     ImportOutcome, MappedRecord, MappingError, PriorImport, ProviderError, Removal, TargetIdentity,
     TargetRef, VerifyReport,
 };
+use authport_core::Health;
 use authport_kit::ownership::{self, Existing, Words};
 use authport_kit::{DiscoveryCache, payload_of};
 use chrono::{DateTime, Utc};
@@ -263,15 +264,16 @@ fn state_words(connection: &Connection) -> String {
     )
 }
 
-/// The verify status word: the connection state, or `pending_refresh` for a callable
-/// connection whose token Vault still has to refresh.
+/// The verify report of a read: the status word is the connection state, or
+/// `pending_refresh` for a callable connection whose token Vault still has to refresh; the
+/// [`Health`] is [`health_of`] Vault's words.
 pub fn verify_report(connection: Option<&Connection>) -> VerifyReport {
     let mut detail = Map::new();
     let Some(connection) =
         connection.filter(|c| c.state.as_deref().is_some_and(|s| s != "available"))
     else {
         return VerifyReport {
-            healthy: false,
+            health: Health::Missing,
             status: "missing".to_owned(),
             detail,
         };
@@ -297,9 +299,43 @@ pub fn verify_report(connection: Option<&Connection>) -> VerifyReport {
         state.clone()
     };
     VerifyReport {
-        healthy: state == "callable",
+        health: health_of(
+            &state,
+            connection.health.as_deref(),
+            connection.last_refresh_failed_at.as_ref(),
+        ),
         status,
         detail,
+    }
+}
+
+/// What Vault's words for an existing connection mean: `health: revoked` is revoked; a set
+/// `last_refresh_failed_at` while `health` is not `ok` is a failed refresh (Vault shows
+/// `pending_refresh` while it keeps retrying, so this is checked first); a `callable`
+/// connection is healthy, or pending its first refresh; any other state (`authorized` without
+/// its settings, `added`, `invalid`, `health: needs_auth`...) is unusable until the end user
+/// connects again, which `status` calls revoked.
+pub fn health_of(state: &str, health: Option<&str>, last_refresh_failed_at: Option<&Value>) -> Health {
+    if health == Some("revoked") {
+        Health::Revoked
+    } else if is_set(last_refresh_failed_at) && health != Some("ok") {
+        Health::RefreshFailed
+    } else if state != "callable" {
+        Health::Revoked
+    } else if health == Some("pending_refresh") {
+        Health::PendingRefresh
+    } else {
+        Health::Healthy
+    }
+}
+
+/// A timestamp that says a refresh failed: set, and not Vault's "never" (`0`, empty).
+fn is_set(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
+        Some(Value::String(s)) => !s.trim().is_empty() && s != "0",
+        Some(_) => true,
     }
 }
 

@@ -44,6 +44,7 @@ authport_core::inventory::submit! {
         capabilities: authport_core::Capabilities {
             links: Some(authport_core::LinksCapability { of: authport_core::links_of::<ApideckImporter> }),
             catalog: Some(authport_core::CatalogCapability { build: offers::build_catalog }),
+            webhooks: Some(authport_core::WebhooksCapability { build: webhooks::build_webhooks }),
             ..authport_core::Capabilities::NONE
         },
     }

@@ -1,21 +1,28 @@
-//! Apideck's Vault webhooks, pure: the signature check and the typed event.
+//! Apideck's Vault webhooks as a [`WebhookSource`]: the signature check, the typed event, and
+//! what its words mean for a connection's [`Health`]. Pure: no IO.
 //!
 //! Signature (Apideck's webhook-signature-verification guide): HMAC-SHA256 keyed with the API
 //! key over the whole request body with every object's keys sorted alphabetically, recursively,
 //! arrays kept in order. The serialisation and digest encoding are not stated: we compute the
 //! compact serialisation and a hex digest (the spec's example signature is 64 hex digits), and
 //! also accept an HMAC of the raw body bytes. Both are keyed by the secret, so the fallback does
-//! not weaken the check. Comparison is constant-time (`hmac`'s `verify_slice`).
+//! not weaken the check. Comparison is constant-time (the core's [`hmac_sha256_hex_matches`]).
 //!
-//! The event ([`ConnectionEvent`]) keeps only documented fields that are not secrets: the
-//! connection's `settings` and `metadata` are never read.
+//! Only the signed body decides: the unsigned `x-apideck-event-type` and
+//! `x-apideck-idempotency-key` headers are never read. A signed body without `event_id` (nothing
+//! to deduplicate on), `event_type`, or a readable `occurred_at` (nothing to order by) is
+//! refused (400). The event ([`ConnectionEvent`]) keeps only documented fields that are not
+//! secrets: the connection's `settings` and `metadata` are never read.
 
-use authport_core::TargetRef;
-use hmac::{Hmac, Mac as _};
+use authport_core::{
+    BuildContext, ConfigError, Health, HealthEvent, StoredWords, TargetIdentity, TargetRef,
+    WebhookHeaders, WebhookRefusal, WebhookSource, hmac_sha256_hex, hmac_sha256_hex_matches,
+};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sha2::Sha256;
+
+use crate::config::ApideckConfig;
 
 /// Sent with every delivery, but not signed: never read. The event type is the signed body's.
 pub const EVENT_TYPE_HEADER: &str = "x-apideck-event-type";
@@ -31,6 +38,127 @@ pub enum WebhookError {
     BadSignature,
     #[error("the webhook body is not the JSON Apideck documents: {0}")]
     Malformed(String),
+}
+
+/// The webhook source of one Apideck app: deliveries are signed with its API key.
+pub struct ApideckWebhooks {
+    config: ApideckConfig,
+}
+
+impl std::fmt::Debug for ApideckWebhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config's own Debug is allow-list (no API key).
+        f.debug_struct("ApideckWebhooks")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl ApideckWebhooks {
+    pub fn new(config: ApideckConfig) -> Self {
+        Self { config }
+    }
+}
+
+/// Builds the source from the `[apideck]` section and the environment (the same settings as
+/// the importer: the API key signs deliveries; no network IO).
+pub fn build_webhooks(context: &BuildContext) -> Result<Box<dyn WebhookSource>, ConfigError> {
+    let config = ApideckConfig::from_sources(&context.config, &context.env)?;
+    Ok(Box::new(ApideckWebhooks::new(config)))
+}
+
+impl WebhookSource for ApideckWebhooks {
+    fn signature_header(&self) -> &'static str {
+        SIGNATURE_HEADER
+    }
+
+    fn verify(&self, headers: &WebhookHeaders, body: &[u8]) -> Result<(), WebhookRefusal> {
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        verify(
+            &self.config.api_key,
+            body,
+            parsed.as_ref(),
+            headers.get(SIGNATURE_HEADER),
+        )
+        .map_err(|e| WebhookRefusal::unsigned(e.to_string()))
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<HealthEvent, WebhookRefusal> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|_| WebhookRefusal::malformed("malformed", "the body is not JSON"))?;
+        let event = parse_event(&value)
+            .map_err(|e| WebhookRefusal::malformed("malformed", e.to_string()))?;
+        health_event(&event)
+    }
+
+    fn connection_key(&self, target: &TargetRef) -> Option<String> {
+        connection_key_of(target)
+    }
+
+    fn identity(&self) -> TargetIdentity {
+        TargetIdentity {
+            endpoints: vec![self.config.api_base().to_owned()],
+            account: Some(self.config.app_id.clone()),
+            credential: self.config.api_key.clone(),
+        }
+    }
+
+    /// Schema 1 and 2 event stores kept Vault's words; the event type alone decided then, and
+    /// still does ([`health_of_event`]).
+    fn stored_health(&self, words: &StoredWords) -> Option<Health> {
+        health_of_event(words.get("event_type")?)
+    }
+}
+
+/// What a Vault event type says of the connection: deleted, revoked and a failed refresh are
+/// the events `status` acts on; a recovery or a transition to callable says healthy, a pending
+/// refresh says so; the others (created, updated, disabled, migrated, downstream...) say
+/// nothing of the connection's token. The entity's own words are left to the live read-back.
+pub fn health_of_event(event_type: &str) -> Option<Health> {
+    match event_type {
+        "vault.connection.deleted" => Some(Health::Deleted),
+        "vault.connection.revoked" => Some(Health::Revoked),
+        "vault.connection.token_refresh.failed" => Some(Health::RefreshFailed),
+        "vault.connection.token_refresh.pending" => Some(Health::PendingRefresh),
+        "vault.connection.token_refresh.recovered" | "vault.connection.callable" => {
+            Some(Health::Healthy)
+        }
+        _ => None,
+    }
+}
+
+/// The typed event of a parsed delivery: refused (400) without an event id (nothing to
+/// deduplicate on), an event type (a header's is not signed) or a readable date (nothing to
+/// order by).
+pub fn health_event(event: &ConnectionEvent) -> Result<HealthEvent, WebhookRefusal> {
+    let id = event
+        .event_id
+        .clone()
+        .filter(|id| !id.is_empty() && id.len() <= 200)
+        .ok_or_else(|| {
+            WebhookRefusal::malformed("no event id", "the event has no payload.event_id")
+        })?;
+    let kind = event
+        .event_type
+        .clone()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            WebhookRefusal::malformed("no event type", "the event has no payload.event_type")
+        })?;
+    let occurred_at = event.occurred_at_utc().ok_or_else(|| {
+        WebhookRefusal::malformed(
+            "no date",
+            "the event has no payload.occurred_at in ISO 8601 (RFC 3339) form",
+        )
+    })?;
+    Ok(HealthEvent {
+        id,
+        connection_key: event.connection_key().unwrap_or_default(),
+        health: health_of_event(&kind),
+        occurred_at: Some(occurred_at),
+        kind,
+        connection_id: event.entity.as_ref().and_then(|e| e.id.clone()),
+    })
 }
 
 /// The body as Apideck signs it: keys sorted recursively, arrays in order, compact.
@@ -55,18 +183,10 @@ fn sorted(value: &Value) -> Value {
     }
 }
 
-fn mac(api_key: &SecretString, bytes: &[u8]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(api_key.expose_secret().as_bytes())
-        .expect("HMAC takes a key of any length");
-    mac.update(bytes);
-    mac
-}
-
 /// The hex signature Apideck sends for `body` (the sorted form; used by tests and the sandbox
 /// benchmark driver).
 pub fn sign(api_key: &SecretString, body: &Value) -> String {
-    let digest = mac(api_key, &canonical_body(body)).finalize().into_bytes();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hmac_sha256_hex(api_key.expose_secret().as_bytes(), &canonical_body(body))
 }
 
 /// Checks `signature` (hex, either case) against `raw` in constant time: over the sorted form
@@ -77,30 +197,15 @@ pub fn verify(
     parsed: Option<&Value>,
     signature: Option<&str>,
 ) -> Result<(), WebhookError> {
-    let expected = signature
-        .and_then(decode_hex)
-        .ok_or(WebhookError::BadSignature)?;
-    if let Some(value) = parsed
-        && mac(api_key, &canonical_body(value))
-            .verify_slice(&expected)
-            .is_ok()
-    {
-        return Ok(());
+    let signature = signature.ok_or(WebhookError::BadSignature)?;
+    let key = api_key.expose_secret().as_bytes();
+    let sorted_matches =
+        parsed.is_some_and(|value| hmac_sha256_hex_matches(key, &canonical_body(value), signature));
+    if sorted_matches || hmac_sha256_hex_matches(key, raw, signature) {
+        Ok(())
+    } else {
+        Err(WebhookError::BadSignature)
     }
-    mac(api_key, raw)
-        .verify_slice(&expected)
-        .map_err(|_| WebhookError::BadSignature)
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim();
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// A Vault webhook body: `{"payload": ConnectionEvent}`.
@@ -235,8 +340,7 @@ mod tests {
     #[test]
     fn a_raw_body_signature_is_accepted_and_anything_else_refused() {
         let raw = br#"{"payload":{"event_id":"e1"}}"#;
-        let digest = mac(&key(), raw).finalize().into_bytes();
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hmac_sha256_hex(b"canary-api-key", raw);
         verify(&key(), raw, None, Some(&hex)).unwrap();
 
         let tampered = br#"{"payload":{"event_id":"e2"}}"#;
@@ -308,5 +412,103 @@ mod tests {
         };
         let key = connection_key_of(&TargetRef::from(&reference)).unwrap();
         assert_eq!(key, parse_event(&body()).unwrap().connection_key().unwrap());
+    }
+
+    fn source() -> ApideckWebhooks {
+        let env = authport_core::EnvSnapshot::from_pairs([
+            ("APIDECK_API_KEY", "canary-api-key"),
+            ("APIDECK_APP_ID", "app-1"),
+        ]);
+        ApideckWebhooks::new(ApideckConfig::from_sources(&Value::Null, &env).unwrap())
+    }
+
+    fn headers(signature: Option<&str>) -> WebhookHeaders {
+        WebhookHeaders::from_pairs([(SIGNATURE_HEADER, signature)])
+    }
+
+    #[test]
+    fn the_source_verifies_then_parses_a_signed_delivery_into_its_typed_event() {
+        let source = source();
+        let mut value = body();
+        value["payload"]["occurred_at"] = json!("2026-11-25T10:00:00.000Z");
+        let raw = serde_json::to_vec(&value).unwrap();
+        let signature = sign(&key(), &value);
+        source.verify(&headers(Some(&signature)), &raw).unwrap();
+        for forged in [
+            None,
+            Some("00"),
+            Some(&sign(&SecretString::from("other"), &value)[..]),
+        ] {
+            let refusal = source.verify(&headers(forged), &raw).unwrap_err();
+            assert_eq!(refusal.status, 401, "{forged:?}");
+            assert!(!refusal.message.contains("canary"));
+        }
+        let event = source.parse(&raw).unwrap();
+        assert_eq!(event.id, "e1");
+        assert_eq!(event.kind, "vault.connection.token_refresh.failed");
+        assert_eq!(event.health, Some(Health::RefreshFailed));
+        assert_eq!(event.connection_key, connection_key("c1", "crm", "hubspot"));
+        assert_eq!(
+            event.occurred_at.map(|t| t.timestamp()),
+            Some(1_795_600_800)
+        );
+        assert!(!format!("{event:?}").contains("canary-secret"));
+        assert_eq!(source.identity().account.as_deref(), Some("app-1"));
+        assert!(!format!("{source:?}").contains("canary-api-key"));
+    }
+
+    #[test]
+    fn a_signed_body_without_id_type_or_date_is_refused_by_rule() {
+        let source = source();
+        let mut dated = body();
+        dated["payload"]["occurred_at"] = json!("2026-11-25T10:00:00.000Z");
+        for (field, reason) in [
+            ("event_id", "no event id"),
+            ("event_type", "no event type"),
+            ("occurred_at", "no date"),
+        ] {
+            let mut value = dated.clone();
+            value["payload"].as_object_mut().unwrap().remove(field);
+            let refusal = source
+                .parse(&serde_json::to_vec(&value).unwrap())
+                .unwrap_err();
+            assert_eq!((refusal.status, refusal.reason), (400, reason), "{field}");
+        }
+        let refusal = source.parse(b"{\"payload\": ").unwrap_err();
+        assert_eq!((refusal.status, refusal.reason), (400, "malformed"));
+    }
+
+    #[test]
+    fn each_event_type_maps_to_its_health_explicitly_and_old_stored_words_alike() {
+        let cases = [
+            ("vault.connection.deleted", Some(Health::Deleted)),
+            ("vault.connection.revoked", Some(Health::Revoked)),
+            (
+                "vault.connection.token_refresh.failed",
+                Some(Health::RefreshFailed),
+            ),
+            (
+                "vault.connection.token_refresh.pending",
+                Some(Health::PendingRefresh),
+            ),
+            (
+                "vault.connection.token_refresh.recovered",
+                Some(Health::Healthy),
+            ),
+            ("vault.connection.callable", Some(Health::Healthy)),
+            ("vault.connection.created", None),
+            ("vault.connection.updated", None),
+            ("vault.connection.disabled", None),
+        ];
+        for (event_type, health) in cases {
+            assert_eq!(health_of_event(event_type), health, "{event_type}");
+            let words: StoredWords = [
+                ("event_type".to_owned(), event_type.to_owned()),
+                ("health".to_owned(), "needs_auth".to_owned()),
+            ]
+            .into();
+            assert_eq!(source().stored_health(&words), health, "{event_type}");
+        }
+        assert_eq!(source().stored_health(&StoredWords::new()), None);
     }
 }

@@ -116,7 +116,7 @@ async fn example_records_import_as_callable_connections() {
         assert_eq!(outcome.disposition, Disposition::Created, "{}", record.id);
         let report = importer.verify(&outcome.target).await.expect("verifies");
         assert_eq!(
-            (report.healthy, report.status.as_str()),
+            (report.healthy(), report.status.as_str()),
             (true, "callable"),
             "{}: {report:?}",
             record.id
@@ -288,7 +288,7 @@ async fn verify_reports_callable_authorized_pending_refresh_and_missing() {
             .expect("maps")
             .expect("imports");
         let report = importer.verify(&outcome.target).await.expect("verifies");
-        statuses.push((report.status.clone(), report.healthy));
+        statuses.push((report.status.clone(), report.healthy()));
         if record.id == "g" {
             assert_eq!(importer.remove(&outcome.target).await, Ok(Removal::Removed));
             assert_eq!(
@@ -296,7 +296,7 @@ async fn verify_reports_callable_authorized_pending_refresh_and_missing() {
                 Ok(Removal::AlreadyGone)
             );
             let gone = importer.verify(&outcome.target).await.expect("verifies");
-            statuses.push((gone.status, gone.healthy));
+            statuses.push((gone.status.clone(), gone.healthy()));
         }
     }
     assert_eq!(
@@ -517,7 +517,7 @@ async fn bundled_example_file_imports_with_defaults() {
             .expect("imports");
         assert_eq!(outcome.disposition, Disposition::Created, "{}", record.id);
         let report = importer.verify(&outcome.target).await.expect("verifies");
-        assert!(report.healthy, "{}: {report:?}", record.id);
+        assert!(report.healthy(), "{}: {report:?}", record.id);
     }
     assert_eq!(sandbox.apideck.connection_count(), 6);
 }

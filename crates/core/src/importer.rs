@@ -165,12 +165,23 @@ pub struct PriorImport {
 /// The live status of one imported object, from [`AuthImporter::verify`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyReport {
-    /// `true` when the object exists and looks usable.
-    pub healthy: bool,
-    /// A short status word: `present`, `missing`, `callable`, `authorized`, `pending_refresh`, ...
+    /// What the provider's words mean for the operator: each provider maps its vendor's words
+    /// here (the engine never reads `status` or `detail` to decide anything).
+    pub health: crate::health::Health,
+    /// The vendor's own word, for display: `present`, `missing`, `callable`, `pending_refresh`,
+    /// `auth_error`, `changed`, ...
     pub status: String,
-    /// Non-secret details (state, health, name, ...).
+    /// Non-secret details (state, health, name, ...), for display.
     pub detail: Map<String, Value>,
+}
+
+impl VerifyReport {
+    /// The object exists and holds a token the target can use ([`Health::is_usable`]).
+    ///
+    /// [`Health::is_usable`]: crate::health::Health::is_usable
+    pub fn healthy(&self) -> bool {
+        self.health.is_usable()
+    }
 }
 
 /// The result of [`AuthImporter::remove`].

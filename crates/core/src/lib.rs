@@ -38,7 +38,10 @@ pub use report::{ErrorKind, ReportError, ReportLine, Status};
 pub use secret::{
     ExposeSecret, FingerprintKey, REDACTED, SecretJson, SecretString, record_tag, redact_json,
 };
-pub use webhook::{HealthEvent, WebhookHeaders, WebhookRefusal, WebhookSource};
+pub use webhook::{
+    HealthEvent, StoredWords, WebhookHeaders, WebhookRefusal, WebhookSource, hmac_sha256_hex,
+    hmac_sha256_hex_matches, sha256_hex,
+};
 
 // Re-exported so provider crates register with the same `inventory` the registry collects.
 pub use inventory;

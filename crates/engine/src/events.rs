@@ -1,5 +1,5 @@
-//! The event store: what a vendor's webhooks said about the connections a migration owns, kept
-//! in `<state>.events` beside the `--state` journal.
+//! The event store: what a provider's webhooks said about the connections a migration owns,
+//! kept in `<state>.events` beside the `--state` journal.
 //!
 //! It is a separate SQLite file because the journal is held exclusively by a running import or
 //! verify (a file lock, one run per state file): a receiver writing there would stop the
@@ -7,39 +7,45 @@
 //! receiver writes while `status` reads, and none of them touches the journal's lock.
 //!
 //! Which connections the migration owns is learnt from the journal's target references, keyed by
-//! the provider (a "connection key", e.g. Apideck's consumer, unified API and service ids), and
+//! the provider's webhook source (a "connection key", [`WebhookSource::connection_key`]), and
 //! written here by [`EventStore::own`]: the import publishes what it wrote when it ends
 //! ([`publish_owned`]), and the receiver reads the journal once when it starts, through a
 //! read-only open that sees what is committed, even while a run writes ([`owned_in_journal`]).
 //!
-//! Only typed, non-secret fields of a delivery are ever stored ([`Delivery`] has no payload):
-//! for an owned connection, its latest state, health and `last_refresh_failed_at` and the event
-//! history; for any other connection, only a count.
+//! Only typed, non-secret fields of a delivery are ever stored ([`Delivery`] has no payload): for
+//! an owned connection, its latest event's [`Health`] and the event history; for any other
+//! connection, only a count. The vendor's word for an event (`kind`) is kept for display only.
 //!
 //! Events count by when they happened, not by when they arrived, and only what the vendor signed
 //! counts:
-//! - deliveries are deduplicated on the signed event id, so a replay under a fresh (unsigned)
+//! - deliveries are deduplicated on the event id the provider gives (the vendor's signed id, or
+//!   a hash of the signed body when the vendor sends none), so a replay under a fresh (unsigned)
 //!   idempotency key is stored once;
 //! - an event becomes its connection's latest only when its `occurred_at` is not older than the
-//!   latest's; an older one (a retry that arrives after what followed it) joins the history only;
+//!   latest's; an older one (a retry that arrives after what followed it) joins the history only.
+//!   A vendor that sends no time is ordered by arrival: its events always become the latest,
+//!   and their dedupe ids expire by arrival time;
 //! - an event that happened more than [`EVENT_WINDOW`] (7 days) ago, or more than
 //!   [`CLOCK_SKEW`] in the future, is refused ([`Recorded::OutsideWindow`]). A replay can only
 //!   be recognised while its event id is kept, so the ids are kept exactly that long: the
 //!   `deliveries` table expires rows whose event is older than the window, since such a replay
-//!   is refused anyway. Apideck does not document how long it retries a delivery; we assume
-//!   (apideck-api.md §8 says nothing) it gives up well within 7 days.
+//!   is refused anyway. We assume every vendor gives up retrying a delivery well within 7 days
+//!   (each provider's docs say what its vendor documents).
 //!
 //! Schema versions: 1 (no `schema_version` in `meta`) deduplicated on the idempotency key; 2 on
-//! the event id. A version 1 file is migrated in place when it is opened: its history is kept
-//! (without event ids), its dedupe rows are dropped (they hold no event id; a replay of such an
-//! event may add one history row but, being no newer, never changes the latest).
+//! the event id, and both kept the vendor's own words; 3 keeps typed health. Older files are
+//! migrated in place when they are opened ([`EventStore::open_upgrading`]): the history and the
+//! latest events are kept, each old event's words turned into a [`Health`] by the provider
+//! ([`WebhookSource::stored_health`]); version 1's dedupe rows are dropped (they hold no event
+//! id; a replay of such an event may add one history row but, being no newer, never changes
+//! the latest).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use authport_core::{FingerprintKey, TargetIdentity};
+use authport_core::{FingerprintKey, Health, HealthEvent, TargetIdentity, WebhookSource};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 
@@ -51,7 +57,7 @@ mod schema;
 
 pub use journal::{owned_in_journal, publish_owned, require_state_file};
 pub use schema::parse_stamp;
-use schema::{check_ours, initialise, stamp};
+use schema::{check_ours, health_column, initialise, stamp};
 
 /// How long a write waits for another writer (the receiver and an import publishing ownership).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,24 +69,57 @@ pub const EVENT_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(7);
 /// dated far ahead would otherwise stay every connection's latest until that date.
 pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
-/// One verified webhook delivery, reduced to its typed, non-secret fields by the provider. Every
-/// field that decides something (id, type, time) comes from the signed body.
+/// One verified webhook delivery, reduced to its typed, non-secret fields by the provider's
+/// [`WebhookSource`]. Every field that decides something (id, health, time) comes from the
+/// signed body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub provider: String,
-    /// The vendor's signed id of the event (Apideck: `payload.event_id`): the dedupe key.
+    /// The dedupe key ([`HealthEvent::id`]).
     pub event_id: String,
     /// The provider's key of the connection (see [`EventStore::own`]).
     pub connection_key: String,
-    /// E.g. `vault.connection.token_refresh.failed`.
-    pub event_type: String,
-    /// When the event happened (the vendor's signed word), which orders events.
-    pub occurred_at: DateTime<Utc>,
-    pub state: Option<String>,
-    pub health: Option<String>,
-    pub last_refresh_failed_at: Option<String>,
+    /// The vendor's word for the event, for display only.
+    pub kind: String,
+    /// When the event happened (the vendor's signed word), which orders events; `None`: the
+    /// vendor sends no time, so arrival orders them.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// What the event says of the connection's health (`None`: nothing).
+    pub health: Option<Health>,
     /// The vendor's id of the connection, when the event names it.
     pub connection_id: Option<String>,
+}
+
+impl Delivery {
+    /// The delivery of `provider`'s parsed `event`.
+    pub fn of(provider: &str, event: HealthEvent) -> Delivery {
+        Delivery {
+            provider: provider.to_owned(),
+            event_id: event.id,
+            connection_key: event.connection_key,
+            kind: event.kind,
+            occurred_at: event.occurred_at,
+            health: event.health,
+            connection_id: event.connection_id,
+        }
+    }
+}
+
+/// How an event store of an older schema is upgraded in place: the provider whose rows it
+/// holds, and that provider's webhook source, which turns each old event's vendor words into a
+/// [`Health`] ([`WebhookSource::stored_health`]).
+#[derive(Clone, Copy)]
+pub struct Upgrade<'a> {
+    pub provider: &'a str,
+    pub source: &'a dyn WebhookSource,
+}
+
+impl std::fmt::Debug for Upgrade<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upgrade")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What [`EventStore::record`] did with a delivery.
@@ -129,12 +168,13 @@ pub struct OwnedConnection {
 pub struct ConnectionLatest {
     pub record_id: String,
     pub connection_key: String,
-    pub event_type: String,
+    /// The vendor's word for the event, for display only.
+    pub kind: String,
+    /// `None`: the vendor sends no time (or an older receiver stored it undated).
     pub occurred_at: Option<String>,
     pub received_at: String,
-    pub state: Option<String>,
-    pub health: Option<String>,
-    pub last_refresh_failed_at: Option<String>,
+    /// What the latest event said of the connection's health (`None`: nothing).
+    pub health: Option<Health>,
     /// How many events were stored for the connection.
     pub events: u64,
 }
@@ -146,12 +186,10 @@ pub struct StoredEvent {
     pub seq: i64,
     /// `None` for events stored by schema version 1.
     pub event_id: Option<String>,
-    pub event_type: String,
+    pub kind: String,
     pub occurred_at: Option<String>,
     pub received_at: String,
-    pub state: Option<String>,
-    pub health: Option<String>,
-    pub last_refresh_failed_at: Option<String>,
+    pub health: Option<Health>,
     pub connection_id: Option<String>,
     /// It became the connection's latest when it arrived.
     pub applied: bool,
@@ -181,8 +219,19 @@ pub fn events_path(state_path: &Path) -> PathBuf {
 
 impl EventStore {
     /// Creates or reopens the event store beside the state file at `state_path` (mode 0600,
-    /// never through a symlink; an unrelated database there is refused untouched).
+    /// never through a symlink; an unrelated database there is refused untouched). A store of
+    /// an older schema is refused untouched: only [`Self::open_upgrading`], given the provider's
+    /// webhook source, can read its vendor words.
     pub fn open(state_path: &Path) -> anyhow::Result<EventStore> {
+        Self::open_with(state_path, None)
+    }
+
+    /// [`Self::open`], upgrading a store of an older schema in place (module docs).
+    pub fn open_upgrading(state_path: &Path, upgrade: Upgrade<'_>) -> anyhow::Result<EventStore> {
+        Self::open_with(state_path, Some(upgrade))
+    }
+
+    fn open_with(state_path: &Path, upgrade: Option<Upgrade<'_>>) -> anyhow::Result<EventStore> {
         let path = events_path(state_path);
         precreate_private("event store", &path)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -193,7 +242,7 @@ impl EventStore {
         connection.busy_timeout(BUSY_TIMEOUT)?;
         check_ours(&connection, &path)?;
         connection.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
-        let salt = initialise(&mut connection, &path)
+        let salt = initialise(&mut connection, &path, upgrade)
             .with_context(|| format!("cannot initialise event store {}", path.display()))?;
         Ok(EventStore {
             connection: Mutex::new(connection),
@@ -212,7 +261,7 @@ impl EventStore {
 
     /// Binds the store to the target `identity` names, as the journal is bound: recorded on first
     /// use; another target is refused ([`Refusal`]) unless `allow_change`, so events of one
-    /// Apideck app never mix with another's.
+    /// app never mix with another's.
     pub fn bind(
         &self,
         provider: &str,
@@ -276,11 +325,15 @@ impl EventStore {
     /// already there; any other delivery only increments the provider's unknown count. Event ids
     /// older than the window are forgotten on the way.
     pub fn record(&self, delivery: &Delivery, now: DateTime<Utc>) -> anyhow::Result<Recorded> {
-        if let Err(outside) = check_window(delivery.occurred_at, now) {
+        if let Some(occurred_at) = delivery.occurred_at
+            && let Err(outside) = check_window(occurred_at, now)
+        {
             return Ok(Recorded::OutsideWindow(outside));
         }
         let received_at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let occurred_at = stamp(delivery.occurred_at);
+        let occurred_at = delivery.occurred_at.map(stamp);
+        // An undated event's id expires by its arrival.
+        let dated = stamp(delivery.occurred_at.unwrap_or(now));
         let mut connection = self.lock();
         // Immediate: take the write lock first, so another writer (the import publishing its
         // connections) makes this wait (busy timeout) instead of failing a read-then-write.
@@ -303,7 +356,7 @@ impl EventStore {
             .execute(params![
                 delivery.provider,
                 delivery.event_id,
-                occurred_at,
+                dated,
                 received_at,
                 owned
             ])?;
@@ -311,7 +364,7 @@ impl EventStore {
             return Ok(Recorded::Duplicate);
         }
         let outcome = if owned {
-            let latest = store_event(&transaction, delivery, &occurred_at, &received_at)?;
+            let latest = store_event(&transaction, delivery, occurred_at.as_deref(), &received_at)?;
             Recorded::Stored { latest }
         } else {
             transaction
@@ -360,8 +413,8 @@ impl EventStore {
     ) -> anyhow::Result<Vec<ConnectionLatest>> {
         let connection = self.lock();
         let mut statement = connection.prepare_cached(
-            "SELECT o.record_id, l.connection_key, l.event_type, l.occurred_at, l.received_at,
-                    l.state, l.health, l.last_refresh_failed_at, l.events
+            "SELECT o.record_id, l.connection_key, l.kind, l.occurred_at, l.received_at,
+                    l.health, l.events
              FROM latest l JOIN owned o
                ON o.provider = l.provider AND o.connection_key = l.connection_key
              WHERE l.provider = ?1 AND (?2 IS NULL OR o.record_id = ?2)
@@ -371,13 +424,11 @@ impl EventStore {
             Ok(ConnectionLatest {
                 record_id: row.get(0)?,
                 connection_key: row.get(1)?,
-                event_type: row.get(2)?,
+                kind: row.get(2)?,
                 occurred_at: row.get(3)?,
                 received_at: row.get(4)?,
-                state: row.get(5)?,
-                health: row.get(6)?,
-                last_refresh_failed_at: row.get(7)?,
-                events: row.get::<_, i64>(8)?.try_into().unwrap_or(0),
+                health: health_column(row, 5)?,
+                events: row.get::<_, i64>(6)?.try_into().unwrap_or(0),
             })
         })?;
         rows.collect::<Result<_, _>>()
@@ -392,8 +443,8 @@ impl EventStore {
     ) -> anyhow::Result<Vec<StoredEvent>> {
         let connection = self.lock();
         let mut statement = connection.prepare_cached(
-            "SELECT e.seq, e.event_id, e.event_type, e.occurred_at, e.received_at,
-                    e.state, e.health, e.last_refresh_failed_at, e.connection_id, e.applied
+            "SELECT e.seq, e.event_id, e.kind, e.occurred_at, e.received_at, e.health,
+                    e.connection_id, e.applied
              FROM events e JOIN owned o
                ON o.provider = e.provider AND o.connection_key = e.connection_key
              WHERE e.provider = ?1 AND o.record_id = ?2
@@ -403,14 +454,12 @@ impl EventStore {
             Ok(StoredEvent {
                 seq: row.get(0)?,
                 event_id: row.get(1)?,
-                event_type: row.get(2)?,
+                kind: row.get(2)?,
                 occurred_at: row.get(3)?,
                 received_at: row.get(4)?,
-                state: row.get(5)?,
-                health: row.get(6)?,
-                last_refresh_failed_at: row.get(7)?,
-                connection_id: row.get(8)?,
-                applied: row.get(9)?,
+                health: health_column(row, 5)?,
+                connection_id: row.get(6)?,
+                applied: row.get(7)?,
             })
         })?;
         rows.collect::<Result<_, _>>()
@@ -442,15 +491,15 @@ impl EventStore {
 }
 
 /// Adds an owned connection's event to its history and, unless an event that happened later is
-/// already its latest, makes it the latest. Returns whether it did.
+/// already its latest, makes it the latest. Returns whether it did. An undated event (`None`)
+/// is ordered by arrival: it always becomes the latest.
 fn store_event(
     transaction: &rusqlite::Transaction<'_>,
     delivery: &Delivery,
-    occurred_at: &str,
+    occurred_at: Option<&str>,
     received_at: &str,
 ) -> anyhow::Result<bool> {
-    // `None`: no latest yet; `Some(None)`: one without a date (version 1), which any dated
-    // event follows.
+    // `None`: no latest yet; `Some(None)`: one without a date, which any event follows.
     let current: Option<Option<String>> = transaction
         .prepare_cached(
             "SELECT occurred_at FROM latest WHERE provider = ?1 AND connection_key = ?2",
@@ -459,26 +508,25 @@ fn store_event(
             row.get(0)
         })
         .optional()?;
-    let applies = match &current {
-        Some(Some(latest)) => occurred_at >= latest.as_str(),
-        Some(None) | None => true,
+    let applies = match (occurred_at, &current) {
+        (Some(new), Some(Some(latest))) => new >= latest.as_str(),
+        _ => true,
     };
+    let health = delivery.health.map(Health::as_str);
     transaction
         .prepare_cached(
-            "INSERT INTO events (provider, connection_key, event_id, event_type, occurred_at,
-                 received_at, state, health, last_refresh_failed_at, connection_id, applied)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO events (provider, connection_key, event_id, kind, occurred_at,
+                 received_at, health, connection_id, applied)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             delivery.provider,
             delivery.connection_key,
             delivery.event_id,
-            delivery.event_type,
+            delivery.kind,
             occurred_at,
             received_at,
-            delivery.state,
-            delivery.health,
-            delivery.last_refresh_failed_at,
+            health,
             delivery.connection_id,
             applies,
         ])?;
@@ -490,31 +538,27 @@ fn store_event(
             .execute(params![delivery.provider, delivery.connection_key])?;
         return Ok(false);
     }
-    // A field an event does not carry keeps its last known value (e.g. a `created` event
-    // without health does not erase a failure's `last_refresh_failed_at`).
+    // The latest's health is the latest event's own (none when it says nothing): an event that
+    // says nothing (a creation) does not keep an earlier failure alive.
     transaction
         .prepare_cached(
-            "INSERT INTO latest (provider, connection_key, event_type, occurred_at, received_at,
-                 state, health, last_refresh_failed_at, events)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1)
+            "INSERT INTO latest (provider, connection_key, kind, occurred_at, received_at,
+                 health, events)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
              ON CONFLICT (provider, connection_key) DO UPDATE SET
-                 event_type = excluded.event_type,
+                 kind = excluded.kind,
                  occurred_at = excluded.occurred_at,
                  received_at = excluded.received_at,
-                 state = COALESCE(excluded.state, state),
-                 health = COALESCE(excluded.health, health),
-                 last_refresh_failed_at = COALESCE(excluded.last_refresh_failed_at, last_refresh_failed_at),
+                 health = excluded.health,
                  events = events + 1",
         )?
         .execute(params![
             delivery.provider,
             delivery.connection_key,
-            delivery.event_type,
+            delivery.kind,
             occurred_at,
             received_at,
-            delivery.state,
-            delivery.health,
-            delivery.last_refresh_failed_at,
+            health,
         ])?;
     Ok(true)
 }

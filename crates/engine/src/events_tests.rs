@@ -1,6 +1,10 @@
+//! The event store's rules, with a made-up vendor ("acme"): the engine knows no vendor's words.
+
 use super::*;
 use crate::state::StateStore;
 use authport_core::TargetRef;
+
+const PROVIDER: &str = "acme";
 
 fn at(text: &str) -> DateTime<Utc> {
     parse_stamp(text).unwrap()
@@ -11,17 +15,15 @@ fn now() -> DateTime<Utc> {
     at("2026-11-25T11:00:00Z")
 }
 
-fn delivery(event_id: &str, connection: &str, event_type: &str) -> Delivery {
+fn delivery(event_id: &str, connection: &str, kind: &str) -> Delivery {
     Delivery {
-        provider: "apideck".to_owned(),
+        provider: PROVIDER.to_owned(),
         event_id: event_id.to_owned(),
         connection_key: connection.to_owned(),
-        event_type: event_type.to_owned(),
-        occurred_at: at("2026-11-25T10:00:00Z"),
-        state: Some("callable".to_owned()),
+        kind: kind.to_owned(),
+        occurred_at: Some(at("2026-11-25T10:00:00Z")),
         health: None,
-        last_refresh_failed_at: None,
-        connection_id: Some("crm+hubspot".to_owned()),
+        connection_id: Some("conn-1".to_owned()),
     }
 }
 
@@ -37,43 +39,33 @@ fn owned_events_are_stored_once_and_unknown_ones_only_counted() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.db");
     let store = EventStore::open(&state).unwrap();
-    assert_eq!(store.own("apideck", &[owned("k1", "r1")]).unwrap(), 1);
-    assert_eq!(store.own("apideck", &[owned("k1", "r1")]).unwrap(), 0);
+    assert_eq!(store.own(PROVIDER, &[owned("k1", "r1")]).unwrap(), 1);
+    assert_eq!(store.own(PROVIDER, &[owned("k1", "r1")]).unwrap(), 0);
 
-    let created = delivery("d1", "k1", "vault.connection.created");
+    let created = delivery("d1", "k1", "acme.connection.created");
     let stored = Recorded::Stored { latest: true };
     assert_eq!(store.record(&created, now()).unwrap(), stored);
     assert_eq!(store.record(&created, now()).unwrap(), Recorded::Duplicate);
-    let mut failed = delivery("d2", "k1", "vault.connection.token_refresh.failed");
-    failed.occurred_at = at("2026-11-25T10:30:00Z");
-    failed.state = None;
-    failed.health = Some("needs_auth".to_owned());
-    failed.last_refresh_failed_at = Some("2026-11-25T11:00:00Z".to_owned());
+    let mut failed = delivery("d2", "k1", "acme.refresh.failed");
+    failed.occurred_at = Some(at("2026-11-25T10:30:00Z"));
+    failed.health = Some(Health::RefreshFailed);
     assert_eq!(store.record(&failed, now()).unwrap(), stored);
-    let stranger = delivery("d3", "k9", "vault.connection.created");
+    let stranger = delivery("d3", "k9", "acme.connection.created");
     assert_eq!(store.record(&stranger, now()).unwrap(), Recorded::Unknown);
     assert_eq!(store.record(&stranger, now()).unwrap(), Recorded::Duplicate);
 
-    let latest = store.latest("apideck", "r1").unwrap().unwrap();
-    assert_eq!(latest.event_type, "vault.connection.token_refresh.failed");
-    assert_eq!(
-        latest.state.as_deref(),
-        Some("callable"),
-        "kept from the earlier event"
-    );
-    assert_eq!(latest.health.as_deref(), Some("needs_auth"));
-    assert_eq!(
-        latest.last_refresh_failed_at.as_deref(),
-        Some("2026-11-25T11:00:00Z")
-    );
+    let latest = store.latest(PROVIDER, "r1").unwrap().unwrap();
+    assert_eq!(latest.kind, "acme.refresh.failed");
+    assert_eq!(latest.health, Some(Health::RefreshFailed));
     assert_eq!(latest.events, 2);
-    let history = store.connection_events("apideck", "r1").unwrap();
+    let history = store.connection_events(PROVIDER, "r1").unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[0].event_id.as_deref(), Some("d1"));
-    assert_eq!(store.unknown_count("apideck").unwrap(), 1);
-    assert_eq!(store.stored_count("apideck").unwrap(), 2);
-    assert!(store.latest("apideck", "r9").unwrap().is_none());
-    assert_eq!(store.latest_all("apideck").unwrap().len(), 1);
+    assert_eq!(history[1].health, Some(Health::RefreshFailed));
+    assert_eq!(store.unknown_count(PROVIDER).unwrap(), 1);
+    assert_eq!(store.stored_count(PROVIDER).unwrap(), 2);
+    assert!(store.latest(PROVIDER, "r9").unwrap().is_none());
+    assert_eq!(store.latest_all(PROVIDER).unwrap().len(), 1);
 }
 
 #[test]
@@ -82,11 +74,11 @@ fn a_second_handle_reads_what_the_first_wrote_and_the_file_is_private() {
     let state = dir.path().join("state.db");
     let writer = EventStore::open(&state).unwrap();
     let reader = EventStore::open(&state).unwrap();
-    writer.own("apideck", &[owned("k1", "r1")]).unwrap();
+    writer.own(PROVIDER, &[owned("k1", "r1")]).unwrap();
     writer
-        .record(&delivery("d1", "k1", "vault.connection.updated"), now())
+        .record(&delivery("d1", "k1", "acme.connection.updated"), now())
         .unwrap();
-    assert_eq!(reader.latest_all("apideck").unwrap().len(), 1);
+    assert_eq!(reader.latest_all(PROVIDER).unwrap().len(), 1);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -114,7 +106,8 @@ fn the_event_store_is_never_opened_through_a_symlink() {
 async fn the_receiver_learns_owned_connections_from_the_journal_while_a_run_writes_it_and_after() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    let key_of = |target: &TargetRef| target.get_str("consumer_id").map(str::to_owned);
+    let source = Acme::default();
+    let key_of = |target: &TargetRef| source.connection_key(target);
     {
         let state = StateStore::open(&path).unwrap();
         let target = TargetRef(
@@ -124,31 +117,31 @@ async fn the_receiver_learns_owned_connections_from_the_journal_while_a_run_writ
                 .unwrap(),
         );
         state
-            .commit_outcome("apideck", "r1", "fp", &target, true)
+            .commit_outcome(PROVIDER, "r1", "fp", &target, true)
             .await
             .unwrap();
         // While the run holds the journal, a read-only open sees what it committed...
         assert_eq!(
-            owned_in_journal(&path, "apideck", key_of).unwrap(),
+            owned_in_journal(&path, PROVIDER, key_of).unwrap(),
             vec![owned("c1", "r1")]
         );
         // ...and the run publishes what it wrote, once a receiver made the event store.
-        assert_eq!(publish_owned(&state, "apideck", key_of).unwrap(), 0);
+        assert_eq!(publish_owned(&state, PROVIDER, &source).unwrap(), 0);
         assert!(
             !events_path(&path).exists(),
             "no event store without a receiver"
         );
         EventStore::open(&path).unwrap();
-        assert_eq!(publish_owned(&state, "apideck", key_of).unwrap(), 1);
+        assert_eq!(publish_owned(&state, PROVIDER, &source).unwrap(), 1);
     }
     assert_eq!(
-        owned_in_journal(&path, "apideck", key_of).unwrap(),
+        owned_in_journal(&path, PROVIDER, key_of).unwrap(),
         vec![owned("c1", "r1")]
     );
     assert!(
         EventStore::open(&path)
             .unwrap()
-            .owns("apideck", "c1")
+            .owns(PROVIDER, "c1")
             .unwrap()
     );
 }
@@ -158,36 +151,30 @@ fn an_event_store_bound_to_one_target_refuses_another() {
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(&dir.path().join("state.db")).unwrap();
     let identity = |account: &str| TargetIdentity {
-        endpoints: vec!["https://unify.apideck.com".to_owned()],
+        endpoints: vec!["https://acme.example".to_owned()],
         account: Some(account.to_owned()),
         credential: authport_core::SecretString::from("canary-key".to_owned()),
     };
-    store.bind("apideck", &identity("app-1"), false).unwrap();
-    store.bind("apideck", &identity("app-1"), false).unwrap();
-    let error = store
-        .bind("apideck", &identity("app-2"), false)
-        .unwrap_err();
+    store.bind(PROVIDER, &identity("app-1"), false).unwrap();
+    store.bind(PROVIDER, &identity("app-1"), false).unwrap();
+    let error = store.bind(PROVIDER, &identity("app-2"), false).unwrap_err();
     assert!(error.to_string().contains("account"), "{error}");
     assert!(!error.to_string().contains("canary-key"));
-    store.bind("apideck", &identity("app-2"), true).unwrap();
+    store.bind(PROVIDER, &identity("app-2"), true).unwrap();
 }
 
 #[test]
 fn an_event_older_than_the_latest_joins_the_history_but_never_becomes_the_latest() {
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(&dir.path().join("state.db")).unwrap();
-    store.own("apideck", &[owned("k1", "r1")]).unwrap();
-    let mut failed = delivery("e-failed", "k1", "vault.connection.token_refresh.failed");
-    failed.occurred_at = at("2026-11-25T10:00:00Z");
-    failed.health = Some("pending_refresh".to_owned());
-    let mut recovered = delivery(
-        "e-recovered",
-        "k1",
-        "vault.connection.token_refresh.recovered",
-    );
-    recovered.occurred_at = at("2026-11-25T10:05:00+00:00");
-    recovered.health = Some("ok".to_owned());
-    // Apideck retries the failure after the recovery that followed it.
+    store.own(PROVIDER, &[owned("k1", "r1")]).unwrap();
+    let mut failed = delivery("e-failed", "k1", "acme.refresh.failed");
+    failed.occurred_at = Some(at("2026-11-25T10:00:00Z"));
+    failed.health = Some(Health::RefreshFailed);
+    let mut recovered = delivery("e-recovered", "k1", "acme.refresh.recovered");
+    recovered.occurred_at = Some(at("2026-11-25T10:05:00+00:00"));
+    recovered.health = Some(Health::Healthy);
+    // The vendor retries the failure after the recovery that followed it.
     assert_eq!(
         store.record(&recovered, now()).unwrap(),
         Recorded::Stored { latest: true }
@@ -196,14 +183,11 @@ fn an_event_older_than_the_latest_joins_the_history_but_never_becomes_the_latest
         store.record(&failed, now()).unwrap(),
         Recorded::Stored { latest: false }
     );
-    let latest = store.latest("apideck", "r1").unwrap().unwrap();
-    assert_eq!(
-        latest.event_type,
-        "vault.connection.token_refresh.recovered"
-    );
-    assert_eq!(latest.health.as_deref(), Some("ok"));
+    let latest = store.latest(PROVIDER, "r1").unwrap().unwrap();
+    assert_eq!(latest.kind, "acme.refresh.recovered");
+    assert_eq!(latest.health, Some(Health::Healthy));
     assert_eq!(latest.events, 2);
-    let history = store.connection_events("apideck", "r1").unwrap();
+    let history = store.connection_events(PROVIDER, "r1").unwrap();
     let applied: Vec<(Option<&str>, bool)> = history
         .iter()
         .map(|e| (e.event_id.as_deref(), e.applied))
@@ -213,8 +197,8 @@ fn an_event_older_than_the_latest_joins_the_history_but_never_becomes_the_latest
         [(Some("e-recovered"), true), (Some("e-failed"), false)]
     );
     // The same instant written another way is the same instant, so it is not older.
-    let mut same_time = delivery("e-same", "k1", "vault.connection.updated");
-    same_time.occurred_at = at("2026-11-25T11:05:00+01:00");
+    let mut same_time = delivery("e-same", "k1", "acme.connection.updated");
+    same_time.occurred_at = Some(at("2026-11-25T11:05:00+01:00"));
     assert_eq!(
         store.record(&same_time, now()).unwrap(),
         Recorded::Stored { latest: true }
@@ -225,25 +209,26 @@ fn an_event_older_than_the_latest_joins_the_history_but_never_becomes_the_latest
 fn a_replay_is_a_duplicate_whatever_else_differs() {
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(&dir.path().join("state.db")).unwrap();
-    store.own("apideck", &[owned("k1", "r1")]).unwrap();
-    let first = delivery("e1", "k1", "vault.connection.token_refresh.failed");
+    store.own(PROVIDER, &[owned("k1", "r1")]).unwrap();
+    let first = delivery("e1", "k1", "acme.refresh.failed");
     store.record(&first, now()).unwrap();
     let mut replay = first.clone();
-    replay.occurred_at = at("2026-11-25T10:59:00Z");
-    replay.event_type = "vault.connection.deleted".to_owned();
+    replay.occurred_at = Some(at("2026-11-25T10:59:00Z"));
+    replay.kind = "acme.connection.deleted".to_owned();
+    replay.health = Some(Health::Deleted);
     assert_eq!(store.record(&replay, now()).unwrap(), Recorded::Duplicate);
-    assert_eq!(store.stored_count("apideck").unwrap(), 1);
+    assert_eq!(store.stored_count(PROVIDER).unwrap(), 1);
 }
 
 #[test]
 fn events_outside_the_window_are_refused_and_their_ids_expire_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(&dir.path().join("state.db")).unwrap();
-    store.own("apideck", &[owned("k1", "r1")]).unwrap();
-    let mut ancient = delivery("old", "k1", "vault.connection.deleted");
-    ancient.occurred_at = now() - EVENT_WINDOW - chrono::TimeDelta::seconds(1);
-    let mut ahead = delivery("ahead", "k1", "vault.connection.deleted");
-    ahead.occurred_at = now() + CLOCK_SKEW + chrono::TimeDelta::seconds(1);
+    store.own(PROVIDER, &[owned("k1", "r1")]).unwrap();
+    let mut ancient = delivery("old", "k1", "acme.connection.deleted");
+    ancient.occurred_at = Some(now() - EVENT_WINDOW - chrono::TimeDelta::seconds(1));
+    let mut ahead = delivery("ahead", "k1", "acme.connection.deleted");
+    ahead.occurred_at = Some(now() + CLOCK_SKEW + chrono::TimeDelta::seconds(1));
     assert_eq!(
         store.record(&ancient, now()).unwrap(),
         Recorded::OutsideWindow(OutsideWindow::TooOld)
@@ -252,31 +237,33 @@ fn events_outside_the_window_are_refused_and_their_ids_expire_with_it() {
         store.record(&ahead, now()).unwrap(),
         Recorded::OutsideWindow(OutsideWindow::InTheFuture)
     );
-    assert!(store.latest("apideck", "r1").unwrap().is_none());
+    assert!(store.latest(PROVIDER, "r1").unwrap().is_none());
 
     // Ids are kept while a replay could still be accepted, and forgotten after.
-    let mut six_days = delivery("six-days", "k1", "vault.connection.updated");
-    six_days.occurred_at = now() - chrono::TimeDelta::days(6);
-    let stranger = delivery("stranger", "k9", "vault.connection.updated");
+    let mut six_days = delivery("six-days", "k1", "acme.connection.updated");
+    six_days.occurred_at = Some(now() - chrono::TimeDelta::days(6));
+    let stranger = delivery("stranger", "k9", "acme.connection.updated");
     store.record(&six_days, now()).unwrap();
     store.record(&stranger, now()).unwrap();
-    assert_eq!(store.remembered_deliveries("apideck").unwrap(), 2);
+    assert_eq!(store.remembered_deliveries(PROVIDER).unwrap(), 2);
     let later = now() + chrono::TimeDelta::days(2);
     assert_eq!(
         store.record(&six_days, later).unwrap(),
         Recorded::OutsideWindow(OutsideWindow::TooOld)
     );
-    let mut fresh = delivery("fresh", "k1", "vault.connection.updated");
-    fresh.occurred_at = later;
+    let mut fresh = delivery("fresh", "k1", "acme.connection.updated");
+    fresh.occurred_at = Some(later);
     store.record(&fresh, later).unwrap();
     assert_eq!(
-        store.remembered_deliveries("apideck").unwrap(),
+        store.remembered_deliveries(PROVIDER).unwrap(),
         2,
         "six-days expired; stranger (10:00, 6 days old then) and fresh remain"
     );
 }
 
-/// The schema of version 1, as it was written (deduplicated on the idempotency key).
+/// The schema of version 1 (deduplicated on the idempotency key), shaped as it was written,
+/// with a made-up vendor's words in its vendor columns (`state`, `health`, `failed_at`; the real
+/// files, with a real vendor's words, are upgraded in `tests/tests/webhooks_upgrade.rs`).
 const SCHEMA_V1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE owned (provider TEXT NOT NULL, connection_key TEXT NOT NULL, record_id TEXT NOT NULL,
@@ -288,72 +275,294 @@ CREATE TABLE deliveries (provider TEXT NOT NULL, idempotency_key TEXT NOT NULL,
 CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, provider TEXT NOT NULL,
     connection_key TEXT NOT NULL, idempotency_key TEXT NOT NULL, event_type TEXT NOT NULL,
     occurred_at TEXT, received_at TEXT NOT NULL, state TEXT, health TEXT,
-    last_refresh_failed_at TEXT, connection_id TEXT);
+    failed_at TEXT, connection_id TEXT);
 CREATE INDEX events_by_connection ON events (provider, connection_key, seq);
 CREATE TABLE latest (provider TEXT NOT NULL, connection_key TEXT NOT NULL,
     event_type TEXT NOT NULL, occurred_at TEXT, received_at TEXT NOT NULL, state TEXT,
-    health TEXT, last_refresh_failed_at TEXT, events INTEGER NOT NULL,
+    health TEXT, failed_at TEXT, events INTEGER NOT NULL,
     PRIMARY KEY (provider, connection_key)) WITHOUT ROWID;
 CREATE TABLE unknown (provider TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
 PRAGMA application_id = 1095779670;
 INSERT INTO meta VALUES ('salt', '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff');
-INSERT INTO owned VALUES ('apideck', 'k1', 'r1');
-INSERT INTO deliveries VALUES ('apideck', 'idem-1', '2026-11-25T10:00:00.000Z', 1);
+INSERT INTO owned VALUES ('acme', 'k1', 'r1');
+INSERT INTO deliveries VALUES ('acme', 'idem-1', '2026-11-25T10:00:00.000Z', 1);
 INSERT INTO events (provider, connection_key, idempotency_key, event_type, occurred_at,
-    received_at, state, health) VALUES ('apideck', 'k1', 'idem-1',
-    'vault.connection.token_refresh.failed', '2026-11-25T11:00:00.000+01:00',
-    '2026-11-25T10:00:01.000Z', 'callable', 'pending_refresh');
-INSERT INTO latest VALUES ('apideck', 'k1', 'vault.connection.token_refresh.failed',
-    '2026-11-25T11:00:00.000+01:00', '2026-11-25T10:00:01.000Z', 'callable', 'pending_refresh',
-    NULL, 1);
-INSERT INTO unknown VALUES ('apideck', 3);
+    received_at, state, health, failed_at) VALUES ('acme', 'k1', 'idem-1',
+    'acme.refresh.failed', '2026-11-25T11:00:00.000+01:00',
+    '2026-11-25T10:00:01.000Z', 'ready', 'pending', '2026-11-25T10:00:00.000Z');
+INSERT INTO latest VALUES ('acme', 'k1', 'acme.refresh.failed',
+    '2026-11-25T11:00:00.000+01:00', '2026-11-25T10:00:01.000Z', 'ready', 'pending',
+    '2026-11-25T10:00:00.000Z', 1);
+INSERT INTO unknown VALUES ('acme', 3);
 ";
 
-#[test]
-fn a_version_1_event_store_is_migrated_in_place_and_keeps_its_history() {
-    assert_eq!(schema::APPLICATION_ID, 1_095_779_670, "the id in SCHEMA_V1");
+/// The schema of version 2 (deduplicated on the event id), with the made-up vendor's words.
+const SCHEMA_V2: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE owned (provider TEXT NOT NULL, connection_key TEXT NOT NULL, record_id TEXT NOT NULL,
+    PRIMARY KEY (provider, connection_key)) WITHOUT ROWID;
+CREATE INDEX owned_by_record ON owned (provider, record_id);
+CREATE TABLE deliveries (provider TEXT NOT NULL, event_id TEXT NOT NULL,
+    occurred_at TEXT NOT NULL, received_at TEXT NOT NULL, owned INTEGER NOT NULL,
+    PRIMARY KEY (provider, event_id)) WITHOUT ROWID;
+CREATE INDEX deliveries_by_age ON deliveries (provider, occurred_at);
+CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, provider TEXT NOT NULL,
+    connection_key TEXT NOT NULL, event_id TEXT, event_type TEXT NOT NULL, occurred_at TEXT,
+    received_at TEXT NOT NULL, state TEXT, health TEXT, failed_at TEXT, connection_id TEXT,
+    applied INTEGER NOT NULL DEFAULT 1);
+CREATE INDEX events_by_connection ON events (provider, connection_key, seq);
+CREATE TABLE latest (provider TEXT NOT NULL, connection_key TEXT NOT NULL,
+    event_type TEXT NOT NULL, occurred_at TEXT, received_at TEXT NOT NULL, state TEXT,
+    health TEXT, failed_at TEXT, events INTEGER NOT NULL,
+    PRIMARY KEY (provider, connection_key)) WITHOUT ROWID;
+CREATE TABLE unknown (provider TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
+PRAGMA application_id = 1095779670;
+INSERT INTO meta VALUES ('salt', '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff');
+INSERT INTO meta VALUES ('schema_version', '2');
+INSERT INTO owned VALUES ('acme', 'k1', 'r1');
+INSERT INTO deliveries VALUES ('acme', 'e-gone', '2026-11-25T10:20:00.000000Z',
+    '2026-11-25T10:20:01.000Z', 1);
+INSERT INTO events (provider, connection_key, event_id, event_type, occurred_at, received_at,
+    state, health, failed_at, connection_id, applied) VALUES
+    ('acme', 'k1', 'e-failed', 'acme.refresh.failed', '2026-11-25T10:00:00.000000Z',
+     '2026-11-25T10:00:01.000Z', 'ready', 'pending', '2026-11-25T10:00:00.000Z', 'conn-1', 1),
+    ('acme', 'k1', 'e-gone', 'acme.connection.revoked', '2026-11-25T10:20:00.000000Z',
+     '2026-11-25T10:20:01.000Z', NULL, 'gone', NULL, 'conn-1', 1);
+INSERT INTO latest VALUES ('acme', 'k1', 'acme.connection.revoked',
+    '2026-11-25T10:20:00.000000Z', '2026-11-25T10:20:01.000Z', 'ready', 'gone',
+    '2026-11-25T10:00:00.000Z', 2);
+INSERT INTO unknown VALUES ('acme', 3);
+";
+
+/// The made-up vendor's webhook source: keys by `consumer_id`; reads its old words (`health`
+/// `gone` is revoked, a set `failed_at` a failed refresh) and remembers what it was asked.
+#[derive(Debug, Default)]
+struct Acme {
+    asked: std::sync::Mutex<Vec<authport_core::StoredWords>>,
+}
+
+impl WebhookSource for Acme {
+    fn signature_header(&self) -> &'static str {
+        "x-acme-signature"
+    }
+
+    fn verify(
+        &self,
+        _headers: &authport_core::WebhookHeaders,
+        _body: &[u8],
+    ) -> Result<(), authport_core::WebhookRefusal> {
+        Ok(())
+    }
+
+    fn parse(&self, _body: &[u8]) -> Result<HealthEvent, authport_core::WebhookRefusal> {
+        Err(authport_core::WebhookRefusal::malformed("test", "not used"))
+    }
+
+    fn connection_key(&self, target: &TargetRef) -> Option<String> {
+        target.get_str("consumer_id").map(str::to_owned)
+    }
+
+    fn identity(&self) -> TargetIdentity {
+        TargetIdentity {
+            endpoints: vec!["https://acme.example".to_owned()],
+            account: None,
+            credential: authport_core::SecretString::from("canary-key".to_owned()),
+        }
+    }
+
+    fn stored_health(&self, words: &authport_core::StoredWords) -> Option<Health> {
+        self.asked.lock().unwrap().push(words.clone());
+        if words.get("health").map(String::as_str) == Some("gone") {
+            Some(Health::Revoked)
+        } else if words.contains_key("failed_at") {
+            Some(Health::RefreshFailed)
+        } else {
+            None
+        }
+    }
+}
+
+/// An event store file of an older schema, written by `schema`.
+fn old_store(schema: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.db");
     precreate_private("event store", &events_path(&state)).unwrap();
     Connection::open(events_path(&state))
         .unwrap()
-        .execute_batch(SCHEMA_V1)
+        .execute_batch(schema)
         .unwrap();
+    (dir, state)
+}
 
-    let store = EventStore::open(&state).unwrap();
-    let latest = store.latest("apideck", "r1").unwrap().unwrap();
-    assert_eq!(latest.event_type, "vault.connection.token_refresh.failed");
+/// Every table's schema and rows, as text.
+fn dump(state: &std::path::Path) -> Vec<String> {
+    let connection = Connection::open(events_path(state)).unwrap();
+    let tables: Vec<(String, String)> = connection
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut lines = Vec::new();
+    for (name, sql) in tables {
+        lines.push(sql);
+        let mut statement = connection
+            .prepare(&format!("SELECT * FROM {name}"))
+            .unwrap();
+        let columns = statement.column_count();
+        let rows = statement
+            .query_map([], |row| {
+                (0..columns)
+                    .map(|i| row.get_ref(i).map(|v| format!("{v:?}")))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap();
+        for row in rows {
+            lines.push(row.unwrap().join("|"));
+        }
+    }
+    lines
+}
+
+#[test]
+fn an_older_event_store_is_refused_untouched_without_the_providers_source() {
+    for schema in [SCHEMA_V1, SCHEMA_V2] {
+        let (_dir, state) = old_store(schema);
+        let before = dump(&state);
+        let error = EventStore::open(&state).unwrap_err();
+        assert!(
+            error.chain().any(|e| e.downcast_ref::<Refusal>().is_some()),
+            "{error:#}"
+        );
+        assert!(format!("{error:#}").contains("older"), "{error:#}");
+        assert_eq!(dump(&state), before);
+    }
+}
+
+#[test]
+fn a_version_1_event_store_is_upgraded_in_place_and_keeps_its_history() {
+    assert_eq!(schema::APPLICATION_ID, 1_095_779_670, "the id in SCHEMA_V1");
+    let (_dir, state) = old_store(SCHEMA_V1);
+    let source = Acme::default();
+    let upgrade = Upgrade {
+        provider: PROVIDER,
+        source: &source,
+    };
+    let store = EventStore::open_upgrading(&state, upgrade).unwrap();
+    let latest = store.latest(PROVIDER, "r1").unwrap().unwrap();
+    assert_eq!(latest.kind, "acme.refresh.failed");
+    assert_eq!(latest.health, Some(Health::RefreshFailed));
     assert_eq!(
         latest.occurred_at.as_deref(),
         Some("2026-11-25T10:00:00.000000Z")
     );
-    let history = store.connection_events("apideck", "r1").unwrap();
+    let history = store.connection_events(PROVIDER, "r1").unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].event_id, None);
-    assert_eq!(store.unknown_count("apideck").unwrap(), 3);
-    assert_eq!(store.remembered_deliveries("apideck").unwrap(), 0);
+    assert_eq!(history[0].health, Some(Health::RefreshFailed));
+    assert_eq!(store.unknown_count(PROVIDER).unwrap(), 3);
+    assert_eq!(store.remembered_deliveries(PROVIDER).unwrap(), 0);
+    // The provider was handed the vendor columns only, by name.
+    let asked = source.asked.lock().unwrap().clone();
+    let keys: Vec<&str> = asked[0].keys().map(String::as_str).collect();
+    assert_eq!(keys, ["event_type", "failed_at", "health", "state"]);
+    assert_eq!(asked[0]["health"], "pending");
 
-    // Version 2 rules apply from now on: older events stay in the history only.
-    let mut older = delivery("e-older", "k1", "vault.connection.deleted");
-    older.occurred_at = at("2026-11-25T09:00:00Z");
+    // Version 3 rules apply from now on: older events stay in the history only.
+    let mut older = delivery("e-older", "k1", "acme.connection.deleted");
+    older.occurred_at = Some(at("2026-11-25T09:00:00Z"));
     assert_eq!(
         store.record(&older, now()).unwrap(),
         Recorded::Stored { latest: false }
     );
-    let mut newer = delivery("e-newer", "k1", "vault.connection.token_refresh.recovered");
-    newer.occurred_at = at("2026-11-25T10:30:00Z");
+    let mut newer = delivery("e-newer", "k1", "acme.refresh.recovered");
+    newer.occurred_at = Some(at("2026-11-25T10:30:00Z"));
+    newer.health = Some(Health::Healthy);
     assert_eq!(
         store.record(&newer, now()).unwrap(),
         Recorded::Stored { latest: true }
     );
     drop(store);
-    // Opening again changes nothing.
+    // Opening again changes nothing, and needs no source any more.
     let store = EventStore::open(&state).unwrap();
-    assert_eq!(store.connection_events("apideck", "r1").unwrap().len(), 3);
+    assert_eq!(store.connection_events(PROVIDER, "r1").unwrap().len(), 3);
+    let latest = store.latest(PROVIDER, "r1").unwrap().unwrap();
     assert_eq!(
-        store.latest("apideck", "r1").unwrap().unwrap().event_type,
-        "vault.connection.token_refresh.recovered"
+        (latest.kind.as_str(), latest.health),
+        ("acme.refresh.recovered", Some(Health::Healthy))
     );
+}
+
+#[test]
+fn a_version_2_event_store_is_upgraded_in_place_and_keeps_ids_and_order() {
+    let (_dir, state) = old_store(SCHEMA_V2);
+    let source = Acme::default();
+    let upgrade = Upgrade {
+        provider: PROVIDER,
+        source: &source,
+    };
+    let store = EventStore::open_upgrading(&state, upgrade).unwrap();
+    let latest = store.latest(PROVIDER, "r1").unwrap().unwrap();
+    assert_eq!(
+        (latest.kind.as_str(), latest.health, latest.events),
+        ("acme.connection.revoked", Some(Health::Revoked), 2)
+    );
+    let history = store.connection_events(PROVIDER, "r1").unwrap();
+    let kept: Vec<String> = history
+        .iter()
+        .map(|e| {
+            format!(
+                "{:?} {:?} {:?} {}",
+                e.event_id, e.health, e.connection_id, e.applied
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            r#"Some("e-failed") Some(RefreshFailed) Some("conn-1") true"#,
+            r#"Some("e-gone") Some(Revoked) Some("conn-1") true"#,
+        ]
+    );
+    // Version 2's dedupe rows are kept: a replay is still a duplicate.
+    assert_eq!(store.remembered_deliveries(PROVIDER).unwrap(), 1);
+    let mut replay = delivery("e-gone", "k1", "acme.connection.revoked");
+    replay.occurred_at = Some(at("2026-11-25T10:20:00Z"));
+    assert_eq!(store.record(&replay, now()).unwrap(), Recorded::Duplicate);
+    assert_eq!(store.unknown_count(PROVIDER).unwrap(), 3);
+}
+
+#[test]
+fn an_undated_event_is_ordered_by_arrival_and_its_id_expires_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EventStore::open(&dir.path().join("state.db")).unwrap();
+    store.own(PROVIDER, &[owned("k1", "r1")]).unwrap();
+    let mut failed = delivery("h-1", "k1", "acme.refresh.failed");
+    failed.occurred_at = None;
+    failed.health = Some(Health::RefreshFailed);
+    let mut recovered = delivery("h-2", "k1", "acme.refresh.succeeded");
+    recovered.occurred_at = None;
+    recovered.health = Some(Health::Healthy);
+    let stored = Recorded::Stored { latest: true };
+    assert_eq!(store.record(&failed, now()).unwrap(), stored);
+    assert_eq!(store.record(&recovered, now()).unwrap(), stored);
+    assert_eq!(store.record(&failed, now()).unwrap(), Recorded::Duplicate);
+    let latest = store.latest(PROVIDER, "r1").unwrap().unwrap();
+    assert_eq!(latest.health, Some(Health::Healthy));
+    assert_eq!(latest.occurred_at, None);
+    // No date, so no window: a failure that arrives last is the latest, whatever the clock.
+    let mut again = delivery("h-3", "k1", "acme.refresh.failed");
+    again.occurred_at = None;
+    again.health = Some(Health::RefreshFailed);
+    let much_later = now() + chrono::TimeDelta::days(30);
+    assert_eq!(store.record(&again, much_later).unwrap(), stored);
+    assert_eq!(
+        store.latest(PROVIDER, "r1").unwrap().unwrap().health,
+        Some(Health::RefreshFailed)
+    );
+    // The ids of h-1 and h-2 arrived 30 days before: forgotten; h-3's is kept.
+    assert_eq!(store.remembered_deliveries(PROVIDER).unwrap(), 1);
 }
 
 #[test]
@@ -391,7 +600,7 @@ fn an_event_store_of_a_newer_schema_is_refused_untouched() {
     Connection::open(events_path(&state))
         .unwrap()
         .execute(
-            "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+            "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
             [],
         )
         .unwrap();

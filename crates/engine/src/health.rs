@@ -1,226 +1,160 @@
-//! The one health taxonomy of an imported record, shared by `status`, `verify` and `reconnect`:
-//! the [`Health`] words, which of them count as usable ([`Health::is_usable`]), which make
-//! `status` exit 5 ([`Health::is_problem`]), and the pure [`classify`] from a live read-back and
-//! the latest stored webhook event. Kept in one module so it can move into the core as one
-//! piece (the core `Health` type of issue 18).
+//! How `status` (and `verify`, `reconnect`) merge what is known of one imported record: the
+//! provider's typed reading of the live read-back ([`VerifyReport::health`]) and the latest
+//! stored webhook event's typed health, each with its time. Pure, and typed only: every vendor
+//! word was mapped to a [`Health`] by its provider (in `verify` and in its webhook source).
 
 pub use authport_core::Health;
 use authport_core::VerifyReport;
-use serde_json::Value;
+use chrono::{DateTime, Utc};
 
 /// The latest stored webhook event of one imported object, as `status::EventView` hands it over.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LatestEvent {
-    /// The vendor's event type, e.g. `vault.connection.token_refresh.failed`.
-    pub event_type: String,
-    /// The connection's health the event carried, if any.
-    pub health: Option<String>,
-    /// When the event happened (`None`: stored undated by an older receiver).
-    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// A timestamp field that says a refresh failed: set, and not the vendor's "never" (`0`, empty).
-fn is_set(value: Option<&Value>) -> bool {
-    match value {
-        None | Some(Value::Null) => false,
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
-        Some(Value::String(s)) => !s.trim().is_empty() && s != "0",
-        Some(_) => true,
-    }
+    /// The vendor's word for the event, for display only (`last_event` in `status`'s detail).
+    pub kind: String,
+    /// What the event said of the connection's health (`None`: nothing).
+    pub health: Option<Health>,
+    /// When the event happened: the vendor's signed time, else (a vendor that sends none) when
+    /// it arrived; `None` for an event an older receiver stored undated.
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// The [`Health`] of an imported object from its live read-back, begun at `read_at`, and its
-/// latest stored event. Pure. A live read-back that finds the object usable outranks an event
-/// that happened before it (or is undated): the read-back is the newer word. Otherwise a deletion
-/// event explains a missing object; a failed refresh (the event, or the live
-/// `last_refresh_failed_at` while the health is not `ok`) outranks `pending_refresh`, which is
-/// what a connection whose refresh failed shows while Vault keeps retrying.
+/// latest stored event. Pure.
+///
+/// A live read-back that finds the object usable outranks an event that happened before it (or
+/// is undated): the read-back is the newer word. Otherwise an event can only make things worse,
+/// in this order: a deletion explains a missing object (and outranks anything), a missing object
+/// stays missing, a revocation (live or event) outranks a failed refresh (live or event), which
+/// outranks `pending_refresh` (what a connection whose refresh failed shows while the platform
+/// keeps retrying). An event saying healthy (a recovery) never outranks the read-back.
 pub fn classify(
     live: &VerifyReport,
     event: Option<&LatestEvent>,
-    read_at: chrono::DateTime<chrono::Utc>,
+    read_at: DateTime<Utc>,
 ) -> Health {
-    let live_alone = classify_event(live, None);
-    let older = |e: &&LatestEvent| e.occurred_at.is_none_or(|at| at < read_at);
-    if matches!(live_alone, Health::Healthy | Health::PendingRefresh)
-        && event.is_some_and(|e| older(&e))
-    {
-        return live_alone;
-    }
-    classify_event(live, event)
+    merge(live.health, event, read_at)
 }
 
-fn classify_event(live: &VerifyReport, event: Option<&LatestEvent>) -> Health {
-    let event_type = event.map_or("", |e| e.event_type.as_str());
-    let vendor_health = live.detail.get("health").and_then(Value::as_str);
-    if live.status == "missing" || event_type.ends_with(".deleted") {
-        return if event_type.ends_with(".deleted") {
-            Health::Deleted
-        } else {
-            Health::Missing
-        };
+/// [`classify`] on the live health alone.
+pub fn merge(live: Health, event: Option<&LatestEvent>, read_at: DateTime<Utc>) -> Health {
+    let newer = event.filter(|e| e.at.is_some_and(|at| at >= read_at));
+    if live.is_usable() && newer.is_none() {
+        return live;
     }
-    if vendor_health == Some("revoked") || event_type.ends_with(".revoked") {
-        return Health::Revoked;
-    }
-    let failed_live =
-        is_set(live.detail.get("last_refresh_failed_at")) && vendor_health != Some("ok");
-    if event_type.ends_with("token_refresh.failed") || failed_live {
-        return Health::RefreshFailed;
-    }
-    if live.healthy
-        && (live.status == "pending_refresh" || vendor_health == Some("pending_refresh"))
-    {
-        return Health::PendingRefresh;
-    }
-    if live.healthy {
-        Health::Healthy
-    } else {
-        // Not usable for another reason (needs_auth, missing settings, changed): the end user
-        // has to connect again; the vendor's word is in `detail`.
-        Health::Revoked
+    match (live, event.and_then(|e| e.health)) {
+        (_, Some(Health::Deleted)) => Health::Deleted,
+        (Health::Missing | Health::Deleted, _) => live,
+        (Health::Revoked, _) | (_, Some(Health::Revoked)) => Health::Revoked,
+        (Health::RefreshFailed, _) | (_, Some(Health::RefreshFailed)) => Health::RefreshFailed,
+        (live, _) => live,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn live(healthy: bool, status: &str, detail: Value) -> VerifyReport {
-        VerifyReport {
-            healthy,
-            status: status.to_owned(),
-            detail: detail.as_object().cloned().unwrap_or_default(),
-        }
-    }
-
-    fn event(kind: &str) -> LatestEvent {
-        LatestEvent {
-            event_type: kind.to_owned(),
-            health: None,
-            occurred_at: None,
-        }
-    }
-
-    fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+    fn at(text: &str) -> DateTime<Utc> {
         crate::events::parse_stamp(text).unwrap()
     }
 
-    /// Events without a date (as classified before dates counted): against a read-back begun
-    /// before every event, so the event is never outranked for being older.
-    fn classify(live: &VerifyReport, event: Option<&LatestEvent>) -> Health {
-        let dated = event.map(|e| LatestEvent {
-            occurred_at: Some(at("2026-11-25T10:00:00Z")),
-            ..e.clone()
-        });
-        super::classify(live, dated.as_ref(), at("2026-11-25T09:00:00Z"))
+    fn event(health: Health, when: Option<&str>) -> LatestEvent {
+        LatestEvent {
+            kind: format!("vendor.{}", health.as_str()),
+            health: Some(health),
+            at: when.map(at),
+        }
+    }
+
+    /// Events dated after a read-back begun before every event (as classified before dates
+    /// counted), so the event is never outranked for being older.
+    fn after(live: Health, event_health: Option<Health>) -> Health {
+        let event = event_health.map(|h| event(h, Some("2026-11-25T10:00:00Z")));
+        merge(live, event.as_ref(), at("2026-11-25T09:00:00Z"))
     }
 
     #[test]
     fn a_usable_live_read_back_outranks_an_event_that_happened_before_it() {
-        let ok = live(true, "callable", json!({"health": "ok"}));
-        let pending = live(
-            true,
-            "pending_refresh",
-            json!({"health": "pending_refresh"}),
-        );
         let read_at = at("2026-11-25T10:00:00Z");
-        for kind in [
-            "vault.connection.token_refresh.failed",
-            "vault.connection.revoked",
-            "vault.connection.deleted",
-        ] {
-            let before = LatestEvent {
-                occurred_at: Some(at("2026-11-25T09:59:00Z")),
-                ..event(kind)
-            };
-            let undated = event(kind);
-            let after = LatestEvent {
-                occurred_at: Some(at("2026-11-25T10:00:01Z")),
-                ..event(kind)
-            };
+        for bad in [Health::RefreshFailed, Health::Revoked, Health::Deleted] {
+            let before = event(bad, Some("2026-11-25T09:59:00Z"));
+            let undated = event(bad, None);
+            let later = event(bad, Some("2026-11-25T10:00:01Z"));
             assert_eq!(
-                super::classify(&ok, Some(&before), read_at),
-                Health::Healthy,
-                "{kind}"
+                merge(Health::Healthy, Some(&before), read_at),
+                Health::Healthy
             );
             assert_eq!(
-                super::classify(&ok, Some(&undated), read_at),
-                Health::Healthy,
-                "{kind}"
+                merge(Health::Healthy, Some(&undated), read_at),
+                Health::Healthy
             );
             assert_eq!(
-                super::classify(&pending, Some(&before), read_at),
-                Health::PendingRefresh,
-                "{kind}"
+                merge(Health::PendingRefresh, Some(&before), read_at),
+                Health::PendingRefresh
             );
-            assert_ne!(
-                super::classify(&ok, Some(&after), read_at),
-                Health::Healthy,
-                "{kind}"
-            );
+            assert_eq!(merge(Health::Healthy, Some(&later), read_at), bad);
         }
         // A read-back that finds the object gone or unusable is not outranked by anything older.
-        let missing = live(false, "missing", json!({}));
-        let deleted_before = LatestEvent {
-            occurred_at: Some(at("2026-11-25T09:59:00Z")),
-            ..event("vault.connection.deleted")
-        };
+        let deleted_before = event(Health::Deleted, Some("2026-11-25T09:59:00Z"));
         assert_eq!(
-            super::classify(&missing, Some(&deleted_before), read_at),
+            merge(Health::Missing, Some(&deleted_before), read_at),
             Health::Deleted
         );
     }
 
     #[test]
-    fn each_live_answer_and_event_gets_the_operator_word() {
-        let ok = live(
-            true,
-            "callable",
-            json!({"health": "ok", "last_refresh_failed_at": 0}),
-        );
-        assert_eq!(classify(&ok, None), Health::Healthy);
-        let pending = live(
-            true,
-            "pending_refresh",
-            json!({"health": "pending_refresh"}),
-        );
-        assert_eq!(classify(&pending, None), Health::PendingRefresh);
-        let failed = live(
-            true,
-            "pending_refresh",
-            json!({"health": "pending_refresh", "last_refresh_failed_at": "2026-11-25T10:00:00Z"}),
-        );
-        assert_eq!(classify(&failed, None), Health::RefreshFailed);
-        let recovered = live(
-            true,
-            "callable",
-            json!({"health": "ok", "last_refresh_failed_at": 1_764_000_000_000_i64}),
-        );
-        assert_eq!(classify(&recovered, None), Health::Healthy);
+    fn each_live_health_and_event_gets_the_operator_word() {
+        use Health::*;
+        let cases = [
+            // (live, latest event's health) -> status
+            ((Healthy, None), Healthy),
+            ((PendingRefresh, None), PendingRefresh),
+            ((RefreshFailed, None), RefreshFailed),
+            ((PendingRefresh, Some(RefreshFailed)), RefreshFailed),
+            ((Healthy, Some(RefreshFailed)), RefreshFailed),
+            ((Revoked, None), Revoked),
+            ((Revoked, Some(RefreshFailed)), Revoked),
+            ((RefreshFailed, Some(Revoked)), Revoked),
+            ((Missing, None), Missing),
+            ((Missing, Some(Deleted)), Deleted),
+            ((Missing, Some(RefreshFailed)), Missing),
+            ((Healthy, Some(Deleted)), Deleted),
+            // A recovery or a creation never outranks the read-back.
+            ((RefreshFailed, Some(Healthy)), RefreshFailed),
+            ((Healthy, Some(PendingRefresh)), Healthy),
+            ((Revoked, Some(Healthy)), Revoked),
+        ];
+        for ((live, event_health), expected) in cases {
+            assert_eq!(
+                after(live, event_health),
+                expected,
+                "{live:?} {event_health:?}"
+            );
+        }
+        // An event that says nothing of health leaves the read-back's word.
+        let silent = LatestEvent {
+            kind: "vendor.created".to_owned(),
+            health: None,
+            at: Some(at("2026-11-25T10:00:00Z")),
+        };
         assert_eq!(
-            classify(
-                &pending,
-                Some(&event("vault.connection.token_refresh.failed"))
-            ),
+            merge(Healthy, Some(&silent), at("2026-11-25T09:00:00Z")),
+            Healthy
+        );
+    }
+
+    #[test]
+    fn classify_reads_the_providers_typed_health_not_its_words() {
+        let live = VerifyReport {
+            health: Health::RefreshFailed,
+            // Words that once meant other things: only `health` counts.
+            status: "usable".to_owned(),
+            detail: serde_json::Map::new(),
+        };
+        assert_eq!(
+            classify(&live, None, at("2026-11-25T09:00:00Z")),
             Health::RefreshFailed
-        );
-        let revoked = live(false, "callable", json!({"health": "revoked"}));
-        assert_eq!(classify(&revoked, None), Health::Revoked);
-        let missing = live(false, "missing", json!({}));
-        assert_eq!(classify(&missing, None), Health::Missing);
-        assert_eq!(
-            classify(&missing, Some(&event("vault.connection.deleted"))),
-            Health::Deleted
-        );
-        assert_eq!(
-            classify(&live(false, "changed", json!({})), None),
-            Health::Revoked
-        );
-        assert_eq!(
-            classify(&live(true, "present", json!({})), None),
-            Health::Healthy
         );
     }
 

@@ -39,11 +39,13 @@ impl EventView for crate::events::EventStore {
     fn latest(&self, provider: &str, record_id: &str) -> Option<LatestEvent> {
         match crate::events::EventStore::latest(self, provider, record_id) {
             Ok(latest) => latest.map(|l| LatestEvent {
-                occurred_at: l
+                // An undated event (a vendor that sends no time) counts from its arrival.
+                at: l
                     .occurred_at
                     .as_deref()
+                    .or(Some(l.received_at.as_str()))
                     .and_then(crate::events::parse_stamp),
-                event_type: l.event_type,
+                kind: l.kind,
                 health: l.health,
             }),
             Err(error) => {
@@ -217,7 +219,7 @@ fn status_of(
             let event = events.latest(provider, &record_id);
             let mut detail = live.detail.clone();
             if let Some(event) = &event {
-                detail.insert("last_event".into(), json!(event.event_type));
+                detail.insert("last_event".into(), json!(event.kind));
             }
             RecordStatus {
                 record_id,

@@ -5,6 +5,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use authport_core::record::escaped_name;
+use authport_core::Health;
 use authport_core::{
     AuthImporter, BuildContext, ConfigError, CredentialRecord, DiscoveryKey, Disposition,
     ImportOutcome, MappedRecord, MappingError, PriorImport, ProviderError, Removal, TargetIdentity,
@@ -99,12 +100,19 @@ pub fn second_connection_note(other: &Connection, others: usize) -> String {
 }
 
 /// The verify report of a read: healthy only when the connection exists, Nango can refresh
-/// it, and its `errors[]` is empty.
+/// it, and its `errors[]` is empty. The status word is Nango's; the [`Health`]:
+/// - 404: missing;
+/// - 424 "Connection refresh exhausted": revoked (Nango gave up refreshing; the end user must
+///   connect again);
+/// - an `auth` error in `errors[]` (Nango records one when a refresh fails, nango-api.md §4):
+///   refresh failed;
+/// - any other error (`sync`, ...): revoked, as `status` has always counted a connection Nango
+///   flags as unusable.
 pub fn verify_report(lookup: &Lookup) -> VerifyReport {
     let mut detail = Map::new();
-    let (healthy, status) = match lookup {
-        Lookup::Missing => (false, "missing".to_owned()),
-        Lookup::RefreshExhausted => (false, "refresh_exhausted".to_owned()),
+    let (health, status) = match lookup {
+        Lookup::Missing => (Health::Missing, "missing".to_owned()),
+        Lookup::RefreshExhausted => (Health::Revoked, "refresh_exhausted".to_owned()),
         Lookup::Found(connection) => {
             if let Some(id) = connection.id {
                 detail.insert("id".to_owned(), json!(id));
@@ -115,14 +123,16 @@ pub fn verify_report(lookup: &Lookup) -> VerifyReport {
             let kinds: Vec<&str> = connection.errors.iter().map(|e| e.kind.as_str()).collect();
             detail.insert("errors".to_owned(), json!(kinds));
             match kinds.first() {
-                None => (true, "ok".to_owned()),
-                Some(_) if kinds.contains(&"auth") => (false, "auth_error".to_owned()),
-                Some(kind) => (false, format!("{kind}_error")),
+                None => (Health::Healthy, "ok".to_owned()),
+                Some(_) if kinds.contains(&"auth") => {
+                    (Health::RefreshFailed, "auth_error".to_owned())
+                }
+                Some(kind) => (Health::Revoked, format!("{kind}_error")),
             }
         }
     };
     VerifyReport {
-        healthy,
+        health,
         status,
         detail,
     }

@@ -16,6 +16,7 @@ pub mod map;
 pub mod resolve;
 pub mod schema;
 pub mod target;
+pub mod webhooks;
 pub mod wire;
 
 use authport_core::{AuthImporter, BuildContext, ConfigError, ProviderLimits, VendorRate};
@@ -56,6 +57,7 @@ authport_core::inventory::submit! {
                 build: export::build_exporter,
             }),
             catalog: Some(authport_core::CatalogCapability { build: catalog::build_catalog }),
+            webhooks: Some(authport_core::WebhooksCapability { build: webhooks::build_webhooks }),
             ..authport_core::Capabilities::NONE
         },
     }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use authport_core::{
-    AuthImporter, CredentialRecord, DiscoveryKey, Disposition, PriorImport, ProviderError, Removal,
-    TargetRef,
+    AuthImporter, CredentialRecord, DiscoveryKey, Disposition, Health, PriorImport, ProviderError,
+    Removal, TargetRef,
 };
 use authport_sandbox::SandboxConfig;
 use authport_sandbox::nango::{Integration, NangoOptions, RateLimit, default_integrations};
@@ -192,32 +192,37 @@ async fn verify_reports_errors_and_refresh_exhaustion_as_unhealthy() {
     );
 
     let report = importer.verify(&target).await.unwrap();
-    assert!(report.healthy, "{report:?}");
+    assert!(report.healthy(), "{report:?}");
     assert_eq!(report.status, "ok");
 
     sandbox.nango.add_connection_error(key, id, "sync");
     let report = importer.verify(&target).await.unwrap();
-    assert!(!report.healthy);
-    assert_eq!(report.status, "sync_error");
+    assert_eq!(
+        (report.health, report.status.as_str()),
+        (Health::Revoked, "sync_error")
+    );
 
     sandbox.nango.add_connection_error(key, id, "auth");
     let report = importer.verify(&target).await.unwrap();
     assert_eq!(
-        (report.healthy, report.status.as_str()),
-        (false, "auth_error")
+        (report.health, report.status.as_str()),
+        (Health::RefreshFailed, "auth_error")
     );
     assert_eq!(report.detail["errors"], json!(["sync", "auth"]));
 
     sandbox.nango.exhaust_refresh(key, id);
     let report = importer.verify(&target).await.unwrap();
     assert_eq!(
-        (report.healthy, report.status.as_str()),
-        (false, "refresh_exhausted")
+        (report.health, report.status.as_str()),
+        (Health::Revoked, "refresh_exhausted")
     );
 
     assert_eq!(importer.remove(&target).await.unwrap(), Removal::Removed);
     let report = importer.verify(&target).await.unwrap();
-    assert_eq!((report.healthy, report.status.as_str()), (false, "missing"));
+    assert_eq!(
+        (report.health, report.status.as_str()),
+        (Health::Missing, "missing")
+    );
     assert_eq!(
         importer.remove(&target).await.unwrap(),
         Removal::AlreadyGone
@@ -243,7 +248,7 @@ async fn an_import_clears_auth_errors_and_exhaustion() {
     import(importer.as_ref(), &record, Some(&prior))
         .await
         .unwrap();
-    assert!(importer.verify(&target).await.unwrap().healthy);
+    assert!(importer.verify(&target).await.unwrap().healthy());
 }
 
 #[tokio::test]

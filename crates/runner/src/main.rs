@@ -28,8 +28,8 @@ use anyhow::Context;
 use authport_core::{BuildContext, EnvSnapshot, ProviderPlugin};
 use authport_engine::files::refuse_same_as_input;
 use authport_engine::{
-    AppliedHook, EventStore, Exit, ImportOptions, MaintenanceOptions, OwnedConnection, RunGate,
-    RunSummary, StateStore,
+    AppliedHook, Exit, ImportOptions, MaintenanceOptions, OwnedConnection, RunGate, RunSummary,
+    StateStore,
 };
 use authport_engine::{input_identity, is_stdin};
 use clap::Parser;
@@ -336,9 +336,9 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
     );
     // Before (what earlier runs wrote, a killed one included), each object as it is committed
     // (`applied_hook`), and after (anything a busy event store made the hook miss).
-    publish_owned(&state, setup.plugin.name);
+    publish_owned(&state, &setup);
     let summary = authport_engine::import(importer, &state, &options, shutdown_signal()).await?;
-    publish_owned(&state, setup.plugin.name);
+    publish_owned(&state, &setup);
     finish(
         "import",
         &summary,
@@ -350,11 +350,12 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
 
 /// Tells a webhook receiver which connections the run wrote (it cannot read the journal while
 /// the run holds it); a failure here only delays what the receiver learns.
-fn publish_owned(state: &StateStore, provider: &str) {
-    let Some(key_of) = webhooks::connection_key_fn(provider) else {
+fn publish_owned(state: &StateStore, setup: &ProviderSetup) {
+    let provider = setup.plugin.name;
+    let Some(source) = webhooks::upgrade_source(provider, &setup.config, &setup.env) else {
         return;
     };
-    if let Err(error) = authport_engine::publish_owned(state, provider, key_of) {
+    if let Err(error) = authport_engine::publish_owned(state, provider, source.as_ref()) {
         tracing::warn!("cannot record the run's connections for the webhook receiver: {error:#}");
     }
 }
@@ -362,11 +363,12 @@ fn publish_owned(state: &StateStore, provider: &str) {
 /// When a webhook receiver keeps an event store for this state, each connection the run
 /// commits is published to it at once, so the receiver stores that connection's events from
 /// the first one (it cannot read the journal while the run holds it).
-fn applied_hook(state: &StateStore, provider: &'static str) -> Option<AppliedHook> {
-    let key_of = webhooks::connection_key_fn(provider)?;
+fn applied_hook(state: &StateStore, setup: &ProviderSetup) -> Option<AppliedHook> {
+    let provider = setup.plugin.name;
     let path = state.path()?;
     std::fs::symlink_metadata(authport_engine::events_path(path)).ok()?;
-    let store = match EventStore::open(path) {
+    let source = webhooks::upgrade_source(provider, &setup.config, &setup.env)?;
+    let store = match webhooks::open_store(path, provider, Some(source.as_ref())) {
         Ok(store) => Arc::new(store),
         Err(error) => {
             tracing::warn!("cannot open the event store for the webhook receiver: {error:#}");
@@ -374,7 +376,7 @@ fn applied_hook(state: &StateStore, provider: &'static str) -> Option<AppliedHoo
         }
     };
     Some(AppliedHook(Arc::new(move |record_id, target| {
-        let Some(connection_key) = key_of(target) else {
+        let Some(connection_key) = source.connection_key(target) else {
             return;
         };
         let owned = OwnedConnection {
@@ -522,7 +524,7 @@ fn run_options(
         dry_run: flags.dry_run,
         allow_target_change: flags.allow_target_change,
         progress: !flags.quiet && std::io::stderr().is_terminal(),
-        on_applied: applied_hook(state, setup.plugin.name),
+        on_applied: applied_hook(state, setup),
         ..defaults
     }
 }

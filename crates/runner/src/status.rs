@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use authport_engine::Refusal;
-use authport_engine::events::{EventStore, events_path};
+use authport_engine::events::events_path;
 use authport_engine::reconnect::{Destination, ReconnectOptions};
 use authport_engine::status::{EventView, NoEvents, StatusOutput};
 use authport_engine::{Exit, MaintenanceOptions};
@@ -13,7 +13,7 @@ use clap::{Args, ValueEnum};
 use crate::cli::{Format, ProviderArgs};
 use crate::config::ConfigFile;
 use crate::sandbox_mode::SandboxData;
-use crate::{ReadFiles, build_importer, open_state, provider_setup_for, usage};
+use crate::{ProviderSetup, ReadFiles, build_importer, open_state, provider_setup_for, usage};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -84,10 +84,13 @@ pub struct ReconnectArgs {
 }
 
 /// The webhook event store beside the state, when `authport webhooks` made one; never
-/// created here.
-fn event_view(state: &Path) -> anyhow::Result<Box<dyn EventView>> {
+/// created here. An older store is upgraded in place by the provider's webhook source.
+fn event_view(state: &Path, setup: &ProviderSetup) -> anyhow::Result<Box<dyn EventView>> {
     if events_path(state).is_file() {
-        Ok(Box::new(EventStore::open(state)?))
+        let provider = setup.plugin.name;
+        let source = crate::webhooks::upgrade_source(provider, &setup.config, &setup.env);
+        let store = crate::webhooks::open_store(state, provider, source.as_deref())?;
+        Ok(Box::new(store))
     } else {
         Ok(Box::new(NoEvents))
     }
@@ -120,7 +123,7 @@ pub async fn status(args: StatusArgs, quiet: bool) -> anyhow::Result<Exit> {
     let importer = build_importer(&setup, &state, &options.gate)?;
     let json = args.provider.format == Format::Json;
     let mut stdout = std::io::stdout().lock();
-    let events = event_view(&args.state)?;
+    let events = event_view(&args.state, &setup)?;
     let summary = authport_engine::status::status(
         importer,
         &state,
@@ -203,7 +206,7 @@ pub async fn reconnect(args: ReconnectArgs, quiet: bool) -> anyhow::Result<Exit>
         importer.clone(),
         &state,
         &options,
-        event_view(&args.state)?.as_ref(),
+        event_view(&args.state, &setup)?.as_ref(),
         &args.input,
         &reconnect,
     )

@@ -1,6 +1,8 @@
-//! `authport webhooks`: a long-running receiver of a provider's webhooks (Apideck Vault events)
-//! that stores what they say about the migration's connections in the event store beside the
-//! state file (`<state>.events`, see `authport_engine::events`).
+//! `authport webhooks`: a long-running receiver of a provider's webhooks that stores what they
+//! say about the migration's connections in the event store beside the state file
+//! (`<state>.events`, see `authport_engine::events`). It serves whatever [`WebhookSource`] the
+//! provider's plugin declares (`authport providers` lists `webhooks` for those); it knows no
+//! vendor: the source checks the signature and reduces the body to a typed event.
 //!
 //! It starts only on an existing authport state (`--state`), so it never acknowledges deliveries
 //! it cannot keep, and listens on loopback unless `--allow-public-listen` (it speaks plain HTTP:
@@ -8,12 +10,11 @@
 //! deadlines, a connection cap and a bounded stop.
 //!
 //! Every delivery is answered at once: 401 for a missing or wrong signature; 400 for a wrong
-//! content type, malformed JSON, or a signed body without `event_id`, `event_type` or a
-//! readable `occurred_at`, or dated more than 7 days ago or more than 5 minutes ahead; 413 over
-//! 1 MiB; 408 for a body slower than 10 s; 200 otherwise (stored, duplicate, or about a
-//! connection this migration does not own). Only the signed body decides: the unsigned
-//! `x-apideck-event-type` and `x-apideck-idempotency-key` headers are not read. Logs name the
-//! event type and the outcome, never a value of the payload.
+//! content type or a signed body the source cannot use (malformed JSON, no event id, type or
+//! readable date where the vendor signs one), or dated more than 7 days ago or more than 5
+//! minutes ahead; 413 over 1 MiB; 408 for a body slower than 10 s; 200 otherwise (stored,
+//! duplicate, or about a connection this migration does not own). Only the signed body decides.
+//! Logs name the event's kind and the outcome, never a value of the payload.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,16 +22,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
-use authport_apideck::webhooks::{self as apideck_webhooks, SIGNATURE_HEADER};
-use authport_core::{EnvSnapshot, TargetIdentity, TargetRef};
-use authport_engine::events::{OutsideWindow, require_state_file};
+use authport_core::{
+    BuildContext, EnvSnapshot, InMemoryMemo, Ungated, WebhookHeaders, WebhookRefusal, WebhookSource,
+};
+use authport_engine::events::{OutsideWindow, Upgrade, require_state_file};
 use authport_engine::{Delivery, EventStore, Exit, Recorded, owned_in_journal};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use clap::Args;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::config::ConfigFile;
@@ -38,10 +39,11 @@ use crate::serve::{LimitArgs, Limits, RefusalLog, StopSignals, Stopped};
 
 #[derive(Debug, Args)]
 pub struct WebhooksArgs {
-    /// Provider whose webhooks to receive (apideck).
+    /// Provider whose webhooks to receive (those `authport providers` lists with `webhooks`).
     #[arg(long, short = 'p', value_name = "NAME")]
     pub provider: String,
-    /// TOML config file (`[apideck]`: the API key that signs deliveries, and the app id).
+    /// TOML config file: the provider's section (what verifies its deliveries: Apideck's API
+    /// key and app id; Nango's secret key, with NANGO_WEBHOOK_SECRET in the environment).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on, e.g. 127.0.0.1:8080 behind a TLS reverse proxy; port 0 picks one.
@@ -64,9 +66,58 @@ pub struct WebhooksArgs {
     pub limits: LimitArgs,
 }
 
-/// The Apideck connection key of a journal target ref, for providers that send webhooks.
-pub fn connection_key_fn(provider: &str) -> Option<fn(&TargetRef) -> Option<String>> {
-    (provider == authport_apideck::PROVIDER).then_some(apideck_webhooks::connection_key_of)
+/// The webhook source of provider `name`, built from its config section and `env` (no network
+/// IO); `Ok(None)` when the provider declares no webhooks. Import and `status` use it to key
+/// connections and upgrade an older event store, which needs no signing secret.
+pub fn source_for(
+    name: &str,
+    section: Value,
+    env: EnvSnapshot,
+) -> anyhow::Result<Option<Box<dyn WebhookSource>>> {
+    let Ok(capability) = authport_core::find_webhooks(name) else {
+        return Ok(None);
+    };
+    let context = BuildContext {
+        config: section,
+        env,
+        memo: Arc::new(InMemoryMemo::default()),
+        // A source makes no requests.
+        gate: Arc::new(Ungated),
+        request_timeout: std::time::Duration::from_secs(30),
+    };
+    let source =
+        (capability.build)(&context).map_err(|e| anyhow::anyhow!("provider `{name}`: {e}"))?;
+    Ok(Some(source))
+}
+
+/// [`source_for`], for a process that may also find an older event store beside `state`: the
+/// upgrade it allows (`None`: the provider declares no webhooks, or its settings are missing;
+/// an older store is then refused with a message that says how to upgrade it).
+pub fn upgrade_source(
+    name: &str,
+    config: &ConfigFile,
+    env: &EnvSnapshot,
+) -> Option<Box<dyn WebhookSource>> {
+    match source_for(name, config.section(name), env.clone()) {
+        Ok(source) => source,
+        Err(error) => {
+            tracing::debug!("no webhook source to read the event store with: {error:#}");
+            None
+        }
+    }
+}
+
+/// Opens the event store beside `state` with `source` (when there is one) to upgrade an older
+/// one in place.
+pub fn open_store(
+    state: &Path,
+    provider: &str,
+    source: Option<&dyn WebhookSource>,
+) -> anyhow::Result<EventStore> {
+    match source {
+        Some(source) => EventStore::open_upgrading(state, Upgrade { provider, source }),
+        None => EventStore::open(state),
+    }
 }
 
 #[derive(Default)]
@@ -78,7 +129,8 @@ struct Counters {
 }
 
 struct Receiver {
-    api_key: SecretString,
+    provider: &'static str,
+    source: Box<dyn WebhookSource>,
     store: Arc<EventStore>,
     state_path: PathBuf,
     counters: Counters,
@@ -87,11 +139,9 @@ struct Receiver {
 
 /// Runs the receiver until SIGTERM or Ctrl-C (a second one stops it at once, exit 130).
 pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Exit> {
-    if args.provider != authport_apideck::PROVIDER {
-        return Err(crate::usage(anyhow::anyhow!(
-            "webhooks are received for provider `apideck` only"
-        )));
-    }
+    let plugin = authport_core::find_provider(&args.provider)
+        .map_err(|e| crate::usage(anyhow::anyhow!("{e}")))?;
+    authport_core::find_webhooks(plugin.name).map_err(|e| crate::usage(anyhow::anyhow!("{e}")))?;
     if !args.listen.ip().is_loopback() {
         if !args.allow_public_listen {
             return Err(crate::usage(anyhow::anyhow!(
@@ -110,26 +160,26 @@ pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Exit> {
         Some(path) => ConfigFile::load(path, &names).map_err(crate::usage)?,
         None => ConfigFile::default(),
     };
-    let apideck = authport_apideck::ApideckConfig::from_sources(
-        &config.section(authport_apideck::PROVIDER),
-        &EnvSnapshot::from_process(),
+    let source = source_for(
+        plugin.name,
+        config.section(plugin.name),
+        EnvSnapshot::from_process(),
     )
-    .map_err(|e| crate::usage(anyhow::anyhow!("provider `apideck`: {e}")))?;
+    .map_err(crate::usage)?
+    .expect("the plugin declares webhooks");
+    if let Some(missing) = source.missing_setting() {
+        return Err(crate::usage(anyhow::anyhow!(
+            "provider `{}`: {missing}",
+            plugin.name
+        )));
+    }
     // Before anything is made beside it.
     require_state_file(&args.state)?;
-    let store = EventStore::open(&args.state)?;
-    let identity = TargetIdentity {
-        endpoints: vec![apideck.api_base().to_owned()],
-        account: Some(apideck.app_id.clone()),
-        credential: apideck.api_key.clone(),
-    };
-    store.bind(
-        authport_apideck::PROVIDER,
-        &identity,
-        args.allow_target_change,
-    )?;
+    let store = open_store(&args.state, plugin.name, Some(source.as_ref()))?;
+    store.bind(plugin.name, &source.identity(), args.allow_target_change)?;
     let receiver = Arc::new(Receiver {
-        api_key: apideck.api_key.clone(),
+        provider: plugin.name,
+        source,
         store: Arc::new(store),
         state_path: args.state.clone(),
         counters: Counters::default(),
@@ -176,11 +226,11 @@ impl Receiver {
     /// read-only and fails at once while a run holds it; runs publish their connections to the
     /// event store themselves (before and after the import). Reading it again later could make
     /// an import that starts at that instant find the journal busy, so it is not.
-    async fn refresh_owners(&self) {
-        let (path, store) = (self.state_path.clone(), self.store.clone());
-        let learnt = tokio::task::spawn_blocking(move || learn_owners(&path, &store)).await;
+    async fn refresh_owners(self: &Arc<Self>) {
+        let receiver = self.clone();
+        let learnt = tokio::task::spawn_blocking(move || receiver.learn_owners()).await;
         match learnt {
-            Ok(Ok(Some(new))) if new > 0 => {
+            Ok(Ok(new)) if new > 0 => {
                 tracing::info!(new, "learnt connections from the state file");
             }
             Ok(Ok(_)) => {}
@@ -190,12 +240,13 @@ impl Receiver {
             Err(error) => tracing::warn!("cannot read the state file: {error}"),
         }
     }
-}
 
-fn learn_owners(state_path: &Path, store: &EventStore) -> anyhow::Result<Option<usize>> {
-    let provider = authport_apideck::PROVIDER;
-    let owned = owned_in_journal(state_path, provider, apideck_webhooks::connection_key_of)?;
-    Ok(Some(store.own(provider, &owned)?))
+    fn learn_owners(&self) -> anyhow::Result<usize> {
+        let owned = owned_in_journal(&self.state_path, self.provider, |target| {
+            self.source.connection_key(target)
+        })?;
+        self.store.own(self.provider, &owned)
+    }
 }
 
 async fn receive(
@@ -259,6 +310,16 @@ fn bad(reason: &'static str, message: impl Into<String>) -> Refused {
     }
 }
 
+impl From<WebhookRefusal> for Refused {
+    fn from(refusal: WebhookRefusal) -> Self {
+        Refused {
+            status: StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST),
+            reason: refusal.reason,
+            message: refusal.message,
+        }
+    }
+}
+
 async fn handle(receiver: &Receiver, headers: &HeaderMap, body: &[u8]) -> Result<Outcome, Refused> {
     if !is_json(headers) {
         return Err(bad(
@@ -266,19 +327,14 @@ async fn handle(receiver: &Receiver, headers: &HeaderMap, body: &[u8]) -> Result
             "the content type must be application/json",
         ));
     }
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    apideck_webhooks::verify(&receiver.api_key, body, parsed.as_ref(), signature).map_err(|e| {
-        Refused {
-            status: StatusCode::UNAUTHORIZED,
-            reason: "signature",
-            message: e.to_string(),
-        }
-    })?;
-    let parsed = parsed.ok_or_else(|| bad("malformed", "the body is not JSON"))?;
-    let event =
-        apideck_webhooks::parse_event(&parsed).map_err(|e| bad("malformed", e.to_string()))?;
-    let delivery = to_delivery(&event)?;
+    let pairs = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.to_str().ok()));
+    receiver
+        .source
+        .verify(&WebhookHeaders::from_pairs(pairs), body)?;
+    let event = receiver.source.parse(body)?;
+    let delivery = Delivery::of(receiver.provider, event);
     let now = chrono::Utc::now();
     let store = receiver.store.clone();
     let to_store = delivery.clone();
@@ -305,7 +361,7 @@ async fn handle(receiver: &Receiver, headers: &HeaderMap, body: &[u8]) -> Result
         Recorded::Stored { latest } => {
             if !latest {
                 tracing::info!(
-                    event_type = %delivery.event_type,
+                    kind = %delivery.kind,
                     "an event older than the connection's latest: kept in its history only"
                 );
             }
@@ -322,7 +378,7 @@ async fn handle(receiver: &Receiver, headers: &HeaderMap, body: &[u8]) -> Result
         }
     };
     counter.fetch_add(1, Ordering::Relaxed);
-    tracing::debug!(event_type = %delivery.event_type, outcome = outcome.as_str(), "webhook");
+    tracing::debug!(kind = %delivery.kind, outcome = outcome.as_str(), "webhook");
     Ok(outcome)
 }
 
@@ -332,38 +388,4 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// The typed, non-secret fields the event store keeps, all from the signed body. An event
-/// without an id (nothing to deduplicate on), a type (a header's is not signed) or a readable
-/// date (nothing to order by) is refused.
-fn to_delivery(event: &apideck_webhooks::ConnectionEvent) -> Result<Delivery, Refused> {
-    let event_id = event
-        .event_id
-        .clone()
-        .filter(|id| !id.is_empty() && id.len() <= 200)
-        .ok_or_else(|| bad("no event id", "the event has no payload.event_id"))?;
-    let event_type = event
-        .event_type
-        .clone()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| bad("no event type", "the event has no payload.event_type"))?;
-    let occurred_at = event.occurred_at_utc().ok_or_else(|| {
-        bad(
-            "no date",
-            "the event has no payload.occurred_at in ISO 8601 (RFC 3339) form",
-        )
-    })?;
-    let entity = event.entity.as_ref();
-    Ok(Delivery {
-        provider: authport_apideck::PROVIDER.to_owned(),
-        event_id,
-        connection_key: event.connection_key().unwrap_or_default(),
-        event_type,
-        occurred_at,
-        state: entity.and_then(|e| e.state.clone()),
-        health: entity.and_then(|e| e.health.clone()),
-        last_refresh_failed_at: entity.and_then(|e| e.last_refresh_failed_at.clone()),
-        connection_id: entity.and_then(|e| e.id.clone()),
-    })
 }

@@ -221,7 +221,11 @@ impl AuthImporter for Probe {
         let url = self.url(&format!("/items/{}", id_of(target)?));
         let found = self.send(Method::GET, url, Effect::Read, None, &[]).await?;
         Ok(VerifyReport {
-            healthy: found.is_some(),
+            health: if found.is_some() {
+                authport_core::Health::Healthy
+            } else {
+                authport_core::Health::Missing
+            },
             status: if found.is_some() {
                 "present"
             } else {

@@ -468,7 +468,7 @@ impl AuthImporter for TrayImporter {
             .await;
         match answer {
             Ok(info) => {
-                let healthy = target.name == info.name
+                let unchanged = target.name == info.name
                     && target.service_environment_id == info.service_environment_id;
                 let mut detail = Map::new();
                 detail.insert("id".into(), json!(info.id));
@@ -478,14 +478,21 @@ impl AuthImporter for TrayImporter {
                     json!(info.service_environment_id),
                 );
                 detail.insert("scopes".into(), json!(info.scopes));
+                // `changed`: the authentication was renamed or moved to another service
+                // environment, so the record's solution no longer finds it: connect again.
+                let (health, status) = if unchanged {
+                    (authport_core::Health::Healthy, "present")
+                } else {
+                    (authport_core::Health::Revoked, "changed")
+                };
                 Ok(VerifyReport {
-                    healthy,
-                    status: if healthy { "present" } else { "changed" }.to_owned(),
+                    health,
+                    status: status.to_owned(),
                     detail,
                 })
             }
             Err(failure) if failure.is_not_found() => Ok(VerifyReport {
-                healthy: false,
+                health: authport_core::Health::Missing,
                 status: "missing".to_owned(),
                 detail: Map::<String, Value>::new(),
             }),

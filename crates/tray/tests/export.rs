@@ -269,7 +269,7 @@ async fn import_and_verify_never_read_credentials_back() {
     let mapped = provider.map(&record).unwrap();
     let outcome = provider.import(&record, &mapped, None).await.unwrap();
     let verified = provider.verify(&outcome.target).await.unwrap();
-    assert!(verified.healthy, "{verified:?}");
+    assert!(verified.healthy(), "{verified:?}");
     let full = "GET /core/v1/authentications/{id}/full";
     assert_eq!(sandbox.tray.call_count(full), 0);
     // The count is real: the export reads it once per auth.

@@ -58,7 +58,7 @@ async fn solution_instance_is_created_enabled_and_removed() {
         )]
     );
     let report = provider.verify(&outcome.target).await.unwrap();
-    assert!(report.healthy, "{report:?}");
+    assert!(report.healthy(), "{report:?}");
     // A pre-existing auth of the same user stays.
     let other = greenhouse("acme-42", "k");
     discover(provider.as_ref(), &[&other]).await;
@@ -83,7 +83,7 @@ async fn solution_instance_is_created_enabled_and_removed() {
         Removal::AlreadyGone
     );
     let report = provider.verify(&outcome.target).await.unwrap();
-    assert_eq!((report.healthy, report.status.as_str()), (false, "missing"));
+    assert_eq!((report.healthy(), report.status.as_str()), (false, "missing"));
 }
 
 fn slack_of(owner: &str, n: u32) -> CredentialRecord {

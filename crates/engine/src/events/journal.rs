@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use authport_core::TargetRef;
+use authport_core::{TargetRef, WebhookSource};
 use rusqlite::{Connection, OpenFlags, params};
 
-use super::{EventStore, OwnedConnection, events_path};
+use super::{EventStore, OwnedConnection, Upgrade, events_path};
 use crate::files::Refusal;
 use crate::state::StateStore;
 
@@ -103,12 +103,13 @@ pub fn owned_in_journal(
 
 /// Publishes the connections an open journal records as written for `provider` to the event
 /// store beside it, if there is one (a receiver made it): the import calls this when it ends,
-/// while it still holds the journal, so a receiver learns what it created. Returns how many
-/// were new.
+/// while it still holds the journal, so a receiver learns what it created. `source` is the
+/// provider's webhook source, which keys the connections (and upgrades an older store). Returns
+/// how many were new.
 pub fn publish_owned(
     state: &StateStore,
     provider: &str,
-    key_of: impl Fn(&TargetRef) -> Option<String>,
+    source: &dyn WebhookSource,
 ) -> anyhow::Result<usize> {
     let Some(path) = state.path() else {
         return Ok(0);
@@ -123,9 +124,9 @@ pub fn publish_owned(
         objects
             .into_iter()
             .map(|object| (object.record_id, Some(object.target))),
-        key_of,
+        |target| source.connection_key(target),
     )?;
-    EventStore::open(path)?.own(provider, &owned)
+    EventStore::open_upgrading(path, Upgrade { provider, source })?.own(provider, &owned)
 }
 
 fn owned_from(

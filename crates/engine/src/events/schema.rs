@@ -1,18 +1,21 @@
-//! The event store's file: its tables, `application_id`, schema version and the migration of
-//! version 1 files (see the parent module's docs), and the one stored form of an instant.
+//! The event store's file: its tables, `application_id`, schema version and the in-place
+//! upgrade of version 1 and 2 files (see the parent module's docs), and the one stored form of
+//! an instant and of a health.
 
 use std::path::Path;
 
+use authport_core::{Health, StoredWords};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
 
+use super::Upgrade;
 use crate::files::Refusal;
 
 /// SQLite's `application_id` of an event store ("APEV"), distinct from the journal's.
 pub(super) const APPLICATION_ID: i32 = 0x4150_4556;
 
-/// The schema version this build writes (see `super`'s docs); version 1 files are migrated.
-const SCHEMA_VERSION: &str = "2";
+/// The schema version this build writes (see `super`'s docs); versions 1 and 2 are upgraded.
+const SCHEMA_VERSION: &str = "3";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -27,8 +30,9 @@ CREATE TABLE IF NOT EXISTS owned (
     PRIMARY KEY (provider, connection_key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS owned_by_record ON owned (provider, record_id);
--- Every signed event id seen within the window (owned or not): a replay is stored once. Rows
--- expire once their event is older than the window (a replay of it is refused anyway).
+-- Every event id seen within the window (owned or not): a replay is stored once. Rows expire
+-- once their event (an undated one: its arrival) is older than the window (a replay of it is
+-- refused anyway).
 CREATE TABLE IF NOT EXISTS deliveries (
     provider    TEXT NOT NULL,
     event_id    TEXT NOT NULL,
@@ -39,33 +43,31 @@ CREATE TABLE IF NOT EXISTS deliveries (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deliveries_by_age ON deliveries (provider, occurred_at);
 -- The history of owned connections' events (typed, non-secret fields only). `occurred_at` is
--- UTC in one fixed-width form, so text order is time order; `applied`: it became the latest.
+-- UTC in one fixed-width form, so text order is time order (NULL: the vendor sends no time);
+-- `health` is a `Health` word; `kind` the vendor's word, for display; `applied`: it became the
+-- latest.
 CREATE TABLE IF NOT EXISTS events (
-    seq                    INTEGER PRIMARY KEY AUTOINCREMENT,
-    provider               TEXT NOT NULL,
-    connection_key         TEXT NOT NULL,
-    event_id               TEXT,
-    event_type             TEXT NOT NULL,
-    occurred_at            TEXT,
-    received_at            TEXT NOT NULL,
-    state                  TEXT,
-    health                 TEXT,
-    last_refresh_failed_at TEXT,
-    connection_id          TEXT,
-    applied                INTEGER NOT NULL DEFAULT 1
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    provider       TEXT NOT NULL,
+    connection_key TEXT NOT NULL,
+    event_id       TEXT,
+    kind           TEXT NOT NULL,
+    occurred_at    TEXT,
+    received_at    TEXT NOT NULL,
+    health         TEXT,
+    connection_id  TEXT,
+    applied        INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS events_by_connection ON events (provider, connection_key, seq);
--- The latest of each owned connection: the fields of its event that happened last.
+-- The latest of each owned connection: its event that happened (or arrived) last.
 CREATE TABLE IF NOT EXISTS latest (
-    provider               TEXT NOT NULL,
-    connection_key         TEXT NOT NULL,
-    event_type             TEXT NOT NULL,
-    occurred_at            TEXT,
-    received_at            TEXT NOT NULL,
-    state                  TEXT,
-    health                 TEXT,
-    last_refresh_failed_at TEXT,
-    events                 INTEGER NOT NULL,
+    provider       TEXT NOT NULL,
+    connection_key TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    occurred_at    TEXT,
+    received_at    TEXT NOT NULL,
+    health         TEXT,
+    events         INTEGER NOT NULL,
     PRIMARY KEY (provider, connection_key)
 ) WITHOUT ROWID;
 -- Deliveries about connections this migration does not own: counted, never stored.
@@ -108,9 +110,25 @@ pub(super) fn check_ours(connection: &Connection, path: &Path) -> anyhow::Result
     .into())
 }
 
-/// Creates the tables of a new file or migrates a version 1 file (module docs), in one
-/// transaction, so two processes opening an old file at once migrate it once.
-pub(super) fn initialise(connection: &mut Connection, path: &Path) -> anyhow::Result<Vec<u8>> {
+/// A stored health word read back; a word this build does not know (a newer authport wrote
+/// it) reads as none, so the live read-back decides.
+pub(super) fn health_column(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+) -> rusqlite::Result<Option<Health>> {
+    Ok(row
+        .get::<_, Option<String>>(index)?
+        .and_then(|word| word.parse().ok()))
+}
+
+/// Creates the tables of a new file or upgrades a version 1 or 2 file (module docs), in one
+/// transaction, so two processes opening an old file at once upgrade it once. An old file
+/// without `upgrade` is refused untouched.
+pub(super) fn initialise(
+    connection: &mut Connection,
+    path: &Path,
+    upgrade: Option<Upgrade<'_>>,
+) -> anyhow::Result<Vec<u8>> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     transaction.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
@@ -121,13 +139,25 @@ pub(super) fn initialise(connection: &mut Connection, path: &Path) -> anyhow::Re
         [],
         |row| row.get(0),
     )?;
-    match version.as_deref() {
-        None if has_deliveries => migrate_from_v1(&transaction)?,
-        None => transaction.execute_batch(SCHEMA)?,
-        Some(SCHEMA_VERSION) => transaction.execute_batch(SCHEMA)?,
+    let old = match version.as_deref() {
+        None if has_deliveries => Some(1),
+        Some("2") => Some(2),
+        None | Some(SCHEMA_VERSION) => None,
         Some(other) => {
             return Err(Refusal(format!(
                 "event store {} has schema version {other}, made by a newer authport; it was left untouched",
+                path.display()
+            ))
+            .into());
+        }
+    };
+    match (old, upgrade) {
+        (None, _) => transaction.execute_batch(SCHEMA)?,
+        (Some(old), Some(upgrade)) => upgrade_from(&transaction, old, upgrade)?,
+        (Some(old), None) => {
+            return Err(Refusal(format!(
+                "event store {} has schema version {old}, made by an older authport; \
+                 `authport webhooks` or `authport status` for its provider upgrades it; it was left untouched",
                 path.display()
             ))
             .into());
@@ -139,27 +169,147 @@ pub(super) fn initialise(connection: &mut Connection, path: &Path) -> anyhow::Re
     crate::state::schema::salt(connection, "event store")
 }
 
-/// Version 1 → 2: the history is kept (no event ids), dates are rewritten in the ordered form
-/// (an unreadable one becomes NULL: any dated event follows it), dedupe rows are dropped.
-fn migrate_from_v1(transaction: &rusqlite::Transaction<'_>) -> anyhow::Result<()> {
+/// The columns of versions 1 and 2 that are not the vendor's words: copied as they are
+/// (version 1's `idempotency_key` is dropped).
+const NEUTRAL: [&str; 10] = [
+    "seq",
+    "idempotency_key",
+    "provider",
+    "connection_key",
+    "event_id",
+    "occurred_at",
+    "received_at",
+    "connection_id",
+    "applied",
+    "events",
+];
+
+/// Version 1 or 2 → 3: the history and the latest events are kept, each with the health the
+/// provider reads in its old words; dates are rewritten in the ordered form (an unreadable one
+/// becomes NULL: any event follows it). Version 1's dedupe rows are dropped (no event ids);
+/// version 2's are kept.
+fn upgrade_from(
+    transaction: &rusqlite::Transaction<'_>,
+    old: u8,
+    upgrade: Upgrade<'_>,
+) -> anyhow::Result<()> {
     transaction.execute_batch(
         "DROP INDEX IF EXISTS events_by_connection;
-         ALTER TABLE events RENAME TO events_v1;
-         DROP TABLE deliveries;",
+         ALTER TABLE events RENAME TO events_old;
+         ALTER TABLE latest RENAME TO latest_old;",
     )?;
+    if old == 1 {
+        transaction.execute_batch("DROP TABLE deliveries;")?;
+    }
     transaction.execute_batch(SCHEMA)?;
-    transaction.execute_batch(
-        "INSERT INTO events (seq, provider, connection_key, event_id, event_type, occurred_at,
-             received_at, state, health, last_refresh_failed_at, connection_id, applied)
-         SELECT seq, provider, connection_key, NULL, event_type, occurred_at, received_at,
-             state, health, last_refresh_failed_at, connection_id, 1
-         FROM events_v1 ORDER BY seq;
-         DROP TABLE events_v1;",
-    )?;
+    let health_of = |provider: &str, words: &StoredWords| -> Option<&'static str> {
+        (provider == upgrade.provider)
+            .then(|| upgrade.source.stored_health(words))
+            .flatten()
+            .map(Health::as_str)
+    };
+    for row in old_rows(transaction, "events_old")? {
+        let health = health_of(&row.text("provider"), &row.words);
+        transaction.execute(
+            "INSERT INTO events (seq, provider, connection_key, event_id, kind, occurred_at,
+                 received_at, health, connection_id, applied)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                row.number("seq"),
+                row.text("provider"),
+                row.text("connection_key"),
+                row.neutral.get("event_id"),
+                row.kind(),
+                row.neutral.get("occurred_at"),
+                row.text("received_at"),
+                health,
+                row.neutral.get("connection_id"),
+                row.neutral
+                    .get("applied")
+                    .map_or(1, |a| i64::from(a != "0")),
+            ],
+        )?;
+    }
+    for row in old_rows(transaction, "latest_old")? {
+        let health = health_of(&row.text("provider"), &row.words);
+        transaction.execute(
+            "INSERT INTO latest (provider, connection_key, kind, occurred_at, received_at, health,
+                 events)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                row.text("provider"),
+                row.text("connection_key"),
+                row.kind(),
+                row.neutral.get("occurred_at"),
+                row.text("received_at"),
+                health,
+                row.number("events"),
+            ],
+        )?;
+    }
+    transaction.execute_batch("DROP TABLE events_old; DROP TABLE latest_old;")?;
     normalise_dates(transaction)
 }
 
-/// Rewrites version 1's `occurred_at` texts (as the vendor sent them) in the ordered form.
+/// One row of an old table: its neutral columns and its vendor words, by column name (NULLs
+/// left out), all as text.
+struct OldRow {
+    neutral: std::collections::BTreeMap<String, String>,
+    words: StoredWords,
+}
+
+impl OldRow {
+    fn text(&self, column: &str) -> String {
+        self.neutral.get(column).cloned().unwrap_or_default()
+    }
+
+    fn number(&self, column: &str) -> i64 {
+        self.neutral
+            .get(column)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The vendor's word for the event (its old `event_type` column), for display.
+    fn kind(&self) -> String {
+        self.words.get("event_type").cloned().unwrap_or_default()
+    }
+}
+
+fn old_rows(transaction: &rusqlite::Transaction<'_>, table: &str) -> anyhow::Result<Vec<OldRow>> {
+    let mut statement = transaction.prepare(&format!("SELECT * FROM {table}"))?;
+    let names: Vec<String> = statement
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let rows = statement.query_map([], |row| {
+        let mut old = OldRow {
+            neutral: Default::default(),
+            words: Default::default(),
+        };
+        for (index, name) in names.iter().enumerate() {
+            let text = match row.get_ref(index)? {
+                rusqlite::types::ValueRef::Null => continue,
+                rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                rusqlite::types::ValueRef::Real(n) => n.to_string(),
+                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                    String::from_utf8_lossy(t).into_owned()
+                }
+            };
+            if NEUTRAL.contains(&name.as_str()) {
+                old.neutral.insert(name.clone(), text);
+            } else {
+                old.words.insert(name.clone(), text);
+            }
+        }
+        Ok(old)
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Rewrites older versions' `occurred_at` texts in the ordered form (version 1 kept them as
+/// the vendor sent them).
 fn normalise_dates(transaction: &rusqlite::Transaction<'_>) -> anyhow::Result<()> {
     let texts: Vec<String> = {
         let mut statement = transaction.prepare(

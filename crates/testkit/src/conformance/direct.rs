@@ -29,7 +29,7 @@ pub async fn import_once(subject: &Subject) {
     );
     probe.assert_objects(before + 1, "after one import");
     assert!(
-        verify(&probe, &*importer, &outcome.target).await.healthy,
+        verify(&probe, &*importer, &outcome.target).await.healthy(),
         "{}",
         probe.what("the created object verifies")
     );
@@ -62,7 +62,7 @@ pub async fn update_on_changed_content(subject: &Subject) {
     );
     probe.assert_objects(before + 1, "after the update");
     assert!(
-        verify(&probe, &*importer, &updated.target).await.healthy,
+        verify(&probe, &*importer, &updated.target).await.healthy(),
         "{}",
         probe.what("the updated object verifies")
     );
@@ -138,7 +138,7 @@ pub async fn reconcile_adopts_after_lost_answer(subject: &Subject) {
     );
     probe.assert_objects(before + 1, "after reconcile");
     assert!(
-        verify(&probe, &*importer, &outcome.target).await.healthy,
+        verify(&probe, &*importer, &outcome.target).await.healthy(),
         "{}",
         probe.what("the reconciled object verifies")
     );
@@ -157,12 +157,16 @@ pub async fn verify_reads_back(subject: &Subject) {
     let mapped = map(&probe, &*importer, &record);
     let outcome = import(&probe, &*importer, &record, &mapped, None).await;
     let report = verify(&probe, &*importer, &outcome.target).await;
-    assert!(report.healthy, "{}: {report:?}", probe.what("after import"));
+    assert!(
+        report.healthy(),
+        "{}: {report:?}",
+        probe.what("after import")
+    );
     assert!(!report.status.is_empty(), "{}", probe.what("status word"));
     assert_removed(&probe, &*importer, &outcome.target).await;
     let report = verify(&probe, &*importer, &outcome.target).await;
     assert!(
-        !report.healthy,
+        !report.healthy(),
         "{}: {report:?}",
         probe.what("after removal")
     );
@@ -186,7 +190,7 @@ pub async fn rollback_removes_only_what_was_created(subject: &Subject) {
     assert_removed(&probe, &*importer, &first.target).await;
     probe.assert_objects(before + 1, "after removing one");
     assert!(
-        verify(&probe, &*importer, &second.target).await.healthy,
+        verify(&probe, &*importer, &second.target).await.healthy(),
         "{}",
         probe.what("the other object is untouched")
     );
@@ -329,7 +333,7 @@ pub async fn every_request_paced(subject: &Subject) {
     )
     .await;
     assert!(
-        reports.iter().all(|r| r.healthy),
+        reports.iter().all(|r| r.healthy()),
         "{}",
         probe.what("verify")
     );
