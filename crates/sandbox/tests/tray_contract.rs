@@ -3,8 +3,8 @@
 //! `(method, path template, status, body)` tables driven by the testkit's contract loop.
 
 use authport_sandbox::tray::DEFAULT_MASTER_TOKEN;
-use authport_testkit::contract::{self, Answer, Body, Case, Server, Spec};
-use common::{Tray, tray_spec as spec, tray_validator as validator};
+use authport_testkit::contract::{self, Body, Case, Server};
+use common::{Tray, TraySpec, as_user, tray_spec as spec, tray_validator as validator};
 use serde_json::{Value, json};
 
 use crate::common;
@@ -24,51 +24,6 @@ const ENVIRONMENTS: &str =
 const AUTHENTICATIONS: &str = "/core/v1/authentications";
 const AUTHENTICATION: &str = "/core/v1/authentications/{authentication-id}";
 
-/// Tray's spec names one component per status; a status declared without one (the delete's
-/// 204) has no body.
-struct TraySpec(Value);
-
-impl TraySpec {
-    fn problems(&self, name: &str, instance: &Value) -> Vec<String> {
-        validator(&self.0, name)
-            .iter_errors(instance)
-            .map(|e| format!("not a {name}: {e} at {}", e.instance_path))
-            .collect()
-    }
-}
-
-impl Spec for TraySpec {
-    fn answer_problems(&self, case: &Case, answer: &Answer) -> Vec<String> {
-        let method = case.method.to_ascii_lowercase();
-        let declared = &self.0["paths"][case.template][method.as_str()]["responses"]
-            [answer.status.to_string()];
-        let name = match case.body {
-            Body::Schema(name) => Some(name),
-            _ => declared
-                .pointer("/content/application~1json/schema/$ref")
-                .or_else(|| declared.get("$ref"))
-                .and_then(Value::as_str)
-                .and_then(|reference| reference.rsplit('/').next()),
-        };
-        match name {
-            Some(name) => self.problems(name, &answer.body),
-            None if answer.text.is_empty() => Vec::new(),
-            None => vec![format!("{} must have no body", answer.status)],
-        }
-    }
-
-    fn request_problems(&self, case: &Case, body: &Value) -> Vec<String> {
-        let method = case.method.to_ascii_lowercase();
-        let name = self.0["paths"][case.template][method.as_str()]
-            .pointer("/requestBody/content/application~1json/schema/$ref")
-            .and_then(Value::as_str)
-            .and_then(|reference| reference.rsplit('/').next())
-            .unwrap_or_else(|| panic!("{} {} takes no body", case.method, case.template))
-            .to_owned();
-        self.problems(&name, body)
-    }
-}
-
 #[test]
 fn tray_examples_violate_the_strict_environment_schema() {
     let spec = spec();
@@ -76,11 +31,6 @@ fn tray_examples_violate_the_strict_environment_schema() {
         ["examples"]["Netsuite v1 Service Enviroment"]["value"];
     assert!(example.is_object());
     assert!(!validator(&spec, "PublicServiceEnvironmentList").is_valid(example));
-}
-
-/// A row sent with `token` as the bearer.
-fn as_user(case: Case, token: &str) -> Case {
-    case.header("authorization", format!("Bearer {token}"))
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use authport_sandbox::tray::DEFAULT_MASTER_TOKEN;
 use authport_sandbox::{RunningSandbox, SandboxConfig};
-use authport_testkit::contract::{Case, Server};
+use authport_testkit::contract::{Body, Case, Server, Spec};
 use serde_json::{Value, json};
 
 /// A sandbox on a free loopback port.
@@ -145,11 +145,52 @@ pub fn tray_validator(spec: &Value, schema: &str) -> jsonschema::Validator {
         .expect("schema builds")
 }
 
-/// `instance` is a valid `schema` of the Tray spec.
-pub fn assert_valid_tray(spec: &Value, schema: &str, instance: &Value) {
-    let errors: Vec<String> = tray_validator(spec, schema)
-        .iter_errors(instance)
-        .map(|e| format!("{e} at {}", e.instance_path))
-        .collect();
-    assert!(errors.is_empty(), "{schema}: {errors:?}");
+/// Tray's spec names one component per status; a status declared without one (the delete's
+/// 204) has no body.
+pub struct TraySpec(pub Value);
+
+impl TraySpec {
+    fn problems(&self, name: &str, instance: &Value) -> Vec<String> {
+        tray_validator(&self.0, name)
+            .iter_errors(instance)
+            .map(|e| format!("not a {name}: {e} at {}", e.instance_path))
+            .collect()
+    }
+}
+
+impl Spec for TraySpec {
+    fn answer_problems(&self, case: &Case, answer: &Answer) -> Vec<String> {
+        let method = case.method.to_ascii_lowercase();
+        let declared = &self.0["paths"][case.template][method.as_str()]["responses"]
+            [answer.status.to_string()];
+        let name = match case.body {
+            Body::Schema(name) => Some(name),
+            _ => declared
+                .pointer("/content/application~1json/schema/$ref")
+                .or_else(|| declared.get("$ref"))
+                .and_then(Value::as_str)
+                .and_then(|reference| reference.rsplit('/').next()),
+        };
+        match name {
+            Some(name) => self.problems(name, &answer.body),
+            None if answer.text.is_empty() => Vec::new(),
+            None => vec![format!("{} must have no body", answer.status)],
+        }
+    }
+
+    fn request_problems(&self, case: &Case, body: &Value) -> Vec<String> {
+        let method = case.method.to_ascii_lowercase();
+        let name = self.0["paths"][case.template][method.as_str()]
+            .pointer("/requestBody/content/application~1json/schema/$ref")
+            .and_then(Value::as_str)
+            .and_then(|reference| reference.rsplit('/').next())
+            .unwrap_or_else(|| panic!("{} {} takes no body", case.method, case.template))
+            .to_owned();
+        self.problems(&name, body)
+    }
+}
+
+/// A row sent with `token` as the bearer.
+pub fn as_user(case: Case, token: &str) -> Case {
+    case.header("authorization", format!("Bearer {token}"))
 }
