@@ -25,11 +25,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use authport_core::{BuildContext, EnvSnapshot, ProviderPlugin};
+use authport_core::{EnvSnapshot, ProviderPlugin};
 use authport_engine::files::refuse_same_as_input;
 use authport_engine::{
-    AppliedHook, Exit, ImportOptions, MaintenanceOptions, OwnedConnection, RunGate, RunSummary,
-    StateStore,
+    AppliedHook, EngineError, Exit, ImportOptions, MaintenanceOptions, OwnedConnection, RateChoice,
+    RunGate, RunSummary, StateStore,
 };
 use authport_engine::{input_identity, is_stdin};
 use clap::Parser;
@@ -40,13 +40,9 @@ use authport_apideck as _;
 use authport_nango as _;
 use authport_tray as _;
 
-use crate::cli::{Cli, Command, Format, ImportArgs, ProviderArgs, RateArg, StateArgs};
+use crate::cli::{Cli, Command, Format, ImportArgs, ProviderArgs, StateArgs};
 use crate::config::ConfigFile;
 use crate::sandbox_mode::SandboxData;
-
-/// A failure before anything was sent: bad flags, config or environment (exit 2).
-#[derive(Debug)]
-struct UsageError(anyhow::Error);
 
 /// mimalloc rather than glibc's malloc: allocation was ~15 % of an import's CPU with many
 /// worker threads allocating and freeing small objects (BENCHMARKS.md, client overhead).
@@ -67,35 +63,20 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Io.code());
         }
     };
-    let quiet = cli.quiet;
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code.code()),
         Err(error) => {
-            let refused = error.downcast_ref::<UsageError>().is_some()
-                || error.downcast_ref::<authport_engine::Refusal>().is_some();
-            let code = if refused { Exit::Usage } else { Exit::Io };
-            let error = match error.downcast::<UsageError>() {
-                Ok(UsageError(inner)) => inner,
-                Err(other) => other,
-            };
-            if !quiet || code != Exit::Ok {
-                eprintln!("error: {error:#}");
-            }
-            ExitCode::from(code.code())
+            // Printed with `-q` too: it is the reason for a non-zero exit.
+            eprintln!("error: {error}");
+            ExitCode::from(error.exit().code())
         }
     }
 }
 
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
+/// A failure before anything was sent: bad flags, config or environment (exit 2), for the
+/// commands that still report with `anyhow` (the engine's `EngineError` types it back).
 fn usage(error: anyhow::Error) -> anyhow::Error {
-    anyhow::Error::new(UsageError(error))
+    anyhow::Error::new(EngineError::Usage(error))
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -116,9 +97,11 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
-async fn run(cli: Cli) -> anyhow::Result<Exit> {
+/// Runs the command; a command that could not run is an [`EngineError`], whose `exit()` is the
+/// process's exit code.
+async fn run(cli: Cli) -> Result<Exit, EngineError> {
     let quiet = cli.quiet;
-    match cli.command {
+    let exit: anyhow::Result<Exit> = match cli.command {
         Command::Providers { format } => {
             print_providers(format)?;
             Ok(Exit::Ok)
@@ -142,11 +125,11 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
                 quiet,
             )
         }
-        Command::Import(args) => import(args, quiet).await,
+        Command::Import(args) => return import(args, quiet).await,
         Command::Verify(args) => verify_or_rollback(args, quiet, Action::Verify).await,
         Command::Rollback(args) => verify_or_rollback(args, quiet, Action::Rollback).await,
-        Command::Export(args) => export::export(args, quiet).await,
-        Command::Migrate(args) => migrate::migrate(args, quiet).await,
+        Command::Export(args) => return export::export(args, quiet).await,
+        Command::Migrate(args) => return migrate::migrate(args, quiet).await,
         Command::Webhooks(args) => webhooks::webhooks(args).await,
         Command::Status(args) => status::status(args, quiet).await,
         Command::Reconnect(args) => status::reconnect(args, quiet).await,
@@ -158,7 +141,8 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Targets(args) => targets::targets(args).await,
         Command::Completions { shell } => completions::print(shell),
         Command::Man { out_dir } => completions::man(&out_dir),
-    }
+    };
+    Ok(exit?)
 }
 
 fn print_providers(format: Format) -> anyhow::Result<()> {
@@ -292,20 +276,17 @@ fn build_importer(
     setup: &ProviderSetup,
     state: &StateStore,
     gate: &Arc<RunGate>,
-) -> anyhow::Result<Arc<dyn authport_core::AuthImporter>> {
-    let context = BuildContext {
-        config: setup.config.section(setup.plugin.name),
-        env: setup.env.clone(),
-        memo: state.memo(),
-        gate: gate.clone(),
-        request_timeout: setup.config.engine.request_timeout(),
-    };
-    let importer = (setup.plugin.build)(&context)
-        .map_err(|e| usage(anyhow::anyhow!("provider `{}`: {e}", setup.plugin.name)))?;
+) -> Result<Arc<dyn authport_core::AuthImporter>, EngineError> {
+    let context =
+        setup
+            .config
+            .build_context(setup.plugin.name, &setup.env, state.memo(), gate.clone());
+    let importer =
+        (setup.plugin.build)(&context).map_err(|e| EngineError::config(setup.plugin.name, &e))?;
     Ok(Arc::from(importer))
 }
 
-async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
+async fn import(args: ImportArgs, quiet: bool) -> Result<Exit, EngineError> {
     let setup =
         provider_setup_for(&args.provider, SandboxData::for_run(args.state.as_deref())).await?;
     check_input(&args.input)?;
@@ -339,13 +320,13 @@ async fn import(args: ImportArgs, quiet: bool) -> anyhow::Result<Exit> {
     publish_owned(&state, &setup);
     let summary = authport_engine::import(importer, &state, &options, shutdown_signal()).await?;
     publish_owned(&state, &setup);
-    finish(
+    Ok(finish(
         "import",
         &summary,
         args.provider.format,
         report_is_stdout(&report),
         quiet,
-    )
+    )?)
 }
 
 /// Tells a webhook receiver which connections the run wrote (it cannot read the journal while
@@ -490,7 +471,7 @@ async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> any
 /// The flags `import` and `migrate` share, for [`run_options`].
 pub(crate) struct RunFlags {
     pub concurrency: Option<u32>,
-    pub rate: Option<RateArg>,
+    pub rate: Option<RateChoice>,
     pub dry_run: bool,
     pub allow_target_change: bool,
     pub report: PathBuf,
@@ -514,12 +495,10 @@ fn run_options(
             .or(defaults.deadline),
         report: Some(flags.report),
         concurrency: flags.concurrency.or(engine.concurrency).map(|n| n as usize),
-        rate: match flags.rate {
-            Some(RateArg::Fixed(rate)) => Some(rate),
-            Some(RateArg::Auto) => None,
-            None => engine.rate,
-        },
-        auto_rate: flags.rate == Some(RateArg::Auto),
+        rate: flags
+            .rate
+            .or(engine.rate.map(cli::rate_choice))
+            .unwrap_or_default(),
         rate_ceiling: engine.rate_ceiling,
         dry_run: flags.dry_run,
         allow_target_change: flags.allow_target_change,
