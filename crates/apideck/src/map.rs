@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::config::{SuspectMilliseconds, is_header_safe};
 use crate::connector::ConnectorInfo;
 use crate::expiry::{self, render_at_send, render_expiry};
-use crate::schema::import_body_violations;
+use crate::schema::IMPORT_SCHEMA;
 use crate::target::{ApideckRef, PROVIDER, ResolvedTarget};
 use crate::wire::FormField;
 
@@ -88,16 +88,10 @@ pub fn map_record(
     }
     body.insert("metadata".to_owned(), Value::Object(metadata));
     let body = Value::Object(body);
-    let violations = import_body_violations(&render_at_send(&body, options.now));
-    if !violations.is_empty() {
-        return Err(MappingError::new(
-            "body",
-            format!(
-                "does not match Apideck's ConnectionImportData: {}",
-                violations.join("; ")
-            ),
-        ));
-    }
+    IMPORT_SCHEMA.check_body(
+        &render_at_send(&body, options.now),
+        "Apideck's ConnectionImportData",
+    )?;
 
     let redacted_body = redact_json(&body, &record.secret_values());
     let destination = ApideckRef {

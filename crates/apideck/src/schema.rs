@@ -9,10 +9,10 @@ use serde_json::Value;
 pub const CONNECTION_IMPORT_DATA_SCHEMA: &str = include_str!("connection_import_data.schema.json");
 
 /// The schema declares no `$schema`: the validator's default draft applies.
-static SCHEMA: EmbeddedSchema = EmbeddedSchema::new(CONNECTION_IMPORT_DATA_SCHEMA, None);
+pub static IMPORT_SCHEMA: EmbeddedSchema = EmbeddedSchema::new(CONNECTION_IMPORT_DATA_SCHEMA, None);
 
 /// Every violation of `ConnectionImportData` in `body`, described by location and rule only
 /// (the body holds secrets; the validator's own messages quote values).
 pub fn import_body_violations(body: &Value) -> Vec<String> {
-    SCHEMA.violations(body)
+    IMPORT_SCHEMA.violations(body)
 }

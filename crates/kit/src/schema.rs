@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use authport_core::MappingError;
 pub use jsonschema::Draft;
 use serde_json::Value;
 
@@ -79,6 +80,20 @@ impl EmbeddedSchema {
     /// Every violation in `body`, by location and rule only.
     pub fn violations(&self, body: &Value) -> Vec<String> {
         violations(self.validator(), body)
+    }
+
+    /// `body` against the schema, as `map` reports it: one `MappingError` on the field `body`
+    /// listing every violation, `what` naming the vendor's schema (e.g. "Nango's upsert request
+    /// schema").
+    pub fn check_body(&self, body: &Value, what: &str) -> Result<(), MappingError> {
+        let found = self.violations(body);
+        if found.is_empty() {
+            return Ok(());
+        }
+        Err(MappingError::new(
+            "body",
+            format!("does not match {what}: {}", found.join("; ")),
+        ))
     }
 
     fn validator(&self) -> &jsonschema::Validator {

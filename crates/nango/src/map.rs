@@ -18,7 +18,7 @@ use chrono::SecondsFormat;
 use serde_json::{Map, Value, json};
 
 use crate::config::CustomMap;
-use crate::schema::upsert_body_violations;
+use crate::schema::UPSERT_SCHEMA;
 use crate::target::{NangoRef, PROVIDER};
 
 /// Metadata key marking a connection as imported by authport for one record. Lets a later
@@ -111,16 +111,7 @@ pub fn map_record(
     body.insert("metadata".to_owned(), Value::Object(metadata));
     body.insert("tags".to_owned(), Value::Object(owner_tags(record)?));
     let body = Value::Object(body);
-    let violations = upsert_body_violations(&body);
-    if !violations.is_empty() {
-        return Err(MappingError::new(
-            "body",
-            format!(
-                "does not match Nango's upsert request schema: {}",
-                violations.join("; ")
-            ),
-        ));
-    }
+    UPSERT_SCHEMA.check_body(&body, "Nango's upsert request schema")?;
 
     let redacted_body = redact_json(&body, &record.secret_values());
     let destination = NangoRef {

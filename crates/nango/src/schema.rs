@@ -10,11 +10,11 @@ use serde_json::Value;
 /// The embedded schema, as text.
 pub const UPSERT_CONNECTION_SCHEMA: &str = include_str!("upsert_connection.schema.json");
 
-static SCHEMA: EmbeddedSchema =
+pub static UPSERT_SCHEMA: EmbeddedSchema =
     EmbeddedSchema::new(UPSERT_CONNECTION_SCHEMA, Some(Draft::Draft202012));
 
 /// Every violation of the upsert schema in `body`, by location and rule only (the body holds
 /// secrets; the validator's own messages quote values).
 pub fn upsert_body_violations(body: &Value) -> Vec<String> {
-    SCHEMA.violations(body)
+    UPSERT_SCHEMA.violations(body)
 }
