@@ -117,6 +117,20 @@ impl Spec for Vault {
             }
         }
     }
+
+    fn request_problems(&self, case: &Case, body: &Value) -> Vec<String> {
+        let method = case.method.to_ascii_lowercase();
+        let name = self.0["paths"][case.template][method.as_str()]
+            .pointer("/requestBody/content/application~1json/schema/$ref")
+            .and_then(Value::as_str)
+            .and_then(|reference| reference.rsplit('/').next())
+            .unwrap_or_else(|| panic!("{} {} takes no body", case.method, case.template));
+        let schema = component_schema(&self.0, name, Direction::Request);
+        validator(&schema)
+            .iter_errors(body)
+            .map(|e| format!("not a {name}: {e}"))
+            .collect()
+    }
 }
 
 #[test]

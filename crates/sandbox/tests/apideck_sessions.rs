@@ -1,39 +1,29 @@
 //! `POST /vault/sessions` of the Vault emulator over real HTTP, against vault.yml: the request
 //! body is a `Session`, the answer a `CreateSessionResponse`; headers are checked like every
 //! Vault call; a bad body is refused; the session's page opens for 1 hour, unknown ones 404.
+//! Each Vault request is a row of the testkit's contract loop.
 
 use authport_sandbox::apideck::sessions::{SESSION_KEYS, SETTINGS_KEYS};
-use authport_sandbox::apideck::{SANDBOX_API_KEY, SANDBOX_APP_ID};
 use authport_sandbox::spec::{Direction, component_schema, load_spec, validator};
 use authport_sandbox::{RunningSandbox, SandboxConfig};
+use authport_testkit::contract::{self, Case};
 use serde_json::{Value, json};
 
+use crate::apideck_contract::{Vault, server};
+use crate::common;
+
 async fn start() -> RunningSandbox {
-    authport_sandbox::start(
-        SandboxConfig::default(),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("sandbox starts")
+    common::start(SandboxConfig::default()).await
 }
 
-async fn create(
-    sandbox: &RunningSandbox,
-    key: &str,
-    consumer: Option<&str>,
-    body: &Value,
-) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{}/vault/sessions", sandbox.base_url()))
-        .header("authorization", format!("Bearer {key}"))
-        .header("x-apideck-app-id", SANDBOX_APP_ID)
-        .json(body);
-    if let Some(consumer) = consumer {
-        request = request.header("x-apideck-consumer-id", consumer);
-    }
-    let response = request.send().await.expect("answers");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("a JSON body"))
+const SESSIONS: &str = "/vault/sessions";
+
+/// `POST /vault/sessions` with `body` for consumer `c-1`, answering `status` as vault.yml
+/// declares.
+fn create(body: Value, status: u16) -> Case {
+    Case::new("POST", SESSIONS, SESSIONS, status)
+        .header("x-apideck-consumer-id", "c-1")
+        .send(body)
 }
 
 fn keys(schema: &Value) -> Vec<String> {
@@ -75,15 +65,18 @@ async fn a_session_is_created_for_a_consumer_and_its_page_opens() {
     let body = json!({"consumer_metadata": {"user_name": "Ada", "email": "ada@example.com"},
                       "redirect_uri": "https://app.example/back",
                       "settings": {"unified_apis": ["crm"], "session_length": "1h"}});
-    assert!(request_schema.is_valid(&body));
     let sandbox = start().await;
-    let (status, answer) = create(&sandbox, SANDBOX_API_KEY, Some("c-1"), &body).await;
-    assert_eq!(status, 200, "{answer}");
-    let errors: Vec<String> = answer_schema
-        .iter_errors(&answer)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
+    let answers = contract::run(
+        &server(&sandbox),
+        &Vault(load_spec()),
+        &[
+            create(body.clone(), 200).request_valid(true),
+            // Two sessions are two tokens.
+            create(body, 200),
+        ],
+    )
+    .await;
+    let (answer, again) = (&answers[0].body, &answers[1].body);
     let uri = answer["data"]["session_uri"].as_str().expect("a uri");
     let token = answer["data"]["session_token"].as_str().expect("a token");
     assert!(uri.ends_with(token));
@@ -94,8 +87,6 @@ async fn a_session_is_created_for_a_consumer_and_its_page_opens() {
     assert_eq!(page["unified_apis"], json!(["crm"]));
     assert_eq!(page["redirect_uri"], "https://app.example/back");
 
-    // Two sessions are two tokens.
-    let (_, again) = create(&sandbox, SANDBOX_API_KEY, Some("c-1"), &body).await;
     assert_ne!(
         again["data"]["session_token"],
         answer["data"]["session_token"]
@@ -110,25 +101,28 @@ async fn a_session_is_created_for_a_consumer_and_its_page_opens() {
 async fn bad_requests_are_refused_as_vault_does() {
     let sandbox = start().await;
     let body = json!({"settings": {"unified_apis": ["crm"]}});
-    let (status, answer) = create(&sandbox, "wrong", Some("c-1"), &body).await;
-    assert_eq!(
-        (status, answer["type_name"].as_str()),
-        (401, Some("UnauthorizedError"))
-    );
-    let (status, answer) = create(&sandbox, SANDBOX_API_KEY, None, &body).await;
-    assert_eq!(status, 400, "{answer}");
-    assert_eq!(answer["detail"], "Missing Header: x-apideck-consumer-id");
+    let mut cases = vec![
+        create(body.clone(), 401)
+            .header("authorization", "Bearer wrong")
+            .fields(json!({"type_name": "UnauthorizedError"})),
+        create(body, 400)
+            .without("x-apideck-consumer-id")
+            .fields(json!({"detail": "Missing Header: x-apideck-consumer-id"})),
+    ];
     for bad in [
         json!({"CANARY-key": 1}),
         json!({"settings": {"unified_apis": "crm"}}),
         json!({"settings": {"CANARY-setting": "CANARY-value"}}),
         json!({"redirect_uri": 5}),
     ] {
-        let (status, answer) = create(&sandbox, SANDBOX_API_KEY, Some("c-1"), &bad).await;
-        assert_eq!(status, 422, "{bad}: {answer}");
+        cases.push(create(bad, 422).request_valid(false));
+    }
+    let answers = contract::run(&server(&sandbox), &Vault(load_spec()), &cases).await;
+    for answer in &answers[2..] {
         assert!(
-            !answer.to_string().contains("CANARY"),
-            "the refusal quotes no key or value: {answer}"
+            !answer.text.contains("CANARY"),
+            "the refusal quotes no key or value: {}",
+            answer.text
         );
     }
 }
