@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use authport_core::{
-    BuildContext, EnvSnapshot, InMemoryMemo, Ungated, WebhookHeaders, WebhookRefusal, WebhookSource,
+    EnvSnapshot, InMemoryMemo, Ungated, WebhookHeaders, WebhookRefusal, WebhookSource,
 };
 use authport_engine::events::{OutsideWindow, Upgrade, require_state_file};
 use authport_engine::{Delivery, EventStore, Exit, Recorded, owned_in_journal};
@@ -71,34 +71,33 @@ pub struct WebhooksArgs {
 /// connections and upgrade an older event store, which needs no signing secret.
 pub fn source_for(
     name: &str,
-    section: Value,
-    env: EnvSnapshot,
+    config: &ConfigFile,
+    env: &EnvSnapshot,
 ) -> anyhow::Result<Option<Box<dyn WebhookSource>>> {
     let Ok(capability) = authport_core::find_webhooks(name) else {
         return Ok(None);
     };
-    let context = BuildContext {
-        config: section,
+    // A source makes no requests and keeps no notes.
+    let context = config.build_context(
+        name,
         env,
-        memo: Arc::new(InMemoryMemo::default()),
-        // A source makes no requests.
-        gate: Arc::new(Ungated),
-        request_timeout: std::time::Duration::from_secs(30),
-    };
+        Arc::new(InMemoryMemo::default()),
+        Arc::new(Ungated),
+    );
     let source =
         (capability.build)(&context).map_err(|e| anyhow::anyhow!("provider `{name}`: {e}"))?;
     Ok(Some(source))
 }
 
-/// [`source_for`], for a process that may also find an older event store beside `state`: the
-/// upgrade it allows (`None`: the provider declares no webhooks, or its settings are missing;
-/// an older store is then refused with a message that says how to upgrade it).
+/// [`source_for`], for a process that may also find an older event store beside the state: the
+/// source that upgrades it (`None`: the provider declares no webhooks, or its settings are
+/// missing; an older store is then refused with a message that says how to upgrade it).
 pub fn upgrade_source(
     name: &str,
     config: &ConfigFile,
     env: &EnvSnapshot,
 ) -> Option<Box<dyn WebhookSource>> {
-    match source_for(name, config.section(name), env.clone()) {
+    match source_for(name, config, env) {
         Ok(source) => source,
         Err(error) => {
             tracing::debug!("no webhook source to read the event store with: {error:#}");
@@ -160,13 +159,9 @@ pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Exit> {
         Some(path) => ConfigFile::load(path, &names).map_err(crate::usage)?,
         None => ConfigFile::default(),
     };
-    let source = source_for(
-        plugin.name,
-        config.section(plugin.name),
-        EnvSnapshot::from_process(),
-    )
-    .map_err(crate::usage)?
-    .expect("the plugin declares webhooks");
+    let source = source_for(plugin.name, &config, &EnvSnapshot::from_process())
+        .map_err(crate::usage)?
+        .expect("the plugin declares webhooks");
     if let Some(missing) = source.missing_setting() {
         return Err(crate::usage(anyhow::anyhow!(
             "provider `{}`: {missing}",
