@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use authport_engine::EngineError;
 use authport_engine::files::{NamedFile, refuse_outputs_over_inputs};
 
 use crate::config::ConfigFile;
-use crate::usage;
 
 /// Every file a command reads, for the one output check ([`refuse_outputs_over_inputs`]):
 /// its flags' files, a state's event store and the config file.
@@ -42,7 +42,10 @@ impl ReadFiles {
 
     /// Refuses (exit 2, nothing changed) an output that is one of these files, or another
     /// output. Called before any output is opened.
-    pub(crate) fn refuse_outputs(&self, outputs: &[(&str, Option<&Path>)]) -> anyhow::Result<()> {
+    pub(crate) fn refuse_outputs(
+        &self,
+        outputs: &[(&str, Option<&Path>)],
+    ) -> Result<(), EngineError> {
         let inputs: Vec<NamedFile<'_>> = self
             .files
             .iter()
@@ -52,6 +55,6 @@ impl ReadFiles {
             .iter()
             .filter_map(|(flag, path)| Some(NamedFile::new(flag, (*path)?)))
             .collect();
-        refuse_outputs_over_inputs(&inputs, &outputs).map_err(|e| usage(e.into()))
+        Ok(refuse_outputs_over_inputs(&inputs, &outputs)?)
     }
 }

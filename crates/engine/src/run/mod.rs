@@ -41,6 +41,7 @@ use tokio::sync::mpsc;
 
 use crate::control::Control;
 use crate::dedupe::SeenIds;
+use crate::error::EngineError;
 use crate::files::{Refusal, refuse_same_as_input, same_file};
 use crate::limiter::RunGate;
 use crate::progress::{InputSize, Progress};
@@ -250,9 +251,19 @@ enum Work {
 
 /// Imports every record of `options.input` with `importer`, journalling in `state`.
 ///
-/// Returns `Err` only for problems that make the run itself impossible (unreadable input,
-/// unwritable report or state); everything about records and the target is in the summary.
+/// Returns `Err` only for problems that make the run itself impossible (a refused file, an
+/// unreadable input, an unwritable report or state): [`EngineError::exit`] says which;
+/// everything about records and the target is in the summary.
 pub async fn import(
+    importer: Arc<dyn AuthImporter>,
+    state: &StateStore,
+    options: &ImportOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<RunSummary, EngineError> {
+    Ok(run_import(importer, state, options, shutdown).await?)
+}
+
+async fn run_import(
     importer: Arc<dyn AuthImporter>,
     state: &StateStore,
     options: &ImportOptions,
@@ -441,7 +452,11 @@ fn deadline_reason(deadline: Option<Duration>) -> String {
 }
 
 /// Checks `input` offline (no provider): every record valid or located errors.
-pub fn validate(input: &Path, report: Option<&Path>) -> anyhow::Result<RunSummary> {
+pub fn validate(input: &Path, report: Option<&Path>) -> Result<RunSummary, EngineError> {
+    Ok(run_validate(input, report)?)
+}
+
+fn run_validate(input: &Path, report: Option<&Path>) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
     if let Some(report) = report {
         refuse_same_as_input("report", report, input_identity(input))?;
