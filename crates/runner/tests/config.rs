@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-const CANARY: &str = "CANARY-runner-config-41d7";
-
 fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
     let output = authport_testkit::clean_command(env!("CARGO_BIN_EXE_authport"))
         .current_dir(dir)
@@ -20,6 +18,7 @@ fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn engine_and_migrate_mistakes_are_named_by_setting_and_kind_never_quoted() {
+    let canary = authport_testkit::canary("runner-config");
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     std::fs::write(dir.join("in.jsonl"), "").unwrap();
@@ -38,22 +37,22 @@ fn engine_and_migrate_mistakes_are_named_by_setting_and_kind_never_quoted() {
     let cases: &[(&[&str], String, &str)] = &[
         (
             &import,
-            format!("[engine]\n{CANARY} = 1\n"),
+            format!("[engine]\n{canary} = 1\n"),
             "[engine] has a key that is not a setting (settings: concurrency,",
         ),
         (
             &import,
-            format!("[engine]\nconcurrency = \"{CANARY}\"\n"),
+            format!("[engine]\nconcurrency = \"{canary}\"\n"),
             "[engine] concurrency must be a whole number",
         ),
         (
             &migrate,
-            format!("[migrate]\n{CANARY} = 1\n"),
+            format!("[migrate]\n{canary} = 1\n"),
             "[migrate] has a key that is not a setting (settings: services, source_rate)",
         ),
         (
             &migrate,
-            format!("[migrate]\nsource_rate = \"{CANARY}\"\n"),
+            format!("[migrate]\nsource_rate = \"{canary}\"\n"),
             "[migrate] source_rate must be a number",
         ),
     ];
@@ -62,6 +61,6 @@ fn engine_and_migrate_mistakes_are_named_by_setting_and_kind_never_quoted() {
         let (code, stderr) = run(dir, args);
         assert_eq!(code, Some(2), "{config}: {stderr}");
         assert!(stderr.contains(expect), "{config}: {stderr}");
-        assert!(!stderr.contains(CANARY), "{config}: {stderr}");
+        authport_testkit::assert_no_canary(config, &stderr);
     }
 }
