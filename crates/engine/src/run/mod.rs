@@ -1,6 +1,5 @@
 //! The import run: a streaming pipeline from the input file through mapping to the provider.
-//! (Long because the reader thread, the worker pool and the stop handling share one run's
-//! state here; what happens to one record lives in `record.rs`.)
+//! Its options and input are in `options.rs`; what happens to one record lives in `record.rs`.
 //!
 //! ```text
 //! reader thread ──(bounded channel, 2 × concurrency)──> N workers ──> report + tally
@@ -20,22 +19,22 @@
 //! `commit_*` methods wait for theirs), which keeps the journal from bounding the import rate.
 
 mod discovery;
+mod options;
 mod pacing;
 mod record;
 
+pub use options::{AppliedHook, ImportOptions, Input};
 pub use pacing::{Pacing, RateChoice, default_send_rate, pacing};
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use authport_core::input::{InputItem, InputReader};
-use authport_core::{
-    AuthImporter, CredentialRecord, ErrorKind, ProviderLimits, ReportLine, Status, TargetRef,
-};
+use authport_core::{AuthImporter, CredentialRecord, ErrorKind, ReportLine, Status};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
@@ -43,197 +42,12 @@ use crate::control::Control;
 use crate::dedupe::SeenIds;
 use crate::error::EngineError;
 use crate::files::{Refusal, refuse_same_as_input, same_file};
-use crate::limiter::RunGate;
 use crate::progress::{InputSize, Progress};
 use crate::retrier::RetryCounters;
-use crate::retry::RetryPolicy;
 use crate::state::StateStore;
 use crate::summary::{ReportWriter, RunSummary, Tally};
 
 use record::{Output, Run};
-
-/// Everything an import run is configured with. Build with [`ImportOptions::new`] and set
-/// fields; `None` means the provider's documented default.
-#[derive(Debug, Clone)]
-pub struct ImportOptions {
-    pub provider: String,
-    /// The provider's documented limits (from its plugin): the defaults for rate, burst and
-    /// concurrency.
-    pub limits: ProviderLimits,
-    /// Where the records come from: a file, stdin, or an in-memory reader (`migrate`).
-    pub input: Input,
-    pub report: Option<PathBuf>,
-    /// Records in flight at once (default: the provider's `default_concurrency`).
-    pub concurrency: Option<usize>,
-    /// The pace of provider calls (default: the vendor's documented rate, or `--rate auto`
-    /// — see [`crate::adaptive`] — for a vendor that documents none).
-    pub rate: RateChoice,
-    /// `[engine] rate_ceiling`: the ceiling wherever the pace is auto (default: the vendor's
-    /// ceiling or documented rate).
-    pub rate_ceiling: Option<f64>,
-    pub dry_run: bool,
-    /// Draw a progress bar on stderr (the runner decides: TTY and not `-q`).
-    pub progress: bool,
-    /// Calls of one kind per record, the first included.
-    pub max_attempts: u32,
-    /// The whole run's time budget; when it runs out the run stops (exit 3) and the rest is
-    /// reported `skipped`/`not_attempted`.
-    pub deadline: Option<Duration>,
-    /// How long in-flight calls may still run after Ctrl-C or a fatal error.
-    pub stop_grace: Duration,
-    /// The first backoff ceiling (doubled per attempt, full jitter).
-    pub retry_base_delay: Duration,
-    /// The largest backoff ceiling.
-    pub retry_max_delay: Duration,
-    /// Rebind a state made for another target to this one (`--allow-target-change`) instead of
-    /// refusing the run.
-    pub allow_target_change: bool,
-    /// The run's rate limit. Build the provider with it (`BuildContext::gate`), so the limit
-    /// applies to every HTTP request the provider sends; the engine configures it once when the
-    /// run starts and slows it down on 429s.
-    pub gate: Arc<RunGate>,
-    /// Called after each record's outcome is committed with the object it wrote (e.g. to tell
-    /// the webhook receiver that this connection is now the migration's, while the run holds
-    /// the journal's lock).
-    pub on_applied: Option<AppliedHook>,
-}
-
-/// See [`ImportOptions::on_applied`]: `(record id, target)`. Must not block for long.
-#[derive(Clone)]
-pub struct AppliedHook(pub Arc<AppliedFn>);
-
-/// `(record id, target)` of one committed outcome.
-pub type AppliedFn = dyn Fn(&str, &TargetRef) + Send + Sync;
-
-impl std::fmt::Debug for AppliedHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AppliedHook")
-    }
-}
-
-impl ImportOptions {
-    pub fn new(
-        provider: impl Into<String>,
-        limits: ProviderLimits,
-        input: impl Into<Input>,
-    ) -> Self {
-        let policy = RetryPolicy::default();
-        Self {
-            provider: provider.into(),
-            limits,
-            input: input.into(),
-            report: None,
-            concurrency: None,
-            rate: RateChoice::VendorDefault,
-            rate_ceiling: None,
-            dry_run: false,
-            progress: false,
-            max_attempts: policy.max_attempts,
-            deadline: None,
-            stop_grace: Duration::from_secs(30),
-            retry_base_delay: policy.base_delay,
-            retry_max_delay: policy.max_delay,
-            allow_target_change: false,
-            gate: RunGate::new(),
-            on_applied: None,
-        }
-    }
-
-    fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: self.max_attempts.max(1),
-            base_delay: self.retry_base_delay,
-            max_delay: self.retry_max_delay.max(self.retry_base_delay),
-            ..RetryPolicy::default()
-        }
-    }
-}
-
-/// Where an import's records come from.
-#[derive(Clone)]
-pub enum Input {
-    /// A file of JSON Lines or a JSON array.
-    File(PathBuf),
-    /// The process's stdin (`--input -`).
-    Stdin,
-    /// Any byte stream, read once: e.g. an exporter writing into an in-memory pipe, so records
-    /// with secrets never touch the disk. `name` locates errors (`<name>:<line>`).
-    Reader { name: String, source: ReaderSource },
-}
-
-/// A reader the run takes once (behind a lock so that [`ImportOptions`] stays `Clone`).
-#[derive(Clone)]
-pub struct ReaderSource(Arc<Mutex<Option<Box<dyn std::io::Read + Send>>>>);
-
-impl std::fmt::Debug for ReaderSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ReaderSource")
-    }
-}
-
-impl Input {
-    /// An input read from `source`, located as `name` in error messages.
-    pub fn reader(name: impl Into<String>, source: impl std::io::Read + Send + 'static) -> Self {
-        Self::Reader {
-            name: name.into(),
-            source: ReaderSource(Arc::new(Mutex::new(Some(Box::new(source))))),
-        }
-    }
-
-    /// The file whose contents are the input, for the same-file refusals (stdin's own file
-    /// when it is redirected); none for an in-memory reader.
-    pub fn identity(&self) -> Option<&Path> {
-        match self {
-            Self::File(path) => Some(path),
-            Self::Stdin => Some(Path::new("/dev/stdin")),
-            Self::Reader { .. } => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Input {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::File(path) => write!(f, "{}", path.display()),
-            Self::Stdin => f.write_str("<stdin>"),
-            Self::Reader { name, .. } => f.write_str(name),
-        }
-    }
-}
-
-impl std::fmt::Debug for Input {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Input({self})")
-    }
-}
-
-impl From<&Path> for Input {
-    fn from(path: &Path) -> Self {
-        if is_stdin(path) {
-            Self::Stdin
-        } else {
-            Self::File(path.to_owned())
-        }
-    }
-}
-
-impl From<PathBuf> for Input {
-    fn from(path: PathBuf) -> Self {
-        Self::from(path.as_path())
-    }
-}
-
-impl From<&PathBuf> for Input {
-    fn from(path: &PathBuf) -> Self {
-        Self::from(path.as_path())
-    }
-}
-
-impl From<&str> for Input {
-    fn from(path: &str) -> Self {
-        Self::from(Path::new(path))
-    }
-}
 
 /// One unit of work from the reader.
 #[derive(Debug)]
