@@ -1,5 +1,5 @@
 //! `export`: a provider's exporter writes canonical v1 records, secrets included, to a private
-//! file or a pipe ([`output`]); stderr says where the secrets are and never shows one. Also the
+//! file or a pipe (`output.rs`); stderr says where the secrets are and never shows one. Also the
 //! source side `migrate` shares: finding and building an exporter, and pacing its reads.
 
 mod output;
