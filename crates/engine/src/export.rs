@@ -239,7 +239,7 @@ mod tests {
             (documented, at(5.0), fixed(5.0, 50)),
             (documented, RateChoice::Unlimited, Pacing::Unlimited),
             (undocumented, RateChoice::VendorDefault, fixed(100.0, 10)),
-            (undocumented, at(20.0), fixed(20.0, 2)),
+            (undocumented, at(20.0), fixed(20.0, 10)),
         ];
         for (index, (limits, choice, expect)) in cases.into_iter().enumerate() {
             assert_eq!(source_pacing(&limits, choice), expect, "case {index}");

@@ -15,7 +15,7 @@ pub enum RateChoice {
     #[default]
     VendorDefault,
     /// This many requests per second; `burst` above it (default: the vendor's documented
-    /// burst, else a tenth of a second's worth).
+    /// burst, else a tenth of a second's worth at the vendor's ceiling).
     Fixed { per_second: f64, burst: Option<u32> },
     /// No limit (`--rate 0`).
     Unlimited,
@@ -97,10 +97,10 @@ pub fn pacing(limits: &ProviderLimits, choice: RateChoice, ceiling: Option<f64>)
         }
         (RateChoice::Fixed { per_second, burst }, vendor) => Pacing::Fixed {
             rate: per_second,
-            // No documented burst: the auto rate's rule, a tenth of a second's worth.
+            // No documented burst: the auto rate's rule, a tenth of a second at the ceiling.
             burst: burst
                 .or(vendor.burst())
-                .unwrap_or_else(|| auto_burst(per_second))
+                .unwrap_or_else(|| auto_burst(vendor.ceiling()))
                 .max(1),
         },
         (RateChoice::VendorDefault, VendorRate::Documented { per_second, burst }) => {
@@ -152,7 +152,7 @@ mod tests {
             (undocumented, VendorDefault, None, auto(100.0)),
             (undocumented, VendorDefault, Some(40.0), auto(40.0)),
             (undocumented, at(20.0, Some(4)), None, fixed(20.0, 4)),
-            (undocumented, at(20.0, None), None, fixed(20.0, 2)),
+            (undocumented, at(20.0, None), None, fixed(20.0, 10)),
             (undocumented, Unlimited, Some(40.0), Pacing::Unlimited),
             (undocumented, asked(None), None, auto(100.0)),
         ];
