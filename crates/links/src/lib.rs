@@ -43,6 +43,18 @@
 //!   `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff` and a CSP with no remote
 //!   source ([`CONTENT_SECURITY_POLICY`]). Pages hold no script and inline CSS only.
 //!
+//! Same links on a re-run: the expiry is part of the claims, so `reconnect --links` must
+//! reuse the expiry it first gave a row (kept with the key in the state) rather than `now +
+//! ttl` each time; [`expiry`] computes the first one, [`link_url`] puts the token under the
+//! `--broker` address (https, or http to loopback only).
+//!
+//! # Behind a reverse proxy
+//!
+//! The broker listens on loopback; the operator's TLS reverse proxy forwards `/r/` to it
+//! (under any prefix: the page's form has no `action`, it posts to its own address). The proxy
+//! must not log the paths under `/r/` (each holds a token) and must not cache (every answer
+//! says `no-store`). The broker needs no forwarded headers.
+//!
 //! # Link hygiene
 //!
 //! A link is a bearer capability: whoever holds it can reconnect the owner's account until it
@@ -52,14 +64,18 @@
 //! The vendor URL a POST mints is as sensitive: it goes to the `Location` header only, never
 //! to a page.
 
+mod address;
 mod pages;
 mod rate;
+mod revocation;
 mod router;
 mod token;
 mod ttl;
 
+pub use address::{BrokerUrlError, link_url};
 pub use pages::{escape, reason_in_plain_words};
 pub use rate::{POSTS_PER_MINUTE, RateLimiter};
+pub use revocation::{Revocation, is_revoked};
 pub use router::{Broker, CONTENT_SECURITY_POLICY, MAX_FORM_BYTES, MintRefused, Visit, router};
 pub use token::{
     LinkClaims, LinkKey, MAX_TOKEN_LEN, TokenError, csrf_matches, csrf_token, sign, verify,
