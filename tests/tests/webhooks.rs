@@ -116,7 +116,8 @@ async fn post(
     (status, answer.json().await.unwrap_or(Value::Null))
 }
 
-fn record(owner: &str) -> String {
+/// An Apideck HubSpot record of `owner` with canary tokens, issued now.
+pub(crate) fn record(owner: &str) -> String {
     let issued_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     json!({"id": format!("{owner}/hubspot"), "owner": {"id": owner}, "service": "hubspot",
         "auth": {"type": "oauth2", "access_token": canary(&format!("{owner}-access")),

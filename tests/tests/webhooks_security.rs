@@ -4,7 +4,7 @@
 //! migration's.
 
 use crate::common;
-use crate::webhooks::Receiver;
+use crate::webhooks::{Receiver, record};
 
 use std::io::{Read as _, Write as _};
 use std::path::Path;
@@ -23,16 +23,6 @@ const RECOVERED: &str = "vault.connection.token_refresh.recovered";
 
 /// A client-side safety net only: a server that never closes fails the test instead of hanging.
 const SAFETY: Duration = Duration::from_secs(30);
-
-fn record(owner: &str) -> String {
-    let issued_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    json!({"id": format!("{owner}/hubspot"), "owner": {"id": owner}, "service": "hubspot",
-        "auth": {"type": "oauth2", "access_token": canary(&format!("{owner}-access")),
-                 "refresh_token": canary(&format!("{owner}-refresh")),
-                 "issued_at": issued_at, "expires_in": 3600},
-        "targets": {"apideck": {"unified_api": "crm", "service_id": "hubspot"}}})
-    .to_string()
-}
 
 /// `minutes` ago, as Apideck writes `occurred_at`.
 fn ago(minutes: i64) -> String {

@@ -3,11 +3,11 @@
 //! webhook source reads the old words, so every event keeps what it meant, as typed health.
 
 use crate::common;
+use crate::webhooks::record;
 
 use authport_core::Health;
 use authport_engine::EventStore;
 use common::*;
-use serde_json::json;
 
 /// Version 2 as it was written, for o1's and o2's HubSpot connections: o1's latest a failed
 /// refresh, o2's a revocation after a creation.
@@ -52,16 +52,6 @@ INSERT INTO latest VALUES ('apideck', '["o2","crm","hubspot"]', 'vault.connectio
     '2026-11-25T10:30:00.000000Z', '2026-11-25T10:30:01.000Z', 'callable', 'revoked', NULL, 2);
 INSERT INTO unknown VALUES ('apideck', 4);
 "#;
-
-fn record(owner: &str) -> String {
-    let issued_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    json!({"id": format!("{owner}/hubspot"), "owner": {"id": owner}, "service": "hubspot",
-        "auth": {"type": "oauth2", "access_token": canary(&format!("{owner}-access")),
-                 "refresh_token": canary(&format!("{owner}-refresh")),
-                 "issued_at": issued_at, "expires_in": 3600},
-        "targets": {"apideck": {"unified_api": "crm", "service_id": "hubspot"}}})
-    .to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_upgrades_a_version_2_event_store_and_every_event_keeps_its_meaning() {
