@@ -3,8 +3,9 @@
 //! - `ci`: formatting, clippy (`-D warnings`), every test, stale or unreferenced insta snapshots,
 //!   and the provider scaffold proven in a scratch copy of the workspace;
 //! - `new-provider NAME`: scaffolds a provider crate on the kit (config, wire, target, map,
-//!   client, importer), registered and linked from the runner, with its mapping snapshot test, a
-//!   loopback emulator and the conformance suite wired in;
+//!   client, importer), registered and linked from the runner, with its mapping snapshot test,
+//!   its emulator as a sandbox module on the sandbox's list, and the conformance suite run
+//!   against the sandbox;
 //! - `scaffold-check`: the scaffold proof on its own;
 //! - `bench`: the benchmarks (release build), figures for BENCHMARKS.md;
 //! - `man [DIR]`: the man pages (default `target/man`), written by the binary's hidden
@@ -33,8 +34,9 @@ fn main() -> anyhow::Result<()> {
             };
             let created = scaffold::new_provider(&workspace_root()?, name)?;
             println!(
-                "created {}; next: replace the assumed API in wire.rs, client.rs and tests/emulator with the vendor's, then `cargo test -p authport-{name}` (see ARCHITECTURE.md, \"How to add a provider\")",
-                created.display()
+                "created {} and its emulator crates/sandbox/src/{}/; next: replace the assumed API in wire.rs, client.rs and the emulator with the vendor's, then `cargo test -p authport-{name}` (see ARCHITECTURE.md, \"How to add a provider\")",
+                created.display(),
+                name.replace('-', "_")
             );
             Ok(())
         }
@@ -54,7 +56,7 @@ fn main() -> anyhow::Result<()> {
 
 fn print_help() {
     eprintln!(
-        "cargo xtask TASK\n\n  ci               fmt check, clippy -D warnings, all tests, snapshot check, scaffold check\n  new-provider N   scaffold provider crate crates/N (package authport-N)\n  scaffold-check   prove the scaffold in a scratch copy of the workspace\n  bench            run the benchmarks (release) and print the figures\n  man [DIR]        write the man pages (default target/man)"
+        "cargo xtask TASK\n\n  ci               fmt check, clippy -D warnings, all tests, snapshot check, scaffold check\n  new-provider N   scaffold provider crate crates/N (package authport-N) and its sandbox emulator\n  scaffold-check   prove the scaffold in a scratch copy of the workspace\n  bench            run the benchmarks (release) and print the figures\n  man [DIR]        write the man pages (default target/man)"
     );
 }
 

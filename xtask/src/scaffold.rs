@@ -1,9 +1,11 @@
 //! `cargo xtask new-provider NAME`: a provider crate laid out like the real ones and built on the
 //! kit (config, wire, target, map, client, importer; the HTTP path honours the run's gate, the
 //! timeout and the HTTPS rule by construction), registered, linked from the runner, with a
-//! snapshot test of its mapping, a tiny loopback emulator of its API and the conformance suite
-//! wired in. `scaffold-check` proves all of that in a scratch copy of the workspace, so the real
-//! tree is never touched.
+//! snapshot test of its mapping, an emulator of its API as a module of the sandbox
+//! (`crates/sandbox/src/<module>/`, appended to the sandbox's one list of emulators) and the
+//! conformance suite run against the shared sandbox like every real provider's.
+//! `scaffold-check` proves all of that in a scratch copy of the workspace, so the real tree is
+//! never touched.
 //!
 //! `scaffold-check` also proves the generated crate is built on the kit one layer up: it calls
 //! the settings loader, `url_at`, `send_json` (the one rule for an unreadable answer) and the
@@ -55,10 +57,6 @@ const TEMPLATES: [(&str, &str); 14] = [
         include_str!("../templates/provider/src/importer.rs.tmpl"),
     ),
     (
-        "crates/{{name}}/tests/emulator/mod.rs",
-        include_str!("../templates/provider/tests/emulator/mod.rs.tmpl"),
-    ),
-    (
         "crates/{{name}}/tests/conformance.rs",
         include_str!("../templates/provider/tests/conformance.rs.tmpl"),
     ),
@@ -80,7 +78,18 @@ const TEMPLATES: [(&str, &str); 14] = [
         "docs/{{name}}.md",
         include_str!("../templates/provider/docs.md.tmpl"),
     ),
+    (
+        EMULATOR_MODULE,
+        include_str!("../templates/provider/sandbox/mod.rs.tmpl"),
+    ),
 ];
+
+/// The generated emulator: a module of the sandbox crate, named after the provider.
+const EMULATOR_MODULE: &str = "crates/sandbox/src/{{module}}/mod.rs";
+
+/// The line of `crates/sandbox/src/lib.rs` the scaffold appends the emulator above, in the
+/// sandbox's one list of emulators (`emulators! { ... }`).
+const EMULATOR_ANCHOR: &str = "    // new-provider: emulators above this line\n";
 
 /// What a generated provider must take from the kit rather than write again: (file under
 /// `src/`, the call). `scaffold-check` fails when one is missing.
@@ -172,8 +181,8 @@ fn generated_sources(crate_dir: &Path) -> anyhow::Result<Vec<(String, String)>> 
     Ok(sources)
 }
 
-/// Creates `crates/NAME` and `docs/NAME.md`, and wires the crate into the workspace and the
-/// runner.
+/// Creates `crates/NAME`, `docs/NAME.md` and the sandbox's emulator module, and wires the crate
+/// into the workspace and the runner and the emulator into the sandbox's list.
 pub fn new_provider(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
     check_name(name)?;
     let crate_dir = root.join("crates").join(name);
@@ -199,10 +208,19 @@ pub fn new_provider(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     wire_into_workspace(root, name, &module)?;
-    // Line widths depend on the name's length: format the generated code for it.
+    edit(&root.join("crates/sandbox/src/lib.rs"), |text| {
+        add_emulator(text, name, &module, &title)
+    })?;
+    // Line widths depend on the name's length: format the generated code for it (the emulator
+    // alone of the sandbox's files: the others are not the scaffold's to reformat).
     run(cargo()
         .current_dir(root)
         .args(["fmt", "-p", &format!("authport-{name}")]))?;
+    let emulator = root.join(render(EMULATOR_MODULE, name, &module, &title));
+    run(Command::new("rustfmt")
+        .current_dir(root)
+        .args(["--edition", "2024"])
+        .arg(&emulator))?;
     Ok(crate_dir)
 }
 
@@ -214,10 +232,11 @@ fn render(template: &str, name: &str, module: &str, title: &str) -> String {
         .replace("{{ENV}}", &module.to_ascii_uppercase())
 }
 
-/// Generates a provider in a scratch copy of the workspace, then: clippy `-D warnings` on it;
-/// its tests (config, target, mapping snapshot, conformance) and the runner's (whose pinned
-/// provider list must now include it); and the conformance test once more on its own, to see
-/// that it ran and passed (it fails when any request bypasses the run's gate).
+/// Generates a provider in a scratch copy of the workspace, then: clippy `-D warnings` on it and
+/// on the sandbox (with its new emulator module); its tests (config, target, mapping snapshot,
+/// conformance against the sandbox), the sandbox's own and the runner's (whose pinned provider
+/// list must now include it); and the conformance test once more on its own, to see that it ran
+/// and passed (it fails when any request bypasses the run's gate).
 pub fn check(root: &Path) -> anyhow::Result<()> {
     let scratch = root.join("target").join("scaffold-check");
     if scratch.exists() {
@@ -232,6 +251,8 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
             "clippy",
             "-p",
             "authport-scaffolded",
+            "-p",
+            "authport-sandbox",
             "--all-targets",
             "--",
             "-D",
@@ -241,6 +262,8 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
             "test",
             "-p",
             "authport-scaffolded",
+            "-p",
+            "authport-sandbox",
             "-p",
             "authport",
             "--bins",
@@ -279,7 +302,7 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
         .current_dir(root)
         .args(["build", "-p", "authport", "--bin", "authport"]))?;
     eprintln!(
-        "scaffold-check: a new provider uses the kit (settings loader, url_at, the answer rule, the typed payload), builds, is clippy-clean, registers, is linked, and passes its snapshot and conformance tests (every request paced by the run's gate)"
+        "scaffold-check: a new provider uses the kit (settings loader, url_at, the answer rule, the typed payload), builds, is clippy-clean, registers, is linked, its emulator joins the sandbox's list (the sandbox stays clippy-clean and passes its tests), and it passes its snapshot and conformance tests against the sandbox (every request paced by the run's gate)"
     );
     Ok(())
 }
@@ -312,8 +335,58 @@ fn check_name(name: &str) -> anyhow::Result<()> {
         !["core", "engine", "kit", "runner", "sandbox", "testkit"].contains(&name),
         "`{name}` is a reserved crate name"
     );
+    let module = name.replace('-', "_");
+    ensure!(
+        !SANDBOX_NAMES.contains(&module.as_str()) && !KEYWORDS.contains(&module.as_str()),
+        "`{module}` cannot name the emulator's module and field in the sandbox (a Rust keyword, or a name the sandbox already uses)"
+    );
     Ok(())
 }
+
+/// Names the sandbox uses beside its emulators' (its other modules, the fields of
+/// `SandboxConfig`, `RunningSandbox` and its data file), which an emulator module would clash
+/// with.
+const SANDBOX_NAMES: [&str; 10] = [
+    "emulator", "faults", "persist", "spec", "addr", "shutdown", "server", "format", "version",
+    "listen",
+];
+
+/// Rust's keywords (strict and reserved, 2024 edition): not a module name.
+const KEYWORDS: [&str; 51] = [
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut",
+    "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe",
+    "use", "where", "while", "abstract", "become", "box", "do", "final", "macro", "override",
+    "priv", "try", "typeof", "unsized", "virtual", "yield",
+];
+
+/// Adds `module::TitleState` to the sandbox's list of emulators, above the anchor line, and
+/// `name` to the end of its unit test's pinned [`EMULATOR_NAMES`] (in list order), when the
+/// test pins them.
+fn add_emulator(text: &str, name: &str, module: &str, title: &str) -> anyhow::Result<String> {
+    let at = text.find(EMULATOR_ANCHOR).with_context(|| {
+        format!(
+            "`{}` not found in the sandbox's list of emulators",
+            EMULATOR_ANCHOR.trim()
+        )
+    })?;
+    let text = format!(
+        "{}    {module}::{title}State,\n{}",
+        &text[..at],
+        &text[at..]
+    );
+    let Some(start) = text.find(EMULATOR_NAMES) else {
+        return Ok(text);
+    };
+    let end = start
+        + text[start..]
+            .find("]);")
+            .context("the pinned emulator names are not closed")?;
+    Ok(format!("{}, \"{name}\"{}", &text[..end], &text[end..]))
+}
+
+/// How the sandbox's unit test pins the emulator names, in list order.
+const EMULATOR_NAMES: &str = "assert_eq!(emulator_names(), [";
 
 fn title_case(name: &str) -> String {
     name.split('-')
@@ -482,12 +555,62 @@ mod tests {
     }
 
     #[test]
+    fn the_emulator_is_appended_to_the_sandbox_list() {
+        let lib = include_str!("../../crates/sandbox/src/lib.rs");
+        let added = add_emulator(lib, "acme-crm", "acme_crm", "AcmeCrm").unwrap();
+        let list = &added[added.find("emulators! {\n").unwrap()..];
+        let list = &list[..list.find("}\n").unwrap()];
+        assert!(
+            list.ends_with(&format!("    acme_crm::AcmeCrmState,\n{EMULATOR_ANCHOR}")),
+            "{list}"
+        );
+        let line = "    acme_crm::AcmeCrmState,\n".len();
+        let pinned = if lib.contains(EMULATOR_NAMES) {
+            assert!(added.contains(", \"acme-crm\"]);"));
+            ", \"acme-crm\"".len()
+        } else {
+            0
+        };
+        assert_eq!(added.len(), lib.len() + line + pinned);
+        let no_list = add_emulator("emulators! {}", "acme-crm", "acme_crm", "AcmeCrm");
+        assert!(no_list.is_err());
+    }
+
+    #[test]
+    fn the_emulator_is_a_sandbox_module_named_after_the_provider() {
+        let path = render(EMULATOR_MODULE, "acme-crm", "acme_crm", "AcmeCrm");
+        assert_eq!(path, "crates/sandbox/src/acme_crm/mod.rs");
+        let module = TEMPLATES
+            .iter()
+            .find(|(relative, _)| *relative == EMULATOR_MODULE)
+            .map(|(_, template)| render(template, "acme-crm", "acme_crm", "AcmeCrm"))
+            .unwrap();
+        for part in [
+            "impl crate::Emulator for AcmeCrmState",
+            "const ENV_PREFIX: &'static str = \"ACME_CRM_\";",
+            "(\"acme-crm-api-key\", &mut options.api_key)",
+            "\"/acme-crm/v1/credentials\"",
+        ] {
+            assert!(module.contains(part), "{part}");
+        }
+        // The conformance test writes where the emulator serves.
+        let conformance = TEMPLATES
+            .iter()
+            .find(|(relative, _)| relative.ends_with("tests/conformance.rs"))
+            .map(|(_, template)| render(template, "acme-crm", "acme_crm", "AcmeCrm"))
+            .unwrap();
+        assert!(conformance.contains("WriteRequest::new(\"POST\", \"/acme-crm/v1/credentials\")"));
+        assert!(conformance.contains("sandbox.acme_crm.clone()"));
+    }
+
+    #[test]
     fn names_are_checked() {
         for good in ["acme", "acme-crm", "x2"] {
             assert!(check_name(good).is_ok(), "{good}");
         }
         for bad in [
-            "", "Acme", "2x", "acme-", "acme_crm", "kit", "testkit", "a b",
+            "", "Acme", "2x", "acme-", "acme_crm", "kit", "testkit", "a b", "faults", "persist",
+            "match", "type",
         ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
