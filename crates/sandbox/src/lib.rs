@@ -151,7 +151,8 @@ macro_rules! emulators {
             pub(crate) format: String,
             pub(crate) version: u32,
             pub(crate) listen: SocketAddr,
-            $($name: <$name::$state as Emulator>::Data,)+
+            // A file saved before a vendor joined the list still loads (its data empty).
+            $(#[serde(default)] $name: <$name::$state as Emulator>::Data,)+
         }
 
         /// Every variable prefix an emulator's environment uses (`TRAY_`, `APIDECK_`,
