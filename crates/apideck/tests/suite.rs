@@ -6,6 +6,7 @@ mod conformance;
 mod contract;
 mod errors;
 mod map;
+mod map_expiry;
 mod requests;
 mod sandbox;
 mod support;
