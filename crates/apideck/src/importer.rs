@@ -6,12 +6,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
+use authport_core::Health;
 use authport_core::{
     AuthImporter, BuildContext, ConfigError, CredentialRecord, DiscoveryKey, Disposition,
     ImportOutcome, MappedRecord, MappingError, PriorImport, ProviderError, Removal, TargetIdentity,
     TargetRef, VerifyReport,
 };
-use authport_core::Health;
 use authport_kit::ownership::{self, Existing, Words};
 use authport_kit::{DiscoveryCache, payload_of};
 use chrono::{DateTime, Utc};
@@ -315,7 +315,11 @@ pub fn verify_report(connection: Option<&Connection>) -> VerifyReport {
 /// connection is healthy, or pending its first refresh; any other state (`authorized` without
 /// its settings, `added`, `invalid`, `health: needs_auth`...) is unusable until the end user
 /// connects again, which `status` calls revoked.
-pub fn health_of(state: &str, health: Option<&str>, last_refresh_failed_at: Option<&Value>) -> Health {
+pub fn health_of(
+    state: &str,
+    health: Option<&str>,
+    last_refresh_failed_at: Option<&Value>,
+) -> Health {
     if health == Some("revoked") {
         Health::Revoked
     } else if is_set(last_refresh_failed_at) && health != Some("ok") {
