@@ -232,8 +232,9 @@ fn render(template: &str, name: &str, module: &str, title: &str) -> String {
         .replace("{{ENV}}", &module.to_ascii_uppercase())
 }
 
-/// Generates a provider in a scratch copy of the workspace, then: clippy `-D warnings` on it and
-/// on the sandbox (with its new emulator module); its tests (config, target, mapping snapshot,
+/// Generates a provider in a scratch copy of the workspace, then: every crate of the workspace
+/// type-checks (tests included); clippy `-D warnings` on the provider and on the sandbox (with
+/// its new emulator module); its tests (config, target, mapping snapshot,
 /// conformance against the sandbox), the sandbox's own and the runner's (whose pinned provider
 /// list must now include it); and the conformance test once more on its own, to see that it ran
 /// and passed (it fails when any request bypasses the run's gate).
@@ -247,6 +248,10 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
     uses_the_kit(&generated_sources(&crate_dir)?)?;
     let target_dir = root.join("target");
     for args in [
+        // Every crate still compiles, tests included, with one more emulator in the sandbox
+        // (a struct literal or match over the vendors would not): adding a provider touches
+        // nothing else.
+        vec!["check", "--workspace", "--all-targets"],
         vec![
             "clippy",
             "-p",
@@ -302,7 +307,7 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
         .current_dir(root)
         .args(["build", "-p", "authport", "--bin", "authport"]))?;
     eprintln!(
-        "scaffold-check: a new provider uses the kit (settings loader, url_at, the answer rule, the typed payload), builds, is clippy-clean, registers, is linked, its emulator joins the sandbox's list (the sandbox stays clippy-clean and passes its tests), and it passes its snapshot and conformance tests against the sandbox (every request paced by the run's gate)"
+        "scaffold-check: a new provider uses the kit (settings loader, url_at, the answer rule, the typed payload), builds (and so does every other crate), is clippy-clean, registers, is linked, its emulator joins the sandbox's list (the sandbox stays clippy-clean and passes its tests), and it passes its snapshot and conformance tests against the sandbox (every request paced by the run's gate)"
     );
     Ok(())
 }
