@@ -19,7 +19,10 @@ use serde_json::Value;
 
 use crate::config::NangoConfig;
 use crate::target::NangoRef;
-use crate::wire::{Connection, ConnectionList, Integration, IntegrationList, error_text};
+use crate::wire::{
+    ConnectSession, ConnectSessionAnswer, Connection, ConnectionList, Integration, IntegrationList,
+    error_text,
+};
 
 /// Nango on the kit's HTTP path.
 pub const VENDOR: Vendor = Vendor {
@@ -232,6 +235,36 @@ impl NangoClient {
             Err(failure) if failure.is_not_found() => Ok(Removal::AlreadyGone),
             Err(CallFailure { error, .. }) => Err(error),
         }
+    }
+
+    /// `POST /connect/sessions` (`ConnectSessionInput`), or `POST /connect/sessions/reconnect`
+    /// (`ConnectSessionReconnectInput`) when `reconnect`: a Connect session token for the
+    /// hosted Connect UI. The body names the owner and the integration, no secret; the
+    /// answer's token is one, kept in a `SecretString`. Sending it twice leaves a second
+    /// session, which is harmless (both expire).
+    pub async fn create_connect_session(
+        &self,
+        body: &Value,
+        reconnect: bool,
+    ) -> Result<ConnectSession, ProviderError> {
+        let (segments, operation): (&[&str], &str) = if reconnect {
+            (
+                &["connect", "sessions", "reconnect"],
+                "POST /connect/sessions/reconnect",
+            )
+        } else {
+            (&["connect", "sessions"], "POST /connect/sessions")
+        };
+        let call = self
+            .call(
+                Method::POST,
+                url_at(&self.base, segments)?,
+                operation,
+                Effect::IdempotentWrite,
+            )
+            .json(body);
+        let answer: ConnectSessionAnswer = self.http.send_json(call, "connect session").await?;
+        Ok(answer.data)
     }
 
     /// `{base}/connections/{id}`, the id percent-encoded as one path segment.

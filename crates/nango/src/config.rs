@@ -11,6 +11,10 @@ use serde_json::Value;
 /// Nango Cloud; `NANGO_API_URL` replaces it (self-hosted: often `http://localhost:3003`).
 pub const DEFAULT_API_URL: &str = "https://api.nango.dev";
 
+/// Nango Cloud's hosted Connect UI, the base of a reconnect link (`?session_token=...` is
+/// added); `NANGO_CONNECT_URL` replaces it (self-hosted Nango serves its own).
+pub const DEFAULT_CONNECT_URL: &str = "https://connect.nango.dev";
+
 /// Nango's free plan: 200 requests per minute, per account (fixed window).
 pub const FREE_PLAN_REQUESTS_PER_MINUTE: u32 = 200;
 
@@ -90,9 +94,10 @@ impl RecordTarget {
 }
 
 /// The keys of `[nango]`.
-pub const SETTINGS: [&str; 7] = [
+pub const SETTINGS: [&str; 8] = [
     "secret_key",
     "api_url",
+    "connect_url",
     "provider_config_key",
     "overwrite_existing",
     "allow_second_connection",
@@ -106,6 +111,8 @@ pub struct NangoConfig {
     pub secret_key: SecretString,
     /// Checked by the kit's base URL rules (HTTPS or loopback; no userinfo, query, fragment).
     pub api_url: Url,
+    /// The hosted Connect UI reconnect links open (same rules as `api_url`).
+    pub connect_url: Url,
     /// The integration for every service that names none (after `targets.nango` and
     /// `[nango.services.<service>]`).
     pub provider_config_key: Option<String>,
@@ -122,6 +129,7 @@ impl fmt::Debug for NangoConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NangoConfig")
             .field("api_url", &self.api_base())
+            .field("connect_url", &self.connect_url.as_str())
             .field("provider_config_key", &self.provider_config_key)
             .field("overwrite_existing", &self.overwrite_existing)
             .field("allow_second_connection", &self.allow_second_connection)
@@ -134,7 +142,7 @@ impl fmt::Debug for NangoConfig {
     }
 }
 
-/// The config section minus `secret_key` and `api_url`, which the kit's loader takes out first
+/// The config section minus `secret_key`, `api_url` and `connect_url`, which the kit's loader takes out first
 /// (so that no serde message can ever quote the key).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +169,8 @@ impl NangoConfig {
         let mut loader = Loader::new("nango", section, env)?;
         let secret_key = loader.secret(SECRET_KEY)?;
         let api_url = loader.base_url("api_url", "NANGO_API_URL", DEFAULT_API_URL)?;
+        let connect_url =
+            loader.base_url("connect_url", "NANGO_CONNECT_URL", DEFAULT_CONNECT_URL)?;
         let raw: RawConfig = loader.finish(&SETTINGS)?;
         for (name, map) in raw
             .integrations
@@ -174,6 +184,7 @@ impl NangoConfig {
         Ok(Self {
             secret_key,
             api_url,
+            connect_url,
             provider_config_key: raw.provider_config_key.filter(|k| !k.trim().is_empty()),
             overwrite_existing: raw.overwrite_existing,
             allow_second_connection: raw.allow_second_connection,

@@ -24,10 +24,10 @@ use crate::wire::{Connection, Integration};
 
 /// The Nango importer.
 pub struct NangoImporter {
-    config: NangoConfig,
-    client: NangoClient,
+    pub(crate) config: NangoConfig,
+    pub(crate) client: NangoClient,
     /// The environment's integrations: one `GET /integrations` per run answers every service.
-    integrations: DiscoveryCache<(), Vec<Integration>>,
+    pub(crate) integrations: DiscoveryCache<(), Vec<Integration>>,
 }
 
 impl fmt::Debug for NangoImporter {

@@ -4,7 +4,8 @@
 //! Registration and re-exports only; see `config` (settings), `wire` (Nango's JSON), `target`
 //! (the typed connection reference), `resolve` (which integration a record goes to), `map` and
 //! `schema` (pure record -> upsert body, validated against the spec), `client` (Nango's calls
-//! on the kit's HTTP path) and `importer` (the [`AuthImporter`]).
+//! on the kit's HTTP path), `importer` (the [`AuthImporter`]) and `links` (reconnect links:
+//! Connect sessions).
 //! Operator documentation: `docs/nango.md`.
 
 pub mod catalog;
@@ -12,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod export;
 pub mod importer;
+pub mod links;
 pub mod map;
 pub mod resolve;
 pub mod schema;
@@ -58,6 +60,9 @@ authport_core::inventory::submit! {
             }),
             catalog: Some(authport_core::CatalogCapability { build: catalog::build_catalog }),
             webhooks: Some(authport_core::WebhooksCapability { build: webhooks::build_webhooks }),
+            links: Some(authport_core::LinksCapability {
+                of: authport_core::links_of::<NangoImporter>,
+            }),
             ..authport_core::Capabilities::NONE
         },
     }

@@ -82,3 +82,18 @@ pub fn error_text(_status: u16, body: &[u8]) -> Option<String> {
     }
     (!text.is_empty()).then_some(text)
 }
+
+/// `ConnectSession`, the `data` of a `POST /connect/sessions` (or `/reconnect`) answer. The
+/// token opens the owner's Connect UI until it expires: a secret (`Debug` redacts it).
+/// `connect_link` is not read: the link is built from `[nango] connect_url` (see `links`).
+#[derive(Debug, Deserialize)]
+pub struct ConnectSession {
+    pub token: authport_core::SecretString,
+    pub expires_at: String,
+}
+
+/// `{"data": ConnectSession}`.
+#[derive(Debug, Deserialize)]
+pub struct ConnectSessionAnswer {
+    pub data: ConnectSession,
+}

@@ -5,5 +5,6 @@ mod config;
 mod conformance;
 mod contract;
 mod export;
+mod links;
 mod map;
 mod sandbox;
