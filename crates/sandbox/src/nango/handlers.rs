@@ -28,7 +28,7 @@ pub(super) fn routes(state: Arc<NangoState>) -> Router {
 }
 
 /// A `StdError` answer: `{"error": {"code", "message", "errors"?}}`.
-fn std_error(
+pub(super) fn std_error(
     status: StatusCode,
     code: &str,
     message: &str,
@@ -83,7 +83,7 @@ fn admit(inner: &mut Inner) -> Admission {
 }
 
 /// Checks the key and the rate, runs `handle` and adds the rate headers to its answer.
-fn answer(
+pub(super) fn answer(
     state: &NangoState,
     headers: &HeaderMap,
     handle: impl FnOnce(&mut Inner) -> Response,

@@ -10,11 +10,14 @@
 //!   `DELETE /connections/{id}` (200 `{"success": true}`, 404 when absent);
 //! - the plan's rate limit when switched on: a fixed one-minute window, `X-RateLimit-*` on
 //!   every answer, 429 with `Retry-After` over the limit;
+//! - Connect sessions (`POST /connect/sessions`, `POST /connect/sessions/reconnect`) and a
+//!   stand-in for the hosted Connect UI ([`connect`]);
 //! - signed auth webhooks, sent when a test asks (`POST /_sandbox/nango/auth-webhook`,
 //!   [`webhooks`]).
 //!
 //! Fault injection is the sandbox's common layer (`crate::faults`).
 
+pub mod connect;
 mod handlers;
 #[cfg(feature = "contract")]
 pub mod spec;
@@ -173,6 +176,8 @@ pub(crate) struct Inner {
     pub(crate) window: Window,
     pub(crate) upserts_accepted: u64,
     pub(crate) rate_limited: u64,
+    /// Connect sessions minted ([`connect`]); not persisted (they live 30 minutes).
+    pub(crate) sessions: Vec<connect::CreatedSession>,
 }
 
 /// What a durable sandbox keeps of Nango ([`crate::persist`]): the connections, the next
@@ -217,6 +222,7 @@ impl NangoState {
                 window: Window { start: 0, used: 0 },
                 upserts_accepted: 0,
                 rate_limited: 0,
+                sessions: Vec::new(),
             }),
         })
     }
@@ -373,11 +379,20 @@ impl crate::Emulator for NangoState {
     }
 
     fn router(self: Arc<Self>) -> axum::Router {
-        handlers::routes(self.clone()).merge(webhooks::routes(self))
+        handlers::routes(self.clone())
+            .merge(connect::routes(self.clone()))
+            .merge(webhooks::routes(self))
     }
 
     fn env(&self, base_url: &str) -> Vec<(String, String)> {
-        let mut env = vec![("NANGO_API_URL".to_owned(), base_url.to_owned())];
+        let mut env = vec![
+            ("NANGO_API_URL".to_owned(), base_url.to_owned()),
+            // Reconnect links open the sandbox's Connect page.
+            (
+                "NANGO_CONNECT_URL".to_owned(),
+                format!("{}{}", base_url.trim_end_matches('/'), connect::PAGE_PATH),
+            ),
+        ];
         env.extend(self.credentials_env());
         env
     }
