@@ -5,6 +5,11 @@
 //! long to build on CI's two cores, and tests need a handful of commands. One websocket in
 //! flattened mode carries everything; calls take `&mut self`, so no background task routes
 //! answers. Every wait has a timeout that fails with a message; nothing sleeps.
+//!
+//! A navigation is done when its page's `Page.loadEventFired` arrives: kept load events are
+//! forgotten before each navigation starts, and every navigation the driver starts is waited
+//! for, so the next load event is the new page's. (A page that navigates itself, by script or
+//! meta refresh, is outside that rule; the broker's and the status page's pages do neither.)
 
 mod connection;
 mod error;
@@ -91,6 +96,10 @@ impl Browser {
                 error_text: error_text.to_owned(),
             });
         }
+        // A move within the same document (`#anchor`) has no loader and fires no load event.
+        if navigated.get("loaderId").is_none() {
+            return Ok(());
+        }
         self.wait_for_load().await
     }
 
@@ -141,6 +150,21 @@ impl Browser {
                 field: "location.href",
             }),
         }
+    }
+
+    /// The HTTP status of the page's document (`0` for a `file://` page): a test tells a 410
+    /// page from a 404 page by it, as a person cannot.
+    pub async fn response_status(&mut self) -> Result<u16> {
+        let status = self
+            .eval("performance.getEntriesByType('navigation')[0]?.responseStatus ?? null")
+            .await?;
+        status
+            .as_u64()
+            .and_then(|status| u16::try_from(status).ok())
+            .ok_or(BrowserError::Malformed {
+                method: "Runtime.evaluate".to_owned(),
+                field: "responseStatus",
+            })
     }
 
     /// Sets the window's size in CSS pixels (screenshots of the whole page stay full height).

@@ -2,9 +2,13 @@
 //! submits a form, screenshots and PDFs, and the error when Chromium is missing.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use authport_browser::{Browser, BrowserError};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 fn file_url(path: &Path) -> String {
     format!("file://{}", path.display())
@@ -76,6 +80,129 @@ async fn it_opens_a_page_reads_it_and_follows_a_clicked_form() {
     let pdf = directory.path().join("page.pdf");
     browser.print_to_pdf(&pdf).await.unwrap();
     assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
+}
+
+/// A loopback server shaped like the broker: a page with a POST form, the POST's 303 to a
+/// landing page, and a 410 page. It counts the POSTs it answers.
+async fn serve_broker_like() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let posts = Arc::new(AtomicUsize::new(0));
+    let counted = posts.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            // One task per connection: Chromium may open one it never uses.
+            tokio::spawn(answer(stream, counted.clone()));
+        }
+    });
+    (address, posts)
+}
+
+async fn answer(mut stream: TcpStream, posts: Arc<AtomicUsize>) {
+    let mut request = Vec::new();
+    let mut buffer = [0; 4096];
+    let head_end = loop {
+        let read = stream.read(&mut buffer).await.unwrap_or(0);
+        if read == 0 {
+            return;
+        }
+        request.extend_from_slice(&buffer[..read]);
+        if let Some(end) = request.windows(4).position(|window| window == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&request[..head_end]).to_string();
+    let request_line = head.lines().next().unwrap_or_default().to_owned();
+    let content_length: usize = head
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|value| value.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    while request.len() < head_end + content_length {
+        let read = stream.read(&mut buffer).await.unwrap_or(0);
+        if read == 0 {
+            break;
+        }
+        request.extend_from_slice(&buffer[..read]);
+    }
+    let (status, extra_header, body) = match request_line.split(' ').take(2).collect::<Vec<_>>()[..]
+    {
+        ["GET", "/link"] => (
+            "200 OK",
+            "",
+            r#"<!DOCTYPE html><title>Link</title><form method="post" action="/link"><button type="submit">Reconnect</button></form>"#,
+        ),
+        ["POST", "/link"] => {
+            posts.fetch_add(1, Ordering::SeqCst);
+            ("303 See Other", "Location: /landed\r\n", "")
+        }
+        ["GET", "/landed"] => (
+            "200 OK",
+            "",
+            "<!DOCTYPE html><title>Landed</title><h1>Landed</h1>",
+        ),
+        ["GET", "/gone"] => (
+            "410 Gone",
+            "",
+            "<!DOCTYPE html><title>Gone</title><h1>This link has expired</h1>",
+        ),
+        _ => (
+            "404 Not Found",
+            "",
+            "<!DOCTYPE html><title>Not found</title>",
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\n{extra_header}Content-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+}
+
+#[tokio::test]
+async fn a_posted_form_follows_the_303_and_statuses_are_readable() {
+    let (address, posts) = serve_broker_like().await;
+    let mut browser = Browser::launch().await.unwrap();
+
+    browser.goto(&format!("{address}/link")).await.unwrap();
+    assert_eq!(browser.response_status().await.unwrap(), 200);
+    assert_eq!(
+        posts.load(Ordering::SeqCst),
+        0,
+        "opening the page posts nothing"
+    );
+
+    browser.click("form button").await.unwrap();
+    assert_eq!(
+        browser.current_url().await.unwrap(),
+        format!("{address}/landed")
+    );
+    assert_eq!(
+        browser.eval("document.title").await.unwrap(),
+        json!("Landed")
+    );
+    assert_eq!(posts.load(Ordering::SeqCst), 1);
+
+    browser.goto(&format!("{address}/gone")).await.unwrap();
+    assert_eq!(browser.response_status().await.unwrap(), 410);
+    assert_eq!(
+        browser
+            .eval("document.querySelector('h1').textContent")
+            .await
+            .unwrap(),
+        json!("This link has expired")
+    );
+
+    // A move within the page loads nothing and does not wait for a load event.
+    browser.goto(&format!("{address}/gone#top")).await.unwrap();
+    assert_eq!(
+        browser.current_url().await.unwrap(),
+        format!("{address}/gone#top")
+    );
 }
 
 #[tokio::test]
