@@ -7,6 +7,7 @@ mod apideck_sessions;
 mod apideck_vault;
 mod apideck_webhooks;
 mod common;
+mod nango_connect;
 mod nango_contract;
 mod persist;
 mod spec_copies;
