@@ -63,7 +63,6 @@ authport_core::inventory::submit! {
             links: Some(authport_core::LinksCapability {
                 of: authport_core::links_of::<NangoImporter>,
             }),
-            ..authport_core::Capabilities::NONE
         },
     }
 }

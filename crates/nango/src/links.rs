@@ -102,18 +102,18 @@ impl ReconnectLinks for NangoImporter {
         }
         // Never imported: the integration an import would choose, from the integrations
         // discovery cached (no call).
-        if let Some(Ok(integrations)) = self.integrations.get(&()) {
-            if let Ok(destination) = resolve_destination(
+        if let Some(Ok(integrations)) = self.integrations.get(&())
+            && let Ok(destination) = resolve_destination(
                 &record.service,
                 record.targets.get(PROVIDER),
                 &self.config,
                 &integrations,
-            ) {
-                ids.insert(
-                    INTEGRATION_ID.into(),
-                    json!(destination.provider_config_key),
-                );
-            }
+            )
+        {
+            ids.insert(
+                INTEGRATION_ID.into(),
+                json!(destination.provider_config_key),
+            );
         }
         ids
     }

@@ -132,10 +132,9 @@ pub fn session_problems(body: &Value, reconnect: bool) -> Vec<String> {
                 problems.push(format!("tags may have at most {TAGS_MAX} keys"));
             }
             Some(map) => {
-                let bad = map.values().any(|v| {
-                    !v.as_str()
-                        .is_some_and(|s| s.chars().count() <= TAG_VALUE_MAX)
-                });
+                let bad = map
+                    .values()
+                    .any(|v| v.as_str().is_none_or(|s| s.chars().count() > TAG_VALUE_MAX));
                 if bad {
                     problems.push(format!(
                         "tag values must be strings of at most {TAG_VALUE_MAX} characters"
@@ -146,10 +145,10 @@ pub fn session_problems(body: &Value, reconnect: bool) -> Vec<String> {
         }
     }
     for key in ["end_user", "organization"] {
-        if let Some(value) = object.get(key) {
-            if !value.get("id").is_some_and(Value::is_string) {
-                problems.push(format!("{key} must be an object with a string id"));
-            }
+        if let Some(value) = object.get(key)
+            && !value.get("id").is_some_and(Value::is_string)
+        {
+            problems.push(format!("{key} must be an object with a string id"));
         }
     }
     if let Some(allowed) = object.get("allowed_integrations") {
