@@ -22,6 +22,7 @@ pub mod files;
 mod group_commit;
 pub mod health;
 pub mod limiter;
+pub mod links_store;
 mod maintenance;
 pub mod migrate;
 mod progress;

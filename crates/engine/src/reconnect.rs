@@ -20,6 +20,9 @@
 //! vendor ids it was minted for (Apideck: each row's unified API and service): a later run that
 //! needs a link for more mints again.
 //!
+//! `--links --broker URL` mints nothing: each `end_user` row gets a signed link to the broker
+//! (`authport links serve`), stable across re-runs until it expires (`broker`).
+//!
 //! Every input is read ([`worklist`]) before the output is opened ([`write_worklist`]). CSV
 //! cells that a spreadsheet would run as a formula are prefixed with `'` ([`csv_cell`]).
 //!
@@ -45,7 +48,9 @@ use crate::maintenance::{CallContext, MaintenanceOptions};
 use crate::state::StateStore;
 use crate::status::{EventView, Health, collect};
 
+mod broker;
 mod kind;
+pub use broker::{BROKER_NOTE, BrokerOptions};
 pub use kind::config_setting;
 use kind::field_of;
 
@@ -68,6 +73,8 @@ pub struct ReconnectOptions {
     pub force_links: bool,
     /// CSV instead of JSON Lines.
     pub csv: bool,
+    /// With `links`: write broker links instead of minting vendor links (`--broker`).
+    pub broker: Option<BrokerOptions>,
 }
 
 /// One worklist row: an owner and a service. Its `Debug` leaves out the link (it grants access
@@ -180,15 +187,25 @@ pub struct ReconnectSummary {
     pub config_fixes: u64,
     /// Imported records whose read-back failed: their state is unknown, so they are not listed.
     pub unreadable: u64,
+    /// Rows given a broker link (`--broker`): nothing minted at the vendor.
+    pub broker_links: u64,
 }
 
 impl ReconnectSummary {
     pub fn human(&self) -> String {
+        let broker = if self.broker_links > 0 {
+            format!(
+                "; {} broker links written (nothing minted at the vendor)",
+                self.broker_links
+            )
+        } else {
+            String::new()
+        };
         format!(
             "reconnect: {} rows ({} records), {} of them configuration fixes (kind config_fix: no link); \
              links minted {}, minted earlier {}, failed {}; \
              {} records left out (pre-existing, or a re-run of the import may fix them); \
-             {} imported records could not be read back (run status to see why)",
+             {} imported records could not be read back (run status to see why){broker}",
             self.rows,
             self.records,
             self.config_fixes,
@@ -364,7 +381,15 @@ pub async fn write_worklist(
         mut summary,
     } = worklist;
     let mut writer = RowWriter::new(reconnect.csv, out)?;
-    if reconnect.links {
+    if let (true, Some(broker)) = (reconnect.links, &reconnect.broker) {
+        broker::write_broker_links(
+            &options.provider,
+            broker,
+            &mut rows,
+            &mut summary,
+            &mut writer,
+        )?;
+    } else if reconnect.links {
         mint_links(
             importer,
             state,
