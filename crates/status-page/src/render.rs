@@ -79,6 +79,9 @@ fn palette() -> String {
 /// The sentence a reader needs if they read nothing else.
 fn summary(page: &StatusPage) -> String {
     let total = page.total();
+    if total == 0 && page.reconnect.is_empty() {
+        return "<p class=\"summary\">There are no connections yet.</p>\n".to_owned();
+    }
     let working = page.working();
     let people = page.people_to_reconnect() as u64;
     let to_reconnect = if people == 0 {
@@ -92,7 +95,7 @@ fn summary(page: &StatusPage) -> String {
         )
     };
     format!(
-        r#"<p class="summary"><strong data-summary="working">{}</strong> of <strong data-summary="total">{}</strong> connections are working ({}); {to_reconnect}.</p>
+        r#"<p class="summary"><strong data-summary="working">{}</strong> of <strong data-summary="total">{}</strong> connections are working (<span data-summary="share">{}</span>); {to_reconnect}.</p>
 "#,
         count(working),
         count(total),
@@ -114,7 +117,7 @@ fn totals(page: &StatusPage) -> String {
     for (health, number) in &page.totals {
         let _ = writeln!(
             html,
-            r#"<tr><th scope="row"><span class="swatch h-{word}" aria-hidden="true"></span>{label}</th><td>{meaning}</td><td class="number" data-total="{word}">{number}</td><td class="number">{share}</td></tr>"#,
+            r#"<tr><th scope="row"><span class="swatch h-{word}" aria-hidden="true"></span>{label}</th><td>{meaning}</td><td class="number" data-total="{word}">{number}</td><td class="number" data-share="{word}">{share}</td></tr>"#,
             word = health.as_str(),
             label = label(*health),
             meaning = escape(&sentence_case(health.reason())),
@@ -125,7 +128,7 @@ fn totals(page: &StatusPage) -> String {
     let _ = write!(
         html,
         r#"</tbody>
-<tfoot><tr><th scope="row">All</th><td></td><td class="number" data-total="all">{}</td><td class="number">{}</td></tr></tfoot>
+<tfoot><tr><th scope="row">All</th><td></td><td class="number" data-total="all">{}</td><td class="number" data-share="all">{}</td></tr></tfoot>
 </table>
 </section>
 "#,
@@ -176,7 +179,9 @@ fn services(page: &StatusPage) -> String {
         return html;
     }
     let columns = StatusPage::columns(page.services.iter().map(|row| &row.counts));
-    html.push_str("<table>\n<caption>Connections of each service, by status</caption>\n");
+    html.push_str(
+        "<table class=\"counts\">\n<caption>Connections of each service, by status</caption>\n",
+    );
     html.push_str(&header_row("Service", &columns));
     html.push_str("<tbody>\n");
     for row in &page.services {
@@ -203,7 +208,7 @@ fn history(page: &StatusPage) -> String {
     html.push_str(&chart::legend(page));
     html.push('\n');
     let columns = StatusPage::columns(page.history.iter().map(|point| &point.counts));
-    html.push_str("<table>\n<caption>Health over time, in numbers (the chart's data)</caption>\n");
+    html.push_str("<table class=\"counts\">\n<caption>Health over time, in numbers (the chart's data)</caption>\n");
     html.push_str(&header_row("When", &columns));
     html.push_str("<tbody>\n");
     for (index, point) in page.history.iter().enumerate() {

@@ -7,12 +7,48 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use authport_browser::Browser;
-use authport_status_page::{example, render};
+use authport_core::Health;
+use authport_status_page::{HealthCounts, StatusPage, example, render};
 use serde_json::{Value, json};
 
 fn screenshot_path() -> Option<PathBuf> {
     (std::env::var("AUTHPORT_SCREENSHOTS").as_deref() == Ok("1"))
         .then(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/status-page.png"))
+}
+
+/// The widest page: every health in every row, seven-digit counts, a long service name.
+fn widest_page() -> StatusPage {
+    let mut page = example();
+    let every_health: HealthCounts = Health::ALL
+        .into_iter()
+        .map(|health| (health, 1_234_567))
+        .collect();
+    page.totals = every_health.clone();
+    for row in &mut page.services {
+        row.counts = every_health.clone();
+    }
+    page.services[0].service = "microsoft-dynamics-365-business-central".to_owned();
+    for point in &mut page.history {
+        point.counts = every_health.clone();
+    }
+    page
+}
+
+/// The widest table (or the page) in CSS pixels, laid out for print at A4's width less the
+/// page's 15 mm margins: 180 mm, 680 pixels.
+async fn widest_printed(browser: &mut Browser) -> f64 {
+    browser.emulate_print(true).await.unwrap();
+    browser.set_viewport(680, 1000).await.unwrap();
+    let widest = browser
+        .eval(
+            "Math.max(...[...document.querySelectorAll('table')].map(table => table.scrollWidth),
+                document.documentElement.scrollWidth)",
+        )
+        .await
+        .unwrap();
+    browser.set_viewport(1000, 800).await.unwrap();
+    browser.emulate_print(false).await.unwrap();
+    widest.as_f64().unwrap()
 }
 
 /// "1,204" as 1204.
@@ -169,7 +205,6 @@ async fn the_status_page_shows_the_models_numbers_in_chromium() {
         let (href, after) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
         assert_eq!(after, format!(r#"" ({href})""#));
     }
-    browser.emulate_print(false).await.unwrap();
 
     // It prints on A4 (the page's own @page rule), on more than one page.
     let pdf = directory.path().join("status.pdf");
@@ -184,5 +219,21 @@ async fn the_status_page_shows_the_models_numbers_in_chromium() {
 
     if let Some(path) = screenshot_path() {
         browser.screenshot_png(&path).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_table_fits_the_width_of_an_a4_page() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut browser = Browser::launch().await.unwrap();
+    for (name, page) in [("example", example()), ("widest", widest_page())] {
+        let file = directory.path().join(format!("{name}.html"));
+        std::fs::write(&file, render(&page)).unwrap();
+        browser
+            .goto(&format!("file://{}", file.display()))
+            .await
+            .unwrap();
+        let widest = widest_printed(&mut browser).await;
+        assert!(widest <= 680.0, "{name}: {widest} px");
     }
 }
