@@ -10,6 +10,7 @@ mod dry_run;
 mod export;
 mod migrate;
 mod migrate_edges;
+mod nango_links;
 mod nango_second;
 mod nango_webhooks;
 mod outputs;
