@@ -43,6 +43,7 @@ impl Cli {
             Command::Export(args) => &mut args.config,
             Command::Migrate(args) => &mut args.config,
             Command::Webhooks(args) => &mut args.config,
+            Command::Links(crate::links::LinksCommand::Serve(args)) => &mut args.config,
             Command::Targets(args) => &mut args.config,
             _ => return,
         };
@@ -105,6 +106,10 @@ pub enum Command {
     /// migration's connections beside its state file, until SIGTERM or Ctrl-C.
     #[command(after_help = examples::WEBHOOKS)]
     Webhooks(crate::webhooks::WebhooksArgs),
+    /// Durable reconnect links (`reconnect --links --broker URL`): serve their pages and mint
+    /// the vendor's link when the person presses Reconnect, or revoke an owner's links.
+    #[command(subcommand)]
+    Links(crate::links::LinksCommand),
     /// Run the bundled sandbox (local Tray, Apideck and Nango emulators) until Ctrl-C.
     ///
     /// Prints the environment that points authport at it: each vendor's URL and fake
@@ -379,7 +384,8 @@ Examples:
     pub const RECONNECT: &str = "\
 Examples:
   authport reconnect -p tray --state run.db --input auths.jsonl --format csv --output todo.csv
-  authport reconnect -p apideck --state run.db --input auths.jsonl --links --output links.jsonl";
+  authport reconnect -p apideck --state run.db --input auths.jsonl --links --output links.jsonl
+  authport reconnect -p tray --state run.db --input auths.jsonl --links --broker https://links.example.com --link-ttl 14d --output links.csv";
 
     pub const EXPORT: &str = "\
 Examples:
@@ -427,6 +433,8 @@ Examples:
         EXPORT,
         MIGRATE,
         WEBHOOKS,
+        crate::links::examples::SERVE,
+        crate::links::examples::REVOKE,
         SANDBOX,
         TARGETS,
         CONFIG_SHOW,

@@ -6,6 +6,7 @@ mod completions;
 mod config;
 mod config_show;
 mod export;
+mod links;
 mod migrate;
 mod read_files;
 #[cfg(test)]
@@ -131,6 +132,7 @@ async fn run(cli: Cli) -> Result<Exit, EngineError> {
         Command::Export(args) => return export::export(args, quiet).await,
         Command::Migrate(args) => return migrate::migrate(args, quiet).await,
         Command::Webhooks(args) => webhooks::webhooks(args).await,
+        Command::Links(command) => links::links(command).await,
         Command::Status(args) => status::status(args, quiet).await,
         Command::Reconnect(args) => status::reconnect(args, quiet).await,
         Command::Sandbox {

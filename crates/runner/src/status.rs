@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use authport_engine::Refusal;
 use authport_engine::events::events_path;
-use authport_engine::reconnect::{Destination, ReconnectOptions};
+use authport_engine::reconnect::{BrokerOptions, Destination, ReconnectOptions};
 use authport_engine::status::{EventView, NoEvents, StatusOutput};
 use authport_engine::{Exit, MaintenanceOptions};
 use clap::{Args, ValueEnum};
@@ -75,12 +75,32 @@ pub struct ReconnectArgs {
     /// With --links: mint again even when an earlier run already did.
     #[arg(long, requires = "links")]
     pub force_links: bool,
+    /// With --links: write one durable link per row to the broker at URL (`authport links
+    /// serve`, behind https) instead of minting vendor links; nothing is sent to the vendor and
+    /// a re-run writes the same links until they expire.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "links",
+        conflicts_with = "force_links"
+    )]
+    pub broker: Option<String>,
+    /// With --broker: how long a new link lasts, in s, m, h or d (e.g. 14d, 36h).
+    #[arg(long, value_name = "TTL", requires = "broker", value_parser = parse_link_ttl)]
+    pub link_ttl: Option<std::time::Duration>,
     /// Use a state file made for another target anyway, and bind it to this one.
     #[arg(long)]
     pub allow_target_change: bool,
     /// Use the bundled sandbox the import ran against (its data beside --state).
     #[arg(long)]
     pub sandbox: bool,
+}
+
+/// How long a broker link lasts unless `--link-ttl` says otherwise.
+const DEFAULT_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(14 * 86_400);
+
+fn parse_link_ttl(text: &str) -> Result<std::time::Duration, String> {
+    authport_links::parse_ttl(text).map_err(|e| e.to_string())
 }
 
 /// The webhook event store beside the state, when `authport webhooks` made one; never
@@ -176,6 +196,19 @@ pub async fn reconnect(args: ReconnectArgs, quiet: bool) -> anyhow::Result<Exit>
         args.output.is_some(),
         std::io::stdout().is_terminal(),
     )?;
+    let broker = match &args.broker {
+        Some(url) => {
+            // A bad address is refused before the state is touched (exit 2).
+            authport_links::link_url(url, "x")
+                .map_err(|e| crate::usage(anyhow::anyhow!("--broker: {e}")))?;
+            Some(BrokerOptions {
+                url: url.clone(),
+                ttl: args.link_ttl.unwrap_or(DEFAULT_LINK_TTL),
+                state_path: args.state.clone(),
+            })
+        }
+        None => None,
+    };
     let provider_args = ProviderArgs {
         provider: args.provider.clone(),
         config: args.config.clone(),
@@ -200,6 +233,7 @@ pub async fn reconnect(args: ReconnectArgs, quiet: bool) -> anyhow::Result<Exit>
         links: args.links,
         force_links: args.force_links,
         csv: args.format == WorklistFormat::Csv,
+        broker,
     };
     // Every input is read before the output is opened: a bad input leaves it untouched.
     let worklist = authport_engine::reconnect::worklist(
