@@ -222,6 +222,10 @@ pub async fn reconnect(args: ReconnectArgs, quiet: bool) -> anyhow::Result<Exit>
         .state(Some(&args.state))
         .file("--input", Some(&args.input))
         .file("--import-report", args.import_report.as_deref())
+        .file(
+            "the links store of --state",
+            Some(&authport_engine::links_store::links_path(&args.state)),
+        )
         .config(&setup.config)
         .refuse_outputs(&[("--output", args.output.as_deref())])?;
     let state = open_state(&args.state, &setup.config)?;
