@@ -101,8 +101,15 @@ impl ReconnectLinks for NangoImporter {
             return ids;
         }
         // Never imported: the integration an import would choose, from the integrations
-        // discovery cached (no call).
-        if let Some(Ok(integrations)) = self.integrations.get(&())
+        // discovery cached (one read-only `GET /integrations` when nothing discovered them yet,
+        // e.g. a broker minting on a click).
+        let integrations = self
+            .integrations
+            .get_or_discover(&(), || async {
+                self.client.list_integrations().await.map(Ok)
+            })
+            .await;
+        if let Ok(Ok(integrations)) = integrations
             && let Ok(destination) = resolve_destination(
                 &record.service,
                 record.targets.get(PROVIDER),

@@ -207,3 +207,13 @@ async fn the_connect_url_is_configurable_and_checked() {
         "{link:?}"
     );
 }
+
+#[tokio::test]
+async fn a_link_for_a_record_never_imported_needs_no_prior_discovery() {
+    let sandbox = sandbox().await;
+    let importer = importer(&sandbox);
+    let record = hubspot(&canary("links-undiscovered"));
+    // No `discover` first (a broker mints on a click): one read of the integrations.
+    let ids = links(importer.as_ref()).link_ids(&record, None).await;
+    assert_eq!(Value::Object(ids), json!({"integration_id": "hubspot"}));
+}
