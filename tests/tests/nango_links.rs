@@ -2,7 +2,8 @@
 //! Nango can no longer refresh gets a Connect session that reconnects it; a record that never
 //! imported gets a new session limited to its integration. Each link opens the sandbox's
 //! Connect page; one session is minted per row and a re-run mints none; no link reaches the
-//! terminal and no secret the worklist.
+//! terminal and no secret the worklist. Through the broker (`--links --broker`, `links
+//! serve`): a GET mints nothing, the click mints exactly one session and lands on that page.
 
 use crate::common;
 
@@ -130,4 +131,173 @@ async fn reconnect_links_are_connect_sessions_for_imported_and_never_imported_re
     let again = authport(dir.path(), &args, &env).await;
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(sandbox.nango.sessions_created().len(), 2);
+}
+
+/// A running `authport links serve --provider nango` and the URL it listens on.
+struct Broker {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl Broker {
+    async fn start(dir: &std::path::Path, env: &[(String, String)]) -> Broker {
+        use tokio::io::AsyncBufReadExt;
+        let mut command = authport_command();
+        command
+            .current_dir(dir)
+            .args(["-vv", "links", "serve", "--provider", "nango"])
+            .args(["--listen", "127.0.0.1:0", "--state", "state.db"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let mut child = command.spawn().expect("start authport links serve");
+        let mut line = String::new();
+        tokio::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .await
+            .expect("the broker prints its address");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|url| url.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim_end_matches('/')
+            .to_owned();
+        Broker { child, url }
+    }
+
+    /// Stops it with SIGTERM; returns everything it logged.
+    async fn stop(mut self) -> String {
+        use tokio::io::AsyncReadExt;
+        signal(&self.child, "-TERM");
+        let mut stderr = String::new();
+        let mut pipe = self.child.stderr.take().expect("stderr");
+        pipe.read_to_string(&mut stderr).await.expect("stderr");
+        self.child.wait().await.expect("exits");
+        stderr
+    }
+}
+
+/// The person's visit: the page (GET), then Reconnect (POST of its form, CSRF token
+/// included). Returns the redirect's target.
+async fn press_reconnect(link: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client.get(link).send().await.unwrap().text().await.unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|after| after.split('"').next())
+        .unwrap_or_else(|| panic!("no csrf field in {page}"));
+    let answer = client
+        .post(link)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 303);
+    answer.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_links_mint_one_nango_session_on_the_click_and_none_on_a_scanners_get() {
+    let sandbox = sandbox().await;
+    let env = sandbox.env();
+    let dir = scratch();
+    let inputs = scratch();
+    let input = write_lines(inputs.path(), "in.jsonl", &input_lines());
+    let run = import_with_state("nango", &env, dir.path(), &input, &[]).await;
+    assert_eq!(run.out.code, 1, "{:?}\n{}", run.report, run.out.stderr);
+    let [(hubspot_key, hubspot_connection)] = sandbox.nango.connection_keys().try_into().unwrap();
+    sandbox
+        .nango
+        .exhaust_refresh(&hubspot_key, &hubspot_connection);
+
+    let broker = Broker::start(dir.path(), &env).await;
+    let args = [
+        "reconnect",
+        "--provider",
+        "nango",
+        "--state",
+        "state.db",
+        "--input",
+        input.to_str().unwrap(),
+        "--import-report",
+        "report.jsonl",
+        "--links",
+        "--broker",
+        &broker.url,
+        "--output",
+        "worklist.jsonl",
+    ];
+    let out = authport(dir.path(), &args, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = read_lines(&dir.path().join("worklist.jsonl"));
+    assert!(
+        sandbox.nango.sessions_created().is_empty(),
+        "nothing minted"
+    );
+
+    // A scanner's GET mints nothing; the person's click mints one reconnect session.
+    let link = row(&rows, "hubspot")["link"]
+        .as_str()
+        .expect("a broker link");
+    assert!(link.starts_with(&format!("{}/r/", broker.url)), "{link}");
+    assert_eq!(reqwest::get(link).await.unwrap().status(), 200);
+    assert!(
+        sandbox.nango.sessions_created().is_empty(),
+        "a GET mints nothing"
+    );
+    let location = press_reconnect(link).await;
+    let sessions = sandbox.nango.sessions_created();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(
+        sessions[0].reconnect,
+        Some((hubspot_key.clone(), hubspot_connection.clone()))
+    );
+    assert!(
+        location.starts_with(&format!(
+            "{}/_sandbox/nango/connect?session_token=",
+            sandbox.url()
+        )),
+        "the sandbox's Connect page"
+    );
+    let page = reqwest::get(&location).await.unwrap().text().await.unwrap();
+    assert!(page.contains("Nango Connect (sandbox)"), "{page}");
+
+    // The record never imported: a new session limited to its integration.
+    let link = row(&rows, "greenhouse")["link"]
+        .as_str()
+        .expect("a broker link");
+    press_reconnect(link).await;
+    let sessions = sandbox.nango.sessions_created();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    assert_eq!(sessions[1].reconnect, None);
+    assert_eq!(
+        sessions[1].allowed_integrations,
+        vec!["greenhouse".to_owned()]
+    );
+
+    // No session token in the broker's log, the terminal or the state.
+    let logged = broker.stop().await;
+    for session in &sessions {
+        assert!(!logged.contains(&session.token), "{logged}");
+        assert!(!out.printed().contains(&session.token));
+    }
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        for session in &sessions {
+            let token = session.token.as_bytes();
+            let found = bytes.windows(token.len()).any(|window| window == token);
+            assert!(!found, "a session token in {}", path.display());
+        }
+    }
+    assert_no_canary("broker log", &logged);
+    assert_no_canary_in_dir(dir.path());
 }
