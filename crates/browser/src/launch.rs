@@ -4,9 +4,12 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, ChildStderr, Command};
+
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStderr, Command};
+use tokio::sync::oneshot;
 
 use crate::connection::timed_out;
 use crate::error::{BrowserError, Result};
@@ -30,11 +33,32 @@ const FLAGS: [&str; 9] = [
 /// Stderr lines kept for the error when Chromium exits without its DevTools line.
 const KEPT_STDERR_LINES: usize = 5;
 
+/// A running Chromium. Dropping it kills the process and waits for it (a blocking wait of a
+/// few milliseconds after SIGKILL), so that its profile directory, dropped next, is no longer
+/// being written and is removed whole.
 #[derive(Debug)]
 pub(crate) struct Launched {
-    pub(crate) child: Child,
-    pub(crate) profile: TempDir,
+    child: Child,
     pub(crate) devtools_address: String,
+    // After `child` in drop order, and removed by `Drop` only once the browser is gone.
+    profile: Option<TempDir>,
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        // The whole process group (Chromium leads it): its zygote, renderers and network
+        // service would otherwise outlive the browser for a moment and write into the profile
+        // while it is being removed. `kill(1)` because the workspace forbids the unsafe
+        // `libc::kill`; the browser itself is killed and reaped below in any case.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        drop(self.profile.take());
+    }
 }
 
 pub(crate) async fn launch(chromium: &Path, timeout: Duration) -> Result<Launched> {
@@ -47,46 +71,60 @@ pub(crate) async fn launch(chromium: &Path, timeout: Duration) -> Result<Launche
         .prefix("authport-chromium-")
         .tempdir()
         .map_err(BrowserError::Launch)?;
+    // Chromium's own temporary files (its singleton socket directory, which a killed
+    // Chromium leaves behind) go inside the profile, which the drop removes.
+    let temporary = profile.path().join("tmp");
+    std::fs::create_dir(&temporary).map_err(BrowserError::Launch)?;
     let mut child = Command::new(chromium)
+        .env("TMPDIR", &temporary)
         .args(FLAGS)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("about:blank")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        // The launcher script execs the browser, so this kills Chromium itself; its renderers
-        // exit when the browser's IPC channel closes.
-        .kill_on_drop(true)
+        .process_group(0)
         .spawn()
         .map_err(BrowserError::Launch)?;
-    let stderr = child.stderr.take().ok_or(BrowserError::NoDevToolsAddress {
-        last_lines: Vec::new(),
-    })?;
-    let mut lines = BufReader::new(stderr).lines();
-    let devtools_address = tokio::time::timeout(timeout, read_devtools_address(&mut lines))
-        .await
-        .map_err(|_| timed_out("chromium's DevTools line on stderr", timeout))??;
-    // Chromium keeps logging (dbus, zygote); an undrained pipe would block it once full.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(Launched {
+    let stderr = child.stderr.take();
+    // From here on, an early return kills the process (`Launched`'s drop).
+    let mut launched = Launched {
         child,
-        profile,
-        devtools_address,
-    })
+        devtools_address: String::new(),
+        profile: Some(profile),
+    };
+    let Some(stderr) = stderr else {
+        return Err(BrowserError::NoDevToolsAddress {
+            last_lines: Vec::new(),
+        });
+    };
+    // A thread reads stderr: it hands over the DevTools line, then drains the rest, since
+    // Chromium keeps logging (dbus, zygote) and would block on a full pipe.
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || read_stderr(stderr, sender));
+    launched.devtools_address = tokio::time::timeout(timeout, receiver)
+        .await
+        .map_err(|_| timed_out("chromium's DevTools line on stderr", timeout))?
+        .unwrap_or(Err(BrowserError::NoDevToolsAddress {
+            last_lines: Vec::new(),
+        }))?;
+    Ok(launched)
 }
 
-async fn read_devtools_address(
-    lines: &mut tokio::io::Lines<BufReader<ChildStderr>>,
-) -> Result<String> {
+fn read_stderr(stderr: ChildStderr, sender: oneshot::Sender<Result<String>>) {
+    let mut lines = BufReader::new(stderr).lines();
     let mut last_lines = Vec::new();
-    while let Ok(Some(line)) = lines.next_line().await {
+    for line in lines.by_ref() {
+        let Ok(line) = line else { break };
         if let Some(address) = devtools_address(&line) {
-            return Ok(address.to_owned());
+            let _ = sender.send(Ok(address.to_owned()));
+            lines.for_each(drop);
+            return;
         }
         if last_lines.len() == KEPT_STDERR_LINES {
             last_lines.remove(0);
         }
         last_lines.push(line);
     }
-    Err(BrowserError::NoDevToolsAddress { last_lines })
+    let _ = sender.send(Err(BrowserError::NoDevToolsAddress { last_lines }));
 }

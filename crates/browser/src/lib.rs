@@ -21,8 +21,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use tokio::process::Child;
 
 pub use error::{BrowserError, Result};
 
@@ -42,9 +40,8 @@ pub struct Browser {
     connection: Connection,
     /// The page's session in flattened mode.
     session: String,
-    // Fields drop in order: the socket first, then the process (killed), then its profile.
-    _child: Child,
-    _profile: TempDir,
+    // Dropped after the socket: kills Chromium, waits for it, removes its profile.
+    _chromium: launch::Launched,
 }
 
 impl Browser {
@@ -75,8 +72,7 @@ impl Browser {
         Ok(Self {
             connection,
             session,
-            _child: launched.child,
-            _profile: launched.profile,
+            _chromium: launched,
         })
     }
 
