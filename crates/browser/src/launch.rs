@@ -1,12 +1,10 @@
 //! Starting Chromium and finding its DevTools websocket in its stderr.
 
-use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
-
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt as _;
-use std::process::{Child, ChildStderr, Command};
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::Duration;
 
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -33,14 +31,13 @@ const FLAGS: [&str; 9] = [
 /// Stderr lines kept for the error when Chromium exits without its DevTools line.
 const KEPT_STDERR_LINES: usize = 5;
 
-/// A running Chromium. Dropping it kills the process and waits for it (a blocking wait of a
-/// few milliseconds after SIGKILL), so that its profile directory, dropped next, is no longer
-/// being written and is removed whole.
+/// A running Chromium. Dropping it kills its processes and reaps the browser (a blocking wait
+/// of a few milliseconds after SIGKILL), then removes its profile, which nothing writes any more.
 #[derive(Debug)]
 pub(crate) struct Launched {
     child: Child,
     pub(crate) devtools_address: String,
-    // After `child` in drop order, and removed by `Drop` only once the browser is gone.
+    /// Taken and removed by `Drop`, after the processes are gone.
     profile: Option<TempDir>,
 }
 
