@@ -10,6 +10,19 @@
 //! forgotten before each navigation starts, and every navigation the driver starts is waited
 //! for, so the next load event is the new page's. (A page that navigates itself, by script or
 //! meta refresh, is outside that rule; the broker's and the status page's pages do neither.)
+//!
+//! ```no_run
+//! # async fn example() -> authport_browser::Result<()> {
+//! let mut browser = authport_browser::Browser::launch().await?;
+//! browser.goto("http://127.0.0.1:8080/r/TOKEN").await?; // GET: shows the page, mints nothing
+//! assert_eq!(browser.response_status().await?, 200);
+//! let owner = browser.eval("document.querySelector('h1').textContent").await?;
+//! browser.click("form button").await?; // POST, then the 303 to the vendor's page
+//! let landed = browser.current_url().await?;
+//! # let _ = (owner, landed);
+//! # Ok(())
+//! # }
+//! ```
 
 mod connection;
 mod error;
