@@ -2,8 +2,9 @@
 //! `reconnect --links --broker` writes one stable link per end-user row and mints nothing;
 //! `links serve` shows the page on GET (a mail scanner's, then the person's) without minting,
 //! mints exactly one Vault session on the POST of the page's form and redirects to it; a
-//! tampered link is 404, an expired one 410, a revoked one 410; no canary secret, token or
-//! vendor URL reaches a log line or the state files.
+//! tampered link is 404, an expired one 410, a revoked one 410, the vendor's refusal 502; no
+//! canary secret, token or vendor URL reaches a log line or the state files. Apideck (Vault
+//! sessions) and Tray (single-use auth-only dialog codes).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -48,11 +49,11 @@ struct Served {
 }
 
 impl Served {
-    async fn start(dir: &Path, env: &[(String, String)]) -> Served {
+    async fn start(provider: &str, dir: &Path, env: &[(String, String)]) -> Served {
         let mut command = authport_command();
         command
             .current_dir(dir)
-            .args(["-vv", "links", "serve", "--provider", "apideck"])
+            .args(["-vv", "links", "serve", "--provider", provider])
             .args(["--listen", "127.0.0.1:0", "--state", "state.db"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -190,7 +191,7 @@ async fn a_scanner_then_the_person_mint_exactly_one_session_and_refusals_hold() 
     let input = input.to_str().unwrap();
     let mut printed = vec![run.out.printed()];
 
-    let served = Served::start(dir.path(), &env).await;
+    let served = Served::start("apideck", dir.path(), &env).await;
     let reconnect = |output: &'static str, extra: &'static [&'static str]| {
         let mut args = vec!["reconnect", "-p", "apideck", "--state", "state.db"];
         args.extend(["--input", input, "--links", "--broker", &served.url]);
@@ -348,4 +349,117 @@ async fn broker_flags_need_links_and_the_ttl_needs_the_broker() {
         let out = authport(dir.path(), &all, &[]).await;
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
     }
+}
+
+/// Tray: `t1` imports; `t3`'s API key cannot go into the OAuth environment, so the end user
+/// must connect again.
+fn tray_lines() -> Vec<String> {
+    vec![
+        json!({"id": "t1/hubspot", "owner": {"id": "t1", "name": "T1"}, "service": "hubspot",
+               "auth": {"type": "oauth2", "access_token": canary("broker-t1-access"),
+                        "refresh_token": canary("broker-t1-refresh"),
+                        "expires_at": "2030-01-01T00:00:00Z"},
+               "targets": {"tray": {"service_environment": "acme hubspot oauth"}}})
+        .to_string(),
+        json!({"id": "t3/hubspot", "owner": {"id": "t3", "name": "Grace"}, "service": "hubspot",
+               "auth": {"type": "api_key", "api_key": canary("broker-t3-key")}})
+        .to_string(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tray_dialog_codes_are_minted_on_the_post_only_and_a_refusal_is_a_502() {
+    let sandbox = sandbox().await;
+    let with_dialog = sandbox.provider_env();
+    let env: Vec<(String, String)> = with_dialog
+        .iter()
+        .filter(|(name, _)| name != "TRAY_EMBEDDED_ID")
+        .cloned()
+        .collect();
+    let dir = scratch();
+    let inputs = scratch();
+    let input = write_lines(inputs.path(), "in.jsonl", &tray_lines());
+    let run = import_with_state("tray", &env, dir.path(), &input, &[]).await;
+    assert_eq!(run.out.code, 1, "{}", run.out.stderr);
+    let input = input.to_str().unwrap();
+    let mut printed = vec![run.out.printed()];
+
+    // Without the Embedded ID Tray's links cannot be minted: the page still shows, the POST
+    // is a 502 that names no secret, and the refusal is journalled.
+    let refusing = Served::start("tray", dir.path(), &env).await;
+    let broker = refusing.url.clone();
+    let args = [
+        "reconnect",
+        "-p",
+        "tray",
+        "--state",
+        "state.db",
+        "--input",
+        input,
+        "--links",
+        "--broker",
+        &broker,
+        "--output",
+        "worklist.jsonl",
+    ];
+    let out = authport(dir.path(), &args, &env).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    printed.push(out.printed());
+    let rows = rows_of(dir.path(), "worklist.jsonl");
+    assert_eq!(rows.len(), 1, "one end-user row");
+    let link = link_of(&rows, "hubspot").expect("a broker link");
+    let token = link.rsplit('/').next().unwrap().to_owned();
+    let (status, page) = get(&link).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Grace") && page.contains("hubspot"), "{page}");
+    let (status, location) = post(&link, &csrf_of(&page)).await;
+    assert_eq!(status, 502);
+    assert!(location.is_none(), "no redirect");
+    assert_eq!(sandbox.tray.auth_codes_minted(), 0);
+    let (code, logged) = refusing.stop().await;
+    assert_eq!(code, 0, "{logged}");
+    printed.push(logged);
+
+    // With it: GETs mint nothing, the POST mints one single-use code and redirects to the
+    // dialog, which opens once.
+    let served = Served::start("tray", dir.path(), &with_dialog).await;
+    let link = link.replacen(&broker, &served.url, 1);
+    for _ in 0..2 {
+        let (status, _) = get(&link).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(sandbox.tray.auth_codes_minted(), 0, "a GET never mints");
+    let (_, page) = get(&link).await;
+    let (status, location) = post(&link, &csrf_of(&page)).await;
+    assert_eq!(status, 303);
+    let location = location.expect("a redirect to the dialog");
+    assert!(
+        location.starts_with(&format!("{}/external/auth/create/", sandbox.base_url())),
+        "the auth-only dialog"
+    );
+    assert_eq!(sandbox.tray.auth_codes_minted(), 1);
+    assert_eq!(
+        reqwest::get(&location).await.unwrap().status().as_u16(),
+        200
+    );
+    assert_eq!(
+        journal(dir.path()),
+        ["shown", "refused", "shown", "shown", "shown", "minted"]
+    );
+    let (code, logged) = served.stop().await;
+    assert_eq!(code, 0, "{logged}");
+    printed.push(logged);
+    let code_param = location.split("code=").nth(1).unwrap();
+    let code_param = code_param.split('&').next().unwrap().to_owned();
+    for text in &printed {
+        assert_no_canary("tray broker run", text);
+        assert!(!text.contains(&token), "a link token was printed: {text}");
+        assert!(
+            !text.contains(&code_param),
+            "a dialog code was printed: {text}"
+        );
+    }
+    assert_not_in_state_files(dir.path(), "a link token", &token);
+    assert_not_in_state_files(dir.path(), "a dialog code", &code_param);
+    assert_no_canary_in_dir(dir.path());
 }
