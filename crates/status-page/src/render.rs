@@ -108,6 +108,7 @@ fn totals(page: &StatusPage) -> String {
     let mut html = String::from(
         r#"<section aria-labelledby="totals-heading">
 <h2 id="totals-heading">Connections by status</h2>
+<div class="table-wrap">
 <table>
 <caption>Every connection, by status</caption>
 <thead><tr><th scope="col">Status</th><th scope="col">What it means</th><th scope="col" class="number">Connections</th><th scope="col" class="number">Share</th></tr></thead>
@@ -130,6 +131,7 @@ fn totals(page: &StatusPage) -> String {
         r#"</tbody>
 <tfoot><tr><th scope="row">All</th><td></td><td class="number" data-total="all">{}</td><td class="number" data-share="all">{}</td></tr></tfoot>
 </table>
+</div>
 </section>
 "#,
         count(total),
@@ -149,7 +151,8 @@ fn failures(page: &StatusPage) -> String {
         return html;
     }
     html.push_str(
-        r#"<table>
+        r#"<div class="table-wrap">
+<table>
 <caption>Failed or unusable connections, by reason</caption>
 <thead><tr><th scope="col">Reason</th><th scope="col" class="number">Connections</th></tr></thead>
 <tbody>
@@ -164,7 +167,7 @@ fn failures(page: &StatusPage) -> String {
             count(failure.count)
         );
     }
-    html.push_str("</tbody>\n</table>\n</section>\n");
+    html.push_str("</tbody>\n</table>\n</div>\n</section>\n");
     html
 }
 
@@ -180,7 +183,7 @@ fn services(page: &StatusPage) -> String {
     }
     let columns = StatusPage::columns(page.services.iter().map(|row| &row.counts));
     html.push_str(
-        "<table class=\"counts\">\n<caption>Connections of each service, by status</caption>\n",
+        "<div class=\"table-wrap\">\n<table class=\"counts\">\n<caption>Connections of each service, by status</caption>\n",
     );
     html.push_str(&header_row("Service", &columns));
     html.push_str("<tbody>\n");
@@ -189,7 +192,7 @@ fn services(page: &StatusPage) -> String {
         let attributes = format!(r#"data-service="{service}""#);
         html.push_str(&counts_row(&service, &attributes, &row.counts, &columns));
     }
-    html.push_str("</tbody>\n</table>\n</section>\n");
+    html.push_str("</tbody>\n</table>\n</div>\n</section>\n");
     html
 }
 
@@ -208,7 +211,7 @@ fn history(page: &StatusPage) -> String {
     html.push_str(&chart::legend(page));
     html.push('\n');
     let columns = StatusPage::columns(page.history.iter().map(|point| &point.counts));
-    html.push_str("<table class=\"counts\">\n<caption>Health over time, in numbers (the chart's data)</caption>\n");
+    html.push_str("<div class=\"table-wrap\">\n<table class=\"counts\">\n<caption>Health over time, in numbers (the chart's data)</caption>\n");
     html.push_str(&header_row("When", &columns));
     html.push_str("<tbody>\n");
     for (index, point) in page.history.iter().enumerate() {
@@ -220,7 +223,7 @@ fn history(page: &StatusPage) -> String {
             &columns,
         ));
     }
-    html.push_str("</tbody>\n</table>\n</section>\n");
+    html.push_str("</tbody>\n</table>\n</div>\n</section>\n");
     html
 }
 
@@ -235,7 +238,8 @@ fn reconnect(page: &StatusPage) -> String {
         return html;
     }
     html.push_str(
-        r#"<table>
+        r#"<div class="table-wrap">
+<table>
 <caption>People who must connect an account again</caption>
 <thead><tr><th scope="col">Person</th><th scope="col">Account ID</th><th scope="col">Service</th><th scope="col">Why</th><th scope="col">Reconnect link</th></tr></thead>
 <tbody>
@@ -262,7 +266,7 @@ fn reconnect(page: &StatusPage) -> String {
             escape(&sentence_case(&row.reason)),
         );
     }
-    html.push_str("</tbody>\n</table>\n</section>\n");
+    html.push_str("</tbody>\n</table>\n</div>\n</section>\n");
     html
 }
 

@@ -223,7 +223,7 @@ async fn the_status_page_shows_the_models_numbers_in_chromium() {
 }
 
 #[tokio::test]
-async fn every_table_fits_the_width_of_an_a4_page() {
+async fn the_page_fits_an_a4_page_and_a_phone_screen() {
     let directory = tempfile::tempdir().unwrap();
     let mut browser = Browser::launch().await.unwrap();
     for (name, page) in [("example", example()), ("widest", widest_page())] {
@@ -235,5 +235,16 @@ async fn every_table_fits_the_width_of_an_a4_page() {
             .unwrap();
         let widest = widest_printed(&mut browser).await;
         assert!(widest <= 680.0, "{name}: {widest} px");
+        // On a phone's 360 pixels, a wide table scrolls in its box; the page does not.
+        browser.set_viewport(360, 740).await.unwrap();
+        let page_width = browser
+            .eval("document.documentElement.scrollWidth")
+            .await
+            .unwrap();
+        assert!(
+            page_width.as_f64().unwrap() <= 360.0,
+            "{name}: {page_width} px"
+        );
+        browser.set_viewport(1000, 800).await.unwrap();
     }
 }
