@@ -273,6 +273,8 @@ pub fn check(root: &Path) -> anyhow::Result<()> {
             "authport",
             "--bins",
             "--tests",
+            // Every failure in one run, not only the first package's.
+            "--no-fail-fast",
         ],
     ] {
         run(cargo()
