@@ -332,6 +332,14 @@ pub trait RequestGate: Send + Sync + fmt::Debug {
     fn hold_for(&self, wait: Duration) {
         let _ = wait;
     }
+
+    /// The request the last `ready()` let through has ended (answered or not); `window`: what
+    /// the vendor's rate headers said of its current window, when it sends them. Lets a gate
+    /// count requests in flight and pace on the window's budget (`--budget-share`). The
+    /// default does nothing.
+    fn answered(&self, window: Option<crate::transport::RateWindow>) {
+        let _ = window;
+    }
 }
 
 /// A gate that never waits: for tests and tools that pace nothing.

@@ -125,6 +125,9 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 /// How a vendor's rate-limit headers say when its budget comes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateHeaders {
+    /// The header with the window's size in requests (`X-RateLimit-Limit`), when the vendor
+    /// sends one: `--budget-share` keeps its reserve as a share of it.
+    pub limit: Option<&'static str>,
     /// The header with the requests left in the current window (`X-RateLimit-Remaining`).
     pub remaining: &'static str,
     /// The header with the end of the window (`X-RateLimit-Reset`).
@@ -154,6 +157,30 @@ pub fn reset_wait(reset: &str, reset_is: ResetIs, now: DateTime<Utc>) -> Option<
         ResetIs::Seconds => value,
     };
     Some(Duration::from_secs(seconds.max(0) as u64).min(MAX_HEADER_HOLD))
+}
+
+/// What one answer's rate headers said of the vendor's current window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateWindow {
+    /// The window's size in requests.
+    pub limit: u64,
+    /// Requests left in it when the answer was sent.
+    pub remaining: u64,
+    /// How long until it resets (at most [`MAX_HEADER_HOLD`]).
+    pub reset: Duration,
+}
+
+/// The window an answer describes: all three headers present and parsed, else `None`.
+pub fn rate_window(
+    limit: Option<&str>,
+    remaining: Option<&str>,
+    reset: Option<Duration>,
+) -> Option<RateWindow> {
+    Some(RateWindow {
+        limit: limit?.trim().parse().ok()?,
+        remaining: remaining?.trim().parse().ok()?,
+        reset: reset?,
+    })
 }
 
 /// Whether a remaining-requests header says the budget is spent.
@@ -405,6 +432,18 @@ mod tests {
         check("7".into(), ResetIs::Seconds, Some(7));
         check("soon".into(), ResetIs::Seconds, None);
         assert!(budget_spent("0") && budget_spent(" 0 "));
+        let reset = Some(Duration::from_secs(3));
+        assert_eq!(
+            rate_window(Some(" 200"), Some("57"), reset),
+            Some(RateWindow {
+                limit: 200,
+                remaining: 57,
+                reset: Duration::from_secs(3)
+            })
+        );
+        assert_eq!(rate_window(None, Some("57"), reset), None);
+        assert_eq!(rate_window(Some("200"), Some("-1"), reset), None);
+        assert_eq!(rate_window(Some("200"), Some("5"), None), None);
         assert!(!budget_spent("1") && !budget_spent("") && !budget_spent("-"));
     }
 

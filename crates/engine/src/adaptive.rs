@@ -75,6 +75,9 @@ pub enum Bound {
     /// The client: records were not sent as fast as the rate allowed nor all waiting on the
     /// target (concurrency, CPU, the journal, the input).
     Client,
+    /// `--budget-share`: the share of the vendor's rate, or its window's reserve (never an auto
+    /// window's bound: those index the first three).
+    Share,
 }
 
 impl Bound {
@@ -83,6 +86,7 @@ impl Bound {
             Bound::Rate => "the rate limit",
             Bound::Latency => "the target's latency (raise --concurrency)",
             Bound::Client => "the client (concurrency, CPU, journal or input)",
+            Bound::Share => "the budget share (--budget-share)",
         }
     }
 }

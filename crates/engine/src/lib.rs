@@ -22,6 +22,7 @@ pub mod files;
 mod group_commit;
 pub mod health;
 pub mod limiter;
+pub mod share;
 pub mod links_store;
 mod maintenance;
 pub mod migrate;
@@ -44,8 +45,8 @@ pub use limiter::RunGate;
 pub use maintenance::{MaintenanceOptions, rollback, verify};
 pub use migrate::{Migration, migrate};
 pub use run::{
-    AppliedHook, ImportOptions, Input, Pacing, RateChoice, default_send_rate, import,
-    input_identity, is_stdin, pacing, validate,
+    AppliedHook, ImportOptions, Input, Pace, Pacing, RateChoice, default_send_rate, import,
+    input_identity, is_stdin, pace, pacing, validate,
 };
 pub use state::StateStore;
 pub use summary::{

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use authport_core::RequestGate;
 
 use crate::adaptive::{self, AutoRate, AutoState, Bound, Window};
+use crate::share::{Admit, WindowBudget};
+use authport_core::transport::RateWindow;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
@@ -145,6 +147,16 @@ pub struct SendLimiter {
     /// Provider calls' total duration (nanoseconds): calls in flight on average × elapsed.
     busy_nanos: AtomicU64,
     created: Instant,
+    /// `--budget-share` below 1: the vendor's window budget ([`crate::share`]), and whether
+    /// the share lowered the rate itself (both say the share bounded the run).
+    share: Option<Share>,
+}
+
+#[derive(Debug)]
+struct Share {
+    budget: Mutex<WindowBudget>,
+    answered: tokio::sync::Notify,
+    lowered_rate: bool,
 }
 
 impl SendLimiter {
@@ -172,6 +184,48 @@ impl SendLimiter {
             permits: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             created: Instant::now(),
+            share: None,
+        }
+    }
+
+    /// Keeps the reserve of `share` in every window the vendor's rate headers describe;
+    /// `lowered_rate`: the share also lowered the rate (for the summary's bound). A share of 1
+    /// (or more) changes nothing.
+    pub fn shared(mut self, share: f64, lowered_rate: bool) -> Self {
+        self.share = (share < 1.0).then(|| Share {
+            budget: Mutex::new(WindowBudget::new(share)),
+            answered: tokio::sync::Notify::new(),
+            lowered_rate,
+        });
+        self
+    }
+
+    /// Waits until the share's reserve allows one more request (immediately without a share or
+    /// window headers).
+    async fn within_share(&self) {
+        let Some(share) = &self.share else {
+            return;
+        };
+        loop {
+            // Created before the check: an answer between the check and the wait still wakes it.
+            let answered = share.answered.notified();
+            let admit = lock_budget(&share.budget).admit(Instant::now());
+            match admit {
+                Admit::Go => return,
+                Admit::Until(at) => tokio::time::sleep_until(at.into()).await,
+                Admit::Answer => {
+                    // Bounded: a request that never reports its end must not stall the run.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), answered).await;
+                }
+            }
+        }
+    }
+
+    /// A request let through has ended; `window`: what its answer said of the vendor's window.
+    pub fn answered(&self, window: Option<RateWindow>) {
+        if let Some(share) = &self.share {
+            lock_budget(&share.budget).answered(window, Instant::now());
+            share.answered.notify_waiters();
         }
     }
 
@@ -204,8 +258,22 @@ impl SendLimiter {
     }
 
     /// What bounded the run so far: for `--rate auto` the bound of most windows, otherwise
-    /// judged from the totals (see [`adaptive::run_bound`]).
+    /// judged from the totals (see [`adaptive::run_bound`]); the share when a sender waited
+    /// for its reserve, or when the rate bounded the run and the share had lowered it.
     pub fn bound(&self, concurrency: usize) -> Bound {
+        let bound = self.rate_bound(concurrency);
+        let Some(share) = &self.share else {
+            return bound;
+        };
+        let held = lock_budget(&share.budget).held() > 0;
+        if held || (bound == Bound::Rate && share.lowered_rate) {
+            Bound::Share
+        } else {
+            bound
+        }
+    }
+
+    fn rate_bound(&self, concurrency: usize) -> Bound {
         let elapsed = self.created.elapsed();
         let busy = Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed));
         let allowed = match &self.adaptive {
@@ -236,6 +304,7 @@ impl SendLimiter {
 
     /// Waits for the right to send one request.
     pub async fn acquire(&self) {
+        self.within_share().await;
         let Some(adaptive) = &self.adaptive else {
             self.permits.fetch_add(1, Ordering::Relaxed);
             return;
@@ -378,7 +447,7 @@ impl RunGate {
         self.install(SendLimiter::auto(policy))
     }
 
-    fn install(&self, limiter: SendLimiter) -> Arc<SendLimiter> {
+    pub(crate) fn install(&self, limiter: SendLimiter) -> Arc<SendLimiter> {
         let limiter = Arc::new(limiter);
         *self.limiter.lock().unwrap_or_else(|e| e.into_inner()) = limiter.clone();
         limiter
@@ -401,6 +470,10 @@ impl RequestGate for RunGate {
 
     fn hold_for(&self, wait: Duration) {
         self.current().hold(wait);
+    }
+
+    fn answered(&self, window: Option<RateWindow>) {
+        self.current().answered(window);
     }
 }
 
@@ -432,6 +505,10 @@ fn close_window(state: &mut Adaptive, now: Instant) {
             tracing::debug!(rate = next.rate, "target throttled us; auto rate halved");
         }
     }
+}
+
+fn lock_budget(budget: &Mutex<WindowBudget>) -> std::sync::MutexGuard<'_, WindowBudget> {
+    budget.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn lock(adaptive: &Mutex<Adaptive>) -> std::sync::MutexGuard<'_, Adaptive> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use authport_core::transport::{
     Effect, RateHeaders, StatusOverride, TransportFailure, budget_spent, classify_status,
-    classify_transport, parse_retry_after, reset_wait, vendor_text,
+    classify_transport, parse_retry_after, rate_window, reset_wait, vendor_text,
 };
 use authport_core::{
     BuildContext, ConfigError, EnvSnapshot, ExposeSecret, ProviderError, RequestGate, SecretString,
@@ -399,14 +399,15 @@ impl HttpClient {
         }
         let labelled = format!("{} {operation}", self.vendor.name);
         self.gate.ready().await;
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| no_answer(classify_transport(transport_failure(&e), effect, &labelled)))?;
+        let mut response = request.send().await.map_err(|e| {
+            self.gate.answered(None);
+            no_answer(classify_transport(transport_failure(&e), effect, &labelled))
+        })?;
         let status = response.status().as_u16();
         let now = chrono::Utc::now();
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
         let mut retry_after = header(RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, now));
+        let mut window = None;
         if let Some(rate) = self.vendor.rate_headers
             && let Some(wait) = header(rate.reset).and_then(|v| reset_wait(v, rate.reset_is, now))
         {
@@ -416,7 +417,13 @@ impl HttpClient {
             if status == 429 && retry_after.is_none() {
                 retry_after = Some(wait);
             }
+            window = rate_window(
+                rate.limit.and_then(|name| header(name)),
+                header(rate.remaining),
+                Some(wait),
+            );
         }
+        self.gate.answered(window);
         if (300..400).contains(&status) {
             let target = response
                 .headers()

@@ -471,6 +471,7 @@ async fn a_spent_budget_holds_the_gate_until_the_reset_and_sets_a_429s_wait() {
     let base = serve(app).await;
     let paced = Vendor {
         rate_headers: Some(RateHeaders {
+            limit: None,
             remaining: "x-ratelimit-remaining",
             reset: "x-ratelimit-reset",
             reset_is: ResetIs::UnixSeconds,

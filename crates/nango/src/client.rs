@@ -34,6 +34,7 @@ pub const VENDOR: Vendor = Vendor {
     // Nango documents these on every answer (nango-api.md §6): the kit holds the run's gate
     // when the window's budget is spent, so the plan's limit is met without a 429.
     rate_headers: Some(RateHeaders {
+        limit: Some("x-ratelimit-limit"),
         remaining: "x-ratelimit-remaining",
         reset: "x-ratelimit-reset",
         reset_is: ResetIs::UnixSeconds,

@@ -24,7 +24,7 @@ mod pacing;
 mod record;
 
 pub use options::{AppliedHook, ImportOptions, Input};
-pub use pacing::{Pacing, RateChoice, default_send_rate, pacing};
+pub use pacing::{Pace, Pacing, RateChoice, default_send_rate, pace, pacing};
 
 use std::future::Future;
 use std::path::Path;
@@ -121,7 +121,8 @@ async fn run_import(
         .concurrency
         .unwrap_or(limits.default_concurrency)
         .max(1);
-    let pacing = pacing(&limits, options.rate, options.rate_ceiling);
+    let pace = pace(&limits, options.rate, options.rate_ceiling, options.budget_share);
+    let pacing = pace.pacing;
     tracing::info!(
         provider = %options.provider,
         input = %options.input,
@@ -136,7 +137,7 @@ async fn run_import(
         provider: options.provider.clone(),
         dry_run: options.dry_run,
         policy: options.retry_policy(),
-        limiter: pacing.configure(&options.gate),
+        limiter: pace.configure(&options.gate),
         control: Control::new(options.stop_grace),
         started,
         deadline: options.deadline,

@@ -31,6 +31,9 @@ pub struct ImportOptions {
     /// `[engine] rate_ceiling`: the ceiling wherever the pace is auto (default: the vendor's
     /// ceiling or documented rate).
     pub rate_ceiling: Option<f64>,
+    /// `--budget-share`: the share of the vendor's budget the run may spend, 0 < share <= 1
+    /// (1: all of it). See [`super::pacing::pace`] and [`crate::share`].
+    pub budget_share: f64,
     pub dry_run: bool,
     /// Draw a progress bar on stderr (the runner decides: TTY and not `-q`).
     pub progress: bool,
@@ -86,6 +89,7 @@ impl ImportOptions {
             concurrency: None,
             rate: RateChoice::VendorDefault,
             rate_ceiling: None,
+            budget_share: 1.0,
             dry_run: false,
             progress: false,
             max_attempts: policy.max_attempts,

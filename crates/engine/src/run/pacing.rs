@@ -8,6 +8,80 @@ use authport_core::{ProviderLimits, VendorRate};
 use crate::adaptive::AutoRate;
 use crate::limiter::{RunGate, SendLimiter, auto_burst};
 
+/// A run's pacing with its `--budget-share` (0 < share <= 1; 1: the whole budget, as without).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    pub pacing: Pacing,
+    pub share: f64,
+    /// The share lowered the rate below what the operator or the vendor allowed.
+    pub by_share: bool,
+}
+
+impl Pace {
+    /// Sets the run's rate and share on `gate`; returns the limiter the engine adapts.
+    pub fn configure(&self, gate: &RunGate) -> Arc<SendLimiter> {
+        let limiter = match self.pacing {
+            Pacing::Fixed { rate, burst } => SendLimiter::new(rate, burst),
+            Pacing::Unlimited => SendLimiter::unlimited(),
+            Pacing::Auto(policy) => SendLimiter::auto(policy),
+        };
+        gate.install(limiter.shared(self.share, self.by_share))
+    }
+}
+
+/// `burst` scaled by the share, at least 1.
+fn shared_burst(burst: u32, share: f64) -> u32 {
+    ((f64::from(burst) * share).ceil() as u32).max(1)
+}
+
+/// The run's pacing under a budget share: the share applies to the vendor's budget, so a
+/// documented rate (and burst, at least 1) is scaled by it, auto's ceiling is at most the share
+/// of the vendor's, and an operator's `--rate N` is at most the share of the vendor's rate.
+/// `--rate 0` stays unlimited (the window reserve of a vendor that sends its budget still
+/// holds, see [`crate::share`]).
+pub fn pace(limits: &ProviderLimits, choice: RateChoice, ceiling: Option<f64>, share: f64) -> Pace {
+    let pacing = pacing(limits, choice, ceiling);
+    let share = if share > 0.0 && share < 1.0 {
+        share
+    } else {
+        1.0
+    };
+    let unshared = Pace {
+        pacing,
+        share,
+        by_share: false,
+    };
+    if share >= 1.0 {
+        return unshared;
+    }
+    let vendor = limits.rate.ceiling() * share;
+    match (choice, pacing) {
+        (_, Pacing::Unlimited) => unshared,
+        (RateChoice::VendorDefault, Pacing::Fixed { rate, burst }) => Pace {
+            pacing: Pacing::Fixed {
+                rate: rate * share,
+                burst: shared_burst(burst, share),
+            },
+            by_share: true,
+            ..unshared
+        },
+        (_, Pacing::Fixed { rate, burst }) if rate > vendor => Pace {
+            pacing: Pacing::Fixed {
+                rate: vendor,
+                burst: burst.min(shared_burst(limits.rate.burst().unwrap_or(burst), share)),
+            },
+            by_share: true,
+            ..unshared
+        },
+        (_, Pacing::Auto(policy)) if policy.ceiling > vendor => Pace {
+            pacing: Pacing::Auto(AutoRate::under(vendor)),
+            by_share: true,
+            ..unshared
+        },
+        _ => unshared,
+    }
+}
+
 /// The operator's choice of pace (`--rate N|0|auto`, `[engine] rate`).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum RateChoice {
@@ -158,6 +232,105 @@ mod tests {
         ];
         for (index, (limits, choice, ceiling, expect)) in cases.into_iter().enumerate() {
             assert_eq!(pacing(&limits, choice, ceiling), expect, "case {index}");
+            let whole = pace(&limits, choice, ceiling, 1.0);
+            assert_eq!(
+                (whole.pacing, whole.by_share),
+                (expect, false),
+                "case {index}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_share_scales_the_vendors_budget_never_the_operators_lower_rate() {
+        let documented = ProviderLimits {
+            rate: VendorRate::Documented {
+                per_second: 30.0,
+                burst: 50,
+            },
+            default_concurrency: 8,
+        };
+        let undocumented = ProviderLimits {
+            rate: VendorRate::Undocumented { ceiling: 100.0 },
+            ..documented
+        };
+        let fixed = |rate, burst| Pacing::Fixed { rate, burst };
+        let auto = |ceiling| Pacing::Auto(AutoRate::under(ceiling));
+        let at = |per_second, burst| RateChoice::Fixed { per_second, burst };
+        let asked = |ceiling| RateChoice::Auto { ceiling };
+        use RateChoice::{Unlimited, VendorDefault};
+        // (limits, choice, [engine] rate_ceiling, share) → (pacing, the share lowered it)
+        let cases = [
+            // Documented: the rate and burst scaled.
+            (documented, VendorDefault, None, 0.3, fixed(9.0, 15), true),
+            (documented, VendorDefault, None, 0.01, fixed(0.3, 1), true),
+            // Undocumented (auto): the ceiling scaled.
+            (undocumented, VendorDefault, None, 0.3, auto(30.0), true),
+            (
+                undocumented,
+                VendorDefault,
+                Some(20.0),
+                0.3,
+                auto(20.0),
+                false,
+            ),
+            (
+                undocumented,
+                VendorDefault,
+                Some(50.0),
+                0.3,
+                auto(30.0),
+                true,
+            ),
+            (documented, asked(None), None, 0.5, auto(15.0), true),
+            (documented, asked(Some(5.0)), None, 0.5, auto(5.0), false),
+            // Fixed: min(N, share × vendor rate), the burst at most the shared burst.
+            (documented, at(5.0, None), None, 0.5, fixed(5.0, 50), false),
+            (documented, at(20.0, None), None, 0.5, fixed(15.0, 25), true),
+            (
+                documented,
+                at(20.0, Some(4)),
+                None,
+                0.5,
+                fixed(15.0, 4),
+                true,
+            ),
+            (
+                undocumented,
+                at(80.0, None),
+                None,
+                0.5,
+                fixed(50.0, 5),
+                true,
+            ),
+            // No limit stays none (a window reserve still holds).
+            (documented, Unlimited, None, 0.3, Pacing::Unlimited, false),
+            (
+                undocumented,
+                at(0.0, None),
+                None,
+                0.3,
+                Pacing::Unlimited,
+                false,
+            ),
+            // 1 (or a value out of range, refused by the runner) is the whole budget.
+            (documented, VendorDefault, None, 1.0, fixed(30.0, 50), false),
+        ];
+        for (index, (limits, choice, ceiling, share, expect, by_share)) in
+            cases.into_iter().enumerate()
+        {
+            let pace = pace(&limits, choice, ceiling, share);
+            let close = match (pace.pacing, expect) {
+                (Pacing::Fixed { rate, burst }, Pacing::Fixed { rate: r, burst: b }) => {
+                    (rate - r).abs() < 1e-9 && burst == b
+                }
+                (Pacing::Auto(got), Pacing::Auto(want)) => {
+                    (got.ceiling - want.ceiling).abs() < 1e-9
+                }
+                (got, want) => got == want,
+            };
+            assert!(close, "case {index}: {:?} != {expect:?}", pace.pacing);
+            assert_eq!(pace.by_share, by_share, "case {index}");
         }
     }
 }

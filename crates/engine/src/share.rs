@@ -1,0 +1,214 @@
+//! `--budget-share F` on a vendor that sends its window's budget (Nango's `X-RateLimit-Limit`,
+//! `-Remaining`, `-Reset`): keep a reserve of `ceil((1 - F) × limit)` requests of every window
+//! for the account's other traffic, and hold sending until the window resets when the next
+//! request would cross it. A pure state machine ([`WindowBudget`]); the limiter does the waiting.
+//!
+//! The headers of an answer count what the vendor had seen when it answered: this run's requests
+//! still in flight are not in them, so the estimate subtracts them (those the vendor did count
+//! are then subtracted twice, which only makes the run more careful). Within a window the
+//! estimate only goes down (answers may arrive out of order). When a window has reset, what is
+//! left of the new one is unknown (the other traffic may have spent it): one request goes alone
+//! and its answer tells.
+
+use std::time::{Duration, Instant};
+
+use authport_core::transport::RateWindow;
+
+/// With no answer for this long, requests counted in flight are taken as lost (a cancelled
+/// call never reports its end), so a run cannot wait for them forever.
+const LOST_AFTER: Duration = Duration::from_secs(30);
+
+/// The requests kept for the account's other traffic out of a window of `limit`.
+pub fn reserve(share: f64, limit: u64) -> u64 {
+    ((1.0 - share).max(0.0) * limit as f64).ceil() as u64
+}
+
+/// What a sender may do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Send (the request is counted in flight).
+    Go,
+    /// The share of this window is spent: wait until it resets.
+    Until(Instant),
+    /// A new window's budget is being probed: wait for an answer.
+    Answer,
+}
+
+/// The share's view of the vendor's current window.
+#[derive(Debug, Clone)]
+pub struct WindowBudget {
+    share: f64,
+    in_flight: u64,
+    /// Requests this run may still send before `reset_at`; `None` until an answer tells.
+    left: Option<(i64, Instant)>,
+    /// A window reset: the next request goes alone.
+    probing: bool,
+    last_answer: Option<Instant>,
+    /// Times a sender waited for the reserve: the share bounded the run.
+    held: u64,
+}
+
+impl WindowBudget {
+    pub fn new(share: f64) -> Self {
+        Self {
+            share,
+            in_flight: 0,
+            left: None,
+            probing: false,
+            last_answer: None,
+            held: 0,
+        }
+    }
+
+    /// Times a sender was held for the reserve.
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+
+    /// One sender asks to send at `now`.
+    pub fn admit(&mut self, now: Instant) -> Admit {
+        if self.in_flight > 0
+            && self
+                .last_answer
+                .is_some_and(|at| now.duration_since(at) >= LOST_AFTER)
+        {
+            self.in_flight = 0;
+        }
+        match self.left {
+            // No window seen (yet): a vendor without the headers is paced by the rate alone.
+            None => {}
+            Some((_, reset_at)) if now >= reset_at => {
+                if self.in_flight > 0 {
+                    return Admit::Answer;
+                }
+                // Alone: its answer sets the new window's budget.
+                self.left = None;
+                self.probing = true;
+            }
+            Some((left, reset_at)) => {
+                if left <= 0 {
+                    self.held += 1;
+                    return Admit::Until(reset_at);
+                }
+                self.left = Some((left - 1, reset_at));
+            }
+        }
+        if self.probing && self.in_flight > 0 {
+            return Admit::Answer;
+        }
+        self.in_flight += 1;
+        Admit::Go
+    }
+
+    /// A request let through ended at `now`, with what its answer said of the window.
+    pub fn answered(&mut self, window: Option<RateWindow>, now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.last_answer = Some(now);
+        let Some(window) = window else {
+            return;
+        };
+        self.probing = false;
+        let spendable = window.remaining as i64
+            - reserve(self.share, window.limit) as i64
+            - self.in_flight as i64;
+        let reset_at = now + window.reset;
+        self.left = Some(match self.left {
+            // The same window: only ever lower (answers may arrive out of order).
+            Some((left, known)) if now < known => (left.min(spendable), known.min(reset_at)),
+            _ => (spendable, reset_at),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(limit: u64, remaining: u64, reset_secs: u64) -> Option<RateWindow> {
+        Some(RateWindow {
+            limit,
+            remaining,
+            reset: Duration::from_secs(reset_secs),
+        })
+    }
+
+    #[test]
+    fn the_reserve_is_the_rest_of_the_share_rounded_up() {
+        assert_eq!(reserve(0.3, 200), 140);
+        assert_eq!(reserve(1.0, 200), 0);
+        assert_eq!(reserve(0.25, 10), 8);
+        assert_eq!(reserve(0.5, 3), 2);
+    }
+
+    #[test]
+    fn without_headers_every_request_goes() {
+        let mut budget = WindowBudget::new(0.3);
+        let now = Instant::now();
+        for _ in 0..100 {
+            assert_eq!(budget.admit(now), Admit::Go);
+            budget.answered(None, now);
+        }
+        assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn spends_down_to_the_reserve_counting_requests_in_flight_then_holds_until_the_reset() {
+        let mut budget = WindowBudget::new(0.3);
+        let now = Instant::now();
+        // First answer: 20 of 20 minus one (ours) left; reserve 14 → 5 more may go.
+        assert_eq!(budget.admit(now), Admit::Go);
+        budget.answered(window(20, 19, 2), now);
+        for _ in 0..5 {
+            assert_eq!(budget.admit(now), Admit::Go);
+        }
+        let reset_at = now + Duration::from_secs(2);
+        assert_eq!(budget.admit(now), Admit::Until(reset_at));
+        // An answer that does not count the four still in flight cannot raise the estimate.
+        budget.answered(window(20, 18, 2), now);
+        assert_eq!(budget.admit(now), Admit::Until(reset_at));
+        assert_eq!(budget.held(), 2);
+    }
+
+    #[test]
+    fn other_traffic_in_the_window_lowers_what_is_left() {
+        let mut budget = WindowBudget::new(0.5);
+        let now = Instant::now();
+        assert_eq!(budget.admit(now), Admit::Go);
+        budget.answered(window(10, 9, 5), now);
+        // 4 may go; another client then spends 3 (the next answer says 9 - 1 - 3 = 5).
+        assert_eq!(budget.admit(now), Admit::Go);
+        budget.answered(window(10, 5, 5), now);
+        assert!(matches!(budget.admit(now), Admit::Until(_)));
+    }
+
+    #[test]
+    fn after_a_reset_one_request_probes_the_new_window_alone() {
+        let mut budget = WindowBudget::new(0.5);
+        let start = Instant::now();
+        assert_eq!(budget.admit(start), Admit::Go);
+        assert_eq!(budget.admit(start), Admit::Go);
+        budget.answered(window(10, 8, 1), start);
+        let later = start + Duration::from_secs(2);
+        // One still in flight: wait for its answer before probing.
+        assert_eq!(budget.admit(later), Admit::Answer);
+        budget.answered(None, later);
+        assert_eq!(budget.admit(later), Admit::Go);
+        assert_eq!(budget.admit(later), Admit::Answer);
+        budget.answered(window(10, 9, 1), later);
+        // 9 - 5 reserve - 0 in flight.
+        for _ in 0..4 {
+            assert_eq!(budget.admit(later), Admit::Go);
+        }
+        assert!(matches!(budget.admit(later), Admit::Until(_)));
+    }
+
+    #[test]
+    fn a_lost_request_does_not_block_the_probe_forever() {
+        let mut budget = WindowBudget::new(0.5);
+        let start = Instant::now();
+        assert_eq!(budget.admit(start), Admit::Go);
+        assert_eq!(budget.admit(start), Admit::Go);
+        budget.answered(window(10, 8, 1), start);
+        assert_eq!(budget.admit(start + LOST_AFTER), Admit::Go);
+    }
+}
