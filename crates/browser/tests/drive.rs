@@ -70,6 +70,17 @@ async fn it_opens_a_page_reads_it_and_follows_a_clicked_form() {
         json!("Arrived")
     );
 
+    browser.emulate_print(true).await.unwrap();
+    assert_eq!(
+        browser.eval("matchMedia('print').matches").await.unwrap(),
+        json!(true)
+    );
+    browser.emulate_print(false).await.unwrap();
+    assert_eq!(
+        browser.eval("matchMedia('print').matches").await.unwrap(),
+        json!(false)
+    );
+
     let png = directory.path().join("page.png");
     browser.screenshot_png(&png).await.unwrap();
     assert!(
@@ -80,6 +91,11 @@ async fn it_opens_a_page_reads_it_and_follows_a_clicked_form() {
     let pdf = directory.path().join("page.pdf");
     browser.print_to_pdf(&pdf).await.unwrap();
     assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
+    assert_eq!(
+        browser.eval("matchMedia('print').matches").await.unwrap(),
+        json!(false),
+        "printing leaves the page laid out for the screen"
+    );
 }
 
 /// A loopback server shaped like the broker: a page with a POST form, the POST's 303 to a

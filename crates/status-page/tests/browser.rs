@@ -190,6 +190,11 @@ async fn the_status_page_shows_the_models_numbers_in_chromium() {
         .unwrap();
     assert_eq!(fetched, json!(0));
 
+    // The README's picture, as a screen shows the page.
+    if let Some(path) = screenshot_path() {
+        browser.screenshot_png(&path).await.unwrap();
+    }
+
     // Printed, a link shows its address after its words.
     browser.emulate_print(true).await.unwrap();
     let printed_links = browser
@@ -205,8 +210,9 @@ async fn the_status_page_shows_the_models_numbers_in_chromium() {
         let (href, after) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
         assert_eq!(after, format!(r#"" ({href})""#));
     }
+    browser.emulate_print(false).await.unwrap();
 
-    // It prints on A4 (the page's own @page rule), on more than one page.
+    // It prints on A4 (the page's own @page rule).
     let pdf = directory.path().join("status.pdf");
     browser.print_to_pdf(&pdf).await.unwrap();
     let pdf = std::fs::read(&pdf).unwrap();
@@ -216,10 +222,6 @@ async fn the_status_page_shows_the_models_numbers_in_chromium() {
         (width - 595.0).abs() < 2.0 && (height - 842.0).abs() < 2.0,
         "{width} x {height} pt"
     );
-
-    if let Some(path) = screenshot_path() {
-        browser.screenshot_png(&path).await.unwrap();
-    }
 }
 
 #[tokio::test]
