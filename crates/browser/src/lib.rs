@@ -150,6 +150,16 @@ impl Browser {
         self.wait_for_load().await
     }
 
+    /// The text of the first element `selector` matches (what a person reads there).
+    pub async fn text(&mut self, selector: &str) -> Result<String> {
+        match self.eval(&protocol::text_script(selector)).await? {
+            Value::String(text) => Ok(text),
+            _ => Err(BrowserError::NoSuchElement {
+                selector: selector.to_owned(),
+            }),
+        }
+    }
+
     /// The page's address now (after redirects).
     pub async fn current_url(&mut self) -> Result<String> {
         match self.eval("location.href").await? {

@@ -68,6 +68,12 @@ pub(crate) fn click_script(selector: &str) -> String {
     )
 }
 
+/// The script that answers the text of the first element `selector` matches, or `null`.
+pub(crate) fn text_script(selector: &str) -> String {
+    let selector = Value::String(selector.to_owned());
+    format!("document.querySelector({selector})?.innerText ?? null")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

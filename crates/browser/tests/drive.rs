@@ -205,12 +205,11 @@ async fn a_posted_form_follows_the_303_and_statuses_are_readable() {
 
     browser.goto(&format!("{address}/gone")).await.unwrap();
     assert_eq!(browser.response_status().await.unwrap(), 410);
-    assert_eq!(
-        browser
-            .eval("document.querySelector('h1').textContent")
-            .await
-            .unwrap(),
-        json!("This link has expired")
+    assert_eq!(browser.text("h1").await.unwrap(), "This link has expired");
+    let missing = browser.text("h2").await;
+    assert!(
+        matches!(&missing, Err(BrowserError::NoSuchElement { selector }) if selector == "h2"),
+        "{missing:?}"
     );
 
     // A move within the page loads nothing and does not wait for a load event.
