@@ -305,6 +305,17 @@ async fn a_scanner_then_the_person_mint_exactly_one_session_and_refusals_hold() 
     assert_eq!(status, 410);
     let (status, redirect) = post(&link, &csrf).await;
     assert_eq!((status, redirect), (410, None));
+    // A re-run writes no dead link for a revoked owner, and says why.
+    let after = reconnect("after.jsonl", &[]).await;
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    printed.push(after.printed());
+    let rows = rows_of(dir.path(), "after.jsonl");
+    assert_eq!(link_of(&rows, "hubspot"), None);
+    let hubspot = rows.iter().find(|r| r["service"] == "hubspot").unwrap();
+    assert!(
+        hubspot["link_note"].as_str().unwrap().contains("revoked"),
+        "{hubspot}"
+    );
 
     let (code, logged) = served.stop().await;
     assert_eq!(code, 0, "{logged}");
@@ -349,6 +360,27 @@ async fn broker_flags_need_links_and_the_ttl_needs_the_broker() {
         let out = authport(dir.path(), &all, &[]).await;
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
     }
+    // `links`: no state file, a public address without the flag, a revocation for nobody.
+    let serve = [
+        "links", "serve", "-p", "apideck", "--state", "state.db", "--listen",
+    ];
+    let out = authport(dir.path(), &[&serve[..], &["127.0.0.1:0"]].concat(), &[]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+    std::fs::write(dir.path().join("state.db"), b"").unwrap();
+    let out = authport(dir.path(), &[&serve[..], &["0.0.0.0:0"]].concat(), &[]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--allow-public-listen"),
+        "{}",
+        out.stderr
+    );
+    let revoke = [
+        "links", "revoke", "--state", "state.db", "--owner", "nobody",
+    ];
+    let out = authport(dir.path(), &revoke, &[]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("give --provider"), "{}", out.stderr);
 }
 
 /// Tray: `t1` imports; `t3`'s API key cannot go into the OAuth environment, so the end user

@@ -119,6 +119,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
             args.listen
         );
     }
+    // The state first: nothing is built for a migration that does not exist.
+    let store = LinksStore::open(&args.state)?;
     let names = authport_core::provider_names();
     let config = match &args.config {
         Some(path) => ConfigFile::load(path, &names).map_err(crate::usage)?,
@@ -131,7 +133,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
             plugin.name
         )));
     }
-    let store = LinksStore::open(&args.state)?;
     let key = store.key()?;
     let broker = Arc::new(HostBroker {
         plugin,

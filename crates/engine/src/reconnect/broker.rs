@@ -2,7 +2,8 @@
 //! vendor link. Nothing is sent to the vendor: the link is signed with the links store's key
 //! ([`crate::links_store`]) and names the row's provider, owner, service, reason and expiry.
 //! The expiry is the one first given to the row while it is still valid, else now + ttl, so a
-//! re-run writes the same links until they expire. `config_fix` rows get no link.
+//! re-run writes the same links until they expire. `config_fix` rows get no link, nor do the
+//! rows of an owner `authport links revoke` covers (the link would answer 410).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +17,10 @@ use crate::links_store::{IssuedLink, LinksStore};
 /// What a broker link's row says about it.
 pub const BROKER_NOTE: &str =
     "opens a page; the vendor's link is made when the person presses Reconnect";
+
+/// The note of a row whose owner's links `authport links revoke` revoked: no link.
+pub const REVOKED_NOTE: &str = "no link: the owner's broker links are revoked (authport links revoke); \
+     new links need a new key (docs/links.md)";
 
 /// `--broker URL [--link-ttl]`, and the state the links store sits beside.
 #[derive(Debug, Clone)]
@@ -56,6 +61,7 @@ pub(super) fn write_broker_links(
     link_url(&broker.url, "x").map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
     let store = LinksStore::open(&broker.state_path)?;
     let key = store.key()?;
+    let revocations = store.revocations()?;
     let now = chrono::Utc::now();
     for row in rows.iter_mut() {
         if row.kind == END_USER {
@@ -71,6 +77,12 @@ pub(super) fn write_broker_links(
                     broker.ttl,
                 )?,
             };
+            if authport_links::is_revoked(&revocations, &claims) {
+                // It would answer 410: say so rather than write a dead link.
+                row.link_note = Some(REVOKED_NOTE.to_owned());
+                writer.row(row)?;
+                continue;
+            }
             store.issue(
                 &IssuedLink {
                     claims: claims.clone(),
