@@ -228,6 +228,13 @@ pub struct ImportArgs {
     /// documented limit, or `auto` for vendors that document none (Apideck).
     #[arg(long, value_name = "R/s|auto", value_parser = parse_rate_arg)]
     pub rate: Option<RateChoice>,
+    /// Spend at most this share of the vendor's rate budget, above 0 and at most 1, leaving the
+    /// rest to the account's live traffic. Where the vendor sends its window's budget (Nango)
+    /// a reserve of (1 - F) of each window is kept; elsewhere the documented rate (or auto's
+    /// ceiling) is scaled by F, and `--rate N` becomes min(N, F x the vendor's rate).
+    /// Default: `[engine] budget_share`, else 1.
+    #[arg(long, value_name = "F", value_parser = parse_budget_share)]
+    pub budget_share: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +281,15 @@ pub mod rules {
         }
     }
 
+    /// `--budget-share`: a share of the vendor's budget, above 0 and at most 1.
+    pub fn budget_share(value: f64) -> Result<f64, String> {
+        if value.is_finite() && value > 0.0 && value <= 1.0 {
+            Ok(value)
+        } else {
+            Err("must be a share above 0 and at most 1, e.g. 0.3".to_owned())
+        }
+    }
+
     /// The ceiling of `--rate auto`: a finite number above zero.
     pub fn rate_ceiling(value: f64) -> Result<f64, String> {
         if value.is_finite() && value > 0.0 {
@@ -309,6 +325,12 @@ pub mod rules {
             ))
         }
     }
+}
+
+/// Parses `--budget-share`.
+pub fn parse_budget_share(text: &str) -> Result<f64, String> {
+    // Not a number: NaN, which the rule refuses with its message.
+    rules::budget_share(text.trim().parse::<f64>().unwrap_or(f64::NAN))
 }
 
 /// Parses `--concurrency`.
@@ -515,6 +537,15 @@ mod tests {
         assert_eq!(rules::rate_ceiling(40.0), Ok(40.0));
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             assert!(rules::rate_ceiling(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_budget_share("0.3"), Ok(0.3));
+        assert_eq!(parse_budget_share(" 1 "), Ok(1.0));
+        for bad in ["0", "1.01", "-0.3", "nan", "inf", "30%"] {
+            assert_eq!(
+                parse_budget_share(bad),
+                Err("must be a share above 0 and at most 1, e.g. 0.3".to_owned()),
+                "{bad}"
+            );
         }
     }
 

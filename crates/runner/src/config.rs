@@ -33,6 +33,8 @@ pub struct EngineDefaults {
     /// The highest rate `--rate auto` may reach, requests per second (default: the
     /// provider's ceiling).
     pub rate_ceiling: Option<f64>,
+    /// The share of the vendor's rate budget a run may spend, 0 < share <= 1 (default 1).
+    pub budget_share: Option<f64>,
     pub max_attempts: Option<u32>,
     pub request_timeout_secs: Option<u64>,
     pub deadline_secs: Option<u64>,
@@ -61,6 +63,7 @@ impl EngineDefaults {
         check("concurrency", self.concurrency, rules::concurrency)?;
         check("rate", self.rate, rules::rate)?;
         check("rate_ceiling", self.rate_ceiling, rules::rate_ceiling)?;
+        check("budget_share", self.budget_share, rules::budget_share)?;
         check("max_attempts", self.max_attempts, rules::max_attempts)?;
         check(
             "request_timeout_secs",
@@ -76,6 +79,7 @@ const ENGINE_SETTINGS: &[(&str, &str)] = &[
     ("concurrency", "a whole number of records in flight"),
     ("rate", "a number of requests per second"),
     ("rate_ceiling", "a number of requests per second"),
+    ("budget_share", "a number above 0, at most 1"),
     ("max_attempts", "a whole number of calls"),
     ("request_timeout_secs", "a whole number of seconds"),
     ("deadline_secs", "a whole number of seconds"),
@@ -356,7 +360,7 @@ mod tests {
                 Ok(()),
             ),
             (
-                "rate = 30.5\nrequest_timeout_secs = 3600\ndeadline_secs = 31536000",
+                "rate = 30.5\nrequest_timeout_secs = 3600\ndeadline_secs = 31536000\nbudget_share = 0.3",
                 Ok(()),
             ),
             (
@@ -386,6 +390,18 @@ mod tests {
             (
                 "rate_ceiling = 0.0",
                 Err("c.toml: [engine] rate_ceiling must be requests per second above 0, e.g. 50"),
+            ),
+            (
+                "budget_share = 1.5",
+                Err(
+                    "c.toml: [engine] budget_share must be a share above 0 and at most 1, e.g. 0.3",
+                ),
+            ),
+            (
+                "budget_share = 0.0",
+                Err(
+                    "c.toml: [engine] budget_share must be a share above 0 and at most 1, e.g. 0.3",
+                ),
             ),
             (
                 "rate = -5.0",
@@ -453,7 +469,7 @@ mod tests {
         );
         check(
             "[engine]\nconcurency = 4\n",
-            "c.toml: [engine] has a key that is not a setting (settings: concurrency, rate, rate_ceiling, max_attempts, request_timeout_secs, deadline_secs, durable)",
+            "c.toml: [engine] has a key that is not a setting (settings: concurrency, rate, rate_ceiling, budget_share, max_attempts, request_timeout_secs, deadline_secs, durable)",
         );
         let error = ConfigFile::parse(
             "[tray]\nmaster_token = \"SECRET-CANARY\n",
@@ -475,7 +491,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "[engine]\nCANARY-config-5b1f = 4\n",
-                "c.toml: [engine] has a key that is not a setting (settings: concurrency, rate, rate_ceiling, max_attempts, request_timeout_secs, deadline_secs, durable)",
+                "c.toml: [engine] has a key that is not a setting (settings: concurrency, rate, rate_ceiling, budget_share, max_attempts, request_timeout_secs, deadline_secs, durable)",
             ),
             (
                 "[engine]\nconcurrency = \"CANARY-config-5b1f\"\n",

@@ -311,6 +311,7 @@ async fn import(args: ImportArgs, quiet: bool) -> Result<Exit, EngineError> {
         RunFlags {
             concurrency: args.concurrency,
             rate: args.rate,
+            budget_share: args.budget_share,
             dry_run: args.dry_run,
             allow_target_change: args.provider.allow_target_change,
             report: report.clone(),
@@ -474,6 +475,7 @@ async fn verify_or_rollback(args: StateArgs, quiet: bool, action: Action) -> any
 pub(crate) struct RunFlags {
     pub concurrency: Option<u32>,
     pub rate: Option<RateChoice>,
+    pub budget_share: Option<f64>,
     pub dry_run: bool,
     pub allow_target_change: bool,
     pub report: PathBuf,
@@ -502,6 +504,10 @@ fn run_options(
             .or(engine.rate.map(cli::rate_choice))
             .unwrap_or_default(),
         rate_ceiling: engine.rate_ceiling,
+        budget_share: flags
+            .budget_share
+            .or(engine.budget_share)
+            .unwrap_or(defaults.budget_share),
         dry_run: flags.dry_run,
         allow_target_change: flags.allow_target_change,
         progress: !flags.quiet && std::io::stderr().is_terminal(),

@@ -171,6 +171,7 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> Result<Exit, EngineError
         crate::RunFlags {
             concurrency: args.concurrency,
             rate: args.rate,
+            budget_share: None,
             dry_run: args.dry_run,
             allow_target_change: args.allow_target_change,
             report: report.clone(),
