@@ -58,13 +58,13 @@ fn admit(inner: &mut Inner) -> Admission {
     // A window opens with the first request after the previous one closed and lasts a
     // minute (where Nango aligns its windows is not documented).
     let now = chrono::Utc::now().timestamp();
-    if now >= inner.window.start + 60 {
+    if now >= inner.window.start + inner.window_secs {
         inner.window = Window {
             start: now,
             used: 0,
         };
     }
-    let reset = inner.window.start + 60;
+    let reset = inner.window.start + inner.window_secs;
     let over = inner.window.used >= limit.per_minute;
     if !over {
         inner.window.used += 1;
@@ -72,6 +72,9 @@ fn admit(inner: &mut Inner) -> Admission {
         inner.rate_limited += 1;
     }
     let remaining = limit.per_minute - inner.window.used;
+    if !over {
+        inner.min_remaining = Some(inner.min_remaining.map_or(remaining, |m| m.min(remaining)));
+    }
     Admission {
         headers: vec![
             ("x-ratelimit-limit", limit.per_minute.to_string()),

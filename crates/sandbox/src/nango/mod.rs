@@ -174,6 +174,12 @@ pub(crate) struct Inner {
     pub(crate) next_id: u64,
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) window: Window,
+    /// The window's length in seconds: Nango's minute, shorter in tests
+    /// ([`NangoState::set_rate_window_secs`]).
+    pub(crate) window_secs: i64,
+    /// The lowest `X-RateLimit-Remaining` answered to an admitted request (`--budget-share`
+    /// tests: it must never go below the reserve).
+    pub(crate) min_remaining: Option<u32>,
     pub(crate) upserts_accepted: u64,
     pub(crate) rate_limited: u64,
     /// Connect sessions minted ([`connect`]); not persisted (they live 30 minutes).
@@ -220,6 +226,8 @@ impl NangoState {
                 next_id: 1,
                 rate_limit: options.rate_limit,
                 window: Window { start: 0, used: 0 },
+                window_secs: 60,
+                min_remaining: None,
                 upserts_accepted: 0,
                 rate_limited: 0,
                 sessions: Vec::new(),
@@ -247,6 +255,21 @@ impl NangoState {
         let mut inner = self.lock();
         inner.rate_limit = limit;
         inner.window = Window { start: 0, used: 0 };
+    }
+
+    /// Shortens (or restores) the plan's window, in seconds (at least 1), so a test can
+    /// cross windows quickly; starts a new window and forgets the lowest remaining.
+    pub fn set_rate_window_secs(&self, seconds: u32) {
+        let mut inner = self.lock();
+        inner.window_secs = i64::from(seconds.max(1));
+        inner.window = Window { start: 0, used: 0 };
+        inner.min_remaining = None;
+    }
+
+    /// The lowest `X-RateLimit-Remaining` answered to an admitted request so far (`None`
+    /// without a limit or before the first request).
+    pub fn min_remaining(&self) -> Option<u32> {
+        self.lock().min_remaining
     }
 
     /// Adds an integration while the server runs.

@@ -1,0 +1,131 @@
+//! `--budget-share` against the sandbox's Nango plan limit (issue 22): with a share of 0.3 and
+//! a second client spending part of the window with the same key, authport never drives the
+//! window's remaining budget below the reserve (`ceil(0.7 × limit)`), meets no 429, and imports
+//! every record. The emulator's window is shortened so the run crosses several windows quickly;
+//! nothing here waits on a clock or asserts a duration.
+
+use crate::common;
+
+use authport_sandbox::nango::RateLimit;
+use common::*;
+use serde_json::Value;
+
+/// Requests per window, and the window's length in seconds (Nango: 200 a minute).
+const LIMIT: u32 = 40;
+const WINDOW_SECS: u32 = 2;
+const RECORDS: usize = 24;
+/// What the second client spends before the import starts, inside the reserve's complement.
+const OTHER_TRAFFIC: usize = 5;
+
+/// `RECORDS` HubSpot records, one owner each, made from the bundled example.
+fn input_lines() -> Vec<String> {
+    let example: Value = serde_json::from_str(&example_lines()[0]).expect("an example record");
+    (0..RECORDS)
+        .map(|index| {
+            let mut record = example.clone();
+            record["id"] = Value::from(format!("budget-{index}/hubspot"));
+            record["owner"]["id"] = Value::from(format!("budget-{index}"));
+            record.to_string()
+        })
+        .collect()
+}
+
+fn env_value(env: &[(String, String)], name: &str) -> String {
+    env.iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.clone())
+        .unwrap_or_else(|| panic!("the sandbox sets {name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_share_keeps_the_reserve_of_every_window_while_another_client_spends() {
+    let sandbox = sandbox().await;
+    sandbox
+        .nango
+        .set_rate_limit(Some(RateLimit { per_minute: LIMIT }));
+    sandbox.nango.set_rate_window_secs(WINDOW_SECS);
+    let env = sandbox.env();
+
+    // The account's live traffic: the same key, a few reads of the window authport starts in.
+    let client = reqwest::Client::new();
+    let base = env_value(&env, "NANGO_API_URL");
+    let key = env_value(&env, "NANGO_SECRET_KEY");
+    for _ in 0..OTHER_TRAFFIC {
+        let answer = client
+            .get(format!("{}/integrations", base.trim_end_matches('/')))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("the sandbox answers");
+        assert!(answer.status().is_success(), "{}", answer.status());
+    }
+
+    let dir = scratch();
+    let input = write_lines(dir.path(), "in.jsonl", &input_lines());
+    let run = import_with_state(
+        "nango",
+        &env,
+        dir.path(),
+        &input,
+        &["--budget-share", "0.3", "--rate", "0", "--format", "json"],
+    )
+    .await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    let imported = statuses(&run.report)
+        .into_iter()
+        .filter(|(_, status)| status == "imported")
+        .count();
+    assert_eq!(imported, RECORDS, "{:?}\n{}", run.report, run.out.stderr);
+
+    // ceil((1 - 0.3) × 40) = 28 requests of every window are left to the other traffic.
+    let reserve = 28;
+    let lowest = sandbox
+        .nango
+        .min_remaining()
+        .expect("requests were counted");
+    assert!(
+        lowest >= reserve,
+        "remaining went down to {lowest}, below the reserve {reserve}"
+    );
+    assert_eq!(sandbox.nango.rate_limited_count(), 0, "no 429");
+    // The run needed more than one window's share: the share bounded it.
+    let summary = parse_lines(&run.out.stdout)
+        .into_iter()
+        .last()
+        .expect("a JSON summary");
+    assert_eq!(summary["bounded_by"], "share", "{summary}");
+    assert_no_canary("stderr", &run.out.stderr);
+}
+
+#[tokio::test]
+async fn a_budget_share_outside_its_range_is_refused_naming_the_flag() {
+    let dir = scratch();
+    let input = write_lines(dir.path(), "in.jsonl", &input_lines());
+    for share in ["0", "1.5", "nan", "30%"] {
+        let out = authport(
+            dir.path(),
+            &[
+                "import",
+                "--provider",
+                "nango",
+                "--input",
+                input.to_str().unwrap(),
+                "--budget-share",
+                share,
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(out.code, 2, "{share}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("--budget-share"),
+            "{share}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("above 0 and at most 1"),
+            "{}",
+            out.stderr
+        );
+    }
+}
