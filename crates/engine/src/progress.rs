@@ -6,9 +6,37 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use authport_core::Status;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+/// The time left at `per_second` (the recent pace) for what remains of `total` after `done`;
+/// `None` when the total is unknown (stdin: the bar shows the pace only) or there is no pace
+/// yet.
+pub fn eta(done: u64, total: Option<u64>, per_second: f64) -> Option<Duration> {
+    let left = total?.saturating_sub(done);
+    if left == 0 {
+        return Some(Duration::ZERO);
+    }
+    if !(per_second.is_finite() && per_second > 0.0) {
+        return None;
+    }
+    Duration::try_from_secs_f64(left as f64 / per_second).ok()
+}
+
+/// An ETA for the bar: `1h 02m`, `3m 05s`, `42s`; `-` when unknown.
+fn eta_text(eta: Option<Duration>) -> String {
+    let Some(eta) = eta else {
+        return "-".to_owned();
+    };
+    let seconds = eta.as_secs();
+    match (seconds / 3600, seconds / 60 % 60, seconds % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s:02}s"),
+        (h, m, _) => format!("{h}h {m:02}m"),
+    }
+}
 
 /// A file input's size and the bytes its reader has consumed so far: the bar's length and
 /// position (the record count of a file is not known before it is read).
@@ -46,7 +74,7 @@ impl Progress {
             );
             let template = match size {
                 Some(_) => {
-                    "{elapsed_precise} [{wide_bar}] {percent}% {records} records {rate} eta {eta} {msg}"
+                    "{elapsed_precise} [{wide_bar}] {percent}% {records} records {rate} eta {left} {msg}"
                 }
                 None => "{spinner} {elapsed_precise} {records} records {rate} {msg}",
             };
@@ -71,6 +99,14 @@ impl Progress {
                         );
                     },
                 );
+            // The time left at the recent pace of the bar's position (bytes of a file).
+            let style = style.with_key(
+                "left",
+                |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                    let left = eta(state.pos(), state.len(), state.per_sec());
+                    let _ = write!(out, "{}", eta_text(left));
+                },
+            );
             shown(bar, style, "failed 0")
         } else {
             ProgressBar::hidden()
@@ -129,5 +165,40 @@ impl Progress {
 
     pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eta_is_what_is_left_at_the_pace_and_unknown_without_a_total_or_a_pace() {
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        assert_eq!(eta(100, Some(1_000), 30.0), secs(30));
+        assert_eq!(eta(0, Some(60), 2.0), secs(30));
+        assert_eq!(eta(1_000, Some(1_000), 0.0), secs(0));
+        assert_eq!(
+            eta(1_200, Some(1_000), 5.0),
+            secs(0),
+            "read ahead of the total"
+        );
+        assert_eq!(eta(100, None, 30.0), None, "stdin: the pace only");
+        assert_eq!(eta(100, Some(1_000), 0.0), None, "no pace yet");
+        assert_eq!(eta(100, Some(1_000), f64::NAN), None);
+        assert_eq!(
+            eta(0, Some(u64::MAX), f64::MIN_POSITIVE),
+            None,
+            "beyond a Duration"
+        );
+    }
+
+    #[test]
+    fn eta_text_is_short() {
+        let text = |s: u64| eta_text(Some(Duration::from_secs(s)));
+        assert_eq!(text(42), "42s");
+        assert_eq!(text(185), "3m 05s");
+        assert_eq!(text(3_720), "1h 02m");
+        assert_eq!(eta_text(None), "-");
     }
 }
