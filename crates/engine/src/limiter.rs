@@ -16,11 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use authport_core::RequestGate;
+use authport_core::{RequestGate, transport::RateWindow};
 
 use crate::adaptive::{self, AutoRate, AutoState, Bound, Window};
-use crate::share::{Admit, WindowBudget};
-use authport_core::transport::RateWindow;
+use crate::share::ShareGate;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
@@ -147,16 +146,8 @@ pub struct SendLimiter {
     /// Provider calls' total duration (nanoseconds): calls in flight on average × elapsed.
     busy_nanos: AtomicU64,
     created: Instant,
-    /// `--budget-share` below 1: the vendor's window budget ([`crate::share`]), and whether
-    /// the share lowered the rate itself (both say the share bounded the run).
-    share: Option<Share>,
-}
-
-#[derive(Debug)]
-struct Share {
-    budget: Mutex<WindowBudget>,
-    answered: tokio::sync::Notify,
-    lowered_rate: bool,
+    /// `--budget-share` below 1 ([`crate::share`]).
+    share: Option<ShareGate>,
 }
 
 impl SendLimiter {
@@ -188,45 +179,16 @@ impl SendLimiter {
         }
     }
 
-    /// Keeps the reserve of `share` in every window the vendor's rate headers describe;
-    /// `lowered_rate`: the share also lowered the rate (for the summary's bound). A share of 1
-    /// (or more) changes nothing.
+    /// Keeps the reserve of `share` in every window the vendor's headers describe (see
+    /// [`ShareGate::new`]).
     pub fn shared(mut self, share: f64, lowered_rate: bool) -> Self {
-        self.share = (share < 1.0).then(|| Share {
-            budget: Mutex::new(WindowBudget::new(share)),
-            answered: tokio::sync::Notify::new(),
-            lowered_rate,
-        });
+        self.share = ShareGate::new(share, lowered_rate);
         self
-    }
-
-    /// Waits until the share's reserve allows one more request (immediately without a share or
-    /// window headers).
-    async fn within_share(&self) {
-        let Some(share) = &self.share else {
-            return;
-        };
-        loop {
-            // Created before the check: an answer between the check and the wait still wakes it.
-            let answered = share.answered.notified();
-            let admit = lock_budget(&share.budget).admit(Instant::now());
-            match admit {
-                Admit::Go => return,
-                Admit::Until(at) => tokio::time::sleep_until(at.into()).await,
-                Admit::Answer => {
-                    // Bounded: a request that never reports its end must not stall the run.
-                    let _ = tokio::time::timeout(Duration::from_secs(1), answered).await;
-                }
-            }
-        }
     }
 
     /// A request let through has ended; `window`: what its answer said of the vendor's window.
     pub fn answered(&self, window: Option<RateWindow>) {
-        if let Some(share) = &self.share {
-            lock_budget(&share.budget).answered(window, Instant::now());
-            share.answered.notify_waiters();
-        }
+        self.share.iter().for_each(|share| share.answered(window));
     }
 
     /// `--rate auto` under `policy`: starts at its start rate, adapts per window.
@@ -258,19 +220,12 @@ impl SendLimiter {
     }
 
     /// What bounded the run so far: for `--rate auto` the bound of most windows, otherwise
-    /// judged from the totals (see [`adaptive::run_bound`]); the share when a sender waited
-    /// for its reserve, or when the rate bounded the run and the share had lowered it.
+    /// judged from the totals (see [`adaptive::run_bound`]); or the share ([`ShareGate::bound`]).
     pub fn bound(&self, concurrency: usize) -> Bound {
         let bound = self.rate_bound(concurrency);
-        let Some(share) = &self.share else {
-            return bound;
-        };
-        let held = lock_budget(&share.budget).held() > 0;
-        if held || (bound == Bound::Rate && share.lowered_rate) {
-            Bound::Share
-        } else {
-            bound
-        }
+        self.share
+            .as_ref()
+            .map_or(bound, |share| share.bound(bound))
     }
 
     fn rate_bound(&self, concurrency: usize) -> Bound {
@@ -304,7 +259,7 @@ impl SendLimiter {
 
     /// Waits for the right to send one request.
     pub async fn acquire(&self) {
-        self.within_share().await;
+        ShareGate::ready_if(self.share.as_ref()).await;
         let Some(adaptive) = &self.adaptive else {
             self.permits.fetch_add(1, Ordering::Relaxed);
             return;
@@ -505,10 +460,6 @@ fn close_window(state: &mut Adaptive, now: Instant) {
             tracing::debug!(rate = next.rate, "target throttled us; auto rate halved");
         }
     }
-}
-
-fn lock_budget(budget: &Mutex<WindowBudget>) -> std::sync::MutexGuard<'_, WindowBudget> {
-    budget.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn lock(adaptive: &Mutex<Adaptive>) -> std::sync::MutexGuard<'_, Adaptive> {

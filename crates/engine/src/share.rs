@@ -10,9 +10,12 @@
 //! left of the new one is unknown (the other traffic may have spent it): one request goes alone
 //! and its answer tells.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use authport_core::transport::RateWindow;
+
+use crate::adaptive::Bound;
 
 /// With no answer for this long, requests counted in flight are taken as lost (a cancelled
 /// call never reports its end), so a run cannot wait for them forever.
@@ -120,6 +123,72 @@ impl WindowBudget {
     }
 }
 
+/// A run's share: its window budget, and the wake-up of senders waiting for an answer.
+#[derive(Debug)]
+pub(crate) struct ShareGate {
+    budget: Mutex<WindowBudget>,
+    answered: tokio::sync::Notify,
+    /// The share also lowered the rate (for the summary's bound).
+    lowered_rate: bool,
+}
+
+impl ShareGate {
+    /// `None` for a share of 1 (or more): the whole budget, nothing to keep. `lowered_rate`:
+    /// the share also lowered the rate (for the summary's bound).
+    pub(crate) fn new(share: f64, lowered_rate: bool) -> Option<Self> {
+        (share < 1.0).then(|| Self {
+            budget: Mutex::new(WindowBudget::new(share)),
+            answered: tokio::sync::Notify::new(),
+            lowered_rate,
+        })
+    }
+
+    fn budget(&self) -> std::sync::MutexGuard<'_, WindowBudget> {
+        self.budget.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// [`Self::ready`] when there is a share.
+    pub(crate) async fn ready_if(share: Option<&Self>) {
+        if let Some(share) = share {
+            share.ready().await;
+        }
+    }
+
+    /// Waits until the reserve allows one more request.
+    pub(crate) async fn ready(&self) {
+        loop {
+            // Created before the check: an answer between the check and the wait still wakes it.
+            let answered = self.answered.notified();
+            let admit = self.budget().admit(Instant::now());
+            match admit {
+                Admit::Go => return,
+                Admit::Until(at) => tokio::time::sleep_until(at.into()).await,
+                Admit::Answer => {
+                    // Bounded: a request that never reports its end must not stall the run.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), answered).await;
+                }
+            }
+        }
+    }
+
+    /// A request ended; `window`: what its answer said of the vendor's window.
+    pub(crate) fn answered(&self, window: Option<RateWindow>) {
+        self.budget().answered(window, Instant::now());
+        self.answered.notify_waiters();
+    }
+
+    /// The run's bound given the rate's: the share when a sender waited for the reserve, or
+    /// when the rate bounded the run and the share had lowered it.
+    pub(crate) fn bound(&self, rate_bound: Bound) -> Bound {
+        let held = self.budget().held() > 0;
+        if held || (rate_bound == Bound::Rate && self.lowered_rate) {
+            Bound::Share
+        } else {
+            rate_bound
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +269,22 @@ mod tests {
             assert_eq!(budget.admit(later), Admit::Go);
         }
         assert!(matches!(budget.admit(later), Admit::Until(_)));
+    }
+
+    #[test]
+    fn the_share_bounds_the_run_when_it_held_a_sender_or_lowered_a_binding_rate() {
+        assert!(ShareGate::new(1.0, true).is_none());
+        let lowered = ShareGate::new(0.5, true).unwrap();
+        assert_eq!(lowered.bound(Bound::Rate), Bound::Share);
+        assert_eq!(lowered.bound(Bound::Client), Bound::Client);
+        let held = ShareGate::new(0.5, false).unwrap();
+        assert_eq!(held.bound(Bound::Rate), Bound::Rate);
+        held.answered(window(10, 5, 30));
+        assert!(matches!(
+            held.budget().admit(Instant::now()),
+            Admit::Until(_)
+        ));
+        assert_eq!(held.bound(Bound::Latency), Bound::Share);
     }
 
     #[test]
