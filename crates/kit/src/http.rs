@@ -418,7 +418,7 @@ impl HttpClient {
                 retry_after = Some(wait);
             }
             window = rate_window(
-                rate.limit.and_then(|name| header(name)),
+                rate.limit.and_then(&header),
                 header(rate.remaining),
                 Some(wait),
             );
