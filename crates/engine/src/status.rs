@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use authport_core::{AuthImporter, ProviderError, TargetRef, VerifyReport};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 pub use crate::health::{Health, LatestEvent, classify};
@@ -25,12 +26,20 @@ use crate::maintenance::{MaintenanceOptions, ReadPass, emit, read_each, summary_
 use crate::state::StateStore;
 use crate::summary::{Exit, MaintenanceSummary, ReportWriter, Tally};
 
+pub mod page;
+
 /// Where `status` reads stored webhook events: the event store of `authport webhooks`
 /// ([`crate::events::EventStore`]); without one, [`NoEvents`] stands in and the live
 /// read-back alone decides.
 pub trait EventView: Send + Sync {
     /// The latest event of the object record `record_id` made, if any was stored.
     fn latest(&self, provider: &str, record_id: &str) -> Option<LatestEvent>;
+
+    /// Every stored event of that object that said something of its health (when it happened,
+    /// what it said), for the status page's history. None by default.
+    fn health_events(&self, _provider: &str, _record_id: &str) -> Vec<(DateTime<Utc>, Health)> {
+        Vec::new()
+    }
 }
 
 /// The event store of `authport webhooks` (`<state>.events`). A store that cannot be read
@@ -51,6 +60,23 @@ impl EventView for crate::events::EventStore {
             Err(error) => {
                 tracing::warn!(error = %error, "cannot read the event store; using the live read-back only");
                 None
+            }
+        }
+    }
+
+    fn health_events(&self, provider: &str, record_id: &str) -> Vec<(DateTime<Utc>, Health)> {
+        match self.connection_events(provider, record_id) {
+            Ok(events) => events
+                .into_iter()
+                .filter_map(|event| {
+                    // An undated event counts from its arrival, as for `latest`.
+                    let at = event.occurred_at.as_deref().unwrap_or(&event.received_at);
+                    Some((crate::events::parse_stamp(at)?, event.health?))
+                })
+                .collect(),
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot read the event store's history; the status page shows none");
+                Vec::new()
             }
         }
     }
@@ -282,6 +308,18 @@ pub struct StatusOutput<'a> {
     pub report: Option<&'a Path>,
     /// JSON Lines on `out` (else text).
     pub json_lines: bool,
+    /// Also write the status page here (`--html`).
+    pub html: Option<HtmlPage<'a>>,
+}
+
+/// `--html FILE [--broker URL]`.
+#[derive(Debug, Clone, Copy)]
+pub struct HtmlPage<'a> {
+    pub path: &'a Path,
+    /// The `--state` file, beside which `reconnect --broker` keeps the links it issued.
+    pub state_path: &'a Path,
+    /// With a broker address, the reconnect list shows the links issued for it.
+    pub broker: Option<&'a str>,
 }
 
 /// Writes one line per record to `out` (JSON Lines or text) and to the report, each as soon as
@@ -300,7 +338,14 @@ pub async fn status(
         input,
         report,
         json_lines,
+        html,
     } = output;
+    // The page's owners and services: read with the other inputs, before any output.
+    let records = match (html, input) {
+        (Some(_), Some(input)) => page::input_records(input)?,
+        _ => Default::default(),
+    };
+    let mut kept = Vec::new();
     let started = Instant::now();
     let mut writer = None;
     let mut summary = summary_for("status", &options.provider);
@@ -315,6 +360,9 @@ pub async fn status(
         *summary.counts.entry(word.to_owned()).or_default() += 1;
         if line.health.is_none_or(Health::is_problem) {
             summary.problems += 1;
+        }
+        if html.is_some() {
+            kept.push(line.clone());
         }
         if let Some(error) = &line.error {
             failures.add(
@@ -334,10 +382,54 @@ pub async fn status(
         // No line at all: the report still exists, empty, as before.
         ReportWriter::create_optional(report)?;
     }
+    let interrupted = pass.interrupted;
     pass.note(&mut summary);
     summary.top_failures = failures.top_failures();
+    if let Some(html) = html {
+        if interrupted {
+            // Partial numbers would read as the migration's state.
+            tracing::warn!("status was stopped: the status page was not written");
+        } else {
+            write_html(html, &options.provider, events, kept, records)?;
+        }
+    }
     summary.elapsed = started.elapsed();
     Ok(StatusSummary(summary))
+}
+
+/// Gathers the page's history and links, then builds and writes it.
+fn write_html(
+    html: HtmlPage<'_>,
+    provider: &str,
+    events: &dyn EventView,
+    lines: Vec<RecordStatus>,
+    records: std::collections::BTreeMap<String, page::RecordInfo>,
+) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let links = match html.broker {
+        Some(broker) => {
+            let wanted = page::reconnect_keys(&lines, &records);
+            page::issued_links(html.state_path, provider, broker, &wanted, now)?
+        }
+        None => Default::default(),
+    };
+    let history = lines
+        .iter()
+        .filter(|line| line.target.is_some())
+        .map(|line| {
+            let events = events.health_events(provider, &line.record_id);
+            (line.record_id.clone(), events)
+        })
+        .filter(|(_, events)| !events.is_empty())
+        .collect();
+    let data = page::PageData {
+        provider: provider.to_owned(),
+        now,
+        records,
+        events: history,
+        links,
+    };
+    page::write_page(html.path, &page::build(&lines, &data))
 }
 
 fn write_text(out: &mut dyn Write, text: &str) -> anyhow::Result<()> {

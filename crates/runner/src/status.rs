@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use authport_engine::Refusal;
 use authport_engine::events::events_path;
 use authport_engine::reconnect::{BrokerOptions, Destination, ReconnectOptions};
-use authport_engine::status::{EventView, NoEvents, StatusOutput};
+use authport_engine::status::{EventView, HtmlPage, NoEvents, StatusOutput};
 use authport_engine::{Exit, MaintenanceOptions};
 use clap::{Args, ValueEnum};
 
@@ -32,6 +32,14 @@ pub struct StatusArgs {
     /// the vendor's rate.
     #[arg(long, value_name = "N", value_parser = crate::cli::parse_concurrency)]
     pub concurrency: Option<u32>,
+    /// Also write a status page here: one self-contained HTML file (0600) for the people who
+    /// follow the migration. Needs --input (owners and services come from it).
+    #[arg(long, value_name = "FILE", requires = "input")]
+    pub html: Option<PathBuf>,
+    /// With --html: show the reconnect links `reconnect --links --broker URL` issued (still
+    /// valid, not revoked) in the page's reconnect list; nothing new is issued.
+    #[arg(long, value_name = "URL", requires = "html")]
+    pub broker: Option<String>,
 }
 
 /// Objects a read command (or rollback) handles at once: `--concurrency`, else `[engine]
@@ -128,13 +136,23 @@ fn existing_state(path: &Path) -> anyhow::Result<()> {
 }
 
 pub async fn status(args: StatusArgs, quiet: bool) -> anyhow::Result<Exit> {
+    if let Some(url) = &args.broker {
+        // A bad address is refused before anything is read (exit 2).
+        authport_links::link_url(url, "x")
+            .map_err(|e| crate::usage(anyhow::anyhow!("--broker: {e}")))?;
+    }
     let setup = provider_setup_for(&args.provider, SandboxData::for_state(&args.state)).await?;
     existing_state(&args.state)?;
+    let links_store = authport_engine::links_store::links_path(&args.state);
     ReadFiles::default()
         .state(Some(&args.state))
         .file("--input", args.input.as_deref())
+        .file("the links store of --state", Some(&links_store))
         .config(&setup.config)
-        .refuse_outputs(&[("--report", args.report.as_deref())])?;
+        .refuse_outputs(&[
+            ("--report", args.report.as_deref()),
+            ("--html", args.html.as_deref()),
+        ])?;
     let state = open_state(&args.state, &setup.config)?;
     let mut options = MaintenanceOptions::new(setup.plugin.name, setup.plugin.limits);
     options.allow_target_change = args.provider.allow_target_change;
@@ -153,6 +171,11 @@ pub async fn status(args: StatusArgs, quiet: bool) -> anyhow::Result<Exit> {
             input: args.input.as_deref(),
             report: args.report.as_deref(),
             json_lines: json,
+            html: args.html.as_deref().map(|path| HtmlPage {
+                path,
+                state_path: &args.state,
+                broker: args.broker.as_deref(),
+            }),
         },
         &mut stdout,
         crate::interrupted(),
