@@ -108,7 +108,7 @@ pub enum Command {
     Webhooks(crate::webhooks::WebhooksArgs),
     /// Durable reconnect links (`reconnect --links --broker URL`): serve their pages and mint
     /// the vendor's link when the person presses Reconnect, or revoke an owner's links.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = crate::links::examples::LINKS)]
     Links(crate::links::LinksCommand),
     /// Run the bundled sandbox (local Tray, Apideck and Nango emulators) until Ctrl-C.
     ///

@@ -80,6 +80,10 @@ pub struct RevokeArgs {
 }
 
 pub(crate) mod examples {
+    pub const LINKS: &str = "\
+Examples:
+  authport links serve --provider apideck --state run.db --listen 127.0.0.1:8090
+  authport links revoke --state run.db --owner user-42";
     pub const SERVE: &str = "\
 Examples:
   authport links serve --provider apideck --state run.db --listen 127.0.0.1:8090";
