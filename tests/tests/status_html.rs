@@ -303,3 +303,54 @@ async fn the_status_page_shows_in_a_browser_the_numbers_status_reports() {
     drop(browser);
     drop(sandbox);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_page_is_refused_without_input_over_an_input_through_a_link_or_with_a_bad_broker()
+{
+    let sandbox = sandbox().await;
+    let env = sandbox.provider_env();
+    let dir = scratch();
+    let input = write_lines(dir.path(), "in.jsonl", &input_lines()[2..3]);
+    let run = import_with_state("apideck", &env, dir.path(), &input, &[]).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    let before = std::fs::read(&input).unwrap();
+    std::fs::write(dir.path().join("kept.html"), "kept").unwrap();
+    std::os::unix::fs::symlink("kept.html", dir.path().join("link.html")).unwrap();
+    let status = ["status", "-p", "apideck", "--state", "state.db"];
+    let cases: [(&[&str], &str); 6] = [
+        (&["--html", "page.html"], "--input"),
+        (&["--input", "in.jsonl", "--html", "in.jsonl"], "--input"),
+        (&["--input", "in.jsonl", "--html", "state.db"], "--state"),
+        (
+            &["--input", "in.jsonl", "--html", "link.html"],
+            "symbolic link",
+        ),
+        (
+            &[
+                "--input",
+                "in.jsonl",
+                "--html",
+                "page.html",
+                "--broker",
+                "ftp://x",
+            ],
+            "--broker",
+        ),
+        (
+            &["--input", "in.jsonl", "--broker", "https://l.example"],
+            "--html",
+        ),
+    ];
+    for (extra, named) in cases {
+        let out = authport(dir.path(), &[&status[..], extra].concat(), &env).await;
+        assert_eq!(out.code, 2, "{extra:?}: {}", out.stderr);
+        assert!(out.stderr.contains(named), "{extra:?}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{extra:?}: refused before any line");
+    }
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("kept.html")).unwrap(),
+        "kept"
+    );
+    assert!(!dir.path().join("page.html").exists());
+}

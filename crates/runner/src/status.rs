@@ -153,6 +153,10 @@ pub async fn status(args: StatusArgs, quiet: bool) -> anyhow::Result<Exit> {
             ("--report", args.report.as_deref()),
             ("--html", args.html.as_deref()),
         ])?;
+    if let Some(html) = &args.html {
+        // Refused before a line is printed, not after the read-back.
+        authport_engine::files::refuse_symlink("--html file", html)?;
+    }
     let state = open_state(&args.state, &setup.config)?;
     let mut options = MaintenanceOptions::new(setup.plugin.name, setup.plugin.limits);
     options.allow_target_change = args.provider.allow_target_change;

@@ -286,8 +286,10 @@ pub fn reconnect_keys(
 /// never through a symbolic link, synced.
 pub fn write_page(path: &Path, page: &StatusPage) -> anyhow::Result<()> {
     let html = authport_status_page::render(page);
+    // A refusal (a symbolic link) stays one, with its own words: the runner exits 2 for it.
+    crate::files::refuse_symlink("status page", path)?;
     let mut file = crate::files::create_private("status page", path)
-        .map_err(|e| anyhow::anyhow!("cannot write the status page {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot write the status page {}: {e:#}", path.display()))?;
     #[cfg(unix)]
     if file.metadata()?.is_file() {
         use std::os::unix::fs::PermissionsExt as _;
