@@ -92,6 +92,12 @@ pub struct MappingError {
     /// target's field that could not be filled (`credentials.account`).
     pub field: String,
     pub message: String,
+    /// The report's `error.kind`: [`ErrorKind::Mapping`] unless a finding has its own
+    /// ([`ErrorKind::ClientMismatch`]).
+    ///
+    /// [`ErrorKind::Mapping`]: crate::report::ErrorKind::Mapping
+    /// [`ErrorKind::ClientMismatch`]: crate::report::ErrorKind::ClientMismatch
+    pub kind: crate::report::ErrorKind,
 }
 
 impl MappingError {
@@ -99,6 +105,13 @@ impl MappingError {
         Self {
             field: field.into(),
             message: message.into(),
+            kind: crate::report::ErrorKind::Mapping,
         }
+    }
+
+    /// The same error reported under another `error.kind`.
+    pub fn with_kind(mut self, kind: crate::report::ErrorKind) -> Self {
+        self.kind = kind;
+        self
     }
 }

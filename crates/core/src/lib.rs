@@ -34,7 +34,9 @@ pub use registry::{
     UnknownProvider, WebhooksCapability, find_capability, find_catalog, find_exporter,
     find_provider, find_webhooks, links_of, names_with, provider_names, providers,
 };
-pub use report::{ErrorKind, ReportError, ReportLine, Status};
+pub use report::{
+    CLIENT_BINDING_UNKNOWN, ErrorKind, ReportError, ReportLine, SCOPE_DEFICIT, Status,
+};
 pub use secret::{
     ExposeSecret, FingerprintKey, REDACTED, SecretJson, SecretString, record_tag, redact_json,
 };

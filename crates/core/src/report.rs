@@ -80,6 +80,9 @@ pub enum ErrorKind {
     Rejected,
     /// [`ProviderError::Fatal`].
     Fatal,
+    /// The record's OAuth `client_id` is not the target's client for its service: the target
+    /// could never refresh the token (RFC 6749 §6), so it is not written.
+    ClientMismatch,
 }
 
 impl ErrorKind {
@@ -107,6 +110,7 @@ impl ErrorKind {
             ErrorKind::OutcomeUnknown => "outcome_unknown",
             ErrorKind::Rejected => "rejected",
             ErrorKind::Fatal => "fatal",
+            ErrorKind::ClientMismatch => "client_mismatch",
         }
     }
 }
@@ -116,6 +120,14 @@ impl std::fmt::Display for ErrorKind {
         f.write_str(self.as_str())
     }
 }
+
+/// The warning of a record imported without knowing which OAuth client its token belongs to
+/// (no `auth.client_id`, or no client known for the target). Every such warning starts so.
+pub const CLIENT_BINDING_UNKNOWN: &str = "client binding unknown";
+
+/// The warning of a record whose `auth.scopes` lack scopes the target asks for; it starts so
+/// and names them. `--require-scopes` fails the record instead.
+pub const SCOPE_DEFICIT: &str = "scope_deficit";
 
 /// The `error` object of a report line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
