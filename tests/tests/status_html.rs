@@ -3,7 +3,8 @@
 //! deliveries, fail two background refreshes (two webhook events), then run `status --format
 //! json` and `status --html`: the page's numbers, read from their `data-*` attributes in the
 //! browser, are the JSON summary's; the file is 0600; the reconnect list holds the broker
-//! links `reconnect --links --broker` issued, and no canary secret reaches the page.
+//! links `reconnect --links --broker` issued (and only the rows it gave the person), and no
+//! canary secret reaches the page.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -281,14 +282,12 @@ async fn the_status_page_shows_in_a_browser_the_numbers_status_reports() {
         .await
         .unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 3, "{rows:?}");
+    // u4's record never imported is a configuration fix (no connector), which reconnect gave
+    // no link: not the person's to fix, so not listed (it is under failures by reason).
+    assert_eq!(rows.len(), 2, "{rows:?}");
     let row_of = |service: &str| rows.iter().find(|r| r[1] == service).unwrap().clone();
     assert_eq!(row_of("hubspot")[0], "Ada <Lovelace> & Co");
-    assert_eq!(
-        row_of("nosuch")[2],
-        Value::Null,
-        "a configuration fix has no link"
-    );
+    assert!(!rows.iter().any(|r| r[1] == "nosuch"), "{rows:?}");
     for row in worklist.iter().filter(|r| r["kind"] == "end_user") {
         let link = row["link"]
             .as_str()

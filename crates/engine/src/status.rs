@@ -411,7 +411,7 @@ fn write_html(
             let wanted = page::reconnect_keys(&lines, &records);
             page::issued_links(html.state_path, provider, broker, &wanted, now)?
         }
-        None => Default::default(),
+        None => None,
     };
     let history = lines
         .iter()

@@ -29,6 +29,10 @@ const MOST_DAYS: usize = 60;
 /// The service of a record when the input does not have it.
 const UNKNOWN_SERVICE: &str = "unknown (not in --input)";
 
+/// The rows `reconnect --links --broker` gave a link, by (owner id, service); the link, signed
+/// again, while it is valid.
+pub type IssuedRows = BTreeMap<(String, String), Option<String>>;
+
 /// What the input says of a record: its owner and service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordInfo {
@@ -47,8 +51,10 @@ pub struct PageData {
     pub records: BTreeMap<String, RecordInfo>,
     /// Each record's health events (when it happened, what it said), from the event store.
     pub events: BTreeMap<String, Vec<(DateTime<Utc>, Health)>>,
-    /// A broker link by (owner id, service), for the reconnect list.
-    pub links: BTreeMap<(String, String), String>,
+    /// With `--broker` and a links store: the rows `reconnect --links --broker` gave a link,
+    /// by (owner id, service), with the link while it is valid (not expired, not revoked).
+    /// `None`: all records never imported are listed, none with a link.
+    pub links: Option<IssuedRows>,
 }
 
 /// The page's model. Pure.
@@ -126,7 +132,9 @@ fn failures(lines: &[RecordStatus]) -> Vec<ReasonCount> {
 }
 
 /// One row per owner and service to connect again (as `reconnect` groups them): records that
-/// need a reconnect, and records never imported. Pure.
+/// need a reconnect, and records never imported. When `reconnect --broker` ran, it told which
+/// records never imported only the person can fix (it gave them a link; a re-run of the import
+/// or a setting fixes the others): only those are listed. Pure.
 fn reconnect_rows(lines: &[RecordStatus], data: &PageData) -> Vec<ReconnectRow> {
     let mut rows: BTreeMap<(String, String), ReconnectRow> = BTreeMap::new();
     for line in lines {
@@ -151,7 +159,11 @@ fn reconnect_rows(lines: &[RecordStatus], data: &PageData) -> Vec<ReconnectRow> 
             ),
         };
         let key = (owner_id.clone(), service.clone());
-        let link = data.links.get(&key).cloned();
+        let issued = data.links.as_ref().map(|links| links.get(&key));
+        if health == Health::NotImported && issued.is_some_and(|row| row.is_none()) {
+            continue;
+        }
+        let link = issued.flatten().cloned().flatten();
         rows.entry(key).or_insert_with(|| ReconnectRow {
             owner_name,
             owner_id,
@@ -231,20 +243,20 @@ pub fn input_records(input: &Path) -> anyhow::Result<BTreeMap<String, RecordInfo
         .collect())
 }
 
-/// The broker links `reconnect --links --broker` issued for these owners and services that are
-/// still valid (not expired, not revoked), signed again with the store's key: the same links
-/// the worklist holds. Nothing is issued here, and no store is created: without
-/// `<state>.links` there are none.
+/// Which of these owners and services `reconnect --links --broker` gave a link, and that link
+/// while it is valid (not expired, not revoked), signed again with the store's key: the same
+/// link the worklist holds. Nothing is issued here, and no store is created: without
+/// `<state>.links`, `None`.
 pub fn issued_links(
     state_path: &Path,
     provider: &str,
     broker: &str,
     wanted: &BTreeSet<(String, String)>,
     now: DateTime<Utc>,
-) -> anyhow::Result<BTreeMap<(String, String), String>> {
-    let mut links = BTreeMap::new();
+) -> anyhow::Result<Option<IssuedRows>> {
+    let mut links = IssuedRows::new();
     if !links_path(state_path).is_file() {
-        return Ok(links);
+        return Ok(None);
     }
     let store = LinksStore::open(state_path)?;
     let key = store.key()?;
@@ -253,17 +265,19 @@ pub fn issued_links(
         let Some(issued) = store.issued(provider, owner_id, service)? else {
             continue;
         };
-        if issued.claims.is_expired_at(now.timestamp())
-            || authport_links::is_revoked(&revocations, &issued.claims)
-        {
-            continue;
-        }
-        let token = authport_links::sign(&key, &issued.claims);
-        let link = authport_links::link_url(broker, &token)
-            .map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
+        let valid = !issued.claims.is_expired_at(now.timestamp())
+            && !authport_links::is_revoked(&revocations, &issued.claims);
+        let link = if valid {
+            let token = authport_links::sign(&key, &issued.claims);
+            let link = authport_links::link_url(broker, &token)
+                .map_err(|e| anyhow::anyhow!("--broker: {e}"))?;
+            Some(link)
+        } else {
+            None
+        };
         links.insert((owner_id.clone(), service.clone()), link);
     }
-    Ok(links)
+    Ok(Some(links))
 }
 
 /// The (owner id, service) pairs the reconnect list will show. Pure.
