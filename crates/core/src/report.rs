@@ -83,6 +83,9 @@ pub enum ErrorKind {
     /// The record's OAuth `client_id` is not the target's client for its service: the target
     /// could never refresh the token (RFC 6749 §6), so it is not written.
     ClientMismatch,
+    /// The record's OAuth grant (its refresh token, else its access token) is an earlier
+    /// record's, in this input or in the journal: one grant is imported once.
+    SharedGrant,
 }
 
 impl ErrorKind {
@@ -110,6 +113,7 @@ impl ErrorKind {
             ErrorKind::OutcomeUnknown => "outcome_unknown",
             ErrorKind::Rejected => "rejected",
             ErrorKind::Fatal => "fatal",
+            ErrorKind::SharedGrant => "shared_grant",
             ErrorKind::ClientMismatch => "client_mismatch",
         }
     }
