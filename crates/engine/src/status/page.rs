@@ -1,7 +1,8 @@
 //! `status --html`: the status page's model ([`StatusPage`]) from the same status lines
 //! `status` prints, the input's owners and services, the event store's history and, with a
-//! broker, the links `reconnect --links --broker` issued. [`build`] is pure; [`write_page`]
-//! gathers its inputs and writes the file.
+//! broker, the links `reconnect --links --broker` issued. [`build`] is pure; `status` gathers
+//! its inputs ([`input_records`], [`issued_links`], the [`super::EventView`]'s history) and
+//! [`write_page`] writes the file.
 //!
 //! Health over time, one point per day from the day of the first stored event to today: a
 //! record counts as it is now (the live read-back) unless the event store has a health event of
@@ -41,8 +42,9 @@ pub struct RecordInfo {
     pub service: String,
 }
 
-/// Everything the page shows besides the status lines.
-#[derive(Debug, Clone)]
+/// Everything the page shows besides the status lines. Its `Debug` leaves out the links (each
+/// lets whoever has it reconnect the owner's account until it expires).
+#[derive(Clone)]
 pub struct PageData {
     /// The provider's name (`apideck`); the page shows it capitalised.
     pub provider: String,
@@ -55,6 +57,18 @@ pub struct PageData {
     /// by (owner id, service), with the link while it is valid (not expired, not revoked).
     /// `None`: all records never imported are listed, none with a link.
     pub links: Option<IssuedRows>,
+}
+
+impl std::fmt::Debug for PageData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageData")
+            .field("provider", &self.provider)
+            .field("now", &self.now)
+            .field("records", &self.records.len())
+            .field("events", &self.events.len())
+            .field("links", &self.links.as_ref().map(BTreeMap::len))
+            .finish()
+    }
 }
 
 /// The page's model. Pure.

@@ -88,6 +88,7 @@ fn totals_services_failures_and_the_reconnect_list_come_from_the_lines() {
             ("r5", "record r5", UNKNOWN_SERVICE, None),
         ]
     );
+    assert!(!format!("{data:?}").contains(&link), "no link in Debug");
     // An expired or revoked link: the row, without it.
     data.links = Some([(issued, None)].into());
     assert_eq!(rows_of(&build(&lines, &data))[0].3, None);
