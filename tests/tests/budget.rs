@@ -94,6 +94,16 @@ async fn a_budget_share_keeps_the_reserve_of_every_window_while_another_client_s
         .last()
         .expect("a JSON summary");
     assert_eq!(summary["bounded_by"], "share", "{summary}");
+    // Progress events, if the run lasted long enough for one, carry the pace and the ETA.
+    let events = run.out.stderr.lines().filter_map(|line| {
+        serde_json::from_str::<Value>(line)
+            .ok()
+            .filter(|line| line["type"] == "progress")
+    });
+    for event in events {
+        assert!(event["per_second"].is_number(), "{event}");
+        assert!(event["eta_seconds"].is_u64(), "a file's ETA: {event}");
+    }
     assert_no_canary("stderr", &run.out.stderr);
 }
 

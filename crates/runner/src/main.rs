@@ -312,6 +312,7 @@ async fn import(args: ImportArgs, quiet: bool) -> Result<Exit, EngineError> {
             concurrency: args.concurrency,
             rate: args.rate,
             budget_share: args.budget_share,
+            json: args.provider.format == cli::Format::Json,
             dry_run: args.dry_run,
             allow_target_change: args.provider.allow_target_change,
             report: report.clone(),
@@ -476,6 +477,8 @@ pub(crate) struct RunFlags {
     pub concurrency: Option<u32>,
     pub rate: Option<RateChoice>,
     pub budget_share: Option<f64>,
+    /// `--format json`: progress as JSON events on stderr when the bar is not drawn.
+    pub json: bool,
     pub dry_run: bool,
     pub allow_target_change: bool,
     pub report: PathBuf,
@@ -511,6 +514,7 @@ fn run_options(
         dry_run: flags.dry_run,
         allow_target_change: flags.allow_target_change,
         progress: !flags.quiet && std::io::stderr().is_terminal(),
+        progress_events: flags.json && !flags.quiet,
         on_applied: applied_hook(state, setup),
         ..defaults
     }

@@ -172,6 +172,7 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> Result<Exit, EngineError
             concurrency: args.concurrency,
             rate: args.rate,
             budget_share: None,
+            json: args.format == crate::cli::Format::Json,
             dry_run: args.dry_run,
             allow_target_change: args.allow_target_change,
             report: report.clone(),

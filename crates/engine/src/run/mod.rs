@@ -19,11 +19,14 @@
 //! `commit_*` methods wait for theirs), which keeps the journal from bounding the import rate.
 
 mod discovery;
+mod grants;
 mod options;
 mod pacing;
 mod record;
+pub mod rotation;
 
 pub use options::{AppliedHook, ImportOptions, Input};
+pub use grants::grant_token;
 pub use pacing::{Pace, Pacing, RateChoice, default_send_rate, pace, pacing};
 
 use std::future::Future;
@@ -34,7 +37,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use authport_core::input::{InputItem, InputReader};
-use authport_core::{AuthImporter, CredentialRecord, ErrorKind, ReportLine, Status};
+use authport_core::{
+    AuthImporter, CredentialRecord, ErrorKind, FingerprintKey, ReportLine, SecretString, Status,
+};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
@@ -44,9 +49,10 @@ use crate::error::EngineError;
 use crate::files::{Refusal, refuse_same_as_input, same_file};
 use crate::progress::{InputSize, Progress};
 use crate::retrier::RetryCounters;
-use crate::state::StateStore;
+use crate::state::{RunKeys, StateStore};
 use crate::summary::{ReportWriter, RunSummary, Tally};
 
+use grants::{Grant, GrantCheck};
 use record::{Output, Run};
 
 /// One unit of work from the reader.
@@ -55,10 +61,14 @@ enum Work {
     Record {
         line: u64,
         record: Box<CredentialRecord>,
+        /// Its OAuth grant's key, for the journal.
+        grant: Option<Grant>,
     },
     Invalid {
         line: u64,
         id: Option<String>,
+        /// `invalid_record`, or `shared_grant` for a grant an earlier record of the input holds.
+        kind: ErrorKind,
         message: String,
     },
 }
@@ -121,7 +131,12 @@ async fn run_import(
         .concurrency
         .unwrap_or(limits.default_concurrency)
         .max(1);
-    let pace = pace(&limits, options.rate, options.rate_ceiling, options.budget_share);
+    let pace = pace(
+        &limits,
+        options.rate,
+        options.rate_ceiling,
+        options.budget_share,
+    );
     let pacing = pace.pacing;
     tracing::info!(
         provider = %options.provider,
@@ -147,9 +162,11 @@ async fn run_import(
             report,
             tally: Tally::default(),
         }),
-        progress: Progress::new(options.progress, size),
+        progress: Progress::new(options.progress, size, options.progress_events),
         discoveries: Default::default(),
         on_applied: options.on_applied.clone(),
+        shared_grants_allowed: options.allow_shared_grants,
+        rotating: AtomicU64::new(0),
     });
 
     let mut shutdown = std::pin::pin!(shutdown);
@@ -180,7 +197,11 @@ async fn run_import(
     }
 
     let (sender, receiver) = mpsc::channel::<Work>(concurrency.saturating_mul(2));
-    let reader = tokio::task::spawn_blocking(move || feed(reader, &sender));
+    let grants = GrantCheck {
+        keys: run.keys.clone(),
+        shared_allowed: options.allow_shared_grants,
+    };
+    let reader = tokio::task::spawn_blocking(move || feed(reader, &sender, &grants));
     let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
@@ -246,6 +267,7 @@ async fn run_import(
     summary.retries = run.counters.retries.load(Ordering::Relaxed);
     summary.throttled = run.counters.throttled.load(Ordering::Relaxed);
     summary.reconciled = run.reconciled.load(Ordering::Relaxed);
+    summary.rotating = run.rotating.load(Ordering::Relaxed);
     summary.bound = Some(run.limiter.bound(concurrency));
     summary.pacing = pacing.describe(run.limiter.current_rate());
     // Every journalled write whose outcome is still unknown, including records that are no
@@ -266,12 +288,35 @@ fn deadline_reason(deadline: Option<Duration>) -> String {
     )
 }
 
-/// Checks `input` offline (no provider): every record valid or located errors.
+/// Checks `input` offline (no provider): every record valid or located errors, and shared
+/// grants as an import reports them.
 pub fn validate(input: &Path, report: Option<&Path>) -> Result<RunSummary, EngineError> {
-    Ok(run_validate(input, report)?)
+    validate_input(input, report, false)
 }
 
-fn run_validate(input: &Path, report: Option<&Path>) -> anyhow::Result<RunSummary> {
+/// [`validate`]; `allow_shared_grants` as `--allow-shared-grants`.
+pub fn validate_input(
+    input: &Path,
+    report: Option<&Path>,
+    allow_shared_grants: bool,
+) -> Result<RunSummary, EngineError> {
+    Ok(run_validate(input, report, allow_shared_grants)?)
+}
+
+/// Keys for a run without a state or a target (`validate`): random, never stored, so the
+/// grants of one input are compared by a keyed hash all the same.
+fn ephemeral_keys() -> RunKeys {
+    let secret: [u8; 32] = rand::random();
+    let salt: [u8; 32] = rand::random();
+    let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    RunKeys::new(FingerprintKey::derive(&SecretString::from(secret), &salt))
+}
+
+fn run_validate(
+    input: &Path,
+    report: Option<&Path>,
+    allow_shared_grants: bool,
+) -> anyhow::Result<RunSummary> {
     let started = Instant::now();
     if let Some(report) = report {
         refuse_same_as_input("report", report, input_identity(input))?;
@@ -279,23 +324,34 @@ fn run_validate(input: &Path, report: Option<&Path>) -> anyhow::Result<RunSummar
     let mut writer = ReportWriter::create_optional(report)?;
     let mut tally = Tally::default();
     let mut seen = SeenIds::new()?;
+    let grants = GrantCheck {
+        keys: ephemeral_keys(),
+        shared_allowed: allow_shared_grants,
+    };
+    let mut rotating = 0;
     let (reader, _) = open_input(&Input::from(input), Utc::now())?;
     let file = reader.file_name().to_owned();
     for item in reader {
-        let line = match to_work(item, &mut seen, &file)? {
-            Work::Record { line, record } => {
+        let line = match to_work(item, &mut seen, &file, &grants)? {
+            Work::Record { line, record, .. } => {
+                rotating += u64::from(rotation::holds_rotating_refresh_token(&record));
                 let mut report_line =
                     ReportLine::new(Some(record.id.clone()), line, Status::Planned);
                 report_line.warnings = record.warnings.iter().map(ToString::to_string).collect();
                 report_line
             }
-            Work::Invalid { line, id, message } => ReportLine::new(id, line, Status::Failed)
-                .with_error(ErrorKind::InvalidRecord, message),
+            Work::Invalid {
+                line,
+                id,
+                kind,
+                message,
+            } => ReportLine::new(id, line, Status::Failed).with_error(kind, message),
         };
         writer.write(&line)?;
         tally.add(&line);
     }
     let mut summary = RunSummary::from_tally(&tally);
+    summary.rotating = rotating;
     summary.elapsed = started.elapsed();
     summary.report = report.map(Path::to_owned);
     Ok(summary)
@@ -341,10 +397,12 @@ fn open_input(
             let size = InputSize {
                 bytes: file.metadata().map(|m| m.len()).unwrap_or(0),
                 read: Arc::default(),
+                lines: Arc::default(),
             };
             let counted = Counted {
                 inner: file,
                 read: size.read.clone(),
+                lines: size.lines.clone(),
             };
             let source = std::io::BufReader::with_capacity(64 * 1024, counted);
             let name = input.display().to_string();
@@ -355,33 +413,56 @@ fn open_input(
     Ok((reader.without_duplicate_check(), size))
 }
 
-/// A reader that counts the bytes read through it.
+/// A reader that counts the bytes and lines read through it (the progress's ETA).
 struct Counted<R> {
     inner: R,
     read: Arc<AtomicU64>,
+    lines: Arc<AtomicU64>,
 }
 
 impl<R: std::io::Read> std::io::Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read.fetch_add(n as u64, Ordering::Relaxed);
+        let lines = buf[..n].iter().filter(|&&b| b == b'\n').count();
+        self.lines.fetch_add(lines as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
 
-/// Turns a reader item into work, catching duplicate ids (located like the reader's errors).
-fn to_work(item: InputItem, seen: &mut SeenIds, file: &str) -> anyhow::Result<Work> {
+/// Turns a reader item into work, catching duplicate ids (located like the reader's errors)
+/// and grants an earlier record of the input holds (in input order: the first one keeps it).
+fn to_work(
+    item: InputItem,
+    seen: &mut SeenIds,
+    file: &str,
+    grants: &GrantCheck,
+) -> anyhow::Result<Work> {
     Ok(match item.result {
         Ok(record) => {
             if seen.first_time(&record.id)? {
+                let grant = grants.grant(&record);
+                if let Some(grant) = &grant
+                    && let Err(message) =
+                        grants.check_in_input(seen, grant, file, item.line, &record.id)?
+                {
+                    return Ok(Work::Invalid {
+                        line: item.line,
+                        id: Some(record.id.clone()),
+                        kind: ErrorKind::SharedGrant,
+                        message,
+                    });
+                }
                 Work::Record {
                     line: item.line,
                     record: Box::new(record),
+                    grant,
                 }
             } else {
                 Work::Invalid {
                     line: item.line,
                     id: Some(record.id.clone()),
+                    kind: ErrorKind::InvalidRecord,
                     message: format!(
                         "{file}:{}: id: duplicate id: an earlier record in this file has the same id",
                         item.line
@@ -392,6 +473,7 @@ fn to_work(item: InputItem, seen: &mut SeenIds, file: &str) -> anyhow::Result<Wo
         Err(error) => Work::Invalid {
             line: item.line,
             id: error.id.clone(),
+            kind: ErrorKind::InvalidRecord,
             message: error.to_string(),
         },
     })
@@ -399,11 +481,15 @@ fn to_work(item: InputItem, seen: &mut SeenIds, file: &str) -> anyhow::Result<Wo
 
 /// The reader thread: parses each line once and sends the records until the input ends or the
 /// workers are gone.
-fn feed(reader: InputReader, sender: &mpsc::Sender<Work>) -> anyhow::Result<()> {
+fn feed(
+    reader: InputReader,
+    sender: &mpsc::Sender<Work>,
+    grants: &GrantCheck,
+) -> anyhow::Result<()> {
     let mut seen = SeenIds::new()?;
     let file = reader.file_name().to_owned();
     for item in reader {
-        let work = to_work(item, &mut seen, &file)?;
+        let work = to_work(item, &mut seen, &file, grants)?;
         if sender.blocking_send(work).is_err() {
             break;
         }
@@ -421,9 +507,22 @@ async fn worker(
             return Ok(());
         };
         let line = match work {
-            Work::Invalid { line, id, message } => ReportLine::new(id, line, Status::Failed)
-                .with_error(ErrorKind::InvalidRecord, message),
-            Work::Record { line, record } => run.process(line, &record).await?,
+            Work::Invalid {
+                line,
+                id,
+                kind,
+                message,
+            } => ReportLine::new(id, line, Status::Failed).with_error(kind, message),
+            Work::Record {
+                line,
+                record,
+                grant,
+            } => {
+                if rotation::holds_rotating_refresh_token(&record) {
+                    run.rotating.fetch_add(1, Ordering::Relaxed);
+                }
+                run.process(line, &record, grant.as_ref()).await?
+            }
         };
         run.emit(&line)?;
     }

@@ -37,6 +37,9 @@ pub struct ImportOptions {
     pub dry_run: bool,
     /// Draw a progress bar on stderr (the runner decides: TTY and not `-q`).
     pub progress: bool,
+    /// Without the bar, write a JSON progress event (records, pace, ETA) to stderr every
+    /// couple of seconds (the runner: `--format json`, not `-q`).
+    pub progress_events: bool,
     /// Calls of one kind per record, the first included.
     pub max_attempts: u32,
     /// The whole run's time budget; when it runs out the run stops (exit 3) and the rest is
@@ -51,6 +54,9 @@ pub struct ImportOptions {
     /// Rebind a state made for another target to this one (`--allow-target-change`) instead of
     /// refusing the run.
     pub allow_target_change: bool,
+    /// `--allow-shared-grants`: import every record even when several hold one OAuth grant
+    /// (safe only where the provider does not rotate refresh tokens).
+    pub allow_shared_grants: bool,
     /// The run's rate limit. Build the provider with it (`BuildContext::gate`), so the limit
     /// applies to every HTTP request the provider sends; the engine configures it once when the
     /// run starts and slows it down on 429s.
@@ -92,12 +98,14 @@ impl ImportOptions {
             budget_share: 1.0,
             dry_run: false,
             progress: false,
+            progress_events: false,
             max_attempts: policy.max_attempts,
             deadline: None,
             stop_grace: Duration::from_secs(30),
             retry_base_delay: policy.base_delay,
             retry_max_delay: policy.max_delay,
             allow_target_change: false,
+            allow_shared_grants: false,
             gate: RunGate::new(),
             on_applied: None,
         }
