@@ -9,6 +9,7 @@
 //! - [`settings`]: settings objects read from JSON, problems located without values;
 //! - [`loader`]: a provider's config section and environment (secret, base URL, the rest);
 //! - [`answer`]: the one rule for an unreadable 2xx answer, by the call's effect;
+//! - [`binding`]: the OAuth client binding and scope comparison of every provider's `map`;
 //! - [`ownership`]: whose object an upsert would write over, and what to do about it;
 //! - [`payload`]: a provider's typed payload read back from a `MappedRecord`;
 //! - [`schema`]: a provider's embedded request schema, violations without values.
@@ -16,6 +17,7 @@
 //! The pure rules live in `authport_core::transport`; this crate does the IO around them.
 
 pub mod answer;
+pub mod binding;
 pub mod discovery;
 pub mod http;
 pub mod loader;
@@ -28,6 +30,7 @@ pub mod url;
 pub use answer::{read_answer, unreadable_answer};
 pub use authport_core::importer::Payload;
 pub use authport_core::transport::{Effect, RateHeaders, ResetIs, StatusOverride, Verdict};
+pub use binding::{BINDING_KEYS, BindingSettings, TargetClient, check_binding};
 pub use discovery::DiscoveryCache;
 pub use http::{Answer, Body, Call, CallFailure, DEFAULT_MAX_RESPONSE_BYTES, HttpClient, Vendor};
 pub use loader::{Loader, SecretSetting, is_header_safe, is_token_safe};

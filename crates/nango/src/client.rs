@@ -20,8 +20,8 @@ use serde_json::Value;
 use crate::config::NangoConfig;
 use crate::target::NangoRef;
 use crate::wire::{
-    ConnectSession, ConnectSessionAnswer, Connection, ConnectionList, Integration, IntegrationList,
-    error_text,
+    ConnectSession, ConnectSessionAnswer, Connection, ConnectionList, Integration,
+    IntegrationAnswer, IntegrationClient, IntegrationList, error_text,
 };
 
 /// Nango on the kit's HTTP path.
@@ -111,6 +111,33 @@ impl NangoClient {
         );
         let list: IntegrationList = self.http.send_json(call, "integration list").await?;
         Ok(list.data)
+    }
+
+    /// `GET /integrations/{uniqueKey}?include=credentials`: the integration's OAuth client id
+    /// and scopes (nango-api.md §2). The answer holds the client secret too: it is never
+    /// deserialized, and the bytes are dropped here. `None` when the integration has no
+    /// credentials or is gone (404).
+    pub async fn integration_client(
+        &self,
+        unique_key: &str,
+    ) -> Result<Option<IntegrationClient>, ProviderError> {
+        let mut url = url_at(&self.base, &["integrations", unique_key])?;
+        url.query_pairs_mut().append_pair("include", "credentials");
+        let call = self.call(
+            Method::GET,
+            url,
+            "GET /integrations/{uniqueKey}",
+            Effect::Read,
+        );
+        match self
+            .http
+            .send_json::<IntegrationAnswer>(call, "integration")
+            .await
+        {
+            Ok(answer) => Ok(answer.data.credentials),
+            Err(failure) if failure.is_not_found() => Ok(None),
+            Err(failure) => Err(failure.error),
+        }
     }
 
     /// `POST /connections`: the documented upsert, so sending it twice leaves one connection.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use authport_core::{ConfigError, EnvSnapshot, MappingError, SecretString};
-use authport_kit::{Loader, SecretSetting, Url, record_settings};
+use authport_kit::{BindingSettings, Loader, SecretSetting, Url, record_settings};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -94,7 +94,7 @@ impl RecordTarget {
 }
 
 /// The keys of `[nango]`.
-pub const SETTINGS: [&str; 8] = [
+pub const SETTINGS: [&str; 10] = [
     "secret_key",
     "api_url",
     "connect_url",
@@ -103,6 +103,8 @@ pub const SETTINGS: [&str; 8] = [
     "allow_second_connection",
     "services",
     "integrations",
+    authport_kit::BINDING_KEYS[0],
+    authport_kit::BINDING_KEYS[1],
 ];
 
 /// The parsed provider settings. `Debug` is allow-list: the secret key never shows.
@@ -123,6 +125,9 @@ pub struct NangoConfig {
     pub allow_second_connection: bool,
     pub services: BTreeMap<String, ServiceSettings>,
     pub integrations: BTreeMap<String, IntegrationSettings>,
+    /// `[nango.oauth_clients]` and `[nango.oauth_scopes]`: override what each integration
+    /// says of its OAuth client.
+    pub binding: BindingSettings,
 }
 
 impl fmt::Debug for NangoConfig {
@@ -156,6 +161,10 @@ struct RawConfig {
     services: BTreeMap<String, ServiceSettings>,
     #[serde(default)]
     integrations: BTreeMap<String, IntegrationSettings>,
+    #[serde(default)]
+    oauth_clients: BTreeMap<String, String>,
+    #[serde(default)]
+    oauth_scopes: BTreeMap<String, Vec<String>>,
 }
 
 /// `NANGO_SECRET_KEY`, else `[nango] secret_key`.
@@ -190,6 +199,10 @@ impl NangoConfig {
             allow_second_connection: raw.allow_second_connection,
             services: raw.services,
             integrations: raw.integrations,
+            binding: BindingSettings {
+                oauth_clients: raw.oauth_clients,
+                oauth_scopes: raw.oauth_scopes,
+            },
         })
     }
 

@@ -4,15 +4,16 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use authport_core::record::escaped_name;
 use authport_core::Health;
+use authport_core::record::escaped_name;
 use authport_core::{
     AuthImporter, BuildContext, ConfigError, CredentialRecord, DiscoveryKey, Disposition,
     ImportOutcome, MappedRecord, MappingError, PriorImport, ProviderError, Removal, TargetIdentity,
     TargetRef, VerifyReport,
 };
+use authport_kit::binding::{TargetClient, split_scopes};
 use authport_kit::ownership::{self, Existing, Words};
-use authport_kit::{DiscoveryCache, payload_of};
+use authport_kit::{DiscoveryCache, check_binding, payload_of};
 use serde_json::{Map, json};
 
 use crate::client::{Lookup, NangoClient};
@@ -28,6 +29,9 @@ pub struct NangoImporter {
     pub(crate) client: NangoClient,
     /// The environment's integrations: one `GET /integrations` per run answers every service.
     pub(crate) integrations: DiscoveryCache<(), Vec<Integration>>,
+    /// Each integration's OAuth client id and scopes, read once per integration a record
+    /// resolves to (`include=credentials`; the client secret is never kept).
+    pub(crate) clients: DiscoveryCache<String, TargetClient>,
 }
 
 impl fmt::Debug for NangoImporter {
@@ -47,7 +51,21 @@ impl NangoImporter {
             config,
             client,
             integrations: DiscoveryCache::default(),
+            clients: DiscoveryCache::default(),
         })
+    }
+}
+
+/// What Nango's integration says of its OAuth client: the client id and the scopes
+/// (`"a,b"`), when it has OAuth credentials.
+pub fn target_client(credentials: Option<crate::wire::IntegrationClient>) -> TargetClient {
+    let credentials = credentials.unwrap_or_default();
+    TargetClient {
+        client_id: credentials.client_id.filter(|id| !id.trim().is_empty()),
+        scopes: credentials
+            .scopes
+            .map(|scopes| split_scopes(&scopes))
+            .filter(|scopes| !scopes.is_empty()),
     }
 }
 
@@ -219,14 +237,38 @@ impl NangoImporter {
 
 #[async_trait]
 impl AuthImporter for NangoImporter {
-    async fn discover(&self, _keys: &[DiscoveryKey]) -> Result<(), ProviderError> {
+    async fn discover(&self, keys: &[DiscoveryKey]) -> Result<(), ProviderError> {
         // One list answers every service; which integration a record takes is `map`'s job.
-        let _integrations = self
+        let integrations = self
             .integrations
             .get_or_discover(&(), || async {
                 self.client.list_integrations().await.map(Ok)
             })
             .await?;
+        let Ok(integrations) = integrations else {
+            return Ok(());
+        };
+        // The OAuth client of each integration these keys resolve to, once per integration.
+        // A key that does not resolve fails its records in `map`, with the reason.
+        for key in keys {
+            let Ok(destination) = resolve_destination(
+                &key.service,
+                key.target.as_ref(),
+                &self.config,
+                &integrations,
+            ) else {
+                continue;
+            };
+            let unique_key = destination.provider_config_key;
+            // Never a cached `Err`: the closure answers `Ok` or fails (and is asked again).
+            let _client = self
+                .clients
+                .get_or_discover(&unique_key, || async {
+                    let client = self.client.integration_client(&unique_key).await?;
+                    Ok::<_, ProviderError>(Ok(target_client(client)))
+                })
+                .await?;
+        }
         Ok(())
     }
 
@@ -247,7 +289,19 @@ impl AuthImporter for NangoImporter {
             &self.config,
             &integrations,
         )?;
-        map_record(record, &destination)
+        let discovered = match self.clients.get(&destination.provider_config_key) {
+            Some(Ok(client)) => Some(client),
+            _ => None,
+        };
+        let client = self
+            .config
+            .binding
+            .target_client(&record.service, discovered.as_deref());
+        // Before the body is built: a token the target could never refresh is not mapped.
+        let warnings = check_binding(record, &client)?;
+        let mut mapped = map_record(record, &destination)?;
+        mapped.notes.extend(warnings);
+        Ok(mapped)
     }
 
     async fn import(

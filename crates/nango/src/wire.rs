@@ -1,6 +1,7 @@
 //! Nango's JSON, as far as authport reads it, from `nango.yaml`. Only documented fields;
 //! optional where a future answer might leave them out. Credentials are never deserialized:
-//! authport reads a connection's ids, tags, metadata and `errors[]`, nothing secret.
+//! authport reads a connection's ids, tags, metadata and `errors[]`, and an integration's
+//! public client id and scopes, nothing secret.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,29 @@ pub struct Integration {
     pub provider: String,
     #[serde(default)]
     pub display_name: Option<String>,
+}
+
+/// `IntegrationCredentials` as far as the binding check reads it: the OAuth client id and
+/// scopes. No `client_secret` field: serde skips it unread, so it is never kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct IntegrationClient {
+    pub client_id: Option<String>,
+    /// `"a,b"` or null.
+    pub scopes: Option<String>,
+}
+
+/// `IntegrationFull` reduced to its `credentials` (null for an integration without any).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct IntegrationWithClient {
+    pub credentials: Option<IntegrationClient>,
+}
+
+/// `GET /integrations/{uniqueKey}?include=credentials` -> `{"data": IntegrationFull}`.
+#[derive(Debug, Deserialize)]
+pub struct IntegrationAnswer {
+    pub data: IntegrationWithClient,
 }
 
 /// `GET /integrations` -> `{"data": [Integration]}`.

@@ -16,6 +16,7 @@ use super::{Inner, NangoState, StoredConnection, Window, now_text, upsert_body_p
 pub(super) fn routes(state: Arc<NangoState>) -> Router {
     Router::new()
         .route("/integrations", get(list_integrations))
+        .route("/integrations/{unique_key}", get(get_integration))
         .route(
             "/connections",
             get(list_connections).post(upsert_connection),
@@ -141,6 +142,45 @@ async fn list_integrations(State(state): State<Arc<NangoState>>, headers: Header
                        "display_name": i.display_name, "created_at": created, "updated_at": created})
             })
             .collect();
+        (StatusCode::OK, axum::Json(json!({"data": data}))).into_response()
+    })
+}
+
+/// `GET /integrations/{uniqueKey}`: `IntegrationFull`; `include=credentials` adds the OAuth
+/// client (id, canary secret, scopes) of an `OAUTH2` integration, null otherwise.
+async fn get_integration(
+    State(state): State<Arc<NangoState>>,
+    Path(unique_key): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let with_credentials = query
+        .iter()
+        .any(|(k, v)| k.starts_with("include") && v.split(',').any(|v| v == "credentials"));
+    answer(&state, &headers, |inner| {
+        let Some(integration) = inner
+            .integrations
+            .iter()
+            .find(|i| i.unique_key == unique_key)
+        else {
+            return std_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Integration does not exist",
+                None,
+            );
+        };
+        let created = "2026-01-01T00:00:00.000Z";
+        let mut data = json!({"unique_key": integration.unique_key, "provider": integration.provider,
+            "display_name": integration.display_name, "created_at": created, "updated_at": created});
+        if with_credentials {
+            data["credentials"] = match integration.oauth_client_id() {
+                Some(client_id) => json!({"type": "OAUTH2", "client_id": client_id,
+                    "client_secret": super::SANDBOX_CLIENT_SECRET_CANARY,
+                    "scopes": integration.scopes, "webhook_secret": null}),
+                None => Value::Null,
+            };
+        }
         (StatusCode::OK, axum::Json(json!({"data": data}))).into_response()
     })
 }
@@ -319,6 +359,7 @@ async fn get_connection(
             );
         }
         let full = connection_full(&key, stored, flag(&query, "refresh_token"));
+        super::rotate::after_read(inner, &key);
         (StatusCode::OK, axum::Json(full)).into_response()
     })
 }

@@ -3,6 +3,8 @@
 //! What it models (see `docs/nango.md` for the documented-vs-assumed split):
 //! - `Authorization: Bearer <secret key>` on every call (401 `StdError` otherwise);
 //! - `GET /integrations` (the configured integrations, `unique_key` = provider config key);
+//!   `GET /integrations/{uniqueKey}` (`include=credentials` adds `IntegrationCredentials`, with
+//!   a canary client secret);
 //! - `POST /connections`, the documented upsert per `(provider_config_key, connection_id)`, its
 //!   body checked against the spec's request schema (closed credential objects, tags);
 //! - `GET /connections/{id}` (`refresh_token=true` adds the refresh token), with `errors[]` and
@@ -19,6 +21,7 @@
 
 pub mod connect;
 mod handlers;
+mod rotate;
 #[cfg(feature = "contract")]
 pub mod spec;
 mod validate;
@@ -52,6 +55,13 @@ pub struct Integration {
     /// The provider's auth mode (`OAUTH2`, `API_KEY`, `BASIC`...): Nango's import takes only
     /// credentials of this type. Not part of the `Integration` answer.
     pub auth_mode: String,
+    /// The OAuth client of an `OAUTH2` integration, served with `include=credentials`
+    /// (default: `sandbox-<unique_key>-client`).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Its scopes as Nango writes them (`"a,b"`); none by default.
+    #[serde(default)]
+    pub scopes: Option<String>,
 }
 
 impl Integration {
@@ -61,9 +71,24 @@ impl Integration {
             provider: provider.to_owned(),
             display_name: display_name.to_owned(),
             auth_mode: auth_mode.to_owned(),
+            client_id: None,
+            scopes: None,
         }
     }
+
+    /// The OAuth client id served with `include=credentials` (`OAUTH2` integrations only).
+    pub fn oauth_client_id(&self) -> Option<String> {
+        (self.auth_mode == "OAUTH2").then(|| {
+            self.client_id
+                .clone()
+                .unwrap_or_else(|| format!("sandbox-{}-client", self.unique_key))
+        })
+    }
 }
+
+/// The client secret every `OAUTH2` integration serves with `include=credentials`: a canary
+/// that must never appear in anything authport writes.
+pub const SANDBOX_CLIENT_SECRET_CANARY: &str = "canary-nango-client-secret-7f3a";
 
 /// One integration per service of `examples/records.jsonl` (and Slack), keyed by the
 /// provider's name, with the auth mode of the example's record: seeded from
@@ -184,6 +209,9 @@ pub(crate) struct Inner {
     pub(crate) rate_limited: u64,
     /// Connect sessions minted ([`connect`]); not persisted (they live 30 minutes).
     pub(crate) sessions: Vec<connect::CreatedSession>,
+    /// Connection → reads still followed by a rotation (`rotate.rs`, a test control).
+    pub(crate) rotate_after_read: BTreeMap<ConnectionKey, u32>,
+    pub(crate) rotations: u64,
 }
 
 /// What a durable sandbox keeps of Nango ([`crate::persist`]): the connections, the next
@@ -231,6 +259,8 @@ impl NangoState {
                 upserts_accepted: 0,
                 rate_limited: 0,
                 sessions: Vec::new(),
+                rotate_after_read: BTreeMap::new(),
+                rotations: 0,
             }),
         })
     }
@@ -404,6 +434,7 @@ impl crate::Emulator for NangoState {
     fn router(self: Arc<Self>) -> axum::Router {
         handlers::routes(self.clone())
             .merge(connect::routes(self.clone()))
+            .merge(rotate::routes(self.clone()))
             .merge(webhooks::routes(self))
     }
 
