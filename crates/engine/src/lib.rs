@@ -46,7 +46,7 @@ pub use maintenance::{MaintenanceOptions, rollback, verify};
 pub use migrate::{Migration, migrate};
 pub use run::{
     AppliedHook, ImportOptions, Input, Pace, Pacing, RateChoice, default_send_rate, import,
-    input_identity, is_stdin, pace, pacing, validate,
+    input_identity, is_stdin, pace, pacing, validate, validate_input,
 };
 pub use state::StateStore;
 pub use summary::{

@@ -270,6 +270,9 @@ pub struct RunSummary {
     pub pacing: String,
     /// What held the run back: the rate, the target's latency or the client.
     pub bound: Option<crate::adaptive::Bound>,
+    /// Records holding a refresh token their service rotates and revokes
+    /// (`crate::run::rotation`): the source must stop refreshing them, or `migrate --cutover`.
+    pub rotating: u64,
 }
 
 impl RunSummary {
@@ -371,6 +374,10 @@ impl RunSummary {
                 self.unresolved
             ));
         }
+        if self.rotating > 0 {
+            text.push_str(&crate::run::rotation::advice(self.rotating));
+            text.push('\n');
+        }
         if let Some(reason) = &self.stopped {
             text.push_str(&format!(
                 "stopped: {reason}; the remaining records were not attempted (re-run with the same --state to finish)\n"
@@ -409,6 +416,7 @@ impl RunSummary {
             "throttled": self.throttled,
             "reconciled": self.reconciled,
             "unresolved": self.unresolved,
+            "rotating_refresh_tokens": self.rotating,
             "report": self.report.as_ref().map(|p| p.display().to_string()),
             "pacing": self.pacing,
             "bounded_by": self.bound.map(|b| format!("{b:?}").to_lowercase()),

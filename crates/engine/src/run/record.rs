@@ -24,12 +24,13 @@ use authport_core::{
 };
 
 use super::discovery::{Discovered, Discoveries};
+use super::grants::{Grant, shared_message};
 use crate::control::Control;
 use crate::limiter::SendLimiter;
 use crate::progress::Progress;
 use crate::retrier::{Attempted, Retrier, RetryCounters, WriteEffect};
 use crate::retry::{NextStep, RetryPolicy, backoff_delay};
-use crate::state::{JournalEntry, Prepared, RunKeys, StateStore};
+use crate::state::{GrantUse, JournalEntry, Prepared, RunKeys, StateStore};
 use crate::summary::{ReportWriter, Tally};
 
 #[derive(Debug)]
@@ -57,6 +58,10 @@ pub(super) struct Run {
     pub progress: Progress,
     pub discoveries: Discoveries,
     pub on_applied: Option<super::AppliedHook>,
+    /// `--allow-shared-grants`.
+    pub shared_grants_allowed: bool,
+    /// Records whose service rotates (and revokes) refresh tokens ([`super::rotation`]).
+    pub rotating: AtomicU64,
 }
 
 /// How a reconcile ended.
@@ -167,6 +172,7 @@ impl Run {
         &self,
         line: u64,
         record: &CredentialRecord,
+        grant: Option<&Grant>,
     ) -> anyhow::Result<ReportLine> {
         let mut report = ReportLine::new(Some(record.id.clone()), line, Status::Failed);
         report.warnings = record.warnings.iter().map(ToString::to_string).collect();
@@ -191,6 +197,16 @@ impl Run {
         report.target = Some(mapped.target.clone());
         let (fingerprint, claim_key) = self.keys.record_keys(&mapped);
         if self.dry_run {
+            // What the real run's `prepare` would refuse: a grant the journal holds under
+            // another record.
+            if let Some(grant) = grant
+                && !self.shared_grants_allowed
+                && let Some(holder) =
+                    self.state
+                        .grant_holder(&self.provider, &grant.key, &record.id)?
+            {
+                return Ok(shared_grant(report, grant, &holder));
+            }
             let entry = self
                 .state
                 .entry(&self.provider, &record.id)?
@@ -205,11 +221,25 @@ impl Run {
 
         // Claim, entry and intent in one transaction, shared with the other workers' journal
         // writes (group commit); it returns once committed, so a committed intent may be sent.
+        let grant_use = grant.map(|grant| GrantUse {
+            key: &grant.key,
+            shared_allowed: self.shared_grants_allowed,
+        });
         let prepared = self
             .state
-            .prepare(&self.provider, &record.id, &claim_key, &fingerprint)
+            .prepare_with_grant(
+                &self.provider,
+                &record.id,
+                &claim_key,
+                &fingerprint,
+                grant_use,
+            )
             .await?;
         let mut entry = match prepared {
+            Prepared::SharedGrant(holder) => {
+                let grant = grant.unwrap_or_else(|| unreachable!("only a grant can be shared"));
+                return Ok(shared_grant(report, grant, &holder));
+            }
             Prepared::Conflict(other) => {
                 let message = format!(
                     "maps to the same target object as record `{other}`; two records must not write one object (check owner and service, or make the target name unique)"
@@ -466,6 +496,15 @@ impl Run {
             }
         }
     }
+}
+
+/// A record whose grant the journal holds under another record: nothing written.
+fn shared_grant(report: ReportLine, grant: &Grant, holder: &str) -> ReportLine {
+    failed(
+        report,
+        ErrorKind::SharedGrant,
+        &shared_message(grant.token, holder, None),
+    )
 }
 
 fn unresolved(report: ReportLine, error: &ProviderError) -> ReportLine {

@@ -38,11 +38,22 @@ pub struct JournalObject {
     pub created: bool,
 }
 
+/// A record's OAuth grant as [`StateStore::prepare`] checks and records it.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantUse<'a> {
+    /// The keyed hash ([`super::RunKeys::grant_key`]).
+    pub key: &'a str,
+    /// `--allow-shared-grants`: record the grant, never refuse the record for it.
+    pub shared_allowed: bool,
+}
+
 /// What [`StateStore::prepare`] found and did for one record, in one transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prepared {
     /// Another record (this id) claimed the same target object first; nothing was written.
     Conflict(String),
+    /// Another record (this id) holds the same OAuth grant in the journal; nothing was written.
+    SharedGrant(String),
     /// The intent to write is committed: send the write now.
     IntentCommitted(JournalEntry),
     /// No intent written: the record is unchanged, or an earlier write must be reconciled
@@ -170,15 +181,29 @@ impl Inner {
     /// A record new to the journal, the common case of a first run, costs two inserts: a claim
     /// that inserted a row is this record's, and an intent that inserted a row had no entry
     /// before it. Otherwise the owner and the entry are read and the intent written when due.
+    ///
+    /// `grant`: the record's grant key; held by another record it is [`Prepared::SharedGrant`]
+    /// (checked first, so nothing is written) unless `grant.shared_allowed`. The record holds
+    /// the key from this transaction on.
     pub(crate) fn prepare(
         &self,
         provider: &str,
         record_id: &str,
         claim_key: &str,
         fingerprint: &str,
+        grant: Option<GrantUse<'_>>,
     ) -> anyhow::Result<Prepared> {
+        if let Some(grant) = grant
+            && !grant.shared_allowed
+            && let Some(holder) = self.grant_holder(provider, grant.key, record_id)?
+        {
+            return Ok(Prepared::SharedGrant(holder));
+        }
         if let Some(owner) = self.claim(provider, claim_key, record_id)? {
             return Ok(Prepared::Conflict(owner));
+        }
+        if let Some(grant) = grant {
+            self.hold_grant(provider, grant.key, record_id)?;
         }
         if self.intent_for_new(provider, record_id, fingerprint)? {
             return Ok(Prepared::IntentCommitted(JournalEntry::default()));
@@ -189,6 +214,36 @@ impl Inner {
         }
         self.record_intent(provider, record_id, fingerprint)?;
         Ok(Prepared::IntentCommitted(entry))
+    }
+
+    /// Another record holding the grant `key`, if any (read-only: `--dry-run` asks too).
+    pub(crate) fn grant_holder(
+        &self,
+        provider: &str,
+        key: &str,
+        record_id: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let holder: Option<String> = self
+            .connection
+            .prepare_cached("SELECT record_id FROM grants WHERE provider = ?1 AND grant_key = ?2")
+            .and_then(|mut statement| {
+                statement
+                    .query_row(params![provider, key], |row| row.get(0))
+                    .optional()
+            })
+            .context("cannot read a grant from the state journal")?;
+        Ok(holder.filter(|holder| holder != record_id))
+    }
+
+    /// Records that the record holds the grant `key` (the first holder keeps it).
+    fn hold_grant(&self, provider: &str, key: &str, record_id: &str) -> anyhow::Result<()> {
+        self.insert_new(
+            "INSERT INTO grants (provider, grant_key, record_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (provider, grant_key) DO NOTHING",
+            [provider, key, record_id],
+        )
+        .context("cannot write a grant to the state journal")?;
+        Ok(())
     }
 
     /// Inserts the claim if the address is unclaimed; `true` when it did (the record's now).
@@ -276,6 +331,14 @@ impl Inner {
             )
             .and_then(|mut statement| statement.execute(params![provider, record_id]))
             .context("cannot release a target claim in the state journal")?;
+        // Nor does the record hold a grant there any more.
+        self.connection
+            .prepare_cached(
+                "DELETE FROM grants WHERE provider = ?1 AND record_id = ?2
+                 AND NOT EXISTS (SELECT 1 FROM journal WHERE provider = ?1 AND record_id = ?2)",
+            )
+            .and_then(|mut statement| statement.execute(params![provider, record_id]))
+            .context("cannot release a grant in the state journal")?;
         Ok(())
     }
 
@@ -300,6 +363,12 @@ impl Inner {
             .and_then(|_| {
                 self.connection.execute(
                     "DELETE FROM claims WHERE provider = ?1 AND record_id = ?2",
+                    params![provider, record_id],
+                )
+            })
+            .and_then(|_| {
+                self.connection.execute(
+                    "DELETE FROM grants WHERE provider = ?1 AND record_id = ?2",
                     params![provider, record_id],
                 )
             })

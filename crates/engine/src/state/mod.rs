@@ -48,7 +48,7 @@ use crate::group_commit::GroupCommit;
 
 use checkpointer::Checkpointer;
 
-pub use journal::{JournalEntry, JournalObject, Prepared};
+pub use journal::{GrantUse, JournalEntry, JournalObject, Prepared};
 pub use target::{RunKeys, TargetPart};
 
 use journal::{Inner, parse_target};
@@ -241,16 +241,51 @@ impl StateStore {
         claim_key: &str,
         fingerprint: &str,
     ) -> anyhow::Result<Prepared> {
+        self.prepare_with_grant(provider, record_id, claim_key, fingerprint, None)
+            .await
+    }
+
+    /// [`StateStore::prepare`] that also checks and records the record's OAuth grant: one held
+    /// by another record is [`Prepared::SharedGrant`] (nothing written), unless
+    /// `grant.shared_allowed`.
+    pub async fn prepare_with_grant(
+        &self,
+        provider: &str,
+        record_id: &str,
+        claim_key: &str,
+        fingerprint: &str,
+        grant: Option<GrantUse<'_>>,
+    ) -> anyhow::Result<Prepared> {
         let (provider, record_id, claim_key, fingerprint) = (
             provider.to_owned(),
             record_id.to_owned(),
             claim_key.to_owned(),
             fingerprint.to_owned(),
         );
+        let grant = grant.map(|g| (g.key.to_owned(), g.shared_allowed));
         self.shared
             .writer
-            .run(move |inner| inner.prepare(&provider, &record_id, &claim_key, &fingerprint))
+            .run(move |inner| {
+                let grant = grant.as_ref().map(|(key, shared_allowed)| GrantUse {
+                    key,
+                    shared_allowed: *shared_allowed,
+                });
+                inner.prepare(&provider, &record_id, &claim_key, &fingerprint, grant)
+            })
             .await
+    }
+
+    /// The other record that holds the grant `grant_key` in the journal, if any (read-only:
+    /// what `--dry-run` checks).
+    pub fn grant_holder(
+        &self,
+        provider: &str,
+        grant_key: &str,
+        record_id: &str,
+    ) -> anyhow::Result<Option<String>> {
+        self.shared
+            .lock()
+            .grant_holder(provider, grant_key, record_id)
     }
 
     /// Commits the intent to write `fingerprint` for this record (group-committed): returns
@@ -427,5 +462,7 @@ impl StateStore {
     }
 }
 
+#[cfg(test)]
+mod grant_tests;
 #[cfg(test)]
 mod tests;

@@ -10,8 +10,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
 use crate::files::{Refusal, open_nofollow, precreate_private};
 
-/// The schema version this build writes; older files are migrated on open (none yet).
-const SCHEMA_VERSION: &str = "1";
+/// The schema version this build writes; older files are migrated on open, once
+/// ([`migrate`]): 2 added the `grants` table.
+const SCHEMA_VERSION: &str = "2";
 
 /// SQLite's `application_id` of an authport state file ("APRT"): set on creation, checked on
 /// open, so an unrelated database given as `--state` is refused instead of modified.
@@ -79,6 +80,20 @@ CREATE TABLE IF NOT EXISTS rolled_back (
     record_id TEXT NOT NULL,
     PRIMARY KEY (provider, record_id)
 ) WITHOUT ROWID;
+";
+
+/// Schema 2: which record holds each OAuth grant (the keyed hash of its refresh token, else its
+/// access token; never the token), written with the intent, so a later run refuses a second
+/// record carrying the same grant. A record may hold several (its token changed between runs);
+/// they go with its journal row (nothing applied, or rolled back).
+pub(crate) const GRANTS_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS grants (
+    provider  TEXT NOT NULL,
+    grant_key TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (provider, grant_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS grants_by_record ON grants (provider, record_id);
 ";
 
 /// Opens the state file at `path` for one run: refuses a symlink and a database that is not an
@@ -179,7 +194,45 @@ pub(crate) fn initialise(connection: &Connection) -> anyhow::Result<Vec<u8>> {
          ON CONFLICT (key) DO NOTHING",
         params![SCHEMA_VERSION],
     )?;
+    migrate(connection)?;
     salt(connection, "state file")
+}
+
+/// Brings a file written by an older build to [`SCHEMA_VERSION`], once: the version is
+/// recorded in the same transaction as the change. Returns whether it changed anything.
+/// Schema 1 → 2: the `grants` table, empty; the next import fills it for every record it
+/// prepares (unchanged ones included), so grants journalled before are known from then on.
+pub(crate) fn migrate(connection: &Connection) -> anyhow::Result<bool> {
+    let version = meta(connection, "schema_version")?;
+    if version.as_deref() == Some(SCHEMA_VERSION) {
+        // A new file, or one migrated before: the table exists unless it was dropped by hand.
+        connection.execute_batch(GRANTS_TABLE)?;
+        return Ok(false);
+    }
+    connection
+        .execute_batch("BEGIN")
+        .and_then(|()| connection.execute_batch(GRANTS_TABLE))
+        .and_then(|()| {
+            connection
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![SCHEMA_VERSION],
+                )
+                .map(drop)
+        })
+        .and_then(|()| connection.execute_batch("COMMIT"))
+        .map_err(|error| {
+            if !connection.is_autocommit() {
+                let _ = connection.execute_batch("ROLLBACK");
+            }
+            anyhow::Error::from(error).context("cannot upgrade the state file to schema 2")
+        })?;
+    tracing::info!(
+        from = version.as_deref().unwrap_or("?"),
+        "state file upgraded to schema {SCHEMA_VERSION} (shared-grant check)"
+    );
+    Ok(true)
 }
 
 /// The file's random salt from its `meta` table, made on first use. `what` names the file in

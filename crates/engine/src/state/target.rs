@@ -8,7 +8,9 @@
 //! Fingerprints and claim keys are HMAC-SHA256 under a key derived from the vendor credential
 //! and the state's salt, so the state file alone cannot check guesses of a record's secret.
 
-use authport_core::{FingerprintKey, MappedRecord, TargetIdentity};
+use authport_core::{
+    ExposeSecret as _, FingerprintKey, MappedRecord, SecretString, TargetIdentity,
+};
 use rusqlite::Connection;
 use serde_json::{Map, Value};
 
@@ -135,6 +137,13 @@ impl RunKeys {
             self.content_key(mapped, &target),
             self.key.fingerprint(&[b"claim", &target]),
         )
+    }
+
+    /// The key of an OAuth grant (its refresh token, else its access token), so the journal
+    /// can tell two records sharing one grant apart without holding the token.
+    pub fn grant_key(&self, token: &SecretString) -> String {
+        self.key
+            .fingerprint(&[b"grant", token.expose_secret().as_bytes()])
     }
 
     fn content_key(&self, mapped: &MappedRecord, target_json: &[u8]) -> String {
