@@ -26,7 +26,6 @@ mod record;
 pub mod rotation;
 
 pub use options::{AppliedHook, ImportOptions, Input};
-pub use grants::grant_token;
 pub use pacing::{Pace, Pacing, RateChoice, default_send_rate, pace, pacing};
 
 use std::future::Future;
