@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use authport_core::{ConfigError, EnvSnapshot, MappingError, SecretString};
-use authport_kit::{Loader, SecretSetting, Url, record_settings};
+use authport_kit::{BindingSettings, Loader, SecretSetting, Url, record_settings};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -86,7 +86,7 @@ pub const TARGET_OVERRIDE_KEYS: [&str; 5] = [
 ];
 
 /// The keys of `[apideck]`.
-pub const SETTINGS: [&str; 11] = [
+pub const SETTINGS: [&str; 13] = [
     "api_key",
     "app_id",
     "api_url",
@@ -98,6 +98,8 @@ pub const SETTINGS: [&str; 11] = [
     "allow_incomplete_settings",
     "services",
     "redirect_uri",
+    authport_kit::BINDING_KEYS[0],
+    authport_kit::BINDING_KEYS[1],
 ];
 
 /// Keys `[apideck]` once had whose job is now `[engine]`'s: refused with a pointer there, so a
@@ -150,6 +152,9 @@ pub struct ApideckConfig {
     pub services: BTreeMap<String, TargetOverride>,
     /// Where Vault sends an end user after a reconnect session (`authport reconnect --links`).
     pub redirect_uri: Option<String>,
+    /// `[apideck.oauth_clients]` and `[apideck.oauth_scopes]`: Vault does not expose its
+    /// clients.
+    pub binding: BindingSettings,
 }
 
 impl fmt::Debug for ApideckConfig {
@@ -187,6 +192,10 @@ struct RawConfig {
     #[serde(default)]
     services: BTreeMap<String, TargetOverride>,
     redirect_uri: Option<String>,
+    #[serde(default)]
+    oauth_clients: BTreeMap<String, String>,
+    #[serde(default)]
+    oauth_scopes: BTreeMap<String, Vec<String>>,
 }
 
 /// `APIDECK_API_KEY`, else `[apideck] api_key`, with or without its `Bearer ` prefix.
@@ -236,6 +245,10 @@ impl ApideckConfig {
             allow_incomplete_settings: raw.allow_incomplete_settings,
             services: raw.services,
             redirect_uri: raw.redirect_uri,
+            binding: BindingSettings {
+                oauth_clients: raw.oauth_clients,
+                oauth_scopes: raw.oauth_scopes,
+            },
         })
     }
 }

@@ -373,7 +373,14 @@ impl AuthImporter for ApideckImporter {
         )?;
         let key = (target.unified_api.clone(), target.service_id.clone());
         match self.catalogue.get(&key) {
-            Some(Ok(connector)) => map_record(record, &target, &connector, &self.map_options()),
+            Some(Ok(connector)) => {
+                // Vault does not expose its OAuth clients: the operator declares them.
+                let client = self.config.binding.target_client(&record.service, None);
+                let warnings = authport_kit::check_binding(record, &client)?;
+                let mut mapped = map_record(record, &target, &connector, &self.map_options())?;
+                mapped.notes.extend(warnings);
+                Ok(mapped)
+            }
             Some(Err(reason)) => Err(MappingError::new("service", reason)),
             None => Err(MappingError::new(
                 format!("targets.{PROVIDER}"),

@@ -201,3 +201,22 @@ mod tests {
         assert_eq!(version_key("x"), vec![0]);
     }
 }
+
+/// The client binding check ([`authport_kit::check_binding`]): Tray does not expose its OAuth
+/// clients, so the client is `[tray.oauth_clients]`; the scopes are `[tray.oauth_scopes]`, else
+/// the service environment's `scopes` when it lists any.
+pub fn check_binding(
+    record: &authport_core::CredentialRecord,
+    resolved: &ResolvedTarget,
+    config: &TrayConfig,
+) -> Result<Vec<String>, MappingError> {
+    let offered = resolved.environment.scope_names();
+    let environment = authport_kit::TargetClient {
+        client_id: None,
+        scopes: (!offered.is_empty()).then_some(offered),
+    };
+    let client = config
+        .binding
+        .target_client(&record.service, Some(&environment));
+    authport_kit::check_binding(record, &client)
+}

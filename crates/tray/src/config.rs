@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use authport_core::{BuildContext, ConfigError, SecretString};
-use authport_kit::{Loader, SecretSetting, Url};
+use authport_kit::{BindingSettings, Loader, SecretSetting, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -240,10 +240,14 @@ struct RawConfig {
     #[serde(default)]
     services: BTreeMap<String, ServiceOverride>,
     solution: Option<RawSolution>,
+    #[serde(default)]
+    oauth_clients: BTreeMap<String, String>,
+    #[serde(default)]
+    oauth_scopes: BTreeMap<String, Vec<String>>,
 }
 
 /// The keys of `[tray]`.
-pub const SETTINGS: [&str; 15] = [
+pub const SETTINGS: [&str; 17] = [
     "master_token",
     "region",
     "api_url",
@@ -259,6 +263,8 @@ pub const SETTINGS: [&str; 15] = [
     "name_template",
     "services",
     "solution",
+    authport_kit::BINDING_KEYS[0],
+    authport_kit::BINDING_KEYS[1],
 ];
 
 /// `TRAY_MASTER_TOKEN`, else `[tray] master_token`.
@@ -303,6 +309,8 @@ pub struct TrayConfig {
     pub name_template: String,
     pub services: BTreeMap<String, ServiceOverride>,
     pub solution: Option<SolutionConfig>,
+    /// `[tray.oauth_clients]` and `[tray.oauth_scopes]`: Tray does not expose its clients.
+    pub binding: BindingSettings,
 }
 
 impl fmt::Debug for TrayConfig {
@@ -358,6 +366,10 @@ impl TrayConfig {
                 .unwrap_or_else(|| DEFAULT_NAME_TEMPLATE.to_owned()),
             services: raw.services,
             solution: raw.solution.map(SolutionConfig::from_raw).transpose()?,
+            binding: BindingSettings {
+                oauth_clients: raw.oauth_clients,
+                oauth_scopes: raw.oauth_scopes,
+            },
         })
     }
 }

@@ -409,7 +409,10 @@ impl AuthImporter for TrayImporter {
         let target = TrayTarget::parse(record.targets.get("tray"))?;
         let selection = select(&record.service, &target, &self.config);
         let resolved = self.catalogue.target(&selection)?;
-        map_record(record, &target, &resolved, &self.config)
+        let warnings = crate::catalogue::check_binding(record, &resolved, &self.config)?;
+        let mut mapped = map_record(record, &target, &resolved, &self.config)?;
+        mapped.notes.extend(warnings);
+        Ok(mapped)
     }
 
     async fn import(
