@@ -75,6 +75,9 @@ pub enum Command {
         /// Summary format on stdout (when --report is given).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Do not report records sharing one OAuth grant (as `import --allow-shared-grants`).
+        #[arg(long)]
+        allow_shared_grants: bool,
     },
     /// Import every record of the input into a provider.
     #[command(after_help = examples::IMPORT)]
@@ -235,6 +238,12 @@ pub struct ImportArgs {
     /// Default: `[engine] budget_share`, else 1.
     #[arg(long, value_name = "F", value_parser = parse_budget_share)]
     pub budget_share: Option<f64>,
+    /// Import every record even when several hold one OAuth grant (the same refresh token, or
+    /// access token without one); by default only the first is, the others fail
+    /// `shared_grant`. Safe only where the provider does not rotate refresh tokens.
+    /// Default: `[engine] allow_shared_grants`, else off.
+    #[arg(long)]
+    pub allow_shared_grants: bool,
 }
 
 #[derive(Debug, Args)]

@@ -40,6 +40,8 @@ pub struct EngineDefaults {
     pub deadline_secs: Option<u64>,
     /// fsync the state file on every commit, so even a power loss loses no journal entry.
     pub durable: Option<bool>,
+    /// `--allow-shared-grants` for every import and migrate run.
+    pub allow_shared_grants: Option<bool>,
 }
 
 impl EngineDefaults {
@@ -84,6 +86,7 @@ const ENGINE_SETTINGS: &[(&str, &str)] = &[
     ("request_timeout_secs", "a whole number of seconds"),
     ("deadline_secs", "a whole number of seconds"),
     ("durable", "true or false"),
+    ("allow_shared_grants", "true or false"),
 ];
 
 /// The `[migrate]` settings (read by `migrate`) and the kind of value each takes.
@@ -469,7 +472,7 @@ mod tests {
         );
         check(
             "[engine]\nconcurency = 4\n",
-            "c.toml: [engine] has a key that is not a setting (settings: concurrency, rate, rate_ceiling, budget_share, max_attempts, request_timeout_secs, deadline_secs, durable)",
+            "c.toml: [engine] has a key that is not a setting (settings: concurrency, rate, rate_ceiling, budget_share, max_attempts, request_timeout_secs, deadline_secs, durable, allow_shared_grants)",
         );
         let error = ConfigFile::parse(
             "[tray]\nmaster_token = \"SECRET-CANARY\n",
@@ -491,7 +494,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "[engine]\nCANARY-config-5b1f = 4\n",
-                "c.toml: [engine] has a key that is not a setting (settings: concurrency, rate, rate_ceiling, budget_share, max_attempts, request_timeout_secs, deadline_secs, durable)",
+                "c.toml: [engine] has a key that is not a setting (settings: concurrency, rate, rate_ceiling, budget_share, max_attempts, request_timeout_secs, deadline_secs, durable, allow_shared_grants)",
             ),
             (
                 "[engine]\nconcurrency = \"CANARY-config-5b1f\"\n",

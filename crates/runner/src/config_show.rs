@@ -75,6 +75,10 @@ pub(crate) fn render(
     );
     setting("deadline_secs", engine.deadline_secs.map(|v| v.to_string()));
     setting("durable", engine.durable.map(|v| v.to_string()));
+    setting(
+        "allow_shared_grants",
+        engine.allow_shared_grants.map(|v| v.to_string()),
+    );
     for (name, section) in config.sections() {
         out.push_str(&format!("\n[{name}]\n"));
         if let Value::Object(map) = section {

@@ -111,13 +111,15 @@ async fn run(cli: Cli) -> Result<Exit, EngineError> {
             input,
             report,
             format,
+            allow_shared_grants,
         } => {
             check_input(&input)?;
             let report = report_path(report.as_deref());
             ReadFiles::default()
                 .file("--input", Some(input_identity(&input)))
                 .refuse_outputs(&[("--report", Some(&report))])?;
-            let summary = authport_engine::validate(&input, Some(&report))?;
+            let summary =
+                authport_engine::validate_input(&input, Some(&report), allow_shared_grants)?;
             finish(
                 "validate",
                 &summary,
@@ -315,6 +317,7 @@ async fn import(args: ImportArgs, quiet: bool) -> Result<Exit, EngineError> {
             json: args.provider.format == cli::Format::Json,
             dry_run: args.dry_run,
             allow_target_change: args.provider.allow_target_change,
+            allow_shared_grants: args.allow_shared_grants,
             report: report.clone(),
             quiet,
         },
@@ -481,6 +484,8 @@ pub(crate) struct RunFlags {
     pub json: bool,
     pub dry_run: bool,
     pub allow_target_change: bool,
+    /// `--allow-shared-grants` (else `[engine] allow_shared_grants`).
+    pub allow_shared_grants: bool,
     pub report: PathBuf,
     pub quiet: bool,
 }
@@ -513,6 +518,8 @@ fn run_options(
             .unwrap_or(defaults.budget_share),
         dry_run: flags.dry_run,
         allow_target_change: flags.allow_target_change,
+        allow_shared_grants: flags.allow_shared_grants
+            || engine.allow_shared_grants.unwrap_or(false),
         progress: !flags.quiet && std::io::stderr().is_terminal(),
         progress_events: flags.json && !flags.quiet,
         on_applied: applied_hook(state, setup),

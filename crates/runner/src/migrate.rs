@@ -61,6 +61,10 @@ pub struct MigrateArgs {
     /// Use a state file made for another target anyway, as `import --allow-target-change`.
     #[arg(long)]
     pub allow_target_change: bool,
+    /// Import every record even when several hold one OAuth grant, as
+    /// `import --allow-shared-grants`.
+    #[arg(long)]
+    pub allow_shared_grants: bool,
 }
 
 /// The config file's `[migrate]` section.
@@ -175,6 +179,7 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> Result<Exit, EngineError
             json: args.format == crate::cli::Format::Json,
             dry_run: args.dry_run,
             allow_target_change: args.allow_target_change,
+            allow_shared_grants: args.allow_shared_grants,
             report: report.clone(),
             quiet,
         },
