@@ -4,6 +4,7 @@
 mod common;
 mod crash;
 mod faults;
+mod grants;
 mod hardening;
 mod import;
 mod maintenance;

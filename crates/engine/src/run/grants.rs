@@ -28,6 +28,14 @@ impl GrantToken {
             GrantToken::Access => "auth.access_token (it has no refresh token)",
         }
     }
+
+    /// Hashed with the token, so the two kinds never match each other.
+    fn label(self) -> &'static [u8] {
+        match self {
+            GrantToken::Refresh => b"refresh",
+            GrantToken::Access => b"access",
+        }
+    }
 }
 
 /// The token that identifies the record's grant: OAuth's refresh token, else its access
@@ -69,7 +77,7 @@ pub struct GrantCheck {
 impl GrantCheck {
     pub fn grant(&self, record: &CredentialRecord) -> Option<Grant> {
         grant_token(record).map(|(token, kind)| Grant {
-            key: self.keys.grant_key(token),
+            key: self.keys.grant_key(kind.label(), token),
             token: kind,
         })
     }
@@ -150,7 +158,7 @@ mod tests {
         assert_eq!(c.token, GrantToken::Access);
         assert_ne!(
             a.key, c.key,
-            "kinds are not mixed up: only the bytes of one token"
+            "a refresh token never matches an access token"
         );
         assert!(!a.key.contains("CANARY"));
         let api_key = serde_json::json!({

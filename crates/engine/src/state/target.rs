@@ -139,11 +139,12 @@ impl RunKeys {
         )
     }
 
-    /// The key of an OAuth grant (its refresh token, else its access token), so the journal
-    /// can tell two records sharing one grant apart without holding the token.
-    pub fn grant_key(&self, token: &SecretString) -> String {
+    /// The key of an OAuth grant (its refresh token, else its access token: `kind` names
+    /// which, so a refresh token never matches an access token), so the journal can tell two
+    /// records sharing one grant apart without holding the token.
+    pub fn grant_key(&self, kind: &[u8], token: &SecretString) -> String {
         self.key
-            .fingerprint(&[b"grant", token.expose_secret().as_bytes()])
+            .fingerprint(&[b"grant", kind, token.expose_secret().as_bytes()])
     }
 
     fn content_key(&self, mapped: &MappedRecord, target_json: &[u8]) -> String {
