@@ -229,8 +229,19 @@ fn permanent_failure(kind: ErrorKind) -> Option<&'static str> {
     match kind {
         ErrorKind::Mapping => Some("the credentials cannot be imported into this platform"),
         ErrorKind::Rejected => Some("the platform rejected the imported credentials"),
+        ErrorKind::ClientMismatch => Some("client_mismatch"),
         _ => None,
     }
+}
+
+/// A never-imported record's worklist row: a client mismatch keeps its whole message (the
+/// service and both client ids, public identifiers) after its reason. Pure.
+fn never_imported_row(kind: ErrorKind, message: &str) -> Option<(String, Option<String>)> {
+    let generic = permanent_failure(kind)?;
+    if kind == ErrorKind::ClientMismatch {
+        return Some((format!("{generic}: {message}"), None));
+    }
+    Some(failure_row(generic, message))
 }
 
 /// A record's failure as the worklist shows it: the reason (with the field it failed on),
@@ -336,15 +347,13 @@ pub async fn worklist(
     }
     for record in never {
         let failure = match &reported {
-            Some(kinds) => kinds.get(&record.id).and_then(|error| {
-                permanent_failure(error.kind).map(|generic| failure_row(generic, &error.message))
-            }),
-            None => importer.map(record).err().map(|error| {
-                failure_row(
-                    permanent_failure(ErrorKind::Mapping).unwrap_or_default(),
-                    &error.to_string(),
-                )
-            }),
+            Some(kinds) => kinds
+                .get(&record.id)
+                .and_then(|error| never_imported_row(error.kind, &error.message)),
+            None => importer
+                .map(record)
+                .err()
+                .and_then(|error| never_imported_row(error.kind, &error.to_string())),
         };
         match failure {
             Some((reason, setting)) => listed.push(Listed {

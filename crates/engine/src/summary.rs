@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use authport_core::{ErrorKind, ReportLine, Status};
+use binding::BindingCounts;
 use serde_json::{Value, json};
 
 /// The process's exit codes: the one table (the README's is written from it). The runner exits
@@ -156,11 +157,14 @@ pub struct Tally {
     pub not_attempted: u64,
     reasons: HashMap<String, u64>,
     other_reasons: u64,
+    /// The client binding findings ([`binding`]).
+    pub binding: BindingCounts,
 }
 
 impl Tally {
     pub fn add(&mut self, line: &ReportLine) {
         *self.counts.entry(line.status).or_default() += 1;
+        self.binding.add(line);
         if line.error.as_ref().map(|e| e.kind) == Some(ErrorKind::NotAttempted) {
             self.not_attempted += 1;
         }
@@ -273,6 +277,8 @@ pub struct RunSummary {
     /// Records holding a refresh token their service rotates and revokes
     /// (`crate::run::rotation`): the source must stop refreshing them, or `migrate --cutover`.
     pub rotating: u64,
+    /// Client binding counts (none for `validate`, which has no target).
+    pub binding: BindingCounts,
 }
 
 impl RunSummary {
@@ -281,6 +287,7 @@ impl RunSummary {
             counts: tally.counts.clone(),
             not_attempted: tally.not_attempted,
             top_failures: tally.top_failures(),
+            binding: tally.binding,
             ..Self::default()
         }
     }
@@ -374,6 +381,9 @@ impl RunSummary {
                 self.unresolved
             ));
         }
+        if self.binding.has_findings() && !self.provider.is_empty() {
+            text.push_str(&self.binding.human());
+        }
         if self.rotating > 0 {
             text.push_str(&crate::run::rotation::advice(self.rotating));
             text.push('\n');
@@ -417,6 +427,7 @@ impl RunSummary {
             "reconciled": self.reconciled,
             "unresolved": self.unresolved,
             "rotating_refresh_tokens": self.rotating,
+            "client_binding": (!self.provider.is_empty()).then(|| self.binding.to_json()),
             "report": self.report.as_ref().map(|p| p.display().to_string()),
             "pacing": self.pacing,
             "bounded_by": self.bound.map(|b| format!("{b:?}").to_lowercase()),
@@ -502,5 +513,6 @@ impl MaintenanceSummary {
     }
 }
 
+pub mod binding;
 #[cfg(test)]
 mod tests;

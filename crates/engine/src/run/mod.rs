@@ -165,6 +165,7 @@ async fn run_import(
         discoveries: Default::default(),
         on_applied: options.on_applied.clone(),
         shared_grants_allowed: options.allow_shared_grants,
+        require_scopes: options.require_scopes,
         rotating: AtomicU64::new(0),
     });
 

@@ -57,6 +57,9 @@ pub struct ImportOptions {
     /// `--allow-shared-grants`: import every record even when several hold one OAuth grant
     /// (safe only where the provider does not rotate refresh tokens).
     pub allow_shared_grants: bool,
+    /// `--require-scopes`: a record whose grant lacks scopes the target asks for fails
+    /// instead of being imported with the `scope_deficit` warning.
+    pub require_scopes: bool,
     /// The run's rate limit. Build the provider with it (`BuildContext::gate`), so the limit
     /// applies to every HTTP request the provider sends; the engine configures it once when the
     /// run starts and slows it down on 429s.
@@ -106,6 +109,7 @@ impl ImportOptions {
             retry_max_delay: policy.max_delay,
             allow_target_change: false,
             allow_shared_grants: false,
+            require_scopes: false,
             gate: RunGate::new(),
             on_applied: None,
         }

@@ -60,6 +60,8 @@ pub(super) struct Run {
     pub on_applied: Option<super::AppliedHook>,
     /// `--allow-shared-grants`.
     pub shared_grants_allowed: bool,
+    /// `--require-scopes`: a provider's `scope_deficit` warning fails the record.
+    pub require_scopes: bool,
     /// Records whose service rotates (and revokes) refresh tokens ([`super::rotation`]).
     pub rotating: AtomicU64,
 }
@@ -167,6 +169,17 @@ impl Run {
         cell.get_or_init(discover).await.clone()
     }
 
+    /// Under `--require-scopes`, the failure of a record the provider found short of scopes
+    /// (its `scope_deficit` note names them). Before any write, as a mapping failure.
+    fn scope_failure(&self, mapped: &MappedRecord) -> Option<String> {
+        let note = mapped
+            .notes
+            .iter()
+            .find(|note| note.starts_with(authport_core::SCOPE_DEFICIT))?;
+        self.require_scopes
+            .then(|| format!("{note} (--require-scopes)"))
+    }
+
     /// One record, from mapping to its terminal report line. `Err` only for journal IO.
     pub(super) async fn process(
         &self,
@@ -191,9 +204,12 @@ impl Run {
         }
         let mapped = match self.importer.map(record) {
             Ok(mapped) => mapped,
-            Err(error) => return Ok(failed(report, ErrorKind::Mapping, &error.to_string())),
+            Err(error) => return Ok(failed(report, error.kind, &error.to_string())),
         };
         report.warnings.extend(mapped.notes.iter().cloned());
+        if let Some(deficit) = self.scope_failure(&mapped) {
+            return Ok(failed(report, ErrorKind::Mapping, &deficit));
+        }
         report.target = Some(mapped.target.clone());
         let (fingerprint, claim_key) = self.keys.record_keys(&mapped);
         if self.dry_run {
