@@ -11,6 +11,7 @@ mod canary;
 mod common;
 mod dry_run;
 mod export;
+mod grants;
 mod migrate;
 mod migrate_edges;
 mod nango_links;
