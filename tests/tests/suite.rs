@@ -4,6 +4,7 @@
 mod after_import;
 mod apideck;
 mod apideck_requests;
+mod binding;
 mod budget;
 mod broker;
 mod broker_browser;
