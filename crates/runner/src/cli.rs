@@ -244,6 +244,11 @@ pub struct ImportArgs {
     /// Default: `[engine] allow_shared_grants`, else off.
     #[arg(long)]
     pub allow_shared_grants: bool,
+    /// Fail a record whose grant lacks scopes the target asks for (`scope_deficit`), instead
+    /// of importing it with a warning. The target's scopes: Nango's integration, Tray's service
+    /// environment, or `[<provider>.oauth_scopes]`.
+    #[arg(long)]
+    pub require_scopes: bool,
 }
 
 #[derive(Debug, Args)]

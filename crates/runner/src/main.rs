@@ -318,6 +318,7 @@ async fn import(args: ImportArgs, quiet: bool) -> Result<Exit, EngineError> {
             dry_run: args.dry_run,
             allow_target_change: args.provider.allow_target_change,
             allow_shared_grants: args.allow_shared_grants,
+            require_scopes: args.require_scopes,
             report: report.clone(),
             quiet,
         },
@@ -486,6 +487,8 @@ pub(crate) struct RunFlags {
     pub allow_target_change: bool,
     /// `--allow-shared-grants` (else `[engine] allow_shared_grants`).
     pub allow_shared_grants: bool,
+    /// `--require-scopes`.
+    pub require_scopes: bool,
     pub report: PathBuf,
     pub quiet: bool,
 }
@@ -520,6 +523,7 @@ fn run_options(
         allow_target_change: flags.allow_target_change,
         allow_shared_grants: flags.allow_shared_grants
             || engine.allow_shared_grants.unwrap_or(false),
+        require_scopes: flags.require_scopes,
         progress: !flags.quiet && std::io::stderr().is_terminal(),
         progress_events: flags.json && !flags.quiet,
         on_applied: applied_hook(state, setup),

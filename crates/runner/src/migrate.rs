@@ -65,6 +65,9 @@ pub struct MigrateArgs {
     /// `import --allow-shared-grants`.
     #[arg(long)]
     pub allow_shared_grants: bool,
+    /// Fail records short of the target's scopes, as `import --require-scopes`.
+    #[arg(long)]
+    pub require_scopes: bool,
 }
 
 /// The config file's `[migrate]` section.
@@ -180,6 +183,7 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> Result<Exit, EngineError
             dry_run: args.dry_run,
             allow_target_change: args.allow_target_change,
             allow_shared_grants: args.allow_shared_grants,
+            require_scopes: args.require_scopes,
             report: report.clone(),
             quiet,
         },
