@@ -10,6 +10,7 @@ mod broker;
 mod broker_browser;
 mod canary;
 mod common;
+mod cutover;
 mod dry_run;
 mod export;
 mod grants;

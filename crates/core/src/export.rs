@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use crate::error::ProviderError;
+use crate::importer::Removal;
 use crate::record::{Auth, CredentialRecord};
 use crate::secret::SecretJson;
 
@@ -66,6 +67,43 @@ pub trait AuthExporter: Send + Sync + fmt::Debug {
         filter: &ExportFilter,
         sink: &mut dyn ExportSink,
     ) -> Result<ExportCounts, ProviderError>;
+
+    /// `migrate --cutover`: reads one exported object again as the export read it, *without
+    /// forcing a refresh* at the source, so the engine can see whether the source refreshed
+    /// (and, on rotating providers, invalidated) the credential after the export. `Ok(None)`:
+    /// the object is gone. The default: this source cannot (a rejection, so the record's
+    /// handover is reported as not checked rather than guessed).
+    async fn reread(
+        &self,
+        object: &SourceObject,
+        reads: &dyn ReadRetry,
+    ) -> Result<Option<CredentialRecord>, ProviderError> {
+        let _ = (object, reads);
+        Err(ProviderError::rejected(
+            "this source cannot re-read one object (no cutover support)",
+        ))
+    }
+
+    /// `migrate --retire-source`: deletes the object at the source once its handover is
+    /// complete, so that only the target refreshes it. Not reversible. A 404 is `AlreadyGone`.
+    async fn retire(
+        &self,
+        object: &SourceObject,
+        reads: &dyn ReadRetry,
+    ) -> Result<Removal, ProviderError> {
+        let _ = (object, reads);
+        Err(ProviderError::rejected(
+            "this source cannot delete one object (no --retire-source support)",
+        ))
+    }
+}
+
+/// One exported object as the cutover names it again: the record's `id` (the source's own id
+/// of the object) and its `owner.id`. Neither is secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceObject {
+    pub id: String,
+    pub owner_id: String,
 }
 
 /// The future of one erased read (see [`ReadRetry`]).

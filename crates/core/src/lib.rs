@@ -19,7 +19,7 @@ pub use catalog::{Offer, TargetCatalog};
 pub use error::{MappingError, ProviderError};
 pub use export::{
     AuthExporter, ExportCounts, ExportFilter, ExportSink, ReadFuture, ReadRetry, SecretValue,
-    StructuredSecret, record_to_v1_json, retry_read,
+    SourceObject, StructuredSecret, record_to_v1_json, retry_read,
 };
 pub use health::Health;
 pub use importer::{

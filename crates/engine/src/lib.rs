@@ -43,7 +43,7 @@ pub use events::{
 pub use files::Refusal;
 pub use limiter::RunGate;
 pub use maintenance::{MaintenanceOptions, rollback, verify};
-pub use migrate::{Migration, migrate};
+pub use migrate::{Cutover, Handover, Migration, migrate};
 pub use run::{
     AppliedHook, ImportOptions, Input, Pace, Pacing, RateChoice, default_send_rate, import,
     input_identity, is_stdin, pace, pacing, validate, validate_input,

@@ -11,8 +11,14 @@
 //! exporter cannot read becomes a `failed` report line for that object (line 0: it never
 //! reached the stream) and the rest goes on; a fatal source error ends the stream and stops the
 //! run (exit 3), like a fatal target error.
+//!
+//! With `--cutover` ([`Migration::cutover`], `cutover.rs`) the import is followed by re-read
+//! passes that hand each grant over so that exactly one system refreshes it.
 
+mod cutover;
 mod pipe;
+
+pub use cutover::{Cutover, Handover, annotate_status, note_of, unstable_reason};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,7 +29,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use authport_core::{
-    AuthExporter, AuthImporter, ExportCounts, ExportFilter, ProviderError, ReportLine, Status,
+    AuthExporter, AuthImporter, ExportCounts, ExportFilter, ProviderError, ReportLine,
+    SourceObject, Status,
 };
 
 use crate::error::EngineError;
@@ -41,7 +48,7 @@ const PIPE_RECORDS: usize = 64;
 /// go through. [`Migration::input`] is the import's input.
 pub struct Migration {
     source: String,
-    exporter: Box<dyn AuthExporter>,
+    exporter: Arc<dyn AuthExporter>,
     filter: ExportFilter,
     /// Source service name → canonical slug (`[migrate.services]`).
     services: BTreeMap<String, String>,
@@ -51,6 +58,8 @@ pub struct Migration {
     reads: ExportReads,
     writer: PipeWriter,
     reader: Option<PipeReader>,
+    /// `--cutover` (and `--retire-source`): the hand-over after the import.
+    cutover: Option<Cutover>,
 }
 
 impl std::fmt::Debug for Migration {
@@ -70,9 +79,27 @@ impl Migration {
         quiet: bool,
         gate: &RunGate,
     ) -> Self {
+        Self::with_reads(
+            source,
+            Arc::from(exporter),
+            filter,
+            services,
+            quiet,
+            ExportReads::new(gate),
+        )
+    }
+
+    fn with_reads(
+        source: impl Into<String>,
+        exporter: Arc<dyn AuthExporter>,
+        filter: ExportFilter,
+        services: BTreeMap<String, String>,
+        quiet: bool,
+        reads: ExportReads,
+    ) -> Self {
         let (writer, reader) = pipe::pipe(PIPE_RECORDS);
         Self {
-            reads: ExportReads::new(gate),
+            reads,
             source: source.into(),
             exporter,
             filter,
@@ -80,7 +107,15 @@ impl Migration {
             quiet,
             writer,
             reader: Some(reader),
+            cutover: None,
         }
+    }
+
+    /// After the import, hand every migrated grant over (`migrate --cutover`).
+    #[must_use]
+    pub fn cutover(mut self, cutover: Cutover) -> Self {
+        self.cutover = Some(cutover);
+        self
     }
 
     /// The import's input: the pipe's read end (taken once; later calls give an empty input).
@@ -97,6 +132,8 @@ impl Migration {
 struct Exported {
     result: Result<ExportCounts, ProviderError>,
     failures: Vec<ExportFailure>,
+    /// The records sent, when the cutover asked for them.
+    objects: Vec<SourceObject>,
 }
 
 /// Runs the export on its own thread and runtime: the sink writes to a blocking pipe, and a
@@ -104,7 +141,7 @@ struct Exported {
 /// true (a signal, or the import ended first) the export is dropped wherever it waits: a
 /// source's `Retry-After`, a backoff or a call in flight; lines already in the pipe are whole.
 fn run_export(
-    exporter: Box<dyn AuthExporter>,
+    exporter: Arc<dyn AuthExporter>,
     filter: ExportFilter,
     mut sink: RecordSink,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -136,11 +173,13 @@ fn run_export(
     Exported {
         result,
         failures: sink.failures,
+        objects: sink.objects.unwrap_or_default(),
     }
 }
 
 /// Migrates: runs the export into the pipe and [`crate::import`] from it (`options.input` is
-/// the migration's [`Migration::input`]). `shutdown` (a signal) stops both.
+/// the migration's [`Migration::input`]), then the cutover when asked. `shutdown` (a signal)
+/// stops both.
 pub async fn migrate(
     migration: Migration,
     importer: Arc<dyn AuthImporter>,
@@ -148,6 +187,22 @@ pub async fn migrate(
     options: ImportOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunSummary, EngineError> {
+    match migration.cutover.clone() {
+        Some(cutover) => cutover::run(migration, cutover, importer, state, options, shutdown).await,
+        None => Ok(migrate_once(migration, importer, state, options, shutdown)
+            .await?
+            .0),
+    }
+}
+
+/// One export piped into one import; the records sent (by id and owner) when a cutover follows.
+async fn migrate_once(
+    migration: Migration,
+    importer: Arc<dyn AuthImporter>,
+    state: &StateStore,
+    options: ImportOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(RunSummary, Vec<SourceObject>), EngineError> {
     let Migration {
         source,
         exporter,
@@ -157,6 +212,7 @@ pub async fn migrate(
         reads,
         writer,
         reader,
+        cutover,
     } = migration;
     // A reader never handed to the import: the export has no one to write to.
     drop(reader);
@@ -165,6 +221,9 @@ pub async fn migrate(
     sink.print_failures = false;
     sink.services = services;
     sink.cancel = Some(cancel.clone());
+    if cutover.is_some() {
+        sink.objects = Some(Vec::new());
+    }
     let (stop_export, export_stop) = tokio::sync::watch::channel(false);
     let export = std::thread::Builder::new()
         .name("authport-export".to_owned())
@@ -208,7 +267,7 @@ pub async fn migrate(
             error.message()
         ));
     }
-    Ok(summary)
+    Ok((summary, exported.objects))
 }
 
 /// One report line per source object the export could not read (after the import's lines).
@@ -220,15 +279,7 @@ fn report_failures(
     if failures.is_empty() {
         return Ok(());
     }
-    let mut writer = if is_stdout(report) {
-        ReportWriter::create(report)?
-    } else {
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(report)
-            .with_context(|| format!("cannot write report {}", report.display()))?;
-        ReportWriter::to_writer(Box::new(file), report)
-    };
+    let mut writer = append_to(report)?;
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
     for failure in failures {
         writer.write(&failure_line(failure))?;
@@ -242,6 +293,18 @@ fn report_failures(
         .top_failures
         .sort_by_key(|(_, count)| std::cmp::Reverse(*count));
     Ok(())
+}
+
+/// The report, to add lines after the import's (stdout, or the file the import wrote).
+fn append_to(report: &Path) -> anyhow::Result<ReportWriter> {
+    if is_stdout(report) {
+        return ReportWriter::create(report);
+    }
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(report)
+        .with_context(|| format!("cannot write report {}", report.display()))?;
+    Ok(ReportWriter::to_writer(Box::new(file), report))
 }
 
 /// The report line of a source object that never reached the stream (line 0).

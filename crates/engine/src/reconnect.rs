@@ -331,6 +331,15 @@ pub async fn worklist(
                 setting: None,
                 target: line.target.clone(),
             });
+        } else if let Some(reason) = crate::migrate::unstable_reason(state, &line.record_id) {
+            // `migrate --cutover` could not hand this grant over.
+            listed.push(Listed {
+                record: line.record_id.clone(),
+                status: "unstable",
+                reason,
+                setting: None,
+                target: line.target.clone(),
+            });
         }
     }
     let never: Vec<&CredentialRecord> = records

@@ -140,6 +140,9 @@ impl RecordStatus {
         if let Some(error) = &self.error {
             text.push_str(&format!("  {error}"));
         }
+        if self.detail.get("source").and_then(Value::as_str) == Some("retired") {
+            text.push_str("  source retired");
+        }
         text
     }
 }
@@ -197,13 +200,14 @@ async fn each_status(
     // Every read-back begins after this instant: an event before it is older than the read.
     let read_at = chrono::Utc::now();
     let pass = read_each(importer, objects, options, shutdown, |object, result| {
-        let line = status_of(
+        let mut line = status_of(
             provider,
             object.record_id,
             object.target,
             (result, read_at),
             events,
         );
+        crate::migrate::annotate_status(state, &line.record_id, &mut line.detail);
         let problem = line.health.is_none_or(Health::is_problem);
         each(line)?;
         Ok(problem)

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use authport_core::retry_read;
 use authport_core::{
     Auth, AuthExporter, BuildContext, ConfigError, CredentialRecord, Expiry, ExportCounts,
-    ExportFilter, ExportSink, ExposeSecret, OAuth2, Owner, ProviderError, RecordWarning,
-    SecretValue,
+    ExportFilter, ExportSink, ExposeSecret, OAuth2, Owner, ProviderError, ReadRetry,
+    RecordWarning, Removal, SecretValue, SourceObject,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -153,6 +153,48 @@ impl AuthExporter for NangoExporter {
             owners: progress.owners.len() as u64,
             objects: progress.objects,
         })
+    }
+
+    /// The export's own read again: `GET /connections/{id}?refresh_token=true`, never with
+    /// `force_refresh` (Nango then refreshes only a token that is about to expire, as it
+    /// would on its own).
+    async fn reread(
+        &self,
+        object: &SourceObject,
+        reads: &dyn ReadRetry,
+    ) -> Result<Option<CredentialRecord>, ProviderError> {
+        let at = ref_of(&object.id)?;
+        let read = retry_read(reads, || self.client.read_connection_with_credentials(&at)).await?;
+        match read {
+            CredentialRead::Found(full) => to_record(*full).map(Some),
+            CredentialRead::Missing => Ok(None),
+            CredentialRead::RefreshExhausted => Err(ProviderError::rejected(
+                "nango can no longer refresh this connection (424): reconnect it",
+            )),
+        }
+    }
+
+    /// `DELETE /connections/{id}?provider_config_key=…`.
+    async fn retire(
+        &self,
+        object: &SourceObject,
+        reads: &dyn ReadRetry,
+    ) -> Result<Removal, ProviderError> {
+        let at = ref_of(&object.id)?;
+        retry_read(reads, || self.client.delete(&at)).await
+    }
+}
+
+/// The connection a record id ([`source_id`]) names: an integration's unique key holds no `/`.
+fn ref_of(id: &str) -> Result<NangoRef, ProviderError> {
+    match id.split_once('/') {
+        Some((key, connection)) if !key.is_empty() && !connection.is_empty() => Ok(NangoRef {
+            provider_config_key: key.to_owned(),
+            connection_id: connection.to_owned(),
+        }),
+        _ => Err(ProviderError::rejected(
+            "not a nango record id (<integration>/<connection id>)",
+        )),
     }
 }
 

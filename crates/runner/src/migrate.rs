@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use authport_core::{ExportFilter, InMemoryMemo};
-use authport_engine::{EngineError, Exit, ImportOptions, Migration, RateChoice};
+use authport_engine::{Cutover, EngineError, Exit, ImportOptions, Migration, RateChoice};
 use clap::Args;
 use serde::Deserialize;
 
@@ -58,6 +58,18 @@ pub struct MigrateArgs {
     /// Summary format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// After the import, re-read every migrated record from the source (no forced refresh) and
+    /// import what the source refreshed meanwhile, up to 3 passes: each record's hand-over is
+    /// `complete`, `reimported` or `unstable` (see docs/cutover.md).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub cutover: bool,
+    /// With `--cutover`: delete each source connection whose hand-over is complete, so only
+    /// the target refreshes it. Irreversible: needs `--yes`.
+    #[arg(long, requires = "cutover")]
+    pub retire_source: bool,
+    /// Confirms `--retire-source` (a retired source cannot be rolled back).
+    #[arg(long)]
+    pub yes: bool,
     /// Use a state file made for another target anyway, as `import --allow-target-change`.
     #[arg(long)]
     pub allow_target_change: bool,
@@ -69,6 +81,9 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub require_scopes: bool,
 }
+
+/// Why `--retire-source` needs `--yes`.
+const RETIRE_NEEDS_YES: &str = "--retire-source deletes each handed-over connection at the source, and rollback cannot bring it back (authport keeps no secret); add --yes to confirm";
 
 /// The config file's `[migrate]` section.
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -120,6 +135,9 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> Result<Exit, EngineError
             args.to
         )));
     }
+    if args.retire_source && !args.yes {
+        return Err(EngineError::usage(RETIRE_NEEDS_YES));
+    }
     let (source, capability) = authport_engine::export::source(&args.from)?;
     let (config, section) = load_config(args.config.as_deref()).map_err(EngineError::Usage)?;
     let target_args = ProviderArgs {
@@ -169,6 +187,11 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> Result<Exit, EngineError
         quiet,
         &source_gate,
     );
+    if args.cutover {
+        migration = migration.cutover(Cutover {
+            retire_source: args.retire_source,
+        });
+    }
     let defaults = ImportOptions::new(setup.plugin.name, setup.plugin.limits, migration.input());
     let importer = crate::build_importer(&setup, &state, &defaults.gate)?;
     let options = crate::run_options(

@@ -13,13 +13,14 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use authport_core::{
     Auth, AuthExporter, BuildContext, ConfigError, CredentialRecord, ExportCounts, ExportFilter,
-    ExportSink, Owner, ProviderError, ReadRetry, SecretValue, retry_read,
+    ExportSink, Owner, ProviderError, ReadRetry, Removal, SecretValue, SourceObject, retry_read,
 };
 use authport_kit::{CallFailure, Effect, Method};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 mod credentials;
+mod reread;
 
 pub use credentials::snake_case;
 use credentials::type_credentials;
@@ -259,6 +260,22 @@ impl AuthExporter for TrayExporter {
             }
         }
         Ok(counts)
+    }
+
+    async fn reread(
+        &self,
+        object: &SourceObject,
+        reads: &dyn ReadRetry,
+    ) -> Result<Option<CredentialRecord>, ProviderError> {
+        self.reread_one(object, reads).await
+    }
+
+    async fn retire(
+        &self,
+        object: &SourceObject,
+        reads: &dyn ReadRetry,
+    ) -> Result<Removal, ProviderError> {
+        self.retire_one(object, reads).await
     }
 }
 

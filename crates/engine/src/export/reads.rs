@@ -22,7 +22,7 @@ pub const READ_POLICY: RetryPolicy = RetryPolicy {
 
 /// The retry loop of one export: reads change nothing at the source, so every failure that
 /// may pass is tried again (a lost answer as a transient one); 429s slow the source's gate.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ExportReads {
     limiter: Arc<SendLimiter>,
     policy: RetryPolicy,

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use authport_core::{
-    CredentialRecord, ErrorKind, ExportSink, ProviderError, ReadRetry, record_to_v1_json,
+    CredentialRecord, ErrorKind, ExportSink, ProviderError, ReadRetry, SourceObject,
+    record_to_v1_json,
 };
 use chrono::Utc;
 
@@ -40,6 +41,9 @@ pub(crate) struct RecordSink {
     pub warnings: u64,
     /// The engine's retry loop for the exporter's reads.
     pub reads: ExportReads,
+    /// `migrate --cutover`: every record written, by id and owner (no secret), so the
+    /// cutover can read each again.
+    pub objects: Option<Vec<SourceObject>>,
 }
 
 impl RecordSink {
@@ -54,6 +58,7 @@ impl RecordSink {
             written: 0,
             failures: Vec::new(),
             warnings: 0,
+            objects: None,
         }
     }
 
@@ -107,6 +112,12 @@ impl ExportSink for RecordSink {
             )));
         }
         self.written += 1;
+        if let Some(objects) = &mut self.objects {
+            objects.push(SourceObject {
+                id: record.id.clone(),
+                owner_id: record.owner.id.clone(),
+            });
+        }
         Ok(())
     }
 

@@ -48,3 +48,15 @@ impl Memo for StateMemo {
         }
     }
 }
+
+impl super::StateStore {
+    /// Every note of one namespace, by key (`migrate --cutover` lists its hand-over notes).
+    pub fn memo_entries(&self, namespace: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let inner = self.shared.lock();
+        let mut statement = inner
+            .connection
+            .prepare("SELECT key, value FROM memo WHERE namespace = ?1 ORDER BY key")?;
+        let rows = statement.query_map(params![namespace], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}

@@ -11,6 +11,7 @@ mod catalogue;
 mod dialog;
 mod graphql;
 mod rest;
+mod rotate;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -181,6 +182,9 @@ struct Inner {
     calls: BTreeMap<String, u64>,
     bucket: Option<Bucket>,
     rate_limited: u64,
+    /// Auth id → full reads still followed by a rotation (`rotate.rs`, a test control).
+    rotate_after_read: BTreeMap<String, u32>,
+    rotations: u64,
 }
 
 /// What a durable sandbox keeps of Tray ([`crate::persist`]): the end users, their
@@ -492,6 +496,7 @@ impl crate::Emulator for TrayState {
         rest::routes()
             .merge(graphql::routes())
             .merge(dialog::routes())
+            .merge(rotate::routes())
             .with_state(self)
     }
 

@@ -331,6 +331,7 @@ async fn get_full_authentication(
             let mut view = metadata_view(&auth);
             view["userData"] = Value::Object(auth.user_data);
             view["credentials"] = Value::Object(auth.credentials);
+            state.after_full_read(&id);
             axum::Json(view).into_response()
         }
         Err(response) => response,

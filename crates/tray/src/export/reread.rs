@@ -1,0 +1,102 @@
+//! `migrate --cutover` at Tray as the source: one exported auth read again, and deleted.
+//!
+//! The re-read is the export's own reads for one owner (users by `externalUserId`, the user's
+//! `viewer.authentications`, then Get full authentication of the one auth), so the record is
+//! built exactly as the export built it. Get full authentication is sent without
+//! `forceRefresh`: Tray refreshes nothing because of it. Retiring the source is `DELETE
+//! /core/v1/authentications/{id}` with the master token (as the importer's `remove`).
+
+use authport_core::{
+    CredentialRecord, ProviderError, ReadRetry, Removal, SourceObject, retry_read,
+};
+use authport_kit::{Effect, Method};
+use serde_json::json;
+
+use super::{
+    TrayExporter, VIEWER_AUTHENTICATIONS_FOR_EXPORT, ViewerAuthenticationsData, full_refusal,
+    read_full, to_record,
+};
+use crate::client::{GraphqlCall, Resource, RestCall, master_failure};
+use crate::users::UserRef;
+
+impl TrayExporter {
+    pub(super) async fn reread_one(
+        &self,
+        object: &SourceObject,
+        reads: &dyn ReadRetry,
+    ) -> Result<Option<CredentialRecord>, ProviderError> {
+        for user in self.users_of(reads, &object.owner_id).await? {
+            let owner = user.owner();
+            let user_ref = UserRef {
+                external_user_id: &owner.id,
+                name: owner.name.as_deref(),
+                user_id: Some(&user.id),
+                secrets: &[],
+            };
+            let no_variables = json!({});
+            let list = GraphqlCall {
+                document: VIEWER_AUTHENTICATIONS_FOR_EXPORT,
+                variables: &no_variables,
+                effect: Effect::Read,
+                operation: "list authentications",
+                secrets: &[],
+            };
+            let listed = retry_read(reads, || async {
+                self.users
+                    .graphql::<ViewerAuthenticationsData>(user_ref, list)
+                    .await
+                    .map_err(|failure| failure.error)
+            })
+            .await?;
+            let Some(auth) = listed
+                .viewer
+                .authentications
+                .into_nodes()
+                .into_iter()
+                .find(|auth| auth.id == object.id)
+            else {
+                continue;
+            };
+            let call = RestCall {
+                method: &Method::GET,
+                resource: Resource::FullAuthentication(&auth.id),
+                body: None,
+                effect: Effect::Read,
+                operation: "get full authentication",
+                secrets: &[],
+            };
+            let full = retry_read(reads, || async {
+                match self.users.rest(user_ref, call).await {
+                    Ok((_, body)) => read_full(body.bytes()),
+                    Err(failure) => Err(full_refusal(failure)),
+                }
+            })
+            .await?;
+            return to_record(&owner, &auth, full).map(Some);
+        }
+        Ok(None)
+    }
+
+    pub(super) async fn retire_one(
+        &self,
+        object: &SourceObject,
+        reads: &dyn ReadRetry,
+    ) -> Result<Removal, ProviderError> {
+        let call = RestCall {
+            method: &Method::DELETE,
+            resource: Resource::Authentication(&object.id),
+            body: None,
+            effect: Effect::IdempotentWrite,
+            operation: "delete authentication",
+            secrets: &[],
+        };
+        retry_read(reads, || async {
+            match self.client.rest(self.client.master(), call).await {
+                Ok(_) => Ok(Removal::Removed),
+                Err(failure) if failure.is_not_found() => Ok(Removal::AlreadyGone),
+                Err(failure) => Err(master_failure(failure)),
+            }
+        })
+        .await
+    }
+}
