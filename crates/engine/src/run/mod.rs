@@ -269,7 +269,7 @@ async fn run_import(
     summary.reconciled = run.reconciled.load(Ordering::Relaxed);
     summary.rotating = run.rotating.load(Ordering::Relaxed);
     summary.bound = Some(run.limiter.bound(concurrency));
-    summary.pacing = pacing.describe(run.limiter.current_rate());
+    summary.pacing = pace.describe(run.limiter.current_rate());
     // Every journalled write whose outcome is still unknown, including records that are no
     // longer in this input (the journal, not this run's counter, is the truth).
     summary.unresolved = if run.dry_run {

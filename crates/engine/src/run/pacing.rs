@@ -27,6 +27,16 @@ impl Pace {
         };
         gate.install(limiter.shared(self.share, self.by_share))
     }
+
+    /// For the summary: the pacing's words, and the share when it is below 1.
+    pub(crate) fn describe(&self, now: Option<f64>) -> String {
+        let pacing = self.pacing.describe(now);
+        if self.share < 1.0 {
+            format!("{pacing}, budget share {}", self.share)
+        } else {
+            pacing
+        }
+    }
 }
 
 /// `burst` scaled by the share, at least 1.
@@ -316,6 +326,13 @@ mod tests {
             // 1 (or a value out of range, refused by the runner) is the whole budget.
             (documented, VendorDefault, None, 1.0, fixed(30.0, 50), false),
         ];
+        let shared = pace(&documented, VendorDefault, None, 0.3);
+        assert_eq!(
+            shared.describe(Some(9.0)),
+            "9/s, burst 15, budget share 0.3"
+        );
+        let whole = pace(&documented, VendorDefault, None, 1.0);
+        assert_eq!(whole.describe(Some(30.0)), "30/s, burst 50");
         for (index, (limits, choice, ceiling, share, expect, by_share)) in
             cases.into_iter().enumerate()
         {
