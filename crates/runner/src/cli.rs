@@ -415,7 +415,8 @@ Examples:
     pub const STATUS: &str = "\
 Examples:
   authport status --provider tray --state run.db
-  authport status -p apideck --state run.db --input auths.jsonl --report status.jsonl";
+  authport status -p apideck --state run.db --input auths.jsonl --report status.jsonl
+  authport status -p apideck --state run.db --input auths.jsonl --html status.html";
 
     pub const RECONNECT: &str = "\
 Examples:
