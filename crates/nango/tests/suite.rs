@@ -3,6 +3,7 @@
 
 mod config;
 mod conformance;
+mod binding;
 mod contract;
 mod export;
 mod links;
