@@ -51,8 +51,9 @@ pub struct HistoryPoint {
     pub counts: HealthCounts,
 }
 
-/// One connection to make again. Owner names are end-user data: the page escapes them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One connection to make again. Owner names are end-user data: the page escapes them. Its
+/// `Debug` says whether a link is there, never the link (a bearer capability).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReconnectRow {
     pub owner_name: String,
     pub owner_id: String,
@@ -61,6 +62,18 @@ pub struct ReconnectRow {
     pub reason: String,
     /// A durable broker link (`--broker`); only `http(s)` links become links on the page.
     pub link: Option<String>,
+}
+
+impl std::fmt::Debug for ReconnectRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconnectRow")
+            .field("owner_name", &self.owner_name)
+            .field("owner_id", &self.owner_id)
+            .field("service", &self.service)
+            .field("reason", &self.reason)
+            .field("link", &self.link.as_ref().map(|_| "[link]"))
+            .finish()
+    }
 }
 
 impl StatusPage {

@@ -319,3 +319,17 @@ fn the_example_adds_up() {
         .sum();
     assert_eq!(failed, must_reconnect);
 }
+
+#[test]
+fn debug_output_never_shows_a_reconnect_link() {
+    let row = ReconnectRow {
+        owner_name: "Ada".to_owned(),
+        owner_id: "u1".to_owned(),
+        service: "slack".to_owned(),
+        reason: "the token could not be refreshed".to_owned(),
+        link: Some("https://links.example/r/CANARY-bearer-token".to_owned()),
+    };
+    let shown = format!("{row:?}");
+    assert!(!shown.contains("CANARY"), "{shown}");
+    assert!(shown.contains("[link]"), "{shown}");
+}
