@@ -207,6 +207,12 @@ impl Tally {
 /// A failure grouped for the summary: the kind, and the message without the record's location
 /// (`file:line: `), so the same problem on many lines counts as one reason.
 pub fn failure_reason(kind: ErrorKind, message: &str) -> String {
+    // Each names its own first record: one reason for them all.
+    if kind == ErrorKind::SharedGrant {
+        return format!(
+            "{kind}: the record holds the same OAuth grant as an earlier record (imported once; --allow-shared-grants if the provider does not rotate refresh tokens)"
+        );
+    }
     let message = if kind == ErrorKind::InvalidRecord {
         strip_location(message)
     } else {

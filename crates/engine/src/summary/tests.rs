@@ -214,3 +214,21 @@ fn report_writer_writes_one_flushed_line_per_record() {
     assert_eq!(lines[1]["error"]["kind"], "rejected");
     drop(writer);
 }
+
+#[test]
+fn shared_grants_are_one_failure_reason_whatever_record_they_name() {
+    let mut tally = Tally::default();
+    for (line, first) in [(4, "a"), (9, "b"), (12, "a")] {
+        let message = format!(
+            "in.jsonl:{line}: auth.refresh_token: the same grant as record `{first}` (line 1) of this input"
+        );
+        tally.add(
+            &ReportLine::new(Some(format!("r{line}")), line, Status::Failed)
+                .with_error(ErrorKind::SharedGrant, message),
+        );
+    }
+    let reasons = tally.top_failures();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].0.starts_with("shared_grant: "), "{reasons:?}");
+    assert_eq!(reasons[0].1, 3);
+}
