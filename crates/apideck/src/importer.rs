@@ -376,7 +376,7 @@ impl AuthImporter for ApideckImporter {
             Some(Ok(connector)) => {
                 // Vault does not expose its OAuth clients: the operator declares them.
                 let client = self.config.binding.target_client(&record.service, None);
-                let warnings = authport_kit::check_binding(record, &client)?;
+                let warnings = authport_kit::check_binding(record, &client, PROVIDER)?;
                 let mut mapped = map_record(record, &target, &connector, &self.map_options())?;
                 mapped.notes.extend(warnings);
                 Ok(mapped)

@@ -68,9 +68,11 @@ pub fn split_scopes(text: &str) -> Vec<String> {
 
 /// The binding check of one record against its target's client: the warnings to add, or the
 /// `client_mismatch` error. Records that are not OAuth are not bound to a client: no finding.
+/// `provider` names the config section in the advice (`[tray.oauth_clients]`).
 pub fn check_binding(
     record: &CredentialRecord,
     target: &TargetClient,
+    provider: &str,
 ) -> Result<Vec<String>, MappingError> {
     let Auth::OAuth2(oauth) = &record.auth else {
         return Ok(Vec::new());
@@ -97,7 +99,7 @@ pub fn check_binding(
             "{CLIENT_BINDING_UNKNOWN}: the record has no auth.client_id"
         )),
         (Some(_), None) => warnings.push(format!(
-            "{CLIENT_BINDING_UNKNOWN}: no OAuth client is known for service `{}` at the target (declare it in [<provider>.oauth_clients])",
+            "{CLIENT_BINDING_UNKNOWN}: no OAuth client is known for service `{}` at the target (declare it in [{provider}.oauth_clients])",
             record.service
         )),
     }

@@ -298,7 +298,7 @@ impl AuthImporter for NangoImporter {
             .binding
             .target_client(&record.service, discovered.as_deref());
         // Before the body is built: a token the target could never refresh is not mapped.
-        let warnings = check_binding(record, &client)?;
+        let warnings = check_binding(record, &client, PROVIDER)?;
         let mut mapped = map_record(record, &destination)?;
         mapped.notes.extend(warnings);
         Ok(mapped)

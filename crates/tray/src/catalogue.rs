@@ -218,5 +218,5 @@ pub fn check_binding(
     let client = config
         .binding
         .target_client(&record.service, Some(&environment));
-    authport_kit::check_binding(record, &client)
+    authport_kit::check_binding(record, &client, "tray")
 }
