@@ -322,3 +322,98 @@ async fn a_cutover_stopped_during_its_passes_resumes_to_the_same_end() {
     assert_no_canary("resumed cutover stderr", &out.stderr);
     assert_no_canary_in_dir(dir.path());
 }
+
+/// Every secret (canary) an Apideck connection holds.
+fn apideck_tokens(sandbox: &Sandbox) -> Vec<String> {
+    sandbox
+        .apideck
+        .connection_keys()
+        .into_iter()
+        .flat_map(|(consumer, api, service)| {
+            let view = sandbox
+                .apideck
+                .connection(&consumer, &api, &service)
+                .unwrap();
+            let holds = serde_json::to_string(&view.stored.credentials).unwrap();
+            let found: Vec<String> = serde_json::from_str::<Value>(&holds)
+                .ok()
+                .and_then(|v| v.as_object().cloned())
+                .map(|map| tokens(&map))
+                .unwrap_or_default();
+            found
+        })
+        .collect()
+}
+
+/// Nango as the source: its re-read is `GET /connections/{id}?refresh_token=true` without
+/// `force_refresh`; what it rotated after the export arrives at Apideck, fresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cutover_from_nango_imports_what_nango_refreshed_after_the_export() {
+    let sandbox = sandbox().await;
+    let (lines, _) = canary_dataset("cutover-nango-");
+    let seed = scratch();
+    let input = write_lines(seed.path(), "in.jsonl", &lines);
+    let run = import_with_state("nango", &sandbox.env(), seed.path(), &input, &[]).await;
+    assert_eq!(run.out.code, 0, "{}", run.out.stderr);
+    let rotated: Vec<(String, String)> = sandbox
+        .nango
+        .connection_keys()
+        .into_iter()
+        .filter(|(key, id)| {
+            let stored = sandbox.nango.connection(key, id).unwrap();
+            stored.credentials.contains_key("refresh_token")
+        })
+        .take(2)
+        .collect();
+    assert_eq!(rotated.len(), 2);
+    let mut stale = Vec::new();
+    for (key, id) in &rotated {
+        stale.extend(tokens(
+            &sandbox.nango.connection(key, id).unwrap().credentials,
+        ));
+        sandbox.nango.rotate_after_read(key, id, 1);
+    }
+    let dir = scratch();
+    let args = [
+        "migrate",
+        "--from",
+        "nango",
+        "--to",
+        "apideck",
+        "--state",
+        "state.db",
+        "--report",
+        "report.jsonl",
+        "--cutover",
+    ];
+    let out = authport(dir.path(), &args, &sandbox.env()).await;
+    assert!(out.code == 0 || out.code == 1, "{}", out.stderr);
+    assert_eq!(sandbox.nango.rotations(), 2);
+    let report = read_lines(&dir.path().join("report.jsonl"));
+    let words = handovers(&report);
+    let held = apideck_tokens(&sandbox);
+    for (key, id) in &rotated {
+        let record = format!("{key}/{id}");
+        if words.get(&record).is_none() {
+            continue; // Apideck refused it (mapping): nothing to hand over.
+        }
+        assert_eq!(
+            words[&record],
+            ("updated".to_owned(), "reimported".to_owned()),
+            "{report:?}"
+        );
+        for token in tokens(&sandbox.nango.connection(key, id).unwrap().credentials) {
+            assert_eq!(held.iter().filter(|t| **t == token).count(), 1);
+        }
+    }
+    assert!(words.values().any(|(_, h)| h == "reimported"), "{report:?}");
+    for token in &stale {
+        assert!(
+            !held.contains(token),
+            "a stale token is still at the target"
+        );
+    }
+    assert_no_canary("nango cutover stderr", &out.stderr);
+    assert_no_canary("nango cutover stdout", &out.stdout);
+    assert_no_canary_in_dir(dir.path());
+}

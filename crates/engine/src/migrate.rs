@@ -187,7 +187,7 @@ pub async fn migrate(
     options: ImportOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<RunSummary, EngineError> {
-    match migration.cutover.clone() {
+    match migration.cutover {
         Some(cutover) => cutover::run(migration, cutover, importer, state, options, shutdown).await,
         None => Ok(migrate_once(migration, importer, state, options, shutdown)
             .await?
