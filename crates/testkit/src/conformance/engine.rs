@@ -33,8 +33,10 @@ pub async fn unchanged_on_rerun(subject: &Subject) {
     let inputs = scratch();
     let state_path = dir.path().join("state.db");
     let ids: Vec<String> = (0..3).map(|i| format!("conformance/rerun-{i}")).collect();
-    let fixture =
-        |id: &str, version: &str| subject.fixture_json(id, &canary(&format!("rerun-{version}")));
+    // A secret per record: records sharing one OAuth grant would fail `shared_grant`.
+    let fixture = |id: &str, version: &str| {
+        subject.fixture_json(id, &canary(&format!("rerun-{id}-{version}")))
+    };
 
     // An object this tool did not create in these runs: rollback must leave it.
     let foreign = subject.record("conformance/rerun-foreign", &canary("rerun-foreign"));
@@ -133,7 +135,7 @@ pub async fn lost_answer_through_the_engine(subject: &Subject) {
         .collect();
     let records: Vec<Value> = ids
         .iter()
-        .map(|id| subject.fixture_json(id, &canary("engine-lost")))
+        .map(|id| subject.fixture_json(id, &canary(&format!("engine-lost-{id}"))))
         .collect();
     let input = write_jsonl(&inputs.path().join("in.jsonl"), &records);
     let before = subject.object_count();
