@@ -190,18 +190,6 @@ impl Catalogue {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connector_versions_compare_numerically() {
-        assert!(version_key("9.10") > version_key("9.2"));
-        assert!(version_key("10.0") > version_key("9.9"));
-        assert_eq!(version_key("x"), vec![0]);
-    }
-}
-
 /// The client binding check ([`authport_kit::check_binding`]): Tray does not expose its OAuth
 /// clients, so the client is `[tray.oauth_clients]`; the scopes are `[tray.oauth_scopes]`, else
 /// the service environment's `scopes` when it lists any.
@@ -219,4 +207,16 @@ pub fn check_binding(
         .binding
         .target_client(&record.service, Some(&environment));
     authport_kit::check_binding(record, &client, "tray")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connector_versions_compare_numerically() {
+        assert!(version_key("9.10") > version_key("9.2"));
+        assert!(version_key("10.0") > version_key("9.9"));
+        assert_eq!(version_key("x"), vec![0]);
+    }
 }
