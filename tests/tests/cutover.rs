@@ -244,6 +244,42 @@ async fn retire_source_needs_yes_and_deletes_exactly_the_handed_over_sources() {
     assert_eq!(retired, 5, "{}\n{}", status.stdout, status.stderr);
     assert_no_canary("retire stderr", &out.stderr);
     assert_no_canary("status stdout", &status.stdout);
+
+    // `reconnect` lists the unstable record (its input: what is left at the source).
+    let exported = scratch();
+    let export = exported.path().join("left.jsonl");
+    let out = authport(
+        exported.path(),
+        &["export", "--provider", "tray", "--output", "left.jsonl"],
+        &sandbox.env(),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let reconnect = authport(
+        dir.path(),
+        &[
+            "reconnect",
+            "--provider",
+            "nango",
+            "--state",
+            "state.db",
+            "--input",
+            export.to_str().unwrap(),
+            "--output",
+            "worklist.jsonl",
+        ],
+        &sandbox.env(),
+    )
+    .await;
+    assert_eq!(reconnect.code, 0, "{}", reconnect.stderr);
+    let rows = read_lines(&dir.path().join("worklist.jsonl"));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = rows[0].to_string();
+    assert!(
+        row.contains(&unstable[0]) && row.contains("unstable"),
+        "{row}"
+    );
+    assert_no_canary("reconnect output", &reconnect.printed());
     assert_no_canary_in_dir(dir.path());
 }
 

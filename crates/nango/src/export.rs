@@ -524,6 +524,17 @@ mod tests {
     }
 
     #[test]
+    fn a_record_id_names_its_connection_again() {
+        let at = ref_of("hubspot-crm/conn/with/slashes").unwrap();
+        assert_eq!(at.provider_config_key, "hubspot-crm");
+        assert_eq!(at.connection_id, "conn/with/slashes");
+        assert_eq!(source_id(&at), "hubspot-crm/conn/with/slashes");
+        for bad in ["", "no-slash", "/c", "k/"] {
+            assert!(ref_of(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn only_documented_looking_type_tags_are_printed() {
         assert_eq!(printable_kind("OAUTH2"), "OAUTH2");
         assert_eq!(printable_kind("secret-looking value"), "(unknown)");
