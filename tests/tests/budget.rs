@@ -28,8 +28,6 @@ fn input_lines() -> Vec<String> {
             // One grant per record: a grant shared by two records is imported once.
             record["auth"]["access_token"] = Value::from(format!("budget-access-{index}"));
             record["auth"]["refresh_token"] = Value::from(format!("budget-refresh-{index}"));
-            // One grant each: copies of one grant would fail `shared_grant`.
-            record["auth"]["refresh_token"] = Value::from(format!("budget-refresh-{index}"));
             record.to_string()
         })
         .collect()
