@@ -430,7 +430,7 @@ async fn a_cutover_from_nango_imports_what_nango_refreshed_after_the_export() {
     let held = apideck_tokens(&sandbox);
     for (key, id) in &rotated {
         let record = format!("{key}/{id}");
-        if words.get(&record).is_none() {
+        if !words.contains_key(&record) {
             continue; // Apideck refused it (mapping): nothing to hand over.
         }
         assert_eq!(
