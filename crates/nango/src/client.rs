@@ -116,7 +116,7 @@ impl NangoClient {
     /// `GET /integrations/{uniqueKey}?include=credentials`: the integration's OAuth client id
     /// and scopes (nango-api.md §2). The answer holds the client secret too: it is never
     /// deserialized, and the bytes are dropped here. `None` when the integration has no
-    /// credentials or is gone (404).
+    /// credentials, is gone (404), or the read is refused (400, 403).
     pub async fn integration_client(
         &self,
         unique_key: &str,
@@ -135,7 +135,9 @@ impl NangoClient {
             .await
         {
             Ok(answer) => Ok(answer.data.credentials),
-            Err(failure) if failure.is_not_found() => Ok(None),
+            // Gone, or a Nango that refuses `include=credentials` (an older self-hosted one, a
+            // key without the right) [assume]: the binding is unknown, the run goes on.
+            Err(failure) if matches!(failure.status, Some(400 | 403 | 404)) => Ok(None),
             Err(failure) => Err(failure.error),
         }
     }
