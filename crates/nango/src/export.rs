@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use authport_core::retry_read;
 use authport_core::{
     Auth, AuthExporter, BuildContext, ConfigError, CredentialRecord, Expiry, ExportCounts,
-    ExportFilter, ExportSink, ExposeSecret, OAuth2, Owner, ProviderError, ReadRetry,
-    RecordWarning, Removal, SecretValue, SourceObject,
+    ExportFilter, ExportSink, ExposeSecret, OAuth2, Owner, ProviderError, ReadRetry, RecordWarning,
+    Removal, SecretValue, SourceObject,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
