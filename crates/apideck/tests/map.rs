@@ -128,8 +128,6 @@ fn secrets_land_in_credentials_for_oauth_and_in_settings_otherwise() {
     }
 }
 
-/// `Ok(Some(expiry))`, `Ok(None)` (omitted), or `Err(field)`.
-
 /// Maps one record (merged into a base) to one connector and checks the error's field, or
 /// success when `expect_field` is `None`.
 fn check_error(

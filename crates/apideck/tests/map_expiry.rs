@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use support::*;
 
+/// `Ok(Some(expiry))`, `Ok(None)` (omitted), or `Err(field)`.
 type ExpiryExpectation = Result<Option<MappedExpiry>, &'static str>;
 
 fn issued(issued_at: &str, expires_in: i64) -> Option<MappedExpiry> {
