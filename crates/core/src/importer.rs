@@ -203,17 +203,6 @@ pub struct ProviderLimits {
     pub default_concurrency: usize,
 }
 
-/// A provider's importer. Object-safe: the runner holds a `Box<dyn AuthImporter>`.
-#[async_trait]
-pub trait AuthImporter: std::any::Any + Send + Sync + fmt::Debug {
-    /// Read-only calls that learn what the target offers for these services (connectors,
-    /// environments, form fields...). Called once per run before any write; the provider keeps
-    /// the catalogue inside itself. An error here is fatal for the run (nothing was written).
-    async fn discover(&self, keys: &[DiscoveryKey]) -> Result<(), ProviderError>;
-
-    /// Pure mapping of one record to the provider's request, validated against the catalogue
-    /// that `discover` learned. No IO.
-    fn map(&self, record: &CredentialRecord) -> Result<MappedRecord, MappingError>;
 /// What a vendor publishes about its request rate. Two different facts, so two variants: a
 /// documented limit is the pace to keep; without one, the engine finds the pace (`--rate auto`)
 /// and never goes above the ceiling.
@@ -245,6 +234,17 @@ impl VendorRate {
     }
 }
 
+/// A provider's importer. Object-safe: the runner holds a `Box<dyn AuthImporter>`.
+#[async_trait]
+pub trait AuthImporter: std::any::Any + Send + Sync + fmt::Debug {
+    /// Read-only calls that learn what the target offers for these services (connectors,
+    /// environments, form fields...). Called once per run before any write; the provider keeps
+    /// the catalogue inside itself. An error here is fatal for the run (nothing was written).
+    async fn discover(&self, keys: &[DiscoveryKey]) -> Result<(), ProviderError>;
+
+    /// Pure mapping of one record to the provider's request, validated against the catalogue
+    /// that `discover` learned. No IO.
+    fn map(&self, record: &CredentialRecord) -> Result<MappedRecord, MappingError>;
 
     /// Writes one record to the target: creates it, or updates `prior` when the state knows an
     /// earlier import of this record. Providers must only return

@@ -66,7 +66,12 @@ impl Capabilities {
             (self.catalog.is_some(), "targets"),
         ];
         std::iter::once("import")
-            .chain(declared.into_iter().filter(|(has, _)| *has).map(|(_, word)| word))
+            .chain(
+                declared
+                    .into_iter()
+                    .filter(|(has, _)| *has)
+                    .map(|(_, word)| word),
+            )
             .collect()
     }
 

@@ -83,7 +83,10 @@ async fn solution_instance_is_created_enabled_and_removed() {
         Removal::AlreadyGone
     );
     let report = provider.verify(&outcome.target).await.unwrap();
-    assert_eq!((report.healthy(), report.status.as_str()), (false, "missing"));
+    assert_eq!(
+        (report.healthy(), report.status.as_str()),
+        (false, "missing")
+    );
 }
 
 fn slack_of(owner: &str, n: u32) -> CredentialRecord {
