@@ -7,13 +7,10 @@
 //! sessions) and Tray (single-use auth-only dialog codes).
 
 use std::path::Path;
-use std::process::Stdio;
 
 use authport_core::Health;
 use authport_links::{LinkClaims, LinkKey, sign};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Child;
 
 use crate::common;
 
@@ -42,50 +39,9 @@ fn input_lines() -> Vec<String> {
     ]
 }
 
-/// A running `authport links serve` and the URL it listens on.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Served {
-    async fn start(provider: &str, dir: &Path, env: &[(String, String)]) -> Served {
-        let mut command = authport_command();
-        command
-            .current_dir(dir)
-            .args(["-vv", "links", "serve", "--provider", provider])
-            .args(["--listen", "127.0.0.1:0", "--state", "state.db"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let mut child = command.spawn().expect("start authport links serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .await
-            .expect("the broker prints its address");
-        let url = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .filter(|url| url.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .trim_end_matches('/')
-            .to_owned();
-        Served { child, url }
-    }
-
-    /// Stops it with SIGTERM and returns its exit code and everything it logged.
-    async fn stop(mut self) -> (i32, String) {
-        signal(&self.child, "-TERM");
-        let mut stderr = String::new();
-        let mut pipe = self.child.stderr.take().expect("stderr");
-        pipe.read_to_string(&mut stderr).await.expect("stderr");
-        let status = self.child.wait().await.expect("exits");
-        (status.code().unwrap_or(-1), stderr)
-    }
+/// `authport links serve` for `provider`, on a free port.
+async fn serve(provider: &str, dir: &Path, env: &[(String, String)]) -> Listening {
+    Listening::spawn(dir, &["-vv", "links", "serve", "--provider", provider], env).await
 }
 
 fn client() -> reqwest::Client {
@@ -191,7 +147,7 @@ async fn a_scanner_then_the_person_mint_exactly_one_session_and_refusals_hold() 
     let input = input.to_str().unwrap();
     let mut printed = vec![run.out.printed()];
 
-    let served = Served::start("apideck", dir.path(), &env).await;
+    let served = serve("apideck", dir.path(), &env).await;
     let reconnect = |output: &'static str, extra: &'static [&'static str]| {
         let mut args = vec!["reconnect", "-p", "apideck", "--state", "state.db"];
         args.extend(["--input", input, "--links", "--broker", &served.url]);
@@ -418,7 +374,7 @@ async fn tray_dialog_codes_are_minted_on_the_post_only_and_a_refusal_is_a_502() 
 
     // Without the Embedded ID Tray's links cannot be minted: the page still shows, the POST
     // is a 502 that names no secret, and the refusal is journalled.
-    let refusing = Served::start("tray", dir.path(), &env).await;
+    let refusing = serve("tray", dir.path(), &env).await;
     let broker = refusing.url.clone();
     let args = [
         "reconnect",
@@ -454,7 +410,7 @@ async fn tray_dialog_codes_are_minted_on_the_post_only_and_a_refusal_is_a_502() 
 
     // With it: GETs mint nothing, the POST mints one single-use code and redirects to the
     // dialog, which opens once.
-    let served = Served::start("tray", dir.path(), &with_dialog).await;
+    let served = serve("tray", dir.path(), &with_dialog).await;
     let link = link.replacen(&broker, &served.url, 1);
     for _ in 0..2 {
         let (status, _) = get(&link).await;

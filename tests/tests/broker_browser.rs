@@ -7,14 +7,11 @@
 //! `AUTHPORT_SCREENSHOTS=1` also writes docs/broker-link.png (the README's picture).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use authport_browser::Browser;
 use authport_core::Health;
 use authport_links::{LinkClaims, LinkKey, sign};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 
 use crate::common;
 
@@ -39,35 +36,6 @@ fn input_lines() -> Vec<String> {
     ]
 }
 
-/// `authport links serve` on a free loopback port, and its address.
-async fn serve(dir: &Path, env: &[(String, String)]) -> (Child, String) {
-    let mut child = authport_command()
-        .current_dir(dir)
-        .args(["links", "serve", "--provider", "nango"])
-        .args(["--listen", "127.0.0.1:0", "--state", "state.db"])
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start authport links serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .await
-        .expect("the broker prints its address");
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .filter(|url| url.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .trim_end_matches('/')
-        .to_owned();
-    (child, url)
-}
-
 /// The signing key, read from the links store as someone with the state files could.
 fn stored_key(dir: &Path) -> LinkKey {
     let db = rusqlite::Connection::open(dir.join("state.db.links")).unwrap();
@@ -89,7 +57,9 @@ async fn a_broker_link_opens_in_a_browser_and_its_button_lands_on_the_vendor_pag
     let [(key, connection)] = sandbox.nango.connection_keys().try_into().unwrap();
     sandbox.nango.exhaust_refresh(&key, &connection);
 
-    let (_served, broker) = serve(dir.path(), &env).await;
+    let served =
+        Listening::spawn(dir.path(), &["links", "serve", "--provider", "nango"], &env).await;
+    let broker = served.url.clone();
     let reconnect = authport(
         dir.path(),
         &[

@@ -133,53 +133,6 @@ async fn reconnect_links_are_connect_sessions_for_imported_and_never_imported_re
     assert_eq!(sandbox.nango.sessions_created().len(), 2);
 }
 
-/// A running `authport links serve --provider nango` and the URL it listens on.
-struct Broker {
-    child: tokio::process::Child,
-    url: String,
-}
-
-impl Broker {
-    async fn start(dir: &std::path::Path, env: &[(String, String)]) -> Broker {
-        use tokio::io::AsyncBufReadExt;
-        let mut command = authport_command();
-        command
-            .current_dir(dir)
-            .args(["-vv", "links", "serve", "--provider", "nango"])
-            .args(["--listen", "127.0.0.1:0", "--state", "state.db"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let mut child = command.spawn().expect("start authport links serve");
-        let mut line = String::new();
-        tokio::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .await
-            .expect("the broker prints its address");
-        let url = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .filter(|url| url.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .trim_end_matches('/')
-            .to_owned();
-        Broker { child, url }
-    }
-
-    /// Stops it with SIGTERM; returns everything it logged.
-    async fn stop(mut self) -> String {
-        use tokio::io::AsyncReadExt;
-        signal(&self.child, "-TERM");
-        let mut stderr = String::new();
-        let mut pipe = self.child.stderr.take().expect("stderr");
-        pipe.read_to_string(&mut stderr).await.expect("stderr");
-        self.child.wait().await.expect("exits");
-        stderr
-    }
-}
-
 /// The person's visit: the page (GET), then Reconnect (POST of its form, CSRF token
 /// included). Returns the redirect's target.
 async fn press_reconnect(link: &str) -> String {
@@ -218,7 +171,12 @@ async fn broker_links_mint_one_nango_session_on_the_click_and_none_on_a_scanners
         .nango
         .exhaust_refresh(&hubspot_key, &hubspot_connection);
 
-    let broker = Broker::start(dir.path(), &env).await;
+    let broker = Listening::spawn(
+        dir.path(),
+        &["-vv", "links", "serve", "--provider", "nango"],
+        &env,
+    )
+    .await;
     let args = [
         "reconnect",
         "--provider",
@@ -284,7 +242,7 @@ async fn broker_links_mint_one_nango_session_on_the_click_and_none_on_a_scanners
     );
 
     // No session token in the broker's log, the terminal or the state.
-    let logged = broker.stop().await;
+    let (_, logged) = broker.stop().await;
     for session in &sessions {
         assert!(!logged.contains(&session.token), "{logged}");
         assert!(!out.printed().contains(&session.token));

@@ -4,7 +4,6 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::Stdio;
 
 use authport_core::Health;
 use authport_engine::EventStore;
@@ -12,8 +11,6 @@ use authport_sandbox::apideck::FailRefresh;
 use authport_sandbox::apideck::webhooks::sign;
 use common::*;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Child;
 
 const FAILED: &str = "vault.connection.token_refresh.failed";
 
@@ -28,10 +25,7 @@ type Case<'a> = (
 );
 
 /// A running `authport webhooks` and the URL it listens on.
-pub(crate) struct Receiver {
-    pub(crate) child: Child,
-    pub(crate) url: String,
-}
+pub(crate) use common::Listening as Receiver;
 
 impl Receiver {
     /// Starts the receiver on a free port; returns once it printed its address (it listens).
@@ -55,41 +49,9 @@ impl Receiver {
         env: &[(String, String)],
         extra: &[&str],
     ) -> Receiver {
-        let mut command = authport_command();
-        command
-            .current_dir(dir)
-            .args(["-vv", "webhooks", "--provider", provider])
-            .args(["--listen", "127.0.0.1:0", "--state", "state.db"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let mut child = command.spawn().expect("start authport webhooks");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .await
-            .expect("the receiver prints its address");
-        let url = line
-            .trim()
-            .rsplit(' ')
-            .next()
-            .filter(|url| url.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        Receiver { child, url }
-    }
-
-    /// Stops it with SIGTERM and returns its exit code and everything it logged.
-    pub(crate) async fn stop(mut self) -> (i32, String) {
-        signal(&self.child, "-TERM");
-        let mut stderr = String::new();
-        let mut pipe = self.child.stderr.take().expect("stderr");
-        pipe.read_to_string(&mut stderr).await.expect("stderr");
-        let status = self.child.wait().await.expect("exits");
-        (status.code().unwrap_or(-1), stderr)
+        let mut args = vec!["-vv", "webhooks", "--provider", provider];
+        args.extend_from_slice(extra);
+        Listening::spawn(dir, &args, env).await
     }
 }
 

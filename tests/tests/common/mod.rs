@@ -61,6 +61,58 @@ pub fn signal(child: &tokio::process::Child, signal: &str) {
     assert!(sent.success(), "kill {signal} {pid}");
 }
 
+/// A long-running `authport` command (`webhooks`, `links serve`) listening on a free loopback
+/// port, and the address it printed (without a trailing `/`).
+pub struct Listening {
+    pub child: tokio::process::Child,
+    pub url: String,
+}
+
+impl Listening {
+    /// Starts `authport ARGS --listen 127.0.0.1:0 --state state.db` in `dir`; returns once it
+    /// printed its address (it listens by then).
+    pub async fn spawn(dir: &Path, args: &[&str], env: &[(String, String)]) -> Listening {
+        use tokio::io::AsyncBufReadExt;
+        let mut command = authport_command();
+        command
+            .current_dir(dir)
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--state", "state.db"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        command.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start authport {args:?}: {e}"));
+        let mut line = String::new();
+        tokio::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .await
+            .expect("it prints its address");
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|url| url.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim_end_matches('/')
+            .to_owned();
+        Listening { child, url }
+    }
+
+    /// Stops it with SIGTERM and returns its exit code and everything it logged.
+    pub async fn stop(mut self) -> (i32, String) {
+        use tokio::io::AsyncReadExt;
+        signal(&self.child, "-TERM");
+        let mut stderr = String::new();
+        let mut pipe = self.child.stderr.take().expect("stderr");
+        pipe.read_to_string(&mut stderr).await.expect("stderr");
+        let status = self.child.wait().await.expect("exits");
+        (status.code().unwrap_or(-1), stderr)
+    }
+}
+
 /// Runs `authport ARGS` in `dir` with `env` added to a clean copy of the environment (no
 /// vendor variables inherited from the machine).
 pub async fn authport(dir: &Path, args: &[&str], env: &[(String, String)]) -> Output {
