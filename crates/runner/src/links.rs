@@ -25,7 +25,7 @@ use authport_links::{Broker, LinkClaims, LinkKey, MintRefused, Revocation, Visit
 use clap::{Args, Subcommand};
 
 use crate::config::ConfigFile;
-use crate::serve::{LimitArgs, Limits, RefusalLog, StopSignals, Stopped};
+use crate::serve::{LimitArgs, Limits, RefusalLog, StopSignals};
 
 #[derive(Debug, Subcommand)]
 pub enum LinksCommand {
@@ -100,29 +100,11 @@ pub async fn links(command: LinksCommand) -> anyhow::Result<Exit> {
     }
 }
 
-/// The refusal of a non-loopback `--listen` without `--allow-public-listen`. Pure.
-fn check_listen(listen: SocketAddr, allow_public: bool) -> Result<(), String> {
-    if listen.ip().is_loopback() || allow_public {
-        Ok(())
-    } else {
-        Err(format!(
-            "--listen {listen} is not a loopback address: the broker speaks plain HTTP, so run \
-             it on loopback behind a TLS reverse proxy (or give --allow-public-listen)"
-        ))
-    }
-}
-
 async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
     let plugin = authport_core::find_provider(&args.provider)
         .map_err(|e| crate::usage(anyhow::anyhow!("{e}")))?;
-    check_listen(args.listen, args.allow_public_listen)
+    crate::serve::check_listen(args.listen, args.allow_public_listen, "the broker")
         .map_err(|e| crate::usage(anyhow::anyhow!(e)))?;
-    if !args.listen.ip().is_loopback() {
-        tracing::warn!(
-            "listening on {}, not loopback: the broker speaks plain HTTP; expose it only through a TLS reverse proxy",
-            args.listen
-        );
-    }
     // The state first: nothing is built for a migration that does not exist.
     let store = LinksStore::open(&args.state)?;
     let names = authport_core::provider_names();
@@ -167,17 +149,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<Exit> {
         Arc::new(RefusalLog::default()),
     )
     .await;
-    Ok(match stopped {
-        Stopped::Graceful => Exit::Ok,
-        Stopped::GraceExpired { cut } => {
-            tracing::warn!("{cut} connections were cut at the end of the grace period");
-            Exit::Ok
-        }
-        Stopped::Interrupted => {
-            tracing::warn!("stopped at once by a second signal");
-            Exit::Interrupted
-        }
-    })
+    Ok(stopped.exit())
 }
 
 /// The provider's importer, paced at the vendor's default rate. No journal: its memo is in
@@ -339,9 +311,9 @@ mod tests {
     fn a_public_listen_needs_the_flag() {
         let public: SocketAddr = "0.0.0.0:8090".parse().unwrap();
         let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        assert!(check_listen(loopback, false).is_ok());
-        assert!(check_listen(public, true).is_ok());
-        let refused = check_listen(public, false).unwrap_err();
+        assert!(crate::serve::check_listen(loopback, false, "the broker").is_ok());
+        assert!(crate::serve::check_listen(public, true, "the broker").is_ok());
+        let refused = crate::serve::check_listen(public, false, "the broker").unwrap_err();
         assert!(refused.contains("--allow-public-listen"), "{refused}");
     }
 

@@ -115,6 +115,47 @@ pub enum Stopped {
     Interrupted,
 }
 
+impl Stopped {
+    /// The exit code of a listener that stopped this way (a cut at the end of the grace period
+    /// is logged, still a normal stop).
+    pub fn exit(self) -> authport_engine::Exit {
+        match self {
+            Stopped::Graceful => authport_engine::Exit::Ok,
+            Stopped::GraceExpired { cut } => {
+                tracing::warn!("{cut} connections were cut at the end of the grace period");
+                authport_engine::Exit::Ok
+            }
+            Stopped::Interrupted => {
+                tracing::warn!("stopped at once by a second signal");
+                authport_engine::Exit::Interrupted
+            }
+        }
+    }
+}
+
+/// The rule for `--listen` of a plain-HTTP listener (`what`: "the receiver", "the broker"):
+/// loopback, or another address only with `--allow-public-listen`, then with a warning. The
+/// refusal's text is returned for a usage error.
+pub fn check_listen(
+    listen: std::net::SocketAddr,
+    allow_public: bool,
+    what: &str,
+) -> Result<(), String> {
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if !allow_public {
+        return Err(format!(
+            "--listen {listen} is not a loopback address: {what} speaks plain HTTP, so run it \
+             on loopback behind a TLS reverse proxy (or give --allow-public-listen)"
+        ));
+    }
+    tracing::warn!(
+        "listening on {listen}, not loopback: {what} speaks plain HTTP; expose it only through a TLS reverse proxy"
+    );
+    Ok(())
+}
+
 /// SIGTERM and SIGINT (Ctrl-C), listened to from before the server starts until it ends, so no
 /// signal is lost between the first and the second.
 pub struct StopSignals {

@@ -35,7 +35,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::config::ConfigFile;
-use crate::serve::{LimitArgs, Limits, RefusalLog, StopSignals, Stopped};
+use crate::serve::{LimitArgs, Limits, RefusalLog, StopSignals};
 
 #[derive(Debug, Args)]
 pub struct WebhooksArgs {
@@ -141,19 +141,8 @@ pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Exit> {
     let plugin = authport_core::find_provider(&args.provider)
         .map_err(|e| crate::usage(anyhow::anyhow!("{e}")))?;
     authport_core::find_webhooks(plugin.name).map_err(|e| crate::usage(anyhow::anyhow!("{e}")))?;
-    if !args.listen.ip().is_loopback() {
-        if !args.allow_public_listen {
-            return Err(crate::usage(anyhow::anyhow!(
-                "--listen {} is not a loopback address: the receiver speaks plain HTTP, so run it \
-                 on loopback behind a TLS reverse proxy (or give --allow-public-listen)",
-                args.listen
-            )));
-        }
-        tracing::warn!(
-            "listening on {}, not loopback: the receiver speaks plain HTTP; expose it only through a TLS reverse proxy",
-            args.listen
-        );
-    }
+    crate::serve::check_listen(args.listen, args.allow_public_listen, "the receiver")
+        .map_err(|e| crate::usage(anyhow::anyhow!(e)))?;
     let names = authport_core::provider_names();
     let config = match &args.config {
         Some(path) => ConfigFile::load(path, &names).map_err(crate::usage)?,
@@ -203,17 +192,7 @@ pub async fn webhooks(args: WebhooksArgs) -> anyhow::Result<Exit> {
         c.unknown.load(Ordering::Relaxed),
         c.rejected.load(Ordering::Relaxed),
     );
-    Ok(match stopped {
-        Stopped::Graceful => Exit::Ok,
-        Stopped::GraceExpired { cut } => {
-            tracing::warn!("{cut} connections were cut at the end of the grace period");
-            Exit::Ok
-        }
-        Stopped::Interrupted => {
-            tracing::warn!("stopped at once by a second signal");
-            Exit::Interrupted
-        }
-    })
+    Ok(stopped.exit())
 }
 
 impl Receiver {
