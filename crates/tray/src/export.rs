@@ -46,6 +46,53 @@ pub fn build_exporter(context: &BuildContext) -> Result<Box<dyn AuthExporter>, C
 }
 
 impl TrayExporter {
+    /// One user's `viewer.authentications` (the export's and the cutover's listing), retried.
+    async fn list_auths(
+        &self,
+        user_ref: UserRef<'_>,
+        reads: &dyn ReadRetry,
+    ) -> Result<ViewerAuthenticationsData, ProviderError> {
+        let no_variables = json!({});
+        let list = GraphqlCall {
+            document: VIEWER_AUTHENTICATIONS_FOR_EXPORT,
+            variables: &no_variables,
+            effect: Effect::Read,
+            operation: "list authentications",
+            secrets: &[],
+        };
+        retry_read(reads, || async {
+            self.users
+                .graphql::<ViewerAuthenticationsData>(user_ref, list)
+                .await
+                .map_err(|failure| failure.error)
+        })
+        .await
+    }
+
+    /// Get full authentication of one auth, without `forceRefresh`, retried.
+    async fn full_auth(
+        &self,
+        user_ref: UserRef<'_>,
+        auth_id: &str,
+        reads: &dyn ReadRetry,
+    ) -> Result<FullAuthentication, ProviderError> {
+        let call = RestCall {
+            method: &Method::GET,
+            resource: Resource::FullAuthentication(auth_id),
+            body: None,
+            effect: Effect::Read,
+            operation: "get full authentication",
+            secrets: &[],
+        };
+        retry_read(reads, || async {
+            match self.users.rest(user_ref, call).await {
+                Ok((_, body)) => read_full(body.bytes()),
+                Err(failure) => Err(full_refusal(failure)),
+            }
+        })
+        .await
+    }
+
     pub fn new(context: &BuildContext) -> Result<Self, ConfigError> {
         let config = TrayConfig::from_context(context)?;
         let client = TrayClient::new(&config, context)?;
@@ -118,21 +165,7 @@ impl TrayExporter {
             user_id: Some(&user.id),
             secrets: &[],
         };
-        let no_variables = json!({});
-        let list = GraphqlCall {
-            document: VIEWER_AUTHENTICATIONS_FOR_EXPORT,
-            variables: &no_variables,
-            effect: Effect::Read,
-            operation: "list authentications",
-            secrets: &[],
-        };
-        let listed = retry_read(sink.reads(), || async {
-            self.users
-                .graphql::<ViewerAuthenticationsData>(user_ref, list)
-                .await
-                .map_err(|failure| failure.error)
-        })
-        .await;
+        let listed = self.list_auths(user_ref, sink.reads()).await;
         let listed = match listed {
             Ok(listed) => listed,
             Err(error) => {
@@ -146,21 +179,7 @@ impl TrayExporter {
         let incomplete = listing.has_next_page();
         for auth in listing.into_nodes() {
             counts.objects += 1;
-            let call = RestCall {
-                method: &Method::GET,
-                resource: Resource::FullAuthentication(&auth.id),
-                body: None,
-                effect: Effect::Read,
-                operation: "get full authentication",
-                secrets: &[],
-            };
-            let full = retry_read(sink.reads(), || async {
-                match self.users.rest(user_ref, call).await {
-                    Ok((_, body)) => read_full(body.bytes()),
-                    Err(failure) => Err(full_refusal(failure)),
-                }
-            })
-            .await;
+            let full = self.full_auth(user_ref, &auth.id, sink.reads()).await;
             match full.and_then(|full| to_record(&owner, &auth, full)) {
                 Ok(record) => sink.record(record).await?,
                 Err(error) => stop_or_report(error, &auth.id, sink).await?,

@@ -10,13 +10,9 @@ use authport_core::{
     CredentialRecord, ProviderError, ReadRetry, Removal, SourceObject, retry_read,
 };
 use authport_kit::{Effect, Method};
-use serde_json::json;
 
-use super::{
-    TrayExporter, VIEWER_AUTHENTICATIONS_FOR_EXPORT, ViewerAuthenticationsData, full_refusal,
-    read_full, to_record,
-};
-use crate::client::{GraphqlCall, Resource, RestCall, master_failure};
+use super::{TrayExporter, to_record};
+use crate::client::{Resource, RestCall, master_failure};
 use crate::users::UserRef;
 
 impl TrayExporter {
@@ -33,21 +29,7 @@ impl TrayExporter {
                 user_id: Some(&user.id),
                 secrets: &[],
             };
-            let no_variables = json!({});
-            let list = GraphqlCall {
-                document: VIEWER_AUTHENTICATIONS_FOR_EXPORT,
-                variables: &no_variables,
-                effect: Effect::Read,
-                operation: "list authentications",
-                secrets: &[],
-            };
-            let listed = retry_read(reads, || async {
-                self.users
-                    .graphql::<ViewerAuthenticationsData>(user_ref, list)
-                    .await
-                    .map_err(|failure| failure.error)
-            })
-            .await?;
+            let listed = self.list_auths(user_ref, reads).await?;
             let Some(auth) = listed
                 .viewer
                 .authentications
@@ -57,21 +39,7 @@ impl TrayExporter {
             else {
                 continue;
             };
-            let call = RestCall {
-                method: &Method::GET,
-                resource: Resource::FullAuthentication(&auth.id),
-                body: None,
-                effect: Effect::Read,
-                operation: "get full authentication",
-                secrets: &[],
-            };
-            let full = retry_read(reads, || async {
-                match self.users.rest(user_ref, call).await {
-                    Ok((_, body)) => read_full(body.bytes()),
-                    Err(failure) => Err(full_refusal(failure)),
-                }
-            })
-            .await?;
+            let full = self.full_auth(user_ref, &auth.id, reads).await?;
             return to_record(&owner, &auth, full).map(Some);
         }
         Ok(None)
