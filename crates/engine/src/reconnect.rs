@@ -1,7 +1,7 @@
 //! `reconnect`: the worklist of end users who must connect again, one row per owner and
 //! service, built from the same per-record status as `status` ([`crate::status::collect`]).
-//! The pure classification is in `kind`, writing rows in `rows`, vendor links minted on the spot in `mint`, broker links in `broker`, the
-//! unit tests in `tests`.
+//! The pure classification is in `kind`, writing rows in `rows`, vendor links minted on the
+//! spot in `mint`, broker links in `broker`, the unit tests in `tests`.
 //!
 //! It lists records imported and later `refresh_failed`, `revoked` or `deleted`, and records
 //! that failed permanently: their mapping can never succeed (e.g. an API key for an OAuth
