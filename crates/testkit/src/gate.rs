@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use authport_core::RequestGate;
+use authport_core::transport::RateWindow;
 
 /// Counts every `ready()`; optionally passes it on to another gate (the engine's `RunGate`), so
 /// a test can count the permits of a real, paced run.
@@ -16,6 +17,8 @@ pub struct CountingGate {
     permits: AtomicU64,
     /// The longest hold asked for (`hold_for`), in milliseconds.
     longest_hold_ms: AtomicU64,
+    /// Requests reported ended (`answered`).
+    answers: AtomicU64,
     inner: Option<Arc<dyn RequestGate>>,
 }
 
@@ -39,6 +42,7 @@ impl CountingGate {
         Arc::new(Self {
             permits: AtomicU64::new(0),
             longest_hold_ms: AtomicU64::new(0),
+            answers: AtomicU64::new(0),
             inner: Some(inner),
         })
     }
@@ -46,6 +50,11 @@ impl CountingGate {
     /// Permits handed out so far.
     pub fn count(&self) -> u64 {
         self.permits.load(Ordering::SeqCst)
+    }
+
+    /// Requests reported ended so far (`answered`, with or without a window).
+    pub fn answers(&self) -> u64 {
+        self.answers.load(Ordering::SeqCst)
     }
 
     /// The longest hold a provider asked for so far (zero if none).
@@ -70,6 +79,15 @@ impl RequestGate for CountingGate {
             inner.hold_for(wait);
         }
     }
+
+    // Every method the trait gives a default must be passed on: a wrapped `RunGate` paces on
+    // the windows it is told of (`--budget-share`), and would pace blind without them.
+    fn answered(&self, window: Option<RateWindow>) {
+        self.answers.fetch_add(1, Ordering::SeqCst);
+        if let Some(inner) = &self.inner {
+            inner.answered(window);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -85,5 +103,21 @@ mod tests {
         inner.ready().await;
         assert_eq!(outer.count(), 2);
         assert_eq!(inner.count(), 3);
+    }
+
+    #[test]
+    fn passes_holds_and_answers_on() {
+        let inner = CountingGate::new();
+        let outer = CountingGate::wrapping(inner.clone());
+        outer.hold_for(Duration::from_secs(3));
+        outer.answered(None);
+        outer.answered(Some(RateWindow {
+            limit: 200,
+            remaining: 150,
+            reset: Duration::from_secs(30),
+        }));
+        assert_eq!(outer.answers(), 2);
+        assert_eq!(inner.answers(), 2);
+        assert_eq!(inner.longest_hold(), Duration::from_secs(3));
     }
 }
