@@ -2,7 +2,8 @@
 //! a second client spending part of the window with the same key, authport never drives the
 //! window's remaining budget below the reserve (`ceil(0.7 × limit)`), meets no 429, and imports
 //! every record. The emulator's window is shortened so the run crosses several windows quickly;
-//! nothing here waits on a clock or asserts a duration.
+//! nothing here waits on a clock or asserts a duration. `migrate --budget-share` keeps the same
+//! reserve at its target.
 
 use crate::common;
 
@@ -40,19 +41,11 @@ fn env_value(env: &[(String, String)], name: &str) -> String {
         .unwrap_or_else(|| panic!("the sandbox sets {name}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_budget_share_keeps_the_reserve_of_every_window_while_another_client_spends() {
-    let sandbox = sandbox().await;
-    sandbox
-        .nango
-        .set_rate_limit(Some(RateLimit { per_minute: LIMIT }));
-    sandbox.nango.set_rate_window_secs(WINDOW_SECS);
-    let env = sandbox.env();
-
-    // The account's live traffic: the same key, a few reads of the window authport starts in.
+/// The account's live traffic: the same key, a few reads of the window authport starts in.
+async fn spend_some_of_the_window(env: &[(String, String)]) {
     let client = reqwest::Client::new();
-    let base = env_value(&env, "NANGO_API_URL");
-    let key = env_value(&env, "NANGO_SECRET_KEY");
+    let base = env_value(env, "NANGO_API_URL");
+    let key = env_value(env, "NANGO_SECRET_KEY");
     for _ in 0..OTHER_TRAFFIC {
         let answer = client
             .get(format!("{}/integrations", base.trim_end_matches('/')))
@@ -62,7 +55,34 @@ async fn a_budget_share_keeps_the_reserve_of_every_window_while_another_client_s
             .expect("the sandbox answers");
         assert!(answer.status().is_success(), "{}", answer.status());
     }
+}
 
+/// The lowest budget any Nango answer left is at least the reserve of a 0.3 share, and no
+/// request was refused.
+fn assert_reserve_kept(sandbox: &Sandbox) {
+    // ceil((1 - 0.3) × 40) = 28 requests of every window are left to the other traffic.
+    let reserve = 28;
+    let lowest = sandbox
+        .nango
+        .min_remaining()
+        .expect("requests were counted");
+    assert!(
+        lowest >= reserve,
+        "remaining went down to {lowest}, below the reserve {reserve}"
+    );
+    assert_eq!(sandbox.nango.rate_limited_count(), 0, "no 429");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_share_keeps_the_reserve_of_every_window_while_another_client_spends() {
+    let sandbox = sandbox().await;
+    sandbox
+        .nango
+        .set_rate_limit(Some(RateLimit { per_minute: LIMIT }));
+    sandbox.nango.set_rate_window_secs(WINDOW_SECS);
+    let env = sandbox.env();
+
+    spend_some_of_the_window(&env).await;
     let dir = scratch();
     let input = write_lines(dir.path(), "in.jsonl", &input_lines());
     let run = import_with_state(
@@ -80,17 +100,7 @@ async fn a_budget_share_keeps_the_reserve_of_every_window_while_another_client_s
         .count();
     assert_eq!(imported, RECORDS, "{:?}\n{}", run.report, run.out.stderr);
 
-    // ceil((1 - 0.3) × 40) = 28 requests of every window are left to the other traffic.
-    let reserve = 28;
-    let lowest = sandbox
-        .nango
-        .min_remaining()
-        .expect("requests were counted");
-    assert!(
-        lowest >= reserve,
-        "remaining went down to {lowest}, below the reserve {reserve}"
-    );
-    assert_eq!(sandbox.nango.rate_limited_count(), 0, "no 429");
+    assert_reserve_kept(&sandbox);
     // The run needed more than one window's share: the share bounded it.
     let summary = parse_lines(&run.out.stdout)
         .into_iter()
@@ -108,6 +118,55 @@ async fn a_budget_share_keeps_the_reserve_of_every_window_while_another_client_s
         assert!(event["eta_seconds"].is_u64(), "a file's ETA: {event}");
     }
     assert_no_canary("stderr", &run.out.stderr);
+}
+
+/// `migrate --budget-share` paces its target as `import` does: the records are put in the
+/// sandbox's Tray first (with the binary, before Nango's limit is set), then moved to Nango
+/// while the other client spends part of the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migrate_with_a_budget_share_keeps_the_targets_reserve() {
+    let sandbox = sandbox().await;
+    let env = sandbox.env();
+    let dir = scratch();
+    let input = write_lines(dir.path(), "in.jsonl", &input_lines());
+    let seeded = import_with_state("tray", &env, dir.path(), &input, &[]).await;
+    assert_eq!(seeded.out.code, 0, "{}", seeded.out.stderr);
+
+    sandbox
+        .nango
+        .set_rate_limit(Some(RateLimit { per_minute: LIMIT }));
+    sandbox.nango.set_rate_window_secs(WINDOW_SECS);
+    spend_some_of_the_window(&env).await;
+    let out = authport(
+        dir.path(),
+        &[
+            "migrate",
+            "--from",
+            "tray",
+            "--to",
+            "nango",
+            "--state",
+            "migrate.db",
+            "--report",
+            "migrated.jsonl",
+            "--budget-share",
+            "0.3",
+            "--rate",
+            "0",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = read_lines(&dir.path().join("migrated.jsonl"));
+    let migrated = statuses(&report)
+        .into_iter()
+        .filter(|(_, status)| status == "imported")
+        .count();
+    assert_eq!(migrated, RECORDS, "{report:?}\n{}", out.stderr);
+    assert_eq!(sandbox.nango.connection_count(), RECORDS);
+    assert_reserve_kept(&sandbox);
+    assert_no_canary("stderr", &out.stderr);
 }
 
 #[tokio::test]
@@ -141,4 +200,21 @@ async fn a_budget_share_outside_its_range_is_refused_naming_the_flag() {
             out.stderr
         );
     }
+    // migrate reads the flag with the same rule.
+    let out = authport(
+        dir.path(),
+        &[
+            "migrate",
+            "--from",
+            "tray",
+            "--to",
+            "nango",
+            "--budget-share",
+            "1.5",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--budget-share"), "{}", out.stderr);
 }

@@ -16,7 +16,9 @@ use authport_engine::{Cutover, EngineError, Exit, ImportOptions, Migration, Rate
 use clap::Args;
 use serde::Deserialize;
 
-use crate::cli::{Format, ProviderArgs, parse_concurrency, parse_rate, parse_rate_arg};
+use crate::cli::{
+    Format, ProviderArgs, parse_budget_share, parse_concurrency, parse_rate, parse_rate_arg,
+};
 use crate::config::ConfigFile;
 
 #[derive(Debug, Args)]
@@ -52,6 +54,11 @@ pub struct MigrateArgs {
     /// The target's requests per second, as `import --rate` (`0` for no limit, or `auto`).
     #[arg(long, value_name = "R/s|auto", value_parser = parse_rate_arg)]
     pub rate: Option<RateChoice>,
+    /// Spend at most this share of the target's rate budget, as `import --budget-share`
+    /// (above 0, at most 1; the source's reads are paced by `--source-rate` alone).
+    /// Default: `[engine] budget_share`, else 1.
+    #[arg(long, value_name = "F", value_parser = parse_budget_share)]
+    pub budget_share: Option<f64>,
     /// The source's requests per second (default: its documented limit; `0` for no limit).
     #[arg(long, value_name = "R/s", value_parser = parse_rate)]
     pub source_rate: Option<f64>,
@@ -201,7 +208,7 @@ pub async fn migrate(args: MigrateArgs, quiet: bool) -> Result<Exit, EngineError
         crate::RunFlags {
             concurrency: args.concurrency,
             rate: args.rate,
-            budget_share: None,
+            budget_share: args.budget_share,
             json: args.format == crate::cli::Format::Json,
             dry_run: args.dry_run,
             allow_target_change: args.allow_target_change,
