@@ -79,12 +79,20 @@ impl FingerprintKey {
     /// The keyed fingerprint (hex) of `parts`, each length-prefixed so that no two different
     /// lists of parts hash the same bytes.
     pub fn fingerprint(&self, parts: &[&[u8]]) -> String {
+        hex(&self.fingerprint_bytes(parts))
+    }
+
+    /// [`FingerprintKey::fingerprint`] as its 32 bytes, for keys stored as a BLOB (half the
+    /// size of the hex, and no text to build).
+    pub fn fingerprint_bytes(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = self.0.clone();
         for part in parts {
             mac.update(&(part.len() as u64).to_be_bytes());
             mac.update(part);
         }
-        hex(&mac.finalize().into_bytes())
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(&mac.finalize().into_bytes());
+        bytes
     }
 }
 

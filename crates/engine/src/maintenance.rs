@@ -305,6 +305,9 @@ pub async fn rollback(
         };
         emit(&mut writer, out, &line)?;
     }
+    // The records forgotten above released their claims and grants; delete those rows here,
+    // off the import's path (see `state/journal.rs`).
+    state.sweep_released()?;
     summary.top_failures = failures.top_failures();
     summary.elapsed = started.elapsed();
     Ok(summary)

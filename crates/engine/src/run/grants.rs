@@ -12,7 +12,7 @@
 use authport_core::{Auth, CredentialRecord, SecretString};
 
 use crate::dedupe::SeenIds;
-use crate::state::RunKeys;
+use crate::state::{Key, RunKeys};
 
 /// Which token stands for the grant, for the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,15 +53,15 @@ pub fn grant_token(record: &CredentialRecord) -> Option<(&SecretString, GrantTok
 /// One record's grant: the journal's key and which token it stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
-    pub key: String,
+    pub key: Key,
     pub token: GrantToken,
 }
 
 impl Grant {
     /// The 64 bits of the key the in-file index keeps.
     fn short(&self) -> i64 {
-        let prefix = self.key.get(..16).unwrap_or_default();
-        u64::from_str_radix(prefix, 16).map_or(0, |bits| bits.cast_signed())
+        let [a, b, c, d, e, f, g, h, ..] = *self.key.as_bytes();
+        i64::from_be_bytes([a, b, c, d, e, f, g, h])
     }
 }
 
@@ -160,7 +160,7 @@ mod tests {
             a.key, c.key,
             "a refresh token never matches an access token"
         );
-        assert!(!a.key.contains("CANARY"));
+        assert!(!format!("{a:?}").contains("CANARY"));
         let api_key = serde_json::json!({
             "id": "k", "owner": {"id": "o"}, "service": "s",
             "auth": {"type": "api_key", "api_key": "CANARY-k"},

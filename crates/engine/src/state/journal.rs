@@ -1,12 +1,27 @@
 //! The journal's rows and SQL: per record, what was applied at the target and the intent of a
 //! write in flight; per target address, which record claimed it. Each method is a statement or
 //! two; whether they autocommit or join a group commit is up to the caller ([`super::StateStore`]).
+//!
+//! Claims and grants are released by the journal row, not by deleting them: a claim or a grant
+//! holds only while its record has a journal row. `prepare` writes the claim and the intent (the
+//! row) in one transaction, and the row goes exactly when the old release happened (`clear_intent`
+//! of a record with nothing applied, `forget` after rollback). Taking an address or a grant is an
+//! upsert that takes over a row whose record has none; reading a grant's holder ignores such a
+//! holder. The hot path thus writes no index by record and deletes nothing; released rows are
+//! swept at the end of rollback and by the schema migration ([`super::schema::SWEEP`]).
+//!
+//! The one difference from deleting at release: a record that held two addresses (its target
+//! changed between runs), was rolled back, and is imported again holds its old address again
+//! until the sweep (likewise a grant). That errs on the safe side: another record mapping there
+//! gets `conflict`, never a second write to one object.
 
 use anyhow::Context as _;
 use authport_core::TargetRef;
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::group_commit::Transactional;
+
+use super::target::Key;
 
 /// What the journal knows about one record.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -42,7 +57,7 @@ pub struct JournalObject {
 #[derive(Debug, Clone, Copy)]
 pub struct GrantUse<'a> {
     /// The keyed hash ([`super::RunKeys::grant_key`]).
-    pub key: &'a str,
+    pub key: &'a Key,
     /// `--allow-shared-grants`: record the grant, never refuse the record for it.
     pub shared_allowed: bool,
 }
@@ -110,14 +125,25 @@ impl Transactional for Inner {
 
 impl Inner {
     /// Claims the target address `key` for the record; `Some(owner)` when another record
-    /// holds it. One insert when the address is new.
+    /// holds it. One insert when the address is new or released (module docs).
     pub(crate) fn claim(
         &self,
         provider: &str,
-        key: &str,
+        key: &Key,
         record_id: &str,
     ) -> anyhow::Result<Option<String>> {
-        if self.claim_new(provider, key, record_id)? {
+        if self
+            .take(
+                "INSERT INTO claims (provider, target_key, record_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (provider, target_key) DO UPDATE SET record_id = excluded.record_id
+                 WHERE NOT EXISTS (SELECT 1 FROM journal j
+                                   WHERE j.provider = claims.provider AND j.record_id = claims.record_id)",
+                provider,
+                key,
+                record_id,
+            )
+            .context("cannot write a target claim to the state journal")?
+        {
             return Ok(None);
         }
         let owner: String = self
@@ -189,7 +215,7 @@ impl Inner {
         &self,
         provider: &str,
         record_id: &str,
-        claim_key: &str,
+        claim_key: &Key,
         fingerprint: &str,
         grant: Option<GrantUse<'_>>,
     ) -> anyhow::Result<Prepared> {
@@ -216,16 +242,21 @@ impl Inner {
         Ok(Prepared::IntentCommitted(entry))
     }
 
-    /// Another record holding the grant `key`, if any (read-only: `--dry-run` asks too).
+    /// Another record holding the grant `key`, if any (read-only: `--dry-run` asks too). A
+    /// holder without a journal row has released it (module docs).
     pub(crate) fn grant_holder(
         &self,
         provider: &str,
-        key: &str,
+        key: &Key,
         record_id: &str,
     ) -> anyhow::Result<Option<String>> {
         let holder: Option<String> = self
             .connection
-            .prepare_cached("SELECT record_id FROM grants WHERE provider = ?1 AND grant_key = ?2")
+            .prepare_cached(
+                "SELECT record_id FROM grants WHERE provider = ?1 AND grant_key = ?2
+                 AND EXISTS (SELECT 1 FROM journal j
+                             WHERE j.provider = grants.provider AND j.record_id = grants.record_id)",
+            )
             .and_then(|mut statement| {
                 statement
                     .query_row(params![provider, key], |row| row.get(0))
@@ -235,25 +266,34 @@ impl Inner {
         Ok(holder.filter(|holder| holder != record_id))
     }
 
-    /// Records that the record holds the grant `key` (the first holder keeps it).
-    fn hold_grant(&self, provider: &str, key: &str, record_id: &str) -> anyhow::Result<()> {
-        self.insert_new(
+    /// Records that the record holds the grant `key` (a holder with a journal row keeps it:
+    /// with `--allow-shared-grants` that is the first).
+    fn hold_grant(&self, provider: &str, key: &Key, record_id: &str) -> anyhow::Result<()> {
+        self.take(
             "INSERT INTO grants (provider, grant_key, record_id) VALUES (?1, ?2, ?3)
-             ON CONFLICT (provider, grant_key) DO NOTHING",
-            [provider, key, record_id],
+             ON CONFLICT (provider, grant_key) DO UPDATE SET record_id = excluded.record_id
+             WHERE NOT EXISTS (SELECT 1 FROM journal j
+                               WHERE j.provider = grants.provider AND j.record_id = grants.record_id)",
+            provider,
+            key,
+            record_id,
         )
         .context("cannot write a grant to the state journal")?;
         Ok(())
     }
 
-    /// Inserts the claim if the address is unclaimed; `true` when it did (the record's now).
-    fn claim_new(&self, provider: &str, key: &str, record_id: &str) -> anyhow::Result<bool> {
-        self.insert_new(
-            "INSERT INTO claims (provider, target_key, record_id) VALUES (?1, ?2, ?3)
-             ON CONFLICT (provider, target_key) DO NOTHING",
-            [provider, key, record_id],
-        )
-        .context("cannot write a target claim to the state journal")
+    /// Runs an upsert of a claim or grant that takes over a released row: `true` when the row
+    /// is the record's now (inserted, or taken over). A row whose holder has a journal row is
+    /// left as it is, so nothing is written for it (an unchanged record writes no page).
+    fn take(
+        &self,
+        sql: &str,
+        provider: &str,
+        key: &Key,
+        record_id: &str,
+    ) -> rusqlite::Result<bool> {
+        let mut statement = self.connection.prepare_cached(sql)?;
+        Ok(statement.execute(params![provider, key, record_id])? == 1)
     }
 
     /// Writes the intent of a record the journal has no row for; `false` (nothing written)
@@ -276,6 +316,15 @@ impl Inner {
     fn insert_new(&self, sql: &str, values: [&str; 3]) -> rusqlite::Result<bool> {
         let mut statement = self.connection.prepare_cached(sql)?;
         Ok(statement.execute(values)? == 1)
+    }
+
+    /// Deletes the released claims and grants ([`super::schema::SWEEP`]); returns how many.
+    pub(crate) fn sweep(&self) -> anyhow::Result<u64> {
+        let before = self.connection.total_changes();
+        self.connection
+            .execute_batch(super::schema::SWEEP)
+            .context("cannot sweep released claims from the state journal")?;
+        Ok(self.connection.total_changes() - before)
     }
 
     pub(crate) fn record_outcome(
@@ -309,6 +358,8 @@ impl Inner {
         Ok(())
     }
 
+    /// Forgets an intent. A record with nothing applied loses its row, and with it its claims
+    /// and grants (module docs); one with an object keeps both.
     pub(crate) fn clear_intent(&self, provider: &str, record_id: &str) -> anyhow::Result<()> {
         // Two statements, each safe on its own if the process dies between them (in autocommit):
         // the first only touches rows with nothing applied, the second only rows with an object.
@@ -323,27 +374,12 @@ impl Inner {
                     .and_then(|mut statement| statement.execute(params![provider, record_id]))
             })
             .context("cannot clear intent in the state journal")?;
-        // Nothing of this record is at the target: its address is free for another record.
-        self.connection
-            .prepare_cached(
-                "DELETE FROM claims WHERE provider = ?1 AND record_id = ?2
-                 AND NOT EXISTS (SELECT 1 FROM journal WHERE provider = ?1 AND record_id = ?2)",
-            )
-            .and_then(|mut statement| statement.execute(params![provider, record_id]))
-            .context("cannot release a target claim in the state journal")?;
-        // Nor does the record hold a grant there any more.
-        self.connection
-            .prepare_cached(
-                "DELETE FROM grants WHERE provider = ?1 AND record_id = ?2
-                 AND NOT EXISTS (SELECT 1 FROM journal WHERE provider = ?1 AND record_id = ?2)",
-            )
-            .and_then(|mut statement| statement.execute(params![provider, record_id]))
-            .context("cannot release a grant in the state journal")?;
         Ok(())
     }
 
-    /// Removes a record's row and claims after rollback removed its object, and remembers the
-    /// record as rolled back (in the same transaction).
+    /// Removes a record's row after rollback removed its object, which releases its claims
+    /// and grants (module docs), and remembers the record as rolled back (in the same
+    /// transaction).
     pub(crate) fn forget(&self, provider: &str, record_id: &str) -> anyhow::Result<()> {
         self.connection
             .execute_batch("BEGIN")
@@ -357,18 +393,6 @@ impl Inner {
                 self.connection.execute(
                     "INSERT INTO rolled_back (provider, record_id) VALUES (?1, ?2)
                      ON CONFLICT (provider, record_id) DO NOTHING",
-                    params![provider, record_id],
-                )
-            })
-            .and_then(|_| {
-                self.connection.execute(
-                    "DELETE FROM claims WHERE provider = ?1 AND record_id = ?2",
-                    params![provider, record_id],
-                )
-            })
-            .and_then(|_| {
-                self.connection.execute(
-                    "DELETE FROM grants WHERE provider = ?1 AND record_id = ?2",
                     params![provider, record_id],
                 )
             })

@@ -49,7 +49,7 @@ use crate::group_commit::GroupCommit;
 use checkpointer::Checkpointer;
 
 pub use journal::{GrantUse, JournalEntry, JournalObject, Prepared};
-pub use target::{RunKeys, TargetPart};
+pub use target::{Key, RunKeys, TargetPart};
 
 use journal::{Inner, parse_target};
 use memo::StateMemo;
@@ -140,7 +140,11 @@ impl StateStore {
         connection: Connection,
         file: Option<(&Path, std::fs::File)>,
     ) -> anyhow::Result<StateStore> {
-        let salt = schema::initialise(&connection)?;
+        let what = file.as_ref().map_or_else(
+            || "the temporary state".to_owned(),
+            |(path, _)| format!("state file {}", path.display()),
+        );
+        let salt = schema::initialise(&connection, &what)?;
         let next_created_seq: i64 = connection.query_row(
             "SELECT COALESCE(MAX(created_seq), 0) + 1 FROM journal",
             [],
@@ -238,7 +242,7 @@ impl StateStore {
         &self,
         provider: &str,
         record_id: &str,
-        claim_key: &str,
+        claim_key: &Key,
         fingerprint: &str,
     ) -> anyhow::Result<Prepared> {
         self.prepare_with_grant(provider, record_id, claim_key, fingerprint, None)
@@ -252,17 +256,17 @@ impl StateStore {
         &self,
         provider: &str,
         record_id: &str,
-        claim_key: &str,
+        claim_key: &Key,
         fingerprint: &str,
         grant: Option<GrantUse<'_>>,
     ) -> anyhow::Result<Prepared> {
         let (provider, record_id, claim_key, fingerprint) = (
             provider.to_owned(),
             record_id.to_owned(),
-            claim_key.to_owned(),
+            *claim_key,
             fingerprint.to_owned(),
         );
-        let grant = grant.map(|g| (g.key.to_owned(), g.shared_allowed));
+        let grant = grant.map(|g| (*g.key, g.shared_allowed));
         self.shared
             .writer
             .run(move |inner| {
@@ -280,7 +284,7 @@ impl StateStore {
     pub fn grant_holder(
         &self,
         provider: &str,
-        grant_key: &str,
+        grant_key: &Key,
         record_id: &str,
     ) -> anyhow::Result<Option<String>> {
         self.shared
@@ -339,7 +343,8 @@ impl StateStore {
 
     /// Forgets an intent whose write certainly did not happen (rejected, not sent, retries of
     /// a transient failure exhausted), group-committed. A record with nothing applied loses its
-    /// row and its target claims, so a corrected record may take that target.
+    /// row, which releases its target claims and grants, so a corrected record may take that
+    /// target.
     pub async fn commit_clear_intent(&self, provider: &str, record_id: &str) -> anyhow::Result<()> {
         let (provider, record_id) = (provider.to_owned(), record_id.to_owned());
         self.shared
@@ -348,10 +353,17 @@ impl StateStore {
             .await
     }
 
-    /// Removes a record's row and its claims after rollback removed its object; the record is
-    /// remembered as rolled back ([`StateStore::rolled_back`]).
+    /// Removes a record's row after rollback removed its object, which releases its claims
+    /// and grants; the record is remembered as rolled back ([`StateStore::rolled_back`]).
     pub fn forget(&self, provider: &str, record_id: &str) -> anyhow::Result<()> {
         self.shared.lock().forget(provider, record_id)
+    }
+
+    /// Deletes the claims and grants released since the last sweep (their record has no
+    /// journal row: see `journal.rs`); returns how many. Rollback calls it
+    /// when it ends: not on the import's path, where a released row costs nothing.
+    pub fn sweep_released(&self) -> anyhow::Result<u64> {
+        self.shared.lock().sweep()
     }
 
     /// Records of `provider` whose object rollback removed and that have no object now (one
@@ -462,7 +474,17 @@ impl StateStore {
     }
 }
 
+/// A claim or grant key named in a test (the name's bytes, zero-padded).
+#[cfg(test)]
+fn key(name: &str) -> Key {
+    let mut bytes = [0u8; 32];
+    bytes[..name.len()].copy_from_slice(name.as_bytes());
+    Key::from(bytes)
+}
+
 #[cfg(test)]
 mod grant_tests;
+#[cfg(test)]
+mod schema_tests;
 #[cfg(test)]
 mod tests;

@@ -11,8 +11,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use crate::files::{Refusal, open_nofollow, precreate_private};
 
 /// The schema version this build writes; older files are migrated on open, once
-/// ([`migrate`]): 2 added the `grants` table.
-const SCHEMA_VERSION: &str = "2";
+/// ([`migrate`]): 2 added the `grants` table; 3 stores claim and grant keys as 32-byte BLOBs
+/// and drops the two by-record indexes. A file of a newer version is refused untouched.
+const SCHEMA_VERSION: u32 = 3;
 
 /// SQLite's `application_id` of an authport state file ("APRT"): set on creation, checked on
 /// open, so an unrelated database given as `--state` is refused instead of modified.
@@ -50,16 +51,15 @@ CREATE TABLE IF NOT EXISTS journal (
     pending_fingerprint TEXT,
     PRIMARY KEY (provider, record_id)
 ) WITHOUT ROWID;
--- Which record owns each target address (MappedRecord.target, keyed): two records must never
--- write the same object at the target.
+-- Which record owns each target address (MappedRecord.target, keyed: 32 bytes): two records
+-- must never write the same object at the target. A claim holds only while its record has a
+-- journal row (see `journal.rs`), so releasing one needs no index by record.
 CREATE TABLE IF NOT EXISTS claims (
     provider   TEXT NOT NULL,
-    target_key TEXT NOT NULL,
+    target_key BLOB NOT NULL,
     record_id  TEXT NOT NULL,
     PRIMARY KEY (provider, target_key)
 ) WITHOUT ROWID;
--- Releasing a record's claims (nothing of it written, or rolled back) finds them by record.
-CREATE INDEX IF NOT EXISTS claims_by_record ON claims (provider, record_id);
 CREATE TABLE IF NOT EXISTS memo (
     namespace TEXT NOT NULL,
     key       TEXT NOT NULL,
@@ -83,17 +83,60 @@ CREATE TABLE IF NOT EXISTS rolled_back (
 ";
 
 /// Schema 2: which record holds each OAuth grant (the keyed hash of its refresh token, else its
-/// access token; never the token), written with the intent, so a later run refuses a second
-/// record carrying the same grant. A record may hold several (its token changed between runs);
-/// they go with its journal row (nothing applied, or rolled back).
+/// access token; never the token: 32 bytes since schema 3), written with the intent, so a later
+/// run refuses a second record carrying the same grant. A record may hold several (its token
+/// changed between runs); they hold while its journal row exists, as claims do.
 pub(crate) const GRANTS_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS grants (
     provider  TEXT NOT NULL,
-    grant_key TEXT NOT NULL,
+    grant_key BLOB NOT NULL,
     record_id TEXT NOT NULL,
     PRIMARY KEY (provider, grant_key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS grants_by_record ON grants (provider, record_id);
+";
+
+/// Schema 1 or 2 → 3, inside [`migrate`]'s transaction: the hex keys become their 32 bytes
+/// (`unhex`; a row that is not hex could never match a key, so it is not copied), the tables
+/// are rebuilt without the by-record indexes, and claims and grants whose record has no journal
+/// row are swept ([`SWEEP`]). A schema-1 file has no `grants` yet: it gets the new table.
+const CLAIMS_TO_3: &str = "
+DROP INDEX IF EXISTS claims_by_record;
+ALTER TABLE claims RENAME TO claims_before_3;
+CREATE TABLE claims (
+    provider   TEXT NOT NULL,
+    target_key BLOB NOT NULL,
+    record_id  TEXT NOT NULL,
+    PRIMARY KEY (provider, target_key)
+) WITHOUT ROWID;
+INSERT INTO claims (provider, target_key, record_id)
+    SELECT provider, unhex(target_key), record_id FROM claims_before_3
+    WHERE unhex(target_key) IS NOT NULL;
+DROP TABLE claims_before_3;
+";
+
+const GRANTS_TO_3: &str = "
+DROP INDEX IF EXISTS grants_by_record;
+ALTER TABLE grants RENAME TO grants_before_3;
+CREATE TABLE grants (
+    provider  TEXT NOT NULL,
+    grant_key BLOB NOT NULL,
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (provider, grant_key)
+) WITHOUT ROWID;
+INSERT INTO grants (provider, grant_key, record_id)
+    SELECT provider, unhex(grant_key), record_id FROM grants_before_3
+    WHERE unhex(grant_key) IS NOT NULL;
+DROP TABLE grants_before_3;
+";
+
+/// Deletes the claims and grants whose record has no journal row: released ones (see
+/// `journal.rs`), which the hot path leaves in place. Run at the end of rollback and by the
+/// migration; a full scan of both tables, never per record.
+pub(crate) const SWEEP: &str = "
+DELETE FROM claims WHERE NOT EXISTS (
+    SELECT 1 FROM journal j WHERE j.provider = claims.provider AND j.record_id = claims.record_id);
+DELETE FROM grants WHERE NOT EXISTS (
+    SELECT 1 FROM journal j WHERE j.provider = grants.provider AND j.record_id = grants.record_id);
 ";
 
 /// Opens the state file at `path` for one run: refuses a symlink and a database that is not an
@@ -183,41 +226,110 @@ fn not_a_database(error: rusqlite::Error, path: &Path) -> anyhow::Error {
     error.into()
 }
 
-/// Creates the tables (new file) and returns the state's salt (made on first use).
-pub(crate) fn initialise(connection: &Connection) -> anyhow::Result<Vec<u8>> {
-    connection.execute_batch(SCHEMA)?;
-    connection.execute_batch(ADDED_TABLES)?;
-    connection.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))?;
+/// Creates the tables (new file) or brings an older file to [`SCHEMA_VERSION`] ([`migrate`]),
+/// and returns the state's salt (made on first use). `what` names the file in a refusal.
+pub(crate) fn initialise(connection: &Connection, what: &str) -> anyhow::Result<Vec<u8>> {
+    let version = file_version(connection)?;
+    match version.as_deref().map(|text| (text, parse_version(text))) {
+        None => {
+            connection.execute_batch(SCHEMA)?;
+            connection.execute_batch(ADDED_TABLES)?;
+            connection.execute_batch(GRANTS_TABLE)?;
+            connection.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))?;
+        }
+        Some((text, number)) if number.is_none_or(|number| number > SCHEMA_VERSION) => {
+            return Err(Refusal(format!(
+                "{what} has schema version {text}, made by a newer authport (this one reads up to {SCHEMA_VERSION}); it was left untouched (use that authport or a newer one)"
+            ))
+            .into());
+        }
+        Some(_) => {
+            migrate(connection)?;
+        }
+    }
     // A write at once: a file that cannot be written fails here, before anything is sent.
     connection.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
          ON CONFLICT (key) DO NOTHING",
-        params![SCHEMA_VERSION],
+        params![SCHEMA_VERSION.to_string()],
     )?;
-    migrate(connection)?;
-    salt(connection, "state file")
+    salt(connection, what)
 }
 
-/// Brings a file written by an older build to [`SCHEMA_VERSION`], once: the version is
-/// recorded in the same transaction as the change. Returns whether it changed anything.
-/// Schema 1 → 2: the `grants` table, empty; the next import fills it for every record it
-/// prepares (unchanged ones included), so grants journalled before are known from then on.
+/// The schema version the file records: `None` for a new (empty) file, "1" for a file with a
+/// journal and no recorded version (written before versions were recorded).
+fn file_version(connection: &Connection) -> anyhow::Result<Option<String>> {
+    let has_table = |name: &str| -> rusqlite::Result<bool> {
+        connection.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            params![name],
+            |row| row.get(0),
+        )
+    };
+    let recorded = if has_table("meta")? {
+        meta(connection, "schema_version")?
+    } else {
+        None
+    };
+    Ok(match recorded {
+        Some(text) => Some(text),
+        None if has_table("journal")? => Some("1".to_owned()),
+        None => None,
+    })
+}
+
+/// A recorded schema version as a number; `None` for one that is not (no build wrote it).
+fn parse_version(text: &str) -> Option<u32> {
+    text.parse().ok()
+}
+
+/// Brings a file written by an older build to [`SCHEMA_VERSION`], once, in one transaction that
+/// also records the version. Returns whether it changed anything.
+///
+/// - 1 → 2: the `grants` table, empty; the next import fills it for every record it prepares
+///   (unchanged ones included), so grants journalled before are known from then on.
+/// - 2 → 3: claim and grant keys from hex TEXT to 32-byte BLOBs ([`CLAIMS_TO_3`]), without the
+///   by-record indexes, and the released rows swept ([`SWEEP`]).
+///
+/// A file at this version only gets any table it lacks (dropped by hand).
 pub(crate) fn migrate(connection: &Connection) -> anyhow::Result<bool> {
-    let version = meta(connection, "schema_version")?;
-    if version.as_deref() == Some(SCHEMA_VERSION) {
-        // A new file, or one migrated before: the table exists unless it was dropped by hand.
+    // Tables older builds added in place, and any table missing: `IF NOT EXISTS` leaves an
+    // existing one (an old-shaped `claims` included) as it is.
+    connection.execute_batch(SCHEMA)?;
+    connection.execute_batch(ADDED_TABLES)?;
+    let version = file_version(connection)?
+        .as_deref()
+        .and_then(parse_version)
+        .unwrap_or(SCHEMA_VERSION);
+    if version >= SCHEMA_VERSION {
         connection.execute_batch(GRANTS_TABLE)?;
         return Ok(false);
     }
+    let has_grants: bool = connection.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'grants'",
+        [],
+        |row| row.get(0),
+    )?;
     connection
-        .execute_batch("BEGIN")
-        .and_then(|()| connection.execute_batch(GRANTS_TABLE))
+        .execute_batch("BEGIN IMMEDIATE")
+        .and_then(|()| connection.execute_batch(CLAIMS_TO_3))
+        .and_then(|()| {
+            connection.execute_batch(if has_grants {
+                GRANTS_TO_3
+            } else {
+                GRANTS_TABLE
+            })
+        })
+        .and_then(|()| connection.execute_batch(SWEEP))
+        .and_then(|()| {
+            connection.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID};"))
+        })
         .and_then(|()| {
             connection
                 .execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    params![SCHEMA_VERSION],
+                    params![SCHEMA_VERSION.to_string()],
                 )
                 .map(drop)
         })
@@ -226,11 +338,13 @@ pub(crate) fn migrate(connection: &Connection) -> anyhow::Result<bool> {
             if !connection.is_autocommit() {
                 let _ = connection.execute_batch("ROLLBACK");
             }
-            anyhow::Error::from(error).context("cannot upgrade the state file to schema 2")
+            anyhow::Error::from(error).context(format!(
+                "cannot upgrade the state file to schema {SCHEMA_VERSION}"
+            ))
         })?;
     tracing::info!(
-        from = version.as_deref().unwrap_or("?"),
-        "state file upgraded to schema {SCHEMA_VERSION} (shared-grant check)"
+        from = version,
+        "state file upgraded to schema {SCHEMA_VERSION} (binary claim and grant keys)"
     );
     Ok(true)
 }

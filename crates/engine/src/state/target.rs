@@ -5,13 +5,16 @@
 //! credential (never the credential). A later run against another target is refused, naming
 //! the part that differs, unless the operator allows the change (the new identity is recorded).
 //!
-//! Fingerprints and claim keys are HMAC-SHA256 under a key derived from the vendor credential
-//! and the state's salt, so the state file alone cannot check guesses of a record's secret.
+//! Fingerprints, claim keys and grant keys are HMAC-SHA256 under a key derived from the vendor
+//! credential and the state's salt, so the state file alone cannot check guesses of a record's
+//! secret. Fingerprints are hex text; claim and grant keys are the 32 bytes ([`Key`]), the
+//! primary keys of the two tables the import writes per record.
 
 use authport_core::{
     ExposeSecret as _, FingerprintKey, MappedRecord, SecretString, TargetIdentity,
 };
 use rusqlite::Connection;
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use serde_json::{Map, Value};
 
 use crate::files::Refusal;
@@ -106,6 +109,38 @@ pub(crate) fn mismatch(parts: &[TargetPart]) -> Refusal {
     ))
 }
 
+/// The keyed hash (HMAC-SHA256, see the module docs) a target address is claimed under or an
+/// OAuth grant is held under: 32 bytes, stored as a BLOB. Not a secret (the state's salt and
+/// the vendor credential key it), but `Debug` shows only its first bytes: enough to tell two
+/// apart in a test's failure.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key([u8; 32]);
+
+impl Key {
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl From<[u8; 32]> for Key {
+    fn from(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c, d, ..] = self.0;
+        write!(f, "Key({a:02x}{b:02x}{c:02x}{d:02x}…)")
+    }
+}
+
+impl ToSql for Key {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(ValueRef::Blob(&self.0)))
+    }
+}
+
 /// The keyed fingerprints of one run (see the module docs).
 #[derive(Debug, Clone)]
 pub struct RunKeys {
@@ -124,27 +159,29 @@ impl RunKeys {
     }
 
     /// The key a target address is claimed under, so the state holds no raw names.
-    pub fn claim_key(&self, target: &Map<String, Value>) -> String {
+    pub fn claim_key(&self, target: &Map<String, Value>) -> Key {
         let target = serde_json::to_vec(target).unwrap_or_default();
-        self.key.fingerprint(&[b"claim", &target])
+        self.address_key(&target)
     }
 
     /// [`RunKeys::fingerprint`] and [`RunKeys::claim_key`] of one mapped record, its target
     /// serialised once for both.
-    pub fn record_keys(&self, mapped: &MappedRecord) -> (String, String) {
+    pub fn record_keys(&self, mapped: &MappedRecord) -> (String, Key) {
         let target = serde_json::to_vec(&mapped.target).unwrap_or_default();
-        (
-            self.content_key(mapped, &target),
-            self.key.fingerprint(&[b"claim", &target]),
-        )
+        (self.content_key(mapped, &target), self.address_key(&target))
     }
 
     /// The key of an OAuth grant (its refresh token, else its access token: `kind` names
     /// which, so a refresh token never matches an access token), so the journal can tell two
     /// records sharing one grant apart without holding the token.
-    pub fn grant_key(&self, kind: &[u8], token: &SecretString) -> String {
-        self.key
-            .fingerprint(&[b"grant", kind, token.expose_secret().as_bytes()])
+    pub fn grant_key(&self, kind: &[u8], token: &SecretString) -> Key {
+        Key(self
+            .key
+            .fingerprint_bytes(&[b"grant", kind, token.expose_secret().as_bytes()]))
+    }
+
+    fn address_key(&self, target_json: &[u8]) -> Key {
+        Key(self.key.fingerprint_bytes(&[b"claim", target_json]))
     }
 
     fn content_key(&self, mapped: &MappedRecord, target_json: &[u8]) -> String {
