@@ -5,7 +5,6 @@
 use authport_core::record::escaped_name;
 use authport_core::{
     Auth, CredentialRecord, ExposeSecret, MappedRecord, MappingError, OAuth2, SecretJson,
-    redact_json,
 };
 use authport_kit::Payload;
 use chrono::{DateTime, Utc};
@@ -93,7 +92,6 @@ pub fn map_record(
         "Apideck's ConnectionImportData",
     )?;
 
-    let redacted_body = redact_json(&body, &record.secret_values());
     let destination = ApideckRef {
         consumer_id: record.owner.id.clone(),
         unified_api: target.unified_api.clone(),
@@ -103,7 +101,6 @@ pub fn map_record(
     Ok(MappedRecord {
         target: destination.to_map(),
         body: SecretJson::new(body),
-        redacted_body,
         notes,
         payload: Payload::new(destination),
     })

@@ -139,7 +139,7 @@ fn an_unknown_issue_time_is_stated_in_the_body_and_rendered_when_sent() {
     );
     assert_eq!(today.body, another_day.body);
     assert_eq!(
-        today.redacted_body["credentials"]["expires_at"],
+        today.redacted_body(&record)["credentials"]["expires_at"],
         json!("2026-11-03T13:00:00Z")
     );
     assert!(
@@ -239,14 +239,17 @@ fn expiry_cases_snapshot() {
         let record = record(
             &json!({"id": "acme-42/hubspot", "owner": {"id": "acme-42"}, "service": "hubspot", "auth": auth}),
         );
-        outcome_json(&map_with(
+        outcome_json(
             &record,
-            &hubspot,
-            &MapOptions {
-                suspect_milliseconds: policy,
-                ..options()
-            },
-        ))
+            &map_with(
+                &record,
+                &hubspot,
+                &MapOptions {
+                    suspect_milliseconds: policy,
+                    ..options()
+                },
+            ),
+        )
     };
     let base = |extra: Value| {
         let mut auth = json!({"type": "oauth2", "access_token": CANARY_ACCESS, "refresh_token": CANARY_REFRESH});

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{MappingError, ProviderError};
 use crate::record::CredentialRecord;
-use crate::secret::{SecretJson, SecretString};
+use crate::secret::{SecretJson, SecretString, redact_json};
 
 /// What the engine tells a provider to discover: one entry per distinct
 /// (`service`, `targets.<provider>`) pair found in the input.
@@ -49,8 +49,8 @@ impl DiscoveryKey {
 
 /// A record mapped to the provider's request, ready to send. Built by [`AuthImporter::map`].
 ///
-/// `target` and `redacted_body` are safe to print; `body` is not (it holds the secrets and is
-/// only exposed where the request is built). `payload` is the provider's own typed value for
+/// `target` is safe to print; `body` is not (it holds the secrets and is only exposed where the
+/// request is built): a plan prints [`MappedRecord::redacted_body`] instead. `payload` is the provider's own typed value for
 /// `import`, `reconcile` and `predict_skip`, so a provider never parses its printable `target`
 /// back.
 #[derive(Debug, Clone)]
@@ -66,8 +66,6 @@ pub struct MappedRecord {
     /// shows what is sent and a re-run on another day compares the same body. The engine
     /// fingerprints it to tell `unchanged` from `updated` on re-runs.
     pub body: SecretJson,
-    /// The same body with every secret value replaced by `"[redacted]"`, for `--dry-run` plans.
-    pub redacted_body: Value,
     /// Things the operator should know (e.g. "expiry omitted: Vault will queue a refresh").
     pub notes: Vec<String>,
     /// The provider's typed form of where the record goes, put in by `map` and read back with
@@ -79,6 +77,14 @@ impl MappedRecord {
     /// The provider's typed payload, if `map` put one of type `T` in.
     pub fn payload<T: Any>(&self) -> Option<&T> {
         self.payload.get()
+    }
+
+    /// The body with every string holding one of `record`'s secrets replaced by `"[redacted]"`:
+    /// the printable plan of `--dry-run`. Computed on demand, not by `map`, because only a plan
+    /// reads it and it is a second JSON tree per record. Redacting by value here, for every
+    /// provider, means a new body field can never slip a secret into a plan.
+    pub fn redacted_body(&self, record: &CredentialRecord) -> Value {
+        redact_json(self.body.expose(), &record.secret_values())
     }
 }
 
@@ -463,5 +469,42 @@ impl ConfigError {
         Self {
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+    use crate::record::from_json_located;
+
+    #[test]
+    fn the_redacted_body_hides_every_secret_and_keeps_the_rest() {
+        let record = from_json_located(
+            &json!({"id": "r-1", "owner": {"id": "o"}, "service": "s",
+                    "auth": {"type": "basic", "username": "CANARY-user", "password": "CANARY-pass"}}),
+            Utc::now(),
+        )
+        .unwrap();
+        let mapped = MappedRecord {
+            target: Map::new(),
+            body: SecretJson::new(json!({
+                "id": "r-1",
+                "credentials": {"username": "CANARY-user", "header": "Basic CANARY-pass"},
+                "list": ["CANARY-pass", 3],
+            })),
+            notes: Vec::new(),
+            payload: Payload::none(),
+        };
+        assert_eq!(
+            mapped.redacted_body(&record),
+            json!({
+                "id": "r-1",
+                "credentials": {"username": "[redacted]", "header": "[redacted]"},
+                "list": ["[redacted]", 3],
+            })
+        );
     }
 }

@@ -34,8 +34,8 @@ impl fmt::Debug for SecretJson {
 }
 
 /// Replaces every string in `value` that contains one of `secrets` with [`REDACTED`].
-/// Providers use it to derive the printable plan from the real body, so a new field can never
-/// slip a secret into the plan.
+/// `MappedRecord::redacted_body` derives the printable plan from the real body with it, so a
+/// new field can never slip a secret into the plan.
 pub fn redact_json(value: &Value, secrets: &[&str]) -> Value {
     match value {
         Value::String(text) if secrets.iter().any(|s| !s.is_empty() && text.contains(s)) => {

@@ -36,7 +36,6 @@ mod tests {
         MappedRecord {
             target: Map::new(),
             body: SecretJson::new(json!({"key": "CANARY-payload"})),
-            redacted_body: json!({}),
             notes: Vec::new(),
             payload,
         }

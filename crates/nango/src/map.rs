@@ -11,7 +11,7 @@
 
 use authport_core::{
     Auth, CredentialRecord, ExposeSecret, MappedRecord, MappingError, OAuth2, SecretJson,
-    SecretString, record_tag, redact_json,
+    SecretString, record_tag,
 };
 use authport_kit::Payload;
 use chrono::SecondsFormat;
@@ -113,7 +113,6 @@ pub fn map_record(
     let body = Value::Object(body);
     UPSERT_SCHEMA.check_body(&body, "Nango's upsert request schema")?;
 
-    let redacted_body = redact_json(&body, &record.secret_values());
     let destination = NangoRef {
         provider_config_key: destination.provider_config_key.clone(),
         connection_id,
@@ -121,7 +120,6 @@ pub fn map_record(
     Ok(MappedRecord {
         target: destination.to_map(),
         body: SecretJson::new(body),
-        redacted_body,
         notes,
         payload: Payload::new(destination),
     })

@@ -72,7 +72,7 @@ fn outcome(config: &NangoConfig, value: &Value) -> Value {
     )
     .and_then(|destination| map_record(&record, &destination));
     let view = match result {
-        Ok(mapped) => json!({"target": mapped.target, "body": mapped.redacted_body,
+        Ok(mapped) => json!({"target": mapped.target, "body": mapped.redacted_body(&record),
                              "notes": mapped.notes}),
         Err(error) => json!({"error": {"field": error.field, "message": error.message}}),
     };

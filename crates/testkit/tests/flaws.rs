@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use authport_core::{
     AuthImporter, BuildContext, ConfigError, CredentialRecord, DiscoveryKey, Disposition,
     ImportOutcome, MappedRecord, MappingError, PriorImport, ProviderError, ProviderLimits, Removal,
-    SecretJson, SecretString, TargetIdentity, TargetRef, Ungated, VerifyReport, redact_json,
+    SecretJson, SecretString, TargetIdentity, TargetRef, Ungated, VerifyReport,
 };
 use authport_kit::{Call, DEFAULT_MAX_RESPONSE_BYTES, Effect, HttpClient, Method, Url, Vendor};
 use authport_testkit::conformance::{self, Subject, WriteRequest};
@@ -163,7 +163,6 @@ impl AuthImporter for Probe {
         target.insert("external_id".to_owned(), json!(record.id));
         Ok(MappedRecord {
             target,
-            redacted_body: redact_json(&body, &record.secret_values()),
             body: SecretJson::new(body),
             notes: Vec::new(),
             payload: Default::default(),

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use authport_core::{
     Auth, CredentialRecord, ExposeSecret, MappedRecord, MappingError, SecretJson, record_tag,
-    redact_json,
 };
 use serde_json::{Map, Value, json};
 
@@ -542,7 +541,6 @@ pub fn map_record(
     };
     Ok(MappedRecord {
         target: target.to_map(),
-        redacted_body: redact_json(&body, &record.secret_values()),
         body: SecretJson::new(body),
         notes,
         payload: authport_kit::Payload::new(target),

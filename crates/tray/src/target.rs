@@ -243,7 +243,6 @@ mod tests {
             let mut mapped = MappedRecord {
                 target: original.to_map(),
                 body: authport_core::SecretJson::new(json!({})),
-                redacted_body: json!({}),
                 notes: Vec::new(),
                 payload: authport_kit::Payload::new(original.clone()),
             };

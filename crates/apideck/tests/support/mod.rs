@@ -138,12 +138,15 @@ pub fn map_with(
     map_record(record, &target, connector, options)
 }
 
-/// Snapshot-friendly view of a mapping: the redacted body, target and notes, or the error.
-pub fn outcome_json(result: &Result<MappedRecord, MappingError>) -> Value {
+/// Snapshot-friendly view of `record`'s mapping: the redacted body, target and notes, or the
+/// error.
+pub fn outcome_json(
+    record: &CredentialRecord,
+    result: &Result<MappedRecord, MappingError>,
+) -> Value {
     match result {
-        Ok(mapped) => {
-            json!({"target": mapped.target, "body": mapped.redacted_body, "notes": mapped.notes})
-        }
+        Ok(mapped) => json!({"target": mapped.target, "body": mapped.redacted_body(record),
+                             "notes": mapped.notes}),
         Err(error) => json!({"error": {"field": error.field, "message": error.message}}),
     }
 }

@@ -227,7 +227,7 @@ impl Run {
                 .state
                 .entry(&self.provider, &record.id)?
                 .unwrap_or_default();
-            report.plan = Some(mapped.redacted_body.clone());
+            report.plan = Some(mapped.redacted_body(record));
             if entry.is_unchanged(&fingerprint) {
                 report.status = Status::Unchanged;
                 return Ok(report);

@@ -17,7 +17,6 @@ fn mapped(secret: &str) -> MappedRecord {
     MappedRecord {
         target: json!({"name": "auth-a"}).as_object().cloned().unwrap(),
         body: SecretJson::new(json!({"api_key": secret})),
-        redacted_body: json!({"api_key": "[redacted]"}),
         notes: Vec::new(),
         payload: Default::default(),
     }

@@ -394,7 +394,7 @@ fn map(probe: &Probe<'_>, importer: &dyn AuthImporter, record: &CredentialRecord
         &format!(
             "{} {} {:?}",
             Value::Object(mapped.target.clone()),
-            mapped.redacted_body,
+            mapped.redacted_body(record),
             mapped.notes
         ),
     );
