@@ -209,8 +209,8 @@ impl Inner {
     /// before it. Otherwise the owner and the entry are read and the intent written when due.
     ///
     /// `grant`: the record's grant key; held by another record it is [`Prepared::SharedGrant`]
-    /// (checked first, so nothing is written) unless `grant.shared_allowed`. The record holds
-    /// the key from this transaction on.
+    /// (checked first: nothing is written) unless `grant.shared_allowed`. The record holds the
+    /// key from this transaction on.
     pub(crate) fn prepare(
         &self,
         provider: &str,
@@ -219,7 +219,12 @@ impl Inner {
         fingerprint: &str,
         grant: Option<GrantUse<'_>>,
     ) -> anyhow::Result<Prepared> {
+        // The grant first, as one upsert in the common case (a grant new to the journal); only
+        // when a holder with a journal row keeps it is the holder read. A grant taken here by a
+        // record that then meets a conflict stays with a record that has no journal row, which
+        // holds nothing (module docs), or with one that already carries it.
         if let Some(grant) = grant
+            && !self.hold_grant(provider, grant.key, record_id)?
             && !grant.shared_allowed
             && let Some(holder) = self.grant_holder(provider, grant.key, record_id)?
         {
@@ -227,9 +232,6 @@ impl Inner {
         }
         if let Some(owner) = self.claim(provider, claim_key, record_id)? {
             return Ok(Prepared::Conflict(owner));
-        }
-        if let Some(grant) = grant {
-            self.hold_grant(provider, grant.key, record_id)?;
         }
         if self.intent_for_new(provider, record_id, fingerprint)? {
             return Ok(Prepared::IntentCommitted(JournalEntry::default()));
@@ -266,9 +268,9 @@ impl Inner {
         Ok(holder.filter(|holder| holder != record_id))
     }
 
-    /// Records that the record holds the grant `key` (a holder with a journal row keeps it:
-    /// with `--allow-shared-grants` that is the first).
-    fn hold_grant(&self, provider: &str, key: &Key, record_id: &str) -> anyhow::Result<()> {
+    /// Records that the record holds the grant `key`; `false` when a holder with a journal row
+    /// keeps it (with `--allow-shared-grants` that is the first).
+    fn hold_grant(&self, provider: &str, key: &Key, record_id: &str) -> anyhow::Result<bool> {
         self.take(
             "INSERT INTO grants (provider, grant_key, record_id) VALUES (?1, ?2, ?3)
              ON CONFLICT (provider, grant_key) DO UPDATE SET record_id = excluded.record_id
@@ -278,8 +280,7 @@ impl Inner {
             key,
             record_id,
         )
-        .context("cannot write a grant to the state journal")?;
-        Ok(())
+        .context("cannot write a grant to the state journal")
     }
 
     /// Runs an upsert of a claim or grant that takes over a released row: `true` when the row
