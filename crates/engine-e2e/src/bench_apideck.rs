@@ -144,7 +144,7 @@ fn build_apideck(
     state: &StateStore,
     gate: &Arc<RunGate>,
 ) -> anyhow::Result<Arc<dyn AuthImporter>> {
-    let importer = super::bench_context(env(base), state, gate)
+    let importer = super::bench_context(env(base), state, gate.clone())
         .try_provider("apideck")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Arc::from(importer))
@@ -201,5 +201,6 @@ pub async fn import(
         "summary": summary.to_json(),
         "seconds": seconds,
         "records_per_second": summary.total() as f64 / seconds,
+        "peak_rss_kib": super::peak_rss_kib(),
     }))
 }

@@ -11,6 +11,7 @@
 //! bench_driver crash RECORDS KILLS
 //! bench_driver apideck-serve                  # fixed-response Vault; counts on stdin EOF
 //! bench_driver apideck-import BASE_URL INPUT STATE CONCURRENCY   # rate limit off
+//! bench_driver budget RECORDS WINDOW_SECS OTHER_PER_WINDOW   # Nango, --budget-share 0.3
 //! ```
 
 use std::collections::BTreeSet;
@@ -29,9 +30,11 @@ use rand::{Rng as _, SeedableRng as _};
 use serde_json::{Value, json};
 
 use authport_apideck as _;
+use authport_nango as _;
 use authport_tray as _;
 
 mod bench_apideck;
+mod bench_budget;
 
 /// The allocator of the `authport` binary, so the figures are the binary's.
 #[global_allocator]
@@ -74,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
             bench_apideck::import(arg(1)?, Path::new(arg(2)?), Path::new(arg(3)?), number(4)?)
                 .await?
         }
+        "budget" => bench_budget::budget(number(1)?, arg(2)?.parse()?, arg(3)?.parse()?).await?,
         other => bail!("unknown subcommand `{other}`"),
     };
     println!("{result}");
@@ -124,20 +128,19 @@ fn build_tray(
     state: &StateStore,
     gate: &Arc<RunGate>,
 ) -> anyhow::Result<Arc<dyn AuthImporter>> {
-    let importer = bench_context(env.to_vec(), state, gate)
+    let importer = bench_context(env.to_vec(), state, gate.clone())
         .try_provider("tray")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Arc::from(importer))
 }
 
 /// The context a bench importer is built with: the testkit's, with the state's memo, the
-/// run's gate and the binary's 30-second request timeout.
+/// run's gate (or a gate in front of it) and the binary's 30-second request timeout.
 fn bench_context(
     env: Vec<(String, String)>,
     state: &StateStore,
-    gate: &Arc<RunGate>,
+    gate: Arc<dyn authport_core::RequestGate>,
 ) -> authport_testkit::ContextBuilder {
-    let gate: Arc<dyn authport_core::RequestGate> = gate.clone();
     authport_testkit::context()
         .env(env)
         .memo(state.memo())

@@ -12,13 +12,14 @@ use authport_core::transport::RateWindow;
 
 /// Counts every `ready()`; optionally passes it on to another gate (the engine's `RunGate`), so
 /// a test can count the permits of a real, paced run.
-#[derive(Default)]
 pub struct CountingGate {
     permits: AtomicU64,
     /// The longest hold asked for (`hold_for`), in milliseconds.
     longest_hold_ms: AtomicU64,
     /// Requests reported ended (`answered`).
     answers: AtomicU64,
+    /// The lowest `remaining` of the windows answers reported (`u64::MAX`: none yet).
+    lowest_remaining: AtomicU64,
     inner: Option<Arc<dyn RequestGate>>,
 }
 
@@ -31,20 +32,31 @@ impl fmt::Debug for CountingGate {
     }
 }
 
+impl Default for CountingGate {
+    fn default() -> Self {
+        Self::counting(None)
+    }
+}
+
 impl CountingGate {
     /// A gate that never waits and counts.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Arc::new(Self::counting(None))
     }
 
     /// A gate that counts, then waits for `inner`.
     pub fn wrapping(inner: Arc<dyn RequestGate>) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new(Self::counting(Some(inner)))
+    }
+
+    fn counting(inner: Option<Arc<dyn RequestGate>>) -> Self {
+        Self {
             permits: AtomicU64::new(0),
             longest_hold_ms: AtomicU64::new(0),
             answers: AtomicU64::new(0),
-            inner: Some(inner),
-        })
+            lowest_remaining: AtomicU64::new(u64::MAX),
+            inner,
+        }
     }
 
     /// Permits handed out so far.
@@ -55,6 +67,12 @@ impl CountingGate {
     /// Requests reported ended so far (`answered`, with or without a window).
     pub fn answers(&self) -> u64 {
         self.answers.load(Ordering::SeqCst)
+    }
+
+    /// The lowest budget left (`X-RateLimit-Remaining`) that an answer through this gate
+    /// reported; `None` when no answer carried the vendor's window.
+    pub fn lowest_remaining(&self) -> Option<u64> {
+        Some(self.lowest_remaining.load(Ordering::SeqCst)).filter(|&lowest| lowest != u64::MAX)
     }
 
     /// The longest hold a provider asked for so far (zero if none).
@@ -84,6 +102,10 @@ impl RequestGate for CountingGate {
     // the windows it is told of (`--budget-share`), and would pace blind without them.
     fn answered(&self, window: Option<RateWindow>) {
         self.answers.fetch_add(1, Ordering::SeqCst);
+        if let Some(window) = window {
+            self.lowest_remaining
+                .fetch_min(window.remaining, Ordering::SeqCst);
+        }
         if let Some(inner) = &self.inner {
             inner.answered(window);
         }
@@ -118,6 +140,8 @@ mod tests {
         }));
         assert_eq!(outer.answers(), 2);
         assert_eq!(inner.answers(), 2);
+        assert_eq!(inner.lowest_remaining(), Some(150));
+        assert_eq!(CountingGate::new().lowest_remaining(), None);
         assert_eq!(inner.longest_hold(), Duration::from_secs(3));
     }
 }
