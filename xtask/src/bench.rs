@@ -1,11 +1,12 @@
 //! `cargo xtask bench`: the benchmarks of BENCHMARKS.md.
 //!
 //! The work is done by the `bench_driver` binary of `crates/engine-e2e` (release build), which
-//! links the engine, the Tray provider and the sandbox; this module orchestrates it, runs the reference
-//! load generator (`wrk`) and prints the figures, each a ratio taken within the same run.
+//! links the engine, the providers and the sandbox; this module orchestrates it, runs the
+//! reference load generator (`wrk`; for `apideck`, `oha` when only it is on the PATH) and prints
+//! the figures, each a ratio taken within the same run.
 //!
 //! ```text
-//! cargo xtask bench [--quick] [--debug] [--only overhead|apideck|memory|ratelimit|ratelimit-short|autorate|faults|crash|webhooks]
+//! cargo xtask bench [--quick] [--debug] [--only overhead|apideck|memory|ratelimit|ratelimit-short|autorate|budget|faults|crash|webhooks|migrate]
 //! ```
 //! `--quick` shrinks every input (a smoke run, not figures); `--debug` skips the release build.
 
@@ -18,6 +19,8 @@ use serde_json::Value;
 
 #[path = "bench_apideck.rs"]
 mod bench_apideck;
+#[path = "bench_budget.rs"]
+mod bench_budget;
 #[path = "bench_migrate.rs"]
 mod bench_migrate;
 #[path = "bench_support.rs"]
@@ -67,6 +70,21 @@ const QUICK: Sizes = Sizes {
     wrk_seconds: 3,
 };
 
+/// The names `--only` takes, in the order `cargo xtask bench` runs them.
+const SCENARIOS: [&str; 11] = [
+    "overhead",
+    "apideck",
+    "memory",
+    "ratelimit",
+    "ratelimit-short",
+    "autorate",
+    "budget",
+    "faults",
+    "crash",
+    "webhooks",
+    "migrate",
+];
+
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let debug = args.iter().any(|a| a == "--debug");
@@ -75,6 +93,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .map(String::as_str);
+    if let Some(name) = only
+        && !SCENARIOS.contains(&name)
+    {
+        bail!(
+            "no bench scenario `{name}` (scenarios: {})",
+            SCENARIOS.join(", ")
+        );
+    }
     let sizes = if quick { QUICK } else { FULL };
     let root = crate::workspace_root()?;
     let driver = build_driver(&root, debug)?;
@@ -94,17 +120,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         results.insert("overhead".into(), figure);
     }
     if wanted("apideck") {
-        // Apideck: overhead vs wrk and vs the aiohttp peer, concurrency 64, rate limit off.
-        let (records, rounds) = if quick { (5_000, 1) } else { (100_000, 3) };
-        let figure = bench_apideck::apideck(
-            &root,
-            &driver,
-            &work,
-            records,
-            64,
-            sizes.wrk_seconds,
-            rounds,
-        )?;
+        // Apideck: overhead vs wrk (or oha) and vs the aiohttp peer, concurrency 64, rate
+        // limit off; then peak RSS at the memory bench's two sizes.
+        let run = bench_apideck::ApideckRun {
+            records: if quick { 5_000 } else { 100_000 },
+            concurrency: 64,
+            reference_seconds: sizes.wrk_seconds,
+            rounds: if quick { 1 } else { 3 },
+            rss_records: [sizes.memory_small, sizes.memory_large],
+        };
+        let figure = bench_apideck::apideck(&root, &driver, &work, run)?;
         print_figure("apideck", &figure);
         results.insert("apideck".into(), figure);
     }
@@ -134,6 +159,17 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let figure = driver_json(&driver, &["autorate", &sizes.ratelimit_records.to_string()])?;
         print_figure("autorate", &figure);
         results.insert("autorate".into(), figure);
+    }
+    if wanted("budget") {
+        // --budget-share 0.3 into Nango's 200 a minute while another client spends 40 of each.
+        let run = if quick {
+            bench_budget::QUICK
+        } else {
+            bench_budget::FULL
+        };
+        let figure = bench_budget::budget(&driver, run)?;
+        print_figure("budget", &figure);
+        results.insert("budget".into(), figure);
     }
     if wanted("faults") {
         let figure = driver_json(&driver, &["faults", &sizes.fault_records.to_string()])?;
@@ -413,21 +449,11 @@ fn memory(driver: &Path, work: &Path, sizes: Sizes) -> anyhow::Result<Value> {
 }
 
 fn memory_of(driver: &Path, work: &Path, sizes: Sizes, stdin: bool) -> anyhow::Result<Value> {
-    let mut peaks = Vec::new();
-    for records in [sizes.memory_small, sizes.memory_large] {
+    let sizes_run = [sizes.memory_small, sizes.memory_large];
+    peak_rss_at(driver, work, "memory", sizes_run, 50, |records, input| {
         let sandbox = Sandbox::start(driver)?;
         let env = work.join("memory-env.json");
         sandbox.env_file(&env)?;
-        let input = work.join(format!("memory-{records}.jsonl"));
-        driver_json(
-            driver,
-            &[
-                "generate",
-                &input.display().to_string(),
-                &records.to_string(),
-                "50",
-            ],
-        )?;
         let state = work.join(format!("memory-{records}.db"));
         fresh(&state)?;
         let input_arg = if stdin {
@@ -445,13 +471,43 @@ fn memory_of(driver: &Path, work: &Path, sizes: Sizes, stdin: bool) -> anyhow::R
                 &sizes.concurrency.to_string(),
                 "0",
             ],
-            stdin.then_some(input.as_path()),
+            stdin.then_some(input),
         )?;
         let held = sandbox.stop()?;
         anyhow::ensure!(
             held["distinct_auth_names"].as_u64() == Some(records as u64),
             "the memory run did not import every record exactly once: {held}"
         );
+        Ok(result)
+    })
+}
+
+/// The importer's peak RSS (`VmHWM` of the driver process, its `peak_rss_kib`) at a small and
+/// a large input: for each size, generates `records` records (`owners` end users, `0`: one
+/// per record) to `WORK/NAME-RECORDS.jsonl`, runs `import` on it (which returns the driver's
+/// figure) and deletes the file. Reports both peaks and their ratio.
+fn peak_rss_at(
+    driver: &Path,
+    work: &Path,
+    name: &str,
+    sizes: [usize; 2],
+    owners: usize,
+    mut import: impl FnMut(usize, &Path) -> anyhow::Result<Value>,
+) -> anyhow::Result<Value> {
+    let mut peaks = Vec::new();
+    for records in sizes {
+        let input = work.join(format!("{name}-{records}.jsonl"));
+        let owners = if owners == 0 { records } else { owners };
+        driver_json(
+            driver,
+            &[
+                "generate",
+                &input.display().to_string(),
+                &records.to_string(),
+                &owners.to_string(),
+            ],
+        )?;
+        let result = import(records, &input)?;
         std::fs::remove_file(&input)?;
         peaks.push((
             records,
