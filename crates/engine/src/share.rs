@@ -9,6 +9,10 @@
 //! estimate only goes down (answers may arrive out of order). When a window has reset, what is
 //! left of the new one is unknown (the other traffic may have spent it): one request goes alone
 //! and its answer tells.
+//!
+//! Between answers the other traffic goes on spending: its pace is what the drop in `remaining`
+//! between two answers of one window shows beyond this run's own requests answered meanwhile,
+//! and a sender counts that pace over the time since the last answer before it goes.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,6 +24,9 @@ use crate::adaptive::Bound;
 /// With no answer for this long, requests counted in flight are taken as lost (a cancelled
 /// call never reports its end), so a run cannot wait for them forever.
 const LOST_AFTER: Duration = Duration::from_secs(30);
+
+/// The shortest time between two answers the other traffic's pace is measured over.
+const PACE_SPAN: Duration = Duration::from_secs(1);
 
 /// The requests kept for the account's other traffic out of a window of `limit`.
 pub fn reserve(share: f64, limit: u64) -> u64 {
@@ -49,6 +56,34 @@ pub struct WindowBudget {
     last_answer: Option<Instant>,
     /// Times a sender waited for the reserve: the share bounded the run.
     held: u64,
+    /// Answers with a window so far (this run's requests the vendor has counted).
+    answers: u64,
+    /// The answer the other traffic's pace is measured from: what it said, when, and
+    /// `answers` then.
+    seen: Option<Seen>,
+    /// When the last answer with a window came: the estimate `left` is as of then.
+    window_at: Option<Instant>,
+    /// The other traffic's pace in requests a second, from the last two answers of a window.
+    other_per_sec: f64,
+}
+
+/// One answer's view of the window, to tell the other traffic's pace from the next one.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    remaining: u64,
+    at: Instant,
+    reset_at: Instant,
+    answers: u64,
+}
+
+/// The other traffic's pace between two answers of one window: the drop in `remaining` that
+/// this run's `ours` answered requests do not explain, per second. `None` when the two do not
+/// tell (out of order, or no time between them).
+pub fn other_pace(before: u64, after: u64, ours: u64, seconds: f64) -> Option<f64> {
+    if after > before || seconds <= 0.0 {
+        return None;
+    }
+    Some((before - after).saturating_sub(ours) as f64 / seconds)
 }
 
 impl WindowBudget {
@@ -60,7 +95,18 @@ impl WindowBudget {
             probing: false,
             last_answer: None,
             held: 0,
+            answers: 0,
+            seen: None,
+            window_at: None,
+            other_per_sec: 0.0,
         }
+    }
+
+    /// What the other traffic has likely spent since the last answer with a window, at `now`.
+    fn others_since(&self, now: Instant) -> i64 {
+        self.window_at.map_or(0, |at| {
+            (self.other_per_sec * now.saturating_duration_since(at).as_secs_f64()).ceil() as i64
+        })
     }
 
     /// Times a sender was held for the reserve.
@@ -89,7 +135,7 @@ impl WindowBudget {
                 self.probing = true;
             }
             Some((left, reset_at)) => {
-                if left <= 0 {
+                if left - self.others_since(now) <= 0 {
                     self.held += 1;
                     return Admit::Until(reset_at);
                 }
@@ -111,10 +157,37 @@ impl WindowBudget {
             return;
         };
         self.probing = false;
+        self.answers += 1;
         let spendable = window.remaining as i64
             - reserve(self.share, window.limit) as i64
             - self.in_flight as i64;
         let reset_at = now + window.reset;
+        self.window_at = Some(now);
+        let anchor = Seen {
+            remaining: window.remaining,
+            at: now,
+            reset_at,
+            answers: self.answers,
+        };
+        match self.seen {
+            // The same window: its drop beyond this run's answered requests is the others'.
+            // Answers closer than `PACE_SPAN` keep the older anchor: one request of theirs
+            // within a millisecond is not a pace.
+            Some(seen) if now < seen.reset_at => {
+                let seconds = now.saturating_duration_since(seen.at).as_secs_f64();
+                if seconds >= PACE_SPAN.as_secs_f64() {
+                    let ours = self.answers - seen.answers;
+                    if let Some(pace) = other_pace(seen.remaining, window.remaining, ours, seconds)
+                    {
+                        self.other_per_sec = pace;
+                    }
+                    self.seen = Some(anchor);
+                }
+            }
+            // A new window: the pace seen in the last one is the best guess until this one's
+            // answers tell.
+            _ => self.seen = Some(anchor),
+        }
         self.left = Some(match self.left {
             // The same window: only ever lower (answers may arrive out of order).
             Some((left, known)) if now < known => (left.min(spendable), known.min(reset_at)),
@@ -248,6 +321,54 @@ mod tests {
         assert_eq!(budget.admit(now), Admit::Go);
         budget.answered(window(10, 5, 5), now);
         assert!(matches!(budget.admit(now), Admit::Until(_)));
+    }
+
+    #[test]
+    fn the_other_traffics_pace_is_the_drop_our_answered_requests_do_not_explain() {
+        assert_eq!(other_pace(100, 90, 4, 2.0), Some(3.0));
+        assert_eq!(other_pace(100, 96, 4, 2.0), Some(0.0));
+        assert_eq!(other_pace(100, 99, 4, 2.0), Some(0.0));
+        // Out of order (a later answer with more left), or no time between: nothing to tell.
+        assert_eq!(other_pace(90, 100, 0, 2.0), None);
+        assert_eq!(other_pace(100, 90, 0, 0.0), None);
+    }
+
+    #[test]
+    fn a_sender_counts_what_the_other_traffic_spent_since_the_last_answer() {
+        // Limit 100, share 0.5: reserve 50.
+        let mut budget = WindowBudget::new(0.5);
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        assert_eq!(budget.admit(start), Admit::Go);
+        budget.answered(window(100, 99, 60), start);
+        // Two seconds on, one more of ours answered and 10 of theirs: 5 a second.
+        assert_eq!(budget.admit(at(1)), Admit::Go);
+        budget.answered(window(100, 88, 58), at(2));
+        // 38 were spendable then; four seconds later the others have likely spent 20 more.
+        for _ in 0..18 {
+            assert_eq!(budget.admit(at(6)), Admit::Go);
+        }
+        assert!(matches!(budget.admit(at(6)), Admit::Until(_)));
+        // Without their pace the same answers would have let 38 go.
+        let mut blind = WindowBudget::new(0.5);
+        blind.answered(window(100, 88, 58), at(2));
+        for _ in 0..38 {
+            assert_eq!(blind.admit(at(6)), Admit::Go);
+        }
+        assert!(matches!(blind.admit(at(6)), Admit::Until(_)));
+    }
+
+    #[test]
+    fn answers_within_a_moment_of_each_other_do_not_make_a_pace() {
+        let mut budget = WindowBudget::new(0.5);
+        let start = Instant::now();
+        budget.answered(window(100, 99, 60), start);
+        // One of theirs between two answers a millisecond apart is not 1,000 a second.
+        budget.answered(window(100, 97, 60), start + Duration::from_millis(1));
+        assert_eq!(budget.other_per_sec, 0.0);
+        for _ in 0..47 {
+            assert_eq!(budget.admit(start + Duration::from_secs(1)), Admit::Go);
+        }
     }
 
     #[test]
