@@ -311,21 +311,23 @@ impl InputReader {
                 ));
             }
         };
-        let id = record::id_of(&value);
+        // The value is moved into the record (no copy of its strings), and the id of a bad
+        // record comes back with its problems.
         let record =
-            record::from_json_located(&value, self.now).map_err(|problems| InputError {
+            record::from_json_value_with_id(value, self.now).map_err(|invalid| InputError {
                 file: self.file.clone(),
                 line,
-                id: id.clone(),
-                problems,
+                id: invalid.id,
+                problems: invalid.problems,
             })?;
         if self.check_duplicates {
             let mut hasher = self.id_hasher.build_hasher();
             hasher.write(record.id.as_bytes());
             if !self.seen_ids.insert(hasher.finish()) {
+                // A valid record's id is one `id_of` reads back.
                 return Err(self.error(
                     line,
-                    id,
+                    Some(record.id),
                     "id",
                     "duplicate id: an earlier record in this file has the same id",
                 ));

@@ -228,29 +228,62 @@ impl fmt::Display for FieldProblem {
 const SUSPECT_MILLISECONDS_FROM: i64 = 1_000_000;
 
 /// Validates one parsed JSON value as a v1 record. `now` decides "already expired".
-/// Returns every problem found, not only the first.
+/// Returns every problem found, not only the first. See [`from_json_value`] for a value the
+/// caller no longer needs (its strings are moved into the record, not copied).
 pub fn from_json_located(
     value: &Value,
     now: DateTime<Utc>,
 ) -> Result<CredentialRecord, Vec<FieldProblem>> {
+    from_json_value(value.clone(), now)
+}
+
+/// [`from_json_located`] for an owned value: the record takes its strings and maps out of it.
+pub fn from_json_value(
+    value: Value,
+    now: DateTime<Utc>,
+) -> Result<CredentialRecord, Vec<FieldProblem>> {
+    from_json_value_with_id(value, now).map_err(|invalid| invalid.problems)
+}
+
+/// A record that failed validation.
+pub(crate) struct InvalidRecord {
+    /// The record's id when it could be read, as [`id_of`] reads it (for the report).
+    pub(crate) id: Option<String>,
+    pub(crate) problems: Vec<FieldProblem>,
+}
+
+/// [`from_json_value`] that keeps the id of a bad record, so the caller need not copy it out
+/// of the value beforehand.
+pub(crate) fn from_json_value_with_id(
+    value: Value,
+    now: DateTime<Utc>,
+) -> Result<CredentialRecord, InvalidRecord> {
     let mut problems = Problems::default();
-    let Some(map) = value.as_object() else {
-        problems.add(
-            "",
-            format!("expected a JSON object, found {}", type_name(value)),
-        );
-        return Err(problems.0);
+    let map = match value {
+        Value::Object(map) => map,
+        other => {
+            problems.add(
+                "",
+                format!("expected a JSON object, found {}", type_name(&other)),
+            );
+            return Err(InvalidRecord {
+                id: None,
+                problems: problems.0,
+            });
+        }
     };
-    let mut top = Fields::new(map, "", &mut problems);
+    let mut top = Fields::new(map, String::new(), &mut problems);
+    // `required_text` refuses exactly what `id_of` does not read back (absent, not a string,
+    // blank, control characters), so this is the id the report shows for a bad record.
     let id = top.required_text("id");
     let owner = top
         .required_object("owner")
-        .map(|(owner, path)| parse_owner(&owner, &path, top.problems));
+        .map(|(owner, path)| parse_owner(owner, path, top.problems));
     let service = top.required_text("service");
     let name = top.optional_text("name");
     let auth = top
         .required_object("auth")
-        .and_then(|(auth, path)| parse_auth(&auth, &path, now, top.problems));
+        .and_then(|(auth, path)| parse_auth(auth, path, now, top.problems));
     let settings = top.optional_object("settings").unwrap_or_default();
     let metadata = top.optional_object("metadata").unwrap_or_default();
     let targets = top.optional_object("targets").unwrap_or_default();
@@ -269,27 +302,32 @@ pub fn from_json_located(
 
     let owner = owner.flatten();
     if !problems.0.is_empty() {
-        return Err(problems.0);
+        return Err(InvalidRecord {
+            id,
+            problems: problems.0,
+        });
     }
-    let (Some(id), Some(owner), Some(service), Some((auth, warnings))) = (id, owner, service, auth)
-    else {
+    match (id, owner, service, auth) {
+        (Some(id), Some(owner), Some(service), Some((auth, warnings))) => Ok(CredentialRecord {
+            id,
+            owner,
+            service,
+            name,
+            auth,
+            settings,
+            metadata,
+            targets,
+            warnings,
+        }),
         // Every `None` above has recorded a problem.
-        return Err(vec![FieldProblem {
-            field: String::new(),
-            message: "record is incomplete".to_owned(),
-        }]);
-    };
-    Ok(CredentialRecord {
-        id,
-        owner,
-        service,
-        name,
-        auth,
-        settings,
-        metadata,
-        targets,
-        warnings,
-    })
+        (id, ..) => Err(InvalidRecord {
+            id,
+            problems: vec![FieldProblem {
+                field: String::new(),
+                message: "record is incomplete".to_owned(),
+            }],
+        }),
+    }
 }
 
 /// The record's `id`, if it can be read even from a record with problems (for the report).
@@ -302,7 +340,7 @@ pub fn id_of(value: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn parse_owner(map: &Map<String, Value>, path: &str, problems: &mut Problems) -> Option<Owner> {
+fn parse_owner(map: Map<String, Value>, path: String, problems: &mut Problems) -> Option<Owner> {
     let mut fields = Fields::new(map, path, problems);
     let id = fields.required_text("id");
     let name = fields.optional_text("name");
@@ -316,8 +354,8 @@ fn parse_owner(map: &Map<String, Value>, path: &str, problems: &mut Problems) ->
 }
 
 fn parse_auth(
-    map: &Map<String, Value>,
-    path: &str,
+    map: Map<String, Value>,
+    path: String,
     now: DateTime<Utc>,
     problems: &mut Problems,
 ) -> Option<(Auth, Vec<RecordWarning>)> {
@@ -364,10 +402,10 @@ fn parse_auth(
                         .problems
                         .add(&fields_path, "must hold at least one secret");
                 }
-                for (key, value) in &map {
-                    let key_path = format!("{fields_path}.{}", names::escaped_name(key));
+                for (key, value) in map {
+                    let key_path = format!("{fields_path}.{}", names::escaped_name(&key));
                     if let Some(secret) = secret_value(value, &key_path, fields.problems) {
-                        secrets.insert(key.clone(), secret);
+                        secrets.insert(key, secret);
                     }
                 }
                 secrets
@@ -380,8 +418,9 @@ fn parse_auth(
             let hint = names::likely_meant(other, AUTH_TYPES)
                 .map(|name| format!(" (did you mean `{name}`?)"))
                 .unwrap_or_default();
+            let path = fields.field_path("type");
             fields.problems.add(
-                format!("{path}.type"),
+                path,
                 format!(
                     "unknown auth type{hint}; expected one of: {}",
                     AUTH_TYPES.join(", ")
@@ -395,11 +434,10 @@ fn parse_auth(
 
 /// `Some(None)`: no expiry given; `None`: a problem was recorded.
 fn parse_expiry(
-    fields: &mut Fields<'_, '_>,
+    fields: &mut Fields<'_>,
     now: DateTime<Utc>,
     warnings: &mut Vec<RecordWarning>,
 ) -> Option<Option<Expiry>> {
-    let path = fields.path.clone();
     let expires_at = fields.optional_instant("expires_at");
     let issued_at = fields.optional_instant("issued_at");
     let expires_in = fields.optional_integer("expires_in");
@@ -409,7 +447,7 @@ fn parse_expiry(
         (None, _, None) => None,
         (Some(_), _, Some(_)) => {
             fields.problems.add(
-                format!("{path}.expires_in"),
+                fields.field_path("expires_in"),
                 "give either expires_at or issued_at + expires_in, not both",
             );
             return None;
@@ -417,7 +455,7 @@ fn parse_expiry(
         (Some(at), _, None) => Some(at),
         (None, None, Some(_)) => {
             fields.problems.add(
-                format!("{path}.expires_in"),
+                fields.field_path("expires_in"),
                 "needs issued_at: expires_in counts from the moment the token was issued",
             );
             return None;
@@ -426,7 +464,7 @@ fn parse_expiry(
             if seconds < 0 {
                 fields
                     .problems
-                    .add(format!("{path}.expires_in"), "must not be negative");
+                    .add(fields.field_path("expires_in"), "must not be negative");
                 return None;
             }
             if seconds >= SUSPECT_MILLISECONDS_FROM && seconds % 1000 == 0 {
@@ -435,7 +473,7 @@ fn parse_expiry(
                 // check (and below, an instant that parsed as RFC 3339). Secrets are strings
                 // in this format, so neither can be one, and the figure is what to fix.
                 warnings.push(RecordWarning {
-                    field: format!("{path}.expires_in"),
+                    field: fields.field_path("expires_in"),
                     message: format!(
                         "{seconds} looks like milliseconds ({} s); expires_in is in seconds ({} days as given)",
                         seconds / 1000,
@@ -448,7 +486,7 @@ fn parse_expiry(
             else {
                 fields
                     .problems
-                    .add(format!("{path}.expires_in"), "is out of range");
+                    .add(fields.field_path("expires_in"), "is out of range");
                 return None;
             };
             Some(at)
@@ -463,7 +501,7 @@ fn parse_expiry(
         && expiry.is_expired(now)
     {
         warnings.push(RecordWarning {
-            field: format!("{path}.access_token"),
+            field: fields.field_path("access_token"),
             message: format!(
                 "already expired at {}",
                 expiry

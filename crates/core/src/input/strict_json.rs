@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
 use crate::record::PathSegment;
@@ -127,17 +128,21 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
-            if map.contains_key(&key) {
-                self.0.start(key);
-                // The text is only a marker: `parse` reports the trail, never this message.
-                return Err(de::Error::custom("duplicate key"));
-            }
+            // One search of the map for both the duplicate check and the insertion.
+            let slot = match map.entry(key) {
+                Entry::Vacant(slot) => slot,
+                Entry::Occupied(taken) => {
+                    self.0.start(taken.key().clone());
+                    // The text is only a marker: `parse` reports the trail, never this message.
+                    return Err(de::Error::custom("duplicate key"));
+                }
+            };
             match access.next_value_seed(StrictValue(self.0)) {
                 Ok(value) => {
-                    map.insert(key, value);
+                    slot.insert(value);
                 }
                 Err(error) => {
-                    self.0.enclose(PathSegment::Key(key));
+                    self.0.enclose(PathSegment::Key(slot.key().clone()));
                     return Err(error);
                 }
             }

@@ -1,4 +1,8 @@
 //! Reading the fields of one JSON object with every problem located to its path.
+//!
+//! The object is owned and each value is taken out of it as it is read, so the record's
+//! strings and maps are moved from the parsed JSON, not copied (the reader parses every record
+//! once and needs the tree for nothing else).
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
@@ -8,7 +12,7 @@ use super::FieldProblem;
 use super::names::unknown_fields_message;
 
 pub(super) fn secret_value(
-    value: &Value,
+    value: Value,
     path: &str,
     problems: &mut Problems,
 ) -> Option<SecretString> {
@@ -17,11 +21,11 @@ pub(super) fn secret_value(
             problems.add(path, "secret is empty");
             None
         }
-        Value::String(text) => Some(SecretString::from(text.as_str())),
+        Value::String(text) => Some(SecretString::from(text)),
         other => {
             problems.add(
                 path,
-                format!("expected a string, found {}", type_name(other)),
+                format!("expected a string, found {}", type_name(&other)),
             );
             None
         }
@@ -52,18 +56,20 @@ impl Problems {
     }
 }
 
-/// Reads the fields of one JSON object, recording problems with their paths.
-pub(super) struct Fields<'a, 'p> {
-    map: &'a Map<String, Value>,
+/// Reads the fields of one JSON object, recording problems with their paths. Each key is read
+/// at most once: reading takes its value out (leaving `null`, so the object keeps its keys for
+/// [`Self::reject_unknown`]).
+pub(super) struct Fields<'p> {
+    map: Map<String, Value>,
     pub(super) path: String,
     pub(super) problems: &'p mut Problems,
 }
 
-impl<'a, 'p> Fields<'a, 'p> {
-    pub(super) fn new(map: &'a Map<String, Value>, path: &str, problems: &'p mut Problems) -> Self {
+impl<'p> Fields<'p> {
+    pub(super) fn new(map: Map<String, Value>, path: String, problems: &'p mut Problems) -> Self {
         Self {
             map,
-            path: path.to_owned(),
+            path,
             problems,
         }
     }
@@ -76,9 +82,12 @@ impl<'a, 'p> Fields<'a, 'p> {
         }
     }
 
-    /// The value of `key`, treating an explicit `null` as absent.
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(key).filter(|v| !v.is_null())
+    /// Takes the value of `key` out, treating an explicit `null` as absent.
+    fn take(&mut self, key: &str) -> Option<Value> {
+        self.map
+            .get_mut(key)
+            .map(Value::take)
+            .filter(|v| !v.is_null())
     }
 
     fn missing(&mut self, key: &str) {
@@ -95,7 +104,7 @@ impl<'a, 'p> Fields<'a, 'p> {
     }
 
     pub(super) fn required_text(&mut self, key: &str) -> Option<String> {
-        match self.get(key) {
+        match self.take(key) {
             None => {
                 self.missing(key);
                 None
@@ -107,18 +116,18 @@ impl<'a, 'p> Fields<'a, 'p> {
             }
             Some(Value::String(text)) => self.checked_text(key, text),
             Some(other) => {
-                self.wrong_type(key, "a string", other);
+                self.wrong_type(key, "a string", &other);
                 None
             }
         }
     }
 
     pub(super) fn optional_text(&mut self, key: &str) -> Option<String> {
-        match self.get(key) {
+        match self.take(key) {
             None => None,
             Some(Value::String(text)) => self.checked_text(key, text),
             Some(other) => {
-                self.wrong_type(key, "a string", other);
+                self.wrong_type(key, "a string", &other);
                 None
             }
         }
@@ -127,17 +136,17 @@ impl<'a, 'p> Fields<'a, 'p> {
     /// The one rule for every non-secret text of the format (ids, names, service, scopes,
     /// ...): no control characters. These texts are printed in logs, plans and reports, and an
     /// escape sequence or a newline there could rewrite the operator's terminal or forge lines.
-    fn checked_text(&mut self, key: &str, text: &str) -> Option<String> {
-        if has_control_characters(text) {
+    fn checked_text(&mut self, key: &str, text: String) -> Option<String> {
+        if has_control_characters(&text) {
             let path = self.field_path(key);
             self.problems.add(path, CONTROL_CHARACTERS);
             return None;
         }
-        Some(text.to_owned())
+        Some(text)
     }
 
     pub(super) fn required_secret(&mut self, key: &str) -> Option<SecretString> {
-        match self.get(key) {
+        match self.take(key) {
             None => {
                 self.missing(key);
                 None
@@ -150,53 +159,53 @@ impl<'a, 'p> Fields<'a, 'p> {
     }
 
     pub(super) fn optional_secret(&mut self, key: &str) -> Option<SecretString> {
-        let value = self.get(key)?;
+        let value = self.take(key)?;
         let path = self.field_path(key);
         secret_value(value, &path, self.problems)
     }
 
     pub(super) fn required_object(&mut self, key: &str) -> Option<(Map<String, Value>, String)> {
-        match self.get(key) {
+        match self.take(key) {
             None => {
                 self.missing(key);
                 None
             }
-            Some(Value::Object(map)) => Some((map.clone(), self.field_path(key))),
+            Some(Value::Object(map)) => Some((map, self.field_path(key))),
             Some(other) => {
-                self.wrong_type(key, "an object", other);
+                self.wrong_type(key, "an object", &other);
                 None
             }
         }
     }
 
     pub(super) fn optional_object(&mut self, key: &str) -> Option<Map<String, Value>> {
-        match self.get(key) {
+        match self.take(key) {
             None => None,
-            Some(Value::Object(map)) => Some(map.clone()),
+            Some(Value::Object(map)) => Some(map),
             Some(other) => {
-                self.wrong_type(key, "an object", other);
+                self.wrong_type(key, "an object", &other);
                 None
             }
         }
     }
 
     pub(super) fn optional_string_list(&mut self, key: &str) -> Vec<String> {
-        match self.get(key) {
+        match self.take(key) {
             None => Vec::new(),
             Some(Value::Array(items)) => {
                 let mut list = Vec::with_capacity(items.len());
-                for (index, item) in items.iter().enumerate() {
+                for (index, item) in items.into_iter().enumerate() {
                     match item {
-                        Value::String(text) if has_control_characters(text) => {
+                        Value::String(text) if has_control_characters(&text) => {
                             let path = format!("{}[{index}]", self.field_path(key));
                             self.problems.add(path, CONTROL_CHARACTERS);
                         }
-                        Value::String(text) => list.push(text.clone()),
+                        Value::String(text) => list.push(text),
                         other => {
                             let path = format!("{}[{index}]", self.field_path(key));
                             self.problems.add(
                                 path,
-                                format!("expected a string, found {}", type_name(other)),
+                                format!("expected a string, found {}", type_name(&other)),
                             );
                         }
                     }
@@ -204,7 +213,7 @@ impl<'a, 'p> Fields<'a, 'p> {
                 list
             }
             Some(other) => {
-                self.wrong_type(key, "an array of strings", other);
+                self.wrong_type(key, "an array of strings", &other);
                 Vec::new()
             }
         }
@@ -212,7 +221,7 @@ impl<'a, 'p> Fields<'a, 'p> {
 
     /// `Some(None)` when absent, `None` when a problem was recorded.
     pub(super) fn optional_integer(&mut self, key: &str) -> Option<Option<i64>> {
-        match self.get(key) {
+        match self.take(key) {
             None => Some(None),
             Some(Value::Number(n)) => match n.as_i64() {
                 Some(n) => Some(Some(n)),
@@ -224,7 +233,7 @@ impl<'a, 'p> Fields<'a, 'p> {
                 }
             },
             Some(other) => {
-                self.wrong_type(key, "an integer", other);
+                self.wrong_type(key, "an integer", &other);
                 None
             }
         }
@@ -232,9 +241,9 @@ impl<'a, 'p> Fields<'a, 'p> {
 
     /// `Some(None)` when absent, `None` when a problem was recorded.
     pub(super) fn optional_instant(&mut self, key: &str) -> Option<Option<DateTime<Utc>>> {
-        match self.get(key) {
+        match self.take(key) {
             None => Some(None),
-            Some(Value::String(text)) => match DateTime::parse_from_rfc3339(text) {
+            Some(Value::String(text)) => match DateTime::parse_from_rfc3339(&text) {
                 Ok(at) => Some(Some(at.with_timezone(&Utc))),
                 Err(_) => {
                     let path = self.field_path(key);
@@ -246,7 +255,7 @@ impl<'a, 'p> Fields<'a, 'p> {
                 }
             },
             Some(other) => {
-                self.wrong_type(key, "an RFC 3339 date-time string", other);
+                self.wrong_type(key, "an RFC 3339 date-time string", &other);
                 None
             }
         }
