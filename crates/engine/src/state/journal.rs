@@ -337,22 +337,38 @@ impl Inner {
         created_now: bool,
     ) -> anyhow::Result<()> {
         let seq = self.next_created_seq;
-        self.connection
+        let values = params![
+            provider,
+            record_id,
+            fingerprint,
+            target_json,
+            created_now,
+            seq
+        ];
+        // The intent's row is there in the common case: one UPDATE (an upsert would look the
+        // row up twice, for the insert's conflict and for its update). SET reads the old row.
+        let updated = self
+            .connection
             .prepare_cached(
-                "INSERT INTO journal (provider, record_id, fingerprint, target, created, created_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?5 THEN ?6 END)
-                 ON CONFLICT (provider, record_id) DO UPDATE SET
-                     fingerprint = excluded.fingerprint,
-                     target = excluded.target,
-                     created = journal.created OR excluded.created,
-                     created_seq = CASE WHEN journal.created THEN journal.created_seq
-                                        ELSE excluded.created_seq END,
-                     pending_fingerprint = NULL",
+                "UPDATE journal SET
+                     fingerprint = ?3,
+                     target = ?4,
+                     created = created OR ?5,
+                     created_seq = CASE WHEN created THEN created_seq WHEN ?5 THEN ?6 END,
+                     pending_fingerprint = NULL
+                 WHERE provider = ?1 AND record_id = ?2",
             )
-            .and_then(|mut statement| {
-                statement.execute(params![provider, record_id, fingerprint, target_json, created_now, seq])
-            })
+            .and_then(|mut statement| statement.execute(values))
             .context("cannot write outcome to the state journal")?;
+        if updated == 0 {
+            self.connection
+                .prepare_cached(
+                    "INSERT INTO journal (provider, record_id, fingerprint, target, created, created_seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?5 THEN ?6 END)",
+                )
+                .and_then(|mut statement| statement.execute(values))
+                .context("cannot write outcome to the state journal")?;
+        }
         if created_now {
             self.next_created_seq += 1;
         }
