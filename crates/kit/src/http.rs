@@ -15,7 +15,9 @@ use authport_core::transport::{
 use authport_core::{
     BuildContext, ConfigError, EnvSnapshot, ExposeSecret, ProviderError, RequestGate, SecretString,
 };
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER,
+};
 use reqwest::redirect::Policy;
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
@@ -65,8 +67,15 @@ pub struct Call<'a> {
     operation: String,
     bearer: Option<&'a SecretString>,
     headers: HeaderMap,
-    json: Option<&'a Value>,
+    json: Option<JsonBody<'a>>,
     secrets: &'a [&'a str],
+}
+
+/// A call's JSON body: a tree, or the bytes a provider serialized itself (e.g. a mapped body
+/// with a value rendered at send time, written without building a second tree).
+enum JsonBody<'a> {
+    Tree(&'a Value),
+    Serialized(Vec<u8>),
 }
 
 impl fmt::Debug for Call<'_> {
@@ -109,7 +118,15 @@ impl<'a> Call<'a> {
 
     /// A JSON body (it may hold secrets: it is never logged nor quoted).
     pub fn json(mut self, body: &'a Value) -> Self {
-        self.json = Some(body);
+        self.json = Some(JsonBody::Tree(body));
+        self
+    }
+
+    /// A JSON body already serialized by the provider (it may hold secrets: never logged nor
+    /// quoted). Sent exactly as [`Call::json`] sends a tree: the same bytes for the same
+    /// JSON, and `Content-Type: application/json` unless the call set one.
+    pub fn json_bytes(mut self, body: Vec<u8>) -> Self {
+        self.json = Some(JsonBody::Serialized(body));
         self
     }
 
@@ -393,9 +410,18 @@ impl HttpClient {
         } else {
             &self.remote
         };
+        let request_sets_content_type = headers.contains_key(CONTENT_TYPE);
         let mut request = client.request(method, url.clone()).headers(headers);
-        if let Some(body) = json {
-            request = request.json(body);
+        match json {
+            Some(JsonBody::Tree(body)) => request = request.json(body),
+            Some(JsonBody::Serialized(body)) => {
+                // reqwest's `json` rule: the JSON content type unless the call set one.
+                if !request_sets_content_type {
+                    request = request.header(CONTENT_TYPE, "application/json");
+                }
+                request = request.body(body);
+            }
+            None => {}
         }
         let labelled = format!("{} {operation}", self.vendor.name);
         self.gate.ready().await;
