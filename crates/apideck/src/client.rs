@@ -20,7 +20,9 @@ use serde_json::Value;
 
 use crate::config::ApideckConfig;
 use crate::target::ApideckRef;
-use crate::wire::{Connection, ConsumersPage, Envelope, ErrorEnvelope, ValidatedState};
+use crate::wire::{
+    Connection, ConsumersPage, Envelope, ErrorEnvelope, ImportedConnection, ValidatedState,
+};
 
 const APP_HEADER: HeaderName = HeaderName::from_static("x-apideck-app-id");
 const CONSUMER_HEADER: HeaderName = HeaderName::from_static("x-apideck-consumer-id");
@@ -109,6 +111,8 @@ pub struct VaultClient {
     /// The configured base, parsed once: each call's URL is it with its path extended
     /// (`/vault/...`), so scheme and host are not parsed per request.
     base: Url,
+    /// `{base}/vault/connections`, the prefix of every connection's URL, built once.
+    connections_base: Url,
     api_key: SecretString,
     app_id: HeaderValue,
 }
@@ -127,9 +131,12 @@ impl VaultClient {
         let app_id = HeaderValue::from_str(&config.app_id).map_err(|_| {
             ConfigError::new("the apideck application id is not a valid header value")
         })?;
+        let connections_base = url_at(&config.api_url, &["vault", "connections"])
+            .map_err(|_| ConfigError::new("the apideck API URL cannot take a path"))?;
         Ok(Self {
             http: HttpClient::new(VENDOR, context, vec![config.api_key.clone()])?,
             base: config.api_url.clone(),
+            connections_base,
             api_key: config.api_key.clone(),
             app_id,
         })
@@ -141,9 +148,15 @@ impl VaultClient {
         at: &ApideckRef,
         secrets: &[&str],
     ) -> Result<Lookup, ProviderError> {
-        let (url, path) = self.connection_url(at, None)?;
+        let (url, operation) = self.connection_url(Method::GET, at, None)?;
         let call = self
-            .call(Method::GET, url, &path, Effect::Read, Some(&at.consumer_id))?
+            .call_named(
+                Method::GET,
+                url,
+                operation,
+                Effect::Read,
+                Some(&at.consumer_id),
+            )?
             .secrets(secrets);
         match self
             .http
@@ -197,25 +210,40 @@ impl VaultClient {
         at: &ApideckRef,
         body: &Value,
         secrets: &[&str],
-    ) -> Result<Connection, ProviderError> {
-        let (url, path) = self.connection_url(at, Some("import"))?;
-        let effect = Effect::IdempotentWrite;
+    ) -> Result<ImportedConnection, ProviderError> {
+        // Serializing a JSON tree into memory cannot fail.
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        self.import_serialized(at, bytes, secrets).await
+    }
+
+    /// [`Self::import`] of a body the importer serialized itself (the mapped body with its
+    /// expiry rendered, [`crate::expiry::render_at_send_bytes`]).
+    pub async fn import_serialized(
+        &self,
+        at: &ApideckRef,
+        body: Vec<u8>,
+        secrets: &[&str],
+    ) -> Result<ImportedConnection, ProviderError> {
+        let (url, operation) = self.connection_url(Method::POST, at, Some("import"))?;
         let call = self
-            .call(Method::POST, url, &path, effect, Some(&at.consumer_id))?
-            .json(body)
+            .call_named(
+                Method::POST,
+                url,
+                operation,
+                Effect::IdempotentWrite,
+                Some(&at.consumer_id),
+            )?
+            .json_bytes(body)
             .secrets(secrets);
         let answer = self.http.send(call).await.map_err(ProviderError::from)?;
         // The kit's rule would make an unreadable answer an unknown outcome; this 2xx is the
-        // documented upsert's, so the import happened and only the note's details are lost.
-        Ok(read_answer::<Envelope<Connection>>(
-            answer.body.bytes(),
-            effect,
-            VENDOR.name,
-            &format!("POST {path}"),
-            "envelope",
+        // documented upsert's, so the import happened and only the note's details are lost
+        // (hence no message is built for it).
+        Ok(
+            serde_json::from_slice::<Envelope<ImportedConnection>>(answer.body.bytes())
+                .map(|envelope| envelope.data)
+                .unwrap_or_default(),
         )
-        .map(|envelope| envelope.data)
-        .unwrap_or_default())
     }
 
     /// `POST /vault/connections/{u}/{s}/validate` with the closed empty body. `secrets` are the
@@ -225,14 +253,14 @@ impl VaultClient {
         at: &ApideckRef,
         secrets: &[&str],
     ) -> Result<ValidatedState, ProviderError> {
-        let (url, path) = self.connection_url(at, Some("validate"))?;
+        let (url, operation) = self.connection_url(Method::POST, at, Some("validate"))?;
         let empty = Value::Object(serde_json::Map::new());
         // A read: it changes no credentials we sent (Vault refreshes with what it holds).
         let call = self
-            .call(
+            .call_named(
                 Method::POST,
                 url,
-                &path,
+                operation,
                 Effect::Read,
                 Some(&at.consumer_id),
             )?
@@ -244,11 +272,11 @@ impl VaultClient {
 
     /// `DELETE /vault/connections/{u}/{s}`: 204 removed, 404 already gone.
     pub async fn delete(&self, at: &ApideckRef) -> Result<Removal, ProviderError> {
-        let (url, path) = self.connection_url(at, None)?;
-        let call = self.call(
+        let (url, operation) = self.connection_url(Method::DELETE, at, None)?;
+        let call = self.call_named(
             Method::DELETE,
             url,
-            &path,
+            operation,
             Effect::IdempotentWrite,
             Some(&at.consumer_id),
         )?;
@@ -266,19 +294,33 @@ impl VaultClient {
         url_at(&self.base, &segments).unwrap_or_else(|_| self.base.clone())
     }
 
-    /// `/vault/connections/{u}/{s}[/{action}]`: the URL, each id a percent-encoded segment,
-    /// and the path that names the call in messages (ids only: no secret, no query).
+    /// `/vault/connections/{u}/{s}[/{action}]`: the URL, each id a percent-encoded segment
+    /// (appended to the prefix built once), and the call's name in messages, `{method} {path}`
+    /// (ids only: no secret, no query), written in one string.
     fn connection_url(
         &self,
+        method: Method,
         at: &ApideckRef,
         action: Option<&str>,
     ) -> Result<(Url, String), ProviderError> {
-        let mut segments = vec!["vault", "connections", &at.unified_api, &at.service_id];
-        segments.extend(action);
-        Ok((
-            url_at(&self.base, &segments)?,
-            format!("/{}", segments.join("/")),
-        ))
+        let ids = [at.unified_api.as_str(), at.service_id.as_str()];
+        let url = match action {
+            Some(action) => url_at(&self.connections_base, &[ids[0], ids[1], action])?,
+            None => url_at(&self.connections_base, &ids)?,
+        };
+        let mut operation = String::with_capacity(
+            48 + at.unified_api.len() + at.service_id.len() + action.map_or(0, str::len),
+        );
+        operation.push_str(method.as_str());
+        operation.push_str(" /vault/connections/");
+        operation.push_str(&at.unified_api);
+        operation.push('/');
+        operation.push_str(&at.service_id);
+        if let Some(action) = action {
+            operation.push('/');
+            operation.push_str(action);
+        }
+        Ok((url, operation))
     }
 
     /// A call to `url` with Apideck's headers. `path` (ids only: no secret, no query) names
@@ -292,6 +334,18 @@ impl VaultClient {
         consumer_id: Option<&str>,
     ) -> Result<Call<'a>, ProviderError> {
         let operation = format!("{method} {path}");
+        self.call_named(method, url, operation, effect, consumer_id)
+    }
+
+    /// [`Self::call`] with its name in messages already written (`{method} {path}`).
+    fn call_named<'a>(
+        &'a self,
+        method: Method,
+        url: Url,
+        operation: String,
+        effect: Effect,
+        consumer_id: Option<&str>,
+    ) -> Result<Call<'a>, ProviderError> {
         let mut call = Call::new(method, url, effect, operation)
             .bearer(&self.api_key)
             .header(APP_HEADER, self.app_id.clone());

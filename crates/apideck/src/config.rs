@@ -110,24 +110,50 @@ impl TargetOverride {
     /// Reads a record's `targets.apideck`. A problem is located by its field path and never
     /// quotes a value or an unknown key (a secret put in the wrong place must not be echoed).
     pub fn from_record(value: &Value, field: &str) -> Result<Self, MappingError> {
+        if let Some(ids_only) = Self::ids_only(value) {
+            return Ok(ids_only);
+        }
         record_settings(value, field, &TARGET_OVERRIDE_KEYS)
+    }
+
+    /// The common `targets.apideck` read without serde: an object holding at most the two
+    /// ids, as strings. It is what serde reads from such an object; anything else (and every
+    /// problem) goes the general way.
+    fn ids_only(value: &Value) -> Option<Self> {
+        let mut ids = Self::default();
+        for (key, value) in value.as_object()? {
+            let Value::String(id) = value else {
+                return None;
+            };
+            match key.as_str() {
+                "unified_api" => ids.unified_api = Some(id.clone()),
+                "service_id" => ids.service_id = Some(id.clone()),
+                _ => return None,
+            }
+        }
+        Some(ids)
     }
 
     /// `self` overridden by `later`, key by key.
     pub fn merged_with(&self, later: &TargetOverride) -> TargetOverride {
         let mut merged = self.clone();
+        merged.override_with(later);
+        merged
+    }
+
+    /// [`Self::merged_with`] in place.
+    pub(crate) fn override_with(&mut self, later: &TargetOverride) {
         if later.unified_api.is_some() {
-            merged.unified_api.clone_from(&later.unified_api);
+            self.unified_api.clone_from(&later.unified_api);
         }
         if later.service_id.is_some() {
-            merged.service_id.clone_from(&later.service_id);
+            self.service_id.clone_from(&later.service_id);
         }
-        merged.fields.extend(later.fields.clone());
-        merged.settings_map.extend(later.settings_map.clone());
+        self.fields.extend(later.fields.clone());
+        self.settings_map.extend(later.settings_map.clone());
         if later.long_lived_tokens.is_some() {
-            merged.long_lived_tokens = later.long_lived_tokens;
+            self.long_lived_tokens = later.long_lived_tokens;
         }
-        merged
     }
 }
 

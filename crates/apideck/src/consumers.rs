@@ -11,7 +11,7 @@
 //! without a check, so a second record for one of them is checked as before.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hasher as _, RandomState};
 use std::sync::Mutex;
 
 use authport_core::ProviderError;
@@ -56,15 +56,13 @@ impl ConsumerListing {
             let Some(consumer_id) = item.consumer_id.as_deref() else {
                 return Err("an item of the consumer list has no consumer_id".to_owned());
             };
-            let consumer = normalised(consumer_id);
             match &item.services {
                 None => {
-                    self.unknown_services.insert(self.hash(&[&consumer]));
+                    self.unknown_services.insert(self.hash(&[consumer_id]));
                 }
                 Some(services) => {
                     for service in services {
-                        let pair = self.hash(&[&consumer, &normalised(service)]);
-                        self.pairs.insert(pair);
+                        self.pairs.insert(self.hash(&[consumer_id, service]));
                     }
                 }
             }
@@ -81,11 +79,15 @@ impl ConsumerListing {
     /// `false` only when the listing shows that consumer, with its services, without that one,
     /// or does not show the consumer at all.
     pub fn needs_check(&self, consumer_id: &str, service_id: &str) -> bool {
-        let consumer = normalised(consumer_id);
-        self.unknown_services.contains(&self.hash(&[&consumer]))
-            || self
-                .pairs
-                .contains(&self.hash(&[&consumer, &normalised(service_id)]))
+        self.listed(
+            self.hash(&[consumer_id]),
+            self.hash(&[consumer_id, service_id]),
+        )
+    }
+
+    /// [`Self::needs_check`] of the hashed consumer and pair.
+    fn listed(&self, consumer: u64, pair: u64) -> bool {
+        self.unknown_services.contains(&consumer) || self.pairs.contains(&pair)
     }
 
     /// Whether the import of `consumer_id`'s `service_id` connection must first read it, and
@@ -96,17 +98,29 @@ impl ConsumerListing {
         service_id: &str,
         sent: &SentUnchecked,
     ) -> bool {
-        if self.needs_check(consumer_id, service_id) {
+        let pair = self.hash(&[consumer_id, service_id]);
+        if self.listed(self.hash(&[consumer_id]), pair) {
             return true;
         }
-        let pair = self.hash(&[&normalised(consumer_id), &normalised(service_id)]);
         !sent.insert_new(pair)
     }
 
-    fn hash(&self, parts: &[&str]) -> u64 {
-        // Length-prefixed, so that ("ab", "c") and ("a", "bc") differ.
-        let joined: Vec<(usize, &str)> = parts.iter().map(|p| (p.len(), *p)).collect();
-        self.hasher.hash_one(joined)
+    /// The keyed hash of the [`normalised`] ids, each length-prefixed so that ("ab", "c") and
+    /// ("a", "bc") differ; the ids are folded a chunk at a time on the stack, not copied.
+    fn hash(&self, ids: &[&str]) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        let mut folded = [0u8; 64];
+        for id in ids {
+            let id = id.trim();
+            hasher.write_usize(id.len());
+            for chunk in id.as_bytes().chunks(folded.len()) {
+                let folded = &mut folded[..chunk.len()];
+                folded.copy_from_slice(chunk);
+                folded.make_ascii_lowercase();
+                hasher.write(folded);
+            }
+        }
+        hasher.finish()
     }
 }
 
@@ -152,6 +166,8 @@ impl SentUnchecked {
 
 /// An id as Vault may compare it: surrounding whitespace dropped (HTTP drops it from header
 /// values) and ASCII case folded (whether Vault folds case is not documented: the safe side).
+/// [`ConsumerListing`] hashes this form without building it.
+#[cfg(test)]
 fn normalised(id: &str) -> String {
     id.trim().to_ascii_lowercase()
 }
@@ -270,6 +286,20 @@ mod tests {
             !listing.check_or_claim("fresh-1", "pipedrive", &sent),
             "another pair"
         );
+    }
+
+    #[test]
+    fn ids_are_hashed_as_their_normalised_form() {
+        let listing = ConsumerListing::default();
+        let long = format!("  {}MiXeD-{} ", "A".repeat(70), "b".repeat(130));
+        for id in ["acme-42", " ACME-42\t", "", "  ", long.as_str(), "é-Ü"] {
+            assert_eq!(
+                listing.hash(&[id, "HubSpot "]),
+                listing.hash(&[&normalised(id), "hubspot"]),
+                "{id:?}"
+            );
+        }
+        assert_ne!(listing.hash(&["ab", "c"]), listing.hash(&["a", "bc"]));
     }
 
     #[test]

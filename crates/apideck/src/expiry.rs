@@ -12,7 +12,8 @@
 
 use authport_core::{MappingError, OAuth2};
 use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
-use serde_json::{Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value, json};
 
 use crate::config::SuspectMilliseconds;
 use crate::map::MapOptions;
@@ -185,29 +186,215 @@ pub(crate) fn insert(credentials: &mut serde_json::Map<String, Value>, expiry: &
 /// `now` (or be unreadable), both are left out, so Vault queues a refresh, as for any expired
 /// token. Every other body is returned unchanged.
 ///
-/// The import calls it with the run's clock (the same `now` mapping used to check "already
-/// expired"), and mapping validates its result against `ConnectionImportData`.
+/// The import sends [`render_at_send_bytes`], this rule's serialized form, with the run's clock
+/// (the same `now` mapping used to check "already expired"); mapping validates the rendering
+/// against `ConnectionImportData` ([`with_rendered`]).
 pub fn render_at_send(body: &Value, now: DateTime<Utc>) -> Value {
     let mut body = body.clone();
-    let Some(credentials) = body.get_mut("credentials").and_then(Value::as_object_mut) else {
-        return body;
-    };
-    let Some(expires_at) = credentials.remove(EXPIRES_AT_KEY) else {
-        return body;
-    };
-    let expires_at = expires_at
-        .as_str()
-        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-        .map(|at| at.with_timezone(&Utc));
-    let issued_at = whole_seconds(now);
-    if let Some(expires_in) = expires_at
-        .map(|at| (at - issued_at).num_seconds())
-        .filter(|seconds| *seconds > 0)
-    {
-        credentials.insert("issued_at".to_owned(), json!(rfc3339(issued_at)));
-        credentials.insert("expires_in".to_owned(), json!(expires_in));
+    if let Some(credentials) = body.get_mut("credentials").and_then(Value::as_object_mut) {
+        render_in_place(credentials, &SendClock::new(now));
     }
     body
+}
+
+/// The run's clock as [`render_at_send`] writes it: `issued_at`, in whole seconds, and its
+/// text, formatted once per run rather than once per record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendClock {
+    issued_at: DateTime<Utc>,
+    issued_at_text: String,
+}
+
+impl SendClock {
+    pub fn new(now: DateTime<Utc>) -> Self {
+        let issued_at = whole_seconds(now);
+        Self {
+            issued_at,
+            issued_at_text: rfc3339(issued_at),
+        }
+    }
+
+    /// What `credentials.expires_at` (as mapped) becomes: `expires_in`, the whole seconds
+    /// from `issued_at` until it, or `None` (left out) when it has passed or is unreadable.
+    fn expires_in(&self, expires_at: &Value) -> Option<i64> {
+        expires_at
+            .as_str()
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .map(|at| (at.with_timezone(&Utc) - self.issued_at).num_seconds())
+            .filter(|seconds| *seconds > 0)
+    }
+}
+
+/// What [`render_in_place`] replaced, so that [`restore`] can put the mapped form back.
+struct Replaced {
+    expires_at: Value,
+    issued_at: Option<Value>,
+    expires_in: Option<Value>,
+    rendered: bool,
+}
+
+/// Renders `credentials` as [`render_at_send`] does, in place; `None` when there was nothing
+/// to render (no `expires_at`).
+fn render_in_place(credentials: &mut Map<String, Value>, clock: &SendClock) -> Option<Replaced> {
+    let expires_at = credentials.remove(EXPIRES_AT_KEY)?;
+    let mut replaced = Replaced {
+        issued_at: None,
+        expires_in: None,
+        rendered: false,
+        expires_at,
+    };
+    if let Some(expires_in) = clock.expires_in(&replaced.expires_at) {
+        replaced.issued_at =
+            credentials.insert("issued_at".to_owned(), json!(clock.issued_at_text));
+        replaced.expires_in = credentials.insert("expires_in".to_owned(), json!(expires_in));
+        replaced.rendered = true;
+    }
+    Some(replaced)
+}
+
+/// Undoes [`render_in_place`]: the credentials are as mapped again (maps are sorted by key, so
+/// the order is the mapped one too).
+fn restore(credentials: &mut Map<String, Value>, replaced: Replaced) {
+    if replaced.rendered {
+        for (key, before) in [
+            ("issued_at", replaced.issued_at),
+            ("expires_in", replaced.expires_in),
+        ] {
+            match before {
+                Some(before) => {
+                    credentials.insert(key.to_owned(), before);
+                }
+                None => {
+                    credentials.remove(key);
+                }
+            }
+        }
+    }
+    credentials.insert(EXPIRES_AT_KEY.to_owned(), replaced.expires_at);
+}
+
+/// Calls `check` with the body as [`render_at_send`] renders it at `now`, rendering the
+/// owned body in place and putting it back afterwards (no second tree per record).
+pub fn with_rendered<T>(
+    body: &mut Value,
+    now: DateTime<Utc>,
+    check: impl FnOnce(&Value) -> T,
+) -> T {
+    let clock = SendClock::new(now);
+    let replaced = body
+        .get_mut("credentials")
+        .and_then(Value::as_object_mut)
+        .and_then(|credentials| render_in_place(credentials, &clock));
+    let result = check(body);
+    if let Some(replaced) = replaced
+        && let Some(credentials) = body.get_mut("credentials").and_then(Value::as_object_mut)
+    {
+        restore(credentials, replaced);
+    }
+    result
+}
+
+/// `serde_json::to_vec(&render_at_send(body, now))`, byte for byte, written straight from the
+/// mapped body: the rendered `issued_at`/`expires_in` are serialized in place of `expires_at`
+/// (at their sorted positions, as a `serde_json::Map` orders them) instead of cloning the
+/// whole tree to edit it.
+pub fn render_at_send_bytes(body: &Value, clock: &SendClock) -> Vec<u8> {
+    let rendering = body
+        .get("credentials")
+        .and_then(Value::as_object)
+        .and_then(|credentials| {
+            let expires_at = credentials.get(EXPIRES_AT_KEY)?;
+            Some((credentials, clock.expires_in(expires_at)))
+        });
+    let result = match (rendering, body.as_object()) {
+        (Some((credentials, expires_in)), Some(top)) => serde_json::to_vec(&RenderedBody {
+            top,
+            credentials: RenderedCredentials {
+                credentials,
+                sent: expires_in.map(|expires_in| (clock.issued_at_text.as_str(), expires_in)),
+            },
+        }),
+        _ => serde_json::to_vec(body),
+    };
+    // Serializing JSON values into memory cannot fail (string keys only, no I/O).
+    result.unwrap_or_default()
+}
+
+/// The top-level object with its `credentials` rendered.
+struct RenderedBody<'a> {
+    top: &'a Map<String, Value>,
+    credentials: RenderedCredentials<'a>,
+}
+
+impl Serialize for RenderedBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.top {
+            if key == "credentials" {
+                map.serialize_entry(key, &self.credentials)?;
+            } else {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// `credentials` without `expires_at` and, when `sent` (`issued_at` text, `expires_in`), with
+/// those two keys at their sorted positions, replacing any of the same name.
+struct RenderedCredentials<'a> {
+    credentials: &'a Map<String, Value>,
+    sent: Option<(&'a str, i64)>,
+}
+
+impl Serialize for RenderedCredentials<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Sorted as the map sorts its keys ("expires_in" < "issued_at").
+        let mut pending: &[(&str, SentValue<'_>)] = &[];
+        let sent;
+        if let Some((issued_at, expires_in)) = self.sent {
+            sent = [
+                ("expires_in", SentValue::Seconds(expires_in)),
+                ("issued_at", SentValue::Text(issued_at)),
+            ];
+            pending = &sent;
+        }
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in self.credentials {
+            let key = key.as_str();
+            if key == EXPIRES_AT_KEY
+                || (self.sent.is_some() && (key == "expires_in" || key == "issued_at"))
+            {
+                continue;
+            }
+            while let [(sent_key, sent_value), rest @ ..] = pending
+                && *sent_key < key
+            {
+                map.serialize_entry(sent_key, sent_value)?;
+                pending = rest;
+            }
+            map.serialize_entry(key, value)?;
+        }
+        for (sent_key, sent_value) in pending {
+            map.serialize_entry(sent_key, sent_value)?;
+        }
+        map.end()
+    }
+}
+
+/// A rendered value, serialized as `json!` would (a string, or an integer).
+enum SentValue<'a> {
+    Seconds(i64),
+    Text(&'a str),
+}
+
+impl Serialize for SentValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Seconds(seconds) => serializer.serialize_i64(*seconds),
+            Self::Text(text) => serializer.serialize_str(text),
+        }
+    }
 }
 
 fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -267,6 +454,52 @@ mod tests {
         check(expiry.clone(), "2026-11-01T13:00:00Z", None);
         check(expiry, "2026-11-02T00:00:00Z", None);
         check(Some(json!("tomorrow")), "2026-11-01T12:00:00Z", None);
+    }
+
+    #[test]
+    fn the_serialized_rendering_is_the_rendered_tree_byte_for_byte() {
+        let bodies = [
+            body(Some(json!("2026-11-01T13:00:00Z"))),
+            body(Some(json!("2026-11-01T11:00:00Z"))),
+            body(Some(json!("tomorrow"))),
+            body(Some(json!(5))),
+            body(None),
+            json!({"credentials": {EXPIRES_AT_KEY: "2026-11-01T13:00:00Z"}}),
+            json!({"credentials": {EXPIRES_AT_KEY: "never"}, "settings": {}}),
+            json!({"credentials": {"access_token": "a", "expires_in": 7, "issued_at": "x", EXPIRES_AT_KEY: "2026-11-01T13:00:00Z", "zz": [1, {"b": 2, "a": null}]}}),
+            json!({"credentials": {"access_token": "a", "expires_in": 7, EXPIRES_AT_KEY: "bad"}}),
+            json!({"credentials": {"a\"\u{1}é": "\n", EXPIRES_AT_KEY: "2026-11-01T12:00:01Z"}, "metadata": {"k": 1.5}}),
+            json!({"credentials": "not an object", "settings": {"api_key": "k"}}),
+            json!({"settings": {"api_key": "k"}, "metadata": {}}),
+            json!([1, 2]),
+        ];
+        for now in ["2026-11-01T12:00:00.400Z", "2026-11-01T12:30:00Z"] {
+            let clock = SendClock::new(at(now));
+            for body in &bodies {
+                let expected = serde_json::to_vec(&render_at_send(body, at(now))).unwrap();
+                assert_eq!(
+                    String::from_utf8(render_at_send_bytes(body, &clock)).unwrap(),
+                    String::from_utf8(expected).unwrap(),
+                    "{body} at {now}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_check_sees_the_rendered_body_and_the_mapped_one_is_put_back() {
+        let now = at("2026-11-01T12:00:00Z");
+        for original in [
+            body(Some(json!("2026-11-01T13:00:00Z"))),
+            body(Some(json!("2026-11-01T11:00:00Z"))),
+            json!({"credentials": {"expires_in": 7, "issued_at": "x", EXPIRES_AT_KEY: "2026-11-01T13:00:00Z"}}),
+            body(None),
+        ] {
+            let mut mapped = original.clone();
+            let seen = with_rendered(&mut mapped, now, Value::clone);
+            assert_eq!(seen, render_at_send(&original, now));
+            assert_eq!(mapped, original);
+        }
     }
 
     #[test]

@@ -21,10 +21,10 @@ use crate::client::{Lookup, VaultClient};
 use crate::config::{ApideckConfig, PreExistingCheck, ValidateAfterImport};
 use crate::connector::ConnectorInfo;
 use crate::consumers::{ConsumerListing, SentUnchecked, list_consumers};
-use crate::expiry::render_at_send;
+use crate::expiry::{SendClock, render_at_send_bytes};
 use crate::map::{MapOptions, map_record};
-use crate::target::{ApideckRef, PROVIDER, resolve_target};
-use crate::wire::Connection;
+use crate::target::{ApideckRef, PROVIDER, ResolvedTarget, resolve_target};
+use crate::wire::{Connection, ImportedConnection};
 
 /// `(unified_api, service_id)`.
 type ConnectorKey = (String, String);
@@ -40,6 +40,8 @@ pub struct ApideckImporter {
     /// The run's clock, fixed at build time so mapping is deterministic within a run; it also
     /// renders absolute expiries when imports are sent ([`render_at_send`]).
     now: DateTime<Utc>,
+    /// `now` as the import renders it into bodies, formatted once.
+    send_clock: SendClock,
     /// What discovery learned per connector: the connector, or why its records cannot be
     /// imported.
     catalogue: DiscoveryCache<ConnectorKey, ConnectorInfo>,
@@ -65,10 +67,12 @@ impl ApideckImporter {
     /// proxy settings. No network IO.
     pub fn new(config: ApideckConfig, context: &BuildContext) -> Result<Self, ConfigError> {
         let client = VaultClient::new(&config, context)?;
+        let now = Utc::now();
         Ok(Self {
             config,
             client,
-            now: Utc::now(),
+            now,
+            send_clock: SendClock::new(now),
             catalogue: DiscoveryCache::default(),
             consumers: DiscoveryCache::default(),
             listing_failures: AtomicU32::new(0),
@@ -79,6 +83,7 @@ impl ApideckImporter {
     /// Replaces the run's clock (tests pin it to make expiry decisions reproducible).
     pub fn with_clock(mut self, now: DateTime<Utc>) -> Self {
         self.now = now;
+        self.send_clock = SendClock::new(now);
         self
     }
 
@@ -255,13 +260,15 @@ pub fn decide(
     ownership::decide(existing, has_prior, overwrite_existing, WORDS)
 }
 
-/// `state X, health Y`, for notes.
-fn state_words(connection: &Connection) -> String {
-    format!(
-        "state {}, health {}",
-        connection.state.as_deref().unwrap_or("unknown"),
-        connection.health.as_deref().unwrap_or("unknown")
-    )
+/// `state X, health Y`, for notes, written at the end of `note`.
+fn push_state_words(note: &mut String, connection: &ImportedConnection) {
+    for (label, word) in [
+        ("state ", connection.state.as_deref()),
+        (", health ", connection.health.as_deref()),
+    ] {
+        note.push_str(label);
+        note.push_str(word.unwrap_or("unknown"));
+    }
 }
 
 /// The verify report of a read: the status word is the connection state, or
@@ -366,13 +373,25 @@ impl AuthImporter for ApideckImporter {
     }
 
     fn map(&self, record: &CredentialRecord) -> Result<MappedRecord, MappingError> {
-        let target = resolve_target(
+        let ResolvedTarget {
+            unified_api,
+            service_id,
+            overrides,
+        } = resolve_target(
             &record.service,
             record.targets.get(PROVIDER),
             &self.config.services,
         )?;
-        let key = (target.unified_api.clone(), target.service_id.clone());
-        match self.catalogue.get(&key) {
+        // The ids move into the key and back: no copy of them per record.
+        let key = (unified_api, service_id);
+        let discovered = self.catalogue.get(&key);
+        let (unified_api, service_id) = key;
+        let target = ResolvedTarget {
+            unified_api,
+            service_id,
+            overrides,
+        };
+        match discovered {
             Some(Ok(connector)) => {
                 // Vault does not expose its OAuth clients: the operator declares them.
                 let client = self.config.binding.target_client(&record.service, None);
@@ -410,25 +429,31 @@ impl AuthImporter for ApideckImporter {
         }
 
         // The one rendering of the mapped body for the wire: an absolute expiry becomes
-        // `issued_at` + `expires_in` at the run's clock (see `crate::expiry`).
-        let body = render_at_send(mapped.body.expose(), self.now);
-        let connection = self.client.import(at, &body, &secrets).await?;
-        let mut notes: Vec<String> = decision_note.into_iter().collect();
-        notes.push(state_words(&connection));
+        // `issued_at` + `expires_in` at the run's clock (see `crate::expiry`), serialized
+        // straight from the mapped body.
+        let body = render_at_send_bytes(mapped.body.expose(), &self.send_clock);
+        let connection = self.client.import_serialized(at, body, &secrets).await?;
+        // The notes, `; `-separated: the decision's, the state, the validation's.
+        let mut note = String::new();
+        if let Some(decision_note) = decision_note {
+            note = decision_note;
+            note.push_str("; ");
+        }
+        push_state_words(&mut note, &connection);
         if self.validate_wanted(connection.auth_type.as_deref()) {
             match self.client.validate(at, &secrets).await {
-                Ok(validated) => notes.push(format!(
-                    "validated: state {}",
-                    validated.state.as_deref().unwrap_or("unknown")
-                )),
+                Ok(validated) => {
+                    note.push_str("; validated: state ");
+                    note.push_str(validated.state.as_deref().unwrap_or("unknown"));
+                }
                 // The import itself succeeded; a failed validation is worth a note, not a failure.
-                Err(error) => notes.push(format!("validation failed: {error}")),
+                Err(error) => note.push_str(&format!("; validation failed: {error}")),
             }
         }
         Ok(ImportOutcome {
             disposition,
-            target: TargetRef::from(&at.clone().with_connection_id(connection.id)),
-            note: Some(notes.join("; ")),
+            target: at.target_with_connection_id(connection.id),
+            note: Some(note),
         })
     }
 

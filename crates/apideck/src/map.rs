@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{SuspectMilliseconds, is_header_safe};
 use crate::connector::ConnectorInfo;
-use crate::expiry::{self, render_at_send, render_expiry};
+use crate::expiry::{self, render_expiry};
 use crate::schema::IMPORT_SCHEMA;
 use crate::target::{ApideckRef, PROVIDER, ResolvedTarget};
 use crate::wire::FormField;
@@ -26,13 +26,13 @@ pub use authport_kit::ownership::RECORD_ID_METADATA_KEY;
 pub struct MapOptions {
     pub suspect_milliseconds: SuspectMilliseconds,
     pub allow_incomplete_settings: bool,
-    /// The run's clock: decides "already expired"; [`render_at_send`] renders an absolute
+    /// The run's clock: decides "already expired"; [`crate::expiry::render_at_send`] renders an absolute
     /// expiry with it.
     pub now: DateTime<Utc>,
 }
 
 /// Maps one record for `connector`. The body is what the import sends, except that an
-/// absolute expiry is rendered by [`render_at_send`]; that rendering, at the run's clock, is
+/// absolute expiry is rendered by [`crate::expiry::render_at_send`]; that rendering, at the run's clock, is
 /// validated against `ConnectionImportData` here, with the connector's required form fields,
 /// before anything can be sent.
 pub fn map_record(
@@ -86,11 +86,10 @@ pub fn map_record(
         body.insert("settings".to_owned(), Value::Object(settings));
     }
     body.insert("metadata".to_owned(), Value::Object(metadata));
-    let body = Value::Object(body);
-    IMPORT_SCHEMA.check_body(
-        &render_at_send(&body, options.now),
-        "Apideck's ConnectionImportData",
-    )?;
+    let mut body = Value::Object(body);
+    expiry::with_rendered(&mut body, options.now, |rendered| {
+        IMPORT_SCHEMA.check_body(rendered, "Apideck's ConnectionImportData")
+    })?;
 
     let destination = ApideckRef {
         consumer_id: record.owner.id.clone(),

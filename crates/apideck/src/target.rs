@@ -12,6 +12,9 @@ use crate::defaults::built_in_target;
 /// The provider name, also the key of `targets.<provider>` in records.
 pub const PROVIDER: &str = "apideck";
 
+/// `targets.<provider>`, the field of a record's own target.
+const TARGETS_FIELD: &str = "targets.apideck";
+
 /// A record's destination: `(consumer = owner.id, unified_api, service_id)` plus the naming
 /// overrides that apply to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,21 +31,19 @@ pub fn resolve_target(
     record_target: Option<&Value>,
     configured: &BTreeMap<String, TargetOverride>,
 ) -> Result<ResolvedTarget, MappingError> {
-    let field = format!("targets.{PROVIDER}");
-    let from_record = match record_target {
-        None => TargetOverride::default(),
-        Some(value) => TargetOverride::from_record(value, &field)?,
-    };
+    let field = TARGETS_FIELD;
     let mut merged = built_in_target(service).unwrap_or_default();
     if let Some(from_config) = configured.get(service) {
-        merged = merged.merged_with(from_config);
+        merged.override_with(from_config);
     }
-    merged = merged.merged_with(&from_record);
+    if let Some(value) = record_target {
+        merged.override_with(&TargetOverride::from_record(value, field)?);
+    }
     let (Some(unified_api), Some(service_id)) =
         (merged.unified_api.clone(), merged.service_id.clone())
     else {
         return Err(MappingError::new(
-            &field,
+            field,
             format!(
                 "no Apideck connector known for service `{service}`; set targets.{PROVIDER}.unified_api and .service_id or [apideck.services.{service}]",
                 service = authport_core::record::escaped_name(service)
@@ -146,6 +147,16 @@ impl ApideckRef {
         })
     }
 
+    /// The stored form of the same connection with Vault's id for it when an answer carried
+    /// one: `TargetRef::from(&self.clone().with_connection_id(id))` without the clone.
+    pub fn target_with_connection_id(&self, id: Option<String>) -> TargetRef {
+        let mut map = self.to_map();
+        if let Some(id) = id {
+            map.insert("connection_id".to_owned(), Value::String(id));
+        }
+        TargetRef(map)
+    }
+
     /// The same connection, with Vault's id for it when an answer carried one.
     pub fn with_connection_id(mut self, id: Option<String>) -> Self {
         if id.is_some() {
@@ -179,6 +190,38 @@ mod tests {
             unified_api: "crm".to_owned(),
             service_id: "hubspot".to_owned(),
             connection_id: connection_id.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_targets_field_is_the_providers() {
+        assert_eq!(TARGETS_FIELD, format!("targets.{PROVIDER}"));
+    }
+
+    #[test]
+    fn a_target_of_ids_only_reads_as_serde_reads_it() {
+        let general = |value: &Value| -> Result<TargetOverride, authport_core::MappingError> {
+            authport_kit::record_settings(
+                value,
+                TARGETS_FIELD,
+                &crate::config::TARGET_OVERRIDE_KEYS,
+            )
+        };
+        for value in [
+            json!({"unified_api": "crm", "service_id": "hubspot"}),
+            json!({"service_id": "x"}),
+            json!({}),
+            json!({"unified_api": "crm", "service_id": 5}),
+            json!({"unified_api": null}),
+            json!({"unified_api": "crm", "long_lived_tokens": true}),
+            json!({"unified_api": "crm", "other": "x"}),
+            json!("crm"),
+        ] {
+            assert_eq!(
+                TargetOverride::from_record(&value, TARGETS_FIELD),
+                general(&value),
+                "{value}"
+            );
         }
     }
 

@@ -26,6 +26,18 @@ pub struct Connection {
     pub settings_required_for_authorization: Vec<String>,
 }
 
+/// The parts of the import's answer (a `Connection`) that the import reads: the id for the
+/// stored reference and the words of its note. serde skips the other fields without building
+/// them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ImportedConnection {
+    pub id: Option<String>,
+    pub state: Option<String>,
+    pub health: Option<String>,
+    pub auth_type: Option<String>,
+}
+
 /// `FormField` (the parts authport uses).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
