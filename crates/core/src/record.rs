@@ -9,6 +9,7 @@
 mod fields;
 mod names;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -272,7 +273,7 @@ pub(crate) fn from_json_value_with_id(
             });
         }
     };
-    let mut top = Fields::new(map, String::new(), &mut problems);
+    let mut top = Fields::new(map, Cow::Borrowed(""), &mut problems);
     // `required_text` refuses exactly what `id_of` does not read back (absent, not a string,
     // blank, control characters), so this is the id the report shows for a bad record.
     let id = top.required_text("id");
@@ -340,7 +341,11 @@ pub fn id_of(value: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn parse_owner(map: Map<String, Value>, path: String, problems: &mut Problems) -> Option<Owner> {
+fn parse_owner(
+    map: Map<String, Value>,
+    path: Cow<'static, str>,
+    problems: &mut Problems,
+) -> Option<Owner> {
     let mut fields = Fields::new(map, path, problems);
     let id = fields.required_text("id");
     let name = fields.optional_text("name");
@@ -355,7 +360,7 @@ fn parse_owner(map: Map<String, Value>, path: String, problems: &mut Problems) -
 
 fn parse_auth(
     map: Map<String, Value>,
-    path: String,
+    path: Cow<'static, str>,
     now: DateTime<Utc>,
     problems: &mut Problems,
 ) -> Option<(Auth, Vec<RecordWarning>)> {
@@ -400,7 +405,7 @@ fn parse_auth(
                 if map.is_empty() {
                     fields
                         .problems
-                        .add(&fields_path, "must hold at least one secret");
+                        .add(fields_path.as_ref(), "must hold at least one secret");
                 }
                 for (key, value) in map {
                     let key_path = format!("{fields_path}.{}", names::escaped_name(&key));

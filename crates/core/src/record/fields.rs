@@ -4,6 +4,8 @@
 //! strings and maps are moved from the parsed JSON, not copied (the reader parses every record
 //! once and needs the tree for nothing else).
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde_json::{Map, Value};
@@ -61,12 +63,18 @@ impl Problems {
 /// [`Self::reject_unknown`]).
 pub(super) struct Fields<'p> {
     map: Map<String, Value>,
-    pub(super) path: String,
+    /// Borrowed for the objects the format names (`owner`, `auth`): a path is built only for
+    /// a message or a nested operator-named object.
+    pub(super) path: Cow<'static, str>,
     pub(super) problems: &'p mut Problems,
 }
 
 impl<'p> Fields<'p> {
-    pub(super) fn new(map: Map<String, Value>, path: String, problems: &'p mut Problems) -> Self {
+    pub(super) fn new(
+        map: Map<String, Value>,
+        path: Cow<'static, str>,
+        problems: &'p mut Problems,
+    ) -> Self {
         Self {
             map,
             path,
@@ -164,13 +172,23 @@ impl<'p> Fields<'p> {
         secret_value(value, &path, self.problems)
     }
 
-    pub(super) fn required_object(&mut self, key: &str) -> Option<(Map<String, Value>, String)> {
+    pub(super) fn required_object(
+        &mut self,
+        key: &'static str,
+    ) -> Option<(Map<String, Value>, Cow<'static, str>)> {
         match self.take(key) {
             None => {
                 self.missing(key);
                 None
             }
-            Some(Value::Object(map)) => Some((map, self.field_path(key))),
+            Some(Value::Object(map)) => {
+                let path = if self.path.is_empty() {
+                    Cow::Borrowed(key)
+                } else {
+                    Cow::Owned(self.field_path(key))
+                };
+                Some((map, path))
+            }
             Some(other) => {
                 self.wrong_type(key, "an object", &other);
                 None
@@ -302,6 +320,37 @@ impl<'p> Fields<'p> {
 
 pub(super) const CONTROL_CHARACTERS: &str = "must not contain control characters";
 
+/// Whether `text` holds a control character (`char::is_control`, Unicode's Cc), checked over
+/// the bytes without decoding: Cc is U+0000-U+001F and U+007F (one byte each) and U+0080-U+009F
+/// (0xC2 then 0x80-0x9F), and 0xC2 only ever starts a character in UTF-8.
 pub(super) fn has_control_characters(text: &str) -> bool {
-    text.chars().any(char::is_control)
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(at, &byte)| {
+        byte < 0x20
+            || byte == 0x7F
+            || (byte == 0xC2 && matches!(bytes.get(at + 1), Some(0x80..=0x9F)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_control_characters;
+
+    #[test]
+    fn control_characters_are_found_exactly_as_char_is_control_finds_them() {
+        for character in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            for text in [
+                character.to_string(),
+                format!("a{character}"),
+                format!("{character}é"),
+            ] {
+                assert_eq!(
+                    has_control_characters(&text),
+                    text.chars().any(char::is_control),
+                    "U+{:04X}",
+                    u32::from(character)
+                );
+            }
+        }
+    }
 }
