@@ -273,18 +273,14 @@ fn restore(credentials: &mut Map<String, Value>, replaced: Replaced) {
     credentials.insert(EXPIRES_AT_KEY.to_owned(), replaced.expires_at);
 }
 
-/// Calls `check` with the body as [`render_at_send`] renders it at `now`, rendering the
-/// owned body in place and putting it back afterwards (no second tree per record).
-pub fn with_rendered<T>(
-    body: &mut Value,
-    now: DateTime<Utc>,
-    check: impl FnOnce(&Value) -> T,
-) -> T {
-    let clock = SendClock::new(now);
+/// Calls `check` with the body as [`render_at_send`] renders it at the `clock`'s time,
+/// rendering the owned body in place and putting it back afterwards (no second tree per
+/// record).
+pub fn with_rendered<T>(body: &mut Value, clock: &SendClock, check: impl FnOnce(&Value) -> T) -> T {
     let replaced = body
         .get_mut("credentials")
         .and_then(Value::as_object_mut)
-        .and_then(|credentials| render_in_place(credentials, &clock));
+        .and_then(|credentials| render_in_place(credentials, clock));
     let result = check(body);
     if let Some(replaced) = replaced
         && let Some(credentials) = body.get_mut("credentials").and_then(Value::as_object_mut)
@@ -306,18 +302,24 @@ pub fn render_at_send_bytes(body: &Value, clock: &SendClock) -> Vec<u8> {
             let expires_at = credentials.get(EXPIRES_AT_KEY)?;
             Some((credentials, clock.expires_in(expires_at)))
         });
+    // A typical import body fits: one allocation, no regrowth.
+    let mut bytes = Vec::with_capacity(512);
     let result = match (rendering, body.as_object()) {
-        (Some((credentials, expires_in)), Some(top)) => serde_json::to_vec(&RenderedBody {
-            top,
-            credentials: RenderedCredentials {
-                credentials,
-                sent: expires_in.map(|expires_in| (clock.issued_at_text.as_str(), expires_in)),
+        (Some((credentials, expires_in)), Some(top)) => serde_json::to_writer(
+            &mut bytes,
+            &RenderedBody {
+                top,
+                credentials: RenderedCredentials {
+                    credentials,
+                    sent: expires_in.map(|expires_in| (clock.issued_at_text.as_str(), expires_in)),
+                },
             },
-        }),
-        _ => serde_json::to_vec(body),
+        ),
+        _ => serde_json::to_writer(&mut bytes, body),
     };
     // Serializing JSON values into memory cannot fail (string keys only, no I/O).
-    result.unwrap_or_default()
+    debug_assert!(result.is_ok());
+    bytes
 }
 
 /// The top-level object with its `credentials` rendered.
@@ -496,7 +498,7 @@ mod tests {
             body(None),
         ] {
             let mut mapped = original.clone();
-            let seen = with_rendered(&mut mapped, now, Value::clone);
+            let seen = with_rendered(&mut mapped, &SendClock::new(now), Value::clone);
             assert_eq!(seen, render_at_send(&original, now));
             assert_eq!(mapped, original);
         }

@@ -22,7 +22,7 @@ use crate::config::{ApideckConfig, PreExistingCheck, ValidateAfterImport};
 use crate::connector::ConnectorInfo;
 use crate::consumers::{ConsumerListing, SentUnchecked, list_consumers};
 use crate::expiry::{SendClock, render_at_send_bytes};
-use crate::map::{MapOptions, map_record};
+use crate::map::{MapOptions, map_record_at};
 use crate::target::{ApideckRef, PROVIDER, ResolvedTarget, resolve_target};
 use crate::wire::{Connection, ImportedConnection};
 
@@ -396,7 +396,13 @@ impl AuthImporter for ApideckImporter {
                 // Vault does not expose its OAuth clients: the operator declares them.
                 let client = self.config.binding.target_client(&record.service, None);
                 let warnings = authport_kit::check_binding(record, &client, PROVIDER)?;
-                let mut mapped = map_record(record, &target, &connector, &self.map_options())?;
+                let mut mapped = map_record_at(
+                    record,
+                    &target,
+                    &connector,
+                    &self.map_options(),
+                    &self.send_clock,
+                )?;
                 mapped.notes.extend(warnings);
                 Ok(mapped)
             }
@@ -434,11 +440,13 @@ impl AuthImporter for ApideckImporter {
         let body = render_at_send_bytes(mapped.body.expose(), &self.send_clock);
         let connection = self.client.import_serialized(at, body, &secrets).await?;
         // The notes, `; `-separated: the decision's, the state, the validation's.
-        let mut note = String::new();
-        if let Some(decision_note) = decision_note {
-            note = decision_note;
-            note.push_str("; ");
-        }
+        let mut note = match decision_note {
+            Some(mut decision_note) => {
+                decision_note.push_str("; ");
+                decision_note
+            }
+            None => String::with_capacity(64),
+        };
         push_state_words(&mut note, &connection);
         if self.validate_wanted(connection.auth_type.as_deref()) {
             match self.client.validate(at, &secrets).await {

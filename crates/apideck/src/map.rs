@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{SuspectMilliseconds, is_header_safe};
 use crate::connector::ConnectorInfo;
-use crate::expiry::{self, render_expiry};
+use crate::expiry::{self, SendClock, render_expiry};
 use crate::schema::IMPORT_SCHEMA;
 use crate::target::{ApideckRef, PROVIDER, ResolvedTarget};
 use crate::wire::FormField;
@@ -32,14 +32,32 @@ pub struct MapOptions {
 }
 
 /// Maps one record for `connector`. The body is what the import sends, except that an
-/// absolute expiry is rendered by [`crate::expiry::render_at_send`]; that rendering, at the run's clock, is
-/// validated against `ConnectionImportData` here, with the connector's required form fields,
-/// before anything can be sent.
+/// absolute expiry is rendered by [`crate::expiry::render_at_send`]; that rendering, at the
+/// run's clock, is validated against `ConnectionImportData` here, with the connector's required
+/// form fields, before anything can be sent.
 pub fn map_record(
     record: &CredentialRecord,
     target: &ResolvedTarget,
     connector: &ConnectorInfo,
     options: &MapOptions,
+) -> Result<MappedRecord, MappingError> {
+    map_record_at(
+        record,
+        target,
+        connector,
+        options,
+        &SendClock::new(options.now),
+    )
+}
+
+/// [`map_record`] with the run's clock as the import renders it (`SendClock::new(options.now)`),
+/// which the importer formats once per run.
+pub(crate) fn map_record_at(
+    record: &CredentialRecord,
+    target: &ResolvedTarget,
+    connector: &ConnectorInfo,
+    options: &MapOptions,
+    clock: &SendClock,
 ) -> Result<MappedRecord, MappingError> {
     if !is_header_safe(&record.owner.id) {
         return Err(MappingError::new(
@@ -87,7 +105,7 @@ pub fn map_record(
     }
     body.insert("metadata".to_owned(), Value::Object(metadata));
     let mut body = Value::Object(body);
-    expiry::with_rendered(&mut body, options.now, |rendered| {
+    expiry::with_rendered(&mut body, clock, |rendered| {
         IMPORT_SCHEMA.check_body(rendered, "Apideck's ConnectionImportData")
     })?;
 
