@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -208,35 +208,36 @@ impl InputReader {
     fn next_line(&mut self) -> io::Result<Option<(u64, bool)>> {
         loop {
             self.buffer.clear();
-            let mut too_long = false;
-            let mut saw_anything = false;
-            loop {
-                let chunk = self.source.fill_buf()?;
-                if chunk.is_empty() {
-                    break;
-                }
-                saw_anything = true;
-                let (take, found_newline) = match chunk.iter().position(|&b| b == b'\n') {
-                    Some(at) => (at, true),
-                    None => (chunk.len(), false),
-                };
-                if !too_long {
-                    if self.buffer.len() + take > MAX_RECORD_BYTES {
-                        too_long = true;
-                        self.buffer.clear();
-                    } else {
-                        self.buffer.extend_from_slice(&chunk[..take]);
-                    }
-                }
-                self.source.consume(take + usize::from(found_newline));
-                if found_newline {
-                    break;
-                }
-            }
+            // `read_until` finds the newline with the standard library's `memchr`, and `take`
+            // stops it at the limit, so the buffer never holds more than one record's bytes.
+            let read = (&mut self.source)
+                .take(MAX_RECORD_BYTES as u64)
+                .read_until(b'\n', &mut self.buffer)?;
             self.largest_buffer = self.largest_buffer.max(self.buffer.capacity());
-            if !saw_anything {
+            if read == 0 {
                 return Ok(None);
             }
+            let too_long = if self.buffer.last() == Some(&b'\n') {
+                self.buffer.pop();
+                false
+            } else if self.buffer.len() < MAX_RECORD_BYTES {
+                // The last line, without a newline.
+                false
+            } else {
+                // Exactly at the limit: the line fits only if it ends here.
+                match self.peek_byte()? {
+                    None => false,
+                    Some(b'\n') => {
+                        self.source.consume(1);
+                        false
+                    }
+                    Some(_) => {
+                        self.source.skip_until(b'\n')?;
+                        self.buffer.clear();
+                        true
+                    }
+                }
+            };
             self.line += 1;
             if too_long {
                 return Ok(Some((self.line, true)));

@@ -8,7 +8,7 @@ use std::io::{BufReader, Cursor, Read};
 use authport_core::input::{InputReader, MAX_RECORD_BYTES};
 use authport_core::{Auth, ExposeSecret};
 use chrono::{TimeZone, Utc};
-use input_support::{GOOD, check, now, outline, read};
+use input_support::{GOOD, check, good, now, outline, read};
 
 #[test]
 fn each_kind_of_bad_input_is_located_and_does_not_stop_the_rest() {
@@ -128,6 +128,36 @@ fn a_line_over_the_limit_is_skipped_without_buffering_it() {
         ]
     );
     assert!(reader.largest_buffer() <= 2 * MAX_RECORD_BYTES);
+}
+
+#[test]
+fn a_line_of_exactly_the_limit_is_read_and_one_byte_more_is_skipped() {
+    // Padded with trailing blanks, which JSON allows after the value.
+    let sized = |id: &str, bytes: usize| {
+        let record = good(id);
+        format!("{record}{}", " ".repeat(bytes - record.len()))
+    };
+    let fits = sized("fits", MAX_RECORD_BYTES);
+    let over = sized("over", MAX_RECORD_BYTES + 1);
+    let skipped = |line: u32| {
+        format!(
+            "{line} err in.jsonl:{line}: record is longer than the {MAX_RECORD_BYTES}-byte limit; it was skipped"
+        )
+    };
+    // Each size followed by a newline, and last in a file that does not end with one.
+    for end in ["\n", ""] {
+        let last = sized("last", MAX_RECORD_BYTES);
+        let text = format!("{fits}\n{over}\n{last}{end}");
+        assert_eq!(
+            outline(&read("in.jsonl", text.as_bytes())),
+            vec!["1 ok fits".to_owned(), skipped(2), "3 ok last".to_owned()]
+        );
+        let text = format!("{fits}\n{over}{end}");
+        assert_eq!(
+            outline(&read("in.jsonl", text.as_bytes())),
+            vec!["1 ok fits".to_owned(), skipped(2)]
+        );
+    }
 }
 
 #[test]
