@@ -8,7 +8,9 @@
 //! different body and report `updated`; so the mapped body carries the absolute expiry as
 //! `credentials.expires_at`, and [`render_at_send`] — the one place it happens, named in the
 //! plan's notes — turns it into the pair when the import is sent. `expires_at` itself is never
-//! sent (Vault's `credentials` object is closed).
+//! sent (Vault's `credentials` object is closed). The import writes that rendering straight
+//! into the request's bytes ([`render_at_send_bytes`], tested byte for byte against it), and
+//! `map` checks it on the body rendered in place ([`with_rendered`]): no second tree per record.
 
 use authport_core::{MappingError, OAuth2};
 use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
