@@ -517,3 +517,52 @@ fn parse_expiry(
     }
     Some(expiry)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{from_json_value_with_id, id_of};
+
+    /// The reader reports a bad record's id from validation instead of reading it beforehand
+    /// with `id_of`: both must read the same id out of any record.
+    #[test]
+    fn a_bad_records_id_is_the_one_id_of_reads() {
+        let now = chrono::Utc::now();
+        let good = json!({"id": "acme-1", "owner": {"id": "acme"}, "service": "slack",
+                          "auth": {"type": "api_key", "api_key": "k"}});
+        let with_id = |id: Option<serde_json::Value>| {
+            let mut record = good.clone();
+            let object = record.as_object_mut().unwrap();
+            match id {
+                Some(id) => object.insert("id".to_owned(), id),
+                None => object.remove("id"),
+            };
+            // A second problem, so that every one of these records is refused.
+            object.insert("service".to_owned(), json!(7));
+            record
+        };
+        let cases = [
+            with_id(Some(json!("acme-1"))),
+            with_id(Some(json!("  padded  "))),
+            with_id(Some(json!(""))),
+            with_id(Some(json!("   "))),
+            with_id(Some(json!("a\u{1b}[2J"))),
+            with_id(Some(json!("a\u{85}b"))),
+            with_id(Some(json!(42))),
+            with_id(Some(json!(null))),
+            with_id(Some(json!({"id": "nested"}))),
+            with_id(None),
+            json!(["acme-1"]),
+            json!("acme-1"),
+        ];
+        for value in cases {
+            let expected = id_of(&value);
+            let Err(invalid) = from_json_value_with_id(value.clone(), now) else {
+                panic!("{value} was accepted");
+            };
+            assert_eq!(invalid.id, expected, "{value}");
+        }
+        assert!(from_json_value_with_id(good, now).is_ok());
+    }
+}
