@@ -185,9 +185,11 @@ impl ApideckImporter {
     }
 
     /// The reads before an import, shared by the import and the dry run's prediction.
+    /// `secrets` are the record's (scrubbed from any message of the read).
     async fn before_write(
         &self,
         record: &CredentialRecord,
+        secrets: &[&str],
         at: &ApideckRef,
         prior: Option<&PriorImport>,
     ) -> Result<(Disposition, Option<String>), ProviderError> {
@@ -198,11 +200,7 @@ impl ApideckImporter {
             Existing::Absent
         } else {
             // Pre-existing check: import is an upsert and would overwrite what is there.
-            match self
-                .client
-                .get_connection(at, &record.secret_values())
-                .await?
-            {
+            match self.client.get_connection(at, secrets).await? {
                 Lookup::Found(connection) => classify_existing(Some(&connection), &record.id),
                 Lookup::NotFound(_) => Existing::Absent,
             }
@@ -425,7 +423,7 @@ impl AuthImporter for ApideckImporter {
     ) -> Result<ImportOutcome, ProviderError> {
         let at: &ApideckRef = payload_of(mapped, PROVIDER)?;
         let secrets = record.secret_values();
-        let (disposition, decision_note) = self.before_write(record, at, prior).await?;
+        let (disposition, decision_note) = self.before_write(record, &secrets, at, prior).await?;
         if disposition == Disposition::Skipped {
             return Ok(ImportOutcome {
                 disposition,
@@ -472,7 +470,9 @@ impl AuthImporter for ApideckImporter {
         prior: Option<&PriorImport>,
     ) -> Result<Option<String>, ProviderError> {
         let at: &ApideckRef = payload_of(mapped, PROVIDER)?;
-        let (disposition, note) = self.before_write(record, at, prior).await?;
+        let (disposition, note) = self
+            .before_write(record, &record.secret_values(), at, prior)
+            .await?;
         Ok(note.filter(|_| disposition == Disposition::Skipped))
     }
 
