@@ -72,11 +72,11 @@ pub fn apideck(root: &Path, driver: &Path, work: &Path, run: ApideckRun) -> anyh
     // machine (a virtual disk whose sync latency varies) moves by a fifth, so the figures are
     // medians, with every run kept.
     let state = work.join("apideck-state.db");
-    let (mut ours, mut peers) = (Vec::new(), Vec::new());
-    let mut last = Value::Null;
-    for _ in 0..rounds {
+    // One authport run on a fresh state. A rate only counts when every record was imported,
+    // as the peer's must be.
+    let import = |input: &Path, records: usize| -> anyhow::Result<Value> {
         fresh(&state)?;
-        last = driver_json(
+        let figure = driver_json(
             driver,
             &[
                 "apideck-import",
@@ -86,11 +86,16 @@ pub fn apideck(root: &Path, driver: &Path, work: &Path, run: ApideckRun) -> anyh
                 &concurrency.to_string(),
             ],
         )?;
-        // A rate only counts when every record was imported, as the peer's must be.
-        let imported = last["summary"]["counts"]["imported"].as_u64();
+        let imported = figure["summary"]["counts"]["imported"].as_u64();
         if imported != Some(records as u64) {
-            bail!("authport imported {imported:?} of {records} records: {last}");
+            bail!("authport imported {imported:?} of {records} records: {figure}");
         }
+        Ok(figure)
+    };
+    let (mut ours, mut peers) = (Vec::new(), Vec::new());
+    let mut last = Value::Null;
+    for _ in 0..rounds {
+        last = import(&input, records)?;
         ours.push(last["records_per_second"].as_f64().unwrap_or(0.0));
         let peer = peer(root, &base, &input, concurrency)?;
         if peer["failed"].as_u64() != Some(0) {
@@ -106,24 +111,7 @@ pub fn apideck(root: &Path, driver: &Path, work: &Path, run: ApideckRun) -> anyh
         "apideck-rss",
         rss_records,
         0,
-        |records, input| {
-            fresh(&state)?;
-            let figure = driver_json(
-                driver,
-                &[
-                    "apideck-import",
-                    &base,
-                    &input.display().to_string(),
-                    &state.display().to_string(),
-                    &concurrency.to_string(),
-                ],
-            )?;
-            let imported = figure["summary"]["counts"]["imported"].as_u64();
-            if imported != Some(records as u64) {
-                bail!("authport imported {imported:?} of {records} records: {figure}");
-            }
-            Ok(figure)
-        },
+        |records, input| import(input, records),
     )?;
 
     drop(server_stdin);

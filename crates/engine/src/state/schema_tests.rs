@@ -227,13 +227,7 @@ async fn a_schema_1_file_with_or_without_a_recorded_version_is_upgraded() {
             Prepared::Conflict("a".into())
         );
         assert_eq!(state.grant_holder("tray", &key("g1"), "z").unwrap(), None);
-        let id: i32 = state
-            .shared
-            .lock()
-            .connection
-            .query_row("PRAGMA application_id", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(id, schema::APPLICATION_ID);
+        assert_eq!(super::tests::application_id(&state), schema::APPLICATION_ID);
     }
 }
 

@@ -513,13 +513,17 @@ fn an_unrelated_database_is_refused_and_left_byte_for_byte() {
     let ours = dir.path().join("state.db");
     drop(StateStore::open(&ours).unwrap());
     let state = StateStore::open(&ours).unwrap();
-    let id: i32 = state
+    assert_eq!(application_id(&state), schema::APPLICATION_ID);
+}
+
+/// The state file's SQLite `application_id`.
+pub(super) fn application_id(state: &StateStore) -> i32 {
+    state
         .shared
         .lock()
         .connection
         .query_row("PRAGMA application_id", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(id, schema::APPLICATION_ID);
+        .unwrap()
 }
 
 #[cfg(unix)]
