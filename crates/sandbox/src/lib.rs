@@ -12,6 +12,7 @@
 mod emulator;
 pub mod faults;
 pub mod persist;
+mod rotation;
 #[cfg(feature = "contract")]
 pub mod spec;
 // The vendors' modules are declared by `emulators!` below.

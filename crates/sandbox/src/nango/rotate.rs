@@ -15,6 +15,7 @@ use axum::routing::post;
 use serde::Deserialize;
 
 use super::{ConnectionKey, Inner, NangoState};
+use crate::rotation::{rotate, take_due};
 
 impl NangoState {
     /// Rotates the connection's credentials right after each of its next `times` reads.
@@ -33,28 +34,13 @@ impl NangoState {
 
 /// Called with the lock held, after a read of `key` was answered.
 pub(super) fn after_read(inner: &mut Inner, key: &ConnectionKey) {
-    let due = match inner.rotate_after_read.get_mut(key) {
-        Some(left) if *left > 0 => {
-            *left -= 1;
-            true
-        }
-        _ => false,
-    };
-    if !due {
+    if !take_due(&mut inner.rotate_after_read, key) {
         return;
     }
     inner.rotations += 1;
     let round = inner.rotations;
     if let Some(stored) = inner.connections.get_mut(key) {
-        for (name, value) in stored.credentials.iter_mut() {
-            // The tokens a refresh changes, never a setting stored beside them.
-            if !matches!(name.as_str(), "access_token" | "refresh_token") {
-                continue;
-            }
-            if let serde_json::Value::String(text) = value {
-                *text = format!("{text}~rotated{round}");
-            }
-        }
+        rotate(&mut stored.credentials, round);
     }
 }
 
