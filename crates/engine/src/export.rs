@@ -212,23 +212,11 @@ pub async fn export(
 
 #[cfg(test)]
 mod tests {
-    use authport_core::VendorRate;
-
     use super::*;
 
     #[test]
     fn a_source_reads_at_the_operators_rate_else_the_vendors() {
-        let documented = ProviderLimits {
-            rate: VendorRate::Documented {
-                per_second: 30.0,
-                burst: 50,
-            },
-            default_concurrency: 8,
-        };
-        let undocumented = ProviderLimits {
-            rate: VendorRate::Undocumented { ceiling: 100.0 },
-            ..documented
-        };
+        let (documented, undocumented) = crate::run::pacing::tests::vendor_limits();
         let fixed = |rate, burst| Pacing::Fixed { rate, burst };
         let at = |per_second| RateChoice::Fixed {
             per_second,

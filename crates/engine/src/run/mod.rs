@@ -21,7 +21,7 @@
 mod discovery;
 mod grants;
 mod options;
-mod pacing;
+pub(crate) mod pacing;
 mod record;
 pub mod rotation;
 

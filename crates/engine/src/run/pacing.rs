@@ -196,18 +196,11 @@ pub fn pacing(limits: &ProviderLimits, choice: RateChoice, ceiling: Option<f64>)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn default_send_rate_is_the_documented_rate_and_burst() {
-        assert_eq!(default_send_rate(30.0, 50), (30.0, 50));
-        assert_eq!(default_send_rate(10.0, 10), (10.0, 10));
-        assert_eq!(default_send_rate(100.0, 0), (100.0, 1));
-    }
-
-    #[test]
-    fn pacing_is_auto_for_undocumented_vendors_and_when_asked() {
+    /// A vendor documenting 30/s with a burst of 50, and one publishing no limit (ceiling 100/s).
+    pub(crate) fn vendor_limits() -> (ProviderLimits, ProviderLimits) {
         let documented = ProviderLimits {
             rate: VendorRate::Documented {
                 per_second: 30.0,
@@ -219,6 +212,19 @@ mod tests {
             rate: VendorRate::Undocumented { ceiling: 100.0 },
             ..documented
         };
+        (documented, undocumented)
+    }
+
+    #[test]
+    fn default_send_rate_is_the_documented_rate_and_burst() {
+        assert_eq!(default_send_rate(30.0, 50), (30.0, 50));
+        assert_eq!(default_send_rate(10.0, 10), (10.0, 10));
+        assert_eq!(default_send_rate(100.0, 0), (100.0, 1));
+    }
+
+    #[test]
+    fn pacing_is_auto_for_undocumented_vendors_and_when_asked() {
+        let (documented, undocumented) = vendor_limits();
         let fixed = |rate, burst| Pacing::Fixed { rate, burst };
         let auto = |ceiling| Pacing::Auto(AutoRate::under(ceiling));
         let at = |per_second, burst| RateChoice::Fixed { per_second, burst };
@@ -253,17 +259,7 @@ mod tests {
 
     #[test]
     fn a_share_scales_the_vendors_budget_never_the_operators_lower_rate() {
-        let documented = ProviderLimits {
-            rate: VendorRate::Documented {
-                per_second: 30.0,
-                burst: 50,
-            },
-            default_concurrency: 8,
-        };
-        let undocumented = ProviderLimits {
-            rate: VendorRate::Undocumented { ceiling: 100.0 },
-            ..documented
-        };
+        let (documented, undocumented) = vendor_limits();
         let fixed = |rate, burst| Pacing::Fixed { rate, burst };
         let auto = |ceiling| Pacing::Auto(AutoRate::under(ceiling));
         let at = |per_second, burst| RateChoice::Fixed { per_second, burst };
