@@ -159,12 +159,7 @@ impl TrayExporter {
     ) -> Result<(), ProviderError> {
         counts.owners += 1;
         let owner = user.owner();
-        let user_ref = UserRef {
-            external_user_id: &owner.id,
-            name: owner.name.as_deref(),
-            user_id: Some(&user.id),
-            secrets: &[],
-        };
+        let user_ref = user.user_ref(&owner);
         let listed = self.list_auths(user_ref, sink.reads()).await;
         let listed = match listed {
             Ok(listed) => listed,
@@ -353,6 +348,16 @@ impl ExportUser {
                 .unwrap_or_else(|| self.id.clone()),
             name: self.name.clone().filter(|n| !n.trim().is_empty()),
             email: None,
+        }
+    }
+
+    /// The user as the export's reads address it (its `owner`, its Tray id, no secrets).
+    pub(crate) fn user_ref<'a>(&'a self, owner: &'a Owner) -> UserRef<'a> {
+        UserRef {
+            external_user_id: &owner.id,
+            name: owner.name.as_deref(),
+            user_id: Some(&self.id),
+            secrets: &[],
         }
     }
 }

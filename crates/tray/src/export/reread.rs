@@ -13,7 +13,6 @@ use authport_kit::{Effect, Method};
 
 use super::{TrayExporter, to_record};
 use crate::client::{Resource, RestCall, master_failure};
-use crate::users::UserRef;
 
 impl TrayExporter {
     pub(super) async fn reread_one(
@@ -23,12 +22,7 @@ impl TrayExporter {
     ) -> Result<Option<CredentialRecord>, ProviderError> {
         for user in self.users_of(reads, &object.owner_id).await? {
             let owner = user.owner();
-            let user_ref = UserRef {
-                external_user_id: &owner.id,
-                name: owner.name.as_deref(),
-                user_id: Some(&user.id),
-                secrets: &[],
-            };
+            let user_ref = user.user_ref(&owner);
             let listed = self.list_auths(user_ref, reads).await?;
             let Some(auth) = listed
                 .viewer
