@@ -15,26 +15,16 @@ use common::*;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-fn oauth(id: &str, owner: &str, name: &str, service: &str, unified_api: &str) -> String {
-    json!({"id": id, "owner": {"id": owner, "name": name, "email": format!("{owner}@example.com")},
-           "service": service,
-           "auth": {"type": "oauth2", "access_token": canary(&format!("{id}-access")),
-                    "refresh_token": canary(&format!("{id}-refresh")),
-                    "expires_at": "2030-01-01T00:00:00Z"},
-           "targets": {"apideck": {"unified_api": unified_api, "service_id": service}}})
-    .to_string()
-}
-
 fn input_lines() -> Vec<String> {
     vec![
-        oauth("u1/hubspot", "u1", "Ada", "hubspot", "crm"),
-        oauth("u1/pipedrive", "u1", "Ada", "pipedrive", "crm"),
-        oauth("u2/xero", "u2", "Bob", "xero", "accounting"),
-        oauth("u3/hubspot", "u3", "Cy", "hubspot", "crm"),
+        apideck_oauth_line("u1/hubspot", "u1", "Ada", "hubspot", "crm"),
+        apideck_oauth_line("u1/pipedrive", "u1", "Ada", "pipedrive", "crm"),
+        apideck_oauth_line("u2/xero", "u2", "Bob", "xero", "accounting"),
+        apideck_oauth_line("u3/hubspot", "u3", "Cy", "hubspot", "crm"),
         // No such connector: can never be imported (a mapping failure).
-        oauth("u4/nosuch", "u4", "Di", "nosuch", "crm"),
+        apideck_oauth_line("u4/nosuch", "u4", "Di", "nosuch", "crm"),
         // The consumer already has a connection: skipped, and not on the worklist.
-        oauth("u5/hubspot", "u5", "Ed", "hubspot", "crm"),
+        apideck_oauth_line("u5/hubspot", "u5", "Ed", "hubspot", "crm"),
     ]
 }
 
@@ -341,7 +331,7 @@ async fn failed_refreshes_and_unimportable_records_end_on_the_reconnect_list() {
     assert!(dir.path().join("state.db.events").is_file());
 }
 
-fn tray_oauth(id: &str, owner: &str, environment: &str) -> String {
+fn tray_apideck_oauth_line(id: &str, owner: &str, environment: &str) -> String {
     json!({"id": id, "owner": {"id": owner, "name": owner.to_uppercase()},
            "service": "hubspot",
            "auth": {"type": "oauth2", "access_token": canary(&format!("{id}-access")),
@@ -363,10 +353,10 @@ async fn tray_lists_records_that_can_never_be_imported_with_single_use_dialog_li
         inputs.path(),
         "in.jsonl",
         &[
-            tray_oauth("t1/hubspot", "t1", "acme hubspot oauth"),
+            tray_apideck_oauth_line("t1/hubspot", "t1", "acme hubspot oauth"),
             // Tray's own OAuth app cannot refresh tokens another app issued: never imported,
             // and the operator's to fix (targets.tray.service_environment).
-            tray_oauth("t2/hubspot", "t2", "Production"),
+            tray_apideck_oauth_line("t2/hubspot", "t2", "Production"),
             // An API key for the OAuth environment: the end user must connect again.
             json!({"id": "t3/hubspot", "owner": {"id": "t3", "name": "T3"}, "service": "hubspot",
                    "auth": {"type": "api_key", "api_key": canary("t3/hubspot-key")}})

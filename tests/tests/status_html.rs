@@ -12,38 +12,28 @@ use std::process::Stdio;
 
 use authport_browser::Browser;
 use authport_sandbox::apideck::FailRefresh;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::common;
 
 use common::*;
 
-fn oauth(id: &str, owner: &str, name: &str, service: &str, unified_api: &str) -> String {
-    json!({"id": id, "owner": {"id": owner, "name": name, "email": format!("{owner}@example.com")},
-           "service": service,
-           "auth": {"type": "oauth2", "access_token": canary(&format!("{id}-access")),
-                    "refresh_token": canary(&format!("{id}-refresh")),
-                    "expires_at": "2030-01-01T00:00:00Z"},
-           "targets": {"apideck": {"unified_api": unified_api, "service_id": service}}})
-    .to_string()
-}
-
 /// Four imports (two of them later fail to refresh) and one record that can never be
 /// imported. An owner's name needs escaping.
 fn input_lines() -> Vec<String> {
     vec![
-        oauth("u1/hubspot", "u1", "Ada <Lovelace> & Co", "hubspot", "crm"),
-        oauth(
+        apideck_oauth_line("u1/hubspot", "u1", "Ada <Lovelace> & Co", "hubspot", "crm"),
+        apideck_oauth_line(
             "u1/pipedrive",
             "u1",
             "Ada <Lovelace> & Co",
             "pipedrive",
             "crm",
         ),
-        oauth("u2/xero", "u2", "Bob", "xero", "accounting"),
-        oauth("u3/hubspot", "u3", "Cy", "hubspot", "crm"),
-        oauth("u4/nosuch", "u4", "Di", "nosuch", "crm"),
+        apideck_oauth_line("u2/xero", "u2", "Bob", "xero", "accounting"),
+        apideck_oauth_line("u3/hubspot", "u3", "Cy", "hubspot", "crm"),
+        apideck_oauth_line("u4/nosuch", "u4", "Di", "nosuch", "crm"),
     ]
 }
 

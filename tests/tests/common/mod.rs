@@ -337,3 +337,21 @@ pub fn tray_solution_line(owner: &str, service: &str) -> String {
         canary(&format!("{owner}-{service}"))
     )
 }
+
+/// An Apideck OAuth record of `owner` (named `name`) for `service` under `unified_api`, with
+/// canary tokens that expire in 2030.
+pub fn apideck_oauth_line(
+    id: &str,
+    owner: &str,
+    name: &str,
+    service: &str,
+    unified_api: &str,
+) -> String {
+    serde_json::json!({"id": id, "owner": {"id": owner, "name": name, "email": format!("{owner}@example.com")},
+           "service": service,
+           "auth": {"type": "oauth2", "access_token": canary(&format!("{id}-access")),
+                    "refresh_token": canary(&format!("{id}-refresh")),
+                    "expires_at": "2030-01-01T00:00:00Z"},
+           "targets": {"apideck": {"unified_api": unified_api, "service_id": service}}})
+    .to_string()
+}
