@@ -12,7 +12,7 @@ use std::process::Stdio;
 
 use authport_sandbox::apideck::FailRefresh;
 use common::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 fn input_lines() -> Vec<String> {
@@ -86,10 +86,7 @@ async fn failed_refreshes_and_unimportable_records_end_on_the_reconnect_list() {
     let inputs = scratch(); // the input holds canaries: kept apart from what must not
     let input = write_lines(inputs.path(), "in.jsonl", &input_lines());
     let input = input.to_str().unwrap();
-    let token = Map::from_iter([("access_token".to_owned(), json!("theirs"))]);
-    sandbox
-        .apideck
-        .precreate_connection("u5", "crm", "hubspot", Map::new(), Some(token));
+    crate::apideck::precreate_theirs(&sandbox.apideck, "u5");
     std::fs::write(
         dir.path().join("authport.toml"),
         "[apideck]\nredirect_uri = \"https://app.example/after-reconnect\"\n",

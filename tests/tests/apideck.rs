@@ -28,6 +28,13 @@ pub(crate) const CONSUMERS: &str = "GET /vault/consumers";
 pub(crate) const CONNECTION_READ: &str = "GET /vault/connections/{unified_api}/{service_id}";
 pub(crate) const IMPORT: &str = "POST /vault/connections/{unified_api}/{service_id}/import";
 
+/// A HubSpot (CRM) connection of `consumer` that someone else set up, with their own token:
+/// authport must leave it alone.
+pub(crate) fn precreate_theirs(apideck: &authport_sandbox::apideck::ApideckState, consumer: &str) {
+    let token = Map::from_iter([("access_token".to_owned(), json!("theirs"))]);
+    apideck.precreate_connection(consumer, "crm", "hubspot", Map::new(), Some(token));
+}
+
 pub(crate) fn count(report: &[Value], status: &str) -> usize {
     report.iter().filter(|l| l["status"] == status).count()
 }
@@ -170,15 +177,7 @@ async fn verify_tells_callable_from_authorized() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pre_existing_connections_are_skipped_and_survive_rollback() {
     let sandbox = sandbox().await;
-    let mut credentials = Map::new();
-    credentials.insert("access_token".to_owned(), json!("theirs"));
-    sandbox.apideck.precreate_connection(
-        "acme-42",
-        "crm",
-        "hubspot",
-        Map::new(),
-        Some(credentials),
-    );
+    precreate_theirs(&sandbox.apideck, "acme-42");
     let dir = scratch();
     let input = write_lines(dir.path(), "in.jsonl", &example_lines());
     let run = import(&sandbox, dir.path(), &input, &[]).await;

@@ -2,11 +2,11 @@
 //! echoing Vault quotes never reach any output, a migration into fresh consumers costs one
 //! request per record, the consumer list's fallbacks, and settings `[apideck]` refuses.
 
-use crate::apideck::{CONNECTION_READ, CONSUMERS, IMPORT, count, import, line};
+use crate::apideck::{CONNECTION_READ, CONSUMERS, IMPORT, count, import, line, precreate_theirs};
 use crate::common;
 
 use common::*;
-use serde_json::{Map, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Issue 8 item 10, from the binary: Vault's validation answer quotes the record's secrets
@@ -158,16 +158,8 @@ async fn a_migration_into_fresh_consumers_sends_one_request_per_record() {
     for n in 0..250 {
         sandbox.apideck.precreate_consumer(&format!("other-{n:03}"));
     }
-    let mut token = Map::new();
-    token.insert("access_token".to_owned(), json!("theirs"));
     for consumer in ["other-007", "existing-1", "existing-2"] {
-        sandbox.apideck.precreate_connection(
-            consumer,
-            "crm",
-            "hubspot",
-            Map::new(),
-            Some(token.clone()),
-        );
+        precreate_theirs(&sandbox.apideck, consumer);
     }
     let dir = scratch();
     // 30 fresh consumers and two that exist, holding another service only.
@@ -203,15 +195,7 @@ async fn a_migration_into_fresh_consumers_sends_one_request_per_record() {
 async fn a_failing_consumer_list_falls_back_to_reading_each_connection() {
     let sandbox = sandbox().await;
     sandbox.apideck.set_consumers_listing_broken(true);
-    let mut credentials = Map::new();
-    credentials.insert("access_token".to_owned(), json!("theirs"));
-    sandbox.apideck.precreate_connection(
-        "acme-42",
-        "crm",
-        "hubspot",
-        Map::new(),
-        Some(credentials),
-    );
+    precreate_theirs(&sandbox.apideck, "acme-42");
     let dir = scratch();
     let input = write_lines(dir.path(), "in.jsonl", &example_lines());
     let run = import(&sandbox, dir.path(), &input, &[]).await;
